@@ -1,0 +1,1 @@
+"""Shared kernel: settings, database access under tenancy, events, bus, errors, logging, ids."""

@@ -1,0 +1,54 @@
+"""asyncpg pools for the platform roles and the one helper that opens a tenant-scoped transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from core.errors import Unavailable
+
+# The only GUCs the row-level security policies read. Set per transaction, never per session.
+TENANT_SCOPE_GUC = "app.tenant_ids"
+DEPARTMENT_GUC = "app.department_id"
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A pool for one role; the only place the platform creates pools."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise Unavailable(f"database unreachable: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+def scope_literal(tenant_ids: Iterable[uuid.UUID]) -> str:
+    """A Postgres uuid[] literal; ids are UUID objects, so no quoting issue can arise."""
+    return "{" + ",".join(str(uuid.UUID(str(t))) for t in tenant_ids) + "}"
+
+
+@asynccontextmanager
+async def tenant_transaction(
+    pool: asyncpg.Pool,
+    tenant_ids: Iterable[uuid.UUID],
+    *,
+    department_id: uuid.UUID | None = None,
+    readonly: bool = False,
+) -> AsyncIterator[asyncpg.Connection]:
+    """Open a transaction whose row-level security scope is `tenant_ids` (and the department directory).
+
+    The scope is set with set_config(..., is_local => true): it dies with the transaction, so a pooled
+    connection never carries one request's tenants into the next. An empty scope sees nothing.
+    """
+    scope = scope_literal(tenant_ids)
+    department = "" if department_id is None else str(department_id)
+    async with pool.acquire() as conn:
+        async with conn.transaction(readonly=readonly):
+            await conn.execute(
+                "SELECT set_config($1, $2, true), set_config($3, $4, true)",
+                TENANT_SCOPE_GUC, scope, DEPARTMENT_GUC, department,
+            )
+            yield conn
