@@ -33,10 +33,15 @@ typecheck: $(STAMP)
 test: install lint typecheck
 	$(BIN)/pytest
 
-bench: install bench-api
+bench: install
+	$(MAKE) $(BENCHES)
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+
+# Each package adds its own targets (bench-<name>, demo processes) in mk/<package>.mk and appends to BENCHES.
+BENCHES := bench-api
+-include mk/*.mk
