@@ -1,0 +1,1 @@
+"""The `vigie` command: migrate, seed, demo, audit verification, key rotation, commune import."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import cast
 
 import asyncpg
 
 from core.errors import Unavailable
+from core.tenancy import Principal
 
 # The only GUCs the row-level security policies read. Set per transaction, never per session.
 TENANT_SCOPE_GUC = "app.tenant_ids"
@@ -51,4 +54,34 @@ async def tenant_transaction(
                 "SELECT set_config($1, $2, true), set_config($3, $4, true)",
                 TENANT_SCOPE_GUC, scope, DEPARTMENT_GUC, department,
             )
-            yield conn
+            # The pool hands out proxies that forward every Connection method.
+            yield cast(asyncpg.Connection, conn)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The runtime pool (RLS applies) and the cross-tenant pool (department jobs only, always journaled)."""
+
+    app_pool: asyncpg.Pool
+    department_pool: asyncpg.Pool
+
+    def transaction(
+        self, principal: Principal, *, readonly: bool = False,
+    ) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A transaction that sees exactly the principal's scope."""
+        return tenant_transaction(self.app_pool, principal.scope.tenant_ids,
+                                  department_id=principal.scope.department_id, readonly=readonly)
+
+    def unscoped(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A transaction on the runtime role with an empty scope: identity tables only, no tenant row visible."""
+        return tenant_transaction(self.app_pool, ())
+
+    @asynccontextmanager
+    async def cross_tenant(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the department role (BYPASSRLS): sign-in lookups and department jobs only."""
+        async with self.department_pool.acquire() as conn:
+            yield cast(asyncpg.Connection, conn)
+
+    async def close(self) -> None:
+        await self.app_pool.close()
+        await self.department_pool.close()

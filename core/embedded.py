@@ -108,7 +108,8 @@ async def resolve_postgres(settings: Settings) -> Settings:
 
     data_dir = settings.var_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = await asyncio.to_thread(pgserver.get_server, str(data_dir), cleanup_mode=None)
+    get_server = pgserver.get_server  # type: ignore[attr-defined]
+    server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode=None)
     uri: str = server.get_uri()
     log.info("postgres.embedded_started", data_dir=str(data_dir))
     socket_dir = uri.split("host=", 1)[1].split("&", 1)[0]

@@ -1,0 +1,1 @@
+"""Identity: local accounts, signed access tokens, refresh sessions, second factor, throttling, OIDC federation."""

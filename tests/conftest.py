@@ -56,3 +56,4 @@ async def department_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
     yield pool
     await pool.close()
+pytest_plugins = ["tests.camsim_fixture"]

@@ -1,0 +1,101 @@
+"""The HTTP application: routes, authentication, errors, OpenAPI, metrics, and the services it calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.middleware.base import DefineMiddleware
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from api.deps import DEPENDENCIES
+from api.errors import EXCEPTION_HANDLERS
+from api.middleware import RequestIdMiddleware, require_json_body
+from api.openapi import document_problems, openapi_config
+from api.routes.auth import AuthController, jwks
+from api.routes.cameras import AuthorisationController, CameraController
+from api.routes.forces import ForceController
+from api.routes.health import healthz, readyz
+from api.routes.journal import JournalController
+from api.routes.sites import SiteController
+from api.routes.tenants import CommuneController, TenantController
+from api.routes.users import MeController, UserController
+from api.security import PUBLIC_PATHS, BearerAuthentication
+from api.services import Services
+from core.bus import Bus
+from core.crypto import SecretBox
+from core.db import Database, create_pool
+from core.errors import Unavailable
+from core.logging import get_logger
+from core.settings import Settings
+from identity.keys import KeyRing
+from identity.oidc import OidcClient
+from identity.repository import IdentityRepository
+from identity.service import IdentityService
+from journal.service import JournalService
+from tenants.service import TenancyService
+
+log = get_logger(__name__)
+VERSION = "0.1.0"
+
+ROUTES: list[Any] = [
+    AuthController, jwks, MeController, UserController, TenantController, CommuneController, SiteController,
+    CameraController, AuthorisationController, ForceController, JournalController, healthz, readyz,
+]
+
+
+async def build_services(settings: Settings) -> Services:
+    db = Database(
+        app_pool=await create_pool(settings.database.app_dsn, min_size=settings.database.pool_min_size,
+                                   max_size=settings.database.pool_max_size),
+        department_pool=await create_pool(settings.database.department_dsn, min_size=1, max_size=4),
+    )
+    secrets = SecretBox(settings.data_key.get_secret_value())
+    journal = JournalService()
+    repository = IdentityRepository()
+    identity = IdentityService(db, secrets, settings.auth, KeyRing(secrets, repository), journal, repository)
+    await identity.load_keys()
+    oidc = OidcClient(settings.oidc, db, repository) if settings.oidc.issuer else None
+    try:
+        bus: Bus | None = await Bus.connect(settings.nats.url, name="vigie-api", connect_timeout_s=2)
+    except Unavailable as exc:
+        log.warning("api.nats_unavailable", error=str(exc))
+        bus = None
+    return Services(settings=settings, db=db, identity=identity, tenancy=TenancyService(db, secrets, journal),
+                    journal=journal, oidc=oidc, bus=bus)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Litestar:
+    """The ASGI app; `services` may be given by a test that built them itself."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services if services is not None else await build_services(settings)
+        document_problems(app, PUBLIC_PATHS)
+        try:
+            yield
+        finally:
+            if owned:
+                if app.state.services.bus is not None:
+                    await app.state.services.bus.close()
+                await app.state.services.db.close()
+
+    prometheus = PrometheusConfig(app_name="vigie", group_path=True, exclude=["/metrics"])
+    return Litestar(
+        route_handlers=[*ROUTES, PrometheusController],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            RequestIdMiddleware,
+            prometheus.middleware,
+            DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS),
+        ],
+        before_request=require_json_body,
+        openapi_config=openapi_config(VERSION),
+        lifespan=[lifespan],
+        request_max_body_size=settings.api.max_body_bytes,
+        debug=False,
+    )

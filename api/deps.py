@@ -1,0 +1,29 @@
+"""Dependencies every handler may declare: the verified principal and the process's services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+
+from api.services import Services
+from core.tenancy import Principal
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)
+    return user
+
+
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+DEPENDENCIES = {
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "services": Provide(provide_services, sync_to_thread=False),
+}

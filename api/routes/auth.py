@@ -1,0 +1,67 @@
+"""Sign-in, second factor, refresh, logout, JWKS and federated sign-in."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.response import Redirect
+
+from api.services import Services
+from core.errors import Unavailable
+from core.tenancy import Principal
+from identity.model import LoginRequest, RefreshRequest, SecondFactorChallenge, TokenPair, TotpLoginRequest
+
+
+def _client(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    host = request.client.host if request.client else "unknown"
+    return host, request.headers.get("user-agent", "")
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/login", summary="Sign in with email and password", status_code=200)
+    async def login(self, request: Request[Any, Any, Any], services: Services,
+                    data: LoginRequest) -> TokenPair | SecondFactorChallenge:
+        ip, agent = _client(request)
+        return await services.identity.login(data, client_ip=ip, user_agent=agent)
+
+    @post("/login/totp", summary="Finish signing in with a TOTP code", status_code=200)
+    async def login_totp(self, request: Request[Any, Any, Any], services: Services,
+                         data: TotpLoginRequest) -> TokenPair:
+        ip, agent = _client(request)
+        return await services.identity.login_second_factor(data.challenge, data.code, client_ip=ip,
+                                                          user_agent=agent)
+
+    @post("/refresh", summary="Exchange a refresh token (each works once)", status_code=200)
+    async def refresh(self, services: Services, data: RefreshRequest) -> TokenPair:
+        return await services.identity.refresh(data.refresh_token)
+
+    @post("/logout", summary="End the caller's session", status_code=204)
+    async def logout(self, principal: Principal, services: Services) -> None:
+        await services.identity.logout(principal)
+
+    @get("/oidc/start", summary="Start a federated sign-in at the configured identity provider", status_code=302)
+    async def oidc_start(self, services: Services) -> Redirect:
+        if services.oidc is None:
+            raise Unavailable("no external identity provider is configured")
+        return Redirect(path=await services.oidc.start(), status_code=302)
+
+    @get("/oidc/callback", summary="Finish a federated sign-in")
+    async def oidc_callback(self, request: Request[Any, Any, Any], services: Services,
+                            code: Annotated[str, Parameter(min_length=1, max_length=2048)],
+                            oidc_state: Annotated[str, Parameter(query="state", min_length=1, max_length=256)],
+                            ) -> TokenPair | SecondFactorChallenge:
+        if services.oidc is None:
+            raise Unavailable("no external identity provider is configured")
+        email, amr = await services.oidc.finish(code, oidc_state)
+        ip, agent = _client(request)
+        return await services.identity.open_federated_session(email, amr, client_ip=ip, user_agent=agent)
+
+
+@get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")
+async def jwks(services: Services) -> dict[str, Any]:
+    return services.identity.jwks()

@@ -1,0 +1,57 @@
+"""Accounts and their memberships (roles in tenants); habilitation of CSU agents."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, get, patch, post
+
+from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
+from api.services import Services
+from core.tenancy import Principal
+from identity.model import TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
+
+
+class UserController(Controller):
+    path = "/users"
+    tags = ["identity"]
+
+    @get("/", summary="List accounts with a role in the caller's scope")
+    async def list_users(self, principal: Principal, services: Services, limit: Limit = 50,
+                         cursor: Cursor = None) -> Page[User]:
+        rows = await services.identity.list_users(principal, decode_cursor(cursor), limit + 1)
+        return page_of(rows, limit, lambda u: u.id)
+
+    @post("/", summary="Create an account with one membership")
+    async def create_user(self, principal: Principal, services: Services, data: UserCreate) -> UserCreated:
+        return await services.identity.create_user(principal, data)
+
+    @get("/{user_id:uuid}", summary="Read an account")
+    async def get_user(self, principal: Principal, services: Services, user_id: uuid.UUID) -> User:
+        return await services.identity.get_user(principal, user_id)
+
+    @patch("/{user_id:uuid}", summary="Change an account (name, status, habilitation)")
+    async def update_user(self, principal: Principal, services: Services, user_id: uuid.UUID,
+                          data: UserUpdate) -> User:
+        return await services.identity.update_user(principal, user_id, data)
+
+    @post("/{user_id:uuid}/unlock", summary="Unlock an account locked by failed sign-ins", status_code=204)
+    async def unlock_user(self, principal: Principal, services: Services, user_id: uuid.UUID) -> None:
+        await services.identity.unlock_user(principal, user_id)
+
+    @post("/{user_id:uuid}/revoke-sessions", summary="End every session of an account", status_code=204)
+    async def revoke_sessions(self, principal: Principal, services: Services, user_id: uuid.UUID) -> None:
+        await services.identity.revoke_sessions_of(principal, user_id)
+
+
+class MeController(Controller):
+    path = "/me"
+    tags = ["identity"]
+
+    @get("/", summary="The caller's account")
+    async def me(self, principal: Principal, services: Services) -> User:
+        return await services.identity.me(principal)
+
+    @post("/totp", summary="Enrol a new second factor (shown once)")
+    async def enrol_totp(self, principal: Principal, services: Services) -> TotpEnrolment:
+        return await services.identity.enrol_totp(principal)

@@ -1,0 +1,28 @@
+"""Bearer-token authentication: the principal (and its tenant scope) comes from the verified token only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from core.errors import AuthenticationFailed
+from core.logging import bind_context
+
+PUBLIC_PATHS = [
+    "^/healthz$", "^/readyz$", "^/metrics", "^/schema", r"^/\.well-known/", "^/auth/login", "^/auth/refresh$",
+    "^/auth/oidc/",
+]
+
+
+class BearerAuthentication(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("a bearer access token is required")
+        services = connection.app.state.services
+        principal = await services.identity.resolve(token.strip())
+        bind_context(user_id=str(principal.user_id), role=principal.role.value)
+        return AuthenticationResult(user=principal, auth=token)

@@ -1,0 +1,92 @@
+"""`vigie demo`: embedded services, migrated and seeded database, then the platform's processes in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from api.app import create_app
+from cli.main import department_connection, ensure_signing_key
+from cli.seed import DEMO_PASSWORD, SeedResult, seed_demo
+from core.crypto import SecretBox
+from core.embedded import NatsServerProcess, wait_for_port
+from core.migrate import prepare_database
+from core.settings import Settings
+
+RTSP_BASE = os.environ.get("VIGIE_DEMO_RTSP_BASE", "rtsp://127.0.0.1:8554")
+
+
+def _banner(settings: Settings, seeded: SeedResult) -> str:
+    base = settings.api.public_url
+    lines = [
+        "",
+        "Vigie is running.",
+        f"  API            {base}",
+        f"  OpenAPI        {base}/schema/openapi.json   (Swagger UI: {base}/schema/swagger)",
+        f"  Health         {base}/healthz  {base}/readyz   Metrics {base}/metrics",
+        f"  NATS           {settings.nats.url}",
+        "",
+        f"Seeded logins (password for all: {DEMO_PASSWORD}):",
+    ]
+    for user in seeded.users:
+        second = "  second factor: `.venv/bin/vigie totp " + user.email + "`" if user.totp_secret else ""
+        lines.append(f"  {user.role:<17} {user.email:<28}{second}")
+    if not seeded.users:
+        lines.append("  (database already seeded earlier: same logins as printed then; see README)")
+    lines += ["", "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
+              "-d '{\"email\": \"policier@cergy.demo\", \"password\": \"" + DEMO_PASSWORD + "\"}'", "",
+              "Ctrl-C stops everything."]
+    return "\n".join(lines)
+
+
+async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
+    settings = await prepare_database(settings)
+    await ensure_signing_key(settings)
+    async with department_connection(settings) as conn, conn.transaction():
+        seeded = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()), rtsp_base=RTSP_BASE,
+                                 department_code=settings.department_code)
+    if not seeded.created:
+        from cli.seed import USERS, SeededUser
+
+        seeded.users = [SeededUser(email=u[0], role=u[2], tenant=u[3], totp_secret="x" if u[2] in
+                                   ("department_admin", "supervisor", "operator", "tenant_admin") else None)
+                        for u in USERS]
+    if not with_api:
+        print("database migrated and seeded")
+        return 0
+    nats: NatsServerProcess | None = None
+    if settings.nats.embedded:
+        port = urlsplit(settings.nats.url).port or 4222
+        nats = NatsServerProcess(store_dir=settings.nats.store_dir, port=port)
+        nats.start()
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        config = uvicorn.Config(create_app(settings), host=settings.api.host, port=settings.api.port,
+                                log_config=None, lifespan="on")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        await asyncio.to_thread(wait_for_port, settings.api.host, settings.api.port, 30.0)
+        print(_banner(settings, seeded), flush=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM,):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        await serving
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if nats is not None:
+            nats.stop()
+    return 0
+
+

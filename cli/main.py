@@ -1,0 +1,158 @@
+"""`vigie` command line: database, demo, journal verification, keys, communes, second-factor codes for the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pyotp
+
+from core.crypto import SecretBox
+from core.logging import configure_logging
+from core.migrate import prepare_database
+from core.settings import Settings, get_settings
+from identity.keys import rotate_signing_key
+from identity.repository import IdentityRepository
+from identity.service import TOTP_PURPOSE
+from journal.service import JournalService
+from tenants.model import Commune
+from tenants.repository import TenancyRepository
+
+
+@asynccontextmanager
+async def department_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection of the department role (cross-tenant): these commands are department jobs."""
+    conn = await asyncpg.connect(settings.database.department_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    await prepare_database(settings)
+    print("database ready")
+    return 0
+
+
+async def ensure_signing_key(settings: Settings) -> str | None:
+    """Create the first signing key when there is none; returns its kid, or None if one existed."""
+    async with department_connection(settings) as conn:
+        if await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL"):
+            return None
+        return await rotate_signing_key(conn, SecretBox(settings.data_key.get_secret_value()),
+                                        IdentityRepository(), publish_ahead=timedelta(0),
+                                        keep_published=timedelta(seconds=settings.auth.access_ttl_s * 2))
+
+
+async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    async with department_connection(settings) as conn:
+        kid = await rotate_signing_key(
+            conn, SecretBox(settings.data_key.get_secret_value()), IdentityRepository(),
+            publish_ahead=timedelta(seconds=args.publish_ahead),
+            keep_published=timedelta(seconds=max(args.keep_published, settings.auth.access_ttl_s)))
+    print(f"new signing key {kid}: published now, signs after {args.publish_ahead}s")
+    return 0
+
+
+async def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
+    async with department_connection(settings) as conn:
+        report = await JournalService().verify(conn)
+    if report.intact:
+        print(f"journal intact: {report.entries} entries in {report.chains} chains")
+        return 0
+    print(f"journal TAMPERED: {len(report.problems)} problems in {report.chains} chains", file=sys.stderr)
+    for problem in report.problems:
+        print(f"  tenant {problem.tenant_id} position {problem.position}: {problem.problem}", file=sys.stderr)
+    return 1
+
+
+async def cmd_communes_import(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.csv)
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 2
+    communes: list[Commune] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"insee_code", "name", "department_code"} - set(reader.fieldnames or [])
+        if missing:
+            print(f"{path}: missing columns {sorted(missing)}", file=sys.stderr)
+            return 2
+        for line, row in enumerate(reader, start=2):
+            code = row["insee_code"].strip()
+            if len(code) != 5:
+                print(f"{path}:{line}: {code!r} is not an INSEE code", file=sys.stderr)
+                return 2
+            communes.append(Commune(code, row["name"].strip(), row["department_code"].strip()))
+    async with department_connection(settings) as conn, conn.transaction():
+        count = await TenancyRepository().upsert_communes(conn, communes)
+    print(f"{count} communes loaded")
+    return 0
+
+
+async def cmd_totp(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.environment not in ("dev", "test"):
+        print("second-factor codes are shown only on dev and test platforms", file=sys.stderr)
+        return 2
+    async with department_connection(settings) as conn:
+        account = await IdentityRepository().account_by_email(conn, args.email)
+    if account is None or account.totp_secret_sealed is None:
+        print(f"{args.email}: no account with a second factor", file=sys.stderr)
+        return 1
+    secret = SecretBox(settings.data_key.get_secret_value()).open(account.totp_secret_sealed, purpose=TOTP_PURPOSE)
+    print(pyotp.TOTP(secret.decode()).now())
+    return 0
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.demo import run_demo
+
+    code: int = await run_demo(settings, with_api=not args.no_api)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="vigie", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create roles and database if needed, apply migrations").set_defaults(run=cmd_migrate)
+    demo = sub.add_parser("demo", help="start the platform on embedded defaults with a seeded department")
+    demo.add_argument("--no-api", action="store_true", help="prepare and seed, then exit")
+    demo.set_defaults(run=cmd_demo)
+    audit = sub.add_parser("audit", help="access journal").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="detect any altered or removed journal line").set_defaults(run=cmd_audit_verify)
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="keys_command", required=True)
+    rotate = keys.add_parser("rotate", help="publish a new signing key")
+    rotate.add_argument("--publish-ahead", type=int, default=60, help="seconds before it starts signing")
+    rotate.add_argument("--keep-published", type=int, default=3600, help="seconds old keys stay published")
+    rotate.set_defaults(run=cmd_keys_rotate)
+    communes = sub.add_parser("communes", help="commune list").add_subparsers(dest="communes_command", required=True)
+    load = communes.add_parser("import", help="load an INSEE COG CSV (insee_code,name,department_code)")
+    load.add_argument("csv")
+    load.set_defaults(run=cmd_communes_import)
+    totp = sub.add_parser("totp", help="current second-factor code of a demo account (dev only)")
+    totp.add_argument("email")
+    totp.set_defaults(run=cmd_totp)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    try:
+        code: int = asyncio.run(args.run(settings, args))
+    except KeyboardInterrupt:
+        code = 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

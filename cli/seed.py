@@ -1,0 +1,165 @@
+"""A realistic demo department: Val-d'Oise, its own sites, two communes under different forces, users of every role."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import asyncpg
+import msgspec
+import pyotp
+
+from core.crypto import SecretBox
+from core.ids import new_id
+from identity.passwords import hash_password
+from identity.repository import IdentityRepository
+from identity.service import TOTP_PURPOSE
+from journal.service import JournalService
+from tenants.repository import TenancyRepository
+
+DEMO_PASSWORD = "vigie-demo-2026!"
+
+
+@dataclass(frozen=True)
+class SeededUser:
+    email: str
+    role: str
+    tenant: str
+    totp_secret: str | None
+
+
+@dataclass
+class SeedResult:
+    department_id: uuid.UUID
+    tenants: dict[str, uuid.UUID] = field(default_factory=dict)
+    forces: dict[str, uuid.UUID] = field(default_factory=dict)
+    cameras: dict[str, uuid.UUID] = field(default_factory=dict)
+    users: list[SeededUser] = field(default_factory=list)
+    created: bool = True
+
+
+# (tenant key, name, kind, INSEE, live supervision, municipal police opt-in)
+TENANTS = [
+    ("departement", "Département du Val-d'Oise", "department", None, True, False),
+    ("cergy", "Cergy", "commune", "95127", True, False),
+    ("marines", "Marines", "commune", "95370", True, True),
+    ("magny", "Magny-en-Vexin", "commune", "95355", False, False),
+]
+# (force key, name, kind, tenant key of a police municipale, communes)
+FORCES = [
+    ("pn_cergy", "Circonscription de sécurité publique de Cergy-Pontoise", "police_nationale", None,
+     ["95127", "95500", "95476", "95218", "95637"]),
+    ("gn_marines", "Brigade de gendarmerie de Marines", "gendarmerie", None, ["95370", "95355"]),
+    ("pm_marines", "Police municipale de Marines", "police_municipale", "marines", ["95370"]),
+    ("sdis", "SDIS 95 — centre de secours de Cergy", "sdis", None, ["95127", "95370", "95355", "95500"]),
+]
+# (site key, tenant key, name, kind, INSEE, lat, lon)
+SITES = [
+    ("college", "departement", "Collège Les Touleuses", "college", "95127", 49.0447, 2.0523),
+    ("mds", "departement", "Maison départementale des solidarités de Cergy", "social", "95127", 49.0386, 2.0778),
+    ("parvis", "cergy", "Parvis de la préfecture", "public_space", "95127", 49.0353, 2.0769),
+    ("gare", "cergy", "Gare de Cergy-Préfecture", "transport", "95127", 49.0367, 2.0783),
+    ("mairie_marines", "marines", "Mairie de Marines", "administrative", "95370", 49.1447, 1.9836),
+    ("place_marines", "marines", "Place du marché", "public_space", "95370", 49.1452, 1.9829),
+    ("stade_magny", "magny", "Stade municipal", "sports", "95355", 49.1553, 1.7871),
+]
+# (camera key, site key, name, simulator stream, event types with a legal basis)
+CAMERAS = [
+    ("c1", "college", "Entrée principale", "cam01", ["forbidden_zone", "abandoned_object"]),
+    ("c2", "college", "Cour de récréation", "cam02", ["forbidden_zone"]),
+    ("c3", "mds", "Accueil", "cam03", []),
+    ("c4", "parvis", "Parvis nord", "cam04", ["crowd_movement", "excessive_density", "abandoned_object"]),
+    ("c5", "gare", "Quais", "cam05", ["wrong_way", "person_on_ground"]),
+    ("c6", "mairie_marines", "Porte de la mairie", "cam06", ["forbidden_zone"]),
+    ("c7", "place_marines", "Place du marché", "cam07", ["abandoned_object", "person_on_ground"]),
+    ("c8", "stade_magny", "Tribune", "cam08", []),
+]
+# (email, name, role, tenant key, force key)
+USERS = [
+    ("admin@valdoise.demo", "Claire Admin", "department_admin", "departement", None),
+    ("superviseur@valdoise.demo", "Hugo Superviseur", "supervisor", "departement", None),
+    ("operateur1@valdoise.demo", "Inès Opératrice", "operator", "departement", None),
+    ("operateur2@valdoise.demo", "Karim Opérateur", "operator", "departement", None),
+    ("auditeur@valdoise.demo", "Nadia Auditrice", "auditor", "departement", None),
+    ("maire@cergy.demo", "Service vidéoprotection de Cergy", "tenant_admin", "cergy", None),
+    ("maire@marines.demo", "Mairie de Marines", "tenant_admin", "marines", None),
+    ("pm@marines.demo", "Brigadier PM Marines", "officer", "marines", "pm_marines"),
+    ("gendarme@marines.demo", "Maréchal des logis Marines", "officer", "departement", "gn_marines"),
+    ("policier@cergy.demo", "Gardien de la paix Cergy", "officer", "departement", "pn_cergy"),
+]
+SECOND_FACTOR = {"department_admin", "supervisor", "operator", "tenant_admin"}
+
+
+async def seed_demo(conn: asyncpg.Connection, secrets: SecretBox, *, rtsp_base: str,
+                    department_code: str = "95") -> SeedResult:
+    """Idempotent: a department already present is left as it is. Runs as the department role."""
+    tenancy, identity, journal = TenancyRepository(), IdentityRepository(), JournalService()
+    existing = await tenancy.department_by_code(conn, department_code)
+    if existing is not None:
+        return SeedResult(department_id=existing["id"], created=False)
+    department_id = new_id()
+    result = SeedResult(department_id=department_id)
+    await tenancy.insert_department(conn, department_id, department_code, "Val-d'Oise")
+    for key, name, kind, insee, live, pm_opt_in in TENANTS:
+        tenant = await tenancy.insert_tenant(conn, {
+            "id": new_id(), "department_id": department_id, "kind": kind, "name": name, "insee_code": insee,
+            "live_supervision": live, "municipal_police_opt_in": pm_opt_in,
+            "retention_days": 30 if kind == "department" else 15})
+        result.tenants[key] = tenant.id
+    for key, name, kind, tenant_key, communes in FORCES:
+        force_id = new_id()
+        await tenancy.insert_force(conn, {"id": force_id, "department_id": department_id, "kind": kind,
+                                          "name": name, "tenant_id": result.tenants.get(tenant_key or ""),
+                                          "phone": "17"})
+        await tenancy.set_force_communes(conn, force_id, department_id, communes)
+        result.forces[key] = force_id
+    sites: dict[str, tuple[uuid.UUID, uuid.UUID, str]] = {}
+    for key, tenant_key, name, kind, insee, lat, lon in SITES:
+        site = await tenancy.insert_site(conn, {
+            "id": new_id(), "tenant_id": result.tenants[tenant_key], "name": name, "kind": kind,
+            "insee_code": insee, "latitude": lat, "longitude": lon, "address": None})
+        sites[key] = (site.id, site.tenant_id, insee)
+    today = date.today()
+    for key, site_key, name, stream, event_types in CAMERAS:
+        site_id, tenant_id, insee = sites[site_key]
+        camera = await tenancy.insert_camera(conn, {
+            "id": new_id(), "tenant_id": tenant_id, "site_id": site_id, "name": name,
+            "main_stream_url": f"{rtsp_base}/{stream}/main", "sub_stream_url": f"{rtsp_base}/{stream}/sub",
+            "credentials_sealed": secrets.seal(msgspec.json.encode({"username": "viewer", "password": "demo"}),
+                                               purpose="camera-credentials"),
+            "insee_code": insee, "latitude": None, "longitude": None, "status": "provisioning",
+            "privacy_masks": "[]"})
+        result.cameras[key] = camera.id
+        authorisation_id = await tenancy.insert_authorisation(conn, {
+            "id": new_id(), "tenant_id": tenant_id, "camera_id": camera.id,
+            "prefectoral_order_number": f"2024-PREF-95-VP-{int(stream[3:]):04d}",
+            "purposes": ["crime_prevention", "public_buildings"], "max_retention_days": 15,
+            "min_retention_days": None, "valid_from": today - timedelta(days=365),
+            "valid_until": today + timedelta(days=3 * 365), "authorised_viewers": "Agents agréés du CSU départemental"})
+        for event_type in event_types:
+            await tenancy.upsert_event_type(conn, {
+                "id": new_id(), "tenant_id": tenant_id, "authorisation_id": authorisation_id,
+                "event_type": event_type, "legal_basis": "Arrêté préfectoral d'expérimentation (loi 2023-380 art. 10)",
+                "valid_from": today - timedelta(days=30), "valid_until": today + timedelta(days=365)})
+    password_hash = hash_password(DEMO_PASSWORD)
+    for email, name, role, tenant_key, force_key in USERS:
+        secret = pyotp.random_base32() if role in SECOND_FACTOR else None
+        user_id = new_id()
+        habilitated = role in ("supervisor", "operator")
+        await identity.insert_user(conn, {
+            "id": user_id, "department_id": department_id, "email": email, "display_name": name,
+            "password_hash": password_hash,
+            "totp_secret_sealed": None if secret is None else secrets.seal(secret.encode(), purpose=TOTP_PURPOSE),
+            "agrement_number": f"AGR-95-{user_id.hex[-6:]}" if habilitated else None,
+            "enquiry_date": today - timedelta(days=200) if habilitated else None,
+            "habilitation_expires_on": today + timedelta(days=4 * 365) if habilitated else None,
+            "training_date": today - timedelta(days=100) if habilitated else None})
+        await identity.insert_membership(conn, {
+            "id": new_id(), "tenant_id": result.tenants[tenant_key], "user_id": user_id, "role": role,
+            "force_id": result.forces.get(force_key or "")})
+        result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
+    for tenant_id in result.tenants.values():
+        await journal.record(conn, tenant_id=tenant_id, actor=None, actor_role="system", action="tenant.seed",
+                             target_type="tenant", target_id=tenant_id, details={"source": "demo seed"})
+    return result

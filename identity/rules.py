@@ -1,0 +1,27 @@
+"""Pure decisions of identity: throttling delays, scope of each role, habilitation validity."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+MAX_DELAY = timedelta(minutes=15)
+
+
+def throttle_delay(failed_attempts: int, *, free_attempts: int) -> timedelta:
+    """Exponential delay once `free_attempts` consecutive failures are reached: 1 s, 2 s, 4 s… capped."""
+    if failed_attempts < free_attempts:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** (failed_attempts - free_attempts)), MAX_DELAY)
+
+
+def retry_after(failed_attempts: int, last_failed_at: datetime | None, now: datetime, *,
+                free_attempts: int) -> int:
+    """Seconds the account must wait before its password is evaluated again (0 = evaluate now)."""
+    if last_failed_at is None:
+        return 0
+    ready = last_failed_at + throttle_delay(failed_attempts, free_attempts=free_attempts)
+    return max(0, int((ready - now).total_seconds() + 0.999))
+
+
+def habilitation_valid(expires_on: date | None, today: date) -> bool:
+    return expires_on is not None and expires_on >= today

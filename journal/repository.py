@@ -1,0 +1,65 @@
+"""SQL of the access journal."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+
+from journal.model import GENESIS_HASH, JournalEntry
+
+_COLUMNS = ("tenant_id, position, id, occurred_at, actor_user_id, actor_role, action, target_type, target_id, "
+            "camera_id, range_start, range_end, motive, recipient, details, prev_hash, hash")
+
+
+def _entry(row: asyncpg.Record) -> JournalEntry:
+    return JournalEntry(**dict(row))
+
+
+class JournalRepository:
+    """Appends under a lock on the tenant's chain head, so concurrent writers cannot fork the chain."""
+
+    async def lock_head(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> tuple[int, bytes]:
+        await conn.execute(
+            "INSERT INTO journal_heads (tenant_id, position, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+            tenant_id, GENESIS_HASH)
+        row = await conn.fetchrow("SELECT position, hash FROM journal_heads WHERE tenant_id = $1 FOR UPDATE",
+                                  tenant_id)
+        assert row is not None
+        return int(row["position"]), bytes(row["hash"])
+
+    async def append(self, conn: asyncpg.Connection, entry: JournalEntry) -> None:
+        await conn.execute(
+            f"INSERT INTO access_journal ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+            entry.tenant_id, entry.position, entry.id, entry.occurred_at, entry.actor_user_id, entry.actor_role,
+            entry.action, entry.target_type, entry.target_id, entry.camera_id, entry.range_start, entry.range_end,
+            entry.motive, entry.recipient, entry.details, entry.prev_hash, entry.hash)
+        await conn.execute("UPDATE journal_heads SET position = $2, hash = $3 WHERE tenant_id = $1",
+                           entry.tenant_id, entry.position, entry.hash)
+
+    async def page(
+        self, conn: asyncpg.Connection, *, camera_id: uuid.UUID | None, tenant_id: uuid.UUID | None,
+        since: datetime | None, until: datetime | None, after: uuid.UUID | None, limit: int,
+    ) -> list[JournalEntry]:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM access_journal"
+            " WHERE ($1::uuid IS NULL OR camera_id = $1) AND ($2::uuid IS NULL OR tenant_id = $2)"
+            " AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)"
+            " AND ($5::uuid IS NULL OR id < $5)"
+            " ORDER BY id DESC LIMIT $6",
+            camera_id, tenant_id, since, until, after, limit)
+        return [_entry(r) for r in rows]
+
+    async def chains(self, conn: asyncpg.Connection) -> dict[uuid.UUID, tuple[int, bytes]]:
+        rows = await conn.fetch("SELECT tenant_id, position, hash FROM journal_heads")
+        heads = {r["tenant_id"]: (int(r["position"]), bytes(r["hash"])) for r in rows}
+        for r in await conn.fetch("SELECT DISTINCT tenant_id FROM access_journal"):
+            heads.setdefault(r["tenant_id"], (-1, b""))
+        return heads
+
+    async def iterate(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> AsyncIterator[JournalEntry]:
+        async for row in conn.cursor(f"SELECT {_COLUMNS} FROM access_journal WHERE tenant_id = $1 ORDER BY position",
+                                     tenant_id, prefetch=1000):
+            yield _entry(row)

@@ -1,0 +1,220 @@
+"""Tenancy entities as returned to callers (credentials never leave the service)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal, NewType
+
+import msgspec
+
+TenantId = NewType("TenantId", uuid.UUID)
+SiteId = NewType("SiteId", uuid.UUID)
+CameraId = NewType("CameraId", uuid.UUID)
+ForceId = NewType("ForceId", uuid.UUID)
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    department_id: uuid.UUID
+    kind: str
+    name: str
+    insee_code: str | None
+    siren: str | None
+    subscription_status: str
+    live_supervision: bool
+    municipal_police_opt_in: bool
+    retention_days: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Site(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    kind: str
+    address: str | None
+    insee_code: str
+    latitude: float | None
+    longitude: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PrivacyMask(msgspec.Struct, frozen=True):
+    """A polygon in normalised frame coordinates (0..1) hidden from every viewer (CSI L251-3)."""
+
+    points: list[tuple[float, float]]
+
+
+class Camera(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    site_id: uuid.UUID
+    name: str
+    main_stream_url: str
+    sub_stream_url: str | None
+    has_credentials: bool
+    insee_code: str
+    latitude: float | None
+    longitude: float | None
+    status: str
+    privacy_masks: list[PrivacyMask]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):
+    event_type: str
+    legal_basis: str
+    valid_from: date
+    valid_until: date
+
+
+class Authorisation(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    prefectoral_order_number: str
+    purposes: list[str]
+    max_retention_days: int
+    min_retention_days: int | None
+    valid_from: date
+    valid_until: date
+    authorised_viewers: str | None
+    event_types: list[AuthorisedEventType]
+    created_at: datetime
+
+
+class Force(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    department_id: uuid.UUID
+    kind: str
+    name: str
+    tenant_id: uuid.UUID | None
+    phone: str | None
+    communes: list[str]
+    created_at: datetime
+
+
+class Commune(msgspec.Struct, frozen=True):
+    insee_code: str
+    name: str
+    department_code: str
+
+
+# --- commands (request bodies); constraints here become 400s naming the field, before any rule runs
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Insee = Annotated[str, msgspec.Meta(min_length=5, max_length=5)]
+Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+TenantKind = Literal["commune", "epci"]
+SubscriptionStatus = Literal["trial", "active", "suspended", "terminated"]
+SiteKind = Literal["college", "school", "social", "administrative", "public_space", "transport", "sports", "other"]
+CameraStatus = Literal["provisioning", "online", "offline", "disabled"]
+ForceKind = Literal["police_nationale", "gendarmerie", "police_municipale", "sdis"]
+
+
+class TenantCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: TenantKind
+    name: Name
+    insee_code: Insee | None = None
+    siren: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}$")] | None = None
+    subscription_status: SubscriptionStatus = "active"
+    live_supervision: bool = False
+    municipal_police_opt_in: bool = False
+    retention_days: Days = 30
+
+
+class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    subscription_status: SubscriptionStatus | msgspec.UnsetType = msgspec.UNSET
+    live_supervision: bool | msgspec.UnsetType = msgspec.UNSET
+    municipal_police_opt_in: bool | msgspec.UnsetType = msgspec.UNSET
+    retention_days: Days | msgspec.UnsetType = msgspec.UNSET
+
+
+class SiteCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name
+    kind: SiteKind
+    insee_code: Insee
+    address: ShortText | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+
+class SiteUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    kind: SiteKind | msgspec.UnsetType = msgspec.UNSET
+    address: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+    latitude: Latitude | None | msgspec.UnsetType = msgspec.UNSET
+    longitude: Longitude | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class CameraCredentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class MaskInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    points: Annotated[list[tuple[Annotated[float, msgspec.Meta(ge=0, le=1)],
+                                 Annotated[float, msgspec.Meta(ge=0, le=1)]]],
+                      msgspec.Meta(min_length=3, max_length=64)]
+
+
+class CameraCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    site_id: uuid.UUID
+    name: Name
+    main_stream_url: Url
+    sub_stream_url: Url | None = None
+    credentials: CameraCredentials | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] = msgspec.field(default_factory=list)
+
+
+class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    main_stream_url: Url | msgspec.UnsetType = msgspec.UNSET
+    sub_stream_url: Url | None | msgspec.UnsetType = msgspec.UNSET
+    credentials: CameraCredentials | None | msgspec.UnsetType = msgspec.UNSET
+    latitude: Latitude | None | msgspec.UnsetType = msgspec.UNSET
+    longitude: Longitude | None | msgspec.UnsetType = msgspec.UNSET
+    status: CameraStatus | msgspec.UnsetType = msgspec.UNSET
+    privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class EventTypeGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    event_type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    legal_basis: ShortText
+    valid_from: date
+    valid_until: date
+
+
+class AuthorisationCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    prefectoral_order_number: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    purposes: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=11)]
+    max_retention_days: Days
+    valid_from: date
+    valid_until: date
+    min_retention_days: Days | None = None
+    authorised_viewers: ShortText | None = None
+    event_types: Annotated[list[EventTypeGrant], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
+
+
+class ForceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: ForceKind
+    name: Name
+    communes: Annotated[list[Insee], msgspec.Meta(max_length=1000)]
+    tenant_id: uuid.UUID | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=30)] | None = None
+
+
+class ForceUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    phone: Annotated[str, msgspec.Meta(max_length=30)] | None | msgspec.UnsetType = msgspec.UNSET
+    communes: Annotated[list[Insee], msgspec.Meta(max_length=1000)] | msgspec.UnsetType = msgspec.UNSET
