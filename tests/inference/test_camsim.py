@@ -14,7 +14,7 @@ from camsim.simulator import CameraSimulator, CameraSpec, SimulatedCamera, Simul
 
 pytestmark = pytest.mark.integration
 
-LIVE_OPTIONS = {"rtsp_transport": "tcp", "probesize": "8192", "fflags": "nobuffer"}
+LIVE_OPTIONS = {"rtsp_transport": "tcp", "probesize": "8192"}
 
 
 def read_frames(url: str, count: int, *, read_timeout_s: float = 5.0) -> list[av.VideoFrame]:
