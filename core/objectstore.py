@@ -245,7 +245,7 @@ class FilesystemObjectStore:
                 os.fsync(f.fileno())
             tmp.replace(dest)
 
-        size = path.stat().st_size
+        size = (await asyncio.to_thread(path.stat)).st_size
         return await asyncio.to_thread(self._commit, vdir, key, copy, size, sha256, content_type, retain_until,
                                        legal_hold)
 
@@ -365,7 +365,12 @@ class FilesystemObjectStore:
     async def set_lifecycle(self, tenant_id: uuid.UUID, rules: Sequence[LifecycleRule]) -> None:
         path = self._lifecycle_path(tenant_id)
         payload = json.dumps([asdict(r) for r in rules]).encode()
-        await asyncio.to_thread(lambda: (path.parent.mkdir(parents=True, exist_ok=True), _fsync_write(path, payload)))
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_write(path, payload)
+
+        await asyncio.to_thread(write)
 
     async def get_lifecycle(self, tenant_id: uuid.UUID) -> list[LifecycleRule]:
         path = self._lifecycle_path(tenant_id)

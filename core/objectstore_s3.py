@@ -130,7 +130,7 @@ class S3ObjectStore:
     ) -> StoredObject:
         check_key(key)
         await self.ensure_tenant_space(tenant_id)
-        size = path.stat().st_size
+        size = (await asyncio.to_thread(path.stat)).st_size
         lock = self._lock_args(retain_until, legal_hold)
         result = await self._call(lambda: self._client.fput_object(
             self.bucket(tenant_id), key, str(path), content_type=content_type,

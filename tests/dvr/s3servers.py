@@ -191,12 +191,8 @@ rgw lifecycle work time = 00:00-23:59
         return f"127.0.0.1:{self.rgw_port}"
 
     def stop(self) -> None:
+        # memstore keeps nothing worth flushing: a kill is as good as a clean stop, and seconds faster.
         for p in reversed(self.processes):
-            p.send_signal(signal.SIGTERM)
-        for p in reversed(self.processes):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            p.send_signal(signal.SIGKILL)
+            p.wait()
         self.processes.clear()
