@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from api.services import Services
 from core.tenancy import Principal
@@ -27,3 +27,7 @@ DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "services": Provide(provide_services, sync_to_thread=False),
 }
+
+# Explicit markers: handlers name what they receive (inferred dependencies are deprecated).
+ServicesDep = NamedDependency[Services]
+PrincipalDep = NamedDependency[Principal]

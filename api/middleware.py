@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import HTTPException
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.logging import bind_context, clear_context

@@ -9,14 +9,14 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from core.errors import InvalidInput
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Parameter(ge=1, le=200, description="page size")]
-Cursor = Annotated[str | None, Parameter(max_length=64, description="next_cursor of the previous page")]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size")]
+Cursor = Annotated[str | None, QueryParameter(max_length=64, description="next_cursor of the previous page")]
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True):

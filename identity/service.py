@@ -15,7 +15,7 @@ import msgspec
 import pyotp
 
 from core.crypto import SecretBox
-from core.db import Database
+from core.db import Database, tenant_transaction
 from core.errors import (
     AuthenticationFailed,
     Conflict,
@@ -229,7 +229,8 @@ class IdentityService:
                 "user_agent": user_agent[:500]})
             pair = await self._issue(conn, account.id, session_id, membership)
         principal = await self.resolve(pair.access_token)
-        async with self._db.transaction(principal) as conn:
+        # The sign-in belongs to the account's home tenant, which an officer's scope may not include.
+        async with tenant_transaction(self._db.app_pool, [principal.home_tenant_id]) as conn:
             await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
                                        action="session.open", target_type="session", target_id=session_id,
                                        details={"amr": amr, "ip": client_ip})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, get, patch, post
+from litestar.params import FromPath, JSONBody
 
+from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from api.services import Services
-from core.tenancy import Principal
 from tenants.model import Force, ForceCreate, ForceUpdate
 
 
@@ -17,20 +17,20 @@ class ForceController(Controller):
     tags = ["forces"]
 
     @get("/", summary="List forces")
-    async def list_forces(self, principal: Principal, services: Services, limit: Limit = 50,
+    async def list_forces(self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50,
                           cursor: Cursor = None) -> Page[Force]:
         rows = await services.tenancy.list_forces(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda f: f.id)
 
     @post("/", summary="Create a force and the communes it covers")
-    async def create_force(self, principal: Principal, services: Services, data: ForceCreate) -> Force:
+    async def create_force(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[ForceCreate]) -> Force:
         return await services.tenancy.create_force(principal, data)
 
     @get("/{force_id:uuid}", summary="Read a force")
-    async def get_force(self, principal: Principal, services: Services, force_id: uuid.UUID) -> Force:
+    async def get_force(self, principal: PrincipalDep, services: ServicesDep, force_id: FromPath[uuid.UUID]) -> Force:
         return await services.tenancy.get_force(principal, force_id)
 
     @patch("/{force_id:uuid}", summary="Change a force or its communes")
-    async def update_force(self, principal: Principal, services: Services, force_id: uuid.UUID,
-                           data: ForceUpdate) -> Force:
+    async def update_force(self, principal: PrincipalDep, services: ServicesDep, force_id: FromPath[uuid.UUID],
+                           data: JSONBody[ForceUpdate]) -> Force:
         return await services.tenancy.update_force(principal, force_id, data)

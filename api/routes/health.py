@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Response, get
 
-from api.services import Services
+from api.deps import ServicesDep
 
 
 @get("/healthz", tags=["health"], summary="The process is alive")
@@ -15,13 +15,13 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="Postgres and NATS answer")
-async def readyz(services: Services) -> Response[dict[str, Any]]:
+async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
         async with services.db.app_pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
         checks["postgres"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         checks["postgres"] = f"down: {exc.__class__.__name__}"
     checks["nats"] = "ok" if services.bus is not None and services.bus.connected else "down"
     ready = all(v == "ok" for v in checks.values())

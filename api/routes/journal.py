@@ -7,10 +7,11 @@ from datetime import datetime
 
 import msgspec
 from litestar import Controller, get
+from litestar.params import FromQuery
 
+from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from api.services import Services
-from core.tenancy import Principal, Role, require_role
+from core.tenancy import Role, require_role
 
 JOURNAL_READERS = frozenset({Role.AUDITOR, Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.TENANT_ADMIN})
 
@@ -39,9 +40,9 @@ class JournalController(Controller):
     tags = ["journal"]
 
     @get("/", summary="Journal lines in scope, newest first")
-    async def list_journal(self, principal: Principal, services: Services, camera_id: uuid.UUID | None = None,
-                           tenant_id: uuid.UUID | None = None, since: datetime | None = None,
-                           until: datetime | None = None, limit: Limit = 50,
+    async def list_journal(self, principal: PrincipalDep, services: ServicesDep, camera_id: FromQuery[uuid.UUID | None] = None,
+                           tenant_id: FromQuery[uuid.UUID | None] = None, since: FromQuery[datetime | None] = None,
+                           until: FromQuery[datetime | None] = None, limit: Limit = 50,
                            cursor: Cursor = None) -> Page[JournalLine]:
         require_role(principal, JOURNAL_READERS, "read the access journal")
         async with services.db.transaction(principal, readonly=True) as conn:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, get, patch, post
+from litestar.params import FromPath, JSONBody
 
+from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from api.services import Services
-from core.tenancy import Principal
 from identity.model import TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
 
 
@@ -17,30 +17,30 @@ class UserController(Controller):
     tags = ["identity"]
 
     @get("/", summary="List accounts with a role in the caller's scope")
-    async def list_users(self, principal: Principal, services: Services, limit: Limit = 50,
+    async def list_users(self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50,
                          cursor: Cursor = None) -> Page[User]:
         rows = await services.identity.list_users(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda u: u.id)
 
     @post("/", summary="Create an account with one membership")
-    async def create_user(self, principal: Principal, services: Services, data: UserCreate) -> UserCreated:
+    async def create_user(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[UserCreate]) -> UserCreated:
         return await services.identity.create_user(principal, data)
 
     @get("/{user_id:uuid}", summary="Read an account")
-    async def get_user(self, principal: Principal, services: Services, user_id: uuid.UUID) -> User:
+    async def get_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> User:
         return await services.identity.get_user(principal, user_id)
 
     @patch("/{user_id:uuid}", summary="Change an account (name, status, habilitation)")
-    async def update_user(self, principal: Principal, services: Services, user_id: uuid.UUID,
-                          data: UserUpdate) -> User:
+    async def update_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID],
+                          data: JSONBody[UserUpdate]) -> User:
         return await services.identity.update_user(principal, user_id, data)
 
     @post("/{user_id:uuid}/unlock", summary="Unlock an account locked by failed sign-ins", status_code=204)
-    async def unlock_user(self, principal: Principal, services: Services, user_id: uuid.UUID) -> None:
+    async def unlock_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> None:
         await services.identity.unlock_user(principal, user_id)
 
     @post("/{user_id:uuid}/revoke-sessions", summary="End every session of an account", status_code=204)
-    async def revoke_sessions(self, principal: Principal, services: Services, user_id: uuid.UUID) -> None:
+    async def revoke_sessions(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> None:
         await services.identity.revoke_sessions_of(principal, user_id)
 
 
@@ -49,9 +49,9 @@ class MeController(Controller):
     tags = ["identity"]
 
     @get("/", summary="The caller's account")
-    async def me(self, principal: Principal, services: Services) -> User:
+    async def me(self, principal: PrincipalDep, services: ServicesDep) -> User:
         return await services.identity.me(principal)
 
     @post("/totp", summary="Enrol a new second factor (shown once)")
-    async def enrol_totp(self, principal: Principal, services: Services) -> TotpEnrolment:
+    async def enrol_totp(self, principal: PrincipalDep, services: ServicesDep) -> TotpEnrolment:
         return await services.identity.enrol_totp(principal)

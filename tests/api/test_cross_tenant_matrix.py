@@ -1,0 +1,150 @@
+"""Cross-tenant matrix generated from the OpenAPI route table: every operation that takes an id, for every role,
+with ids of objects outside the caller's scope, must be refused (404/403/422) and leak nothing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from cli.seed import SeedResult
+from tests.api.conftest import Actor
+from tests.api.foreign import CANARY, ForeignObjects, create_foreign_department
+
+pytestmark = pytest.mark.integration
+
+ID_PARAMETERS = ("tenant_id", "site_id", "camera_id", "authorisation_id", "force_id", "user_id")
+DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
+# Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
+BODIES_WITHOUT_IDS = {("post", "/auth/login"), ("post", "/auth/login/totp"), ("post", "/auth/refresh")}
+
+
+def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any] | None:
+    """A valid body for each operation that takes one; ids that a body names are the foreign ones."""
+    unique = uuid.uuid4().hex[:8]
+    templates: dict[tuple[str, str], dict[str, Any]] = {
+        ("post", "/tenants"): {"kind": "epci", "name": f"matrix {unique}"},
+        ("patch", "/tenants/{tenant_id}"): {"retention_days": 7},
+        ("post", "/tenants/{tenant_id}/sites"): {"name": f"s {unique}", "kind": "other", "insee_code": "95127"},
+        ("patch", "/sites/{site_id}"): {"name": f"s {unique}"},
+        ("post", "/cameras"): {"site_id": ids["site_id"], "name": f"c {unique}", "main_stream_url": "rtsp://h/x"},
+        ("patch", "/cameras/{camera_id}"): {"name": f"c {unique}"},
+        ("post", "/cameras/{camera_id}/authorisations"): {
+            "prefectoral_order_number": "X", "purposes": ["crime_prevention"], "max_retention_days": 10,
+            "valid_from": "2026-01-01", "valid_until": "2028-01-01"},
+        ("post", "/users"): {"email": f"m{unique}@x.test", "display_name": "m", "membership": {
+            "tenant_id": ids["tenant_id"], "role": "officer", "force_id": ids["force_id"]}},
+        ("patch", "/users/{user_id}"): {"display_name": f"u {unique}"},
+        ("post", "/forces"): {"kind": "police_municipale", "name": f"f {unique}", "communes": ["60057"],
+                              "tenant_id": ids["tenant_id"]},
+        ("patch", "/forces/{force_id}"): {"name": f"f {unique}"},
+    }
+    return templates.get((method, path))
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    url: str
+    body: dict[str, Any] | None
+    foreign_markers: tuple[str, ...]
+
+
+def _operations(app: Litestar) -> list[tuple[str, str, Any]]:
+    schema = app.openapi_schema
+    operations = []
+    for path, item in (schema.paths or {}).items():
+        for method in ("get", "post", "put", "patch", "delete"):
+            operation = getattr(item, method, None)
+            if operation is not None:
+                operations.append((method, path, operation))
+    return operations
+
+
+def _cases(app: Litestar, ids: dict[str, str], markers: tuple[str, ...]) -> list[Case]:
+    cases: list[Case] = []
+    for method, path, operation in _operations(app):
+        path_ids = re.findall(r"\{(\w+)\}", path)
+        unknown = [p for p in path_ids if p not in ID_PARAMETERS]
+        assert not unknown, f"{method.upper()} {path}: the matrix has no foreign object for {unknown}"
+        query_ids = [p.name for p in (operation.parameters or []) if getattr(p, "param_in", None) == "query"
+                     and p.name in ID_PARAMETERS]
+        has_body = operation.request_body is not None and (method, path) not in BODIES_WITHOUT_IDS
+        body = body_template(method, path, ids) if has_body else None
+        assert not has_body or body is not None, f"{method.upper()} {path}: add a body template to the matrix"
+        body_has_ids = body is not None and any(v in str(body) for v in ids.values())
+        if not (path_ids or query_ids or body_has_ids):
+            continue
+        url = path
+        for name in path_ids:
+            url = url.replace("{" + name + "}", ids[name])
+        if query_ids:
+            for name in query_ids:
+                cases.append(Case(method, path, f"{url}?{name}={ids[name]}", body, markers))
+        else:
+            cases.append(Case(method, path, url, body, markers))
+    return cases
+
+
+@pytest.fixture(scope="module")
+async def foreign(department_pool: asyncpg.Pool) -> ForeignObjects:
+    async with department_pool.acquire() as conn, conn.transaction():
+        return await create_foreign_department(conn)  # type: ignore[arg-type]
+
+
+async def _sibling_ids(department_pool: asyncpg.Pool, tenant_id: uuid.UUID) -> dict[str, str]:
+    """Objects of a tenant of the same department that the actor's scope excludes."""
+    async with department_pool.acquire() as conn:
+        camera = await conn.fetchrow("SELECT id, site_id FROM cameras WHERE tenant_id = $1 LIMIT 1", tenant_id)
+        authorisation = await conn.fetchval("SELECT id FROM camera_authorisations WHERE tenant_id = $1 LIMIT 1",
+                                            tenant_id)
+    assert camera is not None
+    return {"site_id": str(camera["site_id"]), "camera_id": str(camera["id"]), "authorisation_id": str(authorisation)}
+
+
+async def test_cross_tenant_matrix(app: Litestar, client: AsyncTestClient[Litestar], actors: dict[str, Actor],
+                                   seeded: SeedResult, foreign: ForeignObjects,
+                                   department_pool: asyncpg.Pool) -> None:
+    foreign_ids = {"tenant_id": str(foreign.tenant_id), "site_id": str(foreign.site_id),
+                   "camera_id": str(foreign.camera_id), "authorisation_id": str(foreign.authorisation_id),
+                   "force_id": str(foreign.force_id), "user_id": str(foreign.user_id)}
+    # The tenant of the same department that each actor's scope excludes.
+    excluded = {"maire@cergy.demo": "marines", "maire@marines.demo": "cergy", "pm@marines.demo": "cergy",
+                "policier@cergy.demo": "marines", "gendarme@marines.demo": "cergy"}
+    total, succeeded, failures = 0, 0, []
+    for email, actor in actors.items():
+        id_sets = [(foreign_ids, (CANARY, *foreign.ids()))]
+        sibling_tenant = seeded.tenants[excluded.get(email, "magny")]
+        sibling = await _sibling_ids(department_pool, sibling_tenant)
+        sibling_full = {**foreign_ids, **sibling}
+        if actor.role not in DEPARTMENT_WIDE:  # the department directory is visible to department staff
+            sibling_full["tenant_id"] = str(sibling_tenant)
+        id_sets.append((sibling_full, tuple(sibling.values()) + (str(sibling_tenant),) * (actor.role not in
+                                                                                            DEPARTMENT_WIDE)))
+        for ids, markers in id_sets:
+            for case in _cases(app, ids, markers):
+                total += 1
+                response = await client.request(case.method.upper(), case.url, json=case.body,
+                                                headers=actor.headers)
+                text = response.text
+                if response.headers.get("content-type", "").startswith("application/problem+json"):
+                    # `instance` echoes the caller's own request path: not data of the foreign tenant.
+                    text = str({k: v for k, v in response.json().items() if k != "instance"})
+                leaked = [m for m in case.foreign_markers if m in text]
+                mutated = case.method != "get" and response.status_code < 300
+                read_foreign = case.method == "get" and response.status_code < 300 and leaked
+                if mutated or read_foreign or response.status_code >= 500 or leaked:
+                    succeeded += 1
+                    failures.append(f"{actor.role} {case.method.upper()} {case.url} -> {response.status_code}")
+                elif "{" in case.path and case.method == "get" and response.status_code not in (403, 404):
+                    failures.append(f"{actor.role} {case.url}: expected 404, got {response.status_code}")
+    print(f"\ncross-tenant: {succeeded} of {total} succeeded")
+    assert total > 300, total
+    assert failures == []
