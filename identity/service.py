@@ -341,7 +341,9 @@ class IdentityService:
 
     # --- accounts
     async def me(self, principal: Principal) -> User:
-        async with self._db.transaction(principal, readonly=True) as conn:
+        # One's own account and memberships, even when the home tenant lies outside the working scope.
+        async with tenant_transaction(self._db.app_pool, principal.scope.tenant_ids | {principal.home_tenant_id},
+                                      readonly=True) as conn:
             user = await self._repo.visible_user(conn, principal.user_id)
         if user is None:
             raise NotFound("no such user")
