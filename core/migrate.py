@@ -87,7 +87,7 @@ async def bootstrap(settings: Settings) -> None:
     finally:
         await admin.close()
     # PG15 removed CREATE on public from PUBLIC; the owner needs it for its tables.
-    admin_db = await asyncpg.connect(_with_database(db.admin_dsn.get_secret_value(), db.name))
+    admin_db = await asyncpg.connect(with_database(db.admin_dsn.get_secret_value(), db.name))
     try:
         await admin_db.execute(f"GRANT ALL ON SCHEMA public TO {_ident(db.owner_role)}")
         await admin_db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
@@ -95,7 +95,7 @@ async def bootstrap(settings: Settings) -> None:
         await admin_db.close()
 
 
-def _with_database(dsn: str, name: str) -> str:
+def with_database(dsn: str, name: str) -> str:
     """Replace the database in a postgresql:// DSN (socket or TCP form)."""
     head, sep, query = dsn.partition("?")
     base = head.rsplit("/", 1)[0]
