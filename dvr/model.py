@@ -1,0 +1,223 @@
+"""DVR data: camera recording targets, segments, gaps, clips, requisitions, exports, and the events dvr publishes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar, NewType
+
+import msgspec
+
+from core.events import AwareDatetime, Event
+
+CameraId = NewType("CameraId", uuid.UUID)
+TenantId = NewType("TenantId", uuid.UUID)
+
+
+class Tier(StrEnum):
+    """Content-aware retention tiers: continuous footage and event clips may be kept for different periods."""
+
+    CONTINUOUS = "continuous"
+    EVENT = "event"
+
+
+class GapCause(StrEnum):
+    CAMERA_UNREACHABLE = "camera_unreachable"
+    STREAM_STALLED = "stream_stalled"
+    RECORDER_FAILOVER = "recorder_failover"
+    SPOOL_FULL = "spool_full"
+    CODEC_CHANGED = "codec_changed"
+    RECORDER_STOPPED = "recorder_stopped"
+
+
+class LegalFrame(StrEnum):
+    """The judicial frames that allow keeping images beyond the retention period (CSI L252-5)."""
+
+    FLAGRANCE = "flagrance"
+    ENQUETE_PRELIMINAIRE = "enquete_preliminaire"
+    INFORMATION_JUDICIAIRE = "information_judiciaire"
+
+
+@dataclass(frozen=True)
+class CameraTarget:
+    """A camera the recorder must record, with its stream URL (credentials inside, never logged)."""
+
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class RetentionInputs:
+    """What the law and the tenant say about one camera's retention (see rules.effective_retention)."""
+
+    tenant_days: int
+    authorisation_max_days: int | None
+    authorisation_min_days: int | None
+    tier_days: int | None
+
+
+@dataclass(frozen=True)
+class SpooledSegment:
+    """A finished segment on local disk with its sidecar; it stays there until the store and the index have it."""
+
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    path: Path
+    start_at: datetime
+    end_at: datetime
+    size: int
+    sha256: str
+    codec: str | None
+    recorder_id: str
+
+    @property
+    def object_key(self) -> str:
+        return segment_key(self.camera_id, self.start_at)
+
+
+def segment_key(camera_id: uuid.UUID, start_at: datetime) -> str:
+    """Deterministic key (camera, start instant): a re-upload after a crash lands on the same key."""
+    ms = int(start_at.timestamp() * 1000)
+    return f"{Tier.CONTINUOUS.value}/{camera_id}/{start_at:%Y-%m-%d}/{ms}.mp4"
+
+
+def clip_key(camera_id: uuid.UUID, clip_id: uuid.UUID) -> str:
+    return f"{Tier.EVENT.value}/{camera_id}/{clip_id}.mp4"
+
+
+def export_key(export_id: uuid.UUID) -> str:
+    return f"exports/{export_id}.zip"
+
+
+class Segment(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the segment index."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    size_bytes: int
+    sha256: str
+    object_key: str
+    version_id: str | None
+
+
+class Gap(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    cause: GapCause
+    detail: str | None = None
+
+
+class Clip(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    alert_id: uuid.UUID | None
+    start_at: datetime
+    end_at: datetime
+    object_key: str
+    version_id: str | None
+    sha256: str
+    size_bytes: int
+
+
+class Requisition(msgspec.Struct, frozen=True, kw_only=True):
+    """A judicial requisition (réquisition judiciaire): who asks, under which procedure, for what."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    procedure_number: str
+    legal_frame: LegalFrame
+    opj_name: str
+    opj_service: str
+    opj_contact: str | None
+    camera_ids: list[uuid.UUID]
+    start_at: datetime
+    end_at: datetime
+    received_at: datetime
+    registered_by: uuid.UUID
+    released_at: datetime | None = None
+
+
+class PlaybackItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One playable piece of a playback answer: an interval and a short-lived URL."""
+
+    start_at: datetime
+    end_at: datetime
+    url: str
+    sha256: str
+
+
+class Playback(msgspec.Struct, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    items: list[PlaybackItem]
+    gaps: list[Gap]
+    expires_at: datetime
+
+
+class ExportResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    requisition_id: uuid.UUID
+    object_key: str
+    version_id: str | None
+    package_sha256: str
+    files: int
+    signing_key_id: str
+
+
+# -- events -------------------------------------------------------------------------------------------------------
+class SegmentRecorded(Event, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    start_at: AwareDatetime
+    end_at: AwareDatetime
+    object_key: str
+    sha256: str
+
+
+class RecordingGapDetected(Event, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    start_at: AwareDatetime
+    end_at: AwareDatetime
+    cause: str
+
+
+class CameraWentOffline(Event, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    since: AwareDatetime
+    reason: str
+
+
+class CameraCameOnline(Event, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    offline_since: AwareDatetime | None
+
+
+class SpoolHighWater(Event, frozen=True, kw_only=True):
+    """The local spool passed its high-water mark: the object store is not keeping up (or is down)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    recorder_id: str
+    spooled_bytes: int
+    high_water_bytes: int
+
+
+class ClipRecorded(Event, frozen=True, kw_only=True):
+    clip_id: uuid.UUID
+    camera_id: uuid.UUID
+    alert_id: uuid.UUID | None
+    start_at: AwareDatetime
+    end_at: AwareDatetime
+    sha256: str
+
+
+DVR_EVENTS: tuple[type[Event], ...] = (SegmentRecorded, RecordingGapDetected, CameraWentOffline, CameraCameOnline,
+                                       SpoolHighWater, ClipRecorded)

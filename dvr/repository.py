@@ -1,0 +1,352 @@
+"""All DVR SQL ($n parameters only): segment index, gaps, health, leases, retention, registers, clips, exports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+
+from core.ids import new_id
+from dvr.model import Clip, Gap, GapCause, LegalFrame, Requisition, RetentionInputs, Segment, SpooledSegment, Tier
+
+_SEGMENT_COLUMNS = "id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id"
+_CLIP_COLUMNS = "id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, size_bytes"
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection outside any tenant transaction (the recorder's department role)."""
+    async with pool.acquire() as conn:
+        # The pool hands out proxies that forward every Connection method.
+        yield cast(asyncpg.Connection, conn)
+
+
+def _segment(row: asyncpg.Record) -> Segment:
+    return Segment(**dict(row))
+
+
+def _clip(row: asyncpg.Record) -> Clip:
+    return Clip(**dict(row))
+
+
+class DvrRepository:
+    """Stateless; every method runs on the connection (and so in the transaction and tenant scope) it is given."""
+
+    # -- recorder instances and leases (department role) ------------------------------------------------------
+    async def register_instance(self, conn: asyncpg.Connection, recorder_id: str, host: str, pid: int) -> None:
+        await conn.execute(
+            "INSERT INTO recorder_instances (id, host, pid) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()", recorder_id, host, pid)
+
+    async def heartbeat(self, conn: asyncpg.Connection, recorder_id: str, ttl_s: float) -> int:
+        """Refresh this recorder; returns how many recorders are alive (this one included)."""
+        await conn.execute("UPDATE recorder_instances SET heartbeat_at = now() WHERE id = $1", recorder_id)
+        await conn.execute("DELETE FROM recorder_instances WHERE heartbeat_at < now() - make_interval(secs => $1)",
+                           ttl_s * 4)
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM recorder_instances WHERE heartbeat_at >= now() - make_interval(secs => $1)",
+            ttl_s))
+
+    async def remove_instance(self, conn: asyncpg.Connection, recorder_id: str) -> None:
+        await conn.execute("DELETE FROM recorder_leases WHERE holder = $1", recorder_id)
+        await conn.execute("DELETE FROM recorder_instances WHERE id = $1", recorder_id)
+
+    async def recordable_cameras(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return list(await conn.fetch(
+            "SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed "
+            "FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
+            "WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') ORDER BY c.id"))
+
+    async def acquire_lease(self, conn: asyncpg.Connection, holder: str, tenant_id: uuid.UUID,
+                            camera_id: uuid.UUID, ttl_s: float) -> bool:
+        """Take a free or expired lease (or keep ours); false when another live recorder holds it."""
+        got = await conn.fetchval(
+            "INSERT INTO recorder_leases (camera_id, tenant_id, holder, expires_at) "
+            "VALUES ($1, $2, $3, now() + make_interval(secs => $4)) "
+            "ON CONFLICT (camera_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, "
+            "  acquired_at = CASE WHEN recorder_leases.holder = EXCLUDED.holder THEN recorder_leases.acquired_at "
+            "                     ELSE now() END "
+            "WHERE recorder_leases.holder = EXCLUDED.holder OR recorder_leases.expires_at < now() "
+            "RETURNING holder", camera_id, tenant_id, holder, ttl_s)
+        return bool(got == holder)
+
+    async def renew_leases(self, conn: asyncpg.Connection, holder: str, ttl_s: float) -> set[uuid.UUID]:
+        rows = await conn.fetch(
+            "UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
+            "WHERE holder = $1 AND expires_at >= now() RETURNING camera_id", holder, ttl_s)
+        return {r["camera_id"] for r in rows}
+
+    async def lease_holders(self, conn: asyncpg.Connection) -> dict[uuid.UUID, str]:
+        rows = await conn.fetch("SELECT camera_id, holder FROM recorder_leases WHERE expires_at >= now()")
+        return {r["camera_id"]: r["holder"] for r in rows}
+
+    async def release_lease(self, conn: asyncpg.Connection, holder: str, camera_id: uuid.UUID) -> None:
+        await conn.execute("DELETE FROM recorder_leases WHERE holder = $1 AND camera_id = $2", holder, camera_id)
+
+    # -- segments, gaps, health -------------------------------------------------------------------------------
+    async def last_segment_end(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> datetime | None:
+        value: datetime | None = await conn.fetchval(
+            "SELECT max(end_at) FROM recording_segments WHERE camera_id = $1", camera_id)
+        return value
+
+    async def insert_segment(self, conn: asyncpg.Connection, seg: SpooledSegment, version_id: str | None) -> bool:
+        """Index one uploaded segment; false when it was already indexed (a retried upload)."""
+        inserted = await conn.fetchval(
+            "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
+            "object_key, version_id, codec, recorder_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (tenant_id, camera_id, start_at) DO NOTHING RETURNING id",
+            new_id(), seg.tenant_id, seg.camera_id, seg.start_at, seg.end_at, seg.size, seg.sha256,
+            seg.object_key, version_id, seg.codec, seg.recorder_id)
+        return inserted is not None
+
+    async def insert_gap(self, conn: asyncpg.Connection, gap: Gap) -> bool:
+        inserted = await conn.fetchval(
+            "INSERT INTO recording_gaps (id, tenant_id, camera_id, start_at, end_at, cause, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, camera_id, start_at) DO NOTHING "
+            "RETURNING id", new_id(), gap.tenant_id, gap.camera_id, gap.start_at, gap.end_at, gap.cause.value,
+            gap.detail)
+        return inserted is not None
+
+    async def set_health(self, conn: asyncpg.Connection, *, tenant_id: uuid.UUID, camera_id: uuid.UUID,
+                         state: str, since: datetime, recorder_id: str, last_segment_end: datetime | None = None,
+                         codec: str | None = None, detail: str | None = None) -> None:
+        await conn.execute(
+            "INSERT INTO recording_health (tenant_id, camera_id, state, since, last_segment_end, codec, "
+            "recorder_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (camera_id) DO UPDATE SET state = EXCLUDED.state, "
+            "  since = CASE WHEN recording_health.state = EXCLUDED.state THEN recording_health.since "
+            "               ELSE EXCLUDED.since END, "
+            "  last_segment_end = coalesce(EXCLUDED.last_segment_end, recording_health.last_segment_end), "
+            "  codec = coalesce(EXCLUDED.codec, recording_health.codec), recorder_id = EXCLUDED.recorder_id, "
+            "  detail = EXCLUDED.detail, updated_at = now()",
+            tenant_id, camera_id, state, since, last_segment_end, codec, recorder_id, detail)
+
+    async def health(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "SELECT * FROM recording_health WHERE camera_id = $1", camera_id)
+        return row
+
+    async def segments_between(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime,
+                               end: datetime) -> list[Segment]:
+        rows = await conn.fetch(
+            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments "  # noqa: S608 - fixed column list
+            "WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 ORDER BY start_at", camera_id, start, end)
+        return [_segment(r) for r in rows]
+
+    async def gaps_between(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime,
+                           end: datetime) -> list[Gap]:
+        rows = await conn.fetch(
+            "SELECT tenant_id, camera_id, start_at, end_at, cause, detail FROM recording_gaps "
+            "WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 ORDER BY start_at", camera_id, start, end)
+        return [Gap(tenant_id=r["tenant_id"], camera_id=r["camera_id"], start_at=r["start_at"], end_at=r["end_at"],
+                    cause=GapCause(r["cause"]), detail=r["detail"]) for r in rows]
+
+    async def camera_tenant(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> uuid.UUID | None:
+        """The camera's tenant if the connection's scope sees it (row-level security hides the others)."""
+        value: uuid.UUID | None = await conn.fetchval("SELECT tenant_id FROM cameras WHERE id = $1", camera_id)
+        return value
+
+    async def camera_name(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> str | None:
+        value: str | None = await conn.fetchval("SELECT name FROM cameras WHERE id = $1", camera_id)
+        return value
+
+    # -- retention ----------------------------------------------------------------------------------------------
+    async def retention_inputs(self, conn: asyncpg.Connection, camera_id: uuid.UUID,
+                               tier: Tier) -> RetentionInputs | None:
+        row = await conn.fetchrow(
+            "SELECT t.retention_days, a.max_retention_days, a.min_retention_days, p.days AS tier_days "
+            "FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
+            "LEFT JOIN LATERAL (SELECT max_retention_days, min_retention_days FROM camera_authorisations a "
+            "   WHERE a.camera_id = c.id AND a.tenant_id = c.tenant_id AND a.valid_from <= current_date "
+            "   ORDER BY a.valid_from DESC LIMIT 1) a ON true "
+            "LEFT JOIN retention_policies p ON p.tenant_id = c.tenant_id AND p.tier = $2 "
+            "WHERE c.id = $1", camera_id, tier.value)
+        if row is None:
+            return None
+        return RetentionInputs(tenant_days=row["retention_days"], authorisation_max_days=row["max_retention_days"],
+                               authorisation_min_days=row["min_retention_days"], tier_days=row["tier_days"])
+
+    async def set_retention_policy(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, tier: Tier, days: int,
+                                   updated_by: uuid.UUID | None) -> None:
+        await conn.execute(
+            "INSERT INTO retention_policies (tenant_id, tier, days, updated_by) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tenant_id, tier) DO UPDATE SET days = EXCLUDED.days, updated_by = EXCLUDED.updated_by, "
+            "updated_at = now()", tenant_id, tier.value, days, updated_by)
+
+    async def cameras_with_recordings(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return list(await conn.fetch(
+            "SELECT DISTINCT tenant_id, camera_id FROM recording_segments "
+            "UNION SELECT DISTINCT tenant_id, camera_id FROM clips"))
+
+    async def segments_ending_before(self, conn: asyncpg.Connection, camera_id: uuid.UUID, before: datetime,
+                                     limit: int) -> list[Segment]:
+        rows = await conn.fetch(
+            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments WHERE camera_id = $1 AND end_at <= $2 "  # noqa: S608 - fixed column list
+            "ORDER BY end_at LIMIT $3", camera_id, before, limit)
+        return [_segment(r) for r in rows]
+
+    async def clips_ending_before(self, conn: asyncpg.Connection, camera_id: uuid.UUID, before: datetime,
+                                  limit: int) -> list[Clip]:
+        rows = await conn.fetch(
+            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at <= $2 ORDER BY end_at LIMIT $3",  # noqa: S608 - fixed column list
+            camera_id, before, limit)
+        return [_clip(r) for r in rows]
+
+    async def indexed_keys(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> set[str]:
+        rows = await conn.fetch("SELECT object_key FROM recording_segments WHERE camera_id = $1 UNION "
+                                "SELECT object_key FROM clips WHERE camera_id = $1", camera_id)
+        return {r["object_key"] for r in rows}
+
+    async def held_recordings(self, conn: asyncpg.Connection, recording_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these recordings are under a legal hold whose requisition is not released."""
+        rows = await conn.fetch(
+            "SELECT h.recording_id FROM legal_holds h WHERE h.recording_id = ANY ($1::uuid[]) "
+            "AND NOT EXISTS (SELECT 1 FROM legal_hold_releases r WHERE r.requisition_id = h.requisition_id)",
+            list(recording_ids))
+        return {r["recording_id"] for r in rows}
+
+    async def register_destruction(self, conn: asyncpg.Connection, *, tenant_id: uuid.UUID, camera_id: uuid.UUID,
+                                   recording_type: str, recording_id: uuid.UUID, start_at: datetime,
+                                   end_at: datetime, sha256: str, size_bytes: int, object_key: str,
+                                   version_id: str | None, retention_days: int, due_at: datetime,
+                                   destroyed_at: datetime, method: str) -> None:
+        await conn.execute(
+            "INSERT INTO destruction_register (id, tenant_id, camera_id, recording_type, recording_id, start_at, "
+            "end_at, sha256, size_bytes, object_key, version_id, retention_days, due_at, destroyed_at, method) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+            "ON CONFLICT (recording_id) DO NOTHING",
+            new_id(), tenant_id, camera_id, recording_type, recording_id, start_at, end_at, sha256, size_bytes,
+            object_key, version_id, retention_days, due_at, destroyed_at, method)
+        table = "recording_segments" if recording_type == "segment" else "clips"
+        await conn.execute(f"DELETE FROM {table} WHERE id = $1", recording_id)  # noqa: S608 - fixed names
+
+    async def destruction_register(self, conn: asyncpg.Connection, camera_id: uuid.UUID | None = None,
+                                   limit: int = 1000) -> list[asyncpg.Record]:
+        return list(await conn.fetch(
+            "SELECT * FROM destruction_register WHERE ($1::uuid IS NULL OR camera_id = $1) "
+            "ORDER BY destroyed_at DESC LIMIT $2", camera_id, limit))
+
+    # -- clips ---------------------------------------------------------------------------------------------------
+    async def clip_for_alert(self, conn: asyncpg.Connection, alert_id: uuid.UUID) -> Clip | None:
+        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE alert_id = $1", alert_id)  # noqa: S608 - fixed column list
+        return None if row is None else _clip(row)
+
+    async def clip(self, conn: asyncpg.Connection, clip_id: uuid.UUID) -> Clip | None:
+        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = $1", clip_id)  # noqa: S608 - fixed column list
+        return None if row is None else _clip(row)
+
+    async def insert_clip(self, conn: asyncpg.Connection, clip: Clip, sources: list[dict[str, Any]],
+                          created_by: uuid.UUID | None) -> Clip:
+        row = await conn.fetchrow(
+            f"INSERT INTO clips ({_CLIP_COLUMNS}, source_segments, created_by) "  # noqa: S608 - fixed column list
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) "
+            f"ON CONFLICT (tenant_id, alert_id) DO NOTHING RETURNING {_CLIP_COLUMNS}",
+            clip.id, clip.tenant_id, clip.camera_id, clip.alert_id, clip.start_at, clip.end_at, clip.object_key,
+            clip.version_id, clip.sha256, clip.size_bytes, msgspec.json.encode(sources).decode(), created_by)
+        if row is None:
+            assert clip.alert_id is not None
+            existing = await self.clip_for_alert(conn, clip.alert_id)
+            assert existing is not None
+            return existing
+        return _clip(row)
+
+    async def clips_between(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime,
+                            end: datetime) -> list[Clip]:
+        rows = await conn.fetch(
+            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 "  # noqa: S608 - fixed column list
+            "ORDER BY start_at", camera_id, start, end)
+        return [_clip(r) for r in rows]
+
+    # -- requisitions, holds, exports ------------------------------------------------------------------------------
+    async def insert_requisition(self, conn: asyncpg.Connection, req: Requisition) -> None:
+        await conn.execute(
+            "INSERT INTO requisitions (id, tenant_id, procedure_number, legal_frame, opj_name, opj_service, "
+            "opj_contact, camera_ids, start_at, end_at, received_at, registered_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            req.id, req.tenant_id, req.procedure_number, req.legal_frame.value, req.opj_name, req.opj_service,
+            req.opj_contact, req.camera_ids, req.start_at, req.end_at, req.received_at, req.registered_by)
+
+    async def requisition(self, conn: asyncpg.Connection, requisition_id: uuid.UUID) -> Requisition | None:
+        row = await conn.fetchrow(
+            "SELECT q.*, r.released_at FROM requisitions q "
+            "LEFT JOIN legal_hold_releases r ON r.requisition_id = q.id WHERE q.id = $1", requisition_id)
+        if row is None:
+            return None
+        return Requisition(
+            id=row["id"], tenant_id=row["tenant_id"], procedure_number=row["procedure_number"],
+            legal_frame=LegalFrame(row["legal_frame"]), opj_name=row["opj_name"], opj_service=row["opj_service"],
+            opj_contact=row["opj_contact"], camera_ids=list(row["camera_ids"]), start_at=row["start_at"],
+            end_at=row["end_at"], received_at=row["received_at"], registered_by=row["registered_by"],
+            released_at=row["released_at"])
+
+    async def insert_hold(self, conn: asyncpg.Connection, *, tenant_id: uuid.UUID, requisition_id: uuid.UUID,
+                          camera_id: uuid.UUID, recording_type: str, recording_id: uuid.UUID, object_key: str,
+                          version_id: str | None, sha256: str) -> None:
+        await conn.execute(
+            "INSERT INTO legal_holds (id, tenant_id, requisition_id, camera_id, recording_type, recording_id, "
+            "object_key, version_id, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (requisition_id, recording_id) DO NOTHING",
+            new_id(), tenant_id, requisition_id, camera_id, recording_type, recording_id, object_key, version_id,
+            sha256)
+
+    async def holds(self, conn: asyncpg.Connection, requisition_id: uuid.UUID) -> list[asyncpg.Record]:
+        return list(await conn.fetch("SELECT * FROM legal_holds WHERE requisition_id = $1 ORDER BY object_key",
+                                     requisition_id))
+
+    async def other_active_holds(self, conn: asyncpg.Connection, recording_id: uuid.UUID,
+                                 requisition_id: uuid.UUID) -> bool:
+        """Another unreleased requisition also holds this recording (so releasing one must keep the lock)."""
+        found: bool = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM legal_holds h WHERE h.recording_id = $1 AND h.requisition_id <> $2 "
+            "AND NOT EXISTS (SELECT 1 FROM legal_hold_releases r WHERE r.requisition_id = h.requisition_id))",
+            recording_id, requisition_id)
+        return found
+
+    async def insert_release(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, requisition_id: uuid.UUID,
+                             released_by: uuid.UUID, reason: str) -> bool:
+        inserted = await conn.fetchval(
+            "INSERT INTO legal_hold_releases (id, tenant_id, requisition_id, released_by, reason) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (requisition_id) DO NOTHING RETURNING id",
+            new_id(), tenant_id, requisition_id, released_by, reason)
+        return inserted is not None
+
+    async def insert_export(self, conn: asyncpg.Connection, *, export_id: uuid.UUID, tenant_id: uuid.UUID,
+                            requisition_id: uuid.UUID, exported_by: uuid.UUID, exported_by_name: str,
+                            object_key: str, version_id: str | None, package_sha256: str, manifest_sha256: str,
+                            signing_key_id: str) -> None:
+        await conn.execute(
+            "INSERT INTO evidence_exports (id, tenant_id, requisition_id, exported_by, exported_by_name, "
+            "object_key, version_id, package_sha256, manifest_sha256, signing_key_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            export_id, tenant_id, requisition_id, exported_by, exported_by_name, object_key, version_id,
+            package_sha256, manifest_sha256, signing_key_id)
+
+    async def export(self, conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "SELECT e.*, t.transmitted_at, t.recipient FROM evidence_exports e "
+            "LEFT JOIN export_transmissions t ON t.export_id = e.id WHERE e.id = $1", export_id)
+        return row
+
+    async def insert_transmission(self, conn: asyncpg.Connection, *, tenant_id: uuid.UUID, export_id: uuid.UUID,
+                                  transmitted_at: datetime, recipient: str, recorded_by: uuid.UUID) -> bool:
+        inserted = await conn.fetchval(
+            "INSERT INTO export_transmissions (id, tenant_id, export_id, transmitted_at, recipient, recorded_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (export_id) DO NOTHING RETURNING id",
+            new_id(), tenant_id, export_id, transmitted_at, recipient, recorded_by)
+        return inserted is not None
+
+    async def signing_key(self, conn: asyncpg.Connection) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "SELECT * FROM export_signing_keys ORDER BY created_at DESC, id LIMIT 1")
+        return row
+
+    async def insert_signing_key(self, conn: asyncpg.Connection, key_id: str, public_key: bytes,
+                                 private_sealed: bytes) -> None:
+        await conn.execute(
+            "INSERT INTO export_signing_keys (id, public_key, private_key_sealed) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO NOTHING", key_id, public_key, private_sealed)

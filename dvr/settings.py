@@ -1,0 +1,47 @@
+"""Recorder and evidence settings read from VIGIE_DVR_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.settings import PROJECT_ROOT
+
+
+class DvrSettings(BaseSettings):
+    """Defaults follow Frigate's recording preset (10 s MP4 segments, stream copied) and the reliability notes."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIE_DVR_", extra="ignore")
+
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    segment_s: int = 10
+    spool_dir: Path = PROJECT_ROOT / "var" / "dvr" / "spool"
+    # Above this the uploader raises SpoolHighWater; segments are never evicted silently.
+    spool_high_water_bytes: int = 20 * 1024**3
+    upload_workers: int = 4
+    # RTSP socket timeout: ffmpeg gives up on a silent connection after this long.
+    rtsp_timeout_s: float = 5.0
+    # No finished segment for this long (beyond one segment) means the stream stalled: restart ffmpeg.
+    stall_after_s: float = 10.0
+    # Reconnect: capped exponential backoff with full jitter, reset after a stable run.
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 4.0
+    stable_after_s: float = 30.0
+    # A camera with no recording for this long is reported offline.
+    offline_after_s: float = 5.0
+    # Two consecutive segments further apart than this leave a gap row.
+    gap_tolerance_s: float = 1.5
+    # Leases: a dead recorder's cameras are taken over within about lease_ttl_s + lease_poll_s.
+    lease_ttl_s: float = 5.0
+    lease_poll_s: float = 1.0
+    # Event clips: default pre- and post-event buffers.
+    clip_pre_s: float = 10.0
+    clip_post_s: float = 10.0
+    clip_max_s: float = 600.0
+    # Presigned playback URLs live this long.
+    playback_url_ttl_s: int = 300
+    playback_max_s: float = 4 * 3600.0
+    sweep_interval_s: float = 60.0
+    publish_segments: bool = True

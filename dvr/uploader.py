@@ -1,0 +1,235 @@
+"""Spool and uploader: finished segments are fsynced to local disk, then uploaded, indexed and only then removed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from core.errors import NotFound, Unavailable
+from core.events import Event
+from core.logging import get_logger
+from core.objectstore import ObjectStore, sha256_file
+from dvr.model import SegmentRecorded, SpooledSegment, SpoolHighWater
+from dvr.repository import DvrRepository, connection
+from dvr.rules import backoff_delay
+
+log = get_logger(__name__)
+
+EventSink = Callable[[Event], Awaitable[None]]
+RetainUntil = Callable[[SpooledSegment], Awaitable[datetime | None]]
+_SIDECAR = ".json"
+
+
+class Spool:
+    """Local folder of segments waiting for the store: data file plus a JSON sidecar, both fsynced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def camera_dir(self, tenant_id: uuid.UUID, camera_id: uuid.UUID) -> Path:
+        path = self.root / str(tenant_id) / str(camera_id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def commit(segment: SpooledSegment) -> None:
+        """Make a finished segment durable; after this, a crash cannot lose it."""
+        with segment.path.open("rb") as f:
+            os.fsync(f.fileno())
+        sidecar = segment.path.with_suffix(_SIDECAR)
+        tmp = sidecar.with_name(sidecar.name + ".tmp")
+        payload = {
+            "tenant_id": str(segment.tenant_id), "camera_id": str(segment.camera_id),
+            "start_at": segment.start_at.isoformat(), "end_at": segment.end_at.isoformat(),
+            "size": segment.size, "sha256": segment.sha256, "codec": segment.codec,
+            "recorder_id": segment.recorder_id,
+        }
+        with tmp.open("w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(sidecar)
+        fd = os.open(segment.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending(self) -> list[SpooledSegment]:
+        """Every committed segment still on disk (what a restarted recorder must upload first)."""
+        out = []
+        for sidecar in sorted(self.root.glob(f"*/*/*{_SIDECAR}")):
+            data = json.loads(sidecar.read_text())
+            out.append(SpooledSegment(
+                tenant_id=uuid.UUID(data["tenant_id"]), camera_id=uuid.UUID(data["camera_id"]),
+                path=sidecar.with_suffix(".mp4"), start_at=datetime.fromisoformat(data["start_at"]),
+                end_at=datetime.fromisoformat(data["end_at"]), size=data["size"], sha256=data["sha256"],
+                codec=data["codec"], recorder_id=data["recorder_id"]))
+        return out
+
+    @staticmethod
+    def remove(segment: SpooledSegment) -> None:
+        segment.path.with_suffix(_SIDECAR).unlink(missing_ok=True)
+        segment.path.unlink(missing_ok=True)
+
+    def usage_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("*/*/*") if p.is_file())
+
+
+def describe_segment(path: Path) -> tuple[int, str]:
+    return path.stat().st_size, sha256_file(path)
+
+
+class SegmentUploader:
+    """Uploads spooled segments with retries; the store being down only grows the spool, it never drops a segment.
+
+    Idempotent: the object key is (camera, start instant) and the index row is unique on it; a segment retried
+    after a failure first looks for a version already stored under its key, so a retry creates no duplicate.
+    """
+
+    def __init__(self, *, store: ObjectStore, pool: asyncpg.Pool, spool: Spool, recorder_id: str,
+                 publish: EventSink, retain_until: RetainUntil, high_water_bytes: int, workers: int = 4,
+                 publish_segments: bool = True, repository: DvrRepository | None = None) -> None:
+        self._store = store
+        self._pool = pool
+        self._spool = spool
+        self._recorder_id = recorder_id
+        self._publish = publish
+        self._retain_until = retain_until
+        self._high_water = high_water_bytes
+        self._workers = workers
+        self._publish_segments = publish_segments
+        self._repo = repository or DvrRepository()
+        self._queue: list[tuple[float, int, SpooledSegment, int]] = []
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._spooled_bytes = 0
+        self._alarm = False
+        self.uploaded = 0
+        self.failures = 0
+
+    @property
+    def spooled_bytes(self) -> int:
+        return self._spooled_bytes
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    async def recover(self) -> int:
+        """Queue what a previous run left in the spool; returns how many segments were found."""
+        found = await asyncio.to_thread(self._spool.pending)
+        for seg in found:
+            await self.submit(seg, attempt=1)
+        return len(found)
+
+    async def submit(self, segment: SpooledSegment, *, attempt: int = 0) -> None:
+        self._spooled_bytes += segment.size
+        self._push(segment, attempt, time.monotonic())
+        await self._check_high_water()
+
+    def _push(self, segment: SpooledSegment, attempt: int, not_before: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (not_before, self._seq, segment, attempt))
+        self._wake.set()
+
+    async def _check_high_water(self) -> None:
+        if not self._alarm and self._spooled_bytes > self._high_water:
+            self._alarm = True
+            log.error("dvr.spool_high_water", spooled_bytes=self._spooled_bytes, high_water=self._high_water)
+            tenants = {seg.tenant_id for _, _, seg, _ in self._queue}
+            for tenant_id in tenants:
+                await self._safe_publish(SpoolHighWater(tenant_id=tenant_id, recorder_id=self._recorder_id,
+                                                        spooled_bytes=self._spooled_bytes,
+                                                        high_water_bytes=self._high_water))
+        elif self._alarm and self._spooled_bytes < self._high_water * 0.8:
+            self._alarm = False
+            log.info("dvr.spool_below_high_water", spooled_bytes=self._spooled_bytes)
+
+    async def _safe_publish(self, event: Event) -> None:
+        try:
+            await self._publish(event)
+        except Unavailable as exc:
+            log.warning("dvr.publish_failed", event=type(event).__name__, error=str(exc))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._worker(stop) for _ in range(self._workers)))
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until nothing is queued or in flight; true when drained."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self._queue and self._spooled_bytes == 0:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _worker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self._queue:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                continue
+            not_before, _, segment, attempt = self._queue[0]
+            delay = not_before - time.monotonic()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 0.5))
+                continue
+            heapq.heappop(self._queue)
+            try:
+                await self._upload(segment, retry=attempt > 0)
+            except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.failures += 1
+                wait = backoff_delay(attempt, base_s=0.5, cap_s=15.0)
+                log.warning("dvr.upload_failed", camera_id=str(segment.camera_id), attempt=attempt,
+                            retry_in_s=round(wait, 2), error=str(exc)[:300])
+                self._push(segment, attempt + 1, time.monotonic() + wait)
+                continue
+            self._spooled_bytes -= segment.size
+            self.uploaded += 1
+            await self._check_high_water()
+
+    async def _upload(self, segment: SpooledSegment, *, retry: bool) -> None:
+        tenant_id, key = segment.tenant_id, segment.object_key
+        version_id = await self._already_stored(segment) if retry else None
+        if version_id is None:
+            retain_until = await self._retain_until(segment)
+            stored = await self._store.put_file(tenant_id, key, segment.path, content_type="video/mp4",
+                                                sha256=segment.sha256, retain_until=retain_until)
+            version_id = stored.version_id
+        async with connection(self._pool) as conn:
+            await self._repo.insert_segment(conn, segment, version_id)
+        await asyncio.to_thread(self._spool.remove, segment)
+        if self._publish_segments:
+            await self._safe_publish(SegmentRecorded(
+                tenant_id=tenant_id, camera_id=segment.camera_id, start_at=segment.start_at,
+                end_at=segment.end_at, object_key=key, sha256=segment.sha256))
+
+    async def _already_stored(self, segment: SpooledSegment) -> str | None:
+        try:
+            versions = await self._store.list_versions(segment.tenant_id, segment.object_key)
+        except NotFound:
+            return None
+        for v in reversed(versions):
+            if v.key == segment.object_key and not v.is_delete_marker and v.size == segment.size:
+                return v.version_id
+        return None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

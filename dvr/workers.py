@@ -1,0 +1,49 @@
+"""Background loops of the dvr process: the periodic retention sweep and the minimum-retention lock lookup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import asyncpg
+
+from core.errors import Unavailable
+from core.logging import get_logger
+from dvr.model import SpooledSegment, Tier
+from dvr.repository import DvrRepository, connection
+from dvr.rules import Retention, effective_retention, minimum_lock_until
+from dvr.service import RetentionService
+
+log = get_logger(__name__)
+
+
+def minimum_lock(pool: asyncpg.Pool, *, cache_s: float = 60.0) -> Callable[[SpooledSegment],
+                                                                           Awaitable[datetime | None]]:
+    """The object-lock retain-until enforcing each camera's authorised minimum retention (cached per camera)."""
+    repo = DvrRepository()
+    cache: dict[uuid.UUID, tuple[float, Retention | None]] = {}
+
+    async def lookup(segment: SpooledSegment) -> datetime | None:
+        hit = cache.get(segment.camera_id)
+        if hit is None or time.monotonic() - hit[0] > cache_s:
+            async with connection(pool) as conn:
+                inputs = await repo.retention_inputs(conn, segment.camera_id, Tier.CONTINUOUS)
+            hit = (time.monotonic(), effective_retention(inputs) if inputs else None)
+            cache[segment.camera_id] = hit
+        return minimum_lock_until(segment.end_at, hit[1]) if hit[1] else None
+
+    return lookup
+
+
+async def run_sweeper(service: RetentionService, interval_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await service.sweep()
+        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+            log.warning("dvr.sweep_failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
