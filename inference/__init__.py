@@ -1,0 +1,1 @@
+"""Detection: camera streams in, tracked objects and analytics events out (portable and DeepStream backends)."""

@@ -1,0 +1,284 @@
+"""The portable backend: RTSP readers → motion gate → fair, batched onnxruntime inference → tracker → rules → events.
+
+It runs on CPU here and on CUDA where onnxruntime-gpu finds a GPU. The DeepStream backend replaces readers,
+detector and tracker with a GStreamer pipeline but feeds the same CameraRules with the same structs and emits the
+same events, so everything above detection is exercised by this backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from core.logging import get_logger
+from inference.model import (
+    LEGAL_EVENT_TYPE,
+    CameraConfig,
+    CameraRestored,
+    CameraWentOffline,
+    FrameAnalysis,
+    ObjectDetected,
+    RuleTriggered,
+    TrackedObject,
+)
+from inference.publisher import EventSink
+from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
+from inference.rules import CameraRules
+from inference.scheduler import FairScheduler, UsageMeter
+from inference.settings import InferenceSettings
+from inference.ssd import RawDetection
+from inference.tracker import DetectedBox, IouTracker
+
+log = get_logger(__name__)
+
+
+class Detector(Protocol):
+    labels: list[str]
+
+    def detect(self, frames: list[npt.NDArray[np.uint8]]) -> list[list[RawDetection]]: ...
+
+
+@dataclass
+class CameraCounters:
+    frames: int = 0
+    detected: int = 0
+    gated_out: int = 0
+    superseded: int = 0  # a newer frame replaced one waiting for a detector slot
+    events: int = 0
+
+
+@dataclass
+class CameraRuntime:
+    config: CameraConfig
+    reader: RtspCameraReader
+    tracker: IouTracker
+    rules: CameraRules
+    last_detect_at: float = -math.inf
+    last_objects: tuple[TrackedObject, ...] = ()
+    announced: set[int] = field(default_factory=set)
+    counters: CameraCounters = field(default_factory=CameraCounters)
+
+    @property
+    def camera_id(self) -> uuid.UUID:
+        return self.config.camera_id
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.config.tenant_id
+
+    @property
+    def weight(self) -> float:
+        return self.config.weight
+
+
+@dataclass
+class _Ready:
+    frame: DecodedFrame
+
+
+def reader_options(settings: InferenceSettings) -> ReaderOptions:
+    return ReaderOptions(
+        detect_fps=settings.detect_fps, open_timeout_s=settings.open_timeout_s,
+        read_timeout_s=settings.read_timeout_s, reconnect_base_s=settings.reconnect_base_s,
+        reconnect_cap_s=settings.reconnect_cap_s, offline_after_s=settings.offline_after_s,
+        motion_pixel_threshold=settings.motion_pixel_threshold, motion_min_changed=settings.motion_min_changed,
+        motion_scene_change=settings.motion_scene_change,
+    )
+
+
+class PortableBackend:
+    """Serves any number of cameras with one detector; cameras are added, changed or removed while it runs."""
+
+    def __init__(self, detector: Detector, sink: EventSink, settings: InferenceSettings, *,
+                 scheduler: FairScheduler | None = None, meter: UsageMeter | None = None,
+                 reader_factory: Callable[..., RtspCameraReader] = RtspCameraReader) -> None:
+        self._detector = detector
+        self._sink = sink
+        self._settings = settings
+        self._tz = ZoneInfo(settings.timezone)
+        self.scheduler = scheduler or FairScheduler()
+        self.meter = meter or UsageMeter()
+        self._reader_factory = reader_factory
+        self.cameras: dict[uuid.UUID, CameraRuntime] = {}
+        self._ready: dict[uuid.UUID, _Ready] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        self.detector_seconds = 0.0
+
+    # Camera set ---------------------------------------------------------------------------------------
+
+    def apply(self, configs: Sequence[CameraConfig]) -> None:
+        """Bring the running cameras in line with `configs`: start new ones, stop removed ones, and reload
+        zones and rules in place (the stream is reopened only when its URL or credentials change)."""
+        wanted = {c.camera_id: c for c in configs}
+        for camera_id in [c for c in self.cameras if c not in wanted]:
+            self._stop_camera(camera_id)
+        for camera_id, config in wanted.items():
+            current = self.cameras.get(camera_id)
+            if current is None:
+                self._start_camera(config)
+            elif (current.config.stream_url, current.config.username, current.config.password) != (
+                    config.stream_url, config.username, config.password):
+                self._stop_camera(camera_id)
+                self._start_camera(config)
+            elif current.config != config:
+                current.config = config
+                current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
+
+    def _start_camera(self, config: CameraConfig) -> None:
+        url = with_credentials(config.stream_url, config.username, config.password)
+        reader = self._reader_factory(config.camera_id, url, reader_options(self._settings),
+                                      self._on_stream_change_threadsafe, self._on_frame_threadsafe)
+        self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader, tracker=IouTracker(),
+                                                       rules=CameraRules(config.zones, config.rules))
+        reader.start()
+        log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
+                 rules=len(config.rules))
+
+    def _stop_camera(self, camera_id: uuid.UUID) -> None:
+        runtime = self.cameras.pop(camera_id)
+        self._ready.pop(camera_id, None)
+        self.scheduler.forget_camera(camera_id)
+        runtime.reader.stop(timeout_s=0.1)  # the thread ends at its next read; no need to wait for it here
+        log.info("inference.camera_stopped", camera_id=str(camera_id))
+
+    def close(self) -> None:
+        for camera_id in list(self.cameras):
+            runtime = self.cameras.pop(camera_id)
+            runtime.reader.stop()
+
+    # Threads → loop ---------------------------------------------------------------------------------------
+
+    def _on_frame_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _on_stream_change_threadsafe(self, change: StreamChange) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_stream_change, change)
+
+    def _on_stream_change(self, change: StreamChange) -> None:
+        runtime = self.cameras.get(change.camera_id)
+        if runtime is None:
+            return
+        tenant = runtime.tenant_id
+        if change.state is StreamState.OFFLINE:
+            runtime.tracker.reset()
+            runtime.last_objects = ()
+            self._sink.submit(CameraWentOffline(tenant_id=tenant, camera_id=change.camera_id, reason=change.reason),
+                              change.camera_id)
+            log.warning("inference.camera_offline", camera_id=str(change.camera_id), reason=change.reason)
+        else:
+            self._sink.submit(CameraRestored(tenant_id=tenant, camera_id=change.camera_id,
+                                             offline_for_s=change.offline_for_s), change.camera_id)
+            log.info("inference.camera_restored", camera_id=str(change.camera_id), offline_for_s=change.offline_for_s)
+
+    # Detector loop -------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                # Cleared before collecting, so a frame arriving meanwhile still wakes the next wait.
+                self._wake.clear()
+                self._collect()
+                if not self._ready:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                    continue
+                await self._detect_batch()
+        finally:
+            self.close()
+
+    def _needs_detection(self, runtime: CameraRuntime, frame: DecodedFrame) -> bool:
+        return (frame.motion.has_motion or runtime.tracker.moving_tracks > 0
+                or frame.timestamp - runtime.last_detect_at >= self._settings.keepalive_s)
+
+    def _collect(self) -> None:
+        """Take every camera's newest frame: gated-out frames are analysed at once (no detector), the others wait
+        for a detector slot, a waiting frame being replaced by a newer one (its motion flag carried over)."""
+        for camera_id, runtime in self.cameras.items():
+            frame = runtime.reader.slot.take()
+            if frame is None:
+                continue
+            runtime.counters.frames += 1
+            waiting = self._ready.get(camera_id)
+            if waiting is not None:
+                runtime.counters.superseded += 1
+                self._ready[camera_id] = _Ready(frame)
+                continue
+            if self._needs_detection(runtime, frame):
+                self._ready[camera_id] = _Ready(frame)
+            else:
+                runtime.counters.gated_out += 1
+                self._analyse(runtime, frame, runtime.last_objects)
+
+    async def _detect_batch(self) -> None:
+        candidates = [self.cameras[c] for c in self._ready if c in self.cameras]
+        chosen = self.scheduler.select(candidates, self._settings.max_batch)
+        frames = [self._ready.pop(runtime.camera_id).frame for runtime in chosen]
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self._detector.detect, [f.detector_input for f in frames])
+        elapsed = time.perf_counter() - started
+        self.batches += 1
+        self.detector_seconds += elapsed
+        self.meter.record_batch([r.tenant_id for r in chosen], elapsed)
+        labels = self._detector.labels
+        for runtime, frame, detections in zip(chosen, frames, results, strict=True):
+            if runtime.camera_id not in self.cameras:
+                continue  # removed while the batch ran
+            runtime.counters.detected += 1
+            runtime.last_detect_at = frame.timestamp
+            boxes = [DetectedBox(labels[d.class_id], d.score, d.box) for d in detections]
+            objects = tuple(runtime.tracker.update(boxes, frame.timestamp))
+            runtime.last_objects = objects
+            if self._settings.publish_object_events:
+                for obj in objects:
+                    if obj.track_id not in runtime.announced:
+                        runtime.announced.add(obj.track_id)
+                        self._emit(runtime, ObjectDetected(
+                            tenant_id=runtime.tenant_id, occurred_at=frame.captured_at, camera_id=runtime.camera_id,
+                            track_id=obj.track_id, label=obj.label, score=round(obj.score, 3), box=obj.box,
+                        ), frame)
+                # Forget announcements of tracks the tracker dropped, so the set stays as small as the scene.
+                runtime.announced &= runtime.tracker.track_ids
+            self._analyse(runtime, frame, objects)
+
+    def _analyse(self, runtime: CameraRuntime, frame: DecodedFrame, objects: tuple[TrackedObject, ...]) -> None:
+        runtime.rules.frame_size = frame.frame_size
+        analysis = FrameAnalysis(camera_id=runtime.camera_id, tenant_id=runtime.tenant_id,
+                                 timestamp=frame.timestamp, objects=objects, stats=frame.stats)
+        local_now: datetime = frame.captured_at.astimezone(self._tz)
+        for hit in runtime.rules.evaluate(analysis, local_now):
+            self._emit(runtime, RuleTriggered(
+                tenant_id=runtime.tenant_id, occurred_at=frame.captured_at, camera_id=runtime.camera_id,
+                rule_id=hit.rule_id, rule_type=hit.rule_type.value, legal_event_type=LEGAL_EVENT_TYPE[hit.rule_type],
+                zone_id=hit.zone_id, track_ids=hit.track_ids, boxes=hit.boxes, labels=hit.labels,
+                scores=hit.scores, detail=hit.detail,
+            ), frame)
+
+    def _emit(self, runtime: CameraRuntime, event: ObjectDetected | RuleTriggered, frame: DecodedFrame) -> None:
+        runtime.counters.events += 1
+        self._sink.submit(event, runtime.camera_id, frame.picture)
+
+    def stats(self) -> dict[str, object]:
+        """Counters per camera, for logs, the bench and tests."""
+        return {
+            str(camera_id): {
+                "state": runtime.reader.state.value, "last_error": runtime.reader.last_error,
+                **runtime.counters.__dict__, "reader": dict(runtime.reader.counters.__dict__),
+            }
+            for camera_id, runtime in self.cameras.items()
+        }

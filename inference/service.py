@@ -1,0 +1,291 @@
+"""Use cases of detection: zones and rules (for the API, on a tenant-scoped connection), and the worker's view.
+
+API functions take an asyncpg connection opened by the caller with core.db.tenant_transaction, so row-level
+security decides what exists: a foreign tenant's camera, zone or rule is NotFound, exactly like a missing one.
+The caller journals who changed what. Worker functions take a department-role connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol, cast
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from core.crypto import SecretBox
+from core.errors import Conflict, NotFound, Unavailable
+from core.ids import new_id
+from core.logging import get_logger
+from inference.errors import InvalidRule
+from inference.model import (
+    CameraConfig,
+    LegalBasis,
+    Rule,
+    RuleInput,
+    RuleParams,
+    RuleType,
+    UsageDay,
+    Zone,
+    ZoneInput,
+)
+from inference.repository import DetectionRepository, _json
+from inference.rules import check_rule, legal_basis_valid, validate_zone
+from inference.scheduler import UsageMeter
+
+CREDENTIALS_PURPOSE = "camera-credentials"
+_repo = DetectionRepository()
+log = get_logger(__name__)
+
+
+def _zone(row: asyncpg.Record) -> Zone:
+    return Zone(id=row["id"], tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"],
+                kind=row["kind"], points=tuple((float(x), float(y)) for x, y in _json(row, "points")))
+
+
+def _params(raw: dict[str, Any]) -> RuleParams:
+    try:
+        return msgspec.convert(raw, RuleParams)
+    except msgspec.ValidationError as exc:
+        raise InvalidRule(f"invalid rule parameters: {exc}", field="params") from None
+
+
+def _rule(row: asyncpg.Record) -> Rule:
+    return Rule(id=row["id"], tenant_id=row["tenant_id"], camera_id=row["camera_id"], zone_id=row["zone_id"],
+                rule_type=RuleType(row["rule_type"]), params=_params(_json(row, "params")),
+                enabled=row["enabled"], disabled_reason=row["disabled_reason"])
+
+
+def _bases(rows: list[asyncpg.Record]) -> list[LegalBasis]:
+    return [LegalBasis(event_type=r["event_type"], valid_from=r["valid_from"], valid_until=r["valid_until"])
+            for r in rows]
+
+
+async def _camera_tenant(conn: asyncpg.Connection, camera_id: uuid.UUID) -> uuid.UUID:
+    tenant = await _repo.camera_tenant(conn, camera_id)
+    if tenant is None:
+        raise NotFound(f"no camera {camera_id}")
+    return tenant
+
+
+# Zones ------------------------------------------------------------------------------------------------
+
+async def create_zone(conn: asyncpg.Connection, camera_id: uuid.UUID, data: ZoneInput) -> Zone:
+    """Draw a zone or a line on a camera; refuses self-intersecting polygons and points outside the frame."""
+    tenant = await _camera_tenant(conn, camera_id)
+    points = validate_zone(data.kind, data.points)
+    try:
+        row = await _repo.insert_zone(conn, zone_id=new_id(), tenant_id=tenant, camera_id=camera_id,
+                                      name=data.name, kind=data.kind, points=points)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"camera already has a zone named {data.name!r}") from None
+    return _zone(row)
+
+
+async def list_zones(conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Zone]:
+    await _camera_tenant(conn, camera_id)
+    return [_zone(r) for r in await _repo.zones(conn, [camera_id])]
+
+
+async def update_zone(conn: asyncpg.Connection, zone_id: uuid.UUID, data: ZoneInput) -> Zone:
+    current = await _repo.zone(conn, zone_id)
+    if current is None:
+        raise NotFound(f"no zone {zone_id}")
+    points = validate_zone(data.kind, data.points)
+    if data.kind != current["kind"]:
+        bound = [r for r in await _repo.rules(conn, [current["camera_id"]]) if r["zone_id"] == zone_id]
+        if bound:
+            raise InvalidRule("rules use this zone: a zone cannot become a line (or the reverse)", field="kind")
+    row = await _repo.update_zone(conn, zone_id, name=data.name, kind=data.kind, points=points)
+    if row is None:
+        raise NotFound(f"no zone {zone_id}")
+    return _zone(row)
+
+
+async def delete_zone(conn: asyncpg.Connection, zone_id: uuid.UUID) -> None:
+    """Delete a zone and the rules bound to it."""
+    if not await _repo.delete_zone(conn, zone_id):
+        raise NotFound(f"no zone {zone_id}")
+
+
+# Rules ------------------------------------------------------------------------------------------------
+
+async def _checked(conn: asyncpg.Connection, camera_id: uuid.UUID, data: RuleInput, *, today: date,
+                   model_labels: frozenset[str]) -> tuple[RuleType, RuleParams]:
+    params = _params(dict(data.params))
+    zone = None
+    if data.zone_id is not None:
+        row = await _repo.zone(conn, data.zone_id)
+        if row is None or row["camera_id"] != camera_id:
+            raise InvalidRule(f"zone {data.zone_id} is not a zone of this camera", field="zone_id")
+        zone = _zone(row)
+    bases = _bases(await _repo.legal_bases(conn, [camera_id]))
+    kind = check_rule(data.rule_type, params, zone=zone, bases=bases, today=today, model_labels=model_labels,
+                      enabling=data.enabled)
+    return kind, params
+
+
+async def create_rule(conn: asyncpg.Connection, camera_id: uuid.UUID, data: RuleInput, *, today: date,
+                      model_labels: frozenset[str]) -> Rule:
+    """Enable an analytic on a camera. Refused (clear error) without a valid legal basis for its event type today,
+    for face recognition or plate reading (always), and for fire/weapon without a model that detects them."""
+    tenant = await _camera_tenant(conn, camera_id)
+    kind, params = await _checked(conn, camera_id, data, today=today, model_labels=model_labels)
+    row = await _repo.insert_rule(conn, rule_id=new_id(), tenant_id=tenant, camera_id=camera_id,
+                                  zone_id=data.zone_id, rule_type=kind.value,
+                                  params=msgspec.to_builtins(params), enabled=data.enabled)
+    return _rule(row)
+
+
+async def update_rule(conn: asyncpg.Connection, rule_id: uuid.UUID, data: RuleInput, *, today: date,
+                      model_labels: frozenset[str]) -> Rule:
+    """Change a rule's zone, parameters or state; its type is fixed (delete and recreate to change it)."""
+    current = await _repo.rule(conn, rule_id)
+    if current is None:
+        raise NotFound(f"no rule {rule_id}")
+    if data.rule_type != current["rule_type"]:
+        raise InvalidRule("a rule's type cannot change", field="rule_type")
+    _, params = await _checked(conn, current["camera_id"], data, today=today, model_labels=model_labels)
+    row = await _repo.update_rule(conn, rule_id, zone_id=data.zone_id, params=msgspec.to_builtins(params),
+                                  enabled=data.enabled)
+    if row is None:
+        raise NotFound(f"no rule {rule_id}")
+    return _rule(row)
+
+
+async def list_rules(conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Rule]:
+    await _camera_tenant(conn, camera_id)
+    return [_rule(r) for r in await _repo.rules(conn, [camera_id])]
+
+
+async def delete_rule(conn: asyncpg.Connection, rule_id: uuid.UUID) -> None:
+    if not await _repo.delete_rule(conn, rule_id):
+        raise NotFound(f"no rule {rule_id}")
+
+
+# Plans and metering -----------------------------------------------------------------------------------
+
+async def set_detection_plan(conn: asyncpg.Connection, tenant_id: uuid.UUID, plan: str) -> None:
+    """Department admins set a tenant's plan, which weighs its share of a saturated detector."""
+    if plan not in ("essential", "standard", "premium"):
+        raise InvalidRule("plan is one of essential, standard, premium", field="plan")
+    await _repo.upsert_plan(conn, tenant_id, plan)
+
+
+async def detector_usage(conn: asyncpg.Connection, tenant_id: uuid.UUID, since: date, until: date,
+                         ) -> list[UsageDay]:
+    """Detector-seconds and frames per day, for the tenant's invoice."""
+    return [UsageDay(day=r["day"], detector_seconds=float(r["detector_seconds"]), frames=int(r["frames"]))
+            for r in await _repo.usage(conn, tenant_id, since, until)]
+
+
+# Worker (department role) -----------------------------------------------------------------------------
+
+async def switch_off_unauthorised_rules(conn: asyncpg.Connection, today: date) -> list[uuid.UUID]:
+    """Disable every enabled rule whose legal basis is no longer valid today; returns the rules switched off."""
+    rules = [_rule(r) for r in await _repo.rules(conn, enabled_only=True)]
+    bases: dict[uuid.UUID, list[LegalBasis]] = {}
+    for row in await _repo.legal_bases(conn, list({r.camera_id for r in rules})):
+        bases.setdefault(row["camera_id"], []).extend(_bases([row]))
+    reasons = {
+        rule.id: f"legal basis for this event type lapsed or missing on {today.isoformat()}"
+        for rule in rules if not legal_basis_valid(rule.rule_type, bases.get(rule.camera_id, []), today)
+    }
+    return await _repo.switch_off_rules(conn, reasons)
+
+
+async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets: SecretBox,
+                              plan_weights: dict[str, float]) -> list[CameraConfig]:
+    """Every active camera with its zones, the rules that may run today, and its tenant's fair-share weight."""
+    cameras = await _repo.active_cameras(conn)
+    ids = [c["id"] for c in cameras]
+    zones: dict[uuid.UUID, list[Zone]] = {}
+    for row in await _repo.zones(conn, ids):
+        zones.setdefault(row["camera_id"], []).append(_zone(row))
+    rules: dict[uuid.UUID, list[Rule]] = {}
+    for row in await _repo.rules(conn, ids, enabled_only=True):
+        rules.setdefault(row["camera_id"], []).append(_rule(row))
+    bases: dict[uuid.UUID, list[LegalBasis]] = {}
+    for row in await _repo.legal_bases(conn, ids):
+        bases.setdefault(row["camera_id"], []).extend(_bases([row]))
+    plans = await _repo.plans(conn)
+    configs = []
+    for camera in cameras:
+        username = password = None
+        if camera["credentials_sealed"] is not None:
+            opened = msgspec.json.decode(secrets.open(camera["credentials_sealed"], purpose=CREDENTIALS_PURPOSE))
+            username, password = opened.get("username"), opened.get("password")
+        camera_bases = bases.get(camera["id"], [])
+        # Belt and braces with switch_off_unauthorised_rules: a rule without a valid basis today never runs.
+        runnable = [r for r in rules.get(camera["id"], []) if legal_basis_valid(r.rule_type, camera_bases, today)]
+        configs.append(CameraConfig(
+            camera_id=camera["id"], tenant_id=camera["tenant_id"], name=camera["name"],
+            stream_url=camera["sub_stream_url"] or camera["main_stream_url"], username=username, password=password,
+            zones=tuple(zones.get(camera["id"], [])), rules=tuple(runnable), legal_bases=tuple(camera_bases),
+            weight=plan_weights.get(plans.get(camera["tenant_id"], "essential"), 1.0),
+        ))
+    return configs
+
+
+async def record_usage(conn: asyncpg.Connection, day: date, usage: dict[uuid.UUID, tuple[float, int]]) -> None:
+    await _repo.add_usage(conn, day, [(tenant, seconds, frames) for tenant, (seconds, frames) in usage.items()])
+
+
+# Worker loops -----------------------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def department_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on the department role's pool: the worker serves every tenant's cameras."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield cast(asyncpg.Connection, conn)
+
+
+class CameraSet(Protocol):
+    def apply(self, configs: Sequence[CameraConfig]) -> None: ...
+
+
+async def keep_cameras_in_sync(pool: asyncpg.Pool, backend: CameraSet, *, secrets: SecretBox,
+                               plan_weights: dict[str, float], timezone: str, refresh_s: float,
+                               stop: asyncio.Event) -> None:
+    """Reload cameras, zones and rules every `refresh_s`, so API changes reach the worker without a restart;
+    rules whose legal basis lapsed are switched off in the database first."""
+    tz = ZoneInfo(timezone)
+    while not stop.is_set():
+        today = datetime.now(tz).date()
+        try:
+            async with department_transaction(pool) as conn:
+                switched_off = await switch_off_unauthorised_rules(conn, today)
+                configs = await load_camera_configs(conn, today=today, secrets=secrets, plan_weights=plan_weights)
+        except (OSError, asyncpg.PostgresError, Unavailable) as exc:
+            log.warning("inference.config_refresh_failed", error=str(exc))
+        else:
+            for rule_id in switched_off:
+                log.warning("inference.rule_switched_off", rule_id=str(rule_id), reason="legal basis lapsed")
+            backend.apply(configs)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=refresh_s)
+
+
+async def flush_usage(pool: asyncpg.Pool, meter: UsageMeter, *, timezone: str, every_s: float,
+                      stop: asyncio.Event) -> None:
+    """Write metered detector-seconds per tenant and day; a failed write is kept for the next attempt."""
+    tz = ZoneInfo(timezone)
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+        pending = meter.drain()
+        if pending:
+            try:
+                async with department_transaction(pool) as conn:
+                    await record_usage(conn, datetime.now(tz).date(),
+                                       {t: (u.detector_seconds, u.frames) for t, u in pending.items()})
+            except (OSError, asyncpg.PostgresError) as exc:
+                meter.restore(pending)
+                log.warning("inference.usage_flush_failed", error=str(exc))
+        if stop.is_set():
+            return

@@ -1,0 +1,66 @@
+"""Settings of the detection worker, read from VIGIE_INFERENCE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.settings import PROJECT_ROOT
+
+
+class InferenceSettings(BaseSettings):
+    """Model, decode, gating, fair-share and publishing knobs of `python -m inference`."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIE_INFERENCE_", env_nested_delimiter="__", extra="ignore",
+                                      protected_namespaces=())
+
+    backend: Literal["portable", "deepstream"] = "portable"
+    models_dir: Path = PROJECT_ROOT / "var" / "models"
+    # Production points these at its own model; empty means the MediaPipe SSD prepared under models_dir.
+    model_path: Path | None = None
+    labels_path: Path | None = None
+    score_threshold: float = Field(0.4, gt=0, lt=1)
+    nms_iou_threshold: float = Field(0.45, gt=0, le=1)
+    # Labels that produce tracks and ObjectDetected events; the rest of what the model sees is ignored.
+    tracked_labels: tuple[str, ...] = ("Person", "Car", "Vehicle", "Bicycle", "Box", "Laptop", "Bottle", "Book",
+                                       "Camera", "Dog")
+    publish_object_events: bool = True
+    detect_fps: float = Field(5.0, gt=0, le=30)
+    max_batch: int = Field(8, ge=1, le=256)
+    intra_op_threads: int = Field(0, ge=0)  # 0: onnxruntime decides
+    use_gpu: bool = True  # CUDA when onnxruntime-gpu and a GPU are present, else CPU
+    # Motion gating: grey-level change per pixel, and the share of changed pixels that counts as motion.
+    motion_pixel_threshold: int = 25
+    motion_min_changed: float = 0.002
+    motion_scene_change: float = 0.6
+    # Without motion or moving tracks, still refresh stationary tracks this often (abandoned object, person down).
+    keepalive_s: float = 5.0
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    reconnect_base_s: float = 0.5
+    reconnect_cap_s: float = 30.0
+    # A camera failing this long after its last frame is announced offline (short blips are not).
+    offline_after_s: float = 3.0
+    config_refresh_s: float = 5.0
+    usage_flush_s: float = 30.0
+    snapshot_quality: int = Field(80, ge=30, le=95)
+    timezone: str = "Europe/Paris"
+    # Fair-share weight of each plan: a tenant on "premium" gets four times the detector share of "essential".
+    plan_weights: dict[str, float] = Field(default_factory=lambda: {"essential": 1.0, "standard": 2.0,
+                                                                    "premium": 4.0})
+    publish_queue_max: int = 10_000
+
+    @property
+    def onnx_path(self) -> Path:
+        from inference.mediapipe import ONNX_FILE
+
+        return self.model_path or self.models_dir / ONNX_FILE
+
+    @property
+    def labels_file(self) -> Path:
+        from inference.mediapipe import LABELS_FILE
+
+        return self.labels_path or self.models_dir / LABELS_FILE

@@ -1,0 +1,166 @@
+"""SSD pre/post-processing of the MediaPipe SSD-MobileNetV2: 300x300 input in [-1, 1], 1917 anchors, box decoding, NMS.
+
+Parameters are those of MediaPipe's object_detection_oid_v4 graph (SsdAnchorsCalculator and
+TensorsToDetectionsCalculator options), so the numbers match the model as it was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+INPUT_SIZE = 300
+NUM_ANCHORS = 1917
+BOX_SCALES = (10.0, 10.0, 5.0, 5.0)  # y, x, h, w
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class AnchorOptions:
+    num_layers: int = 6
+    min_scale: float = 0.2
+    max_scale: float = 0.95
+    input_size: int = INPUT_SIZE
+    strides: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 0.3333)
+    offset: float = 0.5
+    interpolated_scale_aspect_ratio: float = 1.0
+    reduce_boxes_in_lowest_layer: bool = True
+
+
+def _scale(options: AnchorOptions, index: int) -> float:
+    if options.num_layers == 1:
+        return (options.min_scale + options.max_scale) / 2
+    return options.min_scale + (options.max_scale - options.min_scale) * index / (options.num_layers - 1)
+
+
+def ssd_anchors(options: AnchorOptions = AnchorOptions()) -> FloatArray:
+    """Anchors as rows (y_center, x_center, height, width) in [0, 1], in the model's output order."""
+    rows: list[tuple[float, float, float, float]] = []
+    layer = 0
+    while layer < options.num_layers:
+        ratios: list[float] = []
+        scales: list[float] = []
+        last = layer
+        while last < options.num_layers and options.strides[last] == options.strides[layer]:
+            scale = _scale(options, last)
+            if last == 0 and options.reduce_boxes_in_lowest_layer:
+                ratios += [1.0, 2.0, 0.5]
+                scales += [0.1, scale, scale]
+            else:
+                for ratio in options.aspect_ratios:
+                    ratios.append(ratio)
+                    scales.append(scale)
+                if options.interpolated_scale_aspect_ratio > 0:
+                    following = 1.0 if last == options.num_layers - 1 else _scale(options, last + 1)
+                    scales.append(math.sqrt(scale * following))
+                    ratios.append(options.interpolated_scale_aspect_ratio)
+            last += 1
+        sizes = [(s / math.sqrt(r), s * math.sqrt(r)) for s, r in zip(scales, ratios, strict=True)]
+        stride = options.strides[layer]
+        cells = math.ceil(options.input_size / stride)
+        for y in range(cells):
+            for x in range(cells):
+                for height, width in sizes:
+                    rows.append(((y + options.offset) / cells, (x + options.offset) / cells, height, width))
+        layer = last
+    return np.asarray(rows, dtype=np.float32)
+
+
+def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
+    """Frames already resized to 300x300 RGB (HWC, uint8) → one NCHW float batch in [-1, 1]."""
+    batch = np.stack(rgb_frames).astype(np.float32)
+    batch *= 1.0 / 127.5
+    batch -= 1.0
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+@dataclass(frozen=True)
+class RawDetection:
+    """One decoded box in normalised image coordinates (x1, y1, x2, y2 in [0, 1])."""
+
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+
+
+def decode_boxes(encodings: FloatArray, anchors: FloatArray) -> FloatArray:
+    """(ty, tx, th, tw) encodings → (x1, y1, x2, y2) boxes, clipped to the image."""
+    y_scale, x_scale, h_scale, w_scale = BOX_SCALES
+    y_center = encodings[:, 0] / y_scale * anchors[:, 2] + anchors[:, 0]
+    x_center = encodings[:, 1] / x_scale * anchors[:, 3] + anchors[:, 1]
+    half_h = np.exp(encodings[:, 2] / h_scale) * anchors[:, 2] / 2
+    half_w = np.exp(encodings[:, 3] / w_scale) * anchors[:, 3] / 2
+    boxes = np.stack([x_center - half_w, y_center - half_h, x_center + half_w, y_center + half_h], axis=1)
+    clipped: FloatArray = np.clip(boxes, 0.0, 1.0).astype(np.float32)
+    return clipped
+
+
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pairwise intersection over union of (x1, y1, x2, y2) boxes."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+
+
+def non_max_suppression(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> list[int]:
+    """Indices kept by greedy NMS, highest score first."""
+    order = list(np.argsort(-scores))
+    kept: list[int] = []
+    while order:
+        best = int(order.pop(0))
+        kept.append(best)
+        if not order:
+            break
+        rest = np.asarray(order)
+        overlaps = iou_matrix(boxes[best:best + 1], boxes[rest])[0]
+        order = [int(i) for i, o in zip(rest, overlaps, strict=True) if o <= iou_threshold]
+    return kept
+
+
+def postprocess(
+    encodings: FloatArray,
+    logits: FloatArray,
+    anchors: FloatArray,
+    *,
+    score_threshold: float,
+    iou_threshold: float,
+    allowed_classes: frozenset[int] | None = None,
+    max_detections: int = 100,
+) -> list[RawDetection]:
+    """One image's raw outputs ([1917, 4], [1917, C]) → detections after sigmoid, threshold and per-class NMS."""
+    # Class 0 is the background: the best foreground class decides each anchor.
+    foreground = logits[:, 1:]
+    best = np.argmax(foreground, axis=1)
+    best_logit = foreground[np.arange(foreground.shape[0]), best]
+    scores = 1.0 / (1.0 + np.exp(-best_logit))
+    candidates = np.nonzero(scores >= score_threshold)[0]
+    if candidates.size == 0:
+        return []
+    class_ids = best[candidates] + 1
+    if allowed_classes is not None:
+        mask = np.isin(class_ids, list(allowed_classes))
+        candidates, class_ids = candidates[mask], class_ids[mask]
+    boxes = decode_boxes(encodings[candidates], anchors[candidates])
+    candidate_scores = scores[candidates].astype(np.float32)
+    detections: list[RawDetection] = []
+    for class_id in np.unique(class_ids):
+        same = np.nonzero(class_ids == class_id)[0]
+        for index in non_max_suppression(boxes[same], candidate_scores[same], iou_threshold):
+            i = same[index]
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            if x2 - x1 <= 0 or y2 - y1 <= 0:
+                continue
+            detections.append(RawDetection(int(class_id), float(candidate_scores[i]), (x1, y1, x2, y2)))
+    detections.sort(key=lambda d: -d.score)
+    return detections[:max_detections]

@@ -1,0 +1,114 @@
+"""A small multi-object tracker (IoU matching on constant-velocity predictions), one instance per camera.
+
+The maintained Python trackers did not fit: norfair pins numpy<2 and rich<15, and roboflow's `trackers` pulls
+supervision, OpenCV and matplotlib. At 5 fps with tens of objects, greedy IoU matching is as good and costs
+microseconds. DeepStream uses its own nvtracker; both hand the rules the same TrackedObject structs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inference.model import Box, TrackedObject
+from inference.ssd import iou_matrix
+
+
+@dataclass
+class _Track:
+    track_id: int
+    label: str
+    score: float
+    box: Box
+    velocity: tuple[float, float, float, float]  # per second, for each box coordinate
+    last_update: float
+    hits: int = 1
+    misses: int = 0
+
+    def predicted(self, t: float) -> Box:
+        dt = min(t - self.last_update, 1.0)  # a long gap makes extrapolation meaningless
+        x1, y1, x2, y2 = (c + v * dt for c, v in zip(self.box, self.velocity, strict=True))
+        return (x1, y1, x2, y2)
+
+
+@dataclass(frozen=True)
+class DetectedBox:
+    """A detection before tracking: label, score and normalised box."""
+
+    label: str
+    score: float
+    box: Box
+
+
+class IouTracker:
+    """Follows objects across the frames the detector saw; a track is reported once confirmed by `min_hits`."""
+
+    def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = 5,
+                 max_age_s: float = 30.0) -> None:
+        self._iou_threshold = iou_threshold
+        self._min_hits = min_hits
+        self._max_misses = max_misses
+        self._max_age_s = max_age_s
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    @property
+    def moving_tracks(self) -> int:
+        """Tracks whose boxes move by more than 2 % of the frame per second: those keep the detector awake."""
+        return sum(1 for tr in self._tracks if max(abs(v) for v in tr.velocity) > 0.02)
+
+    @property
+    def live_tracks(self) -> int:
+        return len(self._tracks)
+
+    @property
+    def track_ids(self) -> set[int]:
+        return {tr.track_id for tr in self._tracks}
+
+    def update(self, detections: list[DetectedBox], t: float) -> list[TrackedObject]:
+        """Match detections of one frame (taken at `t` seconds) and return the confirmed tracks seen in it."""
+        matched_tracks: set[int] = set()
+        matched_detections: set[int] = set()
+        if self._tracks and detections:
+            predicted = np.asarray([tr.predicted(t) for tr in self._tracks], dtype=np.float32)
+            boxes = np.asarray([d.box for d in detections], dtype=np.float32)
+            overlaps = iou_matrix(predicted, boxes)
+            for ti, di in zip(*np.unravel_index(np.argsort(-overlaps, axis=None), overlaps.shape), strict=True):
+                if overlaps[ti, di] < self._iou_threshold:
+                    break
+                if ti in matched_tracks or di in matched_detections:
+                    continue
+                if self._tracks[ti].label != detections[di].label:
+                    continue
+                matched_tracks.add(int(ti))
+                matched_detections.add(int(di))
+                self._refresh(self._tracks[ti], detections[di], t)
+        for index, track in enumerate(self._tracks):
+            if index not in matched_tracks:
+                track.misses += 1
+        for index, det in enumerate(detections):
+            if index not in matched_detections:
+                self._tracks.append(_Track(self._next_id, det.label, det.score, det.box, (0.0, 0.0, 0.0, 0.0), t))
+                self._next_id += 1
+        self._tracks = [tr for tr in self._tracks
+                        if tr.misses <= self._max_misses and t - tr.last_update <= self._max_age_s]
+        return [TrackedObject(track_id=tr.track_id, label=tr.label, score=tr.score, box=tr.box)
+                for tr in self._tracks if tr.misses == 0 and tr.hits >= self._min_hits]
+
+    def reset(self) -> None:
+        """Forget every track (the camera reconnected or its picture changed size)."""
+        self._tracks.clear()
+
+    @staticmethod
+    def _refresh(track: _Track, det: DetectedBox, t: float) -> None:
+        dt = t - track.last_update
+        if dt > 0:
+            raw = tuple((n - o) / dt for n, o in zip(det.box, track.box, strict=True))
+            # Smooth the velocity: single-frame box jitter is not motion.
+            track.velocity = tuple(0.6 * v + 0.4 * r for v, r in zip(track.velocity, raw, strict=True))  # type: ignore[assignment]
+        track.box = det.box
+        track.score = det.score
+        track.last_update = t
+        track.hits += 1
+        track.misses = 0
