@@ -77,6 +77,9 @@ class S3ObjectStore:
         try:
             return await asyncio.to_thread(fn)
         except S3Error as exc:
+            if exc.code == "NoSuchBucket":
+                # A bucket recreated or lost server-side: forget it, so the next put creates it again.
+                self._known.discard(str(exc.bucket_name))
             if exc.code in _NOT_FOUND:
                 raise NotFound(f"no object {key!r}: {exc.code}") from exc
             if exc.code in _LOCKED:

@@ -17,7 +17,7 @@ from dvr.recorder import FleetRecorder, new_recorder_id
 from dvr.service import RetentionService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
-from dvr.workers import minimum_lock, run_sweeper
+from dvr.workers import minimum_lock, record_until, run_sweeper
 
 DVR_STREAM = StreamSpec("DVR", ["dvr.>"])
 
@@ -38,12 +38,13 @@ async def main() -> None:
                                retain_until=minimum_lock(pool), high_water_bytes=dvr.spool_high_water_bytes,
                                workers=dvr.upload_workers, publish_segments=dvr.publish_segments)
     fleet = FleetRecorder(settings=dvr, pool=pool, uploader=uploader, spool=spool, publish=publish,
-                          secret_box=SecretBox(settings.data_key.get_secret_value()), recorder_id=recorder_id)
+                          secret_box=SecretBox(settings.data_key.get_secret_value()), recorder_id=recorder_id,
+                          tenant_ids=dvr.tenant_ids or None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await uploader.recover()
     with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(fleet.run(stop), uploader.run(stop),
+        await asyncio.gather(record_until(stop, fleet, uploader),
                              run_sweeper(RetentionService(pool=pool, store=store), dvr.sweep_interval_s, stop))
     await bus.close()
     await pool.close()

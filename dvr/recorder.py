@@ -317,7 +317,7 @@ class FleetRecorder:
 
     def __init__(self, *, settings: DvrSettings, pool: asyncpg.Pool, uploader: SegmentUploader, spool: Spool,
                  publish: EventSink, secret_box: SecretBox, recorder_id: str | None = None,
-                 repository: DvrRepository | None = None) -> None:
+                 tenant_ids: list[uuid.UUID] | None = None, repository: DvrRepository | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.uploader = uploader
@@ -325,6 +325,8 @@ class FleetRecorder:
         self.publish = publish
         self.box = secret_box
         self.recorder_id = recorder_id or new_recorder_id()
+        # A shard of the fleet (some tenants only), or every recordable camera when None.
+        self.tenant_ids = tenant_ids
         self.repo = repository or DvrRepository()
         self.recorders: dict[uuid.UUID, tuple[StreamRecorder, asyncio.Task[None]]] = {}
         self.acquired_at: dict[uuid.UUID, float] = {}
@@ -360,7 +362,7 @@ class FleetRecorder:
         ttl = self.settings.lease_ttl_s
         async with connection(self.pool) as conn:
             live = await self.repo.heartbeat(conn, self.recorder_id, ttl)
-            cameras = {r["camera_id"]: r for r in await self.repo.recordable_cameras(conn)}
+            cameras = {r["camera_id"]: r for r in await self.repo.recordable_cameras(conn, self.tenant_ids)}
             held = await self.repo.renew_leases(conn, self.recorder_id, ttl)
             for camera_id in list(self.recorders):
                 if camera_id not in held or camera_id not in cameras:

@@ -56,11 +56,14 @@ class DvrRepository:
         await conn.execute("DELETE FROM recorder_leases WHERE holder = $1", recorder_id)
         await conn.execute("DELETE FROM recorder_instances WHERE id = $1", recorder_id)
 
-    async def recordable_cameras(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def recordable_cameras(self, conn: asyncpg.Connection,
+                                 tenant_ids: Sequence[uuid.UUID] | None = None) -> list[asyncpg.Record]:
         return list(await conn.fetch(
             "SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed "
             "FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
-            "WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') ORDER BY c.id"))
+            "WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "
+            "AND ($1::uuid[] IS NULL OR c.tenant_id = ANY ($1::uuid[])) ORDER BY c.id",
+            None if tenant_ids is None else list(tenant_ids)))
 
     async def acquire_lease(self, conn: asyncpg.Connection, holder: str, tenant_id: uuid.UUID,
                             camera_id: uuid.UUID, ttl_s: float) -> bool:

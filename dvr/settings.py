@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.settings import PROJECT_ROOT
@@ -45,3 +47,5 @@ class DvrSettings(BaseSettings):
     playback_max_s: float = 4 * 3600.0
     sweep_interval_s: float = 60.0
     publish_segments: bool = True
+    # Shard the fleet by tenant (several dvr deployments); empty records every tenant's cameras.
+    tenant_ids: list[uuid.UUID] = Field(default_factory=list)

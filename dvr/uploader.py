@@ -193,7 +193,7 @@ class SegmentUploader:
             heapq.heappop(self._queue)
             try:
                 await self._upload(segment, retry=attempt > 0)
-            except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # whatever failed, the segment stays spooled and is retried
                 self.failures += 1
                 wait = backoff_delay(attempt, base_s=0.5, cap_s=15.0)
                 log.warning("dvr.upload_failed", camera_id=str(segment.camera_id), attempt=attempt,

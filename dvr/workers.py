@@ -14,9 +14,11 @@ import asyncpg
 from core.errors import Unavailable
 from core.logging import get_logger
 from dvr.model import SpooledSegment, Tier
+from dvr.recorder import FleetRecorder
 from dvr.repository import DvrRepository, connection
 from dvr.rules import Retention, effective_retention, minimum_lock_until
 from dvr.service import RetentionService
+from dvr.uploader import SegmentUploader
 
 log = get_logger(__name__)
 
@@ -47,3 +49,18 @@ async def run_sweeper(service: RetentionService, interval_s: float, stop: asynci
             log.warning("dvr.sweep_failed", error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+async def record_until(stop: asyncio.Event, fleet: FleetRecorder, uploader: SegmentUploader, *,
+                       drain_timeout_s: float = 30.0) -> None:
+    """Record until `stop`; then let the recorders close their last segments and the uploader drain them, so a
+    graceful stop leaves nothing in the spool (whatever cannot be uploaded in time stays there for next start)."""
+    uploads_stop = asyncio.Event()
+    uploads = asyncio.create_task(uploader.run(uploads_stop))
+    try:
+        await fleet.run(stop)
+        if not await uploader.drain(drain_timeout_s):
+            log.warning("dvr.spool_not_drained", backlog=uploader.backlog)
+    finally:
+        uploads_stop.set()
+        await uploads

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from core.objectstore import FilesystemObjectStore, ObjectStore
 from core.objectstore_s3 import S3ObjectStore
+from core.tenancy import Principal, Role, Scope
 from tests.dvr.s3servers import CephRgw, MotoServer, ceph_available
 
 
@@ -72,3 +74,54 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 @pytest.fixture
 def tenant() -> uuid.UUID:
     return uuid.uuid4()
+
+
+@dataclass
+class World:
+    """One department, one tenant and one site, created with the department role; cameras added on demand."""
+
+    pool: asyncpg.Pool
+    department_id: uuid.UUID
+    tenant_id: uuid.UUID
+    site_id: uuid.UUID
+
+    async def camera(self, url: str, *, name: str | None = None, tenant_id: uuid.UUID | None = None,
+                     site_id: uuid.UUID | None = None) -> uuid.UUID:
+        camera_id = uuid.uuid4()
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code, status) "
+                "VALUES ($1, $2, $3, $4, $5, '95127', 'online')", camera_id, tenant_id or self.tenant_id,
+                site_id or self.site_id, name or f"cam-{camera_id.hex[:8]}", url)
+        return camera_id
+
+    async def tenant(self, retention_days: int = 30) -> tuple[uuid.UUID, uuid.UUID]:
+        tenant_id, site_id = uuid.uuid4(), uuid.uuid4()
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO tenants (id, department_id, kind, name, retention_days) VALUES ($1, $2, 'epci', $3, $4)",
+                tenant_id, self.department_id, f"dvr-test-{tenant_id.hex[:8]}", retention_days)
+            await conn.execute(
+                "INSERT INTO sites (id, tenant_id, name, kind, insee_code) VALUES ($1, $2, 'Site', 'public_space', "
+                "'95127')", site_id, tenant_id)
+        return tenant_id, site_id
+
+    def principal(self, role: Role = Role.SUPERVISOR, tenants: set[uuid.UUID] | None = None) -> Principal:
+        return Principal(user_id=uuid.uuid4(), session_id=uuid.uuid4(), role=role, home_tenant_id=self.tenant_id,
+                         department_id=self.department_id,
+                         scope=Scope(frozenset(tenants or {self.tenant_id}), self.department_id),
+                         display_name="Agent Test")
+
+
+@pytest.fixture(scope="session")
+async def world(department_pool: asyncpg.Pool) -> World:
+    async with department_pool.acquire() as conn:
+        # A department of its own (Mayotte's code), so the demo seed of other suites finds '95' untouched.
+        department_id = await conn.fetchval("SELECT id FROM departments WHERE code = '976'")
+        if department_id is None:
+            department_id = uuid.uuid4()
+            await conn.execute("INSERT INTO departments (id, code, name) VALUES ($1, '976', 'DVR tests')",
+                               department_id)
+    w = World(department_pool, department_id, uuid.uuid4(), uuid.uuid4())
+    w.tenant_id, w.site_id = await w.tenant()
+    return w

@@ -186,6 +186,17 @@ rgw lifecycle work time = 00:00-23:59
             self.processes.append(subprocess.Popen([*args, "-f"], stdout=log, stderr=subprocess.STDOUT,
                                                    env={**os.environ}))
 
+    def stop_gateway(self) -> None:
+        """Take the S3 endpoint down (the cluster keeps its data), as a MinIO outage looks to clients."""
+        gateway = self.processes.pop()
+        gateway.kill()
+        gateway.wait()
+
+    def start_gateway(self) -> None:
+        conf = str(self.folder / "ceph.conf")
+        self._daemon("radosgw", "-c", conf, "-n", "client.rgw.a", "--log-file", str(self.folder / "log" / "rgw.log"))
+        wait_for_port("127.0.0.1", self.rgw_port, timeout_s=60)
+
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.rgw_port}"
