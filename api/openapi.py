@@ -45,6 +45,9 @@ def document_problems(app: Litestar, public_paths: list[str]) -> None:
     the public operations as needing no token."""
     public = [re.compile(p) for p in public_paths]
     schema = app.openapi_schema
+    if schema.components.schemas is None:
+        schema.components.schemas = {}
+    schema.components.schemas["Problem"] = PROBLEM_SCHEMA
     for path, item in (schema.paths or {}).items():
         for method in ("get", "post", "put", "patch", "delete"):
             operation = getattr(item, method, None)
@@ -60,7 +63,8 @@ def document_problems(app: Litestar, public_paths: list[str]) -> None:
                                  "404": "Not found"})
             responses = operation.responses or {}
             for status, description in statuses.items():
-                responses.setdefault(status, OpenAPIResponse(
+                # Replaces the framework's plain-JSON 400: every error is problem+json.
+                responses[status] = (OpenAPIResponse(
                     description=description,
                     content={"application/problem+json": OpenAPIMediaType(schema=Reference("#/components/schemas/Problem"))},
                 ))

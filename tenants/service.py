@@ -100,7 +100,8 @@ class TenancyService:
                 tenant = await self._repo.insert_tenant(conn, values)
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("a tenant with this name or INSEE code already exists") from exc
-            await self._journal.record(conn, tenant_id=tenant.id, actor=principal, action="tenant.create",
+            await self._journal.record(conn, tenant_id=_journal_tenant(principal, tenant.id), actor=principal,
+                                       action="tenant.create",
                                        target_type="tenant", target_id=tenant.id, details={"name": tenant.name})
         return tenant
 
@@ -123,7 +124,8 @@ class TenancyService:
                 raise Conflict("a tenant with this name already exists") from exc
             if tenant is None:
                 raise NotFound("no such tenant")
-            await self._journal.record(conn, tenant_id=tenant_id, actor=principal, action="tenant.update",
+            await self._journal.record(conn, tenant_id=_journal_tenant(principal, tenant_id), actor=principal,
+                                       action="tenant.update",
                                        target_type="tenant", target_id=tenant_id, details=_jsonable(values))
         return tenant
 
@@ -394,6 +396,11 @@ class TenancyService:
                                        action="force.update", target_type="force", target_id=force_id,
                                        details=_jsonable({**values, **({"communes": communes} if communes else {})}))
             return await self._force(conn, force_id)
+
+
+def _journal_tenant(principal: Principal, tenant_id: uuid.UUID) -> uuid.UUID:
+    """The chain a change goes to: the tenant's own when in scope, else the actor's home (department) chain."""
+    return tenant_id if principal.scope.includes(tenant_id) else principal.home_tenant_id
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, object]:

@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 from litestar.response import Redirect
 
 from api.deps import PrincipalDep, ServicesDep
-from core.errors import Unavailable
+from core.errors import NotFound
 from identity.model import LoginRequest, RefreshRequest, SecondFactorChallenge, TokenPair, TotpLoginRequest
 
 
@@ -46,7 +46,7 @@ class AuthController(Controller):
     @get("/oidc/start", summary="Start a federated sign-in at the configured identity provider", status_code=302)
     async def oidc_start(self, services: ServicesDep) -> Redirect:
         if services.oidc is None:
-            raise Unavailable("no external identity provider is configured")
+            raise NotFound("no external identity provider is configured")
         return Redirect(path=await services.oidc.start(), status_code=302)
 
     @get("/oidc/callback", summary="Finish a federated sign-in")
@@ -55,7 +55,7 @@ class AuthController(Controller):
                             oidc_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=256)],
                             ) -> TokenPair | SecondFactorChallenge:
         if services.oidc is None:
-            raise Unavailable("no external identity provider is configured")
+            raise NotFound("no external identity provider is configured")
         email, amr = await services.oidc.finish(code, oidc_state)
         ip, agent = _client(request)
         return await services.identity.open_federated_session(email, amr, client_ip=ip, user_agent=agent)
