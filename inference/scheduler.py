@@ -37,11 +37,12 @@ class FairScheduler:
     def __init__(self) -> None:
         self._virtual: dict[uuid.UUID, float] = {}
         self._now = 0.0
+        # A service sequence number per camera (not a round number), so cameras served in the same batch stay
+        # ordered and round-robin inside a tenant is exact.
         self._last_served: dict[uuid.UUID, int] = {}
-        self._round = 0
+        self._sequence = 0
 
     def select(self, ready: Sequence[C], capacity: int) -> list[C]:
-        self._round += 1
         queues: dict[uuid.UUID, list[C]] = defaultdict(list)
         for candidate in ready:
             queues[candidate.tenant_id].append(candidate)
@@ -55,7 +56,8 @@ class FairScheduler:
             chosen.append(candidate)
             self._now = max(self._now, self._virtual[tenant])
             self._virtual[tenant] += 1.0 / max(candidate.weight, 1e-6)
-            self._last_served[candidate.camera_id] = self._round
+            self._sequence += 1
+            self._last_served[candidate.camera_id] = self._sequence
             if not queues[tenant]:
                 del queues[tenant]
         return chosen

@@ -1,0 +1,205 @@
+"""SSD decoding, tracker, motion gate and fair scheduler: pure components, checked against first principles."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from inference.motion import MotionGate, frame_stats
+from inference.scheduler import FairScheduler, UsageMeter
+from inference.ssd import (
+    BOX_SCALES,
+    NUM_ANCHORS,
+    decode_boxes,
+    iou_matrix,
+    non_max_suppression,
+    postprocess,
+    preprocess,
+    ssd_anchors,
+)
+from inference.tracker import DetectedBox, IouTracker
+
+# SSD ------------------------------------------------------------------------------------------------------
+
+def test_anchor_grid_matches_the_model_outputs() -> None:
+    anchors = ssd_anchors()
+    assert anchors.shape == (NUM_ANCHORS, 4)
+    # Lowest layer: 19x19 cells, 3 boxes each, the first centred in the first cell of a 19-wide grid.
+    assert anchors[0, :2] == pytest.approx([0.5 / 19, 0.5 / 19])
+    assert anchors[0, 2:] == pytest.approx([0.1, 0.1])
+    assert anchors[1083 - 1, :2] == pytest.approx([18.5 / 19, 18.5 / 19])
+    # Last layer: a single cell at the centre with six boxes.
+    assert anchors[-6:, :2] == pytest.approx(np.full((6, 2), 0.5))
+    assert float(anchors[:, 2:].min()) > 0
+
+
+def test_zero_encodings_decode_to_the_anchor_itself() -> None:
+    anchors = np.asarray([[0.5, 0.4, 0.2, 0.3]], dtype=np.float32)  # y, x, h, w
+    box = decode_boxes(np.zeros((1, 4), dtype=np.float32), anchors)[0]
+    assert box == pytest.approx([0.4 - 0.15, 0.5 - 0.1, 0.4 + 0.15, 0.5 + 0.1])
+    shifted = decode_boxes(np.asarray([[BOX_SCALES[0] * 0.5, 0, BOX_SCALES[2] * math.log(2), 0]],
+                                      dtype=np.float32), anchors)[0]
+    # ty of one scale unit moves the centre by half the anchor height; th of log 2 doubles the height.
+    assert (shifted[1] + shifted[3]) / 2 == pytest.approx(0.5 + 0.1)
+    assert shifted[3] - shifted[1] == pytest.approx(0.4)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_and_distinct_ones() -> None:
+    boxes = np.asarray([[0.1, 0.1, 0.3, 0.3], [0.11, 0.1, 0.31, 0.3], [0.6, 0.6, 0.8, 0.8]], dtype=np.float32)
+    scores = np.asarray([0.7, 0.9, 0.5], dtype=np.float32)
+    assert non_max_suppression(boxes, scores, 0.45) == [1, 2]
+    assert iou_matrix(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
+
+
+def test_postprocess_picks_the_best_foreground_class_above_threshold() -> None:
+    anchors = ssd_anchors()
+    logits = np.full((NUM_ANCHORS, 24), -10.0, dtype=np.float32)
+    logits[100, 4] = 2.0  # "Person" with sigmoid(2) = 0.88
+    logits[100, 23] = 1.0
+    logits[200, 0] = 5.0  # background only
+    logits[300, 23] = -0.5  # below threshold
+    detections = postprocess(np.zeros((NUM_ANCHORS, 4), dtype=np.float32), logits, anchors,
+                             score_threshold=0.4, iou_threshold=0.45)
+    assert [(d.class_id, round(d.score, 3)) for d in detections] == [(4, round(1 / (1 + math.exp(-2)), 3))]
+    only_cars = postprocess(np.zeros((NUM_ANCHORS, 4), dtype=np.float32), logits, anchors, score_threshold=0.4,
+                            iou_threshold=0.45, allowed_classes=frozenset({23}))
+    assert only_cars == []
+
+
+def test_preprocess_maps_pixels_to_minus_one_one_in_nchw() -> None:
+    frame = np.zeros((300, 300, 3), dtype=np.uint8)
+    frame[..., 0] = 255
+    batch = preprocess([frame, frame])
+    assert batch.shape == (2, 3, 300, 300)
+    assert float(batch[0, 0].min()) == pytest.approx(1.0)
+    assert float(batch[1, 2].max()) == pytest.approx(-1.0)
+
+
+# Tracker --------------------------------------------------------------------------------------------------
+
+def test_tracker_keeps_identities_of_crossing_walkers_and_confirms_after_two_hits() -> None:
+    tracker = IouTracker()
+    first = tracker.update([DetectedBox("Person", 0.8, (0.1, 0.1, 0.2, 0.4))], 0.0)
+    assert first == []  # one sighting is not a track yet
+    ids: dict[str, set[int]] = {"left": set(), "right": set()}
+    for step in range(1, 20):
+        t = step * 0.2
+        dx = 0.02 * step
+        seen = tracker.update([DetectedBox("Person", 0.8, (0.1 + dx, 0.1, 0.2 + dx, 0.4)),
+                               DetectedBox("Person", 0.7, (0.8 - dx, 0.5, 0.9 - dx, 0.8))], t)
+        for obj in seen:
+            ids["left" if obj.box[1] < 0.3 else "right"].add(obj.track_id)
+    assert len(ids["left"]) == 1
+    assert len(ids["right"]) == 1
+    assert ids["left"] != ids["right"]
+    assert tracker.moving_tracks == 2
+
+
+def test_tracker_drops_tracks_after_misses_and_does_not_mix_labels() -> None:
+    tracker = IouTracker(max_misses=2)
+    for step in range(3):
+        tracker.update([DetectedBox("Car", 0.8, (0.1, 0.1, 0.3, 0.3))], step * 0.2)
+    assert tracker.live_tracks == 1
+    same_place_person = tracker.update([DetectedBox("Person", 0.8, (0.1, 0.1, 0.3, 0.3))], 0.6)
+    assert same_place_person == []  # a new track, not the car's
+    for step in range(4, 8):
+        tracker.update([], step * 0.2)
+    assert tracker.live_tracks == 0
+
+
+# Motion gate ----------------------------------------------------------------------------------------------
+
+def test_motion_gate_ignores_noise_and_lighting_steps_but_sees_a_moving_object() -> None:
+    rng = np.random.default_rng(1)
+    scene = rng.integers(40, 200, size=(90, 160), dtype=np.uint8)
+    gate = MotionGate()
+    assert gate.observe(scene).has_motion  # the first frame is always looked at
+    noisy = [np.clip(scene.astype(int) + rng.integers(-6, 7, scene.shape), 0, 255).astype(np.uint8)
+             for _ in range(20)]
+    assert not any(gate.observe(f).has_motion for f in noisy)
+    walker = scene.copy()
+    walker[40:60, 70:78] = 255
+    assert gate.observe(walker).has_motion
+    lights_on = np.clip(scene.astype(int) + 90, 0, 255).astype(np.uint8)
+    result = gate.observe(lights_on)
+    assert result.scene_changed
+    assert not result.has_motion
+    assert not gate.observe(lights_on).has_motion  # the new lighting became the background
+
+
+def test_motion_gate_restarts_when_the_resolution_changes() -> None:
+    gate = MotionGate()
+    gate.observe(np.zeros((90, 160), dtype=np.uint8))
+    gate.observe(np.zeros((90, 160), dtype=np.uint8))
+    assert gate.observe(np.zeros((120, 160), dtype=np.uint8)).has_motion
+
+
+def test_frame_stats_tell_black_textured_and_blurred_pictures_apart() -> None:
+    rng = np.random.default_rng(2)
+    textured = frame_stats(rng.integers(0, 255, size=(90, 160), dtype=np.uint8), 0.0)
+    black = frame_stats(np.full((90, 160), 3, dtype=np.uint8), 0.0)
+    gradient = np.tile(np.linspace(0, 255, 160, dtype=np.float32), (90, 1)).astype(np.uint8)
+    smooth = frame_stats(gradient, 0.0)
+    assert black.mean_luma < 5
+    assert black.flat_share == 1.0
+    assert textured.sharpness > 20 * max(smooth.sharpness, 0.1)
+    assert textured.flat_share == 0.0
+
+
+# Fair scheduler -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cam:
+    camera_id: uuid.UUID
+    tenant_id: uuid.UUID
+    weight: float
+
+
+def test_a_large_tenant_cannot_starve_a_small_one_and_weights_set_the_ratio() -> None:
+    big, small, premium = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    cameras = ([Cam(uuid.uuid4(), big, 1.0) for _ in range(200)] + [Cam(uuid.uuid4(), small, 1.0) for _ in range(5)]
+               + [Cam(uuid.uuid4(), premium, 2.0) for _ in range(50)])
+    scheduler = FairScheduler()
+    served: dict[uuid.UUID, int] = {big: 0, small: 0, premium: 0}
+    per_camera: dict[uuid.UUID, int] = {}
+    for _ in range(100):  # saturated: every camera always has a frame ready, 8 slots per batch
+        for cam in scheduler.select(cameras, 8):
+            served[cam.tenant_id] += 1
+            per_camera[cam.camera_id] = per_camera.get(cam.camera_id, 0) + 1
+    assert served[small] == pytest.approx(200, abs=2)  # 1 share of 4 of 800 slots
+    assert served[big] == pytest.approx(200, abs=2)
+    assert served[premium] == pytest.approx(400, abs=2)  # twice the weight
+    small_cams = [c.camera_id for c in cameras if c.tenant_id == small]
+    assert {per_camera[c] for c in small_cams} == {40}  # round-robin inside a tenant
+
+
+def test_an_idle_tenant_does_not_bank_credit() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    cam_a, cam_b = Cam(uuid.uuid4(), a, 1.0), Cam(uuid.uuid4(), b, 1.0)
+    scheduler = FairScheduler()
+    for _ in range(100):
+        scheduler.select([cam_a], 1)
+    picks = [scheduler.select([cam_a, cam_b], 1)[0].tenant_id for _ in range(10)]
+    # b, idle until now, starts level with a (at most one slot ahead), instead of owning the next 100 slots.
+    assert abs(picks.count(a) - picks.count(b)) <= 2
+    assert a in picks[:3]
+
+
+def test_metering_splits_batch_time_among_its_frames_and_survives_a_failed_flush() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    meter = UsageMeter()
+    meter.record_batch([a, a, b, a], 0.04)
+    drained = meter.drain()
+    assert drained[a].detector_seconds == pytest.approx(0.03)
+    assert drained[a].frames == 3
+    assert drained[b].detector_seconds == pytest.approx(0.01)
+    assert meter.drain() == {}
+    meter.restore(drained)
+    meter.record_batch([b], 0.02)
+    again = meter.drain()
+    assert again[b].detector_seconds == pytest.approx(0.03)
+    assert meter.totals[a].frames == 3

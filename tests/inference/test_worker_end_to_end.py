@@ -1,0 +1,193 @@
+"""The detection worker end to end: simulated RTSP cameras → real model → rules from Postgres → events on NATS.
+
+Real components throughout: the GStreamer camera simulator, onnxruntime with the MediaPipe SSD, Postgres with
+row-level security, nats-server with JetStream, and the filesystem object store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from camsim.simulator import CameraSimulator, CameraSpec, free_port
+from core.bus import Bus
+from core.crypto import SecretBox
+from core.db import tenant_transaction
+from core.events import Event, EventCodec
+from core.objectstore import FilesystemObjectStore
+from core.settings import Settings
+from inference import service
+from inference.mediapipe import DetectorModelFiles
+from inference.model import (
+    DETECTION_EVENTS,
+    CameraConfig,
+    CameraRestored,
+    CameraWentOffline,
+    ObjectDetected,
+    RuleInput,
+    RuleTriggered,
+    ZoneInput,
+)
+from inference.onnx_detector import OnnxDetector
+from inference.portable import PortableBackend
+from inference.publisher import DetectionPublisher
+from inference.settings import InferenceSettings
+from tests.inference.conftest import World, add_camera, authorise
+
+pytestmark = pytest.mark.integration
+
+WHOLE_FRAME = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+
+class EventLog:
+    """Every detection event seen on NATS, with a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Event]] = []
+        self._codec = EventCodec(*DETECTION_EVENTS)
+        self._changed = asyncio.Event()
+
+    async def on_message(self, msg: nats.aio.msg.Msg) -> None:
+        self.events.append((msg.subject, self._codec.decode(msg.data)))
+        self._changed.set()
+
+    def matching(self, predicate: Callable[[Event], bool]) -> list[Event]:
+        return [e for _, e in self.events if predicate(e)]
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout_s: float, what: str) -> Event:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            found = self.matching(predicate)
+            if found:
+                return found[0]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                seen = sorted({type(e).__name__ for _, e in self.events})
+                raise AssertionError(f"no {what} within {timeout_s} s (seen: {seen})")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+
+
+class OnlyTheseTenants:
+    """Other tests leave cameras in the shared database; the worker under test serves only this test's tenants."""
+
+    def __init__(self, backend: PortableBackend, tenants: Sequence[uuid.UUID]) -> None:
+        self._backend = backend
+        self._tenants = set(tenants)
+
+    def apply(self, configs: Sequence[CameraConfig]) -> None:
+        self._backend.apply([c for c in configs if c.tenant_id in self._tenants])
+
+
+@pytest.fixture
+async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
+    log = EventLog()
+    nc = await nats.connect(settings.nats.url)
+    await nc.subscribe("detections.>", cb=log.on_message)
+    yield log
+    await nc.close()
+
+
+async def test_worker_detects_applies_new_rules_live_and_reports_outages(
+    world: World, settings: Settings, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
+    camera_simulator: CameraSimulator, detector_model: DetectorModelFiles, event_log: EventLog, tmp_path: Path,
+) -> None:
+    alpha, beta = world.tenants
+    secrets = SecretBox(settings.data_key.get_secret_value())
+    flaky = camera_simulator.add_camera(CameraSpec(f"flaky-{uuid.uuid4().hex[:6]}", "bikes"))
+    async with department_pool.acquire() as conn:
+        walkway = await add_camera(conn, world, alpha, "walkway", camera_simulator.camera("vtest").sub_url)
+        guarded = camera_simulator.camera("vtest-auth")
+        locked = await add_camera(conn, world, beta, "locked", guarded.sub_url, secrets=secrets,
+                                  username=guarded.spec.username, password=guarded.spec.password)
+        street = await add_camera(conn, world, beta, "street", flaky.sub_url)
+        dead = await add_camera(conn, world, beta, "dead", f"rtsp://127.0.0.1:{free_port()}/sub")
+        await authorise(conn, world, walkway, "forbidden_zone", date.today() - timedelta(days=1),
+                        date.today() + timedelta(days=30))
+
+    options = InferenceSettings(offline_after_s=1.5, read_timeout_s=2.0, open_timeout_s=3.0, reconnect_base_s=0.2,
+                                reconnect_cap_s=1.0, config_refresh_s=0.5)
+    detector = OnnxDetector(detector_model.onnx, detector_model.labels, score_threshold=options.score_threshold,
+                            iou_threshold=options.nms_iou_threshold, tracked_labels=options.tracked_labels)
+    bus = await Bus.connect(settings.nats.url, name="inference-test")
+    store = FilesystemObjectStore(tmp_path / "objects")
+    publisher = DetectionPublisher(bus, store)
+    await publisher.prepare()
+    backend = PortableBackend(detector, publisher, options)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(backend.run(stop)),
+        asyncio.create_task(publisher.run(stop)),
+        asyncio.create_task(service.keep_cameras_in_sync(
+            department_pool, OnlyTheseTenants(backend, world.tenants), secrets=secrets,
+            plan_weights=options.plan_weights, timezone=options.timezone, refresh_s=options.config_refresh_s,
+            stop=stop)),
+    ]
+    try:
+        # Pedestrians on the walkway are detected and tracked; each new track is announced with a snapshot.
+        person = await event_log.wait_for(
+            lambda e: isinstance(e, ObjectDetected) and e.camera_id == walkway and e.label == "Person", 30,
+            "person on the walkway")
+        assert isinstance(person, ObjectDetected)
+        assert person.tenant_id == alpha
+        assert person.snapshot_key is not None
+        snapshot = await store.get(alpha, person.snapshot_key)
+        assert snapshot[:2] == b"\xff\xd8"  # a JPEG
+        # The camera that needs credentials is read with the sealed ones from the database.
+        await event_log.wait_for(lambda e: isinstance(e, ObjectDetected) and e.camera_id == locked, 30,
+                                 "detection on the camera with credentials")
+        # An unreachable camera is reported offline, with the reason, while the others keep being served.
+        offline = await event_log.wait_for(lambda e: isinstance(e, CameraWentOffline) and e.camera_id == dead, 20,
+                                           "the dead camera going offline")
+        assert isinstance(offline, CameraWentOffline)
+        assert "refused" in offline.reason
+        assert not event_log.matching(lambda e: isinstance(e, RuleTriggered))
+
+        # A rule created through the service reaches the running worker without a restart.
+        async with tenant_transaction(app_pool, [alpha]) as conn:
+            zone = await service.create_zone(conn, walkway, ZoneInput(name="cordon", points=WHOLE_FRAME))
+            rule = await service.create_rule(conn, walkway, RuleInput(rule_type="intrusion", zone_id=zone.id),
+                                             today=date.today(), model_labels=frozenset(detector.labels))
+        hit = await event_log.wait_for(lambda e: isinstance(e, RuleTriggered) and e.rule_id == rule.id, 30,
+                                       "the intrusion rule firing")
+        assert isinstance(hit, RuleTriggered)
+        assert hit.legal_event_type == "forbidden_zone"
+        assert hit.labels
+        assert set(hit.labels) == {"Person"}
+        assert hit.snapshot_key is not None
+        subjects = {s for s, e in event_log.events if e.event_id == hit.event_id}
+        assert subjects == {f"detections.{alpha}.{walkway}"}
+
+        # A camera that loses power goes offline, and comes back when it restarts.
+        await event_log.wait_for(lambda e: isinstance(e, ObjectDetected) and e.camera_id == street, 30,
+                                 "traffic on the street camera")
+        flaky.kill()
+        await event_log.wait_for(lambda e: isinstance(e, CameraWentOffline) and e.camera_id == street, 15,
+                                 "the killed camera going offline")
+        before_restart = len(event_log.matching(lambda e: isinstance(e, ObjectDetected) and e.camera_id == walkway))
+        flaky.restart()
+        restored = await event_log.wait_for(lambda e: isinstance(e, CameraRestored) and e.camera_id == street, 20,
+                                            "the restarted camera coming back")
+        assert isinstance(restored, CameraRestored)
+        assert restored.offline_for_s > 1.0
+        # The walkway was served throughout the outage.
+        assert len(event_log.matching(lambda e: isinstance(e, ObjectDetected) and e.camera_id == walkway)) \
+            >= before_restart > 0
+        stats = backend.stats()
+        assert stats[str(walkway)]["detected"] > 0  # type: ignore[index]
+        assert backend.meter.totals[alpha].detector_seconds > 0
+        assert backend.meter.totals[beta].frames > 0
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await bus.close()
+        camera_simulator.remove_camera(flaky.name)
