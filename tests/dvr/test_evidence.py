@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +43,7 @@ class Recorded:
 @pytest.fixture(scope="module")
 async def recorded(settings: Settings, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
                    camera_simulator: CameraSimulator, world: World,
-                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Recorded]:
+                   tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     """About ten seconds of the shared 'bikes' camera, recorded once for every test of this module."""
     root = tmp_path_factory.mktemp("evidence")
     tenant_id, site_id = await world.tenant()
@@ -61,7 +60,7 @@ async def recorded(settings: Settings, department_pool: asyncpg.Pool, app_pool: 
         await rec.close()
     service = EvidenceService(pool=app_pool, store=store, settings=dvr,
                               secret_box=SecretBox(settings.data_key.get_secret_value()))
-    yield Recorded(tenant_id, camera_id, store, await segments(department_pool, camera_id), service)
+    return Recorded(tenant_id, camera_id, store, await segments(department_pool, camera_id), service)
 
 
 async def test_alert_clip_is_remuxed_from_the_segments_and_idempotent(recorded: Recorded) -> None:
