@@ -1,0 +1,350 @@
+"""The DeepStream backend (GPU nodes): the only module that touches pyds, imported lazily when the backend starts.
+
+Pipeline: nvmultiurisrcbin (cameras added and removed at run time through its REST API, smart record on) →
+nvstreammux (inside the bin) → nvinfer (generated config, raw SSD tensors) → [probe: SSD decode → object meta] →
+nvtracker → nvdsanalytics (generated config) → fakesink, with a probe on nvdsanalytics' src pad that turns NvDs
+metadata into the same TrackedObject / FrameAnalysis structs the portable backend builds, and hands them to the
+asyncio loop with call_soon_threadsafe (the GLib streaming thread never waits on the network).
+The rules, events and publisher above it are the portable backend's, unchanged. DeepStream cannot run on the
+development and CI machines (no NVIDIA GPU, no SDK from the registries): the converters below are unit-tested
+with plain objects shaped like pyds metadata, and the pipeline code is type-checked against pyds-stubs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from core.logging import get_logger
+from inference.deepstream_config import (
+    BOX_LAYER,
+    CLASS_LAYER,
+    NvinferOptions,
+    nvdsanalytics_config,
+    nvinfer_config,
+    tracker_config,
+)
+from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleTriggered, TrackedObject
+from inference.publisher import EventSink
+from inference.rules import CameraRules
+from inference.settings import InferenceSettings
+from inference.ssd import NUM_ANCHORS, RawDetection, postprocess, ssd_anchors
+
+if TYPE_CHECKING:
+    import pyds
+
+log = get_logger(__name__)
+
+UNTRACKED_OBJECT_ID = 0xFFFFFFFFFFFFFFFF
+ANALYTICS_OBJ_META = "NVIDIA.DSANALYTICSOBJ.USER_META"
+REST_PORT = 9010
+
+
+# Metadata → structs (pure; pyds objects satisfy these protocols) ------------------------------------------
+
+class RectLike(Protocol):
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+class ObjectMetaLike(Protocol):
+    object_id: int
+    class_id: int
+    confidence: float
+    obj_label: str
+
+    @property
+    def rect_params(self) -> RectLike: ...
+
+
+class AnalyticsObjLike(Protocol):
+    roiStatus: list[str]
+    lcStatus: list[str]
+    dirStatus: str
+
+
+@dataclass(frozen=True)
+class AnalyticsStatus:
+    """What nvdsanalytics computed for one object (kept for cross-checks; decisions come from CameraRules)."""
+
+    track_id: int
+    zones: tuple[str, ...]
+    lines_crossed: tuple[str, ...]
+    direction: str
+
+
+def tracked_object(meta: ObjectMetaLike, frame_width: int, frame_height: int, labels: Sequence[str],
+                   ) -> TrackedObject | None:
+    """One NvDsObjectMeta → TrackedObject, box normalised to the frame; None for objects the tracker did not take."""
+    if meta.object_id == UNTRACKED_OBJECT_ID or frame_width <= 0 or frame_height <= 0:
+        return None
+    rect = meta.rect_params
+
+    def clip(value: float) -> float:
+        return min(max(value, 0.0), 1.0)
+
+    box = (clip(rect.left / frame_width), clip(rect.top / frame_height),
+           clip((rect.left + rect.width) / frame_width), clip((rect.top + rect.height) / frame_height))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    label = meta.obj_label or (labels[meta.class_id] if 0 <= meta.class_id < len(labels) else str(meta.class_id))
+    # Tracker ids are 64-bit; the rules only need them unique per camera, and JSON consumers like them small.
+    return TrackedObject(track_id=int(meta.object_id) & 0x7FFFFFFF, label=label, score=round(float(meta.confidence), 4),
+                         box=box)
+
+
+def frame_objects(metas: Iterable[ObjectMetaLike], frame_width: int, frame_height: int, labels: Sequence[str],
+                  ) -> tuple[TrackedObject, ...]:
+    converted = (tracked_object(m, frame_width, frame_height, labels) for m in metas)
+    return tuple(o for o in converted if o is not None)
+
+
+def analytics_status(track_id: int, info: AnalyticsObjLike) -> AnalyticsStatus:
+    return AnalyticsStatus(track_id=track_id, zones=tuple(info.roiStatus or ()),
+                           lines_crossed=tuple(info.lcStatus or ()), direction=info.dirStatus or "")
+
+
+def detections_from_tensors(boxes: npt.NDArray[np.float32], logits: npt.NDArray[np.float32],
+                            anchors: npt.NDArray[np.float32], *, score_threshold: float, iou_threshold: float,
+                            allowed_classes: frozenset[int] | None) -> list[RawDetection]:
+    """nvinfer's raw output layers of one frame → detections, with the portable backend's own decoder."""
+    return postprocess(boxes.reshape(NUM_ANCHORS, 4), logits.reshape(NUM_ANCHORS, -1), anchors,
+                       score_threshold=score_threshold, iou_threshold=iou_threshold, allowed_classes=allowed_classes)
+
+
+# The pipeline (needs DeepStream: GPU nodes only) ----------------------------------------------------------
+
+def _gst() -> tuple[Any, Any]:
+    import gi  # type: ignore[import-not-found]
+
+    gi.require_version("Gst", "1.0")
+    from gi.repository import GLib, Gst  # type: ignore[import-not-found]
+
+    Gst.init(None)
+    return Gst, GLib
+
+
+def _layer_array(layer: pyds.NvDsInferLayerInfo, count: int) -> npt.NDArray[np.float32]:
+    import pyds
+
+    pointer = ctypes.cast(pyds.get_ptr(layer.buffer), ctypes.POINTER(ctypes.c_float))
+    return np.ctypeslib.as_array(pointer, shape=(count,)).copy()
+
+
+@dataclass
+class _Source:
+    config: CameraConfig
+    stream: int
+    rules: CameraRules
+
+
+@dataclass
+class DeepStreamBackend:
+    """Same contract as PortableBackend: `apply(configs)` and `run(stop)`, events into the same EventSink."""
+
+    settings: InferenceSettings
+    sink: EventSink
+    labels: list[str]
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigie-deepstream-")))
+    sources: dict[uuid.UUID, _Source] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _pipeline: Any = None
+    _anchors: npt.NDArray[np.float32] = field(default_factory=ssd_anchors)
+    _next_stream: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def apply(self, configs: Sequence[CameraConfig]) -> None:
+        wanted = {c.camera_id: c for c in configs}
+        with self._lock:
+            for camera_id in [c for c in self.sources if c not in wanted]:
+                self._rest("camera_remove", self.sources.pop(camera_id))
+            for camera_id, config in wanted.items():
+                current = self.sources.get(camera_id)
+                if current is None:
+                    source = _Source(config, self._next_stream, CameraRules(config.zones, config.rules))
+                    self._next_stream += 1
+                    self.sources[camera_id] = source
+                    self._rest("camera_add", source)
+                elif current.config != config:
+                    current.config = config
+                    current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
+            (self.work_dir / "analytics.txt").write_text(
+                nvdsanalytics_config([(s.stream, s.config) for s in self.sources.values()]))
+
+    def _rest(self, change: str, source: _Source) -> None:
+        """nvmultiurisrcbin's REST API adds and removes streams while the pipeline runs."""
+        import httpx
+
+        from inference.rtsp import with_credentials
+
+        url = with_credentials(source.config.stream_url, source.config.username, source.config.password)
+        body = {"key": "sensor", "value": {"camera_id": str(source.config.camera_id), "camera_name":
+                                           source.config.name, "camera_url": url, "change": change}}
+        path = "add" if change == "camera_add" else "remove"
+        try:
+            httpx.post(f"http://127.0.0.1:{REST_PORT}/api/v1/stream/{path}", content=json.dumps(body), timeout=5)
+        except httpx.HTTPError as exc:
+            log.error("inference.deepstream_rest_failed", change=change, camera_id=str(source.config.camera_id),
+                      error=str(exc))
+
+    def build(self) -> Any:
+        gst, _ = _gst()
+        infer_path = self.work_dir / "nvinfer.txt"
+        infer_path.write_text(nvinfer_config(NvinferOptions(
+            onnx_path=self.settings.onnx_path, labels_path=self.settings.labels_file, num_classes=len(self.labels),
+            batch_size=self.settings.max_batch)))
+        (self.work_dir / "analytics.txt").write_text(nvdsanalytics_config([]))
+        pipeline = gst.Pipeline()
+        sources = gst.ElementFactory.make("nvmultiurisrcbin", "sources")
+        for key, value in {"port": REST_PORT, "max-batch-size": self.settings.max_batch, "live-source": 1,
+                           "batched-push-timeout": 40000, "width": 1280, "height": 720, "drop-pipeline-eos": 1,
+                           "smart-record": 2, "smart-rec-cache": 20, "smart-rec-container": 0,
+                           "smart-rec-dir-path": str(self.work_dir)}.items():
+            sources.set_property(key, value)
+        infer = gst.ElementFactory.make("nvinfer", "detector")
+        infer.set_property("config-file-path", str(infer_path))
+        tracker = gst.ElementFactory.make("nvtracker", "tracker")
+        for key, value in tracker_config().items():
+            tracker.set_property(key, int(value) if value.isdigit() else value)
+        analytics = gst.ElementFactory.make("nvdsanalytics", "analytics")
+        analytics.set_property("config-file", str(self.work_dir / "analytics.txt"))
+        sink = gst.ElementFactory.make("fakesink", "sink")
+        sink.set_property("sync", 0)
+        for element in (sources, infer, tracker, analytics, sink):
+            pipeline.add(element)
+        sources.link(infer)
+        infer.link(tracker)
+        tracker.link(analytics)
+        analytics.link(sink)
+        infer.get_static_pad("src").add_probe(gst.PadProbeType.BUFFER, self._on_inference, 0)
+        analytics.get_static_pad("src").add_probe(gst.PadProbeType.BUFFER, self._on_analytics, 0)
+        self._pipeline = pipeline
+        return pipeline
+
+    def _frames(self, buffer: Any) -> Iterable[pyds.NvDsFrameMeta]:
+        import pyds
+
+        batch = pyds.gst_buffer_get_nvds_batch_meta(hash(buffer))
+        item = batch.frame_meta_list
+        while item is not None:
+            yield pyds.NvDsFrameMeta.cast(item.data)
+            item = item.next
+
+    def _on_inference(self, _pad: Any, info: Any, _data: Any) -> Any:
+        """Decode the raw SSD tensors of each frame and attach them as object meta for nvtracker."""
+        import pyds
+
+        gst, _ = _gst()
+        allowed = frozenset(i for i, label in enumerate(self.labels) if label in self.settings.tracked_labels)
+        for frame in self._frames(info.get_buffer()):
+            item = frame.frame_user_meta_list
+            while item is not None:
+                user = pyds.NvDsUserMeta.cast(item.data)
+                if user.base_meta.meta_type == pyds.NvDsMetaType.NVDSINFER_TENSOR_OUTPUT_META:
+                    tensor = pyds.NvDsInferTensorMeta.cast(user.user_meta_data)
+                    layers = {pyds.get_nvds_LayerInfo(tensor, i).layerName:
+                              pyds.get_nvds_LayerInfo(tensor, i) for i in range(tensor.num_output_layers)}
+                    boxes = _layer_array(layers[BOX_LAYER], NUM_ANCHORS * 4)
+                    logits = _layer_array(layers[CLASS_LAYER], NUM_ANCHORS * len(self.labels))
+                    detections = detections_from_tensors(
+                        boxes, logits, self._anchors, score_threshold=self.settings.score_threshold,
+                        iou_threshold=self.settings.nms_iou_threshold, allowed_classes=allowed)
+                    self._attach(frame, detections)
+                item = item.next
+        return gst.PadProbeReturn.OK
+
+    def _attach(self, frame: pyds.NvDsFrameMeta, detections: list[RawDetection]) -> None:
+        import pyds
+
+        batch = frame.base_meta.batch_meta
+        width, height = frame.source_frame_width, frame.source_frame_height
+        for det in detections:
+            meta = pyds.nvds_acquire_obj_meta_from_pool(batch)
+            x1, y1, x2, y2 = det.box
+            meta.rect_params.left, meta.rect_params.top = x1 * width, y1 * height
+            meta.rect_params.width, meta.rect_params.height = (x2 - x1) * width, (y2 - y1) * height
+            meta.confidence = det.score
+            meta.class_id = det.class_id
+            meta.obj_label = self.labels[det.class_id]
+            meta.object_id = UNTRACKED_OBJECT_ID
+            # No parent object: the stubs say NvDsObjectMeta, the C API (and NVIDIA's SSD sample) take NULL.
+            pyds.nvds_add_obj_meta_to_frame(frame, meta, None)  # type: ignore[arg-type]
+
+    def _on_analytics(self, _pad: Any, info: Any, _data: Any) -> Any:
+        """Tracked objects of each frame → FrameAnalysis, handed to the asyncio loop (no waiting here)."""
+        import pyds
+
+        gst, _ = _gst()
+        by_stream = {s.stream: s for s in self.sources.values()}
+        for frame in self._frames(info.get_buffer()):
+            source = by_stream.get(frame.pad_index)
+            if source is None:
+                continue
+            metas = []
+            item = frame.obj_meta_list
+            while item is not None:
+                metas.append(pyds.NvDsObjectMeta.cast(item.data))
+                item = item.next
+            objects = frame_objects(metas, frame.source_frame_width, frame.source_frame_height, self.labels)
+            analysis = FrameAnalysis(camera_id=source.config.camera_id, tenant_id=source.config.tenant_id,
+                                     timestamp=frame.buf_pts / 1e9, objects=objects)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._evaluate, source, analysis,
+                                                (frame.source_frame_width, frame.source_frame_height))
+        return gst.PadProbeReturn.OK
+
+    def _evaluate(self, source: _Source, analysis: FrameAnalysis, frame_size: tuple[int, int]) -> None:
+        source.rules.frame_size = frame_size
+        now = datetime.now(UTC)
+        for hit in source.rules.evaluate(analysis, now.astimezone(ZoneInfo(self.settings.timezone))):
+            self.sink.submit(RuleTriggered(
+                tenant_id=source.config.tenant_id, occurred_at=now, camera_id=source.config.camera_id,
+                rule_id=hit.rule_id, rule_type=hit.rule_type.value, legal_event_type=LEGAL_EVENT_TYPE[hit.rule_type],
+                zone_id=hit.zone_id, track_ids=hit.track_ids, boxes=hit.boxes, labels=hit.labels,
+                scores=hit.scores, detail=hit.detail), source.config.camera_id)
+            self.start_recording(source, before_s=10, duration_s=20)
+
+    def start_recording(self, source: _Source, *, before_s: int, duration_s: int) -> None:
+        """Smart record: a pre-event clip from the source bin's encoded-frame cache (nvurisrcbin `start-sr`)."""
+        if self._pipeline is None:
+            return
+        bin_ = self._pipeline.get_by_name("sources").get_by_name(f"dsnvurisrcbin{source.stream}")
+        if bin_ is not None:
+            session = ctypes.c_uint32(0)
+            bin_.emit("start-sr", ctypes.addressof(session), before_s, duration_s, None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        gst, glib = _gst()
+        pipeline = self.build()
+        main_loop = glib.MainLoop()
+        thread = threading.Thread(target=main_loop.run, name="deepstream-glib", daemon=True)
+        pipeline.set_state(gst.State.PLAYING)
+        thread.start()
+        try:
+            await stop.wait()
+        finally:
+            pipeline.set_state(gst.State.NULL)
+            main_loop.quit()
+            thread.join(5)
+
+
+def make_backend(settings: InferenceSettings, sink: EventSink, labels: list[str],
+                 ) -> Callable[[], DeepStreamBackend]:
+    """Deferred construction, so importing this module never needs DeepStream."""
+    return lambda: DeepStreamBackend(settings=settings, sink=sink, labels=labels)
