@@ -193,14 +193,20 @@ class PortableBackend:
             while not stop.is_set():
                 # Cleared before collecting, so a frame arriving meanwhile still wakes the next wait.
                 self._wake.clear()
-                self._collect()
-                if not self._ready:
+                if not await self.step():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-                    continue
-                await self._detect_batch()
         finally:
             self.close()
+
+    async def step(self) -> bool:
+        """Take the cameras' newest frames and run one detector batch if any frame needs it; False when idle."""
+        self._loop = asyncio.get_running_loop()
+        self._collect()
+        if not self._ready:
+            return False
+        await self._detect_batch()
+        return True
 
     def _needs_detection(self, runtime: CameraRuntime, frame: DecodedFrame) -> bool:
         return (frame.motion.has_motion or runtime.tracker.moving_tracks > 0

@@ -55,8 +55,9 @@ class IouTracker:
 
     @property
     def moving_tracks(self) -> int:
-        """Tracks whose boxes move by more than 2 % of the frame per second: those keep the detector awake."""
-        return sum(1 for tr in self._tracks if max(abs(v) for v in tr.velocity) > 0.02)
+        """Tracks seen in the last detection whose boxes move by more than 2 % of the frame per second: those keep
+        the detector awake. A track the detector no longer finds does not (it would keep a quiet scene busy)."""
+        return sum(1 for tr in self._tracks if tr.misses == 0 and max(abs(v) for v in tr.velocity) > 0.02)
 
     @property
     def live_tracks(self) -> int:

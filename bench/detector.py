@@ -1,0 +1,279 @@
+"""Detector benchmark → bench/results/detector.json: whole portable backend vs a raw onnxruntime loop on the same
+frames in the same run, motion gating on quiet footage with event intervals, and cameras per 2 cores at 5 fps.
+
+Run: `python -m bench.detector` (make bench-detector). About a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+import numpy as np
+
+from camsim.footage import encoded_clip
+from core.events import Event
+from inference.mediapipe import prepare_detector_model
+from inference.model import CameraConfig
+from inference.motion import MotionGate, frame_stats
+from inference.onnx_detector import OnnxDetector
+from inference.portable import PortableBackend
+from inference.rtsp import GREY_WIDTH, DecodedFrame, ReaderCounters, ReaderOptions, StreamState
+from inference.settings import InferenceSettings
+from inference.ssd import INPUT_SIZE, preprocess
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+SUB_SIZE = (384, 288)
+DETECT_FPS = 5.0
+BATCH = 4
+
+
+def vtest_frames(count: int) -> list[av.VideoFrame]:
+    """Sub-stream-sized frames of vtest at 5 fps (every other frame of the 10 fps source)."""
+    frames = []
+    with av.open(str(VTEST)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % 2:
+                continue
+            frames.append(frame.reformat(width=SUB_SIZE[0], height=SUB_SIZE[1], format="yuv420p"))
+            if len(frames) >= count:
+                break
+    return frames
+
+
+def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timestamp: float) -> DecodedFrame:
+    """What RtspCameraReader does for each sampled frame (resize for the detector, grey, motion, stats)."""
+    grey_height = round(GREY_WIDTH * frame.height / frame.width / 2) * 2
+    grey = np.asarray(frame.to_ndarray(width=GREY_WIDTH, height=grey_height, format="gray"), dtype=np.uint8)
+    motion = gate.observe(grey)
+    rgb = np.asarray(frame.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"), dtype=np.uint8)
+    return DecodedFrame(camera_id=camera_id, timestamp=timestamp, captured_at=datetime.now(UTC),
+                        frame_size=(frame.width, frame.height), detector_input=rgb, motion=motion,
+                        stats=frame_stats(grey, motion.changed_share), picture=frame)
+
+
+class ReplayReader:
+    """Stands where RtspCameraReader stands: a thread that refills the camera's slot from decoded frames.
+
+    `lockstep` mode puts exactly one frame per `advance()` (deterministic gating measurement); free-running mode
+    refills the slot as soon as the detector took the previous frame (a saturated camera).
+    """
+
+    def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool) -> None:
+        from inference.rtsp import FrameSlot
+
+        self.camera_id = camera_id
+        self.counters = ReaderCounters()
+        self.slot = FrameSlot(self.counters)
+        self.state = StreamState.ONLINE
+        self.last_error = ""
+        self._frames = frames
+        self._lockstep = lockstep
+        self._gate = MotionGate()
+        self._index = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def advance(self) -> None:
+        frame = self._frames[self._index % len(self._frames)]
+        self.slot.put(prepare(self.camera_id, frame, self._gate, self._index / DETECT_FPS))
+        self._index += 1
+
+    def start(self) -> None:
+        if not self._lockstep:
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.slot.peek() is None:
+                self.advance()
+            else:
+                time.sleep(0.0005)
+
+
+@dataclass
+class CountingSink:
+    events: dict[str, int] = field(default_factory=dict)
+
+    def submit(self, event: Event, camera_id: uuid.UUID, picture: object = None) -> None:
+        name = type(event).__name__
+        self.events[name] = self.events.get(name, 0) + 1
+
+
+def camera(tenant: uuid.UUID) -> CameraConfig:
+    return CameraConfig(camera_id=uuid.uuid4(), tenant_id=tenant, name="bench", stream_url="rtsp://replay/sub")
+
+
+def raw_loop_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float) -> float:
+    """The baseline: InferenceSession.run on a pre-allocated batch, nothing else."""
+    batch = preprocess([np.asarray(f.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"),
+                                   dtype=np.uint8) for f in frames[:BATCH]])
+    detector.run_raw(batch)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        detector.run_raw(batch)
+        done += BATCH
+    return done / (time.perf_counter() - started)
+
+
+async def backend_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float) -> tuple[float, dict]:
+    """The whole portable backend, saturated: BATCH cameras always have a frame ready, every frame is detected."""
+    settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0)
+    tenant = uuid.uuid4()
+    readers: dict[uuid.UUID, ReplayReader] = {}
+
+    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object, on_frame: object):
+        readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False)
+        return readers[camera_id]
+
+    sink = CountingSink()
+    backend = PortableBackend(detector, sink, settings, reader_factory=factory)  # type: ignore[arg-type]
+    backend.apply([camera(tenant) for _ in range(BATCH)])
+    for _ in range(3):  # warm-up
+        await backend.step()
+    detected_before = sum(r.counters.detected for r in backend.cameras.values())
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        await backend.step()
+    elapsed = time.perf_counter() - started
+    detected = sum(r.counters.detected for r in backend.cameras.values()) - detected_before
+    backend.close()
+    return detected / elapsed, dict(sink.events)
+
+
+def quiet_footage(frames: list[av.VideoFrame], length: int, events: list[tuple[int, int]]) -> list[av.VideoFrame]:
+    """A still scene (vtest's median background: the same place without its pedestrians) with sensor noise and a
+    slow light drift, into which real vtest frames are spliced for each event interval [start, end)."""
+    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames[::4]])
+    background = np.median(rgb, axis=0).astype(np.float32)
+    rng = np.random.default_rng(7)
+    out: list[av.VideoFrame] = []
+    source = iter(frames[40:])
+    for index in range(length):
+        if any(start <= index < end for start, end in events):
+            out.append(next(source))
+            continue
+        drift = 4.0 * np.sin(index / length * np.pi)
+        noisy = background + drift + rng.normal(0.0, 3.0, background.shape)
+        out.append(av.VideoFrame.from_ndarray(np.clip(noisy, 0, 255).astype(np.uint8), format="rgb24"))
+    return out
+
+
+async def gating(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str, float]:
+    events = [(60, 90), (150, 165), (240, 270)]
+    footage = quiet_footage(frames, 330, events)
+    settings = InferenceSettings()
+    readers: dict[uuid.UUID, ReplayReader] = {}
+
+    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object, on_frame: object):
+        readers[camera_id] = ReplayReader(camera_id, footage, lockstep=True)
+        return readers[camera_id]
+
+    backend = PortableBackend(detector, CountingSink(), settings, reader_factory=factory)  # type: ignore[arg-type]
+    config = camera(uuid.uuid4())
+    backend.apply([config])
+    runtime = backend.cameras[config.camera_id]
+    reader = readers[config.camera_id]
+    detected_at: list[bool] = []
+    person_seen: list[bool] = []
+    motion_cost = 0.0
+    for _ in footage:
+        before = runtime.counters.detected
+        t0 = time.perf_counter()
+        reader.advance()
+        motion_cost += time.perf_counter() - t0
+        await backend.step()
+        detected_at.append(runtime.counters.detected > before)
+        person_seen.append(any(o.label == "Person" for o in runtime.last_objects))
+    backend.close()
+    in_event = [any(s <= i < e for s, e in events) for i in range(len(footage))]
+    quiet = [i for i in range(1, len(footage)) if not in_event[i]]  # the first frame is always looked at
+    event_frames = [i for i in range(len(footage)) if in_event[i]]
+    return {
+        "motion_skip_rate": sum(not detected_at[i] for i in quiet) / len(quiet),
+        "event_recall": sum(detected_at[i] for i in event_frames) / len(event_frames),
+        "event_intervals_detected": sum(any(person_seen[s:e + 3]) for s, e in events) / len(events),
+        "frames": len(footage),
+        "motion_prepare_ms_per_frame": 1000 * motion_cost / len(footage),
+    }
+
+
+def decode_cost_per_frame() -> float:
+    """CPU seconds to decode one sub-stream frame (H.264 384x288, as the simulated cameras serve it)."""
+    clip = encoded_clip(ROOT / "var" / "camsim", "vtest", "sub")
+    started = time.process_time()
+    count = 0
+    with av.open(str(clip.data), format="h264") as container:
+        for _ in container.decode(video=0):
+            count += 1
+    return (time.process_time() - started) / max(count, 1)
+
+
+def commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
+    return result.stdout.strip() or "unknown"
+
+
+async def main() -> None:
+    files = prepare_detector_model(ROOT / "var" / "models")
+    settings = InferenceSettings()
+    detector = OnnxDetector(files.onnx, files.labels, score_threshold=settings.score_threshold,
+                            iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels)
+    frames = vtest_frames(200)
+    # Interleaved, so a neighbour's load on this shared machine hits both sides alike.
+    baseline, whole, events = [], [], {}
+    for _ in range(3):
+        baseline.append(raw_loop_fps(detector, frames, 5.0))
+        fps, events = await backend_fps(detector, frames, 5.0)
+        whole.append(fps)
+    baseline_fps, fps = float(np.median(baseline)), float(np.median(whole))
+    gate = await gating(detector, frames)
+    decode_s = decode_cost_per_frame()
+    cores = os.cpu_count() or 2
+    # Every frame detected (worst case): detector stage at `fps` on all cores, plus decoding on the same cores.
+    per_frame_s = 1.0 / fps + decode_s / cores
+    cameras = 1.0 / (DETECT_FPS * per_frame_s) * (2 / cores)
+    quiet_per_frame_s = (1 - gate["motion_skip_rate"]) / fps + decode_s / cores
+    result = {
+        "fps": round(fps, 2), "baseline_fps": round(baseline_fps, 2), "ratio": round(fps / baseline_fps, 3),
+        "motion_skip_rate": round(gate["motion_skip_rate"], 4), "event_recall": round(gate["event_recall"], 4),
+        "cameras_per_2_cores": round(cameras, 1),
+        "cameras_per_2_cores_quiet_scenes": round(1.0 / (DETECT_FPS * quiet_per_frame_s) * (2 / cores), 1),
+        "event_intervals_with_a_person_detected": round(gate["event_intervals_detected"], 3),
+        "decode_ms_per_frame": round(1000 * decode_s, 2),
+        "motion_prepare_ms_per_frame": round(gate["motion_prepare_ms_per_frame"], 2),
+        "runs": {"baseline_fps": [round(v, 2) for v in baseline], "fps": [round(v, 2) for v in whole]},
+        "events_emitted_in_throughput_runs": events, "batch": BATCH, "cpu_count": cores,
+        "providers": detector.providers,
+        "method": ("fps: frames/s through PortableBackend.step (slot hand-off, fair scheduler, batched inference, "
+                   "SSD decode+NMS, tracker, rules, event emit) with 4 saturated replay cameras on vtest at "
+                   "384x288; baseline: InferenceSession.run on a pre-allocated batch of 4; medians of 3 "
+                   "interleaved 5 s runs. Gating: 330 frames at 5 fps of vtest's median background with noise and "
+                   "drift, three spliced intervals of real vtest frames. cameras_per_2_cores: 5 fps per camera, "
+                   "every frame detected, plus measured H.264 decode cost."),
+        "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "detector.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

