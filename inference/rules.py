@@ -226,6 +226,9 @@ def in_schedule(schedule: Sequence[TimeWindow], local_now: datetime) -> bool:
 # Rules --------------------------------------------------------------------------------------------------
 
 HISTORY_S = 12.0
+# A detector misses people now and then; a track unseen for less than this keeps its dwell time, its side of a
+# line and its "already reported" mark, so one missed frame does not restart timers or repeat an alert.
+GRACE_S = 2.0
 STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not having moved
 
 
@@ -277,21 +280,25 @@ class CameraRules:
         self.rules = [r for r in rules if r.enabled]
         self.frame_size = frame_size
         self._tracks: dict[int, _TrackHistory] = {}
+        self._last_seen: dict[int, float] = {}
         self._state: dict[uuid.UUID, _RuleState] = {r.id: _RuleState() for r in self.rules}
 
     def evaluate(self, analysis: FrameAnalysis, local_now: datetime) -> list[RuleHit]:
         t = analysis.timestamp
-        present = {o.track_id for o in analysis.objects}
         for obj in analysis.objects:
             self._tracks.setdefault(obj.track_id, _TrackHistory(first_seen=t)).add(t, obj)
-        for gone in [k for k in self._tracks if k not in present]:
-            del self._tracks[gone]
+            self._last_seen[obj.track_id] = t
+        gone = {k for k, seen in self._last_seen.items() if t - seen > GRACE_S}
+        for track_id in gone:
+            del self._last_seen[track_id]
+            self._tracks.pop(track_id, None)
         hits: list[RuleHit] = []
         for rule in self.rules:
             state = self._state[rule.id]
-            for stale in [k for k in state.armed_tracks if k not in present]:
-                del state.armed_tracks[stale]
-            state.fired_tracks &= present
+            for track_id in gone:
+                state.armed_tracks.pop(track_id, None)
+                state.last_side.pop(track_id, None)
+            state.fired_tracks -= gone
             if not in_schedule(rule.params.schedule, local_now):
                 state.armed_tracks.clear()
                 continue
@@ -310,8 +317,9 @@ class CameraRules:
             case RuleType.INTRUSION:
                 inside = self._inside(objects, zone)
                 new = [o for o in inside if o.track_id not in state.fired_tracks]
-                # A track fires on entering and re-arms once it has left the zone.
-                state.fired_tracks = {o.track_id for o in inside}
+                # A track fires on entering and re-arms once it is seen outside the zone (or lost for good).
+                outside = {o.track_id for o in objects} - {o.track_id for o in inside}
+                state.fired_tracks = (state.fired_tracks - outside) | {o.track_id for o in inside}
                 return _hit(rule, new, f"entered zone {zone.name}" if zone else "entered zone") if new else None
             case RuleType.LOITERING:
                 return self._loitering(rule, state, objects, zone, t)
@@ -345,15 +353,15 @@ class CameraRules:
     def _loitering(self, rule: Rule, state: _RuleState, objects: list[TrackedObject], zone: Zone | None,
                    t: float) -> RuleHit | None:
         inside = self._inside(objects, zone)
-        inside_ids = {o.track_id for o in inside}
-        for tid in [k for k in state.armed_tracks if k not in inside_ids]:
-            del state.armed_tracks[tid]
+        outside = {o.track_id for o in objects} - {o.track_id for o in inside}
+        for tid in outside:
+            state.armed_tracks.pop(tid, None)
         due = []
         for obj in inside:
             entered = state.armed_tracks.setdefault(obj.track_id, t)
             if t - entered >= rule.params.dwell_s and obj.track_id not in state.fired_tracks:
                 due.append(obj)
-        state.fired_tracks = (state.fired_tracks & inside_ids) | {o.track_id for o in due}
+        state.fired_tracks = (state.fired_tracks - outside) | {o.track_id for o in due}
         if not due:
             return None
         return _hit(rule, due, f"in the zone for more than {rule.params.dwell_s:.0f} s")
@@ -383,8 +391,6 @@ class CameraRules:
             if rule.params.direction in ("both", direction):
                 crossed.append(obj)
                 directions.append(direction)
-        for tid in [k for k in state.last_side if k not in {o.track_id for o in objects}]:
-            del state.last_side[tid]
         if not crossed:
             return None
         return _hit(rule, crossed, f"crossed line {zone.name} ({', '.join(sorted(set(directions)))})")
@@ -469,8 +475,9 @@ class CameraRules:
             box_h = (obj.box[3] - obj.box[1]) * height
             if box_h > 0 and box_w / box_h >= rule.params.ground_aspect_ratio:
                 lying[obj.track_id] = obj
-        for tid in [k for k in state.armed_tracks if k not in lying]:
-            del state.armed_tracks[tid]
+        for obj in objects:
+            if obj.track_id not in lying:
+                state.armed_tracks.pop(obj.track_id, None)
         due = []
         for tid, obj in lying.items():
             since = state.armed_tracks.setdefault(tid, t)

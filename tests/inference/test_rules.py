@@ -343,3 +343,20 @@ def test_disabled_rules_do_not_run() -> None:
     off = Rule(id=uuid.uuid4(), tenant_id=TENANT, camera_id=CAMERA, rule_type=RuleType.INTRUSION, zone_id=z.id,
                enabled=False)
     assert run(CameraRules([z], [off]), frames_of(walk(1, (0.9, 0.5), (0.1, 0.5), 3))) == []
+
+
+def test_a_briefly_missed_track_keeps_its_state_but_a_lost_one_does_not() -> None:
+    z = zone(LEFT_HALF)
+    intrusion = rule(RuleType.INTRUSION, z)
+    loitering = rule(RuleType.LOITERING, z, dwell_s=6)
+    engine = CameraRules([z], [intrusion, loitering])
+    inside = person(1, 0.2, 0.5)
+    # Seen, missed by the detector for 1 s, seen again: one intrusion, and the dwell time keeps counting.
+    frames = [frame(t / 5, inside) for t in range(10)] + [frame(2 + t / 5) for t in range(5)] \
+        + [frame(3 + t / 5, inside) for t in range(20)]
+    hits = [(f.timestamp, h.rule_id) for f in frames for h in engine.evaluate(f, NOON)]
+    assert [r for _, r in hits] == [intrusion.id, loitering.id]
+    assert hits[1][0] == pytest.approx(6.0, abs=0.21)
+    # Lost for longer than the grace period: the same track id coming back is a new presence.
+    later = [frame(8 + t / 5) for t in range(20)] + [frame(12.0, inside)]
+    assert [h.rule_id for f in later for h in engine.evaluate(f, NOON)] == [intrusion.id]
