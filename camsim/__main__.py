@@ -14,7 +14,7 @@ from pathlib import Path
 from camsim.simulator import CameraSimulator, CameraSpec, SimulatorError
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "var" / "camsim"
-ACTIONS = ("stop", "kill", "freeze", "thaw", "restart", "blackout")
+ACTIONS = ("stop", "kill", "freeze", "thaw", "restart", "blackout", "corrupt")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -75,7 +75,8 @@ def apply(simulator: CameraSimulator, request: str) -> str:
     try:
         camera = simulator.camera(name)
         handlers = {"stop": camera.stop, "kill": camera.kill, "freeze": camera.freeze, "thaw": camera.thaw,
-                    "restart": camera.restart, "blackout": camera.toggle_blackout}
+                    "restart": camera.restart, "blackout": camera.toggle_blackout,
+                    "corrupt": camera.toggle_corruption}
         handlers[action]()
     except SimulatorError as exc:
         return f"error: {exc}"

@@ -2,7 +2,8 @@
 
 Run by camsim.simulator under /usr/bin/python3; it imports only the standard library and gi, never the project.
 Frames advance on the wall clock whether or not anyone watches, as a real camera's do; a viewer joins on the
-next keyframe. SIGTERM stops it cleanly, SIGUSR1 toggles a blackout (lens covered), SIGSTOP freezes it.
+next keyframe. SIGTERM stops it cleanly, SIGUSR1 toggles a blackout (lens covered), SIGUSR2 corrupts the
+stream's bytes (or stops), SIGSTOP freezes it.
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ from gi.repository import GLib, Gst, GstRtspServer  # type: ignore[import-not-fo
 class ClipFeed:
     """Plays one encoded clip on loop and pushes each access unit to every appsrc currently attached."""
 
-    def __init__(self, data_path: Path, index_path: Path) -> None:
-        index = json.loads(index_path.read_text())
-        self.fps: int = int(index["fps"])
-        self.width: int = int(index["width"])
-        self.height: int = int(index["height"])
-        data = data_path.read_bytes()
-        self.units: list[tuple[bytes, bool]] = [(data[o:o + n], bool(k)) for o, n, k in index["units"]]
+    def __init__(self, clips: list[tuple[Path, Path]], *, max_seconds: float | None = None) -> None:
+        self.units: list[tuple[bytes, bool]] = []
+        for data_path, index_path in clips:
+            index = json.loads(index_path.read_text())
+            self.fps: int = int(index["fps"])
+            data = data_path.read_bytes()
+            units = [(data[o:o + n], bool(k)) for o, n, k in index["units"]]
+            if max_seconds is not None:
+                # Cut on a keyframe, so the next clip (another resolution, maybe) starts with a clean GOP.
+                limit = int(max_seconds * self.fps)
+                while limit < len(units) and not units[limit][1]:
+                    limit -= 1
+                units = units[:max(limit, 1)]
+            self.units += units
         self.black_units: list[tuple[bytes, bool]] | None = None
         self.blackout = False
+        self.corrupt = False
         self._blackout_active = False
         self._black_position = 0
         self._sources: dict[int, tuple[Any, bool]] = {}  # id(appsrc) -> (appsrc, has seen a keyframe)
@@ -65,6 +74,10 @@ class ClipFeed:
             if self._blackout_active and self.black_units:
                 payload, is_key = self.black_units[self._black_position % len(self.black_units)]
                 self._black_position += 1
+            if self.corrupt and len(payload) > 64:
+                # Garbage in the middle of the slice data, as a flaky link or a failing encoder produces.
+                middle = len(payload) // 2
+                payload = payload[:middle] + bytes(range(37, 37 + 32)) + payload[middle + 32:]
             self._push(payload, is_key)
         return True
 
@@ -106,8 +119,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--main", nargs=2, metavar=("DATA", "INDEX"), required=True)
-    parser.add_argument("--sub", nargs=2, metavar=("DATA", "INDEX"), required=True)
+    parser.add_argument("--main", nargs=2, metavar=("DATA", "INDEX"), action="append", required=True)
+    parser.add_argument("--sub", nargs=2, metavar=("DATA", "INDEX"), action="append", required=True,
+                        help="repeat to play several clips in turn (e.g. of different resolutions)")
+    parser.add_argument("--clip-seconds", type=float, help="play only the first seconds of each clip")
     parser.add_argument("--black-main", nargs=2, metavar=("DATA", "INDEX"))
     parser.add_argument("--black-sub", nargs=2, metavar=("DATA", "INDEX"))
     parser.add_argument("--username")
@@ -115,11 +130,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     Gst.init(None)
-    feeds = {"main": ClipFeed(Path(args.main[0]), Path(args.main[1])),
-             "sub": ClipFeed(Path(args.sub[0]), Path(args.sub[1]))}
+    feeds = {name: ClipFeed([(Path(d), Path(i)) for d, i in clips], max_seconds=args.clip_seconds)
+             for name, clips in (("main", args.main), ("sub", args.sub))}
     for name, black in (("main", args.black_main), ("sub", args.black_sub)):
         if black is not None:
-            feeds[name].black_units = ClipFeed(Path(black[0]), Path(black[1])).units
+            feeds[name].black_units = ClipFeed([(Path(black[0]), Path(black[1]))]).units
 
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
@@ -147,9 +162,15 @@ def main(argv: list[str]) -> int:
             feed.blackout = not feed.blackout
         return True
 
+    def toggle_corruption() -> bool:
+        for feed in feeds.values():
+            feed.corrupt = not feed.corrupt
+        return True
+
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, lambda: loop.quit() or False)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, lambda: loop.quit() or False)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, toggle_blackout)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR2, toggle_corruption)
     sys.stdout.write(f"ready {args.port}\n")
     sys.stdout.flush()
     loop.run()

@@ -34,6 +34,9 @@ class CameraSpec:
     footage: str = "vtest"
     username: str | None = None
     password: str | None = None
+    # Further footages whose sub streams follow the first one's in turn: the picture changes resolution mid-stream.
+    then: tuple[str, ...] = ()
+    clip_seconds: float | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,8 +65,9 @@ class SimulatedCamera:
     """One camera: a main and a sub RTSP stream on its own port, which can fail the ways real cameras do."""
 
     def __init__(self, spec: CameraSpec, *, cache_dir: Path, host: str, port: int, python: str) -> None:
-        if spec.footage not in FOOTAGES:
-            raise SimulatorError(f"unknown footage {spec.footage!r}; known: {', '.join(sorted(FOOTAGES))}")
+        for footage in (spec.footage, *spec.then):
+            if footage not in FOOTAGES:
+                raise SimulatorError(f"unknown footage {footage!r}; known: {', '.join(sorted(FOOTAGES))}")
         self.spec = spec
         self.host = host
         self.port = port
@@ -114,6 +118,11 @@ class SimulatedCamera:
             black = black_clip(self._cache_dir, self.spec.footage, stream)
             args += [f"--{stream}", str(clip.data), str(clip.index)]
             args += [f"--black-{stream}", str(black.data), str(black.index)]
+        for footage in self.spec.then:
+            clip = encoded_clip(self._cache_dir, footage, "sub")
+            args += ["--sub", str(clip.data), str(clip.index)]
+        if self.spec.clip_seconds is not None:
+            args += ["--clip-seconds", str(self.spec.clip_seconds)]
         if self.spec.username is not None:
             args += ["--username", self.spec.username, "--password", self.spec.password or ""]
         return args
@@ -192,6 +201,11 @@ class SimulatedCamera:
         """Cover or uncover the lens: both streams switch to black (or back) at their next keyframe."""
         process = self._require_running()
         os.kill(process.pid, signal.SIGUSR1)
+
+    def toggle_corruption(self) -> None:
+        """Start or stop garbling the bytes of every access unit (both streams), as a flaky link does."""
+        process = self._require_running()
+        os.kill(process.pid, signal.SIGUSR2)
 
     def restart(self) -> None:
         """Stop (or reap) the camera, then serve again on the same port."""

@@ -54,7 +54,8 @@ class ReaderCounters:
     decoded: int = 0
     sampled: int = 0
     dropped: int = 0  # replaced in the slot before the detector took them
-    corrupt_packets: int = 0
+    corrupt_packets: int = 0  # packets the decoder rejected
+    corrupt_frames: int = 0  # frames the decoder produced with concealed errors (not analysed)
     reconnects: int = 0
     size_changes: int = 0
 
@@ -239,6 +240,12 @@ class RtspCameraReader:
                     continue
                 for frame in frames:
                     self.counters.decoded += 1
+                    if frame.is_corrupt:
+                        # Concealed errors make smears and blocks: no detection or tamper verdict on them, and a
+                        # camera that sends nothing else is reported offline like one that sends nothing.
+                        self.counters.corrupt_frames += 1
+                        self._check_offline("undecodable frames (corrupt stream)")
+                        continue
                     now = time.monotonic()
                     self._frame_arrived(now)
                     if now + 1e-3 < next_due:
