@@ -1,0 +1,103 @@
+"""Builds the GPU bundle (var/gpu-bundle, < 64 MiB) that bench/gpu/run.py needs on a machine with no network.
+
+Contents: the SSD as a plain op list (JSON) + fp16 weights (npz) that run.py executes with PyTorch, reference
+outputs of onnxruntime on real frames (to check the GPU numbers are right), H.264 sample streams (Annex B), and
+the PyAV wheel (abi3, with NVDEC) in case the machine lacks it. Run here: `python -m bench.gpu.prepare`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from camsim.footage import VTEST_PATH, encoded_clip, source_path
+from inference.mediapipe import prepare_detector_model
+from inference.onnx_detector import OnnxDetector
+from inference.ssd import preprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "var" / "gpu-bundle"
+AV_WHEEL = "av==18.1.0"
+
+
+def export_graph(model_path: Path) -> None:
+    model = onnx.load(str(model_path))
+    weights: dict[str, np.ndarray] = {}
+    for init in model.graph.initializer:
+        array = numpy_helper.to_array(init)
+        weights[init.name] = array.astype(np.float16) if array.dtype == np.float32 else array
+    nodes = []
+    for node in model.graph.node:
+        attrs = {}
+        for attr in node.attribute:
+            value = onnx.helper.get_attribute_value(attr)
+            attrs[attr.name] = list(value) if isinstance(value, list | tuple) else value
+        nodes.append({"op": node.op_type, "inputs": list(node.input), "outputs": list(node.output), "attrs": attrs})
+    graph = {"input": model.graph.input[0].name, "outputs": [o.name for o in model.graph.output], "nodes": nodes}
+    (BUNDLE / "ssd_graph.json").write_text(json.dumps(graph))
+    np.savez(BUNDLE / "ssd_weights.npz", **{f"w{i}": v for i, v in enumerate(weights.values())},
+             names=np.asarray(list(weights.keys())))
+
+
+def reference_outputs(files_onnx: Path, labels: Path) -> None:
+    detector = OnnxDetector(files_onnx, labels, score_threshold=0.4, iou_threshold=0.45)
+    frames = []
+    with av.open(str(VTEST_PATH)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in (0, 150, 300, 450):
+                frames.append(np.asarray(frame.to_ndarray(width=300, height=300, format="rgb24"), dtype=np.uint8))
+    batch = preprocess(frames)
+    boxes, logits = detector.run_raw(batch)
+    np.savez_compressed(BUNDLE / "reference.npz", frames=np.stack(frames), boxes=boxes, logits=logits)
+    shutil.copy(labels, BUNDLE / "labels.txt")
+
+
+def encode_1080p(seconds: float = 10.0) -> None:
+    """vtest upscaled to 1920x1080 at 25 fps, 1 s GOP: the stream size DeepStream's published figures use."""
+    codec = av.CodecContext.create("libx264", "w")
+    assert isinstance(codec, av.VideoCodecContext)
+    codec.width, codec.height, codec.pix_fmt = 1920, 1080, "yuv420p"
+    codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
+    codec.options = {"preset": "veryfast", "x264-params": "keyint=25:min-keyint=25:scenecut=0:bframes=0"}
+    with av.open(str(VTEST_PATH)) as container, (BUNDLE / "vtest-1080p25.h264").open("wb") as out:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= seconds * 25:
+                break
+            scaled = frame.reformat(width=1920, height=1080, format="yuv420p")
+            scaled.pts = index
+            for packet in codec.encode(scaled):
+                out.write(bytes(packet))
+        for packet in codec.encode(None):
+            out.write(bytes(packet))
+
+
+def main() -> int:
+    BUNDLE.mkdir(parents=True, exist_ok=True)
+    files = prepare_detector_model(ROOT / "var" / "models")
+    export_graph(files.onnx)
+    reference_outputs(files.onnx, files.labels)
+    cache = ROOT / "var" / "camsim"
+    for name, stream in (("vtest", "sub"), ("bikes", "main"), ("bikes", "sub")):
+        shutil.copy(encoded_clip(cache, name, stream).data, BUNDLE / f"{name}-{stream}.h264")
+    source_path("bikes")
+    encode_1080p()
+    if not list(BUNDLE.glob("av-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", AV_WHEEL, "--no-deps", "--only-binary=:all:",
+                        "--platform", "manylinux_2_28_x86_64", "--python-version", "3.12", "-d", str(BUNDLE), "-q"],
+                       check=True)
+    total = sum(p.stat().st_size for p in BUNDLE.iterdir())
+    sys.stdout.write(f"{BUNDLE}: {total / 2**20:.1f} MiB\n")
+    return 0 if total < 64 * 2**20 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
