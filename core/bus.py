@@ -87,11 +87,12 @@ class Bus:
             log.warning("nats.error", error=str(exc))
 
         try:
-            nc = await nats.connect(
+            # Once connected, reconnect forever; but a server absent at start must not hang the caller.
+            nc = await asyncio.wait_for(nats.connect(
                 url, name=name, connect_timeout=connect_timeout_s, max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5, error_cb=on_error, allow_reconnect=True,
-            )
-        except (NoServersError, OSError, NatsTimeoutError) as exc:
+            ), timeout=connect_timeout_s * 2)
+        except (NoServersError, OSError, NatsTimeoutError, asyncio.TimeoutError) as exc:
             raise Unavailable(f"NATS unreachable at {url}: {exc}") from exc
         return cls(nc, replicas=replicas)
 

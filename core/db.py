@@ -18,10 +18,18 @@ TENANT_SCOPE_GUC = "app.tenant_ids"
 DEPARTMENT_GUC = "app.department_id"
 
 
+async def _rollback_if_open(conn: asyncpg.Connection) -> None:
+    """Release hook: only an interrupted transaction needs undoing. Tenant scope is transaction-local, so no
+    session state survives a request; asyncpg's default reset (RESET ALL etc.) would cost a round trip each time."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool for one role; the only place the platform creates pools."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30,
+                                         reset=_rollback_if_open)
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable(f"database unreachable: {exc}") from exc
     assert pool is not None
@@ -45,17 +53,25 @@ async def tenant_transaction(
 
     The scope is set with set_config(..., is_local => true): it dies with the transaction, so a pooled
     connection never carries one request's tenants into the next. An empty scope sees nothing.
+    BEGIN and the scope travel in one round trip; inside, use SAVEPOINT for nested work (asyncpg refuses
+    `conn.transaction()` within a transaction it did not start, loudly).
     """
     scope = scope_literal(tenant_ids)
-    department = "" if department_id is None else str(department_id)
+    department = "" if department_id is None else str(uuid.UUID(str(department_id)))
+    # Both values are rebuilt from UUIDs above, so they cannot carry quotes: safe to inline in one simple query.
+    begin = (f"BEGIN{' READ ONLY' if readonly else ''}; "
+             f"SELECT set_config('{TENANT_SCOPE_GUC}', '{scope}', true), "
+             f"set_config('{DEPARTMENT_GUC}', '{department}', true)")
     async with pool.acquire() as conn:
-        async with conn.transaction(readonly=readonly):
-            await conn.execute(
-                "SELECT set_config($1, $2, true), set_config($3, $4, true)",
-                TENANT_SCOPE_GUC, scope, DEPARTMENT_GUC, department,
-            )
+        await conn.execute(begin)
+        try:
             # The pool hands out proxies that forward every Connection method.
             yield cast(asyncpg.Connection, conn)
+        except BaseException:
+            if not conn.is_closed():
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,15 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._signing: ECKey | None = None
         self._published = KeySet([])
+        # Tokens already verified, until they expire: the signature check is the costliest step of a request.
+        self._verified: dict[str, dict[str, Any]] = {}
+
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self._loaded_at >= self._reload_s
 
     async def load(self, conn: asyncpg.Connection, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._loaded_at < self._reload_s:
+        if not force and not self.stale:
             return
         now = datetime.now(UTC)
         rows = await self._repo.signing_keys(conn)
@@ -55,6 +61,7 @@ class KeyRing:
                 signing = ECKey.import_key(msgspec.json.decode(private))
         self._signing, self._published = signing, KeySet(published)
         self._loaded_at = time.monotonic()
+        self._verified.clear()
 
     def jwks(self) -> dict[str, Any]:
         return dict(self._published.as_dict(private=False))
@@ -67,6 +74,16 @@ class KeyRing:
 
     def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
         """Return the claims of a valid access token, or raise AuthenticationFailed. Never trusts the header."""
+        cached = self._verified.get(token)
+        if cached is not None and cached["exp"] > time.time():
+            return cached
+        claims = self._verify(token, issuer=issuer, audience=audience)
+        if len(self._verified) > 20_000:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
             raise AuthenticationFailed("malformed token")
         header = _header(token)

@@ -292,8 +292,9 @@ class IdentityService:
 
     # --- per-request resolution
     async def resolve(self, token: str) -> Principal:
-        async with self._db.cross_tenant() as conn:
-            await self._keys.load(conn)
+        if self._keys.stale:
+            async with self._db.cross_tenant() as conn:
+                await self._keys.load(conn)
         claims = self._keys.verify(token, issuer=self._settings.issuer, audience=self._settings.audience)
         try:
             session_id = uuid.UUID(claims["sid"])

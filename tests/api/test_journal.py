@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from cli.main import main as vigie
 from cli.seed import SeedResult
 from core.db import tenant_transaction
 from core.migrate import with_database
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from journal.errors import MotiveRequired
 from journal.service import JournalService
 from tests.api.conftest import Actor
@@ -59,13 +61,12 @@ async def test_media_access_needs_a_motive(app_pool: asyncpg.Pool, seeded: SeedR
                 " 'camera', '\\x00', '\\x00')", seeded.tenants["cergy"])
 
 
-@pytest.fixture
-def cli_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Point the `vigie` command at the test database."""
-    monkeypatch.setenv("VIGIE_DATABASE__NAME", settings.database.name)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+def audit_verify(settings: Settings) -> tuple[int, str]:
+    """`vigie audit verify` as an operator would run it, against the test database."""
+    result = subprocess.run([str(Path(sys.executable).parent / "vigie"), "audit", "verify"],  # noqa: S603
+                            env={**os.environ, "VIGIE_DATABASE__NAME": settings.database.name},
+                            capture_output=True, text=True, timeout=60, check=False)
+    return result.returncode, result.stdout + result.stderr
 
 
 async def _insert(admin: asyncpg.Connection, row: asyncpg.Record) -> None:
@@ -75,18 +76,17 @@ async def _insert(admin: asyncpg.Connection, row: asyncpg.Record) -> None:
                         *row.values())
 
 
-async def test_tampering_is_detected_by_audit_verify(cli_settings: Settings, app_pool: asyncpg.Pool,
-                                                     seeded: SeedResult, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_tampering_is_detected_by_audit_verify(settings: Settings, app_pool: asyncpg.Pool,
+                                                     seeded: SeedResult) -> None:
     tenant = seeded.tenants["magny"]
     async with tenant_transaction(app_pool, [tenant]) as conn:
         for n in range(4):
             await JournalService().record(conn, tenant_id=tenant, actor=None, actor_role="operator",
                                           action="media.playback", target_type="camera",
                                           motive=f"levée de doute {n}", camera_id=seeded.cameras["c8"])
-    verify = ["audit", "verify"]
-    assert await asyncio.to_thread(vigie, verify) == 0
-    admin = await asyncpg.connect(with_database(cli_settings.database.admin_dsn.get_secret_value(),
-                                                 cli_settings.database.name))
+    assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
+    admin = await asyncpg.connect(with_database(settings.database.admin_dsn.get_secret_value(),
+                                                 settings.database.name))
     try:
         last = await admin.fetchval("SELECT max(position) FROM access_journal WHERE tenant_id = $1", tenant)
         where = "FROM access_journal WHERE tenant_id = $1 AND position = $2"
@@ -94,21 +94,24 @@ async def test_tampering_is_detected_by_audit_verify(cli_settings: Settings, app
         original = await admin.fetchrow(f"SELECT * {where}", tenant, last - 1)
         await admin.execute(f"UPDATE access_journal SET motive = 'curiosité' WHERE tenant_id = $1 AND position = $2",
                             tenant, last - 1)
-        assert await asyncio.to_thread(vigie, verify) == 1
-        assert "content altered" in capsys.readouterr().err
+        code, output = await asyncio.to_thread(audit_verify, settings)
+        assert code == 1
+        assert "content altered" in output
         await admin.execute("UPDATE access_journal SET motive = $3 WHERE tenant_id = $1 AND position = $2",
                             tenant, last - 1, original["motive"])
-        assert await asyncio.to_thread(vigie, verify) == 0
+        assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
         # 2. the newest line removed
         tail = await admin.fetchrow(f"DELETE {where} RETURNING *", tenant, last)
-        assert await asyncio.to_thread(vigie, verify) == 1
-        assert "chain head says" in capsys.readouterr().err
+        code, output = await asyncio.to_thread(audit_verify, settings)
+        assert code == 1
+        assert "chain head says" in output
         await _insert(admin, tail)
         # 3. a line in the middle removed
         middle = await admin.fetchrow(f"DELETE {where} RETURNING *", tenant, last - 2)
-        assert await asyncio.to_thread(vigie, verify) == 1
-        assert "missing" in capsys.readouterr().err
+        code, output = await asyncio.to_thread(audit_verify, settings)
+        assert code == 1
+        assert "missing" in output
         await _insert(admin, middle)
-        assert await asyncio.to_thread(vigie, verify) == 0
+        assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
     finally:
         await admin.close()

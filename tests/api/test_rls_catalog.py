@@ -108,12 +108,13 @@ async def test_scope_matrix_per_table(settings: Settings, seeded: SeedResult, ap
         async with tenant_transaction(app_pool, [cergy]) as conn:
             foreign = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id <> $1", cergy)  # noqa: S608
             assert foreign == 0, table
+            await conn.execute("SAVEPOINT probe")
             try:
-                async with conn.transaction():
-                    updated = await conn.execute(
-                        f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", marines)  # noqa: S608
+                updated = await conn.execute(
+                    f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", marines)  # noqa: S608
             except asyncpg.InsufficientPrivilegeError:
                 updated = "UPDATE 0"  # append-only tables: no UPDATE grant at all
+                await conn.execute("ROLLBACK TO SAVEPOINT probe")
             assert updated.endswith(" 0"), (table, updated)
         checked += 1
     async with tenant_transaction(app_pool, [cergy]) as conn:

@@ -1,0 +1,98 @@
+"""The JetStream bus on the project's own nats-server: dedupe, ack, backoff, dead-letter with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+from nats.aio.msg import Msg
+
+from core.bus import DEAD_LETTER_STREAM, Bus, ConsumerSpec, Reject, StreamSpec
+from core.embedded import NatsServerProcess
+from core.events import Event, EventCodec
+
+pytestmark = pytest.mark.integration
+
+
+class ThingObserved(Event, frozen=True, kw_only=True):
+    label: str
+
+
+async def _bus(nats_server: NatsServerProcess) -> Bus:
+    bus = await Bus.connect(nats_server.url, name="test")
+    await bus.ensure_dead_letter_stream()
+    return bus
+
+
+async def test_publish_is_deduplicated_by_event_id(nats_server: NatsServerProcess) -> None:
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    await bus.ensure_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
+    event = ThingObserved(tenant_id=uuid.uuid4(), label="x")
+    first = await bus.publish(f"{stream.lower()}.a", event)
+    again = await bus.publish(f"{stream.lower()}.a", event)
+    assert first == again
+    info = await bus.js.stream_info(stream)
+    assert info.state.messages == 1
+    await bus.close()
+
+
+async def test_consumer_acks_retries_and_dead_letters(nats_server: NatsServerProcess) -> None:
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    subject = stream.lower()
+    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    tenant = uuid.uuid4()
+    events = {label: ThingObserved(tenant_id=tenant, label=label) for label in ("ok", "flaky", "poison", "broken")}
+    await bus.publish_many([(f"{subject}.{label}", e) for label, e in events.items()])
+    await bus.js.publish(f"{subject}.garbage", b"{not json", headers={"Nats-Msg-Id": "garbage-1"})
+    attempts: Counter[str] = Counter()
+    done = asyncio.Event()
+    handled: set[str] = set()
+
+    async def handler(event: Event, msg: Msg) -> None:
+        assert isinstance(event, ThingObserved)
+        attempts[event.label] += 1
+        if event.label == "flaky" and attempts["flaky"] < 3:
+            raise ConnectionError("database restarting")
+        if event.label == "poison":
+            raise Reject("camera unknown")
+        if event.label == "broken":
+            raise RuntimeError("always fails")
+        handled.add(event.label)
+        if {"ok", "flaky"} <= handled:
+            done.set()
+
+    stop = asyncio.Event()
+    spec = ConsumerSpec(stream=stream, durable="test-consumer", filter_subject=f"{subject}.>",
+                        backoff_s=(0.1, 0.2), max_attempts=3, ack_wait_s=5)
+    task = asyncio.create_task(bus.consume(spec, EventCodec(ThingObserved), handler, stop=stop))
+    await asyncio.wait_for(done.wait(), 20)
+    dead = await _dead_letters(bus, stream, expected=3)
+    stop.set()
+    await task
+    assert attempts["ok"] == 1 and attempts["flaky"] == 3 and attempts["poison"] == 1 and attempts["broken"] == 3
+    reasons = {d[0]: d[1] for d in dead}
+    assert reasons[f"{subject}.poison"].startswith("rejected: camera unknown")
+    assert reasons[f"{subject}.broken"].startswith("exhausted after 3 attempts")
+    assert reasons[f"{subject}.garbage"].startswith("undecodable: malformed payload")
+    await bus.close()
+
+
+async def _dead_letters(bus: Bus, stream: str, expected: int) -> list[tuple[str, str]]:
+    sub = await bus.js.pull_subscribe(f"deadletter.{stream}.>", stream=DEAD_LETTER_STREAM)
+    found: list[tuple[str, str]] = []
+    for _ in range(40):
+        try:
+            for msg in await sub.fetch(10, timeout=0.5):
+                headers = msg.headers or {}
+                found.append((headers["Vigie-Original-Subject"], headers["Vigie-Reason"]))
+                await msg.ack()
+        except asyncio.TimeoutError:
+            pass
+        if len(found) >= expected:
+            break
+    await sub.unsubscribe()
+    return found
