@@ -41,15 +41,29 @@ log = get_logger(__name__)
 VERSION = "0.1.0"
 
 ROUTES: list[Any] = [
-    AuthController, jwks, MeController, UserController, TenantController, CommuneController, SiteController,
-    CameraController, AuthorisationController, ForceController, JournalController, healthz, readyz,
+    AuthController,
+    jwks,
+    MeController,
+    UserController,
+    TenantController,
+    CommuneController,
+    SiteController,
+    CameraController,
+    AuthorisationController,
+    ForceController,
+    JournalController,
+    healthz,
+    readyz,
 ]
 
 
 async def build_services(settings: Settings) -> Services:
     db = Database(
-        app_pool=await create_pool(settings.database.app_dsn, min_size=settings.database.pool_min_size,
-                                   max_size=settings.database.pool_max_size),
+        app_pool=await create_pool(
+            settings.database.app_dsn,
+            min_size=settings.database.pool_min_size,
+            max_size=settings.database.pool_max_size,
+        ),
         department_pool=await create_pool(settings.database.department_dsn, min_size=1, max_size=4),
     )
     secrets = SecretBox(settings.data_key.get_secret_value())
@@ -63,8 +77,15 @@ async def build_services(settings: Settings) -> Services:
     except Unavailable as exc:
         log.warning("api.nats_unavailable", error=str(exc))
         bus = None
-    return Services(settings=settings, db=db, identity=identity, tenancy=TenancyService(db, secrets, journal),
-                    journal=journal, oidc=oidc, bus=bus)
+    return Services(
+        settings=settings,
+        db=db,
+        identity=identity,
+        tenancy=TenancyService(db, secrets, journal),
+        journal=journal,
+        oidc=oidc,
+        bus=bus,
+    )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:

@@ -35,17 +35,36 @@ _STATUS: list[tuple[type[VigieError], int, str]] = [
     (RateLimited, 429, "rate-limited"),
     (Unavailable, 503, "unavailable"),
 ]
-_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Conflict", 413: "Request body too large",
-           415: "Unsupported media type", 422: "Unprocessable content", 429: "Too many requests",
-           500: "Internal error", 503: "Service unavailable"}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
 
 
-def problem(request: Request[Any, Any, Any], status: int, kind: str, detail: str,
-            headers: dict[str, str] | None = None, **extra: object) -> Response[dict[str, Any]]:
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    kind: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: object,
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
-        "type": f"https://vigie.local/problems/{kind}", "title": _TITLES.get(status, "Error"), "status": status,
-        "detail": detail, "instance": request.url.path,
+        "type": f"https://vigie.local/problems/{kind}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
     }
     request_id = request.scope.get("state", {}).get("request_id")
     if request_id:
@@ -60,8 +79,15 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: VigieError) -> Res
             headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
             if status == 401:
                 headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            return problem(request, status, kind, exc.detail, headers=headers,
-                           field=getattr(exc, "field", None), reference=getattr(exc, "reference", None))
+            return problem(
+                request,
+                status,
+                kind,
+                exc.detail,
+                headers=headers,
+                field=getattr(exc, "field", None),
+                reference=getattr(exc, "reference", None),
+            )
     return problem(request, 400, "bad-request", exc.detail)
 
 
@@ -90,8 +116,14 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     status = exc.status_code
     headers = dict(exc.headers or {})
     field = "body" if status in (400, 413, 415) else None
-    return problem(request, status, _TITLES.get(status, "error").lower().replace(" ", "-"), exc.detail,
-                   headers=headers or None, field=field)
+    return problem(
+        request,
+        status,
+        _TITLES.get(status, "error").lower().replace(" ", "-"),
+        exc.detail,
+        headers=headers or None,
+        field=field,
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -52,4 +52,6 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
         return
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPException(status_code=415, detail=f"request bodies must be application/json, not {media_type or 'unspecified'}")
+        raise HTTPException(
+            status_code=415, detail=f"request bodies must be application/json, not {media_type or 'unspecified'}"
+        )

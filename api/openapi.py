@@ -13,24 +13,39 @@ PROBLEM_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["type", "title", "status", "detail"],
     properties={
-        "type": Schema(type=OpenAPIType.STRING), "title": Schema(type=OpenAPIType.STRING),
-        "status": Schema(type=OpenAPIType.INTEGER), "detail": Schema(type=OpenAPIType.STRING),
-        "instance": Schema(type=OpenAPIType.STRING), "request_id": Schema(type=OpenAPIType.STRING),
-        "field": Schema(type=OpenAPIType.STRING), "reference": Schema(type=OpenAPIType.STRING),
+        "type": Schema(type=OpenAPIType.STRING),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "instance": Schema(type=OpenAPIType.STRING),
+        "request_id": Schema(type=OpenAPIType.STRING),
+        "field": Schema(type=OpenAPIType.STRING),
+        "reference": Schema(type=OpenAPIType.STRING),
         "errors": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT)),
     },
 )
-_PUBLIC_STATUSES = {"400": "Invalid request", "413": "Body too large", "415": "Body is not JSON",
-                    "422": "A field breaks a rule", "429": "Too many attempts", "503": "A dependency is down"}
-_AUTHENTICATED_STATUSES = {"401": "Missing or invalid token", "403": "Role not allowed",
-                           "404": "Not found (or outside the caller's scope)", "409": "Conflicting state"}
+_PUBLIC_STATUSES = {
+    "400": "Invalid request",
+    "413": "Body too large",
+    "415": "Body is not JSON",
+    "422": "A field breaks a rule",
+    "429": "Too many attempts",
+    "503": "A dependency is down",
+}
+_AUTHENTICATED_STATUSES = {
+    "401": "Missing or invalid token",
+    "403": "Role not allowed",
+    "404": "Not found (or outside the caller's scope)",
+    "409": "Conflicting state",
+}
 
 
 def openapi_config(version: str) -> OpenAPIConfig:
     return OpenAPIConfig(
-        title="Vigie", version=version,
+        title="Vigie",
+        version=version,
         description="Departmental video-protection supervision centre. Every tenant-owned object outside the "
-                    "caller's scope answers 404, exactly like a missing one.",
+        "caller's scope answers 404, exactly like a missing one.",
         security=[{"BearerToken": []}],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")},
@@ -45,8 +60,6 @@ def document_problems(app: Litestar, public_paths: list[str]) -> None:
     the public operations as needing no token."""
     public = [re.compile(p) for p in public_paths]
     schema = app.openapi_schema
-    if schema.components.schemas is None:
-        schema.components.schemas = {}
     schema.components.schemas["Problem"] = PROBLEM_SCHEMA
     for path, item in (schema.paths or {}).items():
         for method in ("get", "post", "put", "patch", "delete"):
@@ -59,13 +72,16 @@ def document_problems(app: Litestar, public_paths: list[str]) -> None:
             if operation.security != []:
                 statuses.update(_AUTHENTICATED_STATUSES)
             if path.startswith("/auth"):
-                statuses.update({"401": "Sign-in refused", "403": "Not allowed", "409": "Conflicting state",
-                                 "404": "Not found"})
+                statuses.update(
+                    {"401": "Sign-in refused", "403": "Not allowed", "409": "Conflicting state", "404": "Not found"}
+                )
             responses = operation.responses or {}
             for status, description in statuses.items():
                 # Replaces the framework's plain-JSON 400: every error is problem+json.
-                responses[status] = (OpenAPIResponse(
+                responses[status] = OpenAPIResponse(
                     description=description,
-                    content={"application/problem+json": OpenAPIMediaType(schema=Reference("#/components/schemas/Problem"))},
-                ))
+                    content={
+                        "application/problem+json": OpenAPIMediaType(schema=Reference("#/components/schemas/Problem"))
+                    },
+                )
             operation.responses = responses

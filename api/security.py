@@ -11,7 +11,13 @@ from core.errors import AuthenticationFailed
 from core.logging import bind_context
 
 PUBLIC_PATHS = [
-    "^/healthz$", "^/readyz$", "^/metrics", "^/schema", r"^/\.well-known/", "^/auth/login", "^/auth/refresh$",
+    "^/healthz$",
+    "^/readyz$",
+    "^/metrics",
+    "^/schema",
+    r"^/\.well-known/",
+    "^/auth/login",
+    "^/auth/refresh$",
     "^/auth/oidc/",
 ]
 

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pyotp
 
-from bench.common import cores, hey_fixed_rate, write_result, wrk
+from bench.common import cores, hey_fixed_rate, supporting_services_on, write_result, wrk
 from cli.main import department_connection, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.crypto import SecretBox
@@ -35,7 +35,9 @@ async def prepare(settings: Settings) -> tuple[Settings, str, str]:
     settings = await prepare_database(settings)
     await ensure_signing_key(settings)
     async with department_connection(settings) as conn, conn.transaction():
-        seeded = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()), rtsp_base="rtsp://127.0.0.1:8554")
+        seeded = await seed_demo(
+            conn, SecretBox(settings.data_key.get_secret_value()), rtsp_base_port=8554
+        )
     secret = next(u.totp_secret for u in seeded.users if u.email == "maire@cergy.demo")
     assert secret is not None
     return settings, secret, str(seeded.cameras["c4"])
@@ -43,9 +45,31 @@ async def prepare(settings: Settings) -> tuple[Settings, str, str]:
 
 @contextmanager
 def served(args: list[str], env: dict[str, str], port: int, core: str) -> Iterator[None]:
-    process = subprocess.Popen(["taskset", "-c", core, sys.executable, "-m", "uvicorn", *args,
-                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
-                                "--http", "httptools", "--no-access-log", "--log-level", "warning"], env=env)
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            core,
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     try:
         wait_for_port("127.0.0.1", port, 30)
         yield
@@ -57,8 +81,9 @@ def served(args: list[str], env: dict[str, str], port: int, core: str) -> Iterat
 def sign_in(base: str, secret: str) -> str:
     with httpx.Client(base_url=base, timeout=10) as client:
         first = client.post("/auth/login", json={"email": "maire@cergy.demo", "password": DEMO_PASSWORD}).json()
-        second = client.post("/auth/login/totp", json={"challenge": first["challenge"],
-                                                       "code": pyotp.TOTP(secret).now()})
+        second = client.post(
+            "/auth/login/totp", json={"challenge": first["challenge"], "code": pyotp.TOTP(secret).now()}
+        )
         second.raise_for_status()
         token: str = second.json()["access_token"]
         return token
@@ -68,15 +93,21 @@ def main() -> None:
     server_core, load_core = cores()
     nats = NatsServerProcess(store_dir=Settings().var_dir / "bench-nats")
     nats.start()
-    base_settings = Settings(database=DatabaseSettings(name="vigie_bench"),
-                             nats=NatsSettings(url=nats.url, embedded=False))
+    base_settings = Settings(
+        database=DatabaseSettings(name="vigie_bench"), nats=NatsSettings(url=nats.url, embedded=False)
+    )
     settings, secret, camera_id = asyncio.run(prepare(base_settings))
-    env = {**os.environ, "VIGIE_DATABASE__NAME": "vigie_bench", "VIGIE_NATS__URL": nats.url,
-           "VIGIE_AUTH__ACCESS_TTL_S": "3600", "VIGIE_LOG_LEVEL": "WARNING", "VIGIE_DATABASE__HOST":
-           settings.database.host}
+    env = {
+        **os.environ,
+        "VIGIE_DATABASE__NAME": "vigie_bench",
+        "VIGIE_NATS__URL": nats.url,
+        "VIGIE_AUTH__ACCESS_TTL_S": "3600",
+        "VIGIE_LOG_LEVEL": "WARNING",
+        "VIGIE_DATABASE__HOST": settings.database.host,
+    }
     try:
         port = free_port()
-        with served(["--factory", "bench.api:vigie_app"], env, port, server_core):
+        with supporting_services_on(load_core), served(["--factory", "bench.api:vigie_app"], env, port, server_core):
             base = f"http://127.0.0.1:{port}"
             headers = {"Authorization": f"Bearer {sign_in(base, secret)}"}
             url = f"{base}/cameras/{camera_id}"
@@ -86,18 +117,27 @@ def main() -> None:
             time.sleep(1)
             latency = hey_fixed_rate(url, rate=rps / 2, seconds=SECONDS, headers=headers, core=load_core)
         port = free_port()
-        with served(["bench.hello:app"], env, port, server_core):
+        with supporting_services_on(load_core), served(["bench.hello:app"], env, port, server_core):
             hello = f"http://127.0.0.1:{port}/"
             wrk(hello, seconds=2, connections=16, headers={}, core=load_core)
             baseline_rps = wrk(hello, seconds=SECONDS, connections=16, headers={}, core=load_core)
     finally:
         nats.stop()
-    path = write_result("api", {
-        "rps": round(rps, 1), "baseline_rps": round(baseline_rps, 1), "ratio": round(rps / baseline_rps, 3),
-        "p50_ms": round(latency["p50_ms"], 2), "p99_ms": round(latency["p99_ms"], 2),
-        "p90_ms": round(latency["p90_ms"], 2), "latency_rate_rps": round(latency["achieved_rps"], 1),
-        "seconds_per_run": SECONDS, "server_core": server_core, "load_core": load_core,
-    })
+    path = write_result(
+        "api",
+        {
+            "rps": round(rps, 1),
+            "baseline_rps": round(baseline_rps, 1),
+            "ratio": round(rps / baseline_rps, 3),
+            "p50_ms": round(latency["p50_ms"], 2),
+            "p99_ms": round(latency["p99_ms"], 2),
+            "p90_ms": round(latency["p90_ms"], 2),
+            "latency_rate_rps": round(latency["achieved_rps"], 1),
+            "seconds_per_run": SECONDS,
+            "server_core": server_core,
+            "load_core": load_core,
+        },
+    )
     print(path.read_text())
 
 

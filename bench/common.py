@@ -6,6 +6,8 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,9 @@ RESULTS = Path(__file__).parent / "results"
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -24,8 +27,9 @@ def commit() -> str:
 def write_result(name: str, figures: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({**figures, "commit": commit(), "measured_at": datetime.now(UTC).isoformat()},
-                               indent=2) + "\n")
+    path.write_text(
+        json.dumps({**figures, "commit": commit(), "measured_at": datetime.now(UTC).isoformat()}, indent=2) + "\n"
+    )
     return path
 
 
@@ -33,6 +37,23 @@ def cores() -> tuple[str, str]:
     """The core the server gets and the one the load generator gets (the same one if only one exists)."""
     count = os.cpu_count() or 1
     return "0", ("1" if count > 1 else "0")
+
+
+@contextmanager
+def supporting_services_on(core: str) -> Iterator[None]:
+    """Pin Postgres (postmaster and backends, present and future) to the load generator's core for the run,
+    so the server under test has its core to itself; the previous affinity is restored afterwards."""
+    pids = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True, check=False).stdout.split()
+    for pid in pids:
+        subprocess.run(["taskset", "-acp", core, pid], capture_output=True, check=False)
+    try:
+        yield
+    finally:
+        everything = f"0-{(os.cpu_count() or 1) - 1}"
+        for pid in subprocess.run(
+            ["pgrep", "-x", "postgres"], capture_output=True, text=True, check=False
+        ).stdout.split():
+            subprocess.run(["taskset", "-acp", everything, pid], capture_output=True, check=False)
 
 
 def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str], core: str) -> float:

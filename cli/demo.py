@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -19,7 +18,8 @@ from core.embedded import NatsServerProcess, wait_for_port
 from core.migrate import prepare_database
 from core.settings import Settings
 
-RTSP_BASE = os.environ.get("VIGIE_DEMO_RTSP_BASE", "rtsp://127.0.0.1:8554")
+# The simulated cameras: camera n answers on CAMERAS_BASE_PORT + n - 1.
+CAMERAS_BASE_PORT = int(os.environ.get("VIGIE_DEMO_CAMERAS_BASE_PORT", "8554"))
 
 
 def _banner(settings: Settings, seeded: SeedResult) -> str:
@@ -39,9 +39,13 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         lines.append(f"  {user.role:<17} {user.email:<28}{second}")
     if not seeded.users:
         lines.append("  (database already seeded earlier: same logins as printed then; see README)")
-    lines += ["", "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
-              "-d '{\"email\": \"policier@cergy.demo\", \"password\": \"" + DEMO_PASSWORD + "\"}'", "",
-              "Ctrl-C stops everything."]
+    lines += [
+        "",
+        "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
+        '-d \'{"email": "policier@cergy.demo", "password": "' + DEMO_PASSWORD + "\"}'",
+        "",
+        "Ctrl-C stops everything.",
+    ]
     return "\n".join(lines)
 
 
@@ -49,14 +53,24 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
     settings = await prepare_database(settings)
     await ensure_signing_key(settings)
     async with department_connection(settings) as conn, conn.transaction():
-        seeded = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()), rtsp_base=RTSP_BASE,
-                                 department_code=settings.department_code)
+        seeded = await seed_demo(
+            conn,
+            SecretBox(settings.data_key.get_secret_value()),
+            rtsp_base_port=CAMERAS_BASE_PORT,
+            department_code=settings.department_code,
+        )
     if not seeded.created:
         from cli.seed import USERS, SeededUser
 
-        seeded.users = [SeededUser(email=u[0], role=u[2], tenant=u[3], totp_secret="x" if u[2] in
-                                   ("department_admin", "supervisor", "operator", "tenant_admin") else None)
-                        for u in USERS]
+        seeded.users = [
+            SeededUser(
+                email=u[0],
+                role=u[2],
+                tenant=u[3],
+                totp_secret="x" if u[2] in ("department_admin", "supervisor", "operator", "tenant_admin") else None,
+            )
+            for u in USERS
+        ]
     if not with_api:
         print("database migrated and seeded")
         return 0
@@ -67,8 +81,9 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
         nats.start()
     children: list[subprocess.Popen[bytes]] = []
     try:
-        config = uvicorn.Config(create_app(settings), host=settings.api.host, port=settings.api.port,
-                                log_config=None, lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings), host=settings.api.host, port=settings.api.port, log_config=None, lifespan="on"
+        )
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         await asyncio.to_thread(wait_for_port, settings.api.host, settings.api.port, 30.0)
@@ -88,5 +103,3 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
         if nats is not None:
             nats.stop()
     return 0
-
-

@@ -15,6 +15,7 @@ import asyncpg
 import pyotp
 
 from core.crypto import SecretBox
+from core.errors import InvalidInput
 from core.logging import configure_logging
 from core.migrate import prepare_database
 from core.settings import Settings, get_settings
@@ -24,6 +25,7 @@ from identity.service import TOTP_PURPOSE
 from journal.service import JournalService
 from tenants.model import Commune
 from tenants.repository import TenancyRepository
+from tenants.rules import check_insee_format
 
 
 @asynccontextmanager
@@ -47,17 +49,24 @@ async def ensure_signing_key(settings: Settings) -> str | None:
     async with department_connection(settings) as conn:
         if await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL"):
             return None
-        return await rotate_signing_key(conn, SecretBox(settings.data_key.get_secret_value()),
-                                        IdentityRepository(), publish_ahead=timedelta(0),
-                                        keep_published=timedelta(seconds=settings.auth.access_ttl_s * 2))
+        return await rotate_signing_key(
+            conn,
+            SecretBox(settings.data_key.get_secret_value()),
+            IdentityRepository(),
+            publish_ahead=timedelta(0),
+            keep_published=timedelta(seconds=settings.auth.access_ttl_s * 2),
+        )
 
 
 async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     async with department_connection(settings) as conn:
         kid = await rotate_signing_key(
-            conn, SecretBox(settings.data_key.get_secret_value()), IdentityRepository(),
+            conn,
+            SecretBox(settings.data_key.get_secret_value()),
+            IdentityRepository(),
             publish_ahead=timedelta(seconds=args.publish_ahead),
-            keep_published=timedelta(seconds=max(args.keep_published, settings.auth.access_ttl_s)))
+            keep_published=timedelta(seconds=max(args.keep_published, settings.auth.access_ttl_s)),
+        )
     print(f"new signing key {kid}: published now, signs after {args.publish_ahead}s")
     return 0
 
@@ -74,24 +83,33 @@ async def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
     return 1
 
 
-async def cmd_communes_import(settings: Settings, args: argparse.Namespace) -> int:
-    path = Path(args.csv)
-    if not path.is_file():
-        print(f"{path}: no such file", file=sys.stderr)
-        return 2
+def read_communes(path: Path) -> list[Commune]:
+    """Parse an INSEE COG extract; raises ValueError naming the line that is wrong."""
     communes: list[Commune] = []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = {"insee_code", "name", "department_code"} - set(reader.fieldnames or [])
         if missing:
-            print(f"{path}: missing columns {sorted(missing)}", file=sys.stderr)
-            return 2
+            raise ValueError(f"{path}: missing columns {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
-            code = row["insee_code"].strip()
-            if len(code) != 5:
-                print(f"{path}:{line}: {code!r} is not an INSEE code", file=sys.stderr)
-                return 2
-            communes.append(Commune(code, row["name"].strip(), row["department_code"].strip()))
+            code = (row["insee_code"] or "").strip()
+            try:
+                check_insee_format(code)
+            except InvalidInput as exc:
+                raise ValueError(f"{path}:{line}: {code!r} is not an INSEE commune code") from exc
+            communes.append(Commune(code, (row["name"] or "").strip(), (row["department_code"] or "").strip()))
+    return communes
+
+
+async def cmd_communes_import(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        communes = await asyncio.to_thread(read_communes, Path(args.csv))
+    except FileNotFoundError:
+        print(f"{args.csv}: no such file", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     async with department_connection(settings) as conn, conn.transaction():
         count = await TenancyRepository().upsert_communes(conn, communes)
     print(f"{count} communes loaded")
@@ -122,7 +140,9 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="vigie", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="create roles and database if needed, apply migrations").set_defaults(run=cmd_migrate)
+    sub.add_parser("migrate", help="create roles and database if needed, apply migrations").set_defaults(
+        run=cmd_migrate
+    )
     demo = sub.add_parser("demo", help="start the platform on embedded defaults with a seeded department")
     demo.add_argument("--no-api", action="store_true", help="prepare and seed, then exit")
     demo.set_defaults(run=cmd_demo)

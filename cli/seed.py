@@ -48,8 +48,13 @@ TENANTS = [
 ]
 # (force key, name, kind, tenant key of a police municipale, communes)
 FORCES = [
-    ("pn_cergy", "Circonscription de sécurité publique de Cergy-Pontoise", "police_nationale", None,
-     ["95127", "95500", "95476", "95218", "95637"]),
+    (
+        "pn_cergy",
+        "Circonscription de sécurité publique de Cergy-Pontoise",
+        "police_nationale",
+        None,
+        ["95127", "95500", "95476", "95218", "95637"],
+    ),
     ("gn_marines", "Brigade de gendarmerie de Marines", "gendarmerie", None, ["95370", "95355"]),
     ("pm_marines", "Police municipale de Marines", "police_municipale", "marines", ["95370"]),
     ("sdis", "SDIS 95 — centre de secours de Cergy", "sdis", None, ["95127", "95370", "95355", "95500"]),
@@ -91,8 +96,14 @@ USERS = [
 SECOND_FACTOR = {"department_admin", "supervisor", "operator", "tenant_admin"}
 
 
-async def seed_demo(conn: asyncpg.Connection, secrets: SecretBox, *, rtsp_base: str,
-                    department_code: str = "95") -> SeedResult:
+async def seed_demo(
+    conn: asyncpg.Connection,
+    secrets: SecretBox,
+    *,
+    rtsp_host: str = "127.0.0.1",
+    rtsp_base_port: int = 8554,
+    department_code: str = "95",
+) -> SeedResult:
     """Idempotent: a department already present is left as it is. Runs as the department role."""
     tenancy, identity, journal = TenancyRepository(), IdentityRepository(), JournalService()
     existing = await tenancy.department_by_code(conn, department_code)
@@ -102,64 +113,143 @@ async def seed_demo(conn: asyncpg.Connection, secrets: SecretBox, *, rtsp_base: 
     result = SeedResult(department_id=department_id)
     await tenancy.insert_department(conn, department_id, department_code, "Val-d'Oise")
     for key, name, kind, insee, live, pm_opt_in in TENANTS:
-        tenant = await tenancy.insert_tenant(conn, {
-            "id": new_id(), "department_id": department_id, "kind": kind, "name": name, "insee_code": insee,
-            "live_supervision": live, "municipal_police_opt_in": pm_opt_in,
-            "retention_days": 30 if kind == "department" else 15})
+        tenant = await tenancy.insert_tenant(
+            conn,
+            {
+                "id": new_id(),
+                "department_id": department_id,
+                "kind": kind,
+                "name": name,
+                "insee_code": insee,
+                "live_supervision": live,
+                "municipal_police_opt_in": pm_opt_in,
+                "retention_days": 30 if kind == "department" else 15,
+            },
+        )
         result.tenants[key] = tenant.id
     for key, name, kind, tenant_key, communes in FORCES:
         force_id = new_id()
-        await tenancy.insert_force(conn, {"id": force_id, "department_id": department_id, "kind": kind,
-                                          "name": name, "tenant_id": result.tenants.get(tenant_key or ""),
-                                          "phone": "17"})
+        await tenancy.insert_force(
+            conn,
+            {
+                "id": force_id,
+                "department_id": department_id,
+                "kind": kind,
+                "name": name,
+                "tenant_id": result.tenants.get(tenant_key or ""),
+                "phone": "17",
+            },
+        )
         await tenancy.set_force_communes(conn, force_id, department_id, communes)
         result.forces[key] = force_id
     sites: dict[str, tuple[uuid.UUID, uuid.UUID, str]] = {}
     for key, tenant_key, name, kind, insee, lat, lon in SITES:
-        site = await tenancy.insert_site(conn, {
-            "id": new_id(), "tenant_id": result.tenants[tenant_key], "name": name, "kind": kind,
-            "insee_code": insee, "latitude": lat, "longitude": lon, "address": None})
+        site = await tenancy.insert_site(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": result.tenants[tenant_key],
+                "name": name,
+                "kind": kind,
+                "insee_code": insee,
+                "latitude": lat,
+                "longitude": lon,
+                "address": None,
+            },
+        )
         sites[key] = (site.id, site.tenant_id, insee)
     today = date.today()
     for key, site_key, name, stream, event_types in CAMERAS:
         site_id, tenant_id, insee = sites[site_key]
-        camera = await tenancy.insert_camera(conn, {
-            "id": new_id(), "tenant_id": tenant_id, "site_id": site_id, "name": name,
-            "main_stream_url": f"{rtsp_base}/{stream}/main", "sub_stream_url": f"{rtsp_base}/{stream}/sub",
-            "credentials_sealed": secrets.seal(msgspec.json.encode({"username": "viewer", "password": "demo"}),
-                                               purpose="camera-credentials"),
-            "insee_code": insee, "latitude": None, "longitude": None, "status": "provisioning",
-            "privacy_masks": "[]"})
+        camera = await tenancy.insert_camera(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "site_id": site_id,
+                "name": name,
+                # Simulated camera n answers on rtsp_base_port + n - 1 (python -m camsim).
+                "main_stream_url": f"rtsp://{rtsp_host}:{rtsp_base_port + int(stream[3:]) - 1}/main",
+                "sub_stream_url": f"rtsp://{rtsp_host}:{rtsp_base_port + int(stream[3:]) - 1}/sub",
+                "credentials_sealed": secrets.seal(
+                    msgspec.json.encode({"username": "viewer", "password": "demo"}), purpose="camera-credentials"
+                ),
+                "insee_code": insee,
+                "latitude": None,
+                "longitude": None,
+                "status": "provisioning",
+                "privacy_masks": "[]",
+            },
+        )
         result.cameras[key] = camera.id
-        authorisation_id = await tenancy.insert_authorisation(conn, {
-            "id": new_id(), "tenant_id": tenant_id, "camera_id": camera.id,
-            "prefectoral_order_number": f"2024-PREF-95-VP-{int(stream[3:]):04d}",
-            "purposes": ["crime_prevention", "public_buildings"], "max_retention_days": 15,
-            "min_retention_days": None, "valid_from": today - timedelta(days=365),
-            "valid_until": today + timedelta(days=3 * 365), "authorised_viewers": "Agents agréés du CSU départemental"})
+        authorisation_id = await tenancy.insert_authorisation(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "camera_id": camera.id,
+                "prefectoral_order_number": f"2024-PREF-95-VP-{int(stream[3:]):04d}",
+                "purposes": ["crime_prevention", "public_buildings"],
+                "max_retention_days": 15,
+                "min_retention_days": None,
+                "valid_from": today - timedelta(days=365),
+                "valid_until": today + timedelta(days=3 * 365),
+                "authorised_viewers": "Agents agréés du CSU départemental",
+            },
+        )
         for event_type in event_types:
-            await tenancy.upsert_event_type(conn, {
-                "id": new_id(), "tenant_id": tenant_id, "authorisation_id": authorisation_id,
-                "event_type": event_type, "legal_basis": "Arrêté préfectoral d'expérimentation (loi 2023-380 art. 10)",
-                "valid_from": today - timedelta(days=30), "valid_until": today + timedelta(days=365)})
+            await tenancy.upsert_event_type(
+                conn,
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "authorisation_id": authorisation_id,
+                    "event_type": event_type,
+                    "legal_basis": "Arrêté préfectoral d'expérimentation (loi 2023-380 art. 10)",
+                    "valid_from": today - timedelta(days=30),
+                    "valid_until": today + timedelta(days=365),
+                },
+            )
     password_hash = hash_password(DEMO_PASSWORD)
     for email, name, role, tenant_key, force_key in USERS:
         secret = pyotp.random_base32() if role in SECOND_FACTOR else None
         user_id = new_id()
         habilitated = role in ("supervisor", "operator")
-        await identity.insert_user(conn, {
-            "id": user_id, "department_id": department_id, "email": email, "display_name": name,
-            "password_hash": password_hash,
-            "totp_secret_sealed": None if secret is None else secrets.seal(secret.encode(), purpose=TOTP_PURPOSE),
-            "agrement_number": f"AGR-95-{user_id.hex[-6:]}" if habilitated else None,
-            "enquiry_date": today - timedelta(days=200) if habilitated else None,
-            "habilitation_expires_on": today + timedelta(days=4 * 365) if habilitated else None,
-            "training_date": today - timedelta(days=100) if habilitated else None})
-        await identity.insert_membership(conn, {
-            "id": new_id(), "tenant_id": result.tenants[tenant_key], "user_id": user_id, "role": role,
-            "force_id": result.forces.get(force_key or "")})
+        await identity.insert_user(
+            conn,
+            {
+                "id": user_id,
+                "department_id": department_id,
+                "email": email,
+                "display_name": name,
+                "password_hash": password_hash,
+                "totp_secret_sealed": None if secret is None else secrets.seal(secret.encode(), purpose=TOTP_PURPOSE),
+                "agrement_number": f"AGR-95-{user_id.hex[-6:]}" if habilitated else None,
+                "enquiry_date": today - timedelta(days=200) if habilitated else None,
+                "habilitation_expires_on": today + timedelta(days=4 * 365) if habilitated else None,
+                "training_date": today - timedelta(days=100) if habilitated else None,
+            },
+        )
+        await identity.insert_membership(
+            conn,
+            {
+                "id": new_id(),
+                "tenant_id": result.tenants[tenant_key],
+                "user_id": user_id,
+                "role": role,
+                "force_id": result.forces.get(force_key or ""),
+            },
+        )
         result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
     for tenant_id in result.tenants.values():
-        await journal.record(conn, tenant_id=tenant_id, actor=None, actor_role="system", action="tenant.seed",
-                             target_type="tenant", target_id=tenant_id, details={"source": "demo seed"})
+        await journal.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=None,
+            actor_role="system",
+            action="tenant.seed",
+            target_type="tenant",
+            target_id=tenant_id,
+            details={"source": "demo seed"},
+        )
     return result

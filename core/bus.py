@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoServersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -31,11 +32,11 @@ DEAD_LETTERED = Counter(
 HANDLED = Counter("vigie_bus_handled_total", "Messages handled", ["stream", "consumer", "outcome"])
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error condition
+class Retry(Exception):
     """Raised by a handler for a transient failure: the message is redelivered after a backoff."""
 
 
-class Reject(Exception):  # noqa: N818
+class Reject(Exception):
     """Raised by a handler for a message that can never succeed: it goes to the dead-letter stream."""
 
     def __init__(self, reason: str) -> None:
@@ -88,11 +89,19 @@ class Bus:
 
         try:
             # Once connected, reconnect forever; but a server absent at start must not hang the caller.
-            nc = await asyncio.wait_for(nats.connect(
-                url, name=name, connect_timeout=connect_timeout_s, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5, error_cb=on_error, allow_reconnect=True,
-            ), timeout=connect_timeout_s * 2)
-        except (NoServersError, OSError, NatsTimeoutError, asyncio.TimeoutError) as exc:
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    url,
+                    name=name,
+                    connect_timeout=connect_timeout_s,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=on_error,
+                    allow_reconnect=True,
+                ),
+                timeout=connect_timeout_s * 2,
+            )
+        except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
             raise Unavailable(f"NATS unreachable at {url}: {exc}") from exc
         return cls(nc, replicas=replicas)
 
@@ -105,8 +114,12 @@ class Bus:
 
     async def ensure_stream(self, spec: StreamSpec) -> None:
         config = StreamConfig(
-            name=spec.name, subjects=spec.subjects, retention=spec.retention, storage=StorageType.FILE,
-            max_age=spec.max_age_s, duplicate_window=spec.duplicate_window_s,
+            name=spec.name,
+            subjects=spec.subjects,
+            retention=spec.retention,
+            storage=StorageType.FILE,
+            max_age=spec.max_age_s,
+            duplicate_window=spec.duplicate_window_s,
             num_replicas=max(spec.replicas, self._replicas),
         )
         try:
@@ -123,7 +136,9 @@ class Bus:
         """Publish one event; returns the stream sequence. A duplicate event_id returns the first sequence."""
         try:
             ack = await self.js.publish(
-                subject, EventCodec.encode(event), timeout=timeout_s,
+                subject,
+                EventCodec.encode(event),
+                timeout=timeout_s,
                 headers={"Nats-Msg-Id": str(event.event_id)},
             )
         except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
@@ -149,16 +164,24 @@ class Bus:
         await msg.term()
 
     async def consume(
-        self, spec: ConsumerSpec, codec: EventCodec, handler: Handler, *, stop: asyncio.Event,
+        self,
+        spec: ConsumerSpec,
+        codec: EventCodec,
+        handler: Handler,
+        *,
+        stop: asyncio.Event,
     ) -> None:
         """Run a durable pull consumer until `stop` is set."""
         config = ConsumerConfig(
-            durable_name=spec.durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=spec.filter_subject,
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subject=spec.filter_subject,
             # One more delivery than we use ourselves: the last attempt is dead-lettered by us, not dropped.
-            max_deliver=spec.max_attempts + 1, ack_wait=spec.ack_wait_s, max_ack_pending=spec.max_ack_pending,
+            max_deliver=spec.max_attempts + 1,
+            ack_wait=spec.ack_wait_s,
+            max_ack_pending=spec.max_ack_pending,
         )
-        sub = await self.js.pull_subscribe(spec.filter_subject, durable=spec.durable, stream=spec.stream,
-                                           config=config)
+        sub = await self.js.pull_subscribe(spec.filter_subject, durable=spec.durable, stream=spec.stream, config=config)
         try:
             while not stop.is_set():
                 try:
@@ -186,15 +209,22 @@ class Bus:
         except Reject as exc:
             HANDLED.labels(spec.stream, spec.durable, "rejected").inc()
             await self.dead_letter(msg, spec, f"rejected: {exc.reason}")
-        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+        except Exception as exc:
             if attempt >= spec.max_attempts:
                 HANDLED.labels(spec.stream, spec.durable, "exhausted").inc()
                 await self.dead_letter(msg, spec, f"exhausted after {attempt} attempts: {exc!r}")
                 return
             delay = spec.backoff_s[min(attempt - 1, len(spec.backoff_s) - 1)]
             HANDLED.labels(spec.stream, spec.durable, "retried").inc()
-            log.info("bus.retry", stream=spec.stream, consumer=spec.durable, attempt=attempt, delay_s=delay,
-                     error=repr(exc), event_id=str(event.event_id))
+            log.info(
+                "bus.retry",
+                stream=spec.stream,
+                consumer=spec.durable,
+                attempt=attempt,
+                delay_s=delay,
+                error=repr(exc),
+                event_id=str(event.event_id),
+            )
             await msg.nak(delay=delay)
         else:
             HANDLED.labels(spec.stream, spec.durable, "acked").inc()

@@ -28,8 +28,9 @@ async def _rollback_if_open(conn: asyncpg.Connection) -> None:
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool for one role; the only place the platform creates pools."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30,
-                                         reset=_rollback_if_open)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, command_timeout=30, reset=_rollback_if_open
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable(f"database unreachable: {exc}") from exc
     assert pool is not None
@@ -59,9 +60,11 @@ async def tenant_transaction(
     scope = scope_literal(tenant_ids)
     department = "" if department_id is None else str(uuid.UUID(str(department_id)))
     # Both values are rebuilt from UUIDs above, so they cannot carry quotes: safe to inline in one simple query.
-    begin = (f"BEGIN{' READ ONLY' if readonly else ''}; "
-             f"SELECT set_config('{TENANT_SCOPE_GUC}', '{scope}', true), "
-             f"set_config('{DEPARTMENT_GUC}', '{department}', true)")
+    begin = (
+        f"BEGIN{' READ ONLY' if readonly else ''}; "
+        f"SELECT set_config('{TENANT_SCOPE_GUC}', '{scope}', true), "
+        f"set_config('{DEPARTMENT_GUC}', '{department}', true)"
+    )
     async with pool.acquire() as conn:
         await conn.execute(begin)
         try:
@@ -82,11 +85,15 @@ class Database:
     department_pool: asyncpg.Pool
 
     def transaction(
-        self, principal: Principal, *, readonly: bool = False,
+        self,
+        principal: Principal,
+        *,
+        readonly: bool = False,
     ) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A transaction that sees exactly the principal's scope."""
-        return tenant_transaction(self.app_pool, principal.scope.tenant_ids,
-                                  department_id=principal.scope.department_id, readonly=readonly)
+        return tenant_transaction(
+            self.app_pool, principal.scope.tenant_ids, department_id=principal.scope.department_id, readonly=readonly
+        )
 
     def unscoped(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A transaction on the runtime role with an empty scope: identity tables only, no tenant row visible."""

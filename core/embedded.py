@@ -59,9 +59,20 @@ class NatsServerProcess:
         self.monitor_port = self.monitor_port or free_port()
         with (self.store_dir / "nats-server.log").open("ab") as log_file:
             self.process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments built here
-                [str(nats_server_binary()), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                 "-m", str(self.monitor_port), "-sd", str(self.store_dir)],
-                stdout=log_file, stderr=subprocess.STDOUT,
+                [
+                    str(nats_server_binary()),
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-m",
+                    str(self.monitor_port),
+                    "-sd",
+                    str(self.store_dir),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
         wait_for_port("127.0.0.1", self.port)
         return self.url
@@ -91,7 +102,7 @@ class NatsServerProcess:
 async def _reachable(dsn: str) -> bool:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
     return True

@@ -59,9 +59,11 @@ def _ident(name: str) -> str:
 
 def render(sql: str, db: DatabaseSettings) -> str:
     """Substitute the role placeholders; role names come from settings, quoted as identifiers."""
-    return (sql.replace(":app_role", _ident(db.app_role))
-               .replace(":department_role", _ident(db.department_role))
-               .replace(":owner_role", _ident(db.owner_role)))
+    return (
+        sql.replace(":app_role", _ident(db.app_role))
+        .replace(":department_role", _ident(db.department_role))
+        .replace(":owner_role", _ident(db.owner_role))
+    )
 
 
 async def bootstrap(settings: Settings) -> None:
@@ -120,13 +122,18 @@ async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[
         for migration in discover(directory):
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
-                    raise MigrationError(f"{migration.version} was edited after it was applied; "
-                                         "migrations are forward-only: add a new one")
+                    raise MigrationError(
+                        f"{migration.version} was edited after it was applied; "
+                        "migrations are forward-only: add a new one"
+                    )
                 continue
             async with conn.transaction():
                 await conn.execute(render(migration.sql, settings.database))
-                await conn.execute("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
-                                   migration.version, migration.checksum)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                    migration.version,
+                    migration.checksum,
+                )
             applied_now.append(migration.version)
             log.info("db.migrated", version=migration.version)
     finally:

@@ -69,8 +69,12 @@ class KeyRing:
     def sign(self, claims: dict[str, Any]) -> str:
         if self._signing is None:
             raise RuntimeError("no active signing key: run `vigie keys rotate`")
-        return jwt.encode({"alg": ALGORITHM, "typ": ACCESS_TOKEN_TYPE, "kid": self._signing.kid}, claims,
-                          KeySet([self._signing]), algorithms=[ALGORITHM])
+        return jwt.encode(
+            {"alg": ALGORITHM, "typ": ACCESS_TOKEN_TYPE, "kid": self._signing.kid},
+            claims,
+            KeySet([self._signing]),
+            algorithms=[ALGORITHM],
+        )
 
     def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
         """Return the claims of a valid access token, or raise AuthenticationFailed. Never trusts the header."""
@@ -97,8 +101,12 @@ class KeyRing:
         try:
             decoded = jwt.decode(token, self._published, algorithms=[ALGORITHM])
             JWTClaimsRegistry(
-                leeway=5, iss={"essential": True, "value": issuer}, aud={"essential": True, "value": audience},
-                sub={"essential": True}, sid={"essential": True}, exp={"essential": True},
+                leeway=5,
+                iss={"essential": True, "value": issuer},
+                aud={"essential": True, "value": audience},
+                sub={"essential": True},
+                sid={"essential": True},
+                exp={"essential": True},
                 iat={"essential": True},
             ).validate(decoded.claims)
         except (JoseError, ValueError) as exc:
@@ -118,8 +126,14 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
-async def rotate_signing_key(conn: asyncpg.Connection, secrets: SecretBox, repository: IdentityRepository, *,
-                             publish_ahead: timedelta, keep_published: timedelta) -> str:
+async def rotate_signing_key(
+    conn: asyncpg.Connection,
+    secrets: SecretBox,
+    repository: IdentityRepository,
+    *,
+    publish_ahead: timedelta,
+    keep_published: timedelta,
+) -> str:
     """Publish a new key now, sign with it after `publish_ahead`; older keys retire then and stay published
     for `keep_published` (at least the longest token lifetime) so tokens they signed keep verifying."""
     now = datetime.now(UTC)
@@ -128,7 +142,11 @@ async def rotate_signing_key(conn: asyncpg.Connection, secrets: SecretBox, repos
     activates = now + publish_ahead
     await repository.retire_keys(conn, retire_at=activates, unpublish_at=activates + keep_published)
     await repository.insert_key(
-        conn, kid=kid, algorithm=ALGORITHM,
+        conn,
+        kid=kid,
+        algorithm=ALGORITHM,
         private_sealed=secrets.seal(msgspec.json.encode(key.as_dict(private=True)), purpose=_KEY_PURPOSE),
-        public_jwk=msgspec.json.encode(key.as_dict(private=False)).decode(), activates_at=activates)
+        public_jwk=msgspec.json.encode(key.as_dict(private=False)).decode(),
+        activates_at=activates,
+    )
     return kid

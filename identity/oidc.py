@@ -65,10 +65,14 @@ class OidcClient:
 
     def _client(self) -> AsyncOAuth2Client:
         return AsyncOAuth2Client(
-            client_id=self._settings.client_id, client_secret=self._settings.client_secret.get_secret_value(),
-            scope=self._settings.scope, redirect_uri=self._settings.redirect_uri,
-            token_endpoint_auth_method="client_secret_post", code_challenge_method="S256",
-            leeway=self._settings.leeway_s)
+            client_id=self._settings.client_id,
+            client_secret=self._settings.client_secret.get_secret_value(),
+            scope=self._settings.scope,
+            redirect_uri=self._settings.redirect_uri,
+            token_endpoint_auth_method="client_secret_post",
+            code_challenge_method="S256",
+            leeway=self._settings.leeway_s,
+        )
 
     async def start(self) -> str:
         """The IdP authorization URL; state, nonce and PKCE verifier are kept server-side, used once."""
@@ -77,8 +81,9 @@ class OidcClient:
         async with self._db.unscoped() as conn:
             await self._repo.insert_oidc_flow(conn, state, nonce, verifier, datetime.now(UTC) + FLOW_TTL)
         async with self._client() as client:
-            url, _ = client.create_authorization_url(metadata["authorization_endpoint"], state=state,
-                                                     code_verifier=verifier, nonce=nonce)
+            url, _ = client.create_authorization_url(
+                metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
+            )
         return str(url)
 
     async def finish(self, code: str, state: str) -> tuple[str, list[str]]:
@@ -90,8 +95,12 @@ class OidcClient:
         metadata = await self._discover()
         try:
             async with self._client() as client:
-                token = await client.fetch_token(metadata["token_endpoint"], grant_type="authorization_code",
-                                                 code=code, code_verifier=flow["code_verifier"])
+                token = await client.fetch_token(
+                    metadata["token_endpoint"],
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=flow["code_verifier"],
+                )
         except Exception as exc:  # authlib raises OAuthError and transport errors alike
             raise AuthenticationFailed(f"the identity provider refused the code: {exc}") from exc
         id_token = token.get("id_token")
@@ -114,9 +123,12 @@ class OidcClient:
                 continue
             try:
                 JWTClaimsRegistry(
-                    leeway=self._settings.leeway_s, iss={"essential": True, "value": self._settings.issuer},
+                    leeway=self._settings.leeway_s,
+                    iss={"essential": True, "value": self._settings.issuer},
                     aud={"essential": True, "value": self._settings.client_id},
-                    nonce={"essential": True, "value": nonce}, exp={"essential": True}, iat={"essential": True},
+                    nonce={"essential": True, "value": nonce},
+                    exp={"essential": True},
+                    iat={"essential": True},
                 ).validate(decoded.claims)
             except JoseError as exc:
                 raise AuthenticationFailed(f"invalid ID token: {exc.__class__.__name__}") from exc

@@ -11,22 +11,34 @@ import msgspec
 
 from identity.model import Account, Habilitation, Membership, User
 
-_ACCOUNT = ("id, department_id, email, display_name, password_hash, totp_secret_sealed, totp_last_step, status, "
-            "failed_attempts, last_failed_at, habilitation_expires_on")
+_ACCOUNT = (
+    "id, department_id, email, display_name, password_hash, totp_secret_sealed, totp_last_step, status, "
+    "failed_attempts, last_failed_at, habilitation_expires_on"
+)
 # Memberships are tenant rows: the subquery returns only those inside the caller's scope (RLS).
-_USER = ("u.id, u.email, u.display_name, u.status, u.totp_secret_sealed IS NOT NULL AS totp_enabled, "
-         "u.agrement_number, u.enquiry_date, u.habilitation_expires_on, u.training_date, u.created_at, "
-         "coalesce((SELECT json_agg(json_build_object('id', m.id, 'tenant_id', m.tenant_id, 'role', m.role, "
-         "'force_id', m.force_id) ORDER BY m.created_at) FROM memberships m WHERE m.user_id = u.id), '[]') "
-         "AS memberships")
+_USER = (
+    "u.id, u.email, u.display_name, u.status, u.totp_secret_sealed IS NOT NULL AS totp_enabled, "
+    "u.agrement_number, u.enquiry_date, u.habilitation_expires_on, u.training_date, u.created_at, "
+    "coalesce((SELECT json_agg(json_build_object('id', m.id, 'tenant_id', m.tenant_id, 'role', m.role, "
+    "'force_id', m.force_id) ORDER BY m.created_at) FROM memberships m WHERE m.user_id = u.id), '[]') "
+    "AS memberships"
+)
 
 
 def _user(r: asyncpg.Record) -> User:
     return User(
-        id=r["id"], email=r["email"], display_name=r["display_name"], status=r["status"],
-        totp_enabled=r["totp_enabled"], created_at=r["created_at"],
-        habilitation=Habilitation(agrement_number=r["agrement_number"], enquiry_date=r["enquiry_date"],
-                                  expires_on=r["habilitation_expires_on"], training_date=r["training_date"]),
+        id=r["id"],
+        email=r["email"],
+        display_name=r["display_name"],
+        status=r["status"],
+        totp_enabled=r["totp_enabled"],
+        created_at=r["created_at"],
+        habilitation=Habilitation(
+            agrement_number=r["agrement_number"],
+            enquiry_date=r["enquiry_date"],
+            expires_on=r["habilitation_expires_on"],
+            training_date=r["training_date"],
+        ),
         memberships=msgspec.json.decode(r["memberships"], type=list[Membership]),
     )
 
@@ -40,26 +52,34 @@ class IdentityRepository:
         return None if r is None else Account(**dict(r))
 
     async def account(self, conn: asyncpg.Connection, user_id: uuid.UUID, *, lock: bool = False) -> Account | None:
-        r = await conn.fetchrow(f"SELECT {_ACCOUNT} FROM users WHERE id = $1{' FOR UPDATE' if lock else ''}",
-                                user_id)
+        r = await conn.fetchrow(f"SELECT {_ACCOUNT} FROM users WHERE id = $1{' FOR UPDATE' if lock else ''}", user_id)
         return None if r is None else Account(**dict(r))
 
     async def record_failure(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
-        await conn.execute("UPDATE users SET failed_attempts = failed_attempts + 1, last_failed_at = now() "
-                           "WHERE id = $1", user_id)
+        await conn.execute(
+            "UPDATE users SET failed_attempts = failed_attempts + 1, last_failed_at = now() WHERE id = $1", user_id
+        )
 
     async def record_success(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
         await conn.execute("UPDATE users SET failed_attempts = 0, last_failed_at = NULL WHERE id = $1", user_id)
 
     async def set_totp(self, conn: asyncpg.Connection, user_id: uuid.UUID, sealed: bytes | None) -> None:
-        await conn.execute("UPDATE users SET totp_secret_sealed = $2, totp_last_step = NULL, updated_at = now() "
-                           "WHERE id = $1", user_id, sealed)
+        await conn.execute(
+            "UPDATE users SET totp_secret_sealed = $2, totp_last_step = NULL, updated_at = now() WHERE id = $1",
+            user_id,
+            sealed,
+        )
 
     async def use_totp_step(self, conn: asyncpg.Connection, user_id: uuid.UUID, step: int) -> bool:
         """Consume a TOTP time step once: a replayed code in the same window is refused."""
-        return bool(await conn.fetchval(
-            "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)"
-            " RETURNING true", user_id, step))
+        return bool(
+            await conn.fetchval(
+                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)"
+                " RETURNING true",
+                user_id,
+                step,
+            )
+        )
 
     async def insert_user(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         columns = list(values)
@@ -74,39 +94,57 @@ class IdentityRepository:
     async def users(self, conn: asyncpg.Connection, after: uuid.UUID | None, limit: int) -> list[User]:
         rows = await conn.fetch(
             f"SELECT {_USER} FROM users u WHERE EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id) "
-            "AND ($1::uuid IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2", after, limit)
+            "AND ($1::uuid IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2",
+            after,
+            limit,
+        )
         return [_user(r) for r in rows]
 
     async def visible_user(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
         r = await conn.fetchrow(
             f"SELECT {_USER} FROM users u WHERE u.id = $1 "
-            "AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id)", user_id)
+            "AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id)",
+            user_id,
+        )
         return None if r is None else _user(r)
 
     async def insert_membership(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-        await conn.execute("INSERT INTO memberships (id, tenant_id, user_id, role, force_id) VALUES ($1,$2,$3,$4,$5)",
-                           values["id"], values["tenant_id"], values["user_id"], values["role"], values["force_id"])
+        await conn.execute(
+            "INSERT INTO memberships (id, tenant_id, user_id, role, force_id) VALUES ($1,$2,$3,$4,$5)",
+            values["id"],
+            values["tenant_id"],
+            values["user_id"],
+            values["role"],
+            values["force_id"],
+        )
 
     async def delete_membership(self, conn: asyncpg.Connection, membership_id: uuid.UUID) -> asyncpg.Record | None:
-        return await conn.fetchrow("DELETE FROM memberships WHERE id = $1 RETURNING tenant_id, user_id",
-                                   membership_id)
+        return await conn.fetchrow("DELETE FROM memberships WHERE id = $1 RETURNING tenant_id, user_id", membership_id)
 
     async def memberships_of(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
         """Every membership of a user; read through the department role (login happens before any scope)."""
-        return list(await conn.fetch(
-            "SELECT m.id, m.tenant_id, m.role, m.force_id, t.department_id FROM memberships m "
-            "JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at", user_id))
+        return list(
+            await conn.fetch(
+                "SELECT m.id, m.tenant_id, m.role, m.force_id, t.department_id FROM memberships m "
+                "JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at",
+                user_id,
+            )
+        )
 
     async def membership(self, conn: asyncpg.Connection, membership_id: uuid.UUID) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT m.id, m.tenant_id, m.user_id, m.role, m.force_id, t.department_id FROM memberships m "
-            "JOIN tenants t ON t.id = m.tenant_id WHERE m.id = $1", membership_id)
+            "JOIN tenants t ON t.id = m.tenant_id WHERE m.id = $1",
+            membership_id,
+        )
 
     # --- scope of a membership
     async def supervised_tenants(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> list[uuid.UUID]:
         rows = await conn.fetch(
             "SELECT id FROM tenants WHERE department_id = $1 AND (kind = 'department' OR (live_supervision "
-            "AND subscription_status IN ('trial', 'active')))", department_id)
+            "AND subscription_status IN ('trial', 'active')))",
+            department_id,
+        )
         return [r["id"] for r in rows]
 
     async def force_tenants(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> list[uuid.UUID]:
@@ -116,40 +154,73 @@ class IdentityRepository:
             "SELECT t.id FROM forces f JOIN tenants t ON (f.kind = 'police_municipale' AND t.id = f.tenant_id) "
             "OR (f.kind <> 'police_municipale' AND t.insee_code IN "
             "(SELECT insee_code FROM force_communes fc WHERE fc.force_id = f.id) "
-            "AND t.subscription_status IN ('trial', 'active')) WHERE f.id = $1", force_id)
+            "AND t.subscription_status IN ('trial', 'active')) WHERE f.id = $1",
+            force_id,
+        )
         return [r["id"] for r in rows]
 
     # --- sessions
     async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         await conn.execute(
             "INSERT INTO auth_sessions (id, user_id, membership_id, amr, expires_at, client_ip, user_agent) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)", values["id"], values["user_id"], values["membership_id"],
-            values["amr"], values["expires_at"], values["client_ip"], values["user_agent"])
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            values["id"],
+            values["user_id"],
+            values["membership_id"],
+            values["amr"],
+            values["expires_at"],
+            values["client_ip"],
+            values["user_agent"],
+        )
 
     async def session(self, conn: asyncpg.Connection, session_id: uuid.UUID) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT s.id, s.user_id, s.membership_id, s.expires_at, s.revoked_at, u.status, u.display_name, "
             "u.habilitation_expires_on, u.failed_attempts FROM auth_sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = $1", session_id)
+            "WHERE s.id = $1",
+            session_id,
+        )
 
     async def revoke_session(self, conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> bool:
-        return bool(await conn.fetchval(
-            "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL "
-            "RETURNING true", session_id, reason))
+        return bool(
+            await conn.fetchval(
+                "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL "
+                "RETURNING true",
+                session_id,
+                reason,
+            )
+        )
 
     async def revoke_user_sessions(self, conn: asyncpg.Connection, user_id: uuid.UUID, reason: str) -> None:
-        await conn.execute("UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 "
-                           "WHERE user_id = $1 AND revoked_at IS NULL", user_id, reason)
+        await conn.execute(
+            "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 "
+            "WHERE user_id = $1 AND revoked_at IS NULL",
+            user_id,
+            reason,
+        )
 
-    async def insert_refresh(self, conn: asyncpg.Connection, token_id: uuid.UUID, session_id: uuid.UUID,
-                             token_hash: bytes, expires_at: datetime) -> None:
-        await conn.execute("INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at) VALUES ($1,$2,$3,$4)",
-                           token_id, session_id, token_hash, expires_at)
+    async def insert_refresh(
+        self,
+        conn: asyncpg.Connection,
+        token_id: uuid.UUID,
+        session_id: uuid.UUID,
+        token_hash: bytes,
+        expires_at: datetime,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at) VALUES ($1,$2,$3,$4)",
+            token_id,
+            session_id,
+            token_hash,
+            expires_at,
+        )
 
     async def take_refresh(self, conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT r.id, r.session_id, r.expires_at, r.used_at FROM refresh_tokens r WHERE r.token_hash = $1 "
-            "FOR UPDATE", token_hash)
+            "FOR UPDATE",
+            token_hash,
+        )
 
     async def mark_refresh_used(self, conn: asyncpg.Connection, token_id: uuid.UUID) -> None:
         await conn.execute("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", token_id)
@@ -158,49 +229,89 @@ class IdentityRepository:
     async def insert_challenge(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         await conn.execute(
             "INSERT INTO login_challenges (id, user_id, membership_id, token_hash, expires_at) VALUES ($1,$2,$3,$4,$5)",
-            values["id"], values["user_id"], values["membership_id"], values["token_hash"], values["expires_at"])
+            values["id"],
+            values["user_id"],
+            values["membership_id"],
+            values["token_hash"],
+            values["expires_at"],
+        )
 
     async def take_challenge(self, conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT id, user_id, membership_id, expires_at, used_at FROM login_challenges WHERE token_hash = $1 "
-            "FOR UPDATE", token_hash)
+            "FOR UPDATE",
+            token_hash,
+        )
 
     async def close_challenge(self, conn: asyncpg.Connection, challenge_id: uuid.UUID) -> None:
         await conn.execute("UPDATE login_challenges SET used_at = now() WHERE id = $1", challenge_id)
 
     # --- per-IP throttling (one row per IP and minute)
     async def count_ip_attempt(self, conn: asyncpg.Connection, client_ip: str, window_start: datetime) -> int:
-        return int(await conn.fetchval(
-            "INSERT INTO ip_login_attempts (client_ip, window_start, attempts) VALUES ($1, $2, 1) "
-            "ON CONFLICT (client_ip, window_start) DO UPDATE SET attempts = ip_login_attempts.attempts + 1 "
-            "RETURNING attempts", client_ip, window_start))
+        return int(
+            await conn.fetchval(
+                "INSERT INTO ip_login_attempts (client_ip, window_start, attempts) VALUES ($1, $2, 1) "
+                "ON CONFLICT (client_ip, window_start) DO UPDATE SET attempts = ip_login_attempts.attempts + 1 "
+                "RETURNING attempts",
+                client_ip,
+                window_start,
+            )
+        )
 
     async def prune_ip_attempts(self, conn: asyncpg.Connection, before: datetime) -> None:
         await conn.execute("DELETE FROM ip_login_attempts WHERE window_start < $1", before)
 
     # --- OIDC flows
-    async def insert_oidc_flow(self, conn: asyncpg.Connection, state: str, nonce: str, verifier: str,
-                               expires_at: datetime) -> None:
-        await conn.execute("INSERT INTO oidc_flows (state, nonce, code_verifier, expires_at) VALUES ($1,$2,$3,$4)",
-                           state, nonce, verifier, expires_at)
+    async def insert_oidc_flow(
+        self, conn: asyncpg.Connection, state: str, nonce: str, verifier: str, expires_at: datetime
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO oidc_flows (state, nonce, code_verifier, expires_at) VALUES ($1,$2,$3,$4)",
+            state,
+            nonce,
+            verifier,
+            expires_at,
+        )
 
     async def take_oidc_flow(self, conn: asyncpg.Connection, state: str) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "UPDATE oidc_flows SET used_at = now() WHERE state = $1 AND used_at IS NULL AND expires_at > now() "
-            "RETURNING nonce, code_verifier", state)
+            "RETURNING nonce, code_verifier",
+            state,
+        )
 
     # --- signing keys
     async def signing_keys(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return list(await conn.fetch(
-            "SELECT kid, private_jwk_sealed, public_jwk, activates_at, retired_at, unpublish_at FROM signing_keys "
-            "ORDER BY activates_at DESC, created_at DESC"))
+        return list(
+            await conn.fetch(
+                "SELECT kid, private_jwk_sealed, public_jwk, activates_at, retired_at, unpublish_at FROM signing_keys "
+                "ORDER BY activates_at DESC, created_at DESC"
+            )
+        )
 
     async def retire_keys(self, conn: asyncpg.Connection, *, retire_at: datetime, unpublish_at: datetime) -> None:
-        await conn.execute("UPDATE signing_keys SET retired_at = $1, unpublish_at = $2 WHERE retired_at IS NULL",
-                           retire_at, unpublish_at)
+        await conn.execute(
+            "UPDATE signing_keys SET retired_at = $1, unpublish_at = $2 WHERE retired_at IS NULL",
+            retire_at,
+            unpublish_at,
+        )
 
-    async def insert_key(self, conn: asyncpg.Connection, *, kid: str, algorithm: str, private_sealed: bytes,
-                         public_jwk: str, activates_at: datetime) -> None:
+    async def insert_key(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        kid: str,
+        algorithm: str,
+        private_sealed: bytes,
+        public_jwk: str,
+        activates_at: datetime,
+    ) -> None:
         await conn.execute(
             "INSERT INTO signing_keys (kid, algorithm, private_jwk_sealed, public_jwk, activates_at) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5)", kid, algorithm, private_sealed, public_jwk, activates_at)
+            "VALUES ($1, $2, $3, $4::jsonb, $5)",
+            kid,
+            algorithm,
+            private_sealed,
+            public_jwk,
+            activates_at,
+        )

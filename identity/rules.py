@@ -14,8 +14,7 @@ def throttle_delay(failed_attempts: int, *, free_attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** (failed_attempts - free_attempts)), MAX_DELAY)
 
 
-def retry_after(failed_attempts: int, last_failed_at: datetime | None, now: datetime, *,
-                free_attempts: int) -> int:
+def retry_after(failed_attempts: int, last_failed_at: datetime | None, now: datetime, *, free_attempts: int) -> int:
     """Seconds the account must wait before its password is evaluated again (0 = evaluate now)."""
     if last_failed_at is None:
         return 0

@@ -96,8 +96,15 @@ class PrincipalCache:
 class IdentityService:
     """Everything about who a caller is. Login lookups use the department pool: they precede any scope."""
 
-    def __init__(self, db: Database, secrets: SecretBox, settings: AuthSettings, keys: KeyRing,
-                 journal: JournalService | None = None, repository: IdentityRepository | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        secrets: SecretBox,
+        settings: AuthSettings,
+        keys: KeyRing,
+        journal: JournalService | None = None,
+        repository: IdentityRepository | None = None,
+    ) -> None:
         self._db = db
         self._secrets = secrets
         self._settings = settings
@@ -107,7 +114,9 @@ class IdentityService:
         self.principals = PrincipalCache()
 
     # --- sign-in
-    async def login(self, request: LoginRequest, *, client_ip: str, user_agent: str) -> TokenPair | SecondFactorChallenge:
+    async def login(
+        self, request: LoginRequest, *, client_ip: str, user_agent: str
+    ) -> TokenPair | SecondFactorChallenge:
         await self._throttle_ip(client_ip)
         async with self._db.unscoped() as conn:
             account = await self._repo.account_by_email(conn, request.email)
@@ -129,14 +138,13 @@ class IdentityService:
             await self._repo.record_success(conn, account.id)
         if role in SECOND_FACTOR_ROLES:
             if account.totp_secret_sealed is None:
-                raise PermissionDenied("this role requires a second factor and none is enrolled: ask an "
-                                       "administrator to enrol one")
+                raise PermissionDenied(
+                    "this role requires a second factor and none is enrolled: ask an administrator to enrol one"
+                )
             return await self._open_challenge(account, membership["id"])
-        return await self._open_session(account, membership, amr=["pwd"], client_ip=client_ip,
-                                        user_agent=user_agent)
+        return await self._open_session(account, membership, amr=["pwd"], client_ip=client_ip, user_agent=user_agent)
 
-    async def login_second_factor(self, challenge: str, code: str, *, client_ip: str,
-                                  user_agent: str) -> TokenPair:
+    async def login_second_factor(self, challenge: str, code: str, *, client_ip: str, user_agent: str) -> TokenPair:
         await self._throttle_ip(client_ip)
         async with self._db.unscoped() as conn:
             row = await self._repo.take_challenge(conn, _digest(challenge))
@@ -152,8 +160,9 @@ class IdentityService:
             await self._repo.close_challenge(conn, row["id"])
             await self._repo.record_success(conn, account.id)
         membership = await self._membership(row["membership_id"])
-        return await self._open_session(account, membership, amr=["pwd", "otp"], client_ip=client_ip,
-                                        user_agent=user_agent)
+        return await self._open_session(
+            account, membership, amr=["pwd", "otp"], client_ip=client_ip, user_agent=user_agent
+        )
 
     def _totp_step(self, account: Account, code: str) -> int | None:
         """The matching time step (±1 for clock drift), or None."""
@@ -171,9 +180,16 @@ class IdentityService:
     async def _open_challenge(self, account: Account, membership_id: uuid.UUID) -> SecondFactorChallenge:
         token = pysecrets.token_urlsafe(32)
         async with self._db.unscoped() as conn:
-            await self._repo.insert_challenge(conn, {
-                "id": new_id(), "user_id": account.id, "membership_id": membership_id,
-                "token_hash": _digest(token), "expires_at": _now() + CHALLENGE_TTL})
+            await self._repo.insert_challenge(
+                conn,
+                {
+                    "id": new_id(),
+                    "user_id": account.id,
+                    "membership_id": membership_id,
+                    "token_hash": _digest(token),
+                    "expires_at": _now() + CHALLENGE_TTL,
+                },
+            )
         return SecondFactorChallenge(challenge=token)
 
     async def _throttle_ip(self, client_ip: str) -> None:
@@ -188,17 +204,24 @@ class IdentityService:
 
     def _check_account_throttle(self, account: Account) -> None:
         if account.failed_attempts >= self._settings.max_consecutive_failures:
-            raise RateLimited("this account is locked after too many failures: an administrator must unlock it",
-                              retry_after_s=3600)
-        wait = rules.retry_after(account.failed_attempts, account.last_failed_at, _now(),
-                                 free_attempts=self._settings.max_failures_before_delay)
+            raise RateLimited(
+                "this account is locked after too many failures: an administrator must unlock it", retry_after_s=3600
+            )
+        wait = rules.retry_after(
+            account.failed_attempts,
+            account.last_failed_at,
+            _now(),
+            free_attempts=self._settings.max_failures_before_delay,
+        )
         if wait:
             raise RateLimited("too many failed attempts on this account; retry later", retry_after_s=wait)
 
     def _check_habilitation(self, role: Role, account: Account) -> None:
         if role in HABILITATED_ROLES and not rules.habilitation_valid(account.habilitation_expires_on, _now().date()):
-            raise PermissionDenied("no valid habilitation (agrément) on file: access to the supervision centre is "
-                                   "refused until it is renewed")
+            raise PermissionDenied(
+                "no valid habilitation (agrément) on file: access to the supervision centre is "
+                "refused until it is renewed"
+            )
 
     async def _pick_membership(self, account: Account, membership_id: uuid.UUID | None) -> asyncpg.Record:
         async with self._db.cross_tenant() as conn:
@@ -219,37 +242,69 @@ class IdentityService:
             raise AuthenticationFailed("this role was withdrawn")
         return membership
 
-    async def _open_session(self, account: Account, membership: asyncpg.Record, *, amr: list[str], client_ip: str,
-                            user_agent: str) -> TokenPair:
+    async def _open_session(
+        self, account: Account, membership: asyncpg.Record, *, amr: list[str], client_ip: str, user_agent: str
+    ) -> TokenPair:
         session_id = new_id()
         async with self._db.unscoped() as conn:
-            await self._repo.insert_session(conn, {
-                "id": session_id, "user_id": account.id, "membership_id": membership["id"], "amr": amr,
-                "expires_at": _now() + timedelta(seconds=self._settings.refresh_ttl_s), "client_ip": client_ip,
-                "user_agent": user_agent[:500]})
+            await self._repo.insert_session(
+                conn,
+                {
+                    "id": session_id,
+                    "user_id": account.id,
+                    "membership_id": membership["id"],
+                    "amr": amr,
+                    "expires_at": _now() + timedelta(seconds=self._settings.refresh_ttl_s),
+                    "client_ip": client_ip,
+                    "user_agent": user_agent[:500],
+                },
+            )
             pair = await self._issue(conn, account.id, session_id, membership)
         principal = await self.resolve(pair.access_token)
         # The sign-in belongs to the account's home tenant, which an officer's scope may not include.
         async with tenant_transaction(self._db.app_pool, [principal.home_tenant_id]) as conn:
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="session.open", target_type="session", target_id=session_id,
-                                       details={"amr": amr, "ip": client_ip})
+            await self._journal.record(
+                conn,
+                tenant_id=principal.home_tenant_id,
+                actor=principal,
+                action="session.open",
+                target_type="session",
+                target_id=session_id,
+                details={"amr": amr, "ip": client_ip},
+            )
         return pair
 
-    async def _issue(self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID,
-                     membership: asyncpg.Record) -> TokenPair:
+    async def _issue(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID, membership: asyncpg.Record
+    ) -> TokenPair:
         await self._keys.load(conn)
         now = int(time.time())
-        access = self._keys.sign({
-            "iss": self._settings.issuer, "aud": self._settings.audience, "sub": str(user_id),
-            "sid": str(session_id), "role": membership["role"], "tid": str(membership["tenant_id"]),
-            "iat": now, "nbf": now, "exp": now + self._settings.access_ttl_s, "jti": uuid.uuid4().hex,
-        })
+        access = self._keys.sign(
+            {
+                "iss": self._settings.issuer,
+                "aud": self._settings.audience,
+                "sub": str(user_id),
+                "sid": str(session_id),
+                "role": membership["role"],
+                "tid": str(membership["tenant_id"]),
+                "iat": now,
+                "nbf": now,
+                "exp": now + self._settings.access_ttl_s,
+                "jti": uuid.uuid4().hex,
+            }
+        )
         refresh = pysecrets.token_urlsafe(32)
-        await self._repo.insert_refresh(conn, new_id(), session_id, _digest(refresh),
-                                        _now() + timedelta(seconds=self._settings.refresh_ttl_s))
-        return TokenPair(access_token=access, refresh_token=refresh, expires_in=self._settings.access_ttl_s,
-                         session_id=session_id, role=membership["role"], tenant_id=membership["tenant_id"])
+        await self._repo.insert_refresh(
+            conn, new_id(), session_id, _digest(refresh), _now() + timedelta(seconds=self._settings.refresh_ttl_s)
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=self._settings.access_ttl_s,
+            session_id=session_id,
+            role=membership["role"],
+            tenant_id=membership["tenant_id"],
+        )
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: each refresh token works once. A second use means it leaked: the whole session is revoked."""
@@ -286,8 +341,14 @@ class IdentityService:
             if user is None:
                 raise NotFound("no such user")
             await self._repo.revoke_user_sessions(conn, user_id, f"revoked by {principal.user_id}")
-            await self._journal.record(conn, tenant_id=user.memberships[0].tenant_id, actor=principal,
-                                       action="session.revoke_all", target_type="user", target_id=user_id)
+            await self._journal.record(
+                conn,
+                tenant_id=user.memberships[0].tenant_id,
+                actor=principal,
+                action="session.revoke_all",
+                target_type="user",
+                target_id=user_id,
+            )
         self.principals.clear()
 
     # --- per-request resolution
@@ -318,8 +379,9 @@ class IdentityService:
             if membership is None:
                 raise AuthenticationFailed("this role was withdrawn")
             role = Role(membership["role"])
-            if role in HABILITATED_ROLES and not rules.habilitation_valid(session["habilitation_expires_on"],
-                                                                         _now().date()):
+            if role in HABILITATED_ROLES and not rules.habilitation_valid(
+                session["habilitation_expires_on"], _now().date()
+            ):
                 raise AuthenticationFailed("habilitation expired")
             department_id = membership["department_id"]
             if role in DEPARTMENT_WIDE_ROLES:
@@ -329,9 +391,16 @@ class IdentityService:
                 scope = Scope(frozenset(await self._repo.force_tenants(conn, membership["force_id"])))
             else:
                 scope = Scope(frozenset({membership["tenant_id"]}))
-        return Principal(user_id=session["user_id"], session_id=session_id, role=role,
-                         home_tenant_id=membership["tenant_id"], department_id=department_id, scope=scope,
-                         force_id=membership["force_id"], display_name=session["display_name"])
+        return Principal(
+            user_id=session["user_id"],
+            session_id=session_id,
+            role=role,
+            home_tenant_id=membership["tenant_id"],
+            department_id=department_id,
+            scope=scope,
+            force_id=membership["force_id"],
+            display_name=session["display_name"],
+        )
 
     def jwks(self) -> dict[str, Any]:
         return self._keys.jwks()
@@ -343,8 +412,9 @@ class IdentityService:
     # --- accounts
     async def me(self, principal: Principal) -> User:
         # One's own account and memberships, even when the home tenant lies outside the working scope.
-        async with tenant_transaction(self._db.app_pool, principal.scope.tenant_ids | {principal.home_tenant_id},
-                                      readonly=True) as conn:
+        async with tenant_transaction(
+            self._db.app_pool, principal.scope.tenant_ids | {principal.home_tenant_id}, readonly=True
+        ) as conn:
             user = await self._repo.visible_user(conn, principal.user_id)
         if user is None:
             raise NotFound("no such user")
@@ -363,16 +433,21 @@ class IdentityService:
             raise NotFound("no such user")
         return user
 
-    async def _check_grant(self, principal: Principal, conn: asyncpg.Connection, tenant_id: uuid.UUID,
-                           role: Role, force_id: uuid.UUID | None) -> None:
+    async def _check_grant(
+        self,
+        principal: Principal,
+        conn: asyncpg.Connection,
+        tenant_id: uuid.UUID,
+        role: Role,
+        force_id: uuid.UUID | None,
+    ) -> None:
         tenant = await conn.fetchrow("SELECT kind FROM tenants WHERE id = $1", tenant_id)
         if tenant is None or not principal.scope.includes(tenant_id):
             raise InvalidInput("membership.tenant_id names no tenant of yours", field="membership.tenant_id")
         if principal.role is Role.TENANT_ADMIN and role not in TENANT_GRANTABLE:
             raise PermissionDenied(f"a tenant admin may not grant the {role.value} role")
         if role in DEPARTMENT_WIDE_ROLES and tenant["kind"] != "department":
-            raise InvalidInput(f"the {role.value} role is held in the department's own tenant",
-                               field="membership.role")
+            raise InvalidInput(f"the {role.value} role is held in the department's own tenant", field="membership.role")
         if (role is Role.OFFICER) != (force_id is not None):
             raise InvalidInput("an officer (and only an officer) belongs to a force", field="membership.force_id")
         if force_id is not None:
@@ -380,8 +455,9 @@ class IdentityService:
             if force is None:
                 raise InvalidInput("membership.force_id names no force of yours", field="membership.force_id")
             if force["kind"] == "police_municipale" and force["tenant_id"] != tenant_id:
-                raise InvalidInput("a municipal police officer belongs to their commune's tenant",
-                                   field="membership.tenant_id")
+                raise InvalidInput(
+                    "a municipal police officer belongs to their commune's tenant", field="membership.tenant_id"
+                )
 
     async def create_user(self, principal: Principal, data: UserCreate) -> UserCreated:
         require_role(principal, USER_ADMINS, "create users")
@@ -395,29 +471,56 @@ class IdentityService:
         async with self._db.transaction(principal) as conn:
             await self._check_grant(principal, conn, data.membership.tenant_id, role, data.membership.force_id)
             try:
-                await self._repo.insert_user(conn, {
-                    "id": user_id, "department_id": principal.department_id, "email": data.email,
-                    "display_name": data.display_name, "password_hash": password_hash,
-                    "totp_secret_sealed": None if secret is None else self._secrets.seal(secret.encode(),
-                                                                                          purpose=TOTP_PURPOSE),
-                    "agrement_number": hab.agrement_number if hab else None,
-                    "enquiry_date": hab.enquiry_date if hab else None,
-                    "habilitation_expires_on": hab.expires_on if hab else None,
-                    "training_date": hab.training_date if hab else None,
-                })
+                await self._repo.insert_user(
+                    conn,
+                    {
+                        "id": user_id,
+                        "department_id": principal.department_id,
+                        "email": data.email,
+                        "display_name": data.display_name,
+                        "password_hash": password_hash,
+                        "totp_secret_sealed": None
+                        if secret is None
+                        else self._secrets.seal(secret.encode(), purpose=TOTP_PURPOSE),
+                        "agrement_number": hab.agrement_number if hab else None,
+                        "enquiry_date": hab.enquiry_date if hab else None,
+                        "habilitation_expires_on": hab.expires_on if hab else None,
+                        "training_date": hab.training_date if hab else None,
+                    },
+                )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("an account with this email already exists") from exc
-            await self._repo.insert_membership(conn, {
-                "id": new_id(), "tenant_id": data.membership.tenant_id, "user_id": user_id, "role": role.value,
-                "force_id": data.membership.force_id})
-            await self._journal.record(conn, tenant_id=data.membership.tenant_id, actor=principal,
-                                       action="user.create", target_type="user", target_id=user_id,
-                                       details={"role": role.value})
+            await self._repo.insert_membership(
+                conn,
+                {
+                    "id": new_id(),
+                    "tenant_id": data.membership.tenant_id,
+                    "user_id": user_id,
+                    "role": role.value,
+                    "force_id": data.membership.force_id,
+                },
+            )
+            await self._journal.record(
+                conn,
+                tenant_id=data.membership.tenant_id,
+                actor=principal,
+                action="user.create",
+                target_type="user",
+                target_id=user_id,
+                details={"role": role.value},
+            )
             user = await self._repo.visible_user(conn, user_id)
         assert user is not None
-        enrolment = None if secret is None else TotpEnrolment(
-            secret=secret, provisioning_uri=pyotp.TOTP(secret).provisioning_uri(
-                name=data.email, issuer_name=self._settings.totp_issuer))
+        enrolment = (
+            None
+            if secret is None
+            else TotpEnrolment(
+                secret=secret,
+                provisioning_uri=pyotp.TOTP(secret).provisioning_uri(
+                    name=data.email, issuer_name=self._settings.totp_issuer
+                ),
+            )
+        )
         return UserCreated(user=user, totp_enrolment=enrolment)
 
     async def update_user(self, principal: Principal, user_id: uuid.UUID, data: UserUpdate) -> User:
@@ -429,8 +532,12 @@ class IdentityService:
             values["status"] = data.status
         if data.habilitation is not msgspec.UNSET:
             hab = data.habilitation
-            values.update(agrement_number=hab.agrement_number, enquiry_date=hab.enquiry_date,
-                          habilitation_expires_on=hab.expires_on, training_date=hab.training_date)
+            values.update(
+                agrement_number=hab.agrement_number,
+                enquiry_date=hab.enquiry_date,
+                habilitation_expires_on=hab.expires_on,
+                training_date=hab.training_date,
+            )
         async with self._db.transaction(principal) as conn:
             user = await self._repo.visible_user(conn, user_id)
             if user is None:
@@ -439,9 +546,15 @@ class IdentityService:
                 await self._repo.update_user(conn, user_id, values)
                 if values.get("status") == "disabled":
                     await self._repo.revoke_user_sessions(conn, user_id, "account disabled")
-                await self._journal.record(conn, tenant_id=user.memberships[0].tenant_id, actor=principal,
-                                           action="user.update", target_type="user", target_id=user_id,
-                                           details={"changed": sorted(values)})
+                await self._journal.record(
+                    conn,
+                    tenant_id=user.memberships[0].tenant_id,
+                    actor=principal,
+                    action="user.update",
+                    target_type="user",
+                    target_id=user_id,
+                    details={"changed": sorted(values)},
+                )
             updated = await self._repo.visible_user(conn, user_id)
         self.principals.clear()
         assert updated is not None
@@ -454,23 +567,39 @@ class IdentityService:
             if user is None:
                 raise NotFound("no such user")
             await self._repo.record_success(conn, user_id)
-            await self._journal.record(conn, tenant_id=user.memberships[0].tenant_id, actor=principal,
-                                       action="user.unlock", target_type="user", target_id=user_id)
+            await self._journal.record(
+                conn,
+                tenant_id=user.memberships[0].tenant_id,
+                actor=principal,
+                action="user.unlock",
+                target_type="user",
+                target_id=user_id,
+            )
 
     async def enrol_totp(self, principal: Principal) -> TotpEnrolment:
         """Replace the caller's second factor; the new seed is shown once."""
         secret = pyotp.random_base32()
         async with self._db.transaction(principal) as conn:
-            await self._repo.set_totp(conn, principal.user_id, self._secrets.seal(secret.encode(),
-                                                                                 purpose=TOTP_PURPOSE))
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="user.totp_enrol", target_type="user", target_id=principal.user_id)
+            await self._repo.set_totp(
+                conn, principal.user_id, self._secrets.seal(secret.encode(), purpose=TOTP_PURPOSE)
+            )
+            await self._journal.record(
+                conn,
+                tenant_id=principal.home_tenant_id,
+                actor=principal,
+                action="user.totp_enrol",
+                target_type="user",
+                target_id=principal.user_id,
+            )
         email = (await self.me(principal)).email
-        return TotpEnrolment(secret=secret, provisioning_uri=pyotp.TOTP(secret).provisioning_uri(
-            name=email, issuer_name=self._settings.totp_issuer))
+        return TotpEnrolment(
+            secret=secret,
+            provisioning_uri=pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=self._settings.totp_issuer),
+        )
 
-    async def open_federated_session(self, email: str, amr: list[str], *, client_ip: str,
-                                     user_agent: str) -> TokenPair | SecondFactorChallenge:
+    async def open_federated_session(
+        self, email: str, amr: list[str], *, client_ip: str, user_agent: str
+    ) -> TokenPair | SecondFactorChallenge:
         """An external IdP vouched for `email`: only an existing local account may sign in (no provisioning)."""
         await self._throttle_ip(client_ip)
         async with self._db.unscoped() as conn:
@@ -484,6 +613,6 @@ class IdentityService:
             if account.totp_secret_sealed is None:
                 raise PermissionDenied("this role requires a second factor and none is enrolled")
             return await self._open_challenge(account, membership["id"])
-        return await self._open_session(account, membership, amr=["fed", *amr], client_ip=client_ip,
-                                        user_agent=user_agent)
-
+        return await self._open_session(
+            account, membership, amr=["fed", *amr], client_ip=client_ip, user_agent=user_agent
+        )

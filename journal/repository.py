@@ -10,8 +10,10 @@ import asyncpg
 
 from journal.model import GENESIS_HASH, JournalEntry
 
-_COLUMNS = ("tenant_id, position, id, occurred_at, actor_user_id, actor_role, action, target_type, target_id, "
-            "camera_id, range_start, range_end, motive, recipient, details, prev_hash, hash")
+_COLUMNS = (
+    "tenant_id, position, id, occurred_at, actor_user_id, actor_role, action, target_type, target_id, "
+    "camera_id, range_start, range_end, motive, recipient, details, prev_hash, hash"
+)
 
 
 def _entry(row: asyncpg.Record) -> JournalEntry:
@@ -24,24 +26,51 @@ class JournalRepository:
     async def lock_head(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> tuple[int, bytes]:
         await conn.execute(
             "INSERT INTO journal_heads (tenant_id, position, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
-            tenant_id, GENESIS_HASH)
-        row = await conn.fetchrow("SELECT position, hash FROM journal_heads WHERE tenant_id = $1 FOR UPDATE",
-                                  tenant_id)
+            tenant_id,
+            GENESIS_HASH,
+        )
+        row = await conn.fetchrow("SELECT position, hash FROM journal_heads WHERE tenant_id = $1 FOR UPDATE", tenant_id)
         assert row is not None
         return int(row["position"]), bytes(row["hash"])
 
     async def append(self, conn: asyncpg.Connection, entry: JournalEntry) -> None:
         await conn.execute(
-            f"INSERT INTO access_journal ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
-            entry.tenant_id, entry.position, entry.id, entry.occurred_at, entry.actor_user_id, entry.actor_role,
-            entry.action, entry.target_type, entry.target_id, entry.camera_id, entry.range_start, entry.range_end,
-            entry.motive, entry.recipient, entry.details, entry.prev_hash, entry.hash)
-        await conn.execute("UPDATE journal_heads SET position = $2, hash = $3 WHERE tenant_id = $1",
-                           entry.tenant_id, entry.position, entry.hash)
+            f"INSERT INTO access_journal ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})",
+            entry.tenant_id,
+            entry.position,
+            entry.id,
+            entry.occurred_at,
+            entry.actor_user_id,
+            entry.actor_role,
+            entry.action,
+            entry.target_type,
+            entry.target_id,
+            entry.camera_id,
+            entry.range_start,
+            entry.range_end,
+            entry.motive,
+            entry.recipient,
+            entry.details,
+            entry.prev_hash,
+            entry.hash,
+        )
+        await conn.execute(
+            "UPDATE journal_heads SET position = $2, hash = $3 WHERE tenant_id = $1",
+            entry.tenant_id,
+            entry.position,
+            entry.hash,
+        )
 
     async def page(
-        self, conn: asyncpg.Connection, *, camera_id: uuid.UUID | None, tenant_id: uuid.UUID | None,
-        since: datetime | None, until: datetime | None, after: uuid.UUID | None, limit: int,
+        self,
+        conn: asyncpg.Connection,
+        *,
+        camera_id: uuid.UUID | None,
+        tenant_id: uuid.UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        after: uuid.UUID | None,
+        limit: int,
     ) -> list[JournalEntry]:
         rows = await conn.fetch(
             f"SELECT {_COLUMNS} FROM access_journal"
@@ -49,7 +78,13 @@ class JournalRepository:
             " AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)"
             " AND ($5::uuid IS NULL OR id < $5)"
             " ORDER BY id DESC LIMIT $6",
-            camera_id, tenant_id, since, until, after, limit)
+            camera_id,
+            tenant_id,
+            since,
+            until,
+            after,
+            limit,
+        )
         return [_entry(r) for r in rows]
 
     async def chains(self, conn: asyncpg.Connection) -> dict[uuid.UUID, tuple[int, bytes]]:
@@ -60,6 +95,7 @@ class JournalRepository:
         return heads
 
     async def iterate(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> AsyncIterator[JournalEntry]:
-        async for row in conn.cursor(f"SELECT {_COLUMNS} FROM access_journal WHERE tenant_id = $1 ORDER BY position",
-                                     tenant_id, prefetch=1000):
+        async for row in conn.cursor(
+            f"SELECT {_COLUMNS} FROM access_journal WHERE tenant_id = $1 ORDER BY position", tenant_id, prefetch=1000
+        ):
             yield _entry(row)

@@ -25,9 +25,21 @@ def _id(value: uuid.UUID | None) -> str | None:
 def canonical_bytes(entry: JournalEntry) -> bytes:
     """Every stored field but `hash`, in a fixed order and format, so the verifier recomputes the same bytes."""
     fields = [
-        str(entry.tenant_id), entry.position, str(entry.id), _ts(entry.occurred_at), _id(entry.actor_user_id),
-        entry.actor_role, entry.action, entry.target_type, entry.target_id, _id(entry.camera_id),
-        _ts(entry.range_start), _ts(entry.range_end), entry.motive, entry.recipient, entry.details,
+        str(entry.tenant_id),
+        entry.position,
+        str(entry.id),
+        _ts(entry.occurred_at),
+        _id(entry.actor_user_id),
+        entry.actor_role,
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        _id(entry.camera_id),
+        _ts(entry.range_start),
+        _ts(entry.range_end),
+        entry.motive,
+        entry.recipient,
+        entry.details,
         entry.prev_hash.hex(),
     ]
     return msgspec.json.encode(fields)
@@ -38,7 +50,9 @@ def chain_hash(entry: JournalEntry) -> bytes:
 
 
 def verify_chain(
-    tenant_id: uuid.UUID, entries: Iterable[JournalEntry], head: tuple[int, bytes] | None,
+    tenant_id: uuid.UUID,
+    entries: Iterable[JournalEntry],
+    head: tuple[int, bytes] | None,
 ) -> tuple[int, list[ChainProblem]]:
     """Walk one tenant's chain in position order; report edits, removals, reorderings and a truncated tail."""
     problems: list[ChainProblem] = []
@@ -47,8 +61,11 @@ def verify_chain(
     for entry in entries:
         count += 1
         if entry.position != expected_position:
-            problems.append(ChainProblem(tenant_id, expected_position,
-                                         f"entries {expected_position}..{entry.position - 1} are missing"))
+            problems.append(
+                ChainProblem(
+                    tenant_id, expected_position, f"entries {expected_position}..{entry.position - 1} are missing"
+                )
+            )
         if entry.prev_hash != previous:
             problems.append(ChainProblem(tenant_id, entry.position, "does not link to the previous entry"))
         if chain_hash(entry) != entry.hash:
@@ -59,6 +76,9 @@ def verify_chain(
         if count:
             problems.append(ChainProblem(tenant_id, last_position, "chain head is missing"))
     elif head != (last_position, previous):
-        problems.append(ChainProblem(tenant_id, head[0],
-                                     f"chain head says {head[0]} entries, the journal holds up to {last_position}"))
+        problems.append(
+            ChainProblem(
+                tenant_id, head[0], f"chain head says {head[0]} entries, the journal holds up to {last_position}"
+            )
+        )
     return count, problems

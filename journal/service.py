@@ -23,35 +23,63 @@ class JournalService:
         self._repo = repository or JournalRepository()
 
     async def record(
-        self, conn: asyncpg.Connection, *, tenant_id: uuid.UUID, actor: Principal | None, action: str,
-        target_type: str, target_id: object | None = None, camera_id: uuid.UUID | None = None,
-        range_start: datetime | None = None, range_end: datetime | None = None, motive: str | None = None,
-        recipient: str | None = None, details: dict[str, object] | None = None, actor_role: str | None = None,
+        self,
+        conn: asyncpg.Connection,
+        *,
+        tenant_id: uuid.UUID,
+        actor: Principal | None,
+        action: str,
+        target_type: str,
+        target_id: object | None = None,
+        camera_id: uuid.UUID | None = None,
+        range_start: datetime | None = None,
+        range_end: datetime | None = None,
+        motive: str | None = None,
+        recipient: str | None = None,
+        details: dict[str, object] | None = None,
+        actor_role: str | None = None,
     ) -> JournalEntry:
         if action in MEDIA_ACTIONS and not (motive and motive.strip()):
             raise MotiveRequired()
         position, previous = await self._repo.lock_head(conn, tenant_id)
         draft = JournalEntry(
-            tenant_id=tenant_id, position=position + 1, id=new_id(),
+            tenant_id=tenant_id,
+            position=position + 1,
+            id=new_id(),
             # Microsecond precision is what Postgres keeps; the hash must cover exactly what is stored.
-            occurred_at=datetime.now(UTC), actor_user_id=actor.user_id if actor else None,
-            actor_role=actor.role.value if actor else (actor_role or "system"), action=action,
-            target_type=target_type, target_id=None if target_id is None else str(target_id),
-            camera_id=camera_id, range_start=range_start, range_end=range_end,
-            motive=motive.strip() if motive else None, recipient=recipient,
-            details=msgspec.json.encode(details or {}).decode(), prev_hash=previous, hash=b"",
+            occurred_at=datetime.now(UTC),
+            actor_user_id=actor.user_id if actor else None,
+            actor_role=actor.role.value if actor else (actor_role or "system"),
+            action=action,
+            target_type=target_type,
+            target_id=None if target_id is None else str(target_id),
+            camera_id=camera_id,
+            range_start=range_start,
+            range_end=range_end,
+            motive=motive.strip() if motive else None,
+            recipient=recipient,
+            details=msgspec.json.encode(details or {}).decode(),
+            prev_hash=previous,
+            hash=b"",
         )
         entry = msgspec.structs.replace(draft, hash=chain_hash(draft))
         await self._repo.append(conn, entry)
         return entry
 
     async def page(
-        self, conn: asyncpg.Connection, *, camera_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None = None,
-        since: datetime | None = None, until: datetime | None = None, after: uuid.UUID | None = None,
+        self,
+        conn: asyncpg.Connection,
+        *,
+        camera_id: uuid.UUID | None = None,
+        tenant_id: uuid.UUID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: uuid.UUID | None = None,
         limit: int = 50,
     ) -> list[JournalEntry]:
-        return await self._repo.page(conn, camera_id=camera_id, tenant_id=tenant_id, since=since, until=until,
-                                     after=after, limit=limit)
+        return await self._repo.page(
+            conn, camera_id=camera_id, tenant_id=tenant_id, since=since, until=until, after=after, limit=limit
+        )
 
     async def verify(self, conn: asyncpg.Connection) -> VerificationReport:
         """Check every tenant's chain; needs a connection that sees all tenants (the department role)."""

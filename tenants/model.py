@@ -150,9 +150,9 @@ class SiteCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class SiteUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     kind: SiteKind | msgspec.UnsetType = msgspec.UNSET
-    address: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    latitude: Latitude | None | msgspec.UnsetType = msgspec.UNSET
-    longitude: Longitude | None | msgspec.UnsetType = msgspec.UNSET
+    address: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    latitude: Latitude | msgspec.UnsetType | None = msgspec.UNSET
+    longitude: Longitude | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CameraCredentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -161,9 +161,10 @@ class CameraCredentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 class MaskInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    points: Annotated[list[tuple[Annotated[float, msgspec.Meta(ge=0, le=1)],
-                                 Annotated[float, msgspec.Meta(ge=0, le=1)]]],
-                      msgspec.Meta(min_length=3, max_length=64)]
+    points: Annotated[
+        list[tuple[Annotated[float, msgspec.Meta(ge=0, le=1)], Annotated[float, msgspec.Meta(ge=0, le=1)]]],
+        msgspec.Meta(min_length=3, max_length=64),
+    ]
 
 
 class CameraCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -180,10 +181,10 @@ class CameraCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     main_stream_url: Url | msgspec.UnsetType = msgspec.UNSET
-    sub_stream_url: Url | None | msgspec.UnsetType = msgspec.UNSET
-    credentials: CameraCredentials | None | msgspec.UnsetType = msgspec.UNSET
-    latitude: Latitude | None | msgspec.UnsetType = msgspec.UNSET
-    longitude: Longitude | None | msgspec.UnsetType = msgspec.UNSET
+    sub_stream_url: Url | msgspec.UnsetType | None = msgspec.UNSET
+    credentials: CameraCredentials | msgspec.UnsetType | None = msgspec.UNSET
+    latitude: Latitude | msgspec.UnsetType | None = msgspec.UNSET
+    longitude: Longitude | msgspec.UnsetType | None = msgspec.UNSET
     status: CameraStatus | msgspec.UnsetType = msgspec.UNSET
     privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
 
@@ -216,5 +217,5 @@ class ForceCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class ForceUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    phone: Annotated[str, msgspec.Meta(max_length=30)] | None | msgspec.UnsetType = msgspec.UNSET
+    phone: Annotated[str, msgspec.Meta(max_length=30)] | msgspec.UnsetType | None = msgspec.UNSET
     communes: Annotated[list[Insee], msgspec.Meta(max_length=1000)] | msgspec.UnsetType = msgspec.UNSET

@@ -19,19 +19,27 @@ from tenants.model import (
     Tenant,
 )
 
-_TENANT = ("id, department_id, kind, name, insee_code, siren, subscription_status, live_supervision, "
-           "municipal_police_opt_in, retention_days, created_at, updated_at")
+_TENANT = (
+    "id, department_id, kind, name, insee_code, siren, subscription_status, live_supervision, "
+    "municipal_police_opt_in, retention_days, created_at, updated_at"
+)
 _SITE = "id, tenant_id, name, kind, address, insee_code, latitude, longitude, created_at, updated_at"
-_CAMERA = ("id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed IS NOT NULL AS "
-           "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at")
-_AUTH = ("a.id, a.tenant_id, a.camera_id, a.prefectoral_order_number, a.purposes, a.max_retention_days, "
-         "a.min_retention_days, a.valid_from, a.valid_until, a.authorised_viewers, a.created_at, "
-         "coalesce((SELECT json_agg(json_build_object('event_type', e.event_type, 'legal_basis', e.legal_basis, "
-         "'valid_from', e.valid_from, 'valid_until', e.valid_until) ORDER BY e.event_type) "
-         "FROM authorised_event_types e WHERE e.authorisation_id = a.id), '[]') AS event_types")
-_FORCE = ("f.id, f.department_id, f.kind, f.name, f.tenant_id, f.phone, f.created_at, "
-          "coalesce((SELECT array_agg(fc.insee_code ORDER BY fc.insee_code) FROM force_communes fc "
-          "WHERE fc.force_id = f.id), '{}') AS communes")
+_CAMERA = (
+    "id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed IS NOT NULL AS "
+    "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at"
+)
+_AUTH = (
+    "a.id, a.tenant_id, a.camera_id, a.prefectoral_order_number, a.purposes, a.max_retention_days, "
+    "a.min_retention_days, a.valid_from, a.valid_until, a.authorised_viewers, a.created_at, "
+    "coalesce((SELECT json_agg(json_build_object('event_type', e.event_type, 'legal_basis', e.legal_basis, "
+    "'valid_from', e.valid_from, 'valid_until', e.valid_until) ORDER BY e.event_type) "
+    "FROM authorised_event_types e WHERE e.authorisation_id = a.id), '[]') AS event_types"
+)
+_FORCE = (
+    "f.id, f.department_id, f.kind, f.name, f.tenant_id, f.phone, f.created_at, "
+    "coalesce((SELECT array_agg(fc.insee_code ORDER BY fc.insee_code) FROM force_communes fc "
+    "WHERE fc.force_id = f.id), '{}') AS communes"
+)
 
 
 def _tenant(r: asyncpg.Record) -> Tenant:
@@ -79,20 +87,24 @@ class TenancyRepository:
 
     # --- communes
     async def commune(self, conn: asyncpg.Connection, insee_code: str) -> Commune | None:
-        r = await conn.fetchrow("SELECT insee_code, name, department_code FROM communes WHERE insee_code = $1",
-                                insee_code)
+        r = await conn.fetchrow(
+            "SELECT insee_code, name, department_code FROM communes WHERE insee_code = $1", insee_code
+        )
         return None if r is None else Commune(**dict(r))
 
     async def communes(self, conn: asyncpg.Connection, department_code: str | None) -> list[Commune]:
-        rows = await conn.fetch("SELECT insee_code, name, department_code FROM communes "
-                                "WHERE $1::text IS NULL OR department_code = $1 ORDER BY insee_code",
-                                department_code)
+        rows = await conn.fetch(
+            "SELECT insee_code, name, department_code FROM communes "
+            "WHERE $1::text IS NULL OR department_code = $1 ORDER BY insee_code",
+            department_code,
+        )
         return [Commune(**dict(r)) for r in rows]
 
     # --- tenants
     async def tenants(self, conn: asyncpg.Connection, after: uuid.UUID | None, limit: int) -> list[Tenant]:
-        rows = await conn.fetch(f"SELECT {_TENANT} FROM tenants WHERE $1::uuid IS NULL OR id > $1 ORDER BY id "
-                                "LIMIT $2", after, limit)
+        rows = await conn.fetch(
+            f"SELECT {_TENANT} FROM tenants WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2", after, limit
+        )
         return [_tenant(r) for r in rows]
 
     async def tenant(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> Tenant | None:
@@ -104,17 +116,26 @@ class TenancyRepository:
         assert r is not None
         return _tenant(r)
 
-    async def update_tenant(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, values: dict[str, Any]) -> Tenant | None:
+    async def update_tenant(
+        self, conn: asyncpg.Connection, tenant_id: uuid.UUID, values: dict[str, Any]
+    ) -> Tenant | None:
         sql, args = _assignments(values, 2)
-        r = await conn.fetchrow(f"UPDATE tenants SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_TENANT}",
-                                tenant_id, *args)
+        r = await conn.fetchrow(
+            f"UPDATE tenants SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_TENANT}", tenant_id, *args
+        )
         return None if r is None else _tenant(r)
 
     # --- sites
-    async def sites(self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None, after: uuid.UUID | None,
-                    limit: int) -> list[Site]:
-        rows = await conn.fetch(f"SELECT {_SITE} FROM sites WHERE ($1::uuid IS NULL OR tenant_id = $1) "
-                                "AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3", tenant_id, after, limit)
+    async def sites(
+        self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None, after: uuid.UUID | None, limit: int
+    ) -> list[Site]:
+        rows = await conn.fetch(
+            f"SELECT {_SITE} FROM sites WHERE ($1::uuid IS NULL OR tenant_id = $1) "
+            "AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            tenant_id,
+            after,
+            limit,
+        )
         return [_site(r) for r in rows]
 
     async def site(self, conn: asyncpg.Connection, site_id: uuid.UUID) -> Site | None:
@@ -128,8 +149,9 @@ class TenancyRepository:
 
     async def update_site(self, conn: asyncpg.Connection, site_id: uuid.UUID, values: dict[str, Any]) -> Site | None:
         sql, args = _assignments(values, 2)
-        r = await conn.fetchrow(f"UPDATE sites SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_SITE}",
-                                site_id, *args)
+        r = await conn.fetchrow(
+            f"UPDATE sites SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_SITE}", site_id, *args
+        )
         return None if r is None else _site(r)
 
     async def delete_site(self, conn: asyncpg.Connection, site_id: uuid.UUID) -> bool:
@@ -139,12 +161,22 @@ class TenancyRepository:
         return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM cameras WHERE site_id = $1)", site_id))
 
     # --- cameras
-    async def cameras(self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None, site_id: uuid.UUID | None,
-                      after: uuid.UUID | None, limit: int) -> list[Camera]:
+    async def cameras(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: uuid.UUID | None,
+        site_id: uuid.UUID | None,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> list[Camera]:
         rows = await conn.fetch(
             f"SELECT {_CAMERA} FROM cameras WHERE ($1::uuid IS NULL OR tenant_id = $1) "
             "AND ($2::uuid IS NULL OR site_id = $2) AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
-            tenant_id, site_id, after, limit)
+            tenant_id,
+            site_id,
+            after,
+            limit,
+        )
         return [_camera(r) for r in rows]
 
     async def camera(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> Camera | None:
@@ -156,11 +188,13 @@ class TenancyRepository:
         assert r is not None
         return _camera(r)
 
-    async def update_camera(self, conn: asyncpg.Connection, camera_id: uuid.UUID,
-                            values: dict[str, Any]) -> Camera | None:
+    async def update_camera(
+        self, conn: asyncpg.Connection, camera_id: uuid.UUID, values: dict[str, Any]
+    ) -> Camera | None:
         sql, args = _assignments(values, 2)
-        r = await conn.fetchrow(f"UPDATE cameras SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_CAMERA}",
-                                camera_id, *args)
+        r = await conn.fetchrow(
+            f"UPDATE cameras SET {sql}, updated_at = now() WHERE id = $1 RETURNING {_CAMERA}", camera_id, *args
+        )
         return None if r is None else _camera(r)
 
     async def delete_camera(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> bool:
@@ -168,8 +202,10 @@ class TenancyRepository:
 
     # --- authorisations
     async def authorisations(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Authorisation]:
-        rows = await conn.fetch(f"SELECT {_AUTH} FROM camera_authorisations a WHERE a.camera_id = $1 "
-                                "ORDER BY a.valid_from DESC, a.id", camera_id)
+        rows = await conn.fetch(
+            f"SELECT {_AUTH} FROM camera_authorisations a WHERE a.camera_id = $1 ORDER BY a.valid_from DESC, a.id",
+            camera_id,
+        )
         return [_authorisation(r) for r in rows]
 
     async def authorisation(self, conn: asyncpg.Connection, authorisation_id: uuid.UUID) -> Authorisation | None:
@@ -186,18 +222,29 @@ class TenancyRepository:
             " valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (authorisation_id, event_type) DO UPDATE"
             " SET legal_basis = EXCLUDED.legal_basis, valid_from = EXCLUDED.valid_from,"
             " valid_until = EXCLUDED.valid_until",
-            values["id"], values["tenant_id"], values["authorisation_id"], values["event_type"],
-            values["legal_basis"], values["valid_from"], values["valid_until"])
+            values["id"],
+            values["tenant_id"],
+            values["authorisation_id"],
+            values["event_type"],
+            values["legal_basis"],
+            values["valid_from"],
+            values["valid_until"],
+        )
 
     async def delete_event_type(self, conn: asyncpg.Connection, authorisation_id: uuid.UUID, event_type: str) -> bool:
-        return bool(await conn.fetchval(
-            "DELETE FROM authorised_event_types WHERE authorisation_id = $1 AND event_type = $2 RETURNING true",
-            authorisation_id, event_type))
+        return bool(
+            await conn.fetchval(
+                "DELETE FROM authorised_event_types WHERE authorisation_id = $1 AND event_type = $2 RETURNING true",
+                authorisation_id,
+                event_type,
+            )
+        )
 
     # --- forces
     async def forces(self, conn: asyncpg.Connection, after: uuid.UUID | None, limit: int) -> list[Force]:
-        rows = await conn.fetch(f"SELECT {_FORCE} FROM forces f WHERE $1::uuid IS NULL OR f.id > $1 ORDER BY f.id "
-                                "LIMIT $2", after, limit)
+        rows = await conn.fetch(
+            f"SELECT {_FORCE} FROM forces f WHERE $1::uuid IS NULL OR f.id > $1 ORDER BY f.id LIMIT $2", after, limit
+        )
         return [_force(r) for r in rows]
 
     async def force(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> Force | None:
@@ -213,19 +260,22 @@ class TenancyRepository:
         sql, args = _assignments(values, 2)
         return bool(await conn.fetchval(f"UPDATE forces SET {sql} WHERE id = $1 RETURNING true", force_id, *args))
 
-    async def set_force_communes(self, conn: asyncpg.Connection, force_id: uuid.UUID, department_id: uuid.UUID,
-                                 insee_codes: list[str]) -> None:
+    async def set_force_communes(
+        self, conn: asyncpg.Connection, force_id: uuid.UUID, department_id: uuid.UUID, insee_codes: list[str]
+    ) -> None:
         await conn.execute("DELETE FROM force_communes WHERE force_id = $1", force_id)
         await conn.executemany(
             "INSERT INTO force_communes (force_id, insee_code, department_id) VALUES ($1, $2, $3)",
-            [(force_id, code, department_id) for code in insee_codes])
+            [(force_id, code, department_id) for code in insee_codes],
+        )
 
     async def upsert_communes(self, conn: asyncpg.Connection, communes: list[Commune]) -> int:
         """Load the official list (department role): names follow the newest COG."""
         await conn.executemany(
             "INSERT INTO communes (insee_code, name, department_code) VALUES ($1, $2, $3) "
             "ON CONFLICT (insee_code) DO UPDATE SET name = EXCLUDED.name, department_code = EXCLUDED.department_code",
-            [(c.insee_code, c.name, c.department_code) for c in communes])
+            [(c.insee_code, c.name, c.department_code) for c in communes],
+        )
         return len(communes)
 
     async def department_by_code(self, conn: asyncpg.Connection, code: str) -> asyncpg.Record | None:

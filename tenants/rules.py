@@ -28,12 +28,25 @@ PURPOSES: dict[str, str] = {
 
 # Décret 2023-828 art. 3: the eight predetermined events an algorithm may signal.
 EVENT_TYPES = (
-    "abandoned_object", "weapon", "wrong_way", "forbidden_zone", "person_on_ground",
-    "crowd_movement", "excessive_density", "fire_start",
+    "abandoned_object",
+    "weapon",
+    "wrong_way",
+    "forbidden_zone",
+    "person_on_ground",
+    "crowd_movement",
+    "excessive_density",
+    "fire_start",
 )
 # EU AI Act art. 5(1)(h) and loi 2023-380 art. 10: biometric identification can never be enabled.
-PROHIBITED_ANALYTICS = frozenset({"face_recognition", "facial_recognition", "licence_plate_reading",
-                                  "license_plate_recognition", "biometric_identification"})
+PROHIBITED_ANALYTICS = frozenset(
+    {
+        "face_recognition",
+        "facial_recognition",
+        "licence_plate_reading",
+        "license_plate_recognition",
+        "biometric_identification",
+    }
+)
 
 _INSEE = re.compile(r"^(\d{2}|2A|2B)\d{3}$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
@@ -69,7 +82,10 @@ def check_retention_days(days: int, *, field: str) -> int:
     if days > LEGAL_MAX_RETENTION_DAYS:
         raise LegalRuleViolation(
             f"{field} is {days} days; recordings must be destroyed within {LEGAL_MAX_RETENTION_DAYS} days "
-            "at most (Code de la sécurité intérieure, art. L252-5)", field=field, reference="CSI L252-5")
+            "at most (Code de la sécurité intérieure, art. L252-5)",
+            field=field,
+            reference="CSI L252-5",
+        )
     if days < 1:
         raise InvalidInput(f"{field} must be at least 1 day", field=field)
     return days
@@ -77,12 +93,16 @@ def check_retention_days(days: int, *, field: str) -> int:
 
 def check_purposes(purposes: list[str]) -> list[str]:
     if not purposes:
-        raise LegalRuleViolation("an authorisation states at least one purpose of CSI art. L251-2",
-                                 field="purposes", reference="CSI L251-2")
+        raise LegalRuleViolation(
+            "an authorisation states at least one purpose of CSI art. L251-2", field="purposes", reference="CSI L251-2"
+        )
     unknown = sorted(set(purposes) - PURPOSES.keys())
     if unknown:
-        raise LegalRuleViolation(f"purposes {unknown} are not purposes of CSI art. L251-2 "
-                                 f"(allowed: {sorted(PURPOSES)})", field="purposes", reference="CSI L251-2")
+        raise LegalRuleViolation(
+            f"purposes {unknown} are not purposes of CSI art. L251-2 (allowed: {sorted(PURPOSES)})",
+            field="purposes",
+            reference="CSI L251-2",
+        )
     return sorted(set(purposes))
 
 
@@ -94,38 +114,47 @@ def check_authorisation_window(valid_from: date, valid_until: date, *, today: da
     except ValueError:  # 29 February
         limit = valid_from.replace(year=valid_from.year + AUTHORISATION_MAX_YEARS, day=28)
     if valid_until > limit:
-        raise LegalRuleViolation("a prefectoral authorisation is valid 5 years at most, then renewed",
-                                 field="valid_until", reference="CSI L252-4")
+        raise LegalRuleViolation(
+            "a prefectoral authorisation is valid 5 years at most, then renewed",
+            field="valid_until",
+            reference="CSI L252-4",
+        )
     if valid_until < today:
-        raise LegalRuleViolation(f"this authorisation expired on {valid_until.isoformat()}",
-                                 field="valid_until", reference="CSI L252-1")
+        raise LegalRuleViolation(
+            f"this authorisation expired on {valid_until.isoformat()}", field="valid_until", reference="CSI L252-1"
+        )
 
 
 def check_retention_bounds(max_days: int, min_days: int | None) -> None:
     check_retention_days(max_days, field="max_retention_days")
     if min_days is not None and not 1 <= min_days <= max_days:
-        raise InvalidInput("min_retention_days must be between 1 and max_retention_days",
-                           field="min_retention_days")
+        raise InvalidInput("min_retention_days must be between 1 and max_retention_days", field="min_retention_days")
 
 
 def check_event_type(event_type: str, *, field: str = "event_type") -> str:
     if event_type.lower() in PROHIBITED_ANALYTICS:
-        raise LegalRuleViolation(f"{event_type} is prohibited: biometric identification cannot be enabled "
-                                 "(EU AI Act art. 5(1)(h); loi 2023-380 art. 10)", field=field,
-                                 reference="EU AI Act art. 5")
+        raise LegalRuleViolation(
+            f"{event_type} is prohibited: biometric identification cannot be enabled "
+            "(EU AI Act art. 5(1)(h); loi 2023-380 art. 10)",
+            field=field,
+            reference="EU AI Act art. 5",
+        )
     if event_type not in EVENT_TYPES:
-        raise InvalidInput(f"{event_type!r} is not one of the events of décret 2023-828 art. 3 "
-                           f"({', '.join(EVENT_TYPES)})", field=field)
+        raise InvalidInput(
+            f"{event_type!r} is not one of the events of décret 2023-828 art. 3 ({', '.join(EVENT_TYPES)})", field=field
+        )
     return event_type
 
 
-def check_event_window(valid_from: date, valid_until: date, auth_from: date, auth_until: date, *,
-                       field: str) -> None:
+def check_event_window(valid_from: date, valid_until: date, auth_from: date, auth_until: date, *, field: str) -> None:
     if valid_until <= valid_from:
         raise InvalidInput(f"{field}: valid_until must be after valid_from", field=field)
     if valid_from < auth_from or valid_until > auth_until:
-        raise InvalidInput(f"{field}: the window must lie within the authorisation's validity "
-                           f"({auth_from.isoformat()} to {auth_until.isoformat()})", field=field)
+        raise InvalidInput(
+            f"{field}: the window must lie within the authorisation's validity "
+            f"({auth_from.isoformat()} to {auth_until.isoformat()})",
+            field=field,
+        )
 
 
 def effective_retention_days(tenant_days: int, authorisation_max: int | None) -> int:

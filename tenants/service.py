@@ -51,8 +51,13 @@ def _today() -> date:
 class TenancyService:
     """Tenants, sites, cameras, authorisations and forces, as seen by one principal."""
 
-    def __init__(self, db: Database, secrets: SecretBox, journal: JournalService | None = None,
-                 repository: TenancyRepository | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        secrets: SecretBox,
+        journal: JournalService | None = None,
+        repository: TenancyRepository | None = None,
+    ) -> None:
         self._db = db
         self._secrets = secrets
         self._journal = journal or JournalService()
@@ -100,9 +105,15 @@ class TenancyService:
                 tenant = await self._repo.insert_tenant(conn, values)
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("a tenant with this name or INSEE code already exists") from exc
-            await self._journal.record(conn, tenant_id=_journal_tenant(principal, tenant.id), actor=principal,
-                                       action="tenant.create",
-                                       target_type="tenant", target_id=tenant.id, details={"name": tenant.name})
+            await self._journal.record(
+                conn,
+                tenant_id=_journal_tenant(principal, tenant.id),
+                actor=principal,
+                action="tenant.create",
+                target_type="tenant",
+                target_id=tenant.id,
+                details={"name": tenant.name},
+            )
         return tenant
 
     async def update_tenant(self, principal: Principal, tenant_id: uuid.UUID, data: TenantUpdate) -> Tenant:
@@ -112,8 +123,9 @@ class TenancyService:
             rules.check_retention_days(values["retention_days"], field="retention_days")
         department_only = {"subscription_status", "live_supervision", "name"} & values.keys()
         if department_only and principal.role not in DEPARTMENT_ADMINS:
-            raise InvalidInput(f"only the department changes {sorted(department_only)}",
-                               field=sorted(department_only)[0])
+            raise InvalidInput(
+                f"only the department changes {sorted(department_only)}", field=sorted(department_only)[0]
+            )
         async with self._db.transaction(principal) as conn:
             await self._tenant(conn, tenant_id)
             if not values:
@@ -124,14 +136,21 @@ class TenancyService:
                 raise Conflict("a tenant with this name already exists") from exc
             if tenant is None:
                 raise NotFound("no such tenant")
-            await self._journal.record(conn, tenant_id=_journal_tenant(principal, tenant_id), actor=principal,
-                                       action="tenant.update",
-                                       target_type="tenant", target_id=tenant_id, details=_jsonable(values))
+            await self._journal.record(
+                conn,
+                tenant_id=_journal_tenant(principal, tenant_id),
+                actor=principal,
+                action="tenant.update",
+                target_type="tenant",
+                target_id=tenant_id,
+                details=_jsonable(values),
+            )
         return tenant
 
     # --- sites
-    async def list_sites(self, principal: Principal, tenant_id: uuid.UUID | None, after: uuid.UUID | None,
-                         limit: int) -> list[Site]:
+    async def list_sites(
+        self, principal: Principal, tenant_id: uuid.UUID | None, after: uuid.UUID | None, limit: int
+    ) -> list[Site]:
         require_role(principal, STAFF_READERS, "list sites")
         async with self._db.transaction(principal, readonly=True) as conn:
             return await self._repo.sites(conn, tenant_id, after, limit)
@@ -157,8 +176,15 @@ class TenancyService:
                 site = await self._repo.insert_site(conn, values)
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("site", data.name) from exc
-            await self._journal.record(conn, tenant_id=tenant_id, actor=principal, action="site.create",
-                                       target_type="site", target_id=site.id, details={"name": site.name})
+            await self._journal.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=principal,
+                action="site.create",
+                target_type="site",
+                target_id=site.id,
+                details={"name": site.name},
+            )
         return site
 
     async def _tenant_in_scope(self, principal: Principal, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
@@ -178,8 +204,15 @@ class TenancyService:
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("site", str(values.get("name"))) from exc
             assert updated is not None
-            await self._journal.record(conn, tenant_id=site.tenant_id, actor=principal, action="site.update",
-                                       target_type="site", target_id=site_id, details=_jsonable(values))
+            await self._journal.record(
+                conn,
+                tenant_id=site.tenant_id,
+                actor=principal,
+                action="site.update",
+                target_type="site",
+                target_id=site_id,
+                details=_jsonable(values),
+            )
         return updated
 
     async def delete_site(self, principal: Principal, site_id: uuid.UUID) -> None:
@@ -189,12 +222,25 @@ class TenancyService:
             if await self._repo.site_has_cameras(conn, site_id):
                 raise Conflict("the site still has cameras; remove them first")
             await self._repo.delete_site(conn, site_id)
-            await self._journal.record(conn, tenant_id=site.tenant_id, actor=principal, action="site.delete",
-                                       target_type="site", target_id=site_id, details={"name": site.name})
+            await self._journal.record(
+                conn,
+                tenant_id=site.tenant_id,
+                actor=principal,
+                action="site.delete",
+                target_type="site",
+                target_id=site_id,
+                details={"name": site.name},
+            )
 
     # --- cameras
-    async def list_cameras(self, principal: Principal, tenant_id: uuid.UUID | None, site_id: uuid.UUID | None,
-                           after: uuid.UUID | None, limit: int) -> list[Camera]:
+    async def list_cameras(
+        self,
+        principal: Principal,
+        tenant_id: uuid.UUID | None,
+        site_id: uuid.UUID | None,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> list[Camera]:
         require_role(principal, STAFF_READERS, "list cameras")
         async with self._db.transaction(principal, readonly=True) as conn:
             return await self._repo.cameras(conn, tenant_id, site_id, after, limit)
@@ -225,9 +271,14 @@ class TenancyService:
             if site is None:
                 raise InvalidInput("site_id names no site of yours", field="site_id")
             values = {
-                "id": new_id(), "tenant_id": site.tenant_id, "site_id": site.id, "name": data.name,
-                "main_stream_url": data.main_stream_url, "sub_stream_url": data.sub_stream_url,
-                "credentials_sealed": self._seal(data.credentials), "insee_code": site.insee_code,
+                "id": new_id(),
+                "tenant_id": site.tenant_id,
+                "site_id": site.id,
+                "name": data.name,
+                "main_stream_url": data.main_stream_url,
+                "sub_stream_url": data.sub_stream_url,
+                "credentials_sealed": self._seal(data.credentials),
+                "insee_code": site.insee_code,
                 "latitude": data.latitude if data.latitude is not None else site.latitude,
                 "longitude": data.longitude if data.longitude is not None else site.longitude,
                 "privacy_masks": msgspec.json.encode(data.privacy_masks).decode(),
@@ -236,9 +287,16 @@ class TenancyService:
                 camera = await self._repo.insert_camera(conn, values)
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("camera", data.name) from exc
-            await self._journal.record(conn, tenant_id=site.tenant_id, actor=principal, action="camera.create",
-                                       target_type="camera", target_id=camera.id, camera_id=camera.id,
-                                       details={"name": camera.name})
+            await self._journal.record(
+                conn,
+                tenant_id=site.tenant_id,
+                actor=principal,
+                action="camera.create",
+                target_type="camera",
+                target_id=camera.id,
+                camera_id=camera.id,
+                details={"name": camera.name},
+            )
         return camera
 
     async def update_camera(self, principal: Principal, camera_id: uuid.UUID, data: CameraUpdate) -> Camera:
@@ -261,9 +319,16 @@ class TenancyService:
                 raise DuplicateName("camera", str(values.get("name"))) from exc
             assert updated is not None
             changed = sorted(k if k != "credentials_sealed" else "credentials" for k in values)
-            await self._journal.record(conn, tenant_id=camera.tenant_id, actor=principal, action="camera.update",
-                                       target_type="camera", target_id=camera_id, camera_id=camera_id,
-                                       details={"changed": changed})
+            await self._journal.record(
+                conn,
+                tenant_id=camera.tenant_id,
+                actor=principal,
+                action="camera.update",
+                target_type="camera",
+                target_id=camera_id,
+                camera_id=camera_id,
+                details={"changed": changed},
+            )
         return updated
 
     async def delete_camera(self, principal: Principal, camera_id: uuid.UUID) -> None:
@@ -271,9 +336,16 @@ class TenancyService:
         async with self._db.transaction(principal) as conn:
             camera = await self._camera(conn, camera_id)
             await self._repo.delete_camera(conn, camera_id)
-            await self._journal.record(conn, tenant_id=camera.tenant_id, actor=principal, action="camera.delete",
-                                       target_type="camera", target_id=camera_id, camera_id=camera_id,
-                                       details={"name": camera.name})
+            await self._journal.record(
+                conn,
+                tenant_id=camera.tenant_id,
+                actor=principal,
+                action="camera.delete",
+                target_type="camera",
+                target_id=camera_id,
+                camera_id=camera_id,
+                details={"name": camera.name},
+            )
 
     # --- authorisations
     async def list_authorisations(self, principal: Principal, camera_id: uuid.UUID) -> list[Authorisation]:
@@ -293,8 +365,9 @@ class TenancyService:
             raise NotFound("no such authorisation")
         return found
 
-    async def create_authorisation(self, principal: Principal, camera_id: uuid.UUID,
-                                   data: AuthorisationCreate) -> Authorisation:
+    async def create_authorisation(
+        self, principal: Principal, camera_id: uuid.UUID, data: AuthorisationCreate
+    ) -> Authorisation:
         require_role(principal, TENANCY_WRITERS, "record authorisations")
         purposes = rules.check_purposes(list(data.purposes))
         rules.check_retention_bounds(data.max_retention_days, data.min_retention_days)
@@ -303,28 +376,49 @@ class TenancyService:
         for index, grant in enumerate(data.event_types):
             field = f"event_types[{index}]"
             rules.check_event_type(grant.event_type, field=f"{field}.event_type")
-            rules.check_event_window(grant.valid_from, grant.valid_until, data.valid_from, data.valid_until,
-                                     field=field)
+            rules.check_event_window(
+                grant.valid_from, grant.valid_until, data.valid_from, data.valid_until, field=field
+            )
             if grant.event_type in seen:
                 raise InvalidInput(f"{grant.event_type} is listed twice", field=field)
             seen.add(grant.event_type)
         async with self._db.transaction(principal) as conn:
             camera = await self._camera(conn, camera_id)
-            authorisation_id = await self._repo.insert_authorisation(conn, {
-                "id": new_id(), "tenant_id": camera.tenant_id, "camera_id": camera_id,
-                "prefectoral_order_number": data.prefectoral_order_number, "purposes": purposes,
-                "max_retention_days": data.max_retention_days, "min_retention_days": data.min_retention_days,
-                "valid_from": data.valid_from, "valid_until": data.valid_until,
-                "authorised_viewers": data.authorised_viewers,
-            })
+            authorisation_id = await self._repo.insert_authorisation(
+                conn,
+                {
+                    "id": new_id(),
+                    "tenant_id": camera.tenant_id,
+                    "camera_id": camera_id,
+                    "prefectoral_order_number": data.prefectoral_order_number,
+                    "purposes": purposes,
+                    "max_retention_days": data.max_retention_days,
+                    "min_retention_days": data.min_retention_days,
+                    "valid_from": data.valid_from,
+                    "valid_until": data.valid_until,
+                    "authorised_viewers": data.authorised_viewers,
+                },
+            )
             for grant in data.event_types:
-                await self._repo.upsert_event_type(conn, {
-                    "id": new_id(), "tenant_id": camera.tenant_id, "authorisation_id": authorisation_id,
-                    **msgspec.structs.asdict(grant)})
+                await self._repo.upsert_event_type(
+                    conn,
+                    {
+                        "id": new_id(),
+                        "tenant_id": camera.tenant_id,
+                        "authorisation_id": authorisation_id,
+                        **msgspec.structs.asdict(grant),
+                    },
+                )
             await self._journal.record(
-                conn, tenant_id=camera.tenant_id, actor=principal, action="authorisation.create",
-                target_type="authorisation", target_id=authorisation_id, camera_id=camera_id,
-                details={"order": data.prefectoral_order_number, "event_types": sorted(seen)})
+                conn,
+                tenant_id=camera.tenant_id,
+                actor=principal,
+                action="authorisation.create",
+                target_type="authorisation",
+                target_id=authorisation_id,
+                camera_id=camera_id,
+                details={"order": data.prefectoral_order_number, "event_types": sorted(seen)},
+            )
             return await self._authorisation(conn, authorisation_id)
 
     # --- forces
@@ -352,8 +446,9 @@ class TenancyService:
     async def create_force(self, principal: Principal, data: ForceCreate) -> Force:
         require_role(principal, DEPARTMENT_ADMINS, "create forces")
         if (data.kind == "police_municipale") != (data.tenant_id is not None):
-            raise InvalidInput("a police municipale names the commune tenant that runs it (and only it does)",
-                               field="tenant_id")
+            raise InvalidInput(
+                "a police municipale names the commune tenant that runs it (and only it does)", field="tenant_id"
+            )
         async with self._db.transaction(principal) as conn:
             communes = await self._check_communes(conn, list(data.communes))
             journal_tenant = principal.home_tenant_id
@@ -362,18 +457,34 @@ class TenancyService:
                 if tenant is None or tenant.kind != "commune":
                     raise InvalidInput("tenant_id names no commune of this department", field="tenant_id")
                 if communes != [tenant.insee_code]:
-                    raise InvalidInput("a police municipale covers its own commune only (décret 2022-1152)",
-                                       field="communes")
+                    raise InvalidInput(
+                        "a police municipale covers its own commune only (décret 2022-1152)", field="communes"
+                    )
             force_id = new_id()
             try:
-                await self._repo.insert_force(conn, {
-                    "id": force_id, "department_id": principal.department_id, "kind": data.kind,
-                    "name": data.name, "tenant_id": data.tenant_id, "phone": data.phone})
+                await self._repo.insert_force(
+                    conn,
+                    {
+                        "id": force_id,
+                        "department_id": principal.department_id,
+                        "kind": data.kind,
+                        "name": data.name,
+                        "tenant_id": data.tenant_id,
+                        "phone": data.phone,
+                    },
+                )
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("force", data.name) from exc
             await self._repo.set_force_communes(conn, force_id, principal.department_id, communes)
-            await self._journal.record(conn, tenant_id=journal_tenant, actor=principal, action="force.create",
-                                       target_type="force", target_id=force_id, details={"name": data.name})
+            await self._journal.record(
+                conn,
+                tenant_id=journal_tenant,
+                actor=principal,
+                action="force.create",
+                target_type="force",
+                target_id=force_id,
+                details={"name": data.name},
+            )
             return await self._force(conn, force_id)
 
     async def update_force(self, principal: Principal, force_id: uuid.UUID, data: ForceUpdate) -> Force:
@@ -385,16 +496,23 @@ class TenancyService:
             if communes is not None:
                 checked = await self._check_communes(conn, list(communes))
                 if force.kind == "police_municipale" and checked != force.communes:
-                    raise InvalidInput("a police municipale covers its own commune only (décret 2022-1152)",
-                                       field="communes")
+                    raise InvalidInput(
+                        "a police municipale covers its own commune only (décret 2022-1152)", field="communes"
+                    )
                 await self._repo.set_force_communes(conn, force_id, force.department_id, checked)
             try:
                 await self._repo.update_force(conn, force_id, values)
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("force", str(values.get("name"))) from exc
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="force.update", target_type="force", target_id=force_id,
-                                       details=_jsonable({**values, **({"communes": communes} if communes else {})}))
+            await self._journal.record(
+                conn,
+                tenant_id=principal.home_tenant_id,
+                actor=principal,
+                action="force.update",
+                target_type="force",
+                target_id=force_id,
+                details=_jsonable({**values, **({"communes": communes} if communes else {})}),
+            )
             return await self._force(conn, force_id)
 
 

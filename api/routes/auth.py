@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from api.deps import PrincipalDep, ServicesDep
@@ -23,17 +23,18 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", summary="Sign in with email and password", status_code=200)
-    async def login(self, request: Request[Any, Any, Any], services: ServicesDep,
-                    data: JSONBody[LoginRequest]) -> TokenPair | SecondFactorChallenge:
+    async def login(
+        self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[LoginRequest]
+    ) -> TokenPair | SecondFactorChallenge:
         ip, agent = _client(request)
         return await services.identity.login(data, client_ip=ip, user_agent=agent)
 
     @post("/login/totp", summary="Finish signing in with a TOTP code", status_code=200)
-    async def login_totp(self, request: Request[Any, Any, Any], services: ServicesDep,
-                         data: JSONBody[TotpLoginRequest]) -> TokenPair:
+    async def login_totp(
+        self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[TotpLoginRequest]
+    ) -> TokenPair:
         ip, agent = _client(request)
-        return await services.identity.login_second_factor(data.challenge, data.code, client_ip=ip,
-                                                          user_agent=agent)
+        return await services.identity.login_second_factor(data.challenge, data.code, client_ip=ip, user_agent=agent)
 
     @post("/refresh", summary="Exchange a refresh token (each works once)", status_code=200)
     async def refresh(self, services: ServicesDep, data: JSONBody[RefreshRequest]) -> TokenPair:
@@ -50,10 +51,13 @@ class AuthController(Controller):
         return Redirect(path=await services.oidc.start(), status_code=302)
 
     @get("/oidc/callback", summary="Finish a federated sign-in")
-    async def oidc_callback(self, request: Request[Any, Any, Any], services: ServicesDep,
-                            code: Annotated[str, QueryParameter(min_length=1, max_length=2048)],
-                            oidc_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=256)],
-                            ) -> TokenPair | SecondFactorChallenge:
+    async def oidc_callback(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        code: Annotated[str, QueryParameter(min_length=1, max_length=2048)],
+        oidc_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=256)],
+    ) -> TokenPair | SecondFactorChallenge:
         if services.oidc is None:
             raise NotFound("no external identity provider is configured")
         email, amr = await services.oidc.finish(code, oidc_state)

@@ -17,8 +17,9 @@ class ForceController(Controller):
     tags = ["forces"]
 
     @get("/", summary="List forces")
-    async def list_forces(self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50,
-                          cursor: Cursor = None) -> Page[Force]:
+    async def list_forces(
+        self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[Force]:
         rows = await services.tenancy.list_forces(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda f: f.id)
 
@@ -31,6 +32,7 @@ class ForceController(Controller):
         return await services.tenancy.get_force(principal, force_id)
 
     @patch("/{force_id:uuid}", summary="Change a force or its communes")
-    async def update_force(self, principal: PrincipalDep, services: ServicesDep, force_id: FromPath[uuid.UUID],
-                           data: JSONBody[ForceUpdate]) -> Force:
+    async def update_force(
+        self, principal: PrincipalDep, services: ServicesDep, force_id: FromPath[uuid.UUID], data: JSONBody[ForceUpdate]
+    ) -> Force:
         return await services.tenancy.update_force(principal, force_id, data)

@@ -40,14 +40,32 @@ class JournalController(Controller):
     tags = ["journal"]
 
     @get("/", summary="Journal lines in scope, newest first")
-    async def list_journal(self, principal: PrincipalDep, services: ServicesDep, camera_id: FromQuery[uuid.UUID | None] = None,
-                           tenant_id: FromQuery[uuid.UUID | None] = None, since: FromQuery[datetime | None] = None,
-                           until: FromQuery[datetime | None] = None, limit: Limit = 50,
-                           cursor: Cursor = None) -> Page[JournalLine]:
+    async def list_journal(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        camera_id: FromQuery[uuid.UUID | None] = None,
+        tenant_id: FromQuery[uuid.UUID | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[JournalLine]:
         require_role(principal, JOURNAL_READERS, "read the access journal")
         async with services.db.transaction(principal, readonly=True) as conn:
-            entries = await services.journal.page(conn, camera_id=camera_id, tenant_id=tenant_id, since=since,
-                                                  until=until, after=decode_cursor(cursor), limit=limit + 1)
-        lines = [JournalLine(**{**{f: getattr(e, f) for f in JournalLine.__struct_fields__ if f != "hash"},
-                                "hash": e.hash.hex()}) for e in entries]
+            entries = await services.journal.page(
+                conn,
+                camera_id=camera_id,
+                tenant_id=tenant_id,
+                since=since,
+                until=until,
+                after=decode_cursor(cursor),
+                limit=limit + 1,
+            )
+        lines = [
+            JournalLine(
+                **{**{f: getattr(e, f) for f in JournalLine.__struct_fields__ if f != "hash"}, "hash": e.hash.hex()}
+            )
+            for e in entries
+        ]
         return page_of(lines, limit, lambda line: line.id)

@@ -17,14 +17,21 @@ class SiteController(Controller):
     tags = ["tenancy"]
 
     @get("/sites", summary="List sites in scope, optionally of one tenant")
-    async def list_sites(self, principal: PrincipalDep, services: ServicesDep, tenant_id: FromQuery[uuid.UUID | None] = None,
-                         limit: Limit = 50, cursor: Cursor = None) -> Page[Site]:
+    async def list_sites(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        tenant_id: FromQuery[uuid.UUID | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Site]:
         rows = await services.tenancy.list_sites(principal, tenant_id, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda s: s.id)
 
     @post("/tenants/{tenant_id:uuid}/sites", summary="Create a site in a tenant")
-    async def create_site(self, principal: PrincipalDep, services: ServicesDep, tenant_id: FromPath[uuid.UUID],
-                          data: JSONBody[SiteCreate]) -> Site:
+    async def create_site(
+        self, principal: PrincipalDep, services: ServicesDep, tenant_id: FromPath[uuid.UUID], data: JSONBody[SiteCreate]
+    ) -> Site:
         return await services.tenancy.create_site(principal, tenant_id, data)
 
     @get("/sites/{site_id:uuid}", summary="Read a site")
@@ -32,8 +39,9 @@ class SiteController(Controller):
         return await services.tenancy.get_site(principal, site_id)
 
     @patch("/sites/{site_id:uuid}", summary="Change a site")
-    async def update_site(self, principal: PrincipalDep, services: ServicesDep, site_id: FromPath[uuid.UUID],
-                          data: JSONBody[SiteUpdate]) -> Site:
+    async def update_site(
+        self, principal: PrincipalDep, services: ServicesDep, site_id: FromPath[uuid.UUID], data: JSONBody[SiteUpdate]
+    ) -> Site:
         return await services.tenancy.update_site(principal, site_id, data)
 
     @delete("/sites/{site_id:uuid}", summary="Delete a site without cameras")

@@ -17,13 +17,16 @@ class UserController(Controller):
     tags = ["identity"]
 
     @get("/", summary="List accounts with a role in the caller's scope")
-    async def list_users(self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50,
-                         cursor: Cursor = None) -> Page[User]:
+    async def list_users(
+        self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[User]:
         rows = await services.identity.list_users(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda u: u.id)
 
     @post("/", summary="Create an account with one membership")
-    async def create_user(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[UserCreate]) -> UserCreated:
+    async def create_user(
+        self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[UserCreate]
+    ) -> UserCreated:
         return await services.identity.create_user(principal, data)
 
     @get("/{user_id:uuid}", summary="Read an account")
@@ -31,8 +34,9 @@ class UserController(Controller):
         return await services.identity.get_user(principal, user_id)
 
     @patch("/{user_id:uuid}", summary="Change an account (name, status, habilitation)")
-    async def update_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID],
-                          data: JSONBody[UserUpdate]) -> User:
+    async def update_user(
+        self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate]
+    ) -> User:
         return await services.identity.update_user(principal, user_id, data)
 
     @post("/{user_id:uuid}/unlock", summary="Unlock an account locked by failed sign-ins", status_code=204)
@@ -40,7 +44,9 @@ class UserController(Controller):
         await services.identity.unlock_user(principal, user_id)
 
     @post("/{user_id:uuid}/revoke-sessions", summary="End every session of an account", status_code=204)
-    async def revoke_sessions(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> None:
+    async def revoke_sessions(
+        self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]
+    ) -> None:
         await services.identity.revoke_sessions_of(principal, user_id)
 
 

@@ -30,8 +30,11 @@ async def api_settings(settings: Settings) -> Settings:
 async def seeded(api_settings: Settings, department_pool: asyncpg.Pool) -> SeedResult:
     await ensure_signing_key(api_settings)
     async with department_pool.acquire() as conn, conn.transaction():
-        return await seed_demo(conn, SecretBox(api_settings.data_key.get_secret_value()),  # type: ignore[arg-type]
-                               rtsp_base="rtsp://127.0.0.1:8554")
+        return await seed_demo(
+            conn,
+            SecretBox(api_settings.data_key.get_secret_value()),  # type: ignore[arg-type]
+            rtsp_base_port=8554,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +48,17 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
-async def sign_in(client: AsyncTestClient[Litestar], email: str, password: str = DEMO_PASSWORD,
-                  totp_secret: str | None = None) -> dict[str, Any]:
+async def sign_in(
+    client: AsyncTestClient[Litestar], email: str, password: str = DEMO_PASSWORD, totp_secret: str | None = None
+) -> dict[str, Any]:
     response = await client.post("/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     if body.get("status") == "second_factor_required":
         assert totp_secret is not None, f"{email} needs a second factor"
-        response = await client.post("/auth/login/totp",
-                                     json={"challenge": body["challenge"], "code": pyotp.TOTP(totp_secret).now()})
+        response = await client.post(
+            "/auth/login/totp", json={"challenge": body["challenge"], "code": pyotp.TOTP(totp_secret).now()}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
     return body

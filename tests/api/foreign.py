@@ -26,38 +26,90 @@ class ForeignObjects:
     user_id: uuid.UUID
 
     def ids(self) -> list[str]:
-        return [str(v) for v in (self.tenant_id, self.site_id, self.camera_id, self.authorisation_id,
-                                 self.force_id, self.user_id)]
+        return [
+            str(v)
+            for v in (self.tenant_id, self.site_id, self.camera_id, self.authorisation_id, self.force_id, self.user_id)
+        ]
 
 
 async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
     tenancy, identity = TenancyRepository(), IdentityRepository()
     existing = await tenancy.department_by_code(conn, "60")
     assert existing is None, "the foreign department is created once per test database"
-    await conn.execute("INSERT INTO communes (insee_code, name, department_code) VALUES ('60057', 'Beauvais', '60') "
-                       "ON CONFLICT DO NOTHING")
+    await conn.execute(
+        "INSERT INTO communes (insee_code, name, department_code) VALUES ('60057', 'Beauvais', '60') "
+        "ON CONFLICT DO NOTHING"
+    )
     department_id = new_id()
     await tenancy.insert_department(conn, department_id, "60", f"Oise {CANARY}")
-    tenant = await tenancy.insert_tenant(conn, {"id": new_id(), "department_id": department_id, "kind": "commune",
-                                                "name": f"Beauvais {CANARY}", "insee_code": "60057",
-                                                "live_supervision": True})
-    site = await tenancy.insert_site(conn, {"id": new_id(), "tenant_id": tenant.id, "name": f"Site {CANARY}",
-                                            "kind": "public_space", "insee_code": "60057"})
-    camera = await tenancy.insert_camera(conn, {"id": new_id(), "tenant_id": tenant.id, "site_id": site.id,
-                                                "name": f"Camera {CANARY}", "insee_code": "60057",
-                                                "main_stream_url": f"rtsp://10.0.0.1/{CANARY}"})
-    authorisation_id = await tenancy.insert_authorisation(conn, {
-        "id": new_id(), "tenant_id": tenant.id, "camera_id": camera.id,
-        "prefectoral_order_number": f"ORDER-{CANARY}", "purposes": ["crime_prevention"],
-        "max_retention_days": 10, "valid_from": date.today() - timedelta(days=1),
-        "valid_until": date.today() + timedelta(days=300)})
+    tenant = await tenancy.insert_tenant(
+        conn,
+        {
+            "id": new_id(),
+            "department_id": department_id,
+            "kind": "commune",
+            "name": f"Beauvais {CANARY}",
+            "insee_code": "60057",
+            "live_supervision": True,
+        },
+    )
+    site = await tenancy.insert_site(
+        conn,
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "name": f"Site {CANARY}",
+            "kind": "public_space",
+            "insee_code": "60057",
+        },
+    )
+    camera = await tenancy.insert_camera(
+        conn,
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "site_id": site.id,
+            "name": f"Camera {CANARY}",
+            "insee_code": "60057",
+            "main_stream_url": f"rtsp://10.0.0.1/{CANARY}",
+        },
+    )
+    authorisation_id = await tenancy.insert_authorisation(
+        conn,
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "camera_id": camera.id,
+            "prefectoral_order_number": f"ORDER-{CANARY}",
+            "purposes": ["crime_prevention"],
+            "max_retention_days": 10,
+            "valid_from": date.today() - timedelta(days=1),
+            "valid_until": date.today() + timedelta(days=300),
+        },
+    )
     force_id = new_id()
-    await tenancy.insert_force(conn, {"id": force_id, "department_id": department_id, "kind": "police_municipale",
-                                      "name": f"PM {CANARY}", "tenant_id": tenant.id})
+    await tenancy.insert_force(
+        conn,
+        {
+            "id": force_id,
+            "department_id": department_id,
+            "kind": "police_municipale",
+            "name": f"PM {CANARY}",
+            "tenant_id": tenant.id,
+        },
+    )
     await tenancy.set_force_communes(conn, force_id, department_id, ["60057"])
     user_id = new_id()
-    await identity.insert_user(conn, {"id": user_id, "department_id": department_id,
-                                      "email": "canary@beauvais.test", "display_name": f"User {CANARY}"})
-    await identity.insert_membership(conn, {"id": new_id(), "tenant_id": tenant.id, "user_id": user_id,
-                                            "role": "tenant_admin", "force_id": None})
+    await identity.insert_user(
+        conn,
+        {
+            "id": user_id,
+            "department_id": department_id,
+            "email": "canary@beauvais.test",
+            "display_name": f"User {CANARY}",
+        },
+    )
+    await identity.insert_membership(
+        conn, {"id": new_id(), "tenant_id": tenant.id, "user_id": user_id, "role": "tenant_admin", "force_id": None}
+    )
     return ForeignObjects(department_id, tenant.id, site.id, camera.id, authorisation_id, force_id, user_id)

@@ -36,13 +36,24 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         ("post", "/cameras"): {"site_id": ids["site_id"], "name": f"c {unique}", "main_stream_url": "rtsp://h/x"},
         ("patch", "/cameras/{camera_id}"): {"name": f"c {unique}"},
         ("post", "/cameras/{camera_id}/authorisations"): {
-            "prefectoral_order_number": "X", "purposes": ["crime_prevention"], "max_retention_days": 10,
-            "valid_from": "2026-01-01", "valid_until": "2028-01-01"},
-        ("post", "/users"): {"email": f"m{unique}@x.test", "display_name": "m", "membership": {
-            "tenant_id": ids["tenant_id"], "role": "officer", "force_id": ids["force_id"]}},
+            "prefectoral_order_number": "X",
+            "purposes": ["crime_prevention"],
+            "max_retention_days": 10,
+            "valid_from": "2026-01-01",
+            "valid_until": "2028-01-01",
+        },
+        ("post", "/users"): {
+            "email": f"m{unique}@x.test",
+            "display_name": "m",
+            "membership": {"tenant_id": ids["tenant_id"], "role": "officer", "force_id": ids["force_id"]},
+        },
         ("patch", "/users/{user_id}"): {"display_name": f"u {unique}"},
-        ("post", "/forces"): {"kind": "police_municipale", "name": f"f {unique}", "communes": ["60057"],
-                              "tenant_id": ids["tenant_id"]},
+        ("post", "/forces"): {
+            "kind": "police_municipale",
+            "name": f"f {unique}",
+            "communes": ["60057"],
+            "tenant_id": ids["tenant_id"],
+        },
         ("patch", "/forces/{force_id}"): {"name": f"f {unique}"},
     }
     return templates.get((method, path))
@@ -74,8 +85,11 @@ def _cases(app: Litestar, ids: dict[str, str], markers: tuple[str, ...]) -> list
         path_ids = re.findall(r"\{(\w+)\}", path)
         unknown = [p for p in path_ids if p not in ID_PARAMETERS]
         assert not unknown, f"{method.upper()} {path}: the matrix has no foreign object for {unknown}"
-        query_ids = [p.name for p in (operation.parameters or []) if getattr(p, "param_in", None) == "query"
-                     and p.name in ID_PARAMETERS]
+        query_ids = [
+            p.name
+            for p in (operation.parameters or [])
+            if getattr(p, "param_in", None) == "query" and p.name in ID_PARAMETERS
+        ]
         has_body = operation.request_body is not None and (method, path) not in BODIES_WITHOUT_IDS
         body = body_template(method, path, ids) if has_body else None
         assert not has_body or body is not None, f"{method.upper()} {path}: add a body template to the matrix"
@@ -103,21 +117,37 @@ async def _sibling_ids(department_pool: asyncpg.Pool, tenant_id: uuid.UUID) -> d
     """Objects of a tenant of the same department that the actor's scope excludes."""
     async with department_pool.acquire() as conn:
         camera = await conn.fetchrow("SELECT id, site_id FROM cameras WHERE tenant_id = $1 LIMIT 1", tenant_id)
-        authorisation = await conn.fetchval("SELECT id FROM camera_authorisations WHERE tenant_id = $1 LIMIT 1",
-                                            tenant_id)
+        authorisation = await conn.fetchval(
+            "SELECT id FROM camera_authorisations WHERE tenant_id = $1 LIMIT 1", tenant_id
+        )
     assert camera is not None
     return {"site_id": str(camera["site_id"]), "camera_id": str(camera["id"]), "authorisation_id": str(authorisation)}
 
 
-async def test_cross_tenant_matrix(app: Litestar, client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                   seeded: SeedResult, foreign: ForeignObjects,
-                                   department_pool: asyncpg.Pool) -> None:
-    foreign_ids = {"tenant_id": str(foreign.tenant_id), "site_id": str(foreign.site_id),
-                   "camera_id": str(foreign.camera_id), "authorisation_id": str(foreign.authorisation_id),
-                   "force_id": str(foreign.force_id), "user_id": str(foreign.user_id)}
+async def test_cross_tenant_matrix(
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    actors: dict[str, Actor],
+    seeded: SeedResult,
+    foreign: ForeignObjects,
+    department_pool: asyncpg.Pool,
+) -> None:
+    foreign_ids = {
+        "tenant_id": str(foreign.tenant_id),
+        "site_id": str(foreign.site_id),
+        "camera_id": str(foreign.camera_id),
+        "authorisation_id": str(foreign.authorisation_id),
+        "force_id": str(foreign.force_id),
+        "user_id": str(foreign.user_id),
+    }
     # The tenant of the same department that each actor's scope excludes.
-    excluded = {"maire@cergy.demo": "marines", "maire@marines.demo": "cergy", "pm@marines.demo": "cergy",
-                "policier@cergy.demo": "marines", "gendarme@marines.demo": "cergy"}
+    excluded = {
+        "maire@cergy.demo": "marines",
+        "maire@marines.demo": "cergy",
+        "pm@marines.demo": "cergy",
+        "policier@cergy.demo": "marines",
+        "gendarme@marines.demo": "cergy",
+    }
     total, succeeded, failures = 0, 0, []
     for email, actor in actors.items():
         id_sets = [(foreign_ids, (CANARY, *foreign.ids()))]
@@ -126,13 +156,13 @@ async def test_cross_tenant_matrix(app: Litestar, client: AsyncTestClient[Litest
         sibling_full = {**foreign_ids, **sibling}
         if actor.role not in DEPARTMENT_WIDE:  # the department directory is visible to department staff
             sibling_full["tenant_id"] = str(sibling_tenant)
-        id_sets.append((sibling_full, tuple(sibling.values()) + (str(sibling_tenant),) * (actor.role not in
-                                                                                            DEPARTMENT_WIDE)))
+        id_sets.append(
+            (sibling_full, tuple(sibling.values()) + (str(sibling_tenant),) * (actor.role not in DEPARTMENT_WIDE))
+        )
         for ids, markers in id_sets:
             for case in _cases(app, ids, markers):
                 total += 1
-                response = await client.request(case.method.upper(), case.url, json=case.body,
-                                                headers=actor.headers)
+                response = await client.request(case.method.upper(), case.url, json=case.body, headers=actor.headers)
                 text = response.text
                 if response.headers.get("content-type", "").startswith("application/problem+json"):
                     # `instance` echoes the caller's own request path: not data of the foreign tenant.

@@ -43,8 +43,9 @@ async def ring(api_settings: Settings, department_pool: asyncpg.Pool) -> KeyRing
     return keys
 
 
-async def test_forged_tokens_are_all_refused(client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                             api_settings: Settings, ring: KeyRing) -> None:
+async def test_forged_tokens_are_all_refused(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], api_settings: Settings, ring: KeyRing
+) -> None:
     victim = actors["policier@cergy.demo"]
     good = jwt.decode(victim.token, KeySet.import_key_set(ring.jwks())).claims  # type: ignore[arg-type]
     real_kid = ring.jwks()["keys"][0]["kid"]
@@ -79,10 +80,12 @@ async def test_forged_tokens_are_all_refused(client: AsyncTestClient[Litestar], 
         "x5u to the attacker": lambda: with_header({"x5u": "https://attacker.example/cert.pem"}),
         "attacker key, real kid": lambda: with_header({}),
         "unknown kid": lambda: jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "nope"}, good, attacker),
-        "kid path traversal": lambda: jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "../../../etc/passwd"},
-                                                 good, attacker),
-        "kid sql injection": lambda: jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "' OR 1=1 --"}, good,
-                                                attacker),
+        "kid path traversal": lambda: jwt.encode(
+            {"alg": "ES256", "typ": "at+jwt", "kid": "../../../etc/passwd"}, good, attacker
+        ),
+        "kid sql injection": lambda: jwt.encode(
+            {"alg": "ES256", "typ": "at+jwt", "kid": "' OR 1=1 --"}, good, attacker
+        ),
         "expired": lambda: signed(exp=now - 60, iat=now - 3600, nbf=now - 3600),
         "not yet valid": lambda: signed(nbf=now + 3600),
         "wrong audience": lambda: signed(aud="another-api"),

@@ -26,18 +26,32 @@ pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery staple"
 
 
-async def create_user(client: AsyncTestClient[Litestar], admin: Actor, seeded: SeedResult, *, role: str,
-                      tenant: str = "departement", force: str | None = None,
-                      expires_on: date | None = None) -> dict[str, Any]:
+async def create_user(
+    client: AsyncTestClient[Litestar],
+    admin: Actor,
+    seeded: SeedResult,
+    *,
+    role: str,
+    tenant: str = "departement",
+    force: str | None = None,
+    expires_on: date | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "email": f"{role}-{uuid.uuid4().hex[:8]}@valdoise.demo", "display_name": f"Test {role}",
+        "email": f"{role}-{uuid.uuid4().hex[:8]}@valdoise.demo",
+        "display_name": f"Test {role}",
         "password": PASSWORD,
-        "membership": {"tenant_id": str(seeded.tenants[tenant]), "role": role,
-                       "force_id": str(seeded.forces[force]) if force else None},
+        "membership": {
+            "tenant_id": str(seeded.tenants[tenant]),
+            "role": role,
+            "force_id": str(seeded.forces[force]) if force else None,
+        },
     }
     if role in ("operator", "supervisor"):
-        body["habilitation"] = {"agrement_number": "AGR-TEST", "enquiry_date": "2025-01-10",
-                                "expires_on": (expires_on or date.today() + timedelta(days=365)).isoformat()}
+        body["habilitation"] = {
+            "agrement_number": "AGR-TEST",
+            "enquiry_date": "2025-01-10",
+            "expires_on": (expires_on or date.today() + timedelta(days=365)).isoformat(),
+        }
     response = await client.post("/users", json=body, headers=admin.headers)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -46,7 +60,8 @@ async def create_user(client: AsyncTestClient[Litestar], admin: Actor, seeded: S
 
 
 async def test_operator_needs_the_second_factor_and_a_code_works_once(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     created = await create_user(client, actors["admin@valdoise.demo"], seeded, role="operator")
     secret = created["totp_enrolment"]["secret"]
     first = await client.post("/auth/login", json={"email": created["email"], "password": PASSWORD})
@@ -64,9 +79,11 @@ async def test_operator_needs_the_second_factor_and_a_code_works_once(
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_session(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
-    created = await create_user(client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines",
-                                force="pm_marines")
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    created = await create_user(
+        client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines", force="pm_marines"
+    )
     first = await sign_in(client, created["email"], PASSWORD)
     second = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200
@@ -81,9 +98,11 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(
 
 
 async def test_failures_on_one_account_are_throttled(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
-    created = await create_user(client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines",
-                                force="pm_marines")
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    created = await create_user(
+        client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines", force="pm_marines"
+    )
     statuses = []
     for _ in range(30):
         response = await client.post("/auth/login", json={"email": created["email"], "password": "guess"})
@@ -111,23 +130,30 @@ async def test_per_ip_rate_limit(api_settings: Settings, seeded: SeedResult, dep
     async with department_pool.acquire() as conn:
         await conn.execute("DELETE FROM ip_login_attempts")
     async with AsyncTestClient(app=create_app(limited)) as limited_client:
-        statuses = [(await limited_client.post("/auth/login", json={"email": f"x{i}@y.test", "password": "p"}))
-                    .status_code for i in range(8)]
+        statuses = [
+            (await limited_client.post("/auth/login", json={"email": f"x{i}@y.test", "password": "p"})).status_code
+            for i in range(8)
+        ]
     assert statuses[:5] == [401] * 5
     assert statuses[5:] == [429] * 3, statuses
 
 
 async def test_expired_habilitation_refuses_access(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     admin = actors["admin@valdoise.demo"]
     created = await create_user(client, admin, seeded, role="operator")
     session = await sign_in(client, created["email"], PASSWORD, created["totp_enrolment"]["secret"])
     headers = {"authorization": f"Bearer {session['access_token']}"}
     assert (await client.get("/cameras", headers=headers)).status_code == 200
-    expired = {"agrement_number": "AGR-TEST", "enquiry_date": "2020-01-10",
-               "expires_on": (date.today() - timedelta(days=1)).isoformat()}
-    patched = await client.patch(f"/users/{created['user']['id']}", json={"habilitation": expired},
-                                 headers=admin.headers)
+    expired = {
+        "agrement_number": "AGR-TEST",
+        "enquiry_date": "2020-01-10",
+        "expires_on": (date.today() - timedelta(days=1)).isoformat(),
+    }
+    patched = await client.patch(
+        f"/users/{created['user']['id']}", json={"habilitation": expired}, headers=admin.headers
+    )
     assert patched.status_code == 200, patched.text
     assert (await client.get("/cameras", headers=headers)).status_code == 401
     refused = await client.post("/auth/login", json={"email": created["email"], "password": PASSWORD})
@@ -136,42 +162,65 @@ async def test_expired_habilitation_refuses_access(
 
 
 async def test_operator_account_requires_an_habilitation(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
-    response = await client.post("/users", headers=actors["admin@valdoise.demo"].headers, json={
-        "email": "nohab@valdoise.demo", "display_name": "x", "password": PASSWORD,
-        "membership": {"tenant_id": str(seeded.tenants["departement"]), "role": "operator"}})
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    response = await client.post(
+        "/users",
+        headers=actors["admin@valdoise.demo"].headers,
+        json={
+            "email": "nohab@valdoise.demo",
+            "display_name": "x",
+            "password": PASSWORD,
+            "membership": {"tenant_id": str(seeded.tenants["departement"]), "role": "operator"},
+        },
+    )
     assert response.status_code == 422
     assert response.json()["field"] == "habilitation"
 
 
 async def test_disabling_an_account_ends_its_sessions(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
-    created = await create_user(client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines",
-                                force="pm_marines")
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    created = await create_user(
+        client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines", force="pm_marines"
+    )
     session = await sign_in(client, created["email"], PASSWORD)
     headers = {"authorization": f"Bearer {session['access_token']}"}
-    await client.patch(f"/users/{created['user']['id']}", json={"status": "disabled"},
-                       headers=actors["maire@marines.demo"].headers)
+    await client.patch(
+        f"/users/{created['user']['id']}", json={"status": "disabled"}, headers=actors["maire@marines.demo"].headers
+    )
     assert (await client.get("/me", headers=headers)).status_code == 401
 
 
 async def test_tenant_admin_cannot_grant_department_roles(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
-    response = await client.post("/users", headers=actors["maire@cergy.demo"].headers, json={
-        "email": "escalate@cergy.demo", "display_name": "x", "password": PASSWORD,
-        "membership": {"tenant_id": str(seeded.tenants["cergy"]), "role": "department_admin"}})
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    response = await client.post(
+        "/users",
+        headers=actors["maire@cergy.demo"].headers,
+        json={
+            "email": "escalate@cergy.demo",
+            "display_name": "x",
+            "password": PASSWORD,
+            "membership": {"tenant_id": str(seeded.tenants["cergy"]), "role": "department_admin"},
+        },
+    )
     assert response.status_code == 403
 
 
 async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
-        client: AsyncTestClient[Litestar], api_settings: Settings, department_pool: asyncpg.Pool,
-        actors: dict[str, Actor]) -> None:
+    client: AsyncTestClient[Litestar], api_settings: Settings, department_pool: asyncpg.Pool, actors: dict[str, Actor]
+) -> None:
     old = actors["auditeur@valdoise.demo"]
     before = (await client.get("/.well-known/jwks.json")).json()["keys"]
     async with department_pool.acquire() as conn:
-        kid = await rotate_signing_key(conn, SecretBox(api_settings.data_key.get_secret_value()),  # type: ignore[arg-type]
-                                       IdentityRepository(), publish_ahead=timedelta(0),
-                                       keep_published=timedelta(hours=2))
+        kid = await rotate_signing_key(
+            conn,
+            SecretBox(api_settings.data_key.get_secret_value()),  # type: ignore[arg-type]
+            IdentityRepository(),
+            publish_ahead=timedelta(0),
+            keep_published=timedelta(hours=2),
+        )
     # A process (re)loading its key ring picks the rotation up; a fresh one shows it at once.
     async with AsyncTestClient(app=create_app(api_settings)) as restarted:
         after = (await restarted.get("/.well-known/jwks.json")).json()["keys"]

@@ -25,11 +25,13 @@ pytestmark = pytest.mark.integration
 
 
 async def test_privileged_actions_are_journaled_and_visible_to_the_tenant_admin(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult) -> None:
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     admin, mayor = actors["admin@valdoise.demo"], actors["maire@cergy.demo"]
     camera_id = seeded.cameras["c4"]  # a Cergy camera
-    patched = await client.patch(f"/cameras/{camera_id}", json={"sub_stream_url": "rtsp://10.1.2.3/sub"},
-                                 headers=admin.headers)
+    patched = await client.patch(
+        f"/cameras/{camera_id}", json={"sub_stream_url": "rtsp://10.1.2.3/sub"}, headers=admin.headers
+    )
     assert patched.status_code == 200
     lines = (await client.get(f"/journal?camera_id={camera_id}", headers=mayor.headers)).json()["items"]
     update = next(line for line in lines if line["action"] == "camera.update")
@@ -51,54 +53,79 @@ async def test_app_role_cannot_update_or_delete_journal_lines(app_pool: asyncpg.
 async def test_media_access_needs_a_motive(app_pool: asyncpg.Pool, seeded: SeedResult) -> None:
     async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
         with pytest.raises(MotiveRequired):
-            await JournalService().record(conn, tenant_id=seeded.tenants["cergy"], actor=None, action="media.live",
-                                          target_type="camera", camera_id=seeded.cameras["c4"], motive="  ")
+            await JournalService().record(
+                conn,
+                tenant_id=seeded.tenants["cergy"],
+                actor=None,
+                action="media.live",
+                target_type="camera",
+                camera_id=seeded.cameras["c4"],
+                motive="  ",
+            )
     async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
         with pytest.raises(asyncpg.CheckViolationError):  # the database refuses it too
             await conn.execute(
                 "INSERT INTO access_journal (tenant_id, position, id, occurred_at, actor_role, action, target_type,"
                 " prev_hash, hash) VALUES ($1, 999999, gen_random_uuid(), now(), 'operator', 'media.playback',"
-                " 'camera', '\\x00', '\\x00')", seeded.tenants["cergy"])
+                " 'camera', '\\x00', '\\x00')",
+                seeded.tenants["cergy"],
+            )
 
 
 def audit_verify(settings: Settings) -> tuple[int, str]:
     """`vigie audit verify` as an operator would run it, against the test database."""
-    result = subprocess.run([str(Path(sys.executable).parent / "vigie"), "audit", "verify"],  # noqa: S603
-                            env={**os.environ, "VIGIE_DATABASE__NAME": settings.database.name},
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vigie"), "audit", "verify"],
+        env={**os.environ, "VIGIE_DATABASE__NAME": settings.database.name},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
 async def _insert(admin: asyncpg.Connection, row: asyncpg.Record) -> None:
     columns = list(row.keys())
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    await admin.execute(f"INSERT INTO access_journal ({', '.join(columns)}) VALUES ({placeholders})",  # noqa: S608
-                        *row.values())
+    await admin.execute(f"INSERT INTO access_journal ({', '.join(columns)}) VALUES ({placeholders})", *row.values())
 
 
-async def test_tampering_is_detected_by_audit_verify(settings: Settings, app_pool: asyncpg.Pool,
-                                                     seeded: SeedResult) -> None:
+async def test_tampering_is_detected_by_audit_verify(
+    settings: Settings, app_pool: asyncpg.Pool, seeded: SeedResult
+) -> None:
     tenant = seeded.tenants["magny"]
     async with tenant_transaction(app_pool, [tenant]) as conn:
         for n in range(4):
-            await JournalService().record(conn, tenant_id=tenant, actor=None, actor_role="operator",
-                                          action="media.playback", target_type="camera",
-                                          motive=f"levée de doute {n}", camera_id=seeded.cameras["c8"])
+            await JournalService().record(
+                conn,
+                tenant_id=tenant,
+                actor=None,
+                actor_role="operator",
+                action="media.playback",
+                target_type="camera",
+                motive=f"levée de doute {n}",
+                camera_id=seeded.cameras["c8"],
+            )
     assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
-    admin = await asyncpg.connect(with_database(settings.database.admin_dsn.get_secret_value(),
-                                                 settings.database.name))
+    admin = await asyncpg.connect(with_database(settings.database.admin_dsn.get_secret_value(), settings.database.name))
     try:
         last = await admin.fetchval("SELECT max(position) FROM access_journal WHERE tenant_id = $1", tenant)
         where = "FROM access_journal WHERE tenant_id = $1 AND position = $2"
         # 1. an edited line (someone bypassing the app role, e.g. a superuser)
         original = await admin.fetchrow(f"SELECT * {where}", tenant, last - 1)
-        await admin.execute(f"UPDATE access_journal SET motive = 'curiosité' WHERE tenant_id = $1 AND position = $2",
-                            tenant, last - 1)
+        await admin.execute(
+            "UPDATE access_journal SET motive = 'curiosité' WHERE tenant_id = $1 AND position = $2", tenant, last - 1
+        )
         code, output = await asyncio.to_thread(audit_verify, settings)
         assert code == 1
         assert "content altered" in output
-        await admin.execute("UPDATE access_journal SET motive = $3 WHERE tenant_id = $1 AND position = $2",
-                            tenant, last - 1, original["motive"])
+        await admin.execute(
+            "UPDATE access_journal SET motive = $3 WHERE tenant_id = $1 AND position = $2",
+            tenant,
+            last - 1,
+            original["motive"],
+        )
         assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
         # 2. the newest line removed
         tail = await admin.fetchrow(f"DELETE {where} RETURNING *", tenant, last)

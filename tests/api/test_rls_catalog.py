@@ -25,7 +25,8 @@ async def _tenant_tables(conn: asyncpg.Connection) -> list[str]:
     rows = await conn.fetch(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped "
-        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')")
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+    )
     return sorted(r["relname"] for r in rows)
 
 
@@ -38,13 +39,17 @@ async def test_every_tenant_table_has_forced_rls_and_a_policy(settings: Settings
             "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies, "
             "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND "
             " (pg_get_expr(p.polqual, p.polrelid) IN ('true', '(true)') OR p.polqual IS NULL)) AS open_policies "
-            "FROM pg_class c WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r', 'p')", list(tables))
+            "FROM pg_class c WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r', 'p')",
+            list(tables),
+        )
     finally:
         await conn.close()
     assert {r["relname"] for r in rows} == tables
-    broken = [(r["relname"], r["relrowsecurity"], r["relforcerowsecurity"], r["policies"], r["open_policies"])
-              for r in rows
-              if not (r["relrowsecurity"] and r["relforcerowsecurity"] and r["policies"] and not r["open_policies"])]
+    broken = [
+        (r["relname"], r["relrowsecurity"], r["relforcerowsecurity"], r["policies"], r["open_policies"])
+        for r in rows
+        if not (r["relrowsecurity"] and r["relforcerowsecurity"] and r["policies"] and not r["open_policies"])
+    ]
     assert broken == []
     assert len(tables) >= 10, tables
 
@@ -52,18 +57,24 @@ async def test_every_tenant_table_has_forced_rls_and_a_policy(settings: Settings
 async def test_app_role_is_powerless(settings: Settings) -> None:
     conn = await _owner(settings)
     try:
-        role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
-                                   "WHERE rolname = $1", settings.database.app_role)
-        owned = await conn.fetchval("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
-                                    "WHERE r.rolname = $1", settings.database.app_role)
+        role = await conn.fetchrow(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1",
+            settings.database.app_role,
+        )
+        owned = await conn.fetchval(
+            "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1",
+            settings.database.app_role,
+        )
         views_without_invoker = await conn.fetch(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'v' AND NOT coalesce("
-            "'security_invoker=true' = ANY(c.reloptions) OR 'security_invoker=on' = ANY(c.reloptions), false)")
+            "'security_invoker=true' = ANY(c.reloptions) OR 'security_invoker=on' = ANY(c.reloptions), false)"
+        )
         definers_without_path = await conn.fetch(
             "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'public' AND p.prosecdef AND NOT coalesce("
-            "EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'), false)")
+            "EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'), false)"
+        )
     finally:
         await conn.close()
     assert role is not None
@@ -78,7 +89,9 @@ async def test_journal_is_append_only_for_the_app_role(settings: Settings) -> No
     try:
         grants = await conn.fetch(
             "SELECT privilege_type FROM information_schema.role_table_grants "
-            "WHERE grantee = $1 AND table_name = 'access_journal'", settings.database.app_role)
+            "WHERE grantee = $1 AND table_name = 'access_journal'",
+            settings.database.app_role,
+        )
     finally:
         await conn.close()
     assert {g["privilege_type"] for g in grants} == {"SELECT", "INSERT"}
@@ -92,7 +105,7 @@ async def test_unset_or_empty_scope_sees_nothing(settings: Settings, seeded: See
             if guc is not None:
                 await conn.execute("SELECT set_config('app.tenant_ids', $1, true)", guc)
             for table in await _tenant_tables(conn):
-                assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table  # noqa: S608
+                assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
             assert await conn.fetchval("SELECT count(*) FROM tenants") == 0
     finally:
         await conn.close()
@@ -106,12 +119,11 @@ async def test_scope_matrix_per_table(settings: Settings, seeded: SeedResult, ap
     checked = 0
     for table in tables:
         async with tenant_transaction(app_pool, [cergy]) as conn:
-            foreign = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id <> $1", cergy)  # noqa: S608
+            foreign = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id <> $1", cergy)
             assert foreign == 0, table
             await conn.execute("SAVEPOINT probe")
             try:
-                updated = await conn.execute(
-                    f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", marines)  # noqa: S608
+                updated = await conn.execute(f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", marines)
             except asyncpg.InsufficientPrivilegeError:
                 updated = "UPDATE 0"  # append-only tables: no UPDATE grant at all
                 await conn.execute("ROLLBACK TO SAVEPOINT probe")
@@ -119,6 +131,9 @@ async def test_scope_matrix_per_table(settings: Settings, seeded: SeedResult, ap
         checked += 1
     async with tenant_transaction(app_pool, [cergy]) as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute("INSERT INTO sites (id, tenant_id, name, kind, insee_code) VALUES ($1, $2, 'x', "
-                               "'other', '95370')", uuid.uuid4(), marines)
+            await conn.execute(
+                "INSERT INTO sites (id, tenant_id, name, kind, insee_code) VALUES ($1, $2, 'x', 'other', '95370')",
+                uuid.uuid4(),
+                marines,
+            )
     assert checked == len(tables) >= 7

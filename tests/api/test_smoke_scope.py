@@ -19,20 +19,23 @@ async def _camera_tenants(client: AsyncTestClient[Litestar], actor: Actor) -> se
     return {c["tenant_id"] for c in response.json()["items"]}
 
 
-async def test_operator_sees_supervised_tenants_only(client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                                     seeded: SeedResult) -> None:
+async def test_operator_sees_supervised_tenants_only(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     seen = await _camera_tenants(client, actors["operateur1@valdoise.demo"])
     supervised = {str(seeded.tenants[k]) for k in ("departement", "cergy", "marines")}
     assert seen == supervised  # Magny-en-Vexin has no live supervision
 
 
-async def test_tenant_admin_sees_own_commune_only(client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                                  seeded: SeedResult) -> None:
+async def test_tenant_admin_sees_own_commune_only(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     assert await _camera_tenants(client, actors["maire@cergy.demo"]) == {str(seeded.tenants["cergy"])}
 
 
-async def test_municipal_police_scope_is_their_commune(client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                                       seeded: SeedResult) -> None:
+async def test_municipal_police_scope_is_their_commune(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
     officer = actors["pm@marines.demo"]
     response = await client.get("/cameras", headers=officer.headers)
     assert response.status_code == 403  # officers do not administer cameras

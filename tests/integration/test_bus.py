@@ -66,14 +66,20 @@ async def test_consumer_acks_retries_and_dead_letters(nats_server: NatsServerPro
             done.set()
 
     stop = asyncio.Event()
-    spec = ConsumerSpec(stream=stream, durable="test-consumer", filter_subject=f"{subject}.>",
-                        backoff_s=(0.1, 0.2), max_attempts=3, ack_wait_s=5)
+    spec = ConsumerSpec(
+        stream=stream,
+        durable="test-consumer",
+        filter_subject=f"{subject}.>",
+        backoff_s=(0.1, 0.2),
+        max_attempts=3,
+        ack_wait_s=5,
+    )
     task = asyncio.create_task(bus.consume(spec, EventCodec(ThingObserved), handler, stop=stop))
     await asyncio.wait_for(done.wait(), 20)
     dead = await _dead_letters(bus, stream, expected=3)
     stop.set()
     await task
-    assert attempts["ok"] == 1 and attempts["flaky"] == 3 and attempts["poison"] == 1 and attempts["broken"] == 3
+    assert dict(attempts) == {"ok": 1, "flaky": 3, "poison": 1, "broken": 3}
     reasons = {d[0]: d[1] for d in dead}
     assert reasons[f"{subject}.poison"].startswith("rejected: camera unknown")
     assert reasons[f"{subject}.broken"].startswith("exhausted after 3 attempts")
@@ -90,7 +96,7 @@ async def _dead_letters(bus: Bus, stream: str, expected: int) -> list[tuple[str,
                 headers = msg.headers or {}
                 found.append((headers["Vigie-Original-Subject"], headers["Vigie-Reason"]))
                 await msg.ack()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         if len(found) >= expected:
             break

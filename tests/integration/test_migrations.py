@@ -37,10 +37,12 @@ async def test_app_role_owns_nothing_and_cannot_bypass(settings: Settings) -> No
     conn = await asyncpg.connect(settings.database.owner_dsn)
     try:
         role = await conn.fetchrow(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", settings.database.app_role)
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", settings.database.app_role
+        )
         owned = await conn.fetchval(
             "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1",
-            settings.database.app_role)
+            settings.database.app_role,
+        )
     finally:
         await conn.close()
     assert role is not None

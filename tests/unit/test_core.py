@@ -34,24 +34,36 @@ def test_event_round_trip_keeps_id_tenant_and_time() -> None:
 
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        SomethingHappened(tenant_id=TENANT, what="x", occurred_at=datetime(2026, 1, 1))  # noqa: DTZ001
+        SomethingHappened(tenant_id=TENANT, what="x", occurred_at=datetime(2026, 1, 1))
 
 
-@pytest.mark.parametrize("payload", [
-    b"{", b"[]", b'{"type": "Unknown", "schema_version": 1}',
-    b'{"type": "SomethingHappened", "schema_version": 3, "tenant_id": "00000000-0000-0000-0000-000000000003"}',
-    b'{"type": "SomethingHappened", "schema_version": 2, "tenant_id": "nope", "what": "x"}',
-    b'{"type": "SomethingHappened", "schema_version": 2, "tenant_id": "00000000-0000-0000-0000-000000000003"}',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{",
+        b"[]",
+        b'{"type": "Unknown", "schema_version": 1}',
+        b'{"type": "SomethingHappened", "schema_version": 3, "tenant_id": "00000000-0000-0000-0000-000000000003"}',
+        b'{"type": "SomethingHappened", "schema_version": 2, "tenant_id": "nope", "what": "x"}',
+        b'{"type": "SomethingHappened", "schema_version": 2, "tenant_id": "00000000-0000-0000-0000-000000000003"}',
+    ],
+)
 def test_undecodable_payloads_raise_a_clear_error(payload: bytes) -> None:
     with pytest.raises(EventDecodeError):
         EventCodec(SomethingHappened).decode(payload)
 
 
 def test_schema_version_from_the_future_names_the_versions() -> None:
-    payload = msgspec.json.encode({"type": "SomethingHappened", "schema_version": 9, "tenant_id": str(TENANT),
-                                   "what": "x", "event_id": str(uuid.uuid4()),
-                                   "occurred_at": datetime.now(timezone(timedelta(hours=2))).isoformat()})
+    payload = msgspec.json.encode(
+        {
+            "type": "SomethingHappened",
+            "schema_version": 9,
+            "tenant_id": str(TENANT),
+            "what": "x",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": datetime.now(timezone(timedelta(hours=2))).isoformat(),
+        }
+    )
     with pytest.raises(EventDecodeError, match="schema_version 9 is not supported"):
         EventCodec(SomethingHappened).decode(payload)
 

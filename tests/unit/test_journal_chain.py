@@ -18,12 +18,24 @@ def _chain(n: int) -> list[JournalEntry]:
     previous = GENESIS_HASH
     for position in range(1, n + 1):
         draft = JournalEntry(
-            tenant_id=TENANT, position=position, id=uuid.UUID(int=100 + position),
-            occurred_at=datetime(2026, 11, 1, 12, 0, position, 123456, tzinfo=UTC), actor_user_id=uuid.UUID(int=9),
-            actor_role="operator", action="media.playback", target_type="camera", target_id="c1",
-            camera_id=uuid.UUID(int=5), range_start=datetime(2026, 11, 1, 10, tzinfo=UTC),
-            range_end=datetime(2026, 11, 1, 11, tzinfo=UTC), motive="réquisition 2026/123", recipient=None,
-            details="{}", prev_hash=previous, hash=b"")
+            tenant_id=TENANT,
+            position=position,
+            id=uuid.UUID(int=100 + position),
+            occurred_at=datetime(2026, 11, 1, 12, 0, position, 123456, tzinfo=UTC),
+            actor_user_id=uuid.UUID(int=9),
+            actor_role="operator",
+            action="media.playback",
+            target_type="camera",
+            target_id="c1",
+            camera_id=uuid.UUID(int=5),
+            range_start=datetime(2026, 11, 1, 10, tzinfo=UTC),
+            range_end=datetime(2026, 11, 1, 11, tzinfo=UTC),
+            motive="réquisition 2026/123",
+            recipient=None,
+            details="{}",
+            prev_hash=previous,
+            hash=b"",
+        )
         entry = msgspec.structs.replace(draft, hash=chain_hash(draft))
         entries.append(entry)
         previous = entry.hash
@@ -70,9 +82,18 @@ def test_truncated_tail_is_found_through_the_head() -> None:
 
 def test_every_single_field_change_is_detected() -> None:
     base = _chain(1)[0]
-    changes = {"actor_role": "auditor", "action": "media.export", "target_id": "c2", "recipient": "OPJ",
-               "details": '{"x":1}', "motive": "autre", "occurred_at": datetime(2026, 1, 1, tzinfo=UTC),
-               "camera_id": uuid.UUID(int=6), "actor_user_id": None, "range_end": None}
+    changes = {
+        "actor_role": "auditor",
+        "action": "media.export",
+        "target_id": "c2",
+        "recipient": "OPJ",
+        "details": '{"x":1}',
+        "motive": "autre",
+        "occurred_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "camera_id": uuid.UUID(int=6),
+        "actor_user_id": None,
+        "range_end": None,
+    }
     for field, value in changes.items():
         altered = msgspec.structs.replace(base, **{field: value})
         _, problems = verify_chain(TENANT, [altered], (1, base.hash))

@@ -15,8 +15,18 @@ def test_valid_camera_urls(url: str) -> None:
     assert rules.check_rtsp_url(url, field="main_stream_url") == url
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1/", "rtsp://", "rtsp://u:p@h/x", "rtsp://h:0/x", "rtsp://h /x",
-                                 "file:///etc/passwd", "rtsp://h:70000/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/",
+        "rtsp://",
+        "rtsp://u:p@h/x",
+        "rtsp://h:0/x",
+        "rtsp://h /x",
+        "file:///etc/passwd",
+        "rtsp://h:70000/x",
+    ],
+)
 def test_invalid_camera_urls(url: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         rules.check_rtsp_url(url, field="main_stream_url")

@@ -1,0 +1,1 @@
+"""Alerts: detections turned into verified signals, operator workflow, routing to forces, outbox, escalation."""

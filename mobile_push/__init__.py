@@ -1,0 +1,1 @@
+"""Mobile push: officers' devices, content-free FCM messages, receipts and responder status."""
