@@ -137,7 +137,7 @@ class DvrRepository:
     async def segments_between(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime,
                                end: datetime) -> list[Segment]:
         rows = await conn.fetch(
-            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments "  # noqa: S608 - fixed column list
+            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments "
             "WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 ORDER BY start_at", camera_id, start, end)
         return [_segment(r) for r in rows]
 
@@ -189,14 +189,14 @@ class DvrRepository:
     async def segments_ending_before(self, conn: asyncpg.Connection, camera_id: uuid.UUID, before: datetime,
                                      limit: int) -> list[Segment]:
         rows = await conn.fetch(
-            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments WHERE camera_id = $1 AND end_at <= $2 "  # noqa: S608 - fixed column list
+            f"SELECT {_SEGMENT_COLUMNS} FROM recording_segments WHERE camera_id = $1 AND end_at <= $2 "
             "ORDER BY end_at LIMIT $3", camera_id, before, limit)
         return [_segment(r) for r in rows]
 
     async def clips_ending_before(self, conn: asyncpg.Connection, camera_id: uuid.UUID, before: datetime,
                                   limit: int) -> list[Clip]:
         rows = await conn.fetch(
-            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at <= $2 ORDER BY end_at LIMIT $3",  # noqa: S608 - fixed column list
+            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at <= $2 ORDER BY end_at LIMIT $3",
             camera_id, before, limit)
         return [_clip(r) for r in rows]
 
@@ -226,7 +226,7 @@ class DvrRepository:
             new_id(), tenant_id, camera_id, recording_type, recording_id, start_at, end_at, sha256, size_bytes,
             object_key, version_id, retention_days, due_at, destroyed_at, method)
         table = "recording_segments" if recording_type == "segment" else "clips"
-        await conn.execute(f"DELETE FROM {table} WHERE id = $1", recording_id)  # noqa: S608 - fixed names
+        await conn.execute(f"DELETE FROM {table} WHERE id = $1", recording_id)
 
     async def destruction_register(self, conn: asyncpg.Connection, camera_id: uuid.UUID | None = None,
                                    limit: int = 1000) -> list[asyncpg.Record]:
@@ -236,17 +236,17 @@ class DvrRepository:
 
     # -- clips ---------------------------------------------------------------------------------------------------
     async def clip_for_alert(self, conn: asyncpg.Connection, alert_id: uuid.UUID) -> Clip | None:
-        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE alert_id = $1", alert_id)  # noqa: S608 - fixed column list
+        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE alert_id = $1", alert_id)
         return None if row is None else _clip(row)
 
     async def clip(self, conn: asyncpg.Connection, clip_id: uuid.UUID) -> Clip | None:
-        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = $1", clip_id)  # noqa: S608 - fixed column list
+        row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = $1", clip_id)
         return None if row is None else _clip(row)
 
     async def insert_clip(self, conn: asyncpg.Connection, clip: Clip, sources: list[dict[str, Any]],
                           created_by: uuid.UUID | None) -> Clip:
         row = await conn.fetchrow(
-            f"INSERT INTO clips ({_CLIP_COLUMNS}, source_segments, created_by) "  # noqa: S608 - fixed column list
+            f"INSERT INTO clips ({_CLIP_COLUMNS}, source_segments, created_by) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) "
             f"ON CONFLICT (tenant_id, alert_id) DO NOTHING RETURNING {_CLIP_COLUMNS}",
             clip.id, clip.tenant_id, clip.camera_id, clip.alert_id, clip.start_at, clip.end_at, clip.object_key,
@@ -261,7 +261,7 @@ class DvrRepository:
     async def clips_between(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime,
                             end: datetime) -> list[Clip]:
         rows = await conn.fetch(
-            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 "  # noqa: S608 - fixed column list
+            f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 "
             "ORDER BY start_at", camera_id, start, end)
         return [_clip(r) for r in rows]
 

@@ -35,10 +35,16 @@ class ProviderState:
 def build_provider(state: ProviderState) -> Litestar:
     @get("/.well-known/openid-configuration")
     async def discovery() -> dict[str, Any]:
-        return {"issuer": state.issuer, "authorization_endpoint": f"{state.issuer}/authorize",
-                "token_endpoint": f"{state.issuer}/token", "jwks_uri": f"{state.issuer}/jwks",
-                "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"],
-                "id_token_signing_alg_values_supported": ["RS256"], "subject_types_supported": ["public"]}
+        return {
+            "issuer": state.issuer,
+            "authorization_endpoint": f"{state.issuer}/authorize",
+            "token_endpoint": f"{state.issuer}/token",
+            "jwks_uri": f"{state.issuer}/jwks",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "subject_types_supported": ["public"],
+        }
 
     @get("/jwks")
     async def jwks() -> dict[str, Any]:
@@ -47,12 +53,20 @@ def build_provider(state: ProviderState) -> Litestar:
     @get("/authorize", status_code=302)
     async def authorize(request: Request[Any, Any, Any]) -> Redirect | Response[str]:
         q = request.query_params
-        if q.get("client_id") != state.client_id or q.get("code_challenge_method") != "S256" or \
-                not q.get("code_challenge") or q.get("response_type") != "code":
+        if (
+            q.get("client_id") != state.client_id
+            or q.get("code_challenge_method") != "S256"
+            or not q.get("code_challenge")
+            or q.get("response_type") != "code"
+        ):
             return Response("bad authorization request", status_code=400)
         code = secrets.token_urlsafe(16)
-        state.codes[code] = {"challenge": q["code_challenge"], "nonce": q.get("nonce"), "email": state.next_email,
-                             "redirect_uri": q.get("redirect_uri")}
+        state.codes[code] = {
+            "challenge": q["code_challenge"],
+            "nonce": q.get("nonce"),
+            "email": state.next_email,
+            "redirect_uri": q.get("redirect_uri"),
+        }
         return Redirect(path=f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}", status_code=302)
 
     @post("/token", status_code=200)
@@ -66,12 +80,21 @@ def build_provider(state: ProviderState) -> Litestar:
         if grant is None or grant["challenge"] != expected or form.get("redirect_uri") != grant["redirect_uri"]:
             return Response({"error": "invalid_grant"}, status_code=400)
         now = int(time.time())
-        claims = {"iss": state.issuer, "aud": state.client_id, "sub": hashlib.sha256(grant["email"].encode()).hexdigest(),
-                  "email": grant["email"], "email_verified": True, "iat": now, "exp": now + 60,
-                  "nonce": "forged" if state.wrong_nonce else grant["nonce"], "amr": state.next_amr}
+        claims = {
+            "iss": state.issuer,
+            "aud": state.client_id,
+            "sub": hashlib.sha256(grant["email"].encode()).hexdigest(),
+            "email": grant["email"],
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 60,
+            "nonce": "forged" if state.wrong_nonce else grant["nonce"],
+            "amr": state.next_amr,
+        }
         id_token = jwt.encode({"alg": "RS256", "kid": state.key.kid}, claims, KeySet([state.key]))
-        return Response({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 60,
-                         "id_token": id_token})
+        return Response(
+            {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 60, "id_token": id_token}
+        )
 
     return Litestar(route_handlers=[discovery, jwks, authorize, token])
 
@@ -82,8 +105,11 @@ class OidcProvider:
     def __init__(self) -> None:
         self.port = free_port()
         self.state = ProviderState(issuer=f"http://127.0.0.1:{self.port}")
-        self._server = uvicorn.Server(uvicorn.Config(build_provider(self.state), host="127.0.0.1", port=self.port,
-                                                     log_config=None, lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                build_provider(self.state), host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
+            )
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> OidcProvider:
