@@ -42,8 +42,15 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+# \u0000 preceded by an even number of backslashes: an escaped NUL, not the literal text "\\u0000".
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
-    """Refuse a body that is not JSON before anything parses it."""
+    """Refuse a body that is not JSON before anything parses it, and NUL characters anywhere (Postgres text
+    cannot hold them, and no legitimate value contains one)."""
+    if "\x00" in request.url.path or any("\x00" in k or "\x00" in v for k, v in request.query_params.items()):
+        raise HTTPException(status_code=400, detail="NUL characters are not accepted in the URL")
     if request.method not in ("POST", "PUT", "PATCH"):
         return
     length = request.headers.get("content-length")
@@ -55,3 +62,5 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
         raise HTTPException(
             status_code=415, detail=f"request bodies must be application/json, not {media_type or 'unspecified'}"
         )
+    if _JSON_NUL.search(await request.body()):
+        raise HTTPException(status_code=400, detail="NUL characters are not accepted in JSON strings")

@@ -219,3 +219,13 @@ async def test_pagination_walks_every_item_once(client: AsyncTestClient[Litestar
             break
     assert seen == [c["id"] for c in everything]
     assert len(seen) >= 6
+
+
+async def test_nul_characters_are_refused_not_crashed_on(client: AsyncTestClient[Litestar]) -> None:
+    body = b'{"email": "a\\u0000@b.fr", "password": "x"}'
+    response = await client.post("/auth/login", content=body, headers={"content-type": "application/json"})
+    _problem(response, 400)
+    literal = b'{"email": "a\\\\u0000@b.fr", "password": "x"}'  # the six characters \u0000, not a NUL
+    response = await client.post("/auth/login", content=literal, headers={"content-type": "application/json"})
+    assert response.status_code == 401
+    _problem(await client.get("/healthz?x=%00"), 400)
