@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,18 +12,11 @@ from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+import api.routes
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import RequestIdMiddleware, require_json_body
 from api.openapi import document_problems, openapi_config
-from api.routes.auth import AuthController, jwks
-from api.routes.cameras import AuthorisationController, CameraController
-from api.routes.forces import ForceController
-from api.routes.health import healthz, readyz
-from api.routes.journal import JournalController
-from api.routes.sites import SiteController
-from api.routes.tenants import CommuneController, TenantController
-from api.routes.users import MeController, UserController
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
 from core.bus import Bus
@@ -40,21 +35,14 @@ from tenants.service import TenancyService
 log = get_logger(__name__)
 VERSION = "0.1.0"
 
-ROUTES: list[Any] = [
-    AuthController,
-    jwks,
-    MeController,
-    UserController,
-    TenantController,
-    CommuneController,
-    SiteController,
-    CameraController,
-    AuthorisationController,
-    ForceController,
-    JournalController,
-    healthz,
-    readyz,
-]
+
+def discover_routes() -> list[Any]:
+    """Every module of api.routes exports ROUTES; a new resource module is served (and covered by the
+    cross-tenant matrix, which reads the route table) without touching this file."""
+    found: list[Any] = []
+    for module in sorted(m.name for m in pkgutil.iter_modules(api.routes.__path__)):
+        found.extend(importlib.import_module(f"api.routes.{module}").ROUTES)
+    return found
 
 
 async def build_services(settings: Settings) -> Services:
@@ -106,7 +94,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     prometheus = PrometheusConfig(app_name="vigie", group_path=True, exclude=["/metrics"])
     return Litestar(
-        route_handlers=[*ROUTES, PrometheusController],
+        route_handlers=[*discover_routes(), PrometheusController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

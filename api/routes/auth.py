@@ -68,3 +68,6 @@ class AuthController(Controller):
 @get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")
 async def jwks(services: ServicesDep) -> dict[str, Any]:
     return services.identity.jwks()
+
+
+ROUTES = [AuthController, jwks]

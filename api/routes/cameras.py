@@ -83,3 +83,6 @@ class AuthorisationController(Controller):
         self, principal: PrincipalDep, services: ServicesDep, authorisation_id: FromPath[uuid.UUID]
     ) -> Authorisation:
         return await services.tenancy.get_authorisation(principal, authorisation_id)
+
+
+ROUTES = [CameraController, AuthorisationController]

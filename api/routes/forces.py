@@ -36,3 +36,6 @@ class ForceController(Controller):
         self, principal: PrincipalDep, services: ServicesDep, force_id: FromPath[uuid.UUID], data: JSONBody[ForceUpdate]
     ) -> Force:
         return await services.tenancy.update_force(principal, force_id, data)
+
+
+ROUTES = [ForceController]

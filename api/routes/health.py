@@ -26,3 +26,6 @@ async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     checks["nats"] = "ok" if services.bus is not None and services.bus.connected else "down"
     ready = all(v == "ok" for v in checks.values())
     return Response({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+ROUTES = [healthz, readyz]

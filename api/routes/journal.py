@@ -69,3 +69,6 @@ class JournalController(Controller):
             for e in entries
         ]
         return page_of(lines, limit, lambda line: line.id)
+
+
+ROUTES = [JournalController]

@@ -47,3 +47,6 @@ class SiteController(Controller):
     @delete("/sites/{site_id:uuid}", summary="Delete a site without cameras")
     async def delete_site(self, principal: PrincipalDep, services: ServicesDep, site_id: FromPath[uuid.UUID]) -> None:
         await services.tenancy.delete_site(principal, site_id)
+
+
+ROUTES = [SiteController]

@@ -55,3 +55,6 @@ class CommuneController(Controller):
         self, principal: PrincipalDep, services: ServicesDep, department_code: FromQuery[str | None] = None
     ) -> list[Commune]:
         return await services.tenancy.communes(principal, department_code)
+
+
+ROUTES = [TenantController, CommuneController]

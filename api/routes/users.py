@@ -61,3 +61,6 @@ class MeController(Controller):
     @post("/totp", summary="Enrol a new second factor (shown once)")
     async def enrol_totp(self, principal: PrincipalDep, services: ServicesDep) -> TotpEnrolment:
         return await services.identity.enrol_totp(principal)
+
+
+ROUTES = [UserController, MeController]
