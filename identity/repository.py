@@ -119,7 +119,17 @@ class IdentityRepository:
         )
 
     async def delete_membership(self, conn: asyncpg.Connection, membership_id: uuid.UUID) -> asyncpg.Record | None:
-        return await conn.fetchrow("DELETE FROM memberships WHERE id = $1 RETURNING tenant_id, user_id", membership_id)
+        removed = await conn.fetchrow(
+            "DELETE FROM memberships WHERE id = $1 RETURNING tenant_id, user_id", membership_id
+        )
+        if removed is not None:
+            # Sessions opened through this membership end with it.
+            await conn.execute(
+                "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = 'role withdrawn' "
+                "WHERE membership_id = $1 AND revoked_at IS NULL",
+                membership_id,
+            )
+        return removed
 
     async def memberships_of(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
         """Every membership of a user; read through the department role (login happens before any scope)."""

@@ -40,6 +40,7 @@ from identity.keys import KeyRing
 from identity.model import (
     Account,
     LoginRequest,
+    MembershipInput,
     SecondFactorChallenge,
     TokenPair,
     TotpEnrolment,
@@ -522,6 +523,62 @@ class IdentityService:
             )
         )
         return UserCreated(user=user, totp_enrolment=enrolment)
+
+    async def add_membership(self, principal: Principal, user_id: uuid.UUID, data: MembershipInput) -> User:
+        """Grant one more role to an account already visible to the caller."""
+        require_role(principal, USER_ADMINS, "grant roles")
+        role = Role(data.role)
+        async with self._db.transaction(principal) as conn:
+            user = await self._repo.visible_user(conn, user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if role in HABILITATED_ROLES and user.habilitation.expires_on is None:
+                raise InvalidInput(f"a {role.value} needs an habilitation (agrément) first", field="role")
+            await self._check_grant(principal, conn, data.tenant_id, role, data.force_id)
+            membership_id = new_id()
+            try:
+                await self._repo.insert_membership(
+                    conn,
+                    {
+                        "id": membership_id,
+                        "tenant_id": data.tenant_id,
+                        "user_id": user_id,
+                        "role": role.value,
+                        "force_id": data.force_id,
+                    },
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("the account already holds this role in this tenant") from exc
+            await self._journal.record(
+                conn,
+                tenant_id=data.tenant_id,
+                actor=principal,
+                action="membership.grant",
+                target_type="membership",
+                target_id=membership_id,
+                details={"user_id": str(user_id), "role": role.value},
+            )
+            updated = await self._repo.visible_user(conn, user_id)
+        assert updated is not None
+        return updated
+
+    async def remove_membership(self, principal: Principal, membership_id: uuid.UUID) -> None:
+        """Withdraw a role; sessions opened through it stop working at once in this process."""
+        require_role(principal, USER_ADMINS, "withdraw roles")
+        async with self._db.transaction(principal) as conn:
+            removed = await self._repo.delete_membership(conn, membership_id)
+            if removed is None:
+                raise NotFound("no such membership")
+            await self._journal.record(
+                conn,
+                tenant_id=removed["tenant_id"],
+                actor=principal,
+                action="membership.withdraw",
+                target_type="membership",
+                target_id=membership_id,
+                details={"user_id": str(removed["user_id"])},
+            )
+        self.principals.clear()
 
     async def update_user(self, principal: Principal, user_id: uuid.UUID, data: UserUpdate) -> User:
         require_role(principal, USER_ADMINS, "change users")

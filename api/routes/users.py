@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from identity.model import TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
+from identity.model import MembershipInput, TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
 
 
 class UserController(Controller):
@@ -50,6 +50,27 @@ class UserController(Controller):
         await services.identity.revoke_sessions_of(principal, user_id)
 
 
+class MembershipController(Controller):
+    path = "/"
+    tags = ["identity"]
+
+    @post("/users/{user_id:uuid}/memberships", summary="Grant a role in a tenant to an account")
+    async def add_membership(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[MembershipInput],
+    ) -> User:
+        return await services.identity.add_membership(principal, user_id, data)
+
+    @delete("/memberships/{membership_id:uuid}", summary="Withdraw a role")
+    async def remove_membership(
+        self, principal: PrincipalDep, services: ServicesDep, membership_id: FromPath[uuid.UUID]
+    ) -> None:
+        await services.identity.remove_membership(principal, membership_id)
+
+
 class MeController(Controller):
     path = "/me"
     tags = ["identity"]
@@ -63,4 +84,4 @@ class MeController(Controller):
         return await services.identity.enrol_totp(principal)
 
 
-ROUTES = [UserController, MeController]
+ROUTES = [UserController, MembershipController, MeController]

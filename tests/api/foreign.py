@@ -24,11 +24,20 @@ class ForeignObjects:
     authorisation_id: uuid.UUID
     force_id: uuid.UUID
     user_id: uuid.UUID
+    membership_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [
             str(v)
-            for v in (self.tenant_id, self.site_id, self.camera_id, self.authorisation_id, self.force_id, self.user_id)
+            for v in (
+                self.tenant_id,
+                self.site_id,
+                self.camera_id,
+                self.authorisation_id,
+                self.force_id,
+                self.user_id,
+                self.membership_id,
+            )
         ]
 
 
@@ -99,7 +108,7 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         },
     )
     await tenancy.set_force_communes(conn, force_id, department_id, ["60057"])
-    user_id = new_id()
+    user_id, membership_id = new_id(), new_id()
     await identity.insert_user(
         conn,
         {
@@ -110,6 +119,9 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         },
     )
     await identity.insert_membership(
-        conn, {"id": new_id(), "tenant_id": tenant.id, "user_id": user_id, "role": "tenant_admin", "force_id": None}
+        conn,
+        {"id": membership_id, "tenant_id": tenant.id, "user_id": user_id, "role": "tenant_admin", "force_id": None},
     )
-    return ForeignObjects(department_id, tenant.id, site.id, camera.id, authorisation_id, force_id, user_id)
+    return ForeignObjects(
+        department_id, tenant.id, site.id, camera.id, authorisation_id, force_id, user_id, membership_id
+    )

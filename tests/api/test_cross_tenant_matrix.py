@@ -19,7 +19,7 @@ from tests.api.foreign import CANARY, ForeignObjects, create_foreign_department
 
 pytestmark = pytest.mark.integration
 
-ID_PARAMETERS = ("tenant_id", "site_id", "camera_id", "authorisation_id", "force_id", "user_id")
+ID_PARAMETERS = ("tenant_id", "site_id", "camera_id", "authorisation_id", "force_id", "user_id", "membership_id")
 DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
 BODIES_WITHOUT_IDS = {("post", "/auth/login"), ("post", "/auth/login/totp"), ("post", "/auth/refresh")}
@@ -48,6 +48,7 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
             "membership": {"tenant_id": ids["tenant_id"], "role": "officer", "force_id": ids["force_id"]},
         },
         ("patch", "/users/{user_id}"): {"display_name": f"u {unique}"},
+        ("post", "/users/{user_id}/memberships"): {"tenant_id": ids["tenant_id"], "role": "tenant_admin"},
         ("post", "/forces"): {
             "kind": "police_municipale",
             "name": f"f {unique}",
@@ -139,6 +140,7 @@ async def test_cross_tenant_matrix(
         "authorisation_id": str(foreign.authorisation_id),
         "force_id": str(foreign.force_id),
         "user_id": str(foreign.user_id),
+        "membership_id": str(foreign.membership_id),
     }
     # The tenant of the same department that each actor's scope excludes.
     excluded = {

@@ -230,3 +230,38 @@ async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
         fresh = await sign_in(restarted, "policier@cergy.demo")
     header = fresh["access_token"].split(".")[0]
     assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"] == kid
+
+
+async def test_roles_are_granted_and_withdrawn(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    mayor = actors["maire@marines.demo"]
+    created = await create_user(
+        client, actors["admin@valdoise.demo"], seeded, role="officer", tenant="marines", force="pm_marines"
+    )
+    user_id, first_membership = created["user"]["id"], created["user"]["memberships"][0]["id"]
+    session = await sign_in(client, created["email"], PASSWORD)
+    headers = {"authorization": f"Bearer {session['access_token']}"}
+    granted = await client.post(
+        f"/users/{user_id}/memberships",
+        headers=mayor.headers,
+        json={"tenant_id": str(seeded.tenants["marines"]), "role": "tenant_admin"},
+    )
+    assert granted.status_code == 201, granted.text
+    assert {m["role"] for m in granted.json()["memberships"]} == {"officer", "tenant_admin"}
+    again = await client.post(
+        f"/users/{user_id}/memberships",
+        headers=mayor.headers,
+        json={"tenant_id": str(seeded.tenants["marines"]), "role": "tenant_admin"},
+    )
+    assert again.status_code == 409
+    foreign_tenant = await client.post(
+        f"/users/{user_id}/memberships",
+        headers=mayor.headers,
+        json={"tenant_id": str(seeded.tenants["cergy"]), "role": "tenant_admin"},
+    )
+    assert foreign_tenant.status_code == 422
+    assert (await client.get("/me", headers=headers)).status_code == 200
+    withdrawn = await client.delete(f"/memberships/{first_membership}", headers=mayor.headers)
+    assert withdrawn.status_code == 204
+    assert (await client.get("/me", headers=headers)).status_code == 401  # that session ran on the withdrawn role
