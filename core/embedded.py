@@ -120,7 +120,8 @@ async def resolve_postgres(settings: Settings) -> Settings:
     data_dir = settings.var_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     get_server = pgserver.get_server  # type: ignore[attr-defined]
-    server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode=None)
+    # Stopped when this process exits; the data stays under var/ for the next start.
+    server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode="stop")
     uri: str = server.get_uri()
     log.info("postgres.embedded_started", data_dir=str(data_dir))
     socket_dir = uri.split("host=", 1)[1].split("&", 1)[0]
