@@ -91,7 +91,8 @@ class Bus:
             # Once connected, reconnect forever; but a server absent at start must not hang the caller.
             nc = await asyncio.wait_for(
                 nats.connect(
-                    url,
+                    # A cluster is given as comma-separated URLs.
+                    [u.strip() for u in url.split(",") if u.strip()],
                     name=name,
                     connect_timeout=connect_timeout_s,
                     max_reconnect_attempts=-1,

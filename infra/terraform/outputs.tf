@@ -1,0 +1,8 @@
+output "env_files" {
+  description = "Env files to install beside each process (python -m api | dvr | inference | alerts | mobile_push)."
+  value = concat(
+    [local_sensitive_file.api_env.filename],
+    [for f in local_sensitive_file.recorder_env : f.filename],
+    [for f in local_sensitive_file.worker_env : f.filename],
+  )
+}
