@@ -1,0 +1,56 @@
+"""`python -m alerts`: the alert engine, the outbox relay and the escalation timers (composition root)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from alerts.escalation import EscalationDispatcher
+from alerts.events import ALERTS_STREAM
+from alerts.outbox import OutboxRelay
+from alerts.service import AlertEngine
+from alerts.settings import AlertsSettings
+from core.bus import Bus, ConsumerSpec
+from core.db import create_pool
+from core.events import EventCodec
+from core.logging import configure_logging
+from core.settings import get_settings
+from inference.model import DETECTION_EVENTS
+from inference.publisher import DETECTIONS_STREAM
+from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
+
+
+async def main() -> None:
+    settings, own = get_settings(), AlertsSettings()
+    configure_logging(settings.log_level)
+    if own.metrics_port:
+        from prometheus_client import start_http_server
+        start_http_server(own.metrics_port, addr="127.0.0.1")
+    app_pool = await create_pool(settings.database.app_dsn, min_size=2, max_size=8)
+    department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
+    bus = await Bus.connect(settings.nats.url, name="alerts", replicas=settings.nats.stream_replicas)
+    for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM):
+        await bus.ensure_stream(stream)
+    await bus.ensure_dead_letter_stream()
+    engine, escalation = AlertEngine(app_pool), EscalationDispatcher(app_pool, department_pool)
+    relay = OutboxRelay(department_pool, bus, batch=own.relay_batch)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch)
+            tasks.create_task(bus.consume(detections, EventCodec(*DETECTION_EVENTS), engine.on_event, stop=stop))
+            tasks.create_task(bus.consume(ConsumerSpec("PUSH", own.push_durable, "push.>"),
+                                          EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop))
+            tasks.create_task(relay.run(stop))
+            tasks.create_task(relay.watch_lag(stop))
+            tasks.create_task(escalation.run(stop, own.timer_poll_s))
+    finally:
+        await bus.close()
+        await app_pool.close()
+        await department_pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

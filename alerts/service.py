@@ -1,0 +1,546 @@
+"""Alert use cases: the engine turning detections into alerts, and the operators' workflow up to dispatch and close."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from alerts import rules
+from alerts.errors import AlertNotFound, AlreadyClaimed, InvalidTransition, UnknownForce
+from alerts.events import AlertRaised, AlertState, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, Urgency
+from alerts.model import (
+    Alert,
+    AlertDetail,
+    CloseInput,
+    DismissInput,
+    Dispatch,
+    DispatchInput,
+    ForceRecommendation,
+    Handover,
+    HandoverInput,
+    LogbookEntry,
+    LogbookInput,
+    PolicyInput,
+    PolicyRecord,
+    PrecisionRow,
+    Responders,
+    RoutingRuleInput,
+    RoutingRuleRecord,
+    SlaBreach,
+    SopStepInput,
+    VerifyInput,
+)
+from alerts.repository import AlertRepository
+from core.bus import Reject, Retry
+from core.db import Database, tenant_transaction
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.events import Event
+from core.ids import new_id
+from core.tenancy import DEPARTMENT_ADMINS, Principal, Role, require_role
+from inference.model import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
+from journal.service import JournalService
+
+OPERATORS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
+QUEUE_READERS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN, Role.AUDITOR, Role.OFFICER})
+EVALUATION_READERS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN, Role.AUDITOR, Role.TENANT_ADMIN})
+SUPERVISORS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
+OPEN_STATES = ["new", "claimed", "verified", "dispatched"]
+TIMEZONE = ZoneInfo("Europe/Paris")
+_MEDIA_ACTION = {"live": "media.live", "snapshot": "media.snapshot", "clip": "media.clip"}
+
+
+def _verdict_for_dismissal(reason: str) -> str | None:
+    """For the evaluation report: a false positive is the detector's error; known or authorised activity means the
+    detector saw something real that needed no action; duplicates and tests are not judged."""
+    if reason == "false_positive":
+        return "false_positive"
+    if reason in ("duplicate", "test"):
+        return None
+    return "true_positive"
+
+
+class AlertEngine:
+    """Consumes detection events: one transaction per event writes the alert (or folds it) and its outbox row."""
+
+    def __init__(self, pool: asyncpg.Pool, *, repo: AlertRepository | None = None) -> None:
+        self._pool = pool
+        self._repo = repo or AlertRepository()
+        self._departments: dict[uuid.UUID, uuid.UUID] = {}
+
+    async def on_event(self, event: Event, _msg: object) -> None:
+        """The bus handler: Retry and Reject tell the consumer to nak or dead-letter."""
+        await self.handle(event)
+
+    async def handle(self, event: Event) -> uuid.UUID | None:
+        """Returns the alert the event went to (None: an event that makes no alert)."""
+        if isinstance(event, ObjectDetected):
+            return None  # plain detections feed rules in the worker; only rule hits page a human
+        if isinstance(event, RuleTriggered):
+            return await self._raise(event, event.camera_id, event.rule_type, event.legal_event_type,
+                                     list(event.track_ids), event.rule_id, event.detail, event.snapshot_key)
+        if isinstance(event, CameraWentOffline):
+            return await self._raise(event, event.camera_id, "camera_offline", None, [], None,
+                                     f"camera offline: {event.reason}", None)
+        if isinstance(event, CameraRestored):
+            return await self._restored(event)
+        raise Reject(f"unexpected event type {type(event).__name__}")
+
+    async def _context(self, conn: asyncpg.Connection, event: Event, camera_id: uuid.UUID) -> asyncpg.Record:
+        camera = await self._repo.camera_context(conn, camera_id)
+        if camera is None or camera["tenant_id"] != event.tenant_id:
+            # RLS scoped to the event's tenant: an unknown camera and a camera of another tenant look the same.
+            raise Reject(f"unknown camera {camera_id} for tenant {event.tenant_id}")
+        return camera
+
+    async def _raise(self, event: Event, camera_id: uuid.UUID, rule_type: str, legal_event_type: str | None,
+                     track_ids: list[int], rule_id: uuid.UUID | None, detail: str,
+                     snapshot_key: str | None) -> uuid.UUID | None:
+        try:
+            async with tenant_transaction(self._pool, [event.tenant_id],
+                                          department_id=self._departments.get(event.tenant_id)) as conn:
+                camera = await self._context(conn, event, camera_id)
+                department_id = camera["department_id"]
+                if self._departments.get(event.tenant_id) != department_id:
+                    # First event of this tenant: the department directory (policies) needs its scope set.
+                    self._departments[event.tenant_id] = department_id
+                    await conn.execute("SELECT set_config('app.department_id', $1, true)", str(department_id))
+                await self._repo.lock_camera_rule(conn, camera_id, rule_type)
+                if await self._repo.source_seen(conn, event.tenant_id, event.event_id):
+                    return None  # redelivery of an event already turned into (or folded into) an alert
+                stored = await self._repo.policy(conn, department_id, rule_type)
+                policy = rules.default_policy(rule_type) if stored is None else rules.Policy(
+                    rule_type, stored.severity, stored.dedupe_window_s, stored.cooldown_s, stored.sla_claim_s,
+                    stored.auto_dispatch)
+                recent = await self._repo.recent(conn, camera_id, rule_type)
+                target = rules.fold_into(recent, frozenset(track_ids), event.occurred_at, policy)
+                alert_id = target or new_id()
+                await self._repo.insert_source_linked(conn, event.tenant_id, event.event_id, type(event).__name__,
+                                                      event.occurred_at, alert_id)
+                if target is not None:
+                    await self._repo.fold(conn, target, track_ids, event.occurred_at)
+                    return target
+                now = datetime.now(UTC)
+                severity = policy.severity
+                priority = rules.priority_for(severity, camera["site_kind"])
+                await self._repo.insert_alert(conn, {
+                    "id": alert_id, "tenant_id": event.tenant_id, "camera_id": camera_id, "site_id": camera["site_id"],
+                    "insee_code": camera["insee_code"], "rule_id": rule_id, "rule_type": rule_type,
+                    "legal_event_type": legal_event_type, "track_ids": sorted(set(track_ids)), "severity": severity,
+                    "priority": priority, "detail": detail[:2000], "snapshot_key": snapshot_key,
+                    "source_event_id": event.event_id, "first_seen_at": event.occurred_at,
+                    "last_seen_at": event.occurred_at, "sla_claim_due_at": now + timedelta(seconds=policy.sla_claim_s),
+                    "clip_status": "unavailable" if rule_type == "camera_offline" else "pending",
+                })
+                raised = AlertRaised(
+                    event_id=new_id(), tenant_id=event.tenant_id, alert_id=alert_id, camera_id=camera_id,
+                    site_id=camera["site_id"], insee_code=camera["insee_code"], rule_id=rule_id, rule_type=rule_type,
+                    legal_event_type=legal_event_type, severity=severity, priority=priority,
+                    source_event_id=event.event_id, snapshot_key=snapshot_key)
+                await self._repo.enqueue(conn, raised)
+                await self._repo.log(conn, tenant_id=event.tenant_id, alert_id=alert_id, author_id=None, kind="auto",
+                                     action="alert.raised", text=f"Signalement d'attention {rule_type} "
+                                     f"(gravité {severity}) caméra {camera_id}")
+                if policy.auto_dispatch and rule_type not in rules.NON_DISPATCHABLE:
+                    await self._auto_dispatch(conn, alert_id, camera, rule_type, legal_event_type, severity)
+                return alert_id
+        except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
+            raise Retry(f"database: {exc}") from exc
+
+    async def _auto_dispatch(self, conn: asyncpg.Connection, alert_id: uuid.UUID, camera: asyncpg.Record,
+                             rule_type: str, legal_event_type: str | None, severity: int) -> None:
+        """A rule a department admin marked auto-dispatch: sent without human verification, recorded as such."""
+        forces = await self._repo.forces(conn)
+        routing = AlertRepository.as_rules(await self._repo.routing_rules(conn))
+        local = datetime.now(TIMEZONE)
+        chosen = rules.route(insee_code=camera["insee_code"], event_type=legal_event_type or rule_type,
+                             tenant_id=camera["tenant_id"], municipal_police_opt_in=camera["municipal_police_opt_in"],
+                             local_minute=local.hour * 60 + local.minute, forces=forces, rules=routing)
+        alert = await self._repo.get(conn, alert_id, for_update=True)
+        assert alert is not None
+        await self._repo.update(conn, alert_id, {"state": AlertState.DISPATCHED.value, "auto_dispatched": True})
+        await self._repo.enqueue(conn, AlertStateChanged(
+            event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert_id, camera_id=alert.camera_id,
+            from_state=AlertState.NEW, to_state=AlertState.DISPATCHED, reason="auto_dispatch"))
+        for force in chosen:
+            await create_dispatch(self._repo, conn, alert, force, officer_ids=[], urgency=rules.urgency_for(severity),
+                                  ttl_s=300, ordered_by=None, auto=True)
+        await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert_id, author_id=None, kind="auto",
+                             action="alert.auto_dispatched",
+                             text=f"Envoi automatique (règle {rule_type} marquée auto-dispatch) à "
+                                  f"{', '.join(f.name for f in chosen) or 'aucune force'}")
+
+    async def _restored(self, event: CameraRestored) -> uuid.UUID | None:
+        try:
+            async with tenant_transaction(self._pool, [event.tenant_id]) as conn:
+                await self._context(conn, event, event.camera_id)
+                await self._repo.lock_camera_rule(conn, event.camera_id, "camera_offline")
+                if not await self._repo.insert_source_linked(conn, event.tenant_id, event.event_id,
+                                                             type(event).__name__, event.occurred_at, None):
+                    return None
+                closed = None
+                for alert in await self._repo.open_offline_alerts(conn, event.camera_id):
+                    # Nobody needs to act on an outage that ended before anyone picked it up.
+                    await self._repo.update(conn, alert.id, {"state": AlertState.CLOSED.value,
+                                                             "outcome": "camera_restored",
+                                                             "closed_at": datetime.now(UTC)})
+                    await self._repo.enqueue(conn, AlertStateChanged(
+                        event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert.id, camera_id=alert.camera_id,
+                        from_state=AlertState(alert.state), to_state=AlertState.CLOSED, reason="camera_restored"))
+                    await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert.id, author_id=None,
+                                         kind="auto", action="alert.closed",
+                                         text=f"Caméra rétablie après {event.offline_for_s:.0f} s")
+                    closed = alert.id
+                return closed
+        except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
+            raise Retry(f"database: {exc}") from exc
+
+
+async def create_dispatch(repo: AlertRepository, conn: asyncpg.Connection, alert: Alert, force: rules.ForceRef, *,
+                          officer_ids: list[uuid.UUID], urgency: str, ttl_s: int, ordered_by: uuid.UUID | None,
+                          auto: bool) -> Dispatch | None:
+    """Dispatch row, its DispatchOrdered outbox row and its receipt timer, in the caller's transaction."""
+    dispatch_id = new_id()
+    dispatch = await repo.insert_dispatch(conn, {
+        "id": dispatch_id, "tenant_id": alert.tenant_id, "alert_id": alert.id, "force_id": force.id,
+        "force_kind": force.kind, "officer_ids": officer_ids, "urgency": urgency, "ttl_s": ttl_s, "auto": auto,
+        "ordered_by": ordered_by})
+    if dispatch is None:
+        return None
+    await repo.enqueue(conn, DispatchOrdered(
+        event_id=new_id(), tenant_id=alert.tenant_id, dispatch_id=dispatch_id, alert_id=alert.id,
+        camera_id=alert.camera_id, force_id=force.id, force_kind=force.kind,  # type: ignore[arg-type]
+        officer_ids=tuple(officer_ids), urgency=Urgency(urgency), ttl_s=ttl_s, escalation_level=0, auto=auto))
+    now = datetime.now(UTC)
+    await repo.insert_timer(conn, alert.tenant_id, dispatch_id, alert.id, "receipt", 0,
+                            now + timedelta(seconds=rules.RECEIPT_TIMEOUT_S))
+    await repo.insert_timer(conn, alert.tenant_id, dispatch_id, alert.id, "acknowledgement", 0,
+                            now + timedelta(seconds=rules.ACK_TIMEOUT_S))
+    return dispatch
+
+
+class AlertService:
+    """The operators' workflow. Every action: one transaction with the state change, its journal entry,
+    its main courante line and its outbox event."""
+
+    def __init__(self, db: Database, journal: JournalService, *, repo: AlertRepository | None = None) -> None:
+        self._db = db
+        self._journal = journal
+        self._repo = repo or AlertRepository()
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    async def queue(self, principal: Principal, *, states: list[str] | None, tenant_id: uuid.UUID | None,
+                    after: uuid.UUID | None, limit: int) -> list[Alert]:
+        require_role(principal, QUEUE_READERS, "read the alarm queue")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.queue(conn, states=states or OPEN_STATES, tenant_id=tenant_id, after=after,
+                                          limit=limit, force_id=principal.force_id
+                                          if principal.role is Role.OFFICER else None)
+
+    async def _visible(self, conn: asyncpg.Connection, principal: Principal, alert_id: uuid.UUID, *,
+                       for_update: bool = False) -> Alert:
+        alert = await self._repo.get(conn, alert_id, for_update=for_update)
+        if alert is None:
+            raise AlertNotFound("no such alert")
+        if principal.role is Role.OFFICER and (
+                principal.force_id is None or not await self._repo.dispatched_to(conn, alert_id, principal.force_id)):
+            # An officer sees an alert only once a human sent it to their force; before that it is not theirs.
+            raise AlertNotFound("no such alert")
+        return alert
+
+    async def get(self, principal: Principal, alert_id: uuid.UUID) -> AlertDetail:
+        require_role(principal, QUEUE_READERS, "read alerts")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            alert = await self._visible(conn, principal, alert_id)
+            sop = await self._repo.sop_rows(conn, alert_id, rules.sop_for(alert.legal_event_type or alert.rule_type))
+            return AlertDetail(alert=alert, sop=sop, dispatches=await self._repo.dispatches(conn, alert_id))
+
+    async def responders(self, principal: Principal, alert_id: uuid.UUID) -> Responders:
+        require_role(principal, QUEUE_READERS, "follow responders")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            await self._visible(conn, principal, alert_id)
+            return Responders(dispatches=await self._repo.dispatches(conn, alert_id),
+                              statuses=await self._repo.responder_statuses(conn, alert_id))
+
+    async def recommendations(self, principal: Principal, alert_id: uuid.UUID) -> list[ForceRecommendation]:
+        require_role(principal, OPERATORS, "see the competent forces")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            alert = await self._visible(conn, principal, alert_id)
+            forces = await self._route(conn, alert)
+        return [ForceRecommendation(force_id=f.id, kind=f.kind, name=f.name, phone=f.phone) for f in forces]
+
+    async def _route(self, conn: asyncpg.Connection, alert: Alert) -> list[rules.ForceRef]:
+        opt_in = await conn.fetchval("SELECT municipal_police_opt_in FROM tenants WHERE id = $1", alert.tenant_id)
+        local = datetime.now(TIMEZONE)
+        return rules.route(insee_code=alert.insee_code, event_type=alert.legal_event_type or alert.rule_type,
+                           tenant_id=alert.tenant_id, municipal_police_opt_in=bool(opt_in),
+                           local_minute=local.hour * 60 + local.minute, forces=await self._repo.forces(conn),
+                           rules=AlertRepository.as_rules(await self._repo.routing_rules(conn)))
+
+    # --- acting ---------------------------------------------------------------------------------------------------
+
+    async def _change(self, conn: asyncpg.Connection, principal: Principal, alert: Alert, action: str,
+                      changes: dict[str, Any], *, text: str, reason: str | None = None,
+                      verdict: str | None = None, journal: dict[str, object] | None = None) -> Alert:
+        target = rules.transition(alert.state, action)
+        if rules.requires_own_claim(action) and alert.claimed_by != principal.user_id:
+            raise InvalidTransition(f"only the operator who claimed the alert may {action} it; claim it first")
+        updated = await self._repo.update(conn, alert.id, {"state": target.value, **changes})
+        if target.value != alert.state:
+            await self._repo.enqueue(conn, AlertStateChanged(
+                event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert.id, camera_id=alert.camera_id,
+                from_state=AlertState(alert.state), to_state=target, actor_id=principal.user_id, reason=reason,
+                verdict=verdict))  # type: ignore[arg-type]
+        await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal, action=f"alert.{action}",
+                                   target_type="alert", target_id=alert.id, camera_id=alert.camera_id,
+                                   details={"from": alert.state, "to": target.value, **(journal or {})})
+        await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert.id, author_id=principal.user_id,
+                             kind="auto", action=f"alert.{action}", text=text)
+        return updated
+
+    async def claim(self, principal: Principal, alert_id: uuid.UUID) -> Alert:
+        require_role(principal, OPERATORS, "claim alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            if alert.state == AlertState.CLAIMED and principal.role is not Role.OPERATOR \
+                    and alert.claimed_by != principal.user_id:
+                # A supervisor takes an alert over from an operator: journaled as such.
+                return await self._repo.update(conn, alert_id, {"claimed_by": principal.user_id,
+                                                                "claimed_at": datetime.now(UTC)})
+            if alert.state == AlertState.CLAIMED:
+                raise AlreadyClaimed("the alert is already claimed" + (
+                    " by you" if alert.claimed_by == principal.user_id else " by another operator"))
+            return await self._change(conn, principal, alert, "claim",
+                                      {"claimed_by": principal.user_id, "claimed_at": datetime.now(UTC)},
+                                      text=f"Prise en compte par {principal.display_name or principal.user_id}")
+
+    async def release(self, principal: Principal, alert_id: uuid.UUID) -> Alert:
+        require_role(principal, OPERATORS, "release alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            return await self._change(conn, principal, alert, "release", {"claimed_by": None, "claimed_at": None},
+                                      text="Alerte remise dans la file")
+
+    async def verify(self, principal: Principal, alert_id: uuid.UUID, data: VerifyInput) -> Alert:
+        """The human check (levée de doute): opening the images is journaled with its motive, then the alert may go
+        to a force. Verified means the operator confirms the event is real."""
+        require_role(principal, OPERATORS, "verify alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            rules.transition(alert.state, "verify")
+            if alert.claimed_by != principal.user_id:
+                raise InvalidTransition("only the operator who claimed the alert may verify it; claim it first")
+            await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal,
+                                       action=_MEDIA_ACTION[data.media], target_type="alert", target_id=alert.id,
+                                       camera_id=alert.camera_id, motive=data.motive,
+                                       range_start=alert.first_seen_at, range_end=alert.last_seen_at)
+            return await self._change(conn, principal, alert, "verify",
+                                      {"verified_by": principal.user_id, "verified_at": datetime.now(UTC),
+                                       "verdict": "true_positive"},
+                                      text=f"Levée de doute ({data.media}) : événement confirmé. Motif : {data.motive}",
+                                      verdict="true_positive", journal={"media": data.media})
+
+    async def dismiss(self, principal: Principal, alert_id: uuid.UUID, data: DismissInput) -> Alert:
+        require_role(principal, OPERATORS, "dismiss alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            verdict = _verdict_for_dismissal(data.reason)
+            note = f" — {data.note}" if data.note else ""
+            updated = await self._change(conn, principal, alert, "dismiss",
+                                         {"dismissed_reason": data.reason, "verdict": verdict,
+                                          "closed_at": datetime.now(UTC), "closed_by": principal.user_id},
+                                         text=f"Alerte écartée : {data.reason}{note}", reason=data.reason,
+                                         verdict=verdict, journal={"reason": data.reason})
+            await self._withdraw(conn, alert, "dismissed")
+            return updated
+
+    async def dispatch(self, principal: Principal, alert_id: uuid.UUID, data: DispatchInput) -> list[Dispatch]:
+        """Send a verified alert to forces competent for its commune. Nothing reaches a force unverified."""
+        require_role(principal, OPERATORS, "dispatch alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            if alert.state in (AlertState.NEW, AlertState.CLAIMED):
+                raise InvalidTransition("an alert must be verified by a human before it is sent to a force")
+            rules.transition(alert.state, "dispatch")
+            if alert.rule_type in rules.NON_DISPATCHABLE:
+                raise InvalidTransition("equipment alerts go to the maintainer, not to a force")
+            forces = {f.id: f for f in await self._repo.forces(conn)}
+            created: list[Dispatch] = []
+            for force_id in dict.fromkeys(data.force_ids):
+                force = forces.get(force_id)
+                if force is None:
+                    raise UnknownForce("no such force in your department", field="force_ids")
+                if not rules.municipal_police_may_receive(force, alert.tenant_id):
+                    raise UnknownForce("a municipal police may only receive alerts of its own commune",
+                                       field="force_ids")
+                if force.kind != "police_municipale" and alert.insee_code not in force.communes:
+                    raise UnknownForce(f"{force.name} is not competent for commune {alert.insee_code}",
+                                       field="force_ids")
+                officers = set(await self._repo.officers_of_force(conn, force_id))
+                named = [o for o in data.officer_ids if o in officers]
+                if data.officer_ids and not named and len(data.force_ids) == 1:
+                    raise InvalidInput("none of officer_ids belongs to that force", field="officer_ids")
+                dispatch = await create_dispatch(
+                    self._repo, conn, alert, force, officer_ids=named,
+                    urgency=data.urgency or rules.urgency_for(alert.severity), ttl_s=data.ttl_s,
+                    ordered_by=principal.user_id, auto=False)
+                if dispatch is not None:
+                    created.append(dispatch)
+            if not created:
+                raise InvalidTransition("every named force was already sent this alert")
+            await self._change(conn, principal, alert, "dispatch", {},
+                               text="Envoi aux forces : " + ", ".join(forces[d.force_id].name for d in created),
+                               journal={"forces": [str(d.force_id) for d in created]})
+            return created
+
+    async def close(self, principal: Principal, alert_id: uuid.UUID, data: CloseInput) -> Alert:
+        require_role(principal, OPERATORS, "close alerts")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            note = f" — {data.note}" if data.note else ""
+            updated = await self._change(conn, principal, alert, "close",
+                                         {"outcome": data.outcome, "closed_at": datetime.now(UTC),
+                                          "closed_by": principal.user_id},
+                                         text=f"Clôture : {data.outcome}{note}", reason=data.outcome,
+                                         journal={"outcome": data.outcome})
+            await self._withdraw(conn, alert, "closed")
+            return updated
+
+    async def _withdraw(self, conn: asyncpg.Connection, alert: Alert, reason: str) -> None:
+        await self._repo.cancel_alert_timers(conn, alert.id)
+        for dispatch in await self._repo.dispatches(conn, alert.id):
+            if dispatch.status in ("closed", "withdrawn"):
+                continue
+            await self._repo.update_dispatch(conn, dispatch.id, "withdrawn")
+            await self._repo.enqueue(conn, DispatchWithdrawn(event_id=new_id(), tenant_id=alert.tenant_id,
+                                                             dispatch_id=dispatch.id, alert_id=alert.id,
+                                                             reason=reason))
+
+    async def record_step(self, principal: Principal, alert_id: uuid.UUID, data: SopStepInput) -> AlertDetail:
+        require_role(principal, OPERATORS, "record procedure steps")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id, for_update=True)
+            rules.transition(alert.state, "sop")
+            steps = rules.sop_for(alert.legal_event_type or alert.rule_type)
+            if data.step not in steps:
+                raise InvalidInput(f"the procedure for {alert.rule_type} has no step {data.step!r}; "
+                                   f"steps: {', '.join(steps)}", field="step")
+            if not await self._repo.insert_sop_step(conn, alert.tenant_id, alert_id, data.step, principal.user_id,
+                                                    data.note):
+                raise InvalidTransition(f"step {data.step} is already recorded")
+            await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal, action="alert.sop_step",
+                                       target_type="alert", target_id=alert_id, details={"step": data.step})
+            await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert_id, author_id=principal.user_id,
+                                 kind="auto", action="alert.sop_step", text=f"Procédure : {data.step}"
+                                 + (f" — {data.note}" if data.note else ""))
+            sop = await self._repo.sop_rows(conn, alert_id, steps)
+            return AlertDetail(alert=alert, sop=sop, dispatches=await self._repo.dispatches(conn, alert_id))
+
+    # --- supervision and evaluation ---------------------------------------------------------------------------
+
+    async def sla_breaches(self, principal: Principal, limit: int = 100) -> list[SlaBreach]:
+        require_role(principal, SUPERVISORS, "see SLA breaches")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            rows = await self._repo.sla_breaches(conn, limit)
+        return [SlaBreach(alert_id=r["alert_id"], tenant_id=r["tenant_id"], rule_type=r["rule_type"],
+                          severity=r["severity"], raised_at=r["raised_at"], due_at=r["due_at"],
+                          overdue_s=float(r["overdue_s"]), kind=r["kind"]) for r in rows]
+
+    async def precision(self, principal: Principal, group_by: str, days: int) -> list[PrecisionRow]:
+        require_role(principal, EVALUATION_READERS, "read the evaluation")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.precision(conn, group_by, datetime.now(UTC) - timedelta(days=days))
+
+    # --- main courante -------------------------------------------------------------------------------------------
+
+    async def logbook(self, principal: Principal, *, hours: int, before: uuid.UUID | None,
+                      limit: int) -> list[LogbookEntry]:
+        require_role(principal, OPERATORS | {Role.AUDITOR}, "read the main courante")
+        now = datetime.now(UTC)
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.logbook(conn, since=now - timedelta(hours=hours), until=now + timedelta(seconds=1),
+                                            before=before, limit=limit)
+
+    async def add_entry(self, principal: Principal, data: LogbookInput) -> LogbookEntry:
+        require_role(principal, OPERATORS, "write in the main courante")
+        async with self._db.transaction(principal) as conn:
+            tenant_id = principal.home_tenant_id
+            if data.alert_id is not None:
+                tenant_id = (await self._visible(conn, principal, data.alert_id)).tenant_id
+            return await self._repo.log(conn, tenant_id=tenant_id, alert_id=data.alert_id,
+                                        author_id=principal.user_id, kind="free", action="logbook.entry",
+                                        text=data.text)
+
+    async def handover(self, principal: Principal, data: HandoverInput) -> Handover:
+        require_role(principal, OPERATORS, "hand over a shift")
+        now = datetime.now(UTC)
+        since = now - timedelta(hours=data.hours)
+        async with self._db.transaction(principal) as conn:
+            summary = await self._repo.shift_summary(conn, since, now)
+            handover = await self._repo.insert_handover(conn, {
+                "id": new_id(), "tenant_id": principal.home_tenant_id, "author_id": principal.user_id,
+                "period_start": since, "period_end": now, "summary": summary, "notes": data.notes})
+            await self._repo.log(conn, tenant_id=principal.home_tenant_id, alert_id=None,
+                                 author_id=principal.user_id, kind="auto", action="shift.handover",
+                                 text=f"Relève : {summary['still_open']} alerte(s) ouverte(s) transmise(s)"
+                                 + (f" — {data.notes}" if data.notes else ""))
+            return handover
+
+    async def handovers(self, principal: Principal, limit: int) -> list[Handover]:
+        require_role(principal, OPERATORS | {Role.AUDITOR}, "read shift handovers")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.handovers(conn, limit)
+
+    # --- department configuration --------------------------------------------------------------------------
+
+    async def routing_rules(self, principal: Principal) -> list[RoutingRuleRecord]:
+        require_role(principal, OPERATORS | {Role.AUDITOR}, "read routing rules")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.routing_rules(conn)
+
+    async def add_routing_rule(self, principal: Principal, data: RoutingRuleInput) -> RoutingRuleRecord:
+        require_role(principal, DEPARTMENT_ADMINS, "change routing rules")
+        async with self._db.transaction(principal) as conn:
+            if not any(f.id == data.force_id for f in await self._repo.forces(conn)):
+                raise InvalidInput("no such force in your department", field="force_id")
+            record = await self._repo.insert_routing_rule(conn, {
+                "id": new_id(), "department_id": principal.department_id, "insee_code": data.insee_code,
+                "event_type": data.event_type, "start_minute": data.start_minute, "end_minute": data.end_minute,
+                "force_id": data.force_id, "effect": data.effect, "note": data.note,
+                "created_by": principal.user_id})
+            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
+                                       action="routing_rule.create", target_type="routing_rule", target_id=record.id,
+                                       details=msgspec.to_builtins(data))
+            return record
+
+    async def delete_routing_rule(self, principal: Principal, rule_id: uuid.UUID) -> None:
+        require_role(principal, DEPARTMENT_ADMINS, "change routing rules")
+        async with self._db.transaction(principal) as conn:
+            if not await self._repo.delete_routing_rule(conn, rule_id):
+                raise NotFound("no such routing rule")
+            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
+                                       action="routing_rule.delete", target_type="routing_rule", target_id=rule_id)
+
+    async def policies(self, principal: Principal) -> list[PolicyRecord]:
+        require_role(principal, OPERATORS | {Role.AUDITOR}, "read alert policies")
+        async with self._db.transaction(principal, readonly=True) as conn:
+            return await self._repo.policies(conn)
+
+    async def set_policy(self, principal: Principal, data: PolicyInput) -> PolicyRecord:
+        """Only a department admin may mark a rule auto-dispatch; the change is journaled."""
+        if principal.role is not Role.DEPARTMENT_ADMIN:
+            raise PermissionDenied("only a department admin may change alert policies")
+        record = PolicyRecord(rule_type=data.rule_type, severity=data.severity, dedupe_window_s=data.dedupe_window_s,
+                              cooldown_s=data.cooldown_s, sla_claim_s=data.sla_claim_s,
+                              auto_dispatch=data.auto_dispatch)
+        async with self._db.transaction(principal) as conn:
+            await self._repo.upsert_policy(conn, principal.department_id, record, principal.user_id)
+            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
+                                       action="alert_policy.set", target_type="alert_policy",
+                                       target_id=data.rule_type, details=msgspec.to_builtins(data))
+        return record
