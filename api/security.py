@@ -19,6 +19,9 @@ PUBLIC_PATHS = [
     "^/auth/login",
     "^/auth/refresh$",
     "^/auth/oidc/",
+    # Signed short-lived links: the signature authorises, issued only after a journaled request.
+    "^/media/",
+    "^/evidence/signing-key$",
 ]
 
 

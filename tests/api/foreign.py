@@ -25,6 +25,9 @@ class ForeignObjects:
     force_id: uuid.UUID
     user_id: uuid.UUID
     membership_id: uuid.UUID
+    clip_id: uuid.UUID
+    requisition_id: uuid.UUID
+    export_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [
@@ -122,6 +125,45 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         conn,
         {"id": membership_id, "tenant_id": tenant.id, "user_id": user_id, "role": "tenant_admin", "force_id": None},
     )
+    clip_id, requisition_id, export_id = new_id(), new_id(), new_id()
+    await conn.execute(
+        "INSERT INTO clips (id, tenant_id, camera_id, start_at, end_at, object_key, sha256, size_bytes, "
+        "source_segments) VALUES ($1, $2, $3, now() - interval '1 minute', now(), 'clips/canary.mp4', $4, 10, '[]')",
+        clip_id,
+        tenant.id,
+        camera.id,
+        "0" * 64,
+    )
+    await conn.execute(
+        "INSERT INTO requisitions (id, tenant_id, procedure_number, legal_frame, opj_name, opj_service, camera_ids, "
+        "start_at, end_at, received_at, registered_by) VALUES ($1, $2, $3, 'flagrance', 'OPJ canary', 'SR Oise', "
+        "$4, now() - interval '1 hour', now(), now(), $5)",
+        requisition_id,
+        tenant.id,
+        f"PROC-{CANARY}",
+        [camera.id],
+        user_id,
+    )
+    await conn.execute(
+        "INSERT INTO evidence_exports (id, tenant_id, requisition_id, exported_by, exported_by_name, object_key, "
+        "package_sha256, manifest_sha256, signing_key_id) VALUES ($1, $2, $3, $4, 'canary', 'exports/canary.zip', "
+        "$5, $5, 'k')",
+        export_id,
+        tenant.id,
+        requisition_id,
+        user_id,
+        "0" * 64,
+    )
     return ForeignObjects(
-        department_id, tenant.id, site.id, camera.id, authorisation_id, force_id, user_id, membership_id
+        department_id,
+        tenant.id,
+        site.id,
+        camera.id,
+        authorisation_id,
+        force_id,
+        user_id,
+        membership_id,
+        clip_id,
+        requisition_id,
+        export_id,
     )

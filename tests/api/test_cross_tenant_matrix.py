@@ -19,7 +19,18 @@ from tests.api.foreign import CANARY, ForeignObjects, create_foreign_department
 
 pytestmark = pytest.mark.integration
 
-ID_PARAMETERS = ("tenant_id", "site_id", "camera_id", "authorisation_id", "force_id", "user_id", "membership_id")
+ID_PARAMETERS = (
+    "tenant_id",
+    "site_id",
+    "camera_id",
+    "authorisation_id",
+    "force_id",
+    "user_id",
+    "membership_id",
+    "clip_id",
+    "requisition_id",
+    "export_id",
+)
 DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
 BODIES_WITHOUT_IDS = {("post", "/auth/login"), ("post", "/auth/login/totp"), ("post", "/auth/refresh")}
@@ -49,6 +60,27 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         },
         ("patch", "/users/{user_id}"): {"display_name": f"u {unique}"},
         ("post", "/users/{user_id}/memberships"): {"tenant_id": ids["tenant_id"], "role": "tenant_admin"},
+        ("post", "/cameras/{camera_id}/playback"): {
+            "start": "2026-11-26T00:00:00Z",
+            "end": "2026-11-26T00:10:00Z",
+            "motive": "matrix",
+        },
+        ("post", "/clips/{clip_id}/view"): {"motive": "matrix"},
+        ("put", "/tenants/{tenant_id}/retention"): {"tier": "continuous", "days": 10},
+        ("post", "/requisitions"): {
+            "procedure_number": "P",
+            "legal_frame": "flagrance",
+            "opj_name": "O",
+            "opj_service": "S",
+            "camera_ids": [ids["camera_id"]],
+            "start": "2026-11-25T00:00:00Z",
+            "end": "2026-11-25T01:00:00Z",
+            "received_at": "2026-11-26T00:00:00Z",
+        },
+        ("post", "/requisitions/{requisition_id}/release"): {"reason": "matrix"},
+        ("post", "/requisitions/{requisition_id}/exports"): {"motive": "matrix"},
+        ("post", "/exports/{export_id}/download"): {"motive": "matrix"},
+        ("post", "/exports/{export_id}/transmission"): {"transmitted_at": "2026-11-26T00:00:00Z", "recipient": "PR"},
         ("post", "/forces"): {
             "kind": "police_municipale",
             "name": f"f {unique}",
@@ -141,6 +173,9 @@ async def test_cross_tenant_matrix(
         "force_id": str(foreign.force_id),
         "user_id": str(foreign.user_id),
         "membership_id": str(foreign.membership_id),
+        "clip_id": str(foreign.clip_id),
+        "requisition_id": str(foreign.requisition_id),
+        "export_id": str(foreign.export_id),
     }
     # The tenant of the same department that each actor's scope excludes.
     excluded = {
