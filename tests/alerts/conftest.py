@@ -1,0 +1,88 @@
+"""Alerts fixtures: the seeded demo department (shared with the API suite when both run), the app, actors, the bus."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from alerts.events import ALERTS_STREAM
+from api.app import create_app
+from cli.main import ensure_signing_key
+from cli.seed import CAMERAS, FORCES, TENANTS, USERS, SeededUser, SeedResult, seed_demo
+from core.bus import Bus
+from core.crypto import SecretBox
+from core.settings import AuthSettings, Settings
+from identity.service import TOTP_PURPOSE
+from inference.publisher import DETECTIONS_STREAM
+from mobile_push.events import PUSH_STREAM
+from tests.api.conftest import Actor, sign_in
+
+SECOND_FACTOR = {"department_admin", "supervisor", "operator", "tenant_admin"}
+
+
+@pytest.fixture(scope="session")
+async def alerts_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth": AuthSettings(access_ttl_s=3600, login_rate_per_ip_per_minute=10_000)})
+
+
+@pytest.fixture(scope="session")
+async def demo(alerts_settings: Settings, department_pool: asyncpg.Pool) -> SeedResult:
+    """The demo department; when the API suite seeded it first, its ids and second factors are read back."""
+    await ensure_signing_key(alerts_settings)
+    box = SecretBox(alerts_settings.data_key.get_secret_value())  # type: ignore[arg-type]
+    async with department_pool.acquire() as conn, conn.transaction():
+        result = await seed_demo(conn, box, rtsp_base_port=8554)
+        if result.created:
+            return result
+        names = {name: key for key, name, *_ in TENANTS}
+        for r in await conn.fetch("SELECT id, name FROM tenants WHERE department_id = $1", result.department_id):
+            if r["name"] in names:
+                result.tenants[names[r["name"]]] = r["id"]
+        forces = {name: key for key, name, *_ in FORCES}
+        for r in await conn.fetch("SELECT id, name FROM forces WHERE department_id = $1", result.department_id):
+            if r["name"] in forces:
+                result.forces[forces[r["name"]]] = r["id"]
+        cameras = {name: key for key, _, name, *_ in CAMERAS}
+        for r in await conn.fetch("SELECT id, name FROM cameras WHERE tenant_id = ANY($1::uuid[])",
+                                  list(result.tenants.values())):
+            result.cameras[cameras[r["name"]]] = r["id"]
+        for email, _, role, tenant_key, _ in USERS:
+            sealed = await conn.fetchval("SELECT totp_secret_sealed FROM users WHERE lower(email) = $1", email)
+            secret = None if sealed is None else box.open(sealed, purpose=TOTP_PURPOSE).decode()
+            result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
+        return result
+
+
+@pytest.fixture(scope="session")
+async def alerts_app(alerts_settings: Settings, demo: SeedResult) -> Litestar:
+    return create_app(alerts_settings)
+
+
+@pytest.fixture(scope="session")
+async def alerts_client(alerts_app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=alerts_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+async def people(alerts_client: AsyncTestClient[Litestar], demo: SeedResult) -> dict[str, Actor]:
+    signed: dict[str, Actor] = {}
+    for user in demo.users:
+        body = await sign_in(alerts_client, user.email, totp_secret=user.totp_secret)
+        signed[user.email] = Actor(user.role, user.email, body["access_token"], uuid.UUID(body["tenant_id"]))
+    return signed
+
+
+@pytest.fixture(scope="session")
+async def bus(settings: Settings) -> AsyncIterator[Bus]:
+    connected = await Bus.connect(settings.nats.url, name="alerts-tests")
+    for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM):
+        await connected.ensure_stream(stream)
+    await connected.ensure_dead_letter_stream()
+    yield connected
+    await connected.close()
