@@ -325,3 +325,33 @@ class IdentityRepository:
             public_jwk,
             activates_at,
         )
+
+    # --- authorization code + PKCE (first-party public clients)
+    async def oauth_client(self, conn: asyncpg.Connection, client_id: str) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT client_id, name, redirect_uris FROM oauth_clients WHERE client_id = $1", client_id
+        )
+
+    async def insert_authorization_code(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+        await conn.execute(
+            "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, user_id, "
+            "membership_id, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            values["code_hash"],
+            values["client_id"],
+            values["redirect_uri"],
+            values["code_challenge"],
+            values["user_id"],
+            values["membership_id"],
+            values["expires_at"],
+        )
+
+    async def take_authorization_code(self, conn: asyncpg.Connection, code_hash: bytes) -> asyncpg.Record | None:
+        """Lock the code's row; the caller marks it used whatever the outcome, so a code is tried once."""
+        return await conn.fetchrow(
+            "SELECT code_hash, client_id, redirect_uri, code_challenge, user_id, membership_id, expires_at, used_at "
+            "FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
+            code_hash,
+        )
+
+    async def use_authorization_code(self, conn: asyncpg.Connection, code_hash: bytes) -> None:
+        await conn.execute("UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1", code_hash)

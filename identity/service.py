@@ -118,6 +118,18 @@ class IdentityService:
     async def login(
         self, request: LoginRequest, *, client_ip: str, user_agent: str
     ) -> TokenPair | SecondFactorChallenge:
+        account, membership = await self.authenticate(request, client_ip=client_ip)
+        if Role(membership["role"]) in SECOND_FACTOR_ROLES:
+            if account.totp_secret_sealed is None:
+                raise PermissionDenied(
+                    "this role requires a second factor and none is enrolled: ask an administrator to enrol one"
+                )
+            return await self._open_challenge(account, membership["id"])
+        return await self._open_session(account, membership, amr=["pwd"], client_ip=client_ip, user_agent=user_agent)
+
+    async def authenticate(self, request: LoginRequest, *, client_ip: str) -> tuple[Account, asyncpg.Record]:
+        """Check email and password (with the same throttling as every sign-in) and pick the membership; opens no
+        session. Used by /auth/login and by the authorization-code endpoint."""
         await self._throttle_ip(client_ip)
         async with self._db.unscoped() as conn:
             account = await self._repo.account_by_email(conn, request.email)
@@ -137,13 +149,21 @@ class IdentityService:
         self._check_habilitation(role, account)
         async with self._db.unscoped() as conn:
             await self._repo.record_success(conn, account.id)
-        if role in SECOND_FACTOR_ROLES:
-            if account.totp_secret_sealed is None:
-                raise PermissionDenied(
-                    "this role requires a second factor and none is enrolled: ask an administrator to enrol one"
-                )
-            return await self._open_challenge(account, membership["id"])
-        return await self._open_session(account, membership, amr=["pwd"], client_ip=client_ip, user_agent=user_agent)
+        return account, membership
+
+    async def open_session_for(
+        self, user_id: uuid.UUID, membership_id: uuid.UUID, *, amr: list[str], client_ip: str, user_agent: str
+    ) -> TokenPair:
+        """A session for an account authenticated earlier (an authorization code being redeemed)."""
+        async with self._db.unscoped() as conn:
+            account = await self._repo.account(conn, user_id)
+        if account is None or account.status != "active":
+            raise AuthenticationFailed("this account is disabled")
+        membership = await self._membership(membership_id)
+        if membership["user_id"] != user_id:
+            raise AuthenticationFailed("this role was withdrawn")
+        self._check_habilitation(Role(membership["role"]), account)
+        return await self._open_session(account, membership, amr=amr, client_ip=client_ip, user_agent=user_agent)
 
     async def login_second_factor(self, challenge: str, code: str, *, client_ip: str, user_agent: str) -> TokenPair:
         await self._throttle_ip(client_ip)
