@@ -13,9 +13,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from core.objectstore import LifecycleRule
 from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
 from dvr.model import RetentionInputs, Segment, Tier
+from tenants.rules import LEGAL_MAX_RETENTION_DAYS
 
 # CSI L252-5: "Ce délai ne peut excéder un mois." Thirty days is the platform's reading of one month.
-LEGAL_MAX_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def check_retention_request(days: int, *, authorisation_max_days: int | None = N
     if days < 1:
         raise RetentionAboveCap("retention must be at least one day")
     if days > LEGAL_MAX_RETENTION_DAYS:
-        raise RetentionAboveCap(f"{days} days exceeds the legal maximum of {LEGAL_MAX_RETENTION_DAYS} days")
+        raise RetentionAboveCap(f"{days} days exceeds the legal maximum of {LEGAL_MAX_RETENTION_DAYS} days "
+                                "(Code de la sécurité intérieure, art. L252-5)")
     if authorisation_max_days is not None and days > authorisation_max_days:
         raise RetentionAboveCap(f"{days} days exceeds the {authorisation_max_days} days of the camera's "
                                 "prefectoral authorisation")

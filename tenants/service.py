@@ -335,7 +335,12 @@ class TenancyService:
         require_role(principal, TENANCY_WRITERS, "delete cameras")
         async with self._db.transaction(principal) as conn:
             camera = await self._camera(conn, camera_id)
-            await self._repo.delete_camera(conn, camera_id)
+            try:
+                await self._repo.delete_camera(conn, camera_id)
+            except asyncpg.ForeignKeyViolationError as exc:
+                # Recordings must be destroyed (and registered) before their camera can go.
+                raise Conflict("the camera still has recordings or evidence; disable it instead "
+                               "(status: disabled) until they are destroyed") from exc
             await self._journal.record(
                 conn,
                 tenant_id=camera.tenant_id,
