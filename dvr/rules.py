@@ -15,8 +15,6 @@ from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
 from dvr.model import RetentionInputs, Segment, Tier
 from tenants.rules import LEGAL_MAX_RETENTION_DAYS
 
-# CSI L252-5: "Ce délai ne peut excéder un mois." Thirty days is the platform's reading of one month.
-
 
 @dataclass(frozen=True)
 class Retention:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from core.errors import InvalidInput, LegalRuleViolation
 
+# CSI L252-5: "Ce délai ne peut excéder un mois." Thirty days is the platform's reading of one month.
 LEGAL_MAX_RETENTION_DAYS = 30
 AUTHORISATION_MAX_YEARS = 5
 
