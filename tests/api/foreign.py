@@ -28,6 +28,8 @@ class ForeignObjects:
     clip_id: uuid.UUID
     requisition_id: uuid.UUID
     export_id: uuid.UUID
+    alert_id: uuid.UUID
+    routing_rule_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [
@@ -154,6 +156,25 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         user_id,
         "0" * 64,
     )
+    alert_id, routing_rule_id = new_id(), new_id()
+    await conn.execute(
+        "INSERT INTO alerts (id, tenant_id, camera_id, site_id, insee_code, rule_type, severity, priority, detail, "
+        "source_event_id, first_seen_at, last_seen_at, sla_claim_due_at) VALUES ($1, $2, $3, $4, '60057', "
+        "'intrusion', 3, 30, $5, $6, now(), now(), now())",
+        alert_id,
+        tenant.id,
+        camera.id,
+        site.id,
+        f"Alert {CANARY}",
+        new_id(),
+    )
+    await conn.execute(
+        "INSERT INTO routing_rules (id, department_id, force_id, effect, note) VALUES ($1, $2, $3, 'add', $4)",
+        routing_rule_id,
+        department_id,
+        force_id,
+        f"Rule {CANARY}",
+    )
     return ForeignObjects(
         department_id,
         tenant.id,
@@ -166,4 +187,6 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         clip_id,
         requisition_id,
         export_id,
+        alert_id,
+        routing_rule_id,
     )

@@ -30,6 +30,8 @@ ID_PARAMETERS = (
     "clip_id",
     "requisition_id",
     "export_id",
+    "alert_id",
+    "routing_rule_id",
 )
 DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
@@ -88,6 +90,15 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
             "tenant_id": ids["tenant_id"],
         },
         ("patch", "/forces/{force_id}"): {"name": f"f {unique}"},
+        ("post", "/alerts/{alert_id}/verify"): {"media": "snapshot", "motive": "matrix check"},
+        ("post", "/alerts/{alert_id}/dismiss"): {"reason": "test"},
+        ("post", "/alerts/{alert_id}/dispatch"): {"force_ids": [ids["force_id"]]},
+        ("post", "/alerts/{alert_id}/close"): {"outcome": "other"},
+        ("post", "/alerts/{alert_id}/sop-steps"): {"step": "levee_de_doute"},
+        ("post", "/logbook"): {"text": f"matrix {unique}", "alert_id": ids["alert_id"]},
+        ("post", "/logbook/handovers"): {"notes": f"matrix {unique}"},
+        ("post", "/routing-rules"): {"force_id": ids["force_id"], "effect": "add"},
+        ("put", "/alert-policies"): {"rule_type": "intrusion", "severity": 3},
     }
     return templates.get((method, path))
 
@@ -176,6 +187,8 @@ async def test_cross_tenant_matrix(
         "clip_id": str(foreign.clip_id),
         "requisition_id": str(foreign.requisition_id),
         "export_id": str(foreign.export_id),
+        "alert_id": str(foreign.alert_id),
+        "routing_rule_id": str(foreign.routing_rule_id),
     }
     # The tenant of the same department that each actor's scope excludes.
     excluded = {
