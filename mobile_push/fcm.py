@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -41,9 +42,13 @@ def build_message(push: PushMessage) -> messaging.Message:
             aps=messaging.Aps(alert=messaging.ApsAlert(loc_key=IOS_ALERT_KEY), mutable_content=True, sound="default")
         ),
     )
-    if push.platform == "ios":
-        return messaging.Message(token=push.token, data=data, apns=apns)
-    return messaging.Message(token=push.token, data=data, android=android)
+    # 7.7 deprecates `token` in favour of Firebase Installation ids, but the app's FCM SDK hands us a registration
+    # token (getToken), which is what the v1 `token` field means; the warning is about a migration not made yet.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Message.token is deprecated", DeprecationWarning)
+        if push.platform == "ios":
+            return messaging.Message(token=push.token, data=data, apns=apns)
+        return messaging.Message(token=push.token, data=data, android=android)
 
 
 def _retry_after(error: exceptions.FirebaseError) -> float | None:

@@ -366,5 +366,16 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(FcmEndpointApp(state), host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
+def start_local(service_account_file: Path, port: int, *, project_id: str = "vigie-local") -> str:
+    """Start the endpoint in this process (demo), creating its service account on first use; returns its URL."""
+    base = f"http://127.0.0.1:{port}"
+    if service_account_file.exists():
+        account = json.loads(service_account_file.read_text())
+    else:
+        account = write_service_account(service_account_file, base_url=base, project_id=project_id)
+    FcmEndpoint(state_for(account), port=port).start()
+    return base
+
+
 if __name__ == "__main__":
     main()

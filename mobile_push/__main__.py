@@ -1,0 +1,55 @@
+"""`python -m mobile_push`: the dispatcher (alerts.> → FCM), its durable retries and the outbox relay to PUSH."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+from alerts.events import ALERT_EVENTS, ALERTS_STREAM
+from core.bus import Bus, ConsumerSpec
+from core.crypto import SecretBox
+from core.db import Database, create_pool
+from core.events import EventCodec
+from core.logging import configure_logging
+from core.settings import get_settings
+from mobile_push.events import PUSH_STREAM
+from mobile_push.fcm import FcmSender
+from mobile_push.service import OutboxRelay, PushDispatcher
+from mobile_push.settings import PushSettings
+
+
+async def main() -> None:
+    settings, own = get_settings(), PushSettings()
+    configure_logging(settings.log_level)
+    if own.local_endpoint_port is not None:  # demo: the project's local FCM endpoint, in this process
+        from mobile_push.fcm_endpoint import start_local
+
+        own = own.model_copy(update={"fcm_base_url": start_local(own.service_account_file, own.local_endpoint_port)})
+    sender = FcmSender(json.loads(own.service_account_file.read_text()), base_url=own.fcm_base_url,
+                       timeout_s=own.http_timeout_s, sdk_max_retries=own.sdk_max_retries)
+    db = Database(await create_pool(settings.database.app_dsn, min_size=1, max_size=2),
+                  await create_pool(settings.database.department_dsn, min_size=2, max_size=6))
+    bus = await Bus.connect(settings.nats.url, name="mobile_push", replicas=settings.nats.stream_replicas)
+    for stream in (ALERTS_STREAM, PUSH_STREAM):
+        await bus.ensure_stream(stream)
+    await bus.ensure_dead_letter_stream()
+    secrets = SecretBox(settings.data_key.get_secret_value())
+    dispatcher, relay = PushDispatcher(db, sender, secrets, own), OutboxRelay(db, bus, own)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            orders = ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=own.batch_size)
+            tasks.create_task(bus.consume(orders, EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop))
+            tasks.create_task(dispatcher.run_retries(stop))
+            tasks.create_task(relay.run(stop))
+    finally:
+        await sender.close()
+        await bus.close()
+        await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Mobile push tests."""
