@@ -236,7 +236,8 @@ class PortableBackend:
         chosen = self.scheduler.select(candidates, self._settings.max_batch)
         frames = [self._ready.pop(runtime.camera_id).frame for runtime in chosen]
         started = time.perf_counter()
-        results = await asyncio.to_thread(self._detector.detect, [f.detector_input for f in frames])
+        # Resizing for the model happens in the worker thread too, off the event loop.
+        results = await asyncio.to_thread(lambda: self._detector.detect([f.detector_input for f in frames]))
         elapsed = time.perf_counter() - started
         self.batches += 1
         self.detector_seconds += elapsed

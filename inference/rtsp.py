@@ -37,16 +37,24 @@ LIVE_OPTIONS = {"rtsp_transport": "tcp", "probesize": "8192"}
 
 @dataclass
 class DecodedFrame:
-    """One frame of a camera, prepared for the detector, the motion gate and (if an event fires) the snapshot."""
+    """One frame of a camera, with what the motion gate found; the detector input is made only if it is needed."""
 
     camera_id: uuid.UUID
     timestamp: float
     captured_at: datetime
     frame_size: tuple[int, int]
-    detector_input: npt.NDArray[np.uint8]
     motion: MotionResult
     stats: FrameStats
     picture: av.VideoFrame
+    _detector_input: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def detector_input(self) -> npt.NDArray[np.uint8]:
+        """300x300 RGB, stretched as the model was trained; computed on first use (most frames are gated out)."""
+        if self._detector_input is None:
+            self._detector_input = np.asarray(
+                self.picture.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"), dtype=np.uint8)
+        return self._detector_input
 
 
 @dataclass
@@ -274,12 +282,9 @@ class RtspCameraReader:
         grey_height = max(2, round(GREY_WIDTH * frame.height / max(frame.width, 1) / 2) * 2)
         grey: npt.NDArray[np.uint8] = np.asarray(
             frame.to_ndarray(width=GREY_WIDTH, height=grey_height, format="gray"), dtype=np.uint8)
-        detector_input: npt.NDArray[np.uint8] = np.asarray(
-            frame.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"), dtype=np.uint8)
         motion = self._gate.observe(grey)
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
-            detector_input=detector_input,
             motion=motion, stats=frame_stats(grey, motion.changed_share), picture=frame,
         ))
         self.counters.sampled += 1
