@@ -42,7 +42,7 @@ class PushDelivered(Event, frozen=True, kw_only=True):
     alert_id: uuid.UUID
     officer_id: uuid.UUID
     device_id: uuid.UUID
-    status: Literal[ResponderStatus.DELIVERED] = ResponderStatus.DELIVERED
+    status: ResponderStatus = ResponderStatus.DELIVERED  # always delivered; named like ResponderStatusReported's
 
 
 class PushFailed(Event, frozen=True, kw_only=True):
