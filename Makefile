@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,inference,dvr]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,inference,dvr,alerts,push]'
 	touch $(STAMP)
 
 install: system-deps $(STAMP)

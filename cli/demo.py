@@ -6,13 +6,14 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import uvicorn
 
 from api.app import create_app
 from cli.main import department_connection, ensure_signing_key
-from cli.seed import DEMO_PASSWORD, SeedResult, seed_demo
+from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, USERS, SeededUser, SeedResult, seed_demo
 from core.crypto import SecretBox
 from core.embedded import NatsServerProcess, wait_for_port
 from core.migrate import prepare_database
@@ -20,6 +21,52 @@ from core.settings import Settings
 
 # The simulated cameras: camera n answers on CAMERAS_BASE_PORT + n - 1.
 CAMERAS_BASE_PORT = int(os.environ.get("VIGIE_DEMO_CAMERAS_BASE_PORT", "8554"))
+
+
+# The platform's processes beside the API, in start order: (name, module and arguments).
+PROCESSES: list[tuple[str, list[str]]] = [
+    (
+        "cameras",
+        [
+            "camsim",
+            "--cameras",
+            "8",
+            "--base-port",
+            str(CAMERAS_BASE_PORT),
+            "--username",
+            "viewer",
+            "--password",
+            "demo",
+        ],
+    ),
+    ("recorder", ["dvr"]),
+    ("detection", ["inference"]),
+]
+
+
+def start_processes(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
+    """Each process logs to var/log/<name>.log; the environment carries the resolved settings. Started ones are
+    appended to `children` at once, so a failure later still stops them."""
+    logs = settings.var_dir / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "VIGIE_DATABASE__HOST": settings.database.host,
+        "VIGIE_DATABASE__NAME": settings.database.name,
+        "VIGIE_NATS__URL": settings.nats.url,
+    }
+    for name, argv in PROCESSES:
+        with (logs / f"{name}.log").open("ab") as log:
+            children.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+                    [sys.executable, "-m", *argv],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        if name == "cameras":
+            wait_for_port("127.0.0.1", CAMERAS_BASE_PORT, 120)
 
 
 def _banner(settings: Settings, seeded: SeedResult) -> str:
@@ -31,14 +78,14 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         f"  OpenAPI        {base}/schema/openapi.json   (Swagger UI: {base}/schema/swagger)",
         f"  Health         {base}/healthz  {base}/readyz   Metrics {base}/metrics",
         f"  NATS           {settings.nats.url}",
+        f"  Cameras        rtsp://127.0.0.1:{CAMERAS_BASE_PORT}/main … :{CAMERAS_BASE_PORT + 7}/main (simulated)",
+        f"  Logs           {settings.var_dir / 'log'}/<process>.log ({', '.join(n for n, _ in PROCESSES)})",
         "",
         f"Seeded logins (password for all: {DEMO_PASSWORD}):",
     ]
     for user in seeded.users:
-        second = "  second factor: `.venv/bin/vigie totp " + user.email + "`" if user.totp_secret else ""
+        second = f"  second factor: `.venv/bin/vigie totp {user.email}`" if user.role in SECOND_FACTOR else ""
         lines.append(f"  {user.role:<17} {user.email:<28}{second}")
-    if not seeded.users:
-        lines.append("  (database already seeded earlier: same logins as printed then; see README)")
     lines += [
         "",
         "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
@@ -59,18 +106,8 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
             rtsp_base_port=CAMERAS_BASE_PORT,
             department_code=settings.department_code,
         )
-    if not seeded.created:
-        from cli.seed import USERS, SeededUser
-
-        seeded.users = [
-            SeededUser(
-                email=u[0],
-                role=u[2],
-                tenant=u[3],
-                totp_secret="x" if u[2] in ("department_admin", "supervisor", "operator", "tenant_admin") else None,
-            )
-            for u in USERS
-        ]
+    if not seeded.created:  # seeded by an earlier run: same accounts, secrets already in the database
+        seeded.users = [SeededUser(email=u[0], role=u[2], tenant=u[3], totp_secret=None) for u in USERS]
     if not with_api:
         print("database migrated and seeded")
         return 0
@@ -81,6 +118,7 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
         nats.start()
     children: list[subprocess.Popen[bytes]] = []
     try:
+        start_processes(settings, children)
         config = uvicorn.Config(
             create_app(settings), host=settings.api.host, port=settings.api.port, log_config=None, lifespan="on"
         )
