@@ -30,6 +30,8 @@ class ForeignObjects:
     export_id: uuid.UUID
     alert_id: uuid.UUID
     routing_rule_id: uuid.UUID
+    device_id: uuid.UUID
+    dispatch_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [
@@ -175,6 +177,33 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         force_id,
         f"Rule {CANARY}",
     )
+    device_id, dispatch_id = new_id(), new_id()
+    await conn.execute(
+        "INSERT INTO push_devices (id, tenant_id, user_id, force_id, platform, token_sealed, token_hash, app_version) "
+        "VALUES ($1, $2, $3, $4, 'android', $5, $6, $7)",
+        device_id,
+        tenant.id,
+        user_id,
+        force_id,
+        CANARY.encode(),
+        uuid.uuid4().bytes,
+        CANARY,
+    )
+    await conn.execute(
+        "INSERT INTO push_dispatches (id, tenant_id, alert_id, camera_id, force_id, urgency, ttl_s, ordered_at, "
+        "expires_at) VALUES ($1, $2, $3, $4, $5, 'urgent', 60, now(), now() + interval '60 seconds')",
+        dispatch_id,
+        tenant.id,
+        alert_id,
+        camera.id,
+        force_id,
+    )
+    await conn.execute(
+        "INSERT INTO push_targets (tenant_id, dispatch_id, user_id) VALUES ($1, $2, $3)",
+        tenant.id,
+        dispatch_id,
+        user_id,
+    )
     return ForeignObjects(
         department_id,
         tenant.id,
@@ -189,4 +218,6 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         export_id,
         alert_id,
         routing_rule_id,
+        device_id,
+        dispatch_id,
     )

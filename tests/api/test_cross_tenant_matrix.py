@@ -32,10 +32,18 @@ ID_PARAMETERS = (
     "export_id",
     "alert_id",
     "routing_rule_id",
+    "device_id",
+    "dispatch_id",
 )
 DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
-BODIES_WITHOUT_IDS = {("post", "/auth/login"), ("post", "/auth/login/totp"), ("post", "/auth/refresh")}
+BODIES_WITHOUT_IDS = {
+    ("post", "/auth/login"),
+    ("post", "/auth/login/totp"),
+    ("post", "/auth/refresh"),
+    ("post", "/auth/authorize"),
+    ("post", "/auth/token"),
+}
 
 
 def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any] | None:
@@ -90,6 +98,9 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
             "tenant_id": ids["tenant_id"],
         },
         ("patch", "/forces/{force_id}"): {"name": f"f {unique}"},
+        ("post", "/devices"): {"fcm_token": f"matrix{unique}:APA91b" + "x" * 140, "platform": "android"},
+        ("put", "/devices/{device_id}/token"): {"fcm_token": f"matrix{unique}:APA91b" + "y" * 140},
+        ("post", "/mobile/dispatches/{dispatch_id}/status"): {"status": "delivered", "device_id": ids["device_id"]},
         ("post", "/alerts/{alert_id}/verify"): {"media": "snapshot", "motive": "matrix check"},
         ("post", "/alerts/{alert_id}/dismiss"): {"reason": "test"},
         ("post", "/alerts/{alert_id}/dispatch"): {"force_ids": [ids["force_id"]]},
@@ -189,6 +200,8 @@ async def test_cross_tenant_matrix(
         "export_id": str(foreign.export_id),
         "alert_id": str(foreign.alert_id),
         "routing_rule_id": str(foreign.routing_rule_id),
+        "device_id": str(foreign.device_id),
+        "dispatch_id": str(foreign.dispatch_id),
     }
     # The tenant of the same department that each actor's scope excludes.
     excluded = {

@@ -122,7 +122,8 @@ async def test_detection_to_acknowledgement_and_escalation(
                 if isinstance(event, EscalationRaised) and event.alert_id == alert_id:
                     escalated_at = event.occurred_at
         await watched.unsubscribe()
-        assert ordered_at is not None and escalated_at is not None
+        assert ordered_at is not None
+        assert escalated_at is not None
         assert (escalated_at - ordered_at).total_seconds() <= RECEIPT_TIMEOUT_S + 5
         for client in (pm, gendarme):
             await client.remove()
