@@ -9,7 +9,9 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
 from inference.errors import ModelAssetError
+from inference.mediapipe import prepare_detector_model
 from inference.rules import check_model_classes
+from inference.settings import InferenceSettings
 from inference.ssd import INPUT_SIZE, NUM_ANCHORS, RawDetection, postprocess, preprocess, ssd_anchors
 
 
@@ -59,6 +61,15 @@ class OnnxDetector:
         self._iou_threshold = iou_threshold
         self._allowed = (None if tracked_labels is None
                          else frozenset(i for i, label in enumerate(self.labels) if label in tracked_labels))
+
+    @classmethod
+    def from_settings(cls, settings: InferenceSettings) -> OnnxDetector:
+        """The configured model, or the MediaPipe SSD prepared under models_dir when none is configured."""
+        if settings.model_path is None:
+            prepare_detector_model(settings.models_dir)
+        return cls(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
+                   iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels,
+                   use_gpu=settings.use_gpu, intra_op_threads=settings.intra_op_threads)
 
     def run_raw(self, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Model outputs for a preprocessed NCHW batch: (box encodings, class logits)."""

@@ -37,6 +37,7 @@ from inference.model import (
 from inference.repository import DetectionRepository, _json
 from inference.rules import check_rule, legal_basis_valid, validate_zone
 from inference.scheduler import UsageMeter
+from inference.settings import InferenceSettings
 
 CREDENTIALS_PURPOSE = "camera-credentials"
 _repo = DetectionRepository()
@@ -289,3 +290,26 @@ async def flush_usage(pool: asyncpg.Pool, meter: UsageMeter, *, timezone: str, e
                 log.warning("inference.usage_flush_failed", error=str(exc))
         if stop.is_set():
             return
+
+
+class Runnable(CameraSet, Protocol):
+    meter: UsageMeter
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class Publishing(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+async def serve(pool: asyncpg.Pool, backend: Runnable, publisher: Publishing, *, secrets: SecretBox,
+                settings: InferenceSettings, stop: asyncio.Event) -> None:
+    """Run the worker until `stop`: detection, publishing, configuration sync and usage metering side by side."""
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(backend.run(stop))
+        tasks.create_task(publisher.run(stop))
+        tasks.create_task(keep_cameras_in_sync(
+            pool, backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
+            refresh_s=settings.config_refresh_s, stop=stop))
+        tasks.create_task(flush_usage(pool, backend.meter, timezone=settings.timezone,
+                                      every_s=settings.usage_flush_s, stop=stop))

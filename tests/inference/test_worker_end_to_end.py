@@ -83,9 +83,13 @@ class OnlyTheseTenants:
     def __init__(self, backend: PortableBackend, tenants: Sequence[uuid.UUID]) -> None:
         self._backend = backend
         self._tenants = set(tenants)
+        self.meter = backend.meter
 
     def apply(self, configs: Sequence[CameraConfig]) -> None:
         self._backend.apply([c for c in configs if c.tenant_id in self._tenants])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._backend.run(stop)
 
 
 @pytest.fixture
@@ -124,14 +128,9 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
     await publisher.prepare()
     backend = PortableBackend(detector, publisher, options)
     stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(backend.run(stop)),
-        asyncio.create_task(publisher.run(stop)),
-        asyncio.create_task(service.keep_cameras_in_sync(
-            department_pool, OnlyTheseTenants(backend, world.tenants), secrets=secrets,
-            plan_weights=options.plan_weights, timezone=options.timezone, refresh_s=options.config_refresh_s,
-            stop=stop)),
-    ]
+    # What `python -m inference` runs, on this test's database, bus and store.
+    worker = asyncio.create_task(service.serve(department_pool, OnlyTheseTenants(backend, world.tenants), publisher,
+                                               secrets=secrets, settings=options, stop=stop))
     try:
         # Pedestrians on the walkway are detected and tracked; each new track is announced with a snapshot.
         person = await event_log.wait_for(
@@ -188,6 +187,11 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
         assert backend.meter.totals[beta].frames > 0
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        await worker
         await bus.close()
         camera_simulator.remove_camera(flaky.name)
+    # Stopping flushed the metering: the tenant's detector time is in the database for its invoice.
+    async with tenant_transaction(app_pool, [alpha]) as conn:
+        usage = await service.detector_usage(conn, alpha, date.today() - timedelta(days=1),
+                                             date.today() + timedelta(days=1))
+    assert sum(day.frames for day in usage) > 0
