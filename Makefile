@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,inference,dvr,alerts,push]'
+	# pyds-stubs declares Python 3.12 only, but its stubs hold for 3.11: the DeepStream adapter type-checks against them.
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python pyds-stubs==1.2.2
 	touch $(STAMP)
 
 install: system-deps $(STAMP)

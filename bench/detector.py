@@ -132,13 +132,14 @@ def raw_loop_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: f
 
 
 async def backend_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float,
-                      ) -> tuple[float, float, dict]:
+                      ) -> tuple[float, float, dict[str, int]]:
     """The whole portable backend, saturated: BATCH cameras always have a frame ready, every frame is detected."""
     settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0)
     tenant = uuid.uuid4()
     readers: dict[uuid.UUID, ReplayReader] = {}
 
-    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object, on_frame: object):
+    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
+                on_frame: object) -> ReplayReader:
         readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False)
         return readers[camera_id]
 
@@ -161,7 +162,7 @@ def quiet_footage(frames: list[av.VideoFrame], length: int, events: list[tuple[i
     """A still scene (vtest's median background: the same place without its pedestrians) with sensor noise and a
     slow light drift, into which real vtest frames are spliced for each event interval [start, end)."""
     rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames[::4]])
-    background = np.median(rgb, axis=0).astype(np.float32)
+    background = np.median(rgb.astype(np.float32), axis=0)
     rng = np.random.default_rng(7)
     out: list[av.VideoFrame] = []
     source = iter(frames[40:])
@@ -181,7 +182,8 @@ async def gating(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[st
     settings = InferenceSettings()
     readers: dict[uuid.UUID, ReplayReader] = {}
 
-    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object, on_frame: object):
+    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
+                on_frame: object) -> ReplayReader:
         readers[camera_id] = ReplayReader(camera_id, footage, lockstep=True)
         return readers[camera_id]
 
@@ -239,7 +241,11 @@ async def main() -> None:
     frames = vtest_frames(200)
     # Pairs run back to back, so a neighbour's load on this shared machine hits both sides of a pair alike; the
     # ratio is the median of the pairs' ratios. CPU-time rates (frames per CPU-second) are immune to that load.
-    baseline, whole, ratios, cpu_ratios, events = [], [], [], [], {}
+    baseline: list[float] = []
+    whole: list[float] = []
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
+    events: dict[str, int] = {}
     for _ in range(5):
         base_fps, base_cpu = raw_loop_fps(detector, frames, 4.0)
         fps_run, cpu_run, events = await backend_fps(detector, frames, 4.0)

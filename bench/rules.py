@@ -73,7 +73,8 @@ async def main() -> None:
                           zones=(zone, line), rules=(intrusion, westward, eastward))
     readers: dict[uuid.UUID, ReplayReader] = {}
 
-    def factory(camera: uuid.UUID, url: str, options: ReaderOptions, on_change: object, on_frame: object):
+    def factory(camera: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
+                on_frame: object) -> ReplayReader:
         readers[camera] = ReplayReader(camera, frames, lockstep=True)
         return readers[camera]
 
@@ -88,7 +89,7 @@ async def main() -> None:
         original_submit(event, camera, picture)  # type: ignore[arg-type]
 
     reader_time = [0.0]
-    sink.submit = record  # type: ignore[method-assign]
+    sink.submit = record  # type: ignore[method-assign,assignment]
     settings_all = InferenceSettings(keepalive_s=0.0)  # every frame detected: the rules see the full footage
     backend = PortableBackend(detector, sink, settings_all, reader_factory=factory)  # type: ignore[arg-type]
     backend.apply([config])
