@@ -100,13 +100,13 @@ class AlertRepository:
 
     async def recent(self, conn: asyncpg.Connection, camera_id: uuid.UUID, rule_type: str) -> Recent | None:
         row = await conn.fetchrow(
-            "SELECT id, state, track_ids, raised_at, last_seen_at FROM alerts WHERE camera_id = $1 AND rule_type = $2 "
-            "ORDER BY last_seen_at DESC LIMIT 1",
+            "SELECT id, state, track_ids, first_seen_at, last_seen_at FROM alerts WHERE camera_id = $1 "
+            "AND rule_type = $2 ORDER BY last_seen_at DESC LIMIT 1",
             camera_id, rule_type,
         )
         if row is None:
             return None
-        return Recent(row["id"], row["state"], frozenset(row["track_ids"]), row["raised_at"], row["last_seen_at"])
+        return Recent(row["id"], row["state"], frozenset(row["track_ids"]), row["first_seen_at"], row["last_seen_at"])
 
     async def insert_alert(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         columns = ", ".join(values)
@@ -229,6 +229,9 @@ class AlertRepository:
     def as_rules(records: list[RoutingRuleRecord]) -> list[RoutingRule]:
         return [RoutingRule(r.insee_code, r.event_type, r.start_minute, r.end_minute, r.force_id, r.effect)
                 for r in records]
+
+    async def commune_exists(self, conn: asyncpg.Connection, insee_code: str) -> bool:
+        return bool(await conn.fetchval("SELECT true FROM communes WHERE insee_code = $1", insee_code))
 
     async def insert_routing_rule(self, conn: asyncpg.Connection, values: dict[str, Any]) -> RoutingRuleRecord:
         columns = ", ".join(values)

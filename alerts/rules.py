@@ -78,7 +78,7 @@ class Recent:
     alert_id: uuid.UUID
     state: str
     track_ids: frozenset[int]
-    raised_at: datetime
+    raised_at: datetime  # the detection time of its first event (not the commit time: clocks differ)
     last_seen_at: datetime
 
 
@@ -98,7 +98,7 @@ def fold_into(recent: Recent | None, track_ids: frozenset[int], at: datetime, po
         return recent.alert_id if same_track and recent.state == AlertState.DISMISSED else None
     if track_ids & recent.track_ids and at - recent.last_seen_at <= timedelta(seconds=policy.dedupe_window_s):
         return recent.alert_id
-    if at - recent.raised_at <= timedelta(seconds=policy.cooldown_s):
+    if policy.cooldown_s and at - recent.raised_at <= timedelta(seconds=policy.cooldown_s):
         return recent.alert_id
     if not track_ids and not recent.track_ids and at - recent.last_seen_at <= timedelta(seconds=policy.dedupe_window_s):
         return recent.alert_id  # trackless events (camera health) dedupe on camera + rule alone

@@ -508,6 +508,8 @@ class AlertService:
         async with self._db.transaction(principal) as conn:
             if not any(f.id == data.force_id for f in await self._repo.forces(conn)):
                 raise InvalidInput("no such force in your department", field="force_id")
+            if data.insee_code is not None and not await self._repo.commune_exists(conn, data.insee_code):
+                raise InvalidInput(f"no commune with INSEE code {data.insee_code}", field="insee_code")
             record = await self._repo.insert_routing_rule(conn, {
                 "id": new_id(), "department_id": principal.department_id, "insee_code": data.insee_code,
                 "event_type": data.event_type, "start_minute": data.start_minute, "end_minute": data.end_minute,

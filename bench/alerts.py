@@ -1,0 +1,247 @@
+"""Alerts benchmark: detection published → alert committed → dispatch order published, against a bare JetStream loop.
+
+Writes bench/results/alerts.json with events_per_s, baseline_events_per_s, ratio, p50_ms, p99_ms (at half the
+measured load) and lost / duplicates from a run during which nats-server is killed (-9) and restarted. The rule
+type used is marked auto-dispatch with no cooldown, so every detection becomes an alert and a DispatchOrdered
+without a human in the loop (the only path where the engine itself orders a dispatch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+
+from alerts.events import ALERT_EVENTS, ALERTS_STREAM, AlertRaised, DispatchOrdered
+from alerts.outbox import OutboxRelay
+from alerts.service import AlertEngine
+from bench.common import write_result
+from cli.main import ensure_signing_key
+from cli.seed import SeedResult, seed_demo
+from core.bus import Bus, ConsumerSpec
+from core.crypto import SecretBox
+from core.db import create_pool
+from core.embedded import NatsServerProcess
+from core.events import EventCodec
+from core.migrate import prepare_database
+from core.settings import DatabaseSettings, NatsSettings, Settings
+from inference.model import DETECTION_EVENTS, RuleTriggered
+from inference.publisher import DETECTIONS_STREAM
+
+CAMERAS = ["c1", "c2", "c4", "c5", "c6", "c7"]
+TENANT_OF = {"c1": "departement", "c2": "departement", "c4": "cergy", "c5": "cergy", "c6": "marines", "c7": "marines"}
+
+
+def _event(seed: SeedResult, i: int) -> RuleTriggered:
+    camera = CAMERAS[i % len(CAMERAS)]
+    return RuleTriggered(tenant_id=seed.tenants[TENANT_OF[camera]], camera_id=seed.cameras[camera],
+                         rule_id=uuid.uuid4(), rule_type="intrusion", legal_event_type="forbidden_zone", zone_id=None,
+                         track_ids=(i,), boxes=((0.1, 0.1, 0.2, 0.4),), labels=("Person",), scores=(0.9,),
+                         detail="bench")
+
+
+async def baseline(url: str, count: int) -> float:
+    """Bare nats-py: JetStream publish (awaiting acks, pipelined) and a pull consumer acking each message."""
+    bus = await Bus.connect(url, name="bench-baseline")
+    js = bus.js
+    await js.add_stream(StreamConfig(name="BENCHBASE", subjects=["benchbase.>"]))
+    sub = await js.pull_subscribe("benchbase.>", durable="base", stream="BENCHBASE",
+                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000))
+    payload = b"x" * 400
+    start = time.perf_counter()
+
+    async def consume() -> None:
+        got = 0
+        while got < count:
+            with contextlib.suppress(TimeoutError):
+                for msg in await sub.fetch(256, timeout=1):
+                    await msg.ack()
+                    got += 1
+
+    consumer = asyncio.create_task(consume())
+    for chunk in range(0, count, 256):
+        await asyncio.gather(*(js.publish(f"benchbase.{i}", payload, headers={"Nats-Msg-Id": f"b{i}"})
+                               for i in range(chunk, min(count, chunk + 256))))
+    await consumer
+    elapsed = time.perf_counter() - start
+    await bus.close()
+    return count / elapsed
+
+
+class Pipeline:
+    """The alerts process's tasks (engine consumer, outbox relay) in this process, and a DispatchOrdered listener."""
+
+    def __init__(self, url: str, app_pool: asyncpg.Pool, department_pool: asyncpg.Pool) -> None:
+        self.url = url
+        self.app_pool, self.department_pool = app_pool, department_pool
+        self.source_of: dict[uuid.UUID, uuid.UUID] = {}
+        self.dispatched_at: dict[uuid.UUID, float] = {}
+        self.orders: list[tuple[uuid.UUID, uuid.UUID]] = []
+
+    async def start(self) -> None:
+        self.bus = await Bus.connect(self.url, name="bench-alerts")
+        for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
+            await self.bus.ensure_stream(stream)
+        await self.bus.ensure_dead_letter_stream()
+        self.stop = asyncio.Event()
+        engine = AlertEngine(self.app_pool)
+        relay = OutboxRelay(self.department_pool, self.bus, idle_s=0.005)
+        codec = EventCodec(*ALERT_EVENTS)
+        listener_bus = await Bus.connect(self.url, name="bench-listener")
+        self.listener_bus = listener_bus
+
+        async def on_alert(msg: Any) -> None:
+            event = codec.decode(msg.data)
+            if isinstance(event, AlertRaised):
+                self.source_of[event.alert_id] = event.source_event_id
+            elif isinstance(event, DispatchOrdered):
+                self.orders.append((event.alert_id, event.force_id))
+                self.dispatched_at.setdefault(event.alert_id, time.perf_counter())
+
+        self.listener = await listener_bus.js.subscribe("alerts.>", stream="ALERTS", cb=on_alert,
+                                                        ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+        spec = ConsumerSpec("DETECTIONS", "bench-alerts", "detections.>", batch=128, max_ack_pending=4000)
+        self.tasks = [
+            asyncio.create_task(self.bus.consume(spec, EventCodec(*DETECTION_EVENTS), engine.on_event,
+                                                 stop=self.stop)),
+            asyncio.create_task(relay.run(self.stop)),
+        ]
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.listener.unsubscribe()
+        await self.listener_bus.close()
+        await self.bus.close()
+
+    def done(self, sources: set[uuid.UUID]) -> int:
+        return sum(1 for a in self.dispatched_at if self.source_of.get(a) in sources)
+
+
+async def publish(bus: Bus, events: list[RuleTriggered], rate: float | None, sent_at: dict[uuid.UUID, float]) -> None:
+    interval = 0.0 if rate is None else 1.0 / rate
+    start = time.perf_counter()
+    step = 64 if rate is None else 1
+    for i in range(0, len(events), step):
+        if rate is not None:
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        chunk = events[i:i + step]
+        for e in chunk:
+            sent_at[e.event_id] = time.perf_counter()
+        while True:
+            try:
+                await bus.publish_many([(f"detections.{e.tenant_id}.{e.camera_id}", e) for e in chunk])
+                break
+            except Exception:  # nats down during the fault phase: the publisher retries, dedupe by event id
+                await asyncio.sleep(0.2)
+
+
+async def wait_for(pipeline: Pipeline, sources: set[uuid.UUID], timeout_s: float) -> float:
+    deadline = time.perf_counter() + timeout_s
+    while pipeline.done(sources) < len(sources) and time.perf_counter() < deadline:  # noqa: ASYNC110 - polls a count
+        await asyncio.sleep(0.01)
+    return time.perf_counter()
+
+
+async def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="vigie-bench-alerts-"))
+    nats = NatsServerProcess(store_dir=work / "nats")
+    nats.start()
+    name = f"vigie_bench_alerts_{uuid.uuid4().hex[:8]}"
+    settings = await prepare_database(Settings(environment="test", var_dir=work,
+                                               database=DatabaseSettings(name=name),
+                                               nats=NatsSettings(url=nats.url, embedded=False)))
+    department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=4)
+    app_pool = await create_pool(settings.database.app_dsn, min_size=4, max_size=16)
+    try:
+        await ensure_signing_key(settings)
+        async with department_pool.acquire() as conn, conn.transaction():
+            seed = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()))  # type: ignore[arg-type]
+            await conn.execute(
+                "INSERT INTO alert_policies (id, department_id, rule_type, severity, dedupe_window_s, cooldown_s, "
+                "sla_claim_s, auto_dispatch) VALUES ($1, $2, 'intrusion', 3, 0, 0, 60, true)",
+                uuid.uuid4(), seed.department_id)
+        count = int(os.environ.get("BENCH_ALERTS_EVENTS", "3000"))
+        base = await baseline(nats.url, count)
+
+        pipeline = Pipeline(nats.url, app_pool, department_pool)
+        await pipeline.start()
+        publisher = await Bus.connect(nats.url, name="bench-publisher")
+        warm = [_event(seed, i) for i in range(200)]
+        await publish(publisher, warm, None, {})
+        await wait_for(pipeline, {e.event_id for e in warm}, 60)
+
+        events = [_event(seed, 1000 + i) for i in range(count)]
+        sent: dict[uuid.UUID, float] = {}
+        start = time.perf_counter()
+        await publish(publisher, events, None, sent)
+        end = await wait_for(pipeline, {e.event_id for e in events}, 120)
+        rate = pipeline.done({e.event_id for e in events}) / (end - start)
+
+        half = [_event(seed, 10_000 + i) for i in range(int(min(rate / 2, 2000) * 5))]
+        sent_half: dict[uuid.UUID, float] = {}
+        await publish(publisher, half, rate / 2, sent_half)
+        await wait_for(pipeline, {e.event_id for e in half}, 60)
+        by_source = {pipeline.source_of[a]: t for a, t in pipeline.dispatched_at.items() if a in pipeline.source_of}
+        latencies = sorted((by_source[e.event_id] - sent_half[e.event_id]) * 1000 for e in half
+                           if e.event_id in by_source)
+
+        # Fault phase: nats-server killed (-9) and restarted while detections keep coming.
+        fault = [_event(seed, 50_000 + i) for i in range(2000)]
+        fault_task = asyncio.create_task(publish(publisher, fault, 400, {}))
+        await asyncio.sleep(2)
+        nats.kill()
+        await asyncio.sleep(2)
+        nats.start()
+        await fault_task
+        await wait_for(pipeline, {e.event_id for e in fault}, 120)
+        await pipeline.close()
+        await publisher.close()
+        async with department_pool.acquire() as conn:
+            alerts = await conn.fetchval(
+                "SELECT count(DISTINCT source_event_id) FROM alerts WHERE source_event_id = ANY($1::uuid[])",
+                [e.event_id for e in fault])
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM alerts WHERE source_event_id = ANY($1::uuid[])", [e.event_id for e in fault])
+            dispatch_rows = await conn.fetchval(
+                "SELECT count(*) - count(DISTINCT (alert_id, force_id)) FROM dispatches")
+        fault_alerts = {a for a, s in pipeline.source_of.items() if s in {e.event_id for e in fault}}
+        fault_orders = [o for o in pipeline.orders if o[0] in fault_alerts]
+        lost = len(fault) - int(alerts)
+        duplicates = (int(rows) - int(alerts)) + int(dispatch_rows) + (len(fault_orders) - len(set(fault_orders)))
+        figures = {
+            "events_per_s": round(rate, 1),
+            "baseline_events_per_s": round(base, 1),
+            "ratio": round(rate / base, 3),
+            "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
+            "half_load_events": len(half),
+            "lost": lost,
+            "duplicates": duplicates,
+            "fault": "nats-server kill -9 and restart during 2000 events at 400/s",
+        }
+        print(write_result("alerts", figures).read_text())
+    finally:
+        await app_pool.close()
+        await department_pool.close()
+        nats.stop()
+        admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
