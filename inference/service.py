@@ -70,7 +70,7 @@ def _bases(rows: list[asyncpg.Record]) -> list[LegalBasis]:
 async def _camera_tenant(conn: asyncpg.Connection, camera_id: uuid.UUID) -> uuid.UUID:
     tenant = await _repo.camera_tenant(conn, camera_id)
     if tenant is None:
-        raise NotFound(f"no camera {camera_id}")
+        raise NotFound("no such camera")
     return tenant
 
 
@@ -88,6 +88,13 @@ async def create_zone(conn: asyncpg.Connection, camera_id: uuid.UUID, data: Zone
     return _zone(row)
 
 
+async def get_zone(conn: asyncpg.Connection, zone_id: uuid.UUID) -> Zone:
+    row = await _repo.zone(conn, zone_id)
+    if row is None:
+        raise NotFound("no such zone")
+    return _zone(row)
+
+
 async def list_zones(conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Zone]:
     await _camera_tenant(conn, camera_id)
     return [_zone(r) for r in await _repo.zones(conn, [camera_id])]
@@ -96,7 +103,7 @@ async def list_zones(conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Zon
 async def update_zone(conn: asyncpg.Connection, zone_id: uuid.UUID, data: ZoneInput) -> Zone:
     current = await _repo.zone(conn, zone_id)
     if current is None:
-        raise NotFound(f"no zone {zone_id}")
+        raise NotFound("no such zone")
     points = validate_zone(data.kind, data.points)
     if data.kind != current["kind"]:
         bound = [r for r in await _repo.rules(conn, [current["camera_id"]]) if r["zone_id"] == zone_id]
@@ -104,14 +111,14 @@ async def update_zone(conn: asyncpg.Connection, zone_id: uuid.UUID, data: ZoneIn
             raise InvalidRule("rules use this zone: a zone cannot become a line (or the reverse)", field="kind")
     row = await _repo.update_zone(conn, zone_id, name=data.name, kind=data.kind, points=points)
     if row is None:
-        raise NotFound(f"no zone {zone_id}")
+        raise NotFound("no such zone")
     return _zone(row)
 
 
 async def delete_zone(conn: asyncpg.Connection, zone_id: uuid.UUID) -> None:
     """Delete a zone and the rules bound to it."""
     if not await _repo.delete_zone(conn, zone_id):
-        raise NotFound(f"no zone {zone_id}")
+        raise NotFound("no such zone")
 
 
 # Rules ------------------------------------------------------------------------------------------------
@@ -148,14 +155,21 @@ async def update_rule(conn: asyncpg.Connection, rule_id: uuid.UUID, data: RuleIn
     """Change a rule's zone, parameters or state; its type is fixed (delete and recreate to change it)."""
     current = await _repo.rule(conn, rule_id)
     if current is None:
-        raise NotFound(f"no rule {rule_id}")
+        raise NotFound("no such rule")
     if data.rule_type != current["rule_type"]:
         raise InvalidRule("a rule's type cannot change", field="rule_type")
     _, params = await _checked(conn, current["camera_id"], data, today=today, model_labels=model_labels)
     row = await _repo.update_rule(conn, rule_id, zone_id=data.zone_id, params=msgspec.to_builtins(params),
                                   enabled=data.enabled)
     if row is None:
-        raise NotFound(f"no rule {rule_id}")
+        raise NotFound("no such rule")
+    return _rule(row)
+
+
+async def get_rule(conn: asyncpg.Connection, rule_id: uuid.UUID) -> Rule:
+    row = await _repo.rule(conn, rule_id)
+    if row is None:
+        raise NotFound("no such rule")
     return _rule(row)
 
 
@@ -166,7 +180,7 @@ async def list_rules(conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Rul
 
 async def delete_rule(conn: asyncpg.Connection, rule_id: uuid.UUID) -> None:
     if not await _repo.delete_rule(conn, rule_id):
-        raise NotFound(f"no rule {rule_id}")
+        raise NotFound("no such rule")
 
 
 # Plans and metering -----------------------------------------------------------------------------------

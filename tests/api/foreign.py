@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
 import asyncpg
 
+from core.db import tenant_transaction
 from core.ids import new_id
 from identity.repository import IdentityRepository
 from tenants.repository import TenancyRepository
@@ -28,24 +29,15 @@ class ForeignObjects:
     clip_id: uuid.UUID
     requisition_id: uuid.UUID
     export_id: uuid.UUID
+    zone_id: uuid.UUID
+    rule_id: uuid.UUID
     alert_id: uuid.UUID
     routing_rule_id: uuid.UUID
     device_id: uuid.UUID
     dispatch_id: uuid.UUID
 
     def ids(self) -> list[str]:
-        return [
-            str(v)
-            for v in (
-                self.tenant_id,
-                self.site_id,
-                self.camera_id,
-                self.authorisation_id,
-                self.force_id,
-                self.user_id,
-                self.membership_id,
-            )
-        ]
+        return [str(getattr(self, f.name)) for f in fields(self) if f.name != "department_id"]
 
 
 async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
@@ -204,6 +196,7 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         dispatch_id,
         user_id,
     )
+    zone_id, rule_id = new_id(), new_id()  # written by add_foreign_detection, once this commits
     return ForeignObjects(
         department_id,
         tenant.id,
@@ -216,8 +209,31 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         clip_id,
         requisition_id,
         export_id,
+        zone_id,
+        rule_id,
         alert_id,
         routing_rule_id,
         device_id,
         dispatch_id,
     )
+
+
+async def add_foreign_detection(app_pool: asyncpg.Pool, foreign: ForeignObjects) -> None:
+    """Detection tables are written by the runtime role only: insert inside the foreign tenant's own scope."""
+    async with tenant_transaction(app_pool, [foreign.tenant_id]) as scoped:
+        await scoped.execute(
+            "INSERT INTO detection_zones (id, tenant_id, camera_id, name, kind, points) VALUES ($1, $2, $3, $4, "
+            "'zone', '[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]')",
+            foreign.zone_id,
+            foreign.tenant_id,
+            foreign.camera_id,
+            f"Zone {CANARY}",
+        )
+        await scoped.execute(
+            "INSERT INTO detection_rules (id, tenant_id, camera_id, zone_id, rule_type) VALUES ($1, $2, $3, $4, "
+            "'intrusion')",
+            foreign.rule_id,
+            foreign.tenant_id,
+            foreign.camera_id,
+            foreign.zone_id,
+        )

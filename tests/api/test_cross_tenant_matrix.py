@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import asyncpg
@@ -15,26 +15,12 @@ from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
 from tests.api.conftest import Actor
-from tests.api.foreign import CANARY, ForeignObjects, create_foreign_department
+from tests.api.foreign import CANARY, ForeignObjects, add_foreign_detection, create_foreign_department
 
 pytestmark = pytest.mark.integration
 
-ID_PARAMETERS = (
-    "tenant_id",
-    "site_id",
-    "camera_id",
-    "authorisation_id",
-    "force_id",
-    "user_id",
-    "membership_id",
-    "clip_id",
-    "requisition_id",
-    "export_id",
-    "alert_id",
-    "routing_rule_id",
-    "device_id",
-    "dispatch_id",
-)
+# Every kind of object the foreign department holds, named as the routes name their id parameters.
+ID_PARAMETERS = tuple(f.name for f in fields(ForeignObjects) if f.name != "department_id")
 DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
 BODIES_WITHOUT_IDS = {
@@ -76,6 +62,11 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
             "motive": "matrix",
         },
         ("post", "/clips/{clip_id}/view"): {"motive": "matrix"},
+        ("post", "/cameras/{camera_id}/zones"): {"name": f"z {unique}", "points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]},
+        ("put", "/zones/{zone_id}"): {"name": f"z {unique}", "points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]},
+        ("post", "/cameras/{camera_id}/rules"): {"rule_type": "intrusion", "zone_id": ids["zone_id"]},
+        ("put", "/rules/{rule_id}"): {"rule_type": "intrusion", "zone_id": ids["zone_id"], "enabled": False},
+        ("put", "/tenants/{tenant_id}/detection-plan"): {"plan": "premium"},
         ("put", "/tenants/{tenant_id}/retention"): {"tier": "continuous", "days": 10},
         ("post", "/requisitions"): {
             "procedure_number": "P",
@@ -154,18 +145,39 @@ def _cases(app: Litestar, ids: dict[str, str], markers: tuple[str, ...]) -> list
         url = path
         for name in path_ids:
             url = url.replace("{" + name + "}", ids[name])
+        # Required parameters that are not ids get a plain valid value, so the id is what the route judges.
+        required = "&".join(
+            f"{p.name}={_sample(p)}"
+            for p in (operation.parameters or [])
+            if getattr(p, "param_in", None) == "query" and p.required and p.name not in ID_PARAMETERS
+        )
         if query_ids:
             for name in query_ids:
-                cases.append(Case(method, path, f"{url}?{name}={ids[name]}", body, markers))
+                cases.append(Case(method, path, f"{url}?{name}={ids[name]}&{required}".rstrip("&"), body, markers))
         else:
-            cases.append(Case(method, path, url, body, markers))
+            cases.append(Case(method, path, f"{url}?{required}" if required else url, body, markers))
     return cases
 
 
+def _sample(parameter: Any) -> str:
+    schema = parameter.schema
+    fmt = getattr(schema, "format", None)
+    kind = getattr(schema, "type", None)
+    if fmt is not None and str(getattr(fmt, "value", fmt)) == "date":
+        return "2026-11-01"
+    if fmt is not None and str(getattr(fmt, "value", fmt)) == "date-time":
+        return "2026-11-01T00:00:00Z"
+    if kind is not None and str(getattr(kind, "value", kind)) == "integer":
+        return "1"
+    return "x"
+
+
 @pytest.fixture(scope="module")
-async def foreign(department_pool: asyncpg.Pool) -> ForeignObjects:
+async def foreign(department_pool: asyncpg.Pool, app_pool: asyncpg.Pool) -> ForeignObjects:
     async with department_pool.acquire() as conn, conn.transaction():
-        return await create_foreign_department(conn)  # type: ignore[arg-type]
+        created = await create_foreign_department(conn)  # type: ignore[arg-type]
+    await add_foreign_detection(app_pool, created)
+    return created
 
 
 async def _sibling_ids(department_pool: asyncpg.Pool, tenant_id: uuid.UUID) -> dict[str, str]:
@@ -187,22 +199,7 @@ async def test_cross_tenant_matrix(
     foreign: ForeignObjects,
     department_pool: asyncpg.Pool,
 ) -> None:
-    foreign_ids = {
-        "tenant_id": str(foreign.tenant_id),
-        "site_id": str(foreign.site_id),
-        "camera_id": str(foreign.camera_id),
-        "authorisation_id": str(foreign.authorisation_id),
-        "force_id": str(foreign.force_id),
-        "user_id": str(foreign.user_id),
-        "membership_id": str(foreign.membership_id),
-        "clip_id": str(foreign.clip_id),
-        "requisition_id": str(foreign.requisition_id),
-        "export_id": str(foreign.export_id),
-        "alert_id": str(foreign.alert_id),
-        "routing_rule_id": str(foreign.routing_rule_id),
-        "device_id": str(foreign.device_id),
-        "dispatch_id": str(foreign.dispatch_id),
-    }
+    foreign_ids = {name: str(getattr(foreign, name)) for name in ID_PARAMETERS}
     # The tenant of the same department that each actor's scope excludes.
     excluded = {
         "maire@cergy.demo": "marines",

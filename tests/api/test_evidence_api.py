@@ -21,11 +21,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def recorded(app: Litestar, client: AsyncTestClient[Litestar], seeded: SeedResult,
-                   department_pool: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+async def recorded(
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    seeded: SeedResult,
+    department_pool: asyncpg.Pool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, object]:
     """One 10-second segment of a Cergy camera, stored and indexed as the recorder would."""
-    store = FilesystemObjectStore(Path(tmp_path_factory.mktemp("objects")), presign_secret=b"test-presign",
-                                  presign_base_url="http://testserver.local/media")
+    store = FilesystemObjectStore(
+        Path(tmp_path_factory.mktemp("objects")),
+        presign_secret=b"test-presign",
+        presign_base_url="http://testserver.local/media",
+    )
     app.state.object_store = store
     tenant, camera = seeded.tenants["cergy"], seeded.cameras["c4"]
     payload = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
@@ -37,21 +45,33 @@ async def recorded(app: Litestar, client: AsyncTestClient[Litestar], seeded: See
         await conn.execute(
             "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
             "object_key, version_id, recorder_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'test')",
-            new_id(), tenant, camera, start, start + timedelta(seconds=10), len(payload),
-            hashlib.sha256(payload).hexdigest(), key, stored.version_id)
+            new_id(),
+            tenant,
+            camera,
+            start,
+            start + timedelta(seconds=10),
+            len(payload),
+            hashlib.sha256(payload).hexdigest(),
+            key,
+            stored.version_id,
+        )
     return {"camera": camera, "start": start, "payload": payload}
 
 
 async def test_playback_is_journaled_and_its_link_serves_the_segment(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], recorded: dict[str, object]) -> None:
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], recorded: dict[str, object]
+) -> None:
     operator, mayor = actors["operateur1@valdoise.demo"], actors["maire@cergy.demo"]
     camera, start = recorded["camera"], recorded["start"]
     assert isinstance(start, datetime)
     window = {"start": (start - timedelta(seconds=5)).isoformat(), "end": (start + timedelta(seconds=15)).isoformat()}
     no_motive = await client.post(f"/cameras/{camera}/playback", json=window, headers=operator.headers)
     assert no_motive.status_code == 400
-    response = await client.post(f"/cameras/{camera}/playback", headers=operator.headers,
-                                 json={**window, "motive": "levée de doute, appel 17 n°4512"})
+    response = await client.post(
+        f"/cameras/{camera}/playback",
+        headers=operator.headers,
+        json={**window, "motive": "levée de doute, appel 17 n°4512"},
+    )
     assert response.status_code == 201, response.text
     items = response.json()["items"]
     assert len(items) == 1
@@ -69,26 +89,42 @@ async def test_playback_is_journaled_and_its_link_serves_the_segment(
 
 
 async def test_a_mayor_cannot_play_back_and_a_camera_with_recordings_cannot_vanish(
-        client: AsyncTestClient[Litestar], actors: dict[str, Actor], recorded: dict[str, object]) -> None:
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], recorded: dict[str, object]
+) -> None:
     mayor = actors["maire@cergy.demo"]
     camera = recorded["camera"]
-    refused = await client.post(f"/cameras/{camera}/playback", headers=mayor.headers, json={
-        "start": "2026-11-26T00:00:00Z", "end": "2026-11-26T00:01:00Z", "motive": "curiosité"})
+    refused = await client.post(
+        f"/cameras/{camera}/playback",
+        headers=mayor.headers,
+        json={"start": "2026-11-26T00:00:00Z", "end": "2026-11-26T00:01:00Z", "motive": "curiosité"},
+    )
     assert refused.status_code == 403
     deleted = await client.delete(f"/cameras/{camera}", headers=mayor.headers)
     assert deleted.status_code == 409
     assert (await client.get(f"/cameras/{camera}", headers=mayor.headers)).status_code == 200
 
 
-async def test_retention_above_a_month_is_refused(client: AsyncTestClient[Litestar], actors: dict[str, Actor],
-                                                  seeded: SeedResult) -> None:
-    response = await client.put(f"/tenants/{seeded.tenants['cergy']}/retention",
-                                json={"tier": "event", "days": 45}, headers=actors["maire@cergy.demo"].headers)
+async def test_retention_above_a_month_is_refused(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    response = await client.put(
+        f"/tenants/{seeded.tenants['cergy']}/retention",
+        json={"tier": "event", "days": 45},
+        headers=actors["maire@cergy.demo"].headers,
+    )
     assert response.status_code == 422
     assert "L252-5" in response.json()["detail"]
-    ok = await client.put(f"/tenants/{seeded.tenants['cergy']}/retention",
-                          json={"tier": "event", "days": 20}, headers=actors["maire@cergy.demo"].headers)
+    ok = await client.put(
+        f"/tenants/{seeded.tenants['cergy']}/retention",
+        json={"tier": "event", "days": 20},
+        headers=actors["maire@cergy.demo"].headers,
+    )
     assert ok.status_code == 204
     unknown = uuid.uuid4()
-    assert (await client.put(f"/tenants/{unknown}/retention", json={"tier": "event", "days": 20},
-                             headers=actors["maire@cergy.demo"].headers)).status_code == 404
+    assert (
+        await client.put(
+            f"/tenants/{unknown}/retention",
+            json={"tier": "event", "days": 20},
+            headers=actors["maire@cergy.demo"].headers,
+        )
+    ).status_code == 404
