@@ -41,7 +41,8 @@ async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as tasks:
-            orders = ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=own.batch_size)
+            # A few orders at a time: each fans out to a whole force in one FCM batch already.
+            orders = ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=8)
             tasks.create_task(bus.consume(orders, EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop))
             tasks.create_task(dispatcher.run_retries(stop))
             tasks.create_task(relay.run(stop))

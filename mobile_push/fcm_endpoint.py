@@ -66,6 +66,7 @@ class Received:
     at: float
     project: str
     token: str | None
+    alert_id: str | None
     body: dict[str, Any]
     headers: dict[str, str]
     status: int
@@ -189,6 +190,7 @@ class FcmEndpointApp:
         self, project: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
         state = self.state
+        received_at = time.time()
         try:
             request = json.loads(body)
             message = request["message"]
@@ -225,10 +227,11 @@ class FcmEndpointApp:
                 waiter = state.waiters.pop(token, None)
                 if waiter is not None:
                     waiter.set()
+        alert_id = (message.get("data") or {}).get("alert_id")
         if state.keep_bodies:
-            state.received.append(Received(time.time(), project, token, request, headers, status))
+            state.received.append(Received(received_at, project, token, alert_id, request, headers, status))
         else:
-            state.received.append(Received(time.time(), project, token, {}, {}, status))
+            state.received.append(Received(received_at, project, token, alert_id, {}, {}, status))
         return status, payload, extra
 
     async def take_inbox(self, token: str, wait_s: float) -> list[dict[str, Any]]:
@@ -274,6 +277,9 @@ class FcmEndpointApp:
             for item in state.received:
                 statuses[str(item.status)] += 1
             return 200, {"accepted": state.accepted, "token_grants": state.token_grants, "statuses": statuses}, {}
+        if method == "GET" and path == "received":
+            # When each message reached the endpoint, by alert id: the benchmark's latency measure.
+            return 200, [{"at": r.at, "alert_id": r.alert_id, "status": r.status} for r in state.received], {}
         return 404, {"detail": "no such control route"}, {}
 
 
