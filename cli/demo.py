@@ -13,7 +13,7 @@ import uvicorn
 
 from api.app import create_app
 from cli.main import department_connection, ensure_signing_key
-from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, USERS, SeededUser, SeedResult, seed_demo
+from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, USERS, SeededUser, SeedResult, seed_demo, seed_demo_detection
 from core.crypto import SecretBox
 from core.embedded import NatsServerProcess, wait_for_port
 from core.migrate import prepare_database
@@ -106,7 +106,19 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
             rtsp_base_port=CAMERAS_BASE_PORT,
             department_code=settings.department_code,
         )
-    if not seeded.created:  # seeded by an earlier run: same accounts, secrets already in the database
+    if seeded.created:
+        from core.db import create_pool
+        from inference.mediapipe import prepare_detector_model
+        from inference.onnx_detector import read_labels
+        from inference.settings import InferenceSettings
+
+        model = await asyncio.to_thread(prepare_detector_model, InferenceSettings().models_dir)
+        pool = await create_pool(settings.database.app_dsn, min_size=1, max_size=2)
+        try:
+            await seed_demo_detection(pool, seeded, labels=frozenset(read_labels(model.labels)))
+        finally:
+            await pool.close()
+    else:  # seeded by an earlier run: same accounts, secrets already in the database
         seeded.users = [SeededUser(email=u[0], role=u[2], tenant=u[3], totp_secret=None) for u in USERS]
     if not with_api:
         print("database migrated and seeded")

@@ -35,6 +35,7 @@ class SeedResult:
     tenants: dict[str, uuid.UUID] = field(default_factory=dict)
     forces: dict[str, uuid.UUID] = field(default_factory=dict)
     cameras: dict[str, uuid.UUID] = field(default_factory=dict)
+    camera_tenants: dict[str, uuid.UUID] = field(default_factory=dict)
     users: list[SeededUser] = field(default_factory=list)
     created: bool = True
 
@@ -182,6 +183,7 @@ async def seed_demo(
             },
         )
         result.cameras[key] = camera.id
+        result.camera_tenants[key] = tenant_id
         authorisation_id = await tenancy.insert_authorisation(
             conn,
             {
@@ -253,3 +255,57 @@ async def seed_demo(
             details={"source": "demo seed"},
         )
     return result
+
+
+# Analytics of the demo cameras: (camera key, zone name, polygon or None, rule type, parameters). Every rule's event
+# type has a legal basis on its camera (CAMERAS above); camera tamper needs none.
+DETECTION: list[tuple[str, str | None, list[list[float]] | None, str, dict[str, object]]] = [
+    ("c1", "Accès interdit est", [[0.78, 0.0], [1.0, 0.0], [1.0, 1.0], [0.78, 1.0]], "intrusion", {}),
+    ("c1", "Accès interdit est", None, "loitering", {"dwell_s": 20.0}),
+    ("c2", "Cour fermée", [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]], "intrusion", {}),
+    ("c4", "Parvis", [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], "excessive_density", {"max_objects": 6}),
+    ("c5", "Quai", [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], "wrong_way", {"allowed_direction": [1.0, 0.0]}),
+    ("c6", "Porte", [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]], "intrusion", {}),
+    ("c7", None, None, "person_on_ground", {}),
+    *[(camera, None, None, "camera_tamper", {}) for camera in ("c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8")],
+]
+
+
+async def seed_demo_detection(pool: asyncpg.Pool, seeded: SeedResult, *, labels: frozenset[str]) -> int:
+    """Draw the demo's zones and enable its rules through the detection service, tenant by tenant (RLS applies),
+    as an administrator would through the API. Returns the number of rules enabled."""
+    from datetime import UTC, datetime
+
+    from core.db import tenant_transaction
+    from inference import service as detection
+    from inference.model import RuleInput, ZoneInput
+
+    today, journal, enabled = datetime.now(UTC).date(), JournalService(), 0
+    zones: dict[tuple[str, str], uuid.UUID] = {}
+    for camera_key, zone_name, points, rule_type, params in DETECTION:
+        camera_id, tenant_id = seeded.cameras[camera_key], seeded.camera_tenants[camera_key]
+        async with tenant_transaction(pool, [tenant_id]) as conn:
+            zone_id = zones.get((camera_key, zone_name or ""))
+            if zone_name is not None and zone_id is None and points is not None:
+                zone = await detection.create_zone(conn, camera_id, ZoneInput(name=zone_name, points=points))
+                zone_id = zones[(camera_key, zone_name)] = zone.id
+            rule = await detection.create_rule(
+                conn,
+                camera_id,
+                RuleInput(rule_type=rule_type, zone_id=zone_id, params=dict(params)),
+                today=today,
+                model_labels=labels,
+            )
+            await journal.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=None,
+                actor_role="system",
+                action="detection.rule.create",
+                target_type="rule",
+                target_id=rule.id,
+                camera_id=camera_id,
+                details={"rule_type": rule_type, "source": "demo seed"},
+            )
+            enabled += 1
+    return enabled
