@@ -5,34 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import msgspec
 from litestar import Controller, get
 from litestar.params import FromQuery
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from core.tenancy import Role, require_role
+from journal.model import JournalEntry
 
 JOURNAL_READERS = frozenset({Role.AUDITOR, Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.TENANT_ADMIN})
-
-
-class JournalLine(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    position: int
-    occurred_at: datetime
-    actor_user_id: uuid.UUID | None
-    actor_role: str
-    action: str
-    target_type: str
-    target_id: str | None
-    camera_id: uuid.UUID | None
-    range_start: datetime | None
-    range_end: datetime | None
-    motive: str | None
-    recipient: str | None
-    details: str
-    hash: str
 
 
 class JournalController(Controller):
@@ -50,7 +31,7 @@ class JournalController(Controller):
         until: FromQuery[datetime | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Page[JournalLine]:
+    ) -> Page[JournalEntry]:
         require_role(principal, JOURNAL_READERS, "read the access journal")
         async with services.db.transaction(principal, readonly=True) as conn:
             entries = await services.journal.page(
@@ -62,13 +43,7 @@ class JournalController(Controller):
                 after=decode_cursor(cursor),
                 limit=limit + 1,
             )
-        lines = [
-            JournalLine(
-                **{**{f: getattr(e, f) for f in JournalLine.__struct_fields__ if f != "hash"}, "hash": e.hash.hex()}
-            )
-            for e in entries
-        ]
-        return page_of(lines, limit, lambda line: line.id)
+        return page_of(entries, limit, lambda entry: entry.id)
 
 
 ROUTES = [JournalController]
