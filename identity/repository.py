@@ -158,13 +158,15 @@ class IdentityRepository:
         return [r["id"] for r in rows]
 
     async def force_tenants(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> list[uuid.UUID]:
-        """Tenants an officer's force is competent for: its own commune for a police municipale,
-        the communes it covers for a state force or the SDIS."""
+        """Tenants an officer's force is competent for: its own commune for a police municipale (décret
+        2022-1152); for a state force or the SDIS, the communes it covers and the department's own tenant, whose
+        sites (collèges, social sites) stand in those communes. What an officer reads inside that scope is
+        narrowed further to what was dispatched to their force."""
         rows = await conn.fetch(
             "SELECT t.id FROM forces f JOIN tenants t ON (f.kind = 'police_municipale' AND t.id = f.tenant_id) "
-            "OR (f.kind <> 'police_municipale' AND t.insee_code IN "
+            "OR (f.kind <> 'police_municipale' AND t.department_id = f.department_id AND ((t.insee_code IN "
             "(SELECT insee_code FROM force_communes fc WHERE fc.force_id = f.id) "
-            "AND t.subscription_status IN ('trial', 'active')) WHERE f.id = $1",
+            "AND t.subscription_status IN ('trial', 'active')) OR t.kind = 'department')) WHERE f.id = $1",
             force_id,
         )
         return [r["id"] for r in rows]

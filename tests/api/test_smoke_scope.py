@@ -3,11 +3,13 @@ a municipal police officer their commune only."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
+from identity.repository import IdentityRepository
 from tests.api.conftest import Actor
 
 pytestmark = pytest.mark.integration
@@ -42,3 +44,13 @@ async def test_municipal_police_scope_is_their_commune(
     me = await client.get("/me", headers=officer.headers)
     assert me.status_code == 200
     assert [m["tenant_id"] for m in me.json()["memberships"]] == [str(seeded.tenants["marines"])]
+
+
+async def test_force_scopes(department_pool: asyncpg.Pool, seeded: SeedResult) -> None:
+    """A police municipale: its commune only. A state force: its communes and the department's own sites."""
+    repo = IdentityRepository()
+    async with department_pool.acquire() as conn:
+        municipal = set(await repo.force_tenants(conn, seeded.forces["pm_marines"]))  # type: ignore[arg-type]
+        gendarmerie = set(await repo.force_tenants(conn, seeded.forces["gn_marines"]))  # type: ignore[arg-type]
+    assert municipal == {seeded.tenants["marines"]}
+    assert gendarmerie == {seeded.tenants["marines"], seeded.tenants["magny"], seeded.tenants["departement"]}
