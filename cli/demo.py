@@ -41,6 +41,7 @@ PROCESSES: list[tuple[str, list[str]]] = [
     ),
     ("recorder", ["dvr"]),
     ("detection", ["inference"]),
+    ("alerts", ["alerts"]),
 ]
 
 
