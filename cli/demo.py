@@ -13,7 +13,7 @@ import uvicorn
 
 from api.app import create_app
 from cli.main import department_connection, ensure_signing_key
-from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, USERS, SeededUser, SeedResult, seed_demo, seed_demo_detection
+from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, SeedResult, seed_demo, seed_demo_detection
 from core.crypto import SecretBox
 from core.embedded import NatsServerProcess, wait_for_port
 from core.migrate import prepare_database
@@ -119,8 +119,6 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
             await seed_demo_detection(pool, seeded, labels=frozenset(read_labels(model.labels)))
         finally:
             await pool.close()
-    else:  # seeded by an earlier run: same accounts, secrets already in the database
-        seeded.users = [SeededUser(email=u[0], role=u[2], tenant=u[3], totp_secret=None) for u in USERS]
     if not with_api:
         print("database migrated and seeded")
         return 0

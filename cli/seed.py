@@ -109,7 +109,7 @@ async def seed_demo(
     tenancy, identity, journal = TenancyRepository(), IdentityRepository(), JournalService()
     existing = await tenancy.department_by_code(conn, department_code)
     if existing is not None:
-        return SeedResult(department_id=existing["id"], created=False)
+        return await load_demo(conn, secrets, existing["id"])
     department_id = new_id()
     result = SeedResult(department_id=department_id)
     await tenancy.insert_department(conn, department_id, department_code, "Val-d'Oise")
@@ -254,6 +254,31 @@ async def seed_demo(
             target_id=tenant_id,
             details={"source": "demo seed"},
         )
+    return result
+
+
+async def load_demo(conn: asyncpg.Connection, secrets: SecretBox, department_id: uuid.UUID) -> SeedResult:
+    """The ids (and second-factor seeds) of a demo department seeded earlier, read back by name."""
+    result = SeedResult(department_id=department_id, created=False)
+    tenant_keys = {name: key for key, name, *_ in TENANTS}
+    for row in await conn.fetch("SELECT id, name FROM tenants WHERE department_id = $1", department_id):
+        if row["name"] in tenant_keys:
+            result.tenants[tenant_keys[row["name"]]] = row["id"]
+    force_keys = {name: key for key, name, *_ in FORCES}
+    for row in await conn.fetch("SELECT id, name FROM forces WHERE department_id = $1", department_id):
+        if row["name"] in force_keys:
+            result.forces[force_keys[row["name"]]] = row["id"]
+    camera_keys = {name: key for key, _, name, *_ in CAMERAS}
+    for row in await conn.fetch(
+        "SELECT id, tenant_id, name FROM cameras WHERE tenant_id = ANY($1::uuid[])", list(result.tenants.values())
+    ):
+        if row["name"] in camera_keys:
+            result.cameras[camera_keys[row["name"]]] = row["id"]
+            result.camera_tenants[camera_keys[row["name"]]] = row["tenant_id"]
+    for email, _, role, tenant_key, _ in USERS:
+        sealed = await conn.fetchval("SELECT totp_secret_sealed FROM users WHERE lower(email) = $1", email)
+        secret = None if sealed is None else secrets.open(sealed, purpose=TOTP_PURPOSE).decode()
+        result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
     return result
 
 

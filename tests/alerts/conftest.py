@@ -13,11 +13,10 @@ from litestar.testing import AsyncTestClient
 from alerts.events import ALERTS_STREAM
 from api.app import create_app
 from cli.main import ensure_signing_key
-from cli.seed import CAMERAS, FORCES, TENANTS, USERS, SeededUser, SeedResult, seed_demo
+from cli.seed import SeedResult, seed_demo
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.settings import AuthSettings, Settings
-from identity.service import TOTP_PURPOSE
 from inference.publisher import DETECTIONS_STREAM
 from mobile_push.events import PUSH_STREAM
 from tests.api.conftest import Actor, sign_in
@@ -36,26 +35,7 @@ async def demo(alerts_settings: Settings, department_pool: asyncpg.Pool) -> Seed
     await ensure_signing_key(alerts_settings)
     box = SecretBox(alerts_settings.data_key.get_secret_value())  # type: ignore[arg-type]
     async with department_pool.acquire() as conn, conn.transaction():
-        result = await seed_demo(conn, box, rtsp_base_port=8554)
-        if result.created:
-            return result
-        names = {name: key for key, name, *_ in TENANTS}
-        for r in await conn.fetch("SELECT id, name FROM tenants WHERE department_id = $1", result.department_id):
-            if r["name"] in names:
-                result.tenants[names[r["name"]]] = r["id"]
-        forces = {name: key for key, name, *_ in FORCES}
-        for r in await conn.fetch("SELECT id, name FROM forces WHERE department_id = $1", result.department_id):
-            if r["name"] in forces:
-                result.forces[forces[r["name"]]] = r["id"]
-        cameras = {name: key for key, _, name, *_ in CAMERAS}
-        for r in await conn.fetch("SELECT id, name FROM cameras WHERE tenant_id = ANY($1::uuid[])",
-                                  list(result.tenants.values())):
-            result.cameras[cameras[r["name"]]] = r["id"]
-        for email, _, role, tenant_key, _ in USERS:
-            sealed = await conn.fetchval("SELECT totp_secret_sealed FROM users WHERE lower(email) = $1", email)
-            secret = None if sealed is None else box.open(sealed, purpose=TOTP_PURPOSE).decode()
-            result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
-        return result
+        return await seed_demo(conn, box, rtsp_base_port=8554)
 
 
 @pytest.fixture(scope="session")
