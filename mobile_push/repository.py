@@ -438,8 +438,6 @@ class PushRepository:
             subject,
             payload,
         )
-        # Wakes the relay at once instead of at its next poll; delivered only if the transaction commits.
-        await conn.execute("SELECT pg_notify('push_outbox', '')")
 
     async def unsent(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
         return list(

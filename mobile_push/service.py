@@ -796,22 +796,12 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self, stop: asyncio.Event) -> None:
-        wake = asyncio.Event()
-
-        def notified(*_: object) -> None:
-            wake.set()
-
-        async with self._db.cross_tenant() as listener:
-            await listener.add_listener("push_outbox", notified)
+        # Polling, not LISTEN: a listening connection would hold one of the department pool's few connections.
+        while not stop.is_set():
             try:
-                while not stop.is_set():
-                    try:
-                        if await self.relay_once():
-                            continue
-                    except (OSError, asyncpg.PostgresError, VigieError, TimeoutError) as exc:
-                        log.warning("push.relay_failed", error=str(exc))
-                    wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._settings.outbox_poll_s)
-            finally:
-                await listener.remove_listener("push_outbox", notified)
+                if await self.relay_once():
+                    continue
+            except (OSError, asyncpg.PostgresError, VigieError, TimeoutError) as exc:
+                log.warning("push.relay_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._settings.outbox_poll_s)

@@ -28,7 +28,7 @@ class PushSettings(BaseSettings):
     # A device without a heartbeat for this long is flagged stale (still sent to, but not counted as reachable).
     stale_after_s: int = 900
     retry_poll_s: float = 0.2
-    outbox_poll_s: float = 0.5
+    outbox_poll_s: float = 0.1
     batch_size: int = 500
     # `python -m mobile_push` starts the project's local FCM endpoint on this port first (demo only).
     local_endpoint_port: int | None = None

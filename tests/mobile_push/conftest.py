@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pyotp
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from cli.seed import DEMO_PASSWORD, SeedResult
 from core.crypto import SecretBox
 from core.db import Database
 from core.embedded import free_port
@@ -18,7 +24,10 @@ from mobile_push.fcm import FcmSender
 from mobile_push.fcm_endpoint import FcmEndpoint, state_for, write_service_account
 from mobile_push.service import PushDispatcher
 from mobile_push.settings import PushSettings
-from tests.alerts.conftest import alerts_app, alerts_client, alerts_settings, bus, demo, people  # noqa: F401
+from tests.alerts.conftest import alerts_app, alerts_client, alerts_settings, bus, demo  # noqa: F401
+from tests.api.conftest import Actor
+
+STAFF = ("operateur1@valdoise.demo",)
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +94,25 @@ def dispatcher(
     database: Database, sender: FcmSender, secrets_box: SecretBox, push_settings: PushSettings
 ) -> PushDispatcher:
     return PushDispatcher(database, sender, secrets_box, push_settings)
+
+
+@pytest.fixture(scope="session")
+async def people(alerts_client: AsyncTestClient[Litestar], demo: SeedResult) -> dict[str, Actor]:  # noqa: F811
+    """The staff this suite needs. Another suite of the same run may have just spent the current TOTP step of these
+    accounts (a code works once), so the next step is offered when the current one is refused (drift of one step)."""
+    signed: dict[str, Actor] = {}
+    for user in (u for u in demo.users if u.email in STAFF):
+        assert user.totp_secret is not None
+        totp = pyotp.TOTP(user.totp_secret)
+        body: dict[str, Any] = {}
+        for code in (totp.now(), totp.at(time.time() + totp.interval)):
+            login = await alerts_client.post("/auth/login", json={"email": user.email, "password": DEMO_PASSWORD})
+            assert login.status_code == 200, login.text
+            response = await alerts_client.post(
+                "/auth/login/totp", json={"challenge": login.json()["challenge"], "code": code}
+            )
+            body = response.json()
+            if response.status_code == 200:
+                break
+        signed[user.email] = Actor(user.role, user.email, body["access_token"], uuid.UUID(body["tenant_id"]))
+    return signed
