@@ -510,11 +510,16 @@ class AlertService:
                 raise InvalidInput("no such force in your department", field="force_id")
             if data.insee_code is not None and not await self._repo.commune_exists(conn, data.insee_code):
                 raise InvalidInput(f"no commune with INSEE code {data.insee_code}", field="insee_code")
-            record = await self._repo.insert_routing_rule(conn, {
-                "id": new_id(), "department_id": principal.department_id, "insee_code": data.insee_code,
-                "event_type": data.event_type, "start_minute": data.start_minute, "end_minute": data.end_minute,
-                "force_id": data.force_id, "effect": data.effect, "note": data.note,
-                "created_by": principal.user_id})
+            try:
+                record = await self._repo.insert_routing_rule(conn, {
+                    "id": new_id(), "department_id": principal.department_id, "insee_code": data.insee_code,
+                    "event_type": data.event_type, "start_minute": data.start_minute, "end_minute": data.end_minute,
+                    "force_id": data.force_id, "effect": data.effect, "note": data.note,
+                    "created_by": principal.user_id})
+            except asyncpg.ForeignKeyViolationError as exc:
+                # A force or commune removed between the check above and the insert.
+                field = "insee_code" if "insee" in (exc.constraint_name or "") else "force_id"
+                raise InvalidInput(f"{field} names nothing that exists any more", field=field) from exc
             await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
                                        action="routing_rule.create", target_type="routing_rule", target_id=record.id,
                                        details=msgspec.to_builtins(data))

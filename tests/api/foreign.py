@@ -95,6 +95,19 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
             "valid_until": date.today() + timedelta(days=300),
         },
     )
+    # Its intrusion rule (add_foreign_detection) has a legal basis: nothing here is switched off by the worker.
+    await tenancy.upsert_event_type(
+        conn,
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "authorisation_id": authorisation_id,
+            "event_type": "forbidden_zone",
+            "legal_basis": f"Arrêté {CANARY}",
+            "valid_from": date.today() - timedelta(days=1),
+            "valid_until": date.today() + timedelta(days=300),
+        },
+    )
     force_id = new_id()
     await tenancy.insert_force(
         conn,
