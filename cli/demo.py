@@ -42,6 +42,8 @@ PROCESSES: list[tuple[str, list[str]]] = [
     ("recorder", ["dvr"]),
     ("detection", ["inference"]),
     ("alerts", ["alerts"]),
+    # Pushes go to the project's local FCM endpoint (started inside this process on port 9099).
+    ("push", ["mobile_push"]),
 ]
 
 
@@ -55,6 +57,7 @@ def start_processes(settings: Settings, children: list[subprocess.Popen[bytes]])
         "VIGIE_DATABASE__HOST": settings.database.host,
         "VIGIE_DATABASE__NAME": settings.database.name,
         "VIGIE_NATS__URL": settings.nats.url,
+        "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": os.environ.get("VIGIE_PUSH_LOCAL_ENDPOINT_PORT", "9099"),
     }
     for name, argv in PROCESSES:
         with (logs / f"{name}.log").open("ab") as log:
@@ -91,6 +94,9 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         "",
         "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
         '-d \'{"email": "policier@cergy.demo", "password": "' + DEMO_PASSWORD + "\"}'",
+        "",
+        "A phone of the Marines police municipale (reference client, receives pushes, acknowledges):",
+        f"  .venv/bin/python -m mobile_push.reference_client --password '{DEMO_PASSWORD}' --acknowledge",
         "",
         "Ctrl-C stops everything.",
     ]

@@ -187,7 +187,8 @@ class Bus:
             while not stop.is_set():
                 try:
                     messages = await sub.fetch(spec.batch, timeout=1.0)
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):
+                    # nats-py raises either, depending on the batch size, when nothing arrived in time.
                     continue
                 except (ConnectionError, NoServersError) as exc:
                     log.warning("bus.fetch_failed", error=str(exc))

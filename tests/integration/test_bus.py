@@ -102,3 +102,25 @@ async def _dead_letters(bus: Bus, stream: str, expected: int) -> list[tuple[str,
             break
     await sub.unsubscribe()
     return found
+
+
+async def test_consumer_outlives_idle_periods(nats_server: NatsServerProcess) -> None:
+    """An empty stream makes every fetch time out; the consumer keeps waiting and handles what comes later."""
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    await bus.ensure_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
+    seen = asyncio.Event()
+
+    async def handler(event: Event, msg: Msg) -> None:
+        seen.set()
+
+    stop = asyncio.Event()
+    spec = ConsumerSpec(stream=stream, durable="idle", filter_subject=f"{stream.lower()}.>", batch=16)
+    task = asyncio.create_task(bus.consume(spec, EventCodec(ThingObserved), handler, stop=stop))
+    await asyncio.sleep(3.5)  # several empty fetches
+    assert not task.done(), task
+    await bus.publish(f"{stream.lower()}.late", ThingObserved(tenant_id=uuid.uuid4(), label="late"))
+    await asyncio.wait_for(seen.wait(), 10)
+    stop.set()
+    await task
+    await bus.close()
