@@ -116,6 +116,8 @@ async def _run(args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(base_url=args.api, timeout=30) as api, httpx.AsyncClient(base_url=args.fcm) as fcm:
         client = ReferenceClient(api, fcm, platform=args.platform)
         await client.sign_in(args.email, args.password)
+        device = await client.register()
+        print(f"signed in as {args.email}, device {device} registered; waiting for pushes", flush=True)  # noqa: T201
         while True:
             for dispatch in await client.handle_pushes(wait_s=20, acknowledge=args.acknowledge):
                 print(  # noqa: T201 - this CLI reports on stdout
