@@ -44,7 +44,7 @@ def _today() -> date:
 
 async def _journal(
     services: ServicesDep,
-    conn: Any,
+    conn: asyncpg.Connection,
     principal: Principal,
     action: str,
     *,
