@@ -122,7 +122,8 @@ class EscalationDispatcher:
             try:
                 if await self.fire_due():
                     continue
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                # InternalClientError: a backend terminated under a pooled connection, seen before its close.
                 log.warning("alerts.timers_retry", error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll_s)

@@ -62,7 +62,7 @@ class OutboxRelay:
                 if count:
                     continue
             except (NatsTimeoutError, NoServersError, ConnectionError, OSError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError) as exc:
+                    asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                 # Nothing was marked sent: the rows stay for the next attempt (and dedupe absorbs partial publishes).
                 log.warning("alerts.relay_retry", error=repr(exc), delay_s=delay)
                 delay = min(max(delay * 2, 0.2), 5.0)
@@ -74,7 +74,7 @@ class OutboxRelay:
             try:
                 async with self._pool.acquire() as raw:
                     LAG.set(await self._repo.outbox_lag_s(cast(asyncpg.Connection, raw)))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
                 pass
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every_s)

@@ -100,12 +100,14 @@ class AlertEngine:
     async def _raise(self, event: Event, camera_id: uuid.UUID, rule_type: str, legal_event_type: str | None,
                      track_ids: list[int], rule_id: uuid.UUID | None, detail: str,
                      snapshot_key: str | None) -> uuid.UUID | None:
+        # What this transaction is opened with: events handled concurrently share the cache, and one of them filling
+        # it must not make another skip setting the scope its own transaction lacks (policies would be unseen).
+        scoped = self._departments.get(event.tenant_id)
         try:
-            async with tenant_transaction(self._pool, [event.tenant_id],
-                                          department_id=self._departments.get(event.tenant_id)) as conn:
+            async with tenant_transaction(self._pool, [event.tenant_id], department_id=scoped) as conn:
                 camera = await self._context(conn, event, camera_id)
                 department_id = camera["department_id"]
-                if self._departments.get(event.tenant_id) != department_id:
+                if scoped != department_id:
                     # First event of this tenant: the department directory (policies) needs its scope set.
                     self._departments[event.tenant_id] = department_id
                     await conn.execute("SELECT set_config('app.department_id', $1, true)", str(department_id))
