@@ -156,7 +156,10 @@ async def test_operator_workflow_routing_rls_relay_and_escalation(
     assert "AlertRaised" in kinds
     assert "AlertStateChanged" in kinds
     async with department_pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NOT NULL LIMIT 1")
+        # The newest sent row: the server remembers message ids for its duplicate window only.
+        row = await conn.fetchrow(
+            "SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
+        )
         assert row is not None
         ack = await bus.js.publish(row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": str(row["id"])})
         assert ack.duplicate
