@@ -154,8 +154,9 @@ class DetectionController(Controller):
         data: JSONBody[RuleInput],
     ) -> Rule:
         require_role(principal, DETECTION_EDITORS, "enable analytics")
-        labels = model_labels(request)
         async with services.db.transaction(principal) as conn:
+            await detection.list_rules(conn, camera_id)  # a camera out of scope answers 404 before anything else
+            labels = model_labels(request)
             rule = await detection.create_rule(conn, camera_id, data, today=_today(), model_labels=labels)
             await _journal(
                 services,
@@ -180,8 +181,9 @@ class DetectionController(Controller):
         data: JSONBody[RuleInput],
     ) -> Rule:
         require_role(principal, DETECTION_EDITORS, "change analytics")
-        labels = model_labels(request)
         async with services.db.transaction(principal) as conn:
+            await detection.get_rule(conn, rule_id)  # a rule out of scope answers 404 before anything else
+            labels = model_labels(request)
             rule = await detection.update_rule(conn, rule_id, data, today=_today(), model_labels=labels)
             await _journal(
                 services,

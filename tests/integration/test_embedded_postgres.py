@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,17 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_embedded_postgres_fallback(tmp_path: Path) -> None:
+@pytest.fixture
+def var_dir() -> Iterator[Path]:
+    """pgserver runs postgres as an unprivileged user when started by root: its data folder must be reachable
+    by that user, which pytest's private temporary folders are not."""
+    path = Path(tempfile.mkdtemp(prefix="vigie-embedded-pg-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_postgres_fallback(var_dir: Path) -> None:
     # A separate interpreter: pgserver stops its server when the process that started it exits.
     script = textwrap.dedent(f"""
         import asyncio, asyncpg
@@ -21,7 +34,7 @@ def test_embedded_postgres_fallback(tmp_path: Path) -> None:
         from core.settings import DatabaseSettings, Settings
 
         async def main():
-            settings = Settings(var_dir={str(tmp_path)!r}, database=DatabaseSettings(
+            settings = Settings(var_dir={str(var_dir)!r}, database=DatabaseSettings(
                 admin_dsn=SecretStr("postgresql://postgres@127.0.0.1:1/postgres"), name="vigie_embedded"))
             settings = await prepare_database(settings)
             assert settings.database.host.startswith("/"), settings.database.host
@@ -42,4 +55,4 @@ def test_embedded_postgres_fallback(tmp_path: Path) -> None:
     assert version.startswith("16.")  # the bundled server, not the machine's 15
     assert tables == "0"  # RLS: no scope, no rows (and the table exists: migrations ran)
     assert bypass == "False"
-    assert (tmp_path / "pgdata").is_dir()
+    assert (var_dir / "pgdata").is_dir()
