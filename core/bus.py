@@ -44,6 +44,19 @@ class Reject(Exception):
         self.reason = reason
 
 
+class RetryAfter(Exception):
+    """Raised by a handler whose message is not actionable yet (not a failure): it is redelivered after `delay_s`.
+
+    The nak's delay is held by the server, so the wait survives a restart of the consumer. Such deliveries draw on
+    the consumer's `max_waits` budget; past it the message is dead-lettered rather than kept forever.
+    """
+
+    def __init__(self, delay_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     """A stream the process needs; declared idempotently at start."""
@@ -65,6 +78,8 @@ class ConsumerSpec:
     filter_subject: str
     backoff_s: Sequence[float] = (0.5, 2.0, 5.0, 15.0)
     max_attempts: int = 5
+    # Deliveries a handler may defer with RetryAfter, on top of max_attempts.
+    max_waits: int = 0
     ack_wait_s: float = 30.0
     batch: int = 64
     max_ack_pending: int = 1000
@@ -178,7 +193,7 @@ class Bus:
             ack_policy=AckPolicy.EXPLICIT,
             filter_subject=spec.filter_subject,
             # One more delivery than we use ourselves: the last attempt is dead-lettered by us, not dropped.
-            max_deliver=spec.max_attempts + 1,
+            max_deliver=spec.max_attempts + spec.max_waits + 1,
             ack_wait=spec.ack_wait_s,
             max_ack_pending=spec.max_ack_pending,
         )
@@ -211,8 +226,18 @@ class Bus:
         except Reject as exc:
             HANDLED.labels(spec.stream, spec.durable, "rejected").inc()
             await self.dead_letter(msg, spec, f"rejected: {exc.reason}")
+        except RetryAfter as exc:
+            if attempt >= spec.max_attempts + spec.max_waits:
+                HANDLED.labels(spec.stream, spec.durable, "exhausted").inc()
+                await self.dead_letter(msg, spec, f"still not ready after {attempt} deliveries: {exc.reason}")
+                return
+            HANDLED.labels(spec.stream, spec.durable, "deferred").inc()
+            log.info("bus.deferred", stream=spec.stream, consumer=spec.durable, attempt=attempt,
+                     delay_s=exc.delay_s, reason=exc.reason, event_id=str(event.event_id))
+            await msg.nak(delay=exc.delay_s)
         except Exception as exc:
-            if attempt >= spec.max_attempts:
+            # Deliveries do not say which earlier ones were waits, so a failure may use the whole budget.
+            if attempt >= spec.max_attempts + spec.max_waits:
                 HANDLED.labels(spec.stream, spec.durable, "exhausted").inc()
                 await self.dead_letter(msg, spec, f"exhausted after {attempt} attempts: {exc!r}")
                 return
