@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 from core.bus import StreamSpec, tenant_subject
-from core.events import Event
+from core.events import AwareDatetime, Event
 
 # The relay publishes every event below with Nats-Msg-Id = event_id = the outbox row's id, so a relay that
 # republishes after a crash is dropped by the server's duplicate window, and consumers key on event_id too.
@@ -52,6 +52,28 @@ class AlertRaised(Event, frozen=True, kw_only=True):
     priority: int  # queue order: higher first
     source_event_id: uuid.UUID
     snapshot_key: str | None = None
+    # When the detection happened; the alert's clip is centred on it. Added as an optional field, which every
+    # consumer of schema version 1 reads (unknown fields are ignored), so the version stays 1; an event without it
+    # falls back to occurred_at.
+    first_seen_at: AwareDatetime | None = None
+
+
+class AlertClipAttached(Event, frozen=True, kw_only=True):
+    """The recorder's clip of the alert is stored: operators can open it (journaled, with a motive)."""
+
+    alert_id: uuid.UUID
+    camera_id: uuid.UUID
+    clip_id: uuid.UUID
+    start_at: AwareDatetime
+    end_at: AwareDatetime
+
+
+class AlertClipUnavailable(Event, frozen=True, kw_only=True):
+    """No clip can be made for the alert (nothing was recorded over its interval): operators stop waiting for one."""
+
+    alert_id: uuid.UUID
+    camera_id: uuid.UUID
+    reason: str
 
 
 class AlertStateChanged(Event, frozen=True, kw_only=True):
@@ -103,7 +125,8 @@ class EscalationRaised(Event, frozen=True, kw_only=True):
 
 
 ALERT_EVENTS: tuple[type[Event], ...] = (
-    AlertRaised, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, EscalationRaised,
+    AlertRaised, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, EscalationRaised, AlertClipAttached,
+    AlertClipUnavailable,
 )
 
 _KINDS: dict[type[Event], str] = {
@@ -112,6 +135,8 @@ _KINDS: dict[type[Event], str] = {
     DispatchOrdered: "dispatch_ordered",
     DispatchWithdrawn: "dispatch_withdrawn",
     EscalationRaised: "escalation_raised",
+    AlertClipAttached: "clip_attached",
+    AlertClipUnavailable: "clip_unavailable",
 }
 
 

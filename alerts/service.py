@@ -142,7 +142,7 @@ class AlertEngine:
                     event_id=new_id(), tenant_id=event.tenant_id, alert_id=alert_id, camera_id=camera_id,
                     site_id=camera["site_id"], insee_code=camera["insee_code"], rule_id=rule_id, rule_type=rule_type,
                     legal_event_type=legal_event_type, severity=severity, priority=priority,
-                    source_event_id=event.event_id, snapshot_key=snapshot_key)
+                    source_event_id=event.event_id, snapshot_key=snapshot_key, first_seen_at=event.occurred_at)
                 await self._repo.enqueue(conn, raised)
                 await self._repo.log(conn, tenant_id=event.tenant_id, alert_id=alert_id, author_id=None, kind="auto",
                                      action="alert.raised", text=f"Signalement d'attention {rule_type} "
