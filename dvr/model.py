@@ -11,6 +11,7 @@ from typing import ClassVar, NewType
 
 import msgspec
 
+from core.bus import StreamSpec, tenant_subject
 from core.events import AwareDatetime, Event
 
 CameraId = NewType("CameraId", uuid.UUID)
@@ -219,5 +220,22 @@ class ClipRecorded(Event, frozen=True, kw_only=True):
     sha256: str
 
 
+class ClipUnavailable(Event, frozen=True, kw_only=True):
+    """No clip can be made for an alert: nothing was recorded over its interval (camera offline, gap)."""
+
+    alert_id: uuid.UUID
+    camera_id: uuid.UUID
+    reason: str
+
+
 DVR_EVENTS: tuple[type[Event], ...] = (SegmentRecorded, RecordingGapDetected, CameraWentOffline, CameraCameOnline,
-                                       SpoolHighWater, ClipRecorded)
+                                       SpoolHighWater, ClipRecorded, ClipUnavailable)
+
+# Declared by every process that publishes or consumes it (the recorder, the alerts process), from this one spec.
+DVR_STREAM = StreamSpec("DVR", ["dvr.>"])
+SUBJECT_PREFIX = "dvr"
+
+
+def subject_for(event: Event) -> str:
+    """dvr.<tenant>.<event type>: consumers filter e.g. dvr.*.ClipRecorded."""
+    return tenant_subject(SUBJECT_PREFIX, event.tenant_id, type(event).__name__)

@@ -42,6 +42,9 @@ class DvrSettings(BaseSettings):
     clip_pre_s: float = 10.0
     clip_post_s: float = 10.0
     clip_max_s: float = 600.0
+    # The durable consumer of new alerts shared by every recorder process, and how many clips one cuts at a time.
+    clip_durable: str = "dvr-alert-clips"
+    clip_concurrency: int = 2
     # Presigned playback URLs live this long.
     playback_url_ttl_s: int = 300
     playback_max_s: float = 4 * 3600.0
