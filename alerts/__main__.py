@@ -1,10 +1,12 @@
-"""`python -m alerts`: the alert engine, the outbox relay and the escalation timers (composition root)."""
+"""`python -m alerts`: the alert engine, the outbox relay, the escalation timers and clip attachment (composition
+root)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 
+from alerts.clips import CLIP_EVENTS, AlertClipService, clip_consumers
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERTS_STREAM
 from alerts.outbox import OutboxRelay
@@ -15,6 +17,7 @@ from core.db import create_pool
 from core.events import EventCodec
 from core.logging import configure_logging
 from core.settings import get_settings
+from dvr.model import DVR_STREAM
 from inference.model import DETECTION_EVENTS
 from inference.publisher import DETECTIONS_STREAM
 from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
@@ -29,10 +32,11 @@ async def main() -> None:
     app_pool = await create_pool(settings.database.app_dsn, min_size=2, max_size=8)
     department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
     bus = await Bus.connect(settings.nats.url, name="alerts", replicas=settings.nats.stream_replicas)
-    for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM):
+    for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
     engine, escalation = AlertEngine(app_pool), EscalationDispatcher(app_pool, department_pool)
+    clips = AlertClipService(app_pool)
     relay = OutboxRelay(department_pool, bus, batch=own.relay_batch)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -43,6 +47,8 @@ async def main() -> None:
             tasks.create_task(bus.consume(detections, EventCodec(*DETECTION_EVENTS), engine.on_event, stop=stop))
             tasks.create_task(bus.consume(ConsumerSpec("PUSH", own.push_durable, "push.>"),
                                           EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop))
+            for clip_events in clip_consumers(own):
+                tasks.create_task(bus.consume(clip_events, EventCodec(*CLIP_EVENTS), clips.handle, stop=stop))
             tasks.create_task(relay.run(stop))
             tasks.create_task(relay.watch_lag(stop))
             tasks.create_task(escalation.run(stop, own.timer_poll_s))

@@ -14,3 +14,5 @@ class AlertsSettings(BaseSettings):
     timer_poll_s: float = 0.5
     durable: str = "alerts-engine"
     push_durable: str = "alerts-escalation"
+    # Prefix of the durable consumers of the recorder's clip events (one per event type).
+    clip_durable: str = "alerts-clips"
