@@ -11,8 +11,12 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
+from alerts.events import ALERTS_STREAM
 from alerts.model import Alert as AlertRecord
 from alerts.model import (
     AlertDetail,
@@ -72,7 +76,7 @@ async def _live_events(services: Services, principal: Principal) -> AsyncIterato
         if principal.scope.includes(tenant) and not queue.full():
             queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))  # type: ignore[attr-defined]
 
-    sub = await services.bus.js.subscribe("alerts.>", stream="ALERTS", cb=on_message, ordered_consumer=True,
+    sub = await services.bus.js.subscribe("alerts.>", stream=ALERTS_STREAM.name, cb=on_message, ordered_consumer=True,
                                           deliver_policy=DeliverPolicy.NEW)
     try:
         yield ServerSentEventMessage(event="ready", data="{}")
@@ -114,6 +118,15 @@ class AlertController(Controller):
         require_role(principal, OPERATORS, "watch the live alarm queue")
         if services.bus is None:
             raise Unavailable("the event bus is not connected: the live queue is unavailable")
+        # Checked before answering: once the 200 is sent, a failure to subscribe can only cut the connection, and
+        # a browser's EventSource reconnects into the same failure every few seconds.
+        try:
+            await services.bus.js.stream_info(ALERTS_STREAM.name)
+        except NotFoundError as exc:
+            raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
+                              "unavailable") from exc
+        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            raise Unavailable("the event bus does not answer: the live queue is unavailable") from exc
         return ServerSentEvent(_live_events(services, principal))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")
