@@ -23,3 +23,7 @@ class AlreadyClaimed(Conflict):
 
 class UnknownForce(InvalidInput):
     """The force named in a dispatch is not competent for the alert's commune."""
+
+
+class ClipNotAttached(Conflict):
+    """The alert has no clip to open: the recorder is still cutting it, or nothing was recorded over its interval."""

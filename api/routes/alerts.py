@@ -16,6 +16,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from alerts.errors import ClipNotAttached
 from alerts.events import ALERTS_STREAM
 from alerts.model import Alert as AlertRecord
 from alerts.model import (
@@ -42,9 +43,11 @@ from alerts.model import (
 from alerts.service import OPERATORS, AlertService
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
+from api.routes.evidence import EvidenceDep, MotiveRequest, provide_evidence
 from api.services import Services
 from core.errors import Unavailable
 from core.tenancy import Principal, require_role
+from dvr.model import PlaybackItem
 
 AlertState = Literal["new", "claimed", "verified", "dispatched", "dismissed", "closed"]
 Days = Annotated[int, QueryParameter(ge=1, le=366, description="evaluation period in days")]
@@ -84,7 +87,8 @@ async def _live_events(services: Services, principal: Principal) -> AsyncIterato
             try:
                 kind, data = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keep-alive")
+                # A comment only: an empty data line would reach EventSource.onmessage as an empty message.
+                yield ServerSentEventMessage(comment="keep-alive", data=None)
                 continue
             yield ServerSentEventMessage(event=kind, data=data.decode())
     finally:
@@ -112,7 +116,8 @@ class AlertController(Controller):
 
     # Left out of the OpenAPI document: an endless text/event-stream has no response schema a client generator or
     # a fuzzer can use (schemathesis would wait on it forever). Events: ready, raised, state_changed,
-    # dispatch_ordered, dispatch_withdrawn, escalation_raised; data is the event's JSON.
+    # dispatch_ordered, dispatch_withdrawn, escalation_raised, clip_attached, clip_unavailable; data is the event's
+    # JSON.
     @get("/stream", include_in_schema=False, summary="Live alarm queue (Server-Sent Events)")
     async def stream(self, principal: PrincipalDep, services: ServicesDep) -> ServerSentEvent:
         require_role(principal, OPERATORS, "watch the live alarm queue")
@@ -189,6 +194,18 @@ class AlertController(Controller):
     async def competent_forces(self, principal: PrincipalDep, alerts: AlertsDep,
                                alert_id: FromPath[uuid.UUID]) -> list[ForceRecommendation]:
         return await alerts.recommendations(principal, alert_id)
+
+    @post("/{alert_id:uuid}/clip/view", status_code=200,
+          summary="A short-lived link to the alert's clip (journaled with the motive; 409 while it has none)",
+          dependencies={"evidence": Provide(provide_evidence, sync_to_thread=False)})
+    async def view_clip(self, principal: PrincipalDep, alerts: AlertsDep, evidence: EvidenceDep,
+                        alert_id: FromPath[uuid.UUID], data: JSONBody[MotiveRequest]) -> PlaybackItem:
+        # The alert is read first under the caller's scope, so an officer reaches only clips of alerts sent to them.
+        alert = (await alerts.get(principal, alert_id)).alert
+        if alert.clip_id is None:
+            raise ClipNotAttached("the alert's clip is still being cut from the recordings" if alert.clip_status ==
+                                  "pending" else "no clip could be made: nothing was recorded over the alert's time")
+        return await evidence.clip_playback(principal, alert.clip_id, motive=data.motive)
 
 
 class LogbookController(Controller):

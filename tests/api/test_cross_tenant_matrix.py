@@ -93,6 +93,7 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         ("put", "/devices/{device_id}/token"): {"fcm_token": f"matrix{unique}:APA91b" + "y" * 140},
         ("post", "/mobile/dispatches/{dispatch_id}/status"): {"status": "delivered", "device_id": ids["device_id"]},
         ("post", "/alerts/{alert_id}/verify"): {"media": "snapshot", "motive": "matrix check"},
+        ("post", "/alerts/{alert_id}/clip/view"): {"motive": "matrix check"},
         ("post", "/alerts/{alert_id}/dismiss"): {"reason": "test"},
         ("post", "/alerts/{alert_id}/dispatch"): {"force_ids": [ids["force_id"]]},
         ("post", "/alerts/{alert_id}/close"): {"outcome": "other"},

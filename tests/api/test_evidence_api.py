@@ -128,3 +128,51 @@ async def test_retention_above_a_month_is_refused(
             headers=actors["maire@cergy.demo"].headers,
         )
     ).status_code == 404
+
+
+async def test_an_operator_goes_from_the_alert_to_its_clip_with_a_motive(
+    app: Litestar, client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult,
+    recorded: dict[str, object], department_pool: asyncpg.Pool,
+) -> None:
+    operator, officer = actors["operateur1@valdoise.demo"], actors["policier@cergy.demo"]
+    tenant, camera = seeded.tenants["cergy"], seeded.cameras["c4"]
+    store = app.state.object_store
+    clip_id, attached, pending = new_id(), new_id(), new_id()
+    payload = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8
+    key = f"event/{camera}/{clip_id}.mp4"
+    stored = await store.put(tenant, key, payload, content_type="video/mp4")
+    now = datetime.now(UTC)
+    async with department_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO clips (id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, "
+            "size_bytes, source_segments) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '[]')",
+            clip_id, tenant, camera, attached, now - timedelta(seconds=20), now, key, stored.version_id,
+            hashlib.sha256(payload).hexdigest(), len(payload))
+        for alert_id, clip, status in ((attached, clip_id, "attached"), (pending, None, "pending")):
+            await conn.execute(
+                "INSERT INTO alerts (id, tenant_id, camera_id, site_id, insee_code, rule_type, severity, priority, "
+                "source_event_id, first_seen_at, last_seen_at, sla_claim_due_at, clip_id, clip_status) "
+                "SELECT $1, tenant_id, id, site_id, insee_code, 'intrusion', 3, 30, $2, $3, $3, $3, $4, $5 "
+                "FROM cameras WHERE id = $6", alert_id, new_id(), now - timedelta(seconds=10), clip, status, camera)
+
+    detail = (await client.get(f"/alerts/{attached}", headers=operator.headers)).json()["alert"]
+    assert (detail["clip_status"], detail["clip_id"]) == ("attached", str(clip_id))
+    motive = {"motive": "levée de doute sur signalement"}
+    no_motive = await client.post(f"/alerts/{attached}/clip/view", json={}, headers=operator.headers)
+    assert no_motive.status_code == 400
+    response = await client.post(f"/alerts/{attached}/clip/view", json=motive, headers=operator.headers)
+    assert response.status_code == 200, response.text
+    served = await client.get(response.json()["url"].removeprefix("http://testserver.local"))
+    assert served.content == payload
+    assert response.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+    async with department_pool.acquire() as conn:
+        journaled = await conn.fetch(
+            "SELECT motive FROM access_journal WHERE action = 'media.clip' AND target_id = $1", str(clip_id))
+    assert [r["motive"] for r in journaled] == [motive["motive"]]
+
+    waiting = await client.post(f"/alerts/{pending}/clip/view", json=motive, headers=operator.headers)
+    assert waiting.status_code == 409
+    assert "still being cut" in waiting.json()["detail"]
+    # An officer reaches an alert's clip only once the alert was sent to their force.
+    assert (await client.post(f"/alerts/{attached}/clip/view", json=motive,
+                              headers=officer.headers)).status_code == 404
