@@ -58,6 +58,9 @@ def start_processes(settings: Settings, children: list[subprocess.Popen[bytes]])
         "VIGIE_DATABASE__NAME": settings.database.name,
         "VIGIE_NATS__URL": settings.nats.url,
         "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": os.environ.get("VIGIE_PUSH_LOCAL_ENDPOINT_PORT", "9099"),
+        # Short buffers around each alert, so a newcomer sees its clip attached within about half a minute.
+        "VIGIE_DVR_CLIP_PRE_S": os.environ.get("VIGIE_DVR_CLIP_PRE_S", "10"),
+        "VIGIE_DVR_CLIP_POST_S": os.environ.get("VIGIE_DVR_CLIP_POST_S", "10"),
     }
     for name, argv in PROCESSES:
         with (logs / f"{name}.log").open("ab") as log:
@@ -94,6 +97,9 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         "",
         "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
         '-d \'{"email": "policier@cergy.demo", "password": "' + DEMO_PASSWORD + "\"}'",
+        "",
+        "An alert's clip (10 s before and after; clip_status in GET /alerts/{id}) opens with a motive:",
+        f"  POST {base}/alerts/<id>/clip/view  {{\"motive\": \"levée de doute\"}}",
         "",
         "A phone of the Marines police municipale (reference client, receives pushes, acknowledges):",
         f"  .venv/bin/python -m mobile_push.reference_client --password '{DEMO_PASSWORD}' --acknowledge",
