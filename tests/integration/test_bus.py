@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections import Counter
 
 import pytest
 from nats.aio.msg import Msg
 
-from core.bus import DEAD_LETTER_STREAM, Bus, ConsumerSpec, Reject, StreamSpec
+from core.bus import DEAD_LETTER_STREAM, Bus, ConsumerSpec, Reject, RetryAfter, StreamSpec
 from core.embedded import NatsServerProcess
 from core.events import Event, EventCodec
 
@@ -123,4 +124,41 @@ async def test_consumer_outlives_idle_periods(nats_server: NatsServerProcess) ->
     await asyncio.wait_for(seen.wait(), 10)
     stop.set()
     await task
+    await bus.close()
+
+
+async def test_retry_after_waits_on_its_own_budget_then_dead_letters(nats_server: NatsServerProcess) -> None:
+    """A handler that is not ready yet is redelivered after the delay it asks for, beyond the failure budget; a
+    message still not ready when the wait budget is spent is dead-lettered with the reason."""
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    subject = stream.lower()
+    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    tenant = uuid.uuid4()
+    await bus.publish_many([(f"{subject}.{label}", ThingObserved(tenant_id=tenant, label=label))
+                            for label in ("soon", "never")])
+    deliveries: dict[str, list[float]] = {"soon": [], "never": []}
+    ready = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def handler(event: Event, msg: Msg) -> None:
+        assert isinstance(event, ThingObserved)
+        deliveries[event.label].append(loop.time())
+        if event.label == "never" or len(deliveries["soon"]) < 3:
+            raise RetryAfter(0.4, "post-event buffer not recorded yet")
+        ready.set()
+
+    stop = asyncio.Event()
+    # One failure allowed, but the two waits of "soon" must not count as failures.
+    spec = ConsumerSpec(stream=stream, durable="waits", filter_subject=f"{subject}.>", max_attempts=1, max_waits=2)
+    task = asyncio.create_task(bus.consume(spec, EventCodec(ThingObserved), handler, stop=stop))
+    await asyncio.wait_for(ready.wait(), 20)
+    dead = await _dead_letters(bus, stream, expected=1)
+    stop.set()
+    await task
+    soon = deliveries["soon"]
+    assert len(soon) == 3
+    assert all(later - earlier >= 0.35 for earlier, later in itertools.pairwise(soon))
+    assert len(deliveries["never"]) == 3
+    assert dead == [(f"{subject}.never", "still not ready after 3 deliveries: post-event buffer not recorded yet")]
     await bus.close()
