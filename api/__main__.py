@@ -8,6 +8,10 @@ from api.app import create_app
 from core.logging import configure_logging
 from core.settings import get_settings
 
+# On SIGTERM, requests in flight get this long to finish; endless responses (the live alarm queue over SSE) are
+# then cut, otherwise one open browser tab would hold the process until it is killed. Browsers reconnect.
+SHUTDOWN_GRACE_S = 5
+
 
 def main() -> None:
     settings = get_settings()
@@ -19,6 +23,7 @@ def main() -> None:
         log_config=None,
         proxy_headers=bool(settings.api.trusted_proxies),
         forwarded_allow_ips=",".join(settings.api.trusted_proxies) or None,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -11,7 +12,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from nats.errors import NoServersError
+from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -92,7 +93,10 @@ async def _live_events(services: Services, principal: Principal) -> AsyncIterato
                 continue
             yield ServerSentEventMessage(event=kind, data=data.decode())
     finally:
-        await sub.unsubscribe()
+        # When the server stops, the app's bus may close before this stream is cancelled: the subscription went
+        # with the connection.
+        with contextlib.suppress(ConnectionClosedError):
+            await sub.unsubscribe()
 
 
 class AlertController(Controller):
