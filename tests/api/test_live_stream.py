@@ -2,14 +2,16 @@
 (`python -m api`, uvicorn) on the test database and the session's nats-server: an alert event published on the
 ALERTS stream, as the outbox relay publishes it, reaches a signed-in operator within seconds; events of tenants
 outside the operator's scope are not sent; roles other than the operators' and unauthenticated clients are refused
-with problem+json; the server drops its NATS subscription when the client goes away; without the ALERTS stream the
-endpoint answers 503 problem+json instead of a 200 whose body breaks off."""
+with problem+json; keep-alives are comments, not empty messages; the server drops its NATS subscription when the
+client goes away; without the ALERTS stream the endpoint answers 503 problem+json instead of a 200 whose body breaks
+off; and an open stream does not keep the server from stopping on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +23,8 @@ import httpx
 import pytest
 
 from alerts.events import ALERTS_STREAM, AlertRaised, subject_for
+from api.__main__ import SHUTDOWN_GRACE_S
+from api.routes.alerts import HEARTBEAT_S
 from cli.seed import SeedResult
 from core.bus import Bus
 from core.embedded import NatsServerProcess, free_port
@@ -123,14 +127,17 @@ async def _bearer(client: httpx.AsyncClient, seeded: SeedResult, email: str) -> 
 
 
 async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) of each event of a text/event-stream; comments (keep-alives) are skipped."""
+    """(event, data) of each event of a text/event-stream, as a browser's EventSource dispatches them, and
+    (":", text) of each comment line."""
     kind, data = "message", list[str]()
     async for line in response.aiter_lines():
         if not line:
             if data:
                 yield kind, "\n".join(data)
             kind, data = "message", []
-        elif not line.startswith(":"):
+        elif line.startswith(":"):
+            yield ":", line[1:].strip()
+        else:
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
             if field == "event":
@@ -187,6 +194,16 @@ async def test_operator_receives_alerts_of_their_scope_live_and_the_subscription
             assert received["tenant_id"] == str(seeded.tenants["cergy"])
             print(f"\nlive queue: AlertRaised published → SSE event received by the operator in {arrival_ms:.1f} ms")
 
+            # Until the next keep-alive nothing else comes, not even an out-of-scope event published now; the
+            # keep-alive is a comment only, so the next thing a browser sees is the next alert of the operator's.
+            late = _raised(seeded.tenants["magny"], seeded.cameras["c8"])
+            await alerts_bus.publish(subject_for(late), late)
+            assert await asyncio.wait_for(anext(events), HEARTBEAT_S + 5) == (":", "keep-alive")
+            after = _raised(seeded.tenants["marines"], seeded.cameras["c6"])
+            await alerts_bus.publish(subject_for(after), after)
+            kind, data = await asyncio.wait_for(anext(events), ARRIVAL_TIMEOUT_S)
+            assert (kind, json.loads(data)["alert_id"]) == ("raised", str(after.alert_id)), (kind, data)
+
         # The client went away: the server's NATS subscription for that stream goes too.
         for _ in range(50):  # up to 10 s
             if (left := await _api_subscriptions(nats_server)) == before:
@@ -240,3 +257,35 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
     finally:
         api.stop()
         nats.stop()
+
+
+async def test_an_open_live_stream_does_not_hold_the_server_on_sigterm(
+    api_settings: Settings, seeded: SeedResult, alerts_bus: Bus, tmp_path: Path,
+) -> None:
+    # A server of this test only: it is stopped while an operator watches the queue.
+    api = ServedApi(api_settings, tmp_path / "api.log")
+    try:
+        api.start()
+        assert api.proc is not None
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            headers = await _bearer(client, seeded, OPERATOR)
+            async with client.stream("GET", "/alerts/stream", headers=headers,
+                                     timeout=httpx.Timeout(10, read=60)) as response:
+                events = _sse(response)
+                assert (await asyncio.wait_for(anext(events), ARRIVAL_TIMEOUT_S))[0] == "ready"
+                api.proc.send_signal(signal.SIGTERM)
+                stopping = time.monotonic()
+                with pytest.raises(httpx.RemoteProtocolError):  # the server cuts the endless response
+                    await asyncio.wait_for(anext(events), SHUTDOWN_GRACE_S + 10)
+                cut_after = time.monotonic() - stopping
+        await asyncio.to_thread(api.proc.wait, SHUTDOWN_GRACE_S + 10)
+        exited_after = time.monotonic() - stopping
+    finally:
+        api.stop()
+    print(f"\nSIGTERM with a live stream open: stream cut after {cut_after:.1f} s, process exited after "
+          f"{exited_after:.1f} s (grace {SHUTDOWN_GRACE_S} s)")
+    # Once stopped, uvicorn re-raises the SIGTERM it handled: the exit status says SIGTERM either way; the time
+    # says whether it waited for the client.
+    assert exited_after < SHUTDOWN_GRACE_S + 5, api.tail()
+    # uvicorn reports the stream it cancelled (CancelledError); the stream's own cleanup must not fail after it.
+    assert "Exception caught after response started" not in api.log_path.read_text(errors="replace"), api.tail(80)
