@@ -61,8 +61,9 @@ class ServedApi:
             "VIGIE_NATS__EMBEDDED": "false",
             "VIGIE_API__HOST": "127.0.0.1",
             "VIGIE_API__PORT": str(self.port),
-            # Other suites of the run sign in from the same address.
+            # Other suites of the run sign in from the same address; one operator token serves the whole module.
             "VIGIE_AUTH__LOGIN_RATE_PER_IP_PER_MINUTE": "10000",
+            "VIGIE_AUTH__ACCESS_TTL_S": str(settings.auth.access_ttl_s),
         })
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -105,6 +106,14 @@ def served_api(api_settings: Settings, seeded: SeedResult, tmp_path_factory: pyt
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+async def operator(served_api: ServedApi, seeded: SeedResult) -> dict[str, str]:
+    """The operator signed in once through the served API: each TOTP step opens one session only, and the module's
+    other API processes accept the token (same database, same keys)."""
+    async with httpx.AsyncClient(base_url=served_api.url, timeout=10) as client:
+        return await _bearer(client, seeded, OPERATOR)
 
 
 @pytest.fixture
@@ -161,12 +170,12 @@ async def _api_subscriptions(nats: NatsServerProcess) -> int:
 
 
 async def test_operator_receives_alerts_of_their_scope_live_and_the_subscription_ends_with_the_client(
-    served_api: ServedApi, seeded: SeedResult, alerts_bus: Bus, nats_server: NatsServerProcess,
+    served_api: ServedApi, seeded: SeedResult, operator: dict[str, str], alerts_bus: Bus,
+    nats_server: NatsServerProcess,
 ) -> None:
     async with httpx.AsyncClient(base_url=served_api.url, timeout=10) as client:
-        headers = await _bearer(client, seeded, OPERATOR)
         before = await _api_subscriptions(nats_server)
-        async with client.stream("GET", "/alerts/stream", headers=headers,
+        async with client.stream("GET", "/alerts/stream", headers=operator,
                                  timeout=httpx.Timeout(10, read=30)) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -232,7 +241,7 @@ async def test_live_stream_refuses_other_roles_and_unauthenticated_clients(
 
 
 async def test_live_stream_answers_503_until_the_alerts_stream_exists(
-    api_settings: Settings, seeded: SeedResult, tmp_path: Path,
+    api_settings: Settings, operator: dict[str, str], tmp_path: Path,
 ) -> None:
     # A nats-server of this test only: on the session's, other suites have declared the ALERTS stream.
     nats = NatsServerProcess(store_dir=tmp_path / "nats")
@@ -241,8 +250,7 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
     try:
         api.start()
         async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
-            headers = await _bearer(client, seeded, OPERATOR)
-            missing = await client.get("/alerts/stream", headers=headers)
+            missing = await client.get("/alerts/stream", headers=operator)
             assert missing.status_code == 503, missing.text
             assert missing.headers["content-type"].startswith("application/problem+json")
             assert "alerts stream" in missing.json()["detail"]
@@ -251,7 +259,7 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
                 await bus.ensure_stream(ALERTS_STREAM)  # what the alert engine does when it starts
             finally:
                 await bus.close()
-            async with client.stream("GET", "/alerts/stream", headers=headers) as response:
+            async with client.stream("GET", "/alerts/stream", headers=operator) as response:
                 assert response.status_code == 200
                 assert (await asyncio.wait_for(anext(_sse(response)), ARRIVAL_TIMEOUT_S))[0] == "ready"
     finally:
@@ -260,24 +268,24 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
 
 
 async def test_an_open_live_stream_does_not_hold_the_server_on_sigterm(
-    api_settings: Settings, seeded: SeedResult, alerts_bus: Bus, tmp_path: Path,
+    api_settings: Settings, operator: dict[str, str], alerts_bus: Bus, tmp_path: Path,
 ) -> None:
     # A server of this test only: it is stopped while an operator watches the queue.
     api = ServedApi(api_settings, tmp_path / "api.log")
     try:
         api.start()
         assert api.proc is not None
-        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
-            headers = await _bearer(client, seeded, OPERATOR)
-            async with client.stream("GET", "/alerts/stream", headers=headers,
-                                     timeout=httpx.Timeout(10, read=60)) as response:
-                events = _sse(response)
-                assert (await asyncio.wait_for(anext(events), ARRIVAL_TIMEOUT_S))[0] == "ready"
-                api.proc.send_signal(signal.SIGTERM)
-                stopping = time.monotonic()
-                with pytest.raises(httpx.RemoteProtocolError):  # the server cuts the endless response
-                    await asyncio.wait_for(anext(events), SHUTDOWN_GRACE_S + 10)
-                cut_after = time.monotonic() - stopping
+        async with (
+            httpx.AsyncClient(base_url=api.url, timeout=10) as client,
+            client.stream("GET", "/alerts/stream", headers=operator, timeout=httpx.Timeout(10, read=60)) as response,
+        ):
+            events = _sse(response)
+            assert (await asyncio.wait_for(anext(events), ARRIVAL_TIMEOUT_S))[0] == "ready"
+            api.proc.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            with pytest.raises(httpx.RemoteProtocolError):  # the server cuts the endless response
+                await asyncio.wait_for(anext(events), SHUTDOWN_GRACE_S + 10)
+            cut_after = time.monotonic() - stopping
         await asyncio.to_thread(api.proc.wait, SHUTDOWN_GRACE_S + 10)
         exited_after = time.monotonic() - stopping
     finally:
