@@ -34,6 +34,8 @@ class Variant:
     width: int
     height: int
     fps: int
+    # Constant bitrate in kbit/s, as IP cameras are usually set up; None encodes at constant quality instead.
+    bitrate_kbps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,18 @@ class Footage:
     name: str
     main: Variant
     sub: Variant
+    # The installed video it is made from, when that is not the footage's own name.
+    source: str | None = None
 
 
 # vtest.avi: a fixed campus camera with pedestrians (768x576, 10 fps). bikes.mp4: street traffic (640x272, 25 fps).
+# vtest-4mbps: the campus scene as a typical recorded main stream (1080p, 25 fps, 4 Mbit/s CBR), for the DVR bench,
+# whose cost per camera depends on the packet and byte rates of a real camera.
 FOOTAGES: dict[str, Footage] = {
     "vtest": Footage("vtest", main=Variant(768, 576, 10), sub=Variant(384, 288, 5)),
     "bikes": Footage("bikes", main=Variant(640, 272, 25), sub=Variant(320, 136, 5)),
+    "vtest-4mbps": Footage("vtest-4mbps", main=Variant(1920, 1080, 25, bitrate_kbps=4000),
+                           sub=Variant(640, 360, 5), source="vtest"),
 }
 
 
@@ -81,6 +89,8 @@ def source_path(name: str) -> Path:
 def _fingerprint(source: Path, variant: Variant) -> str:
     stat = source.stat()
     key = f"{FOOTAGE_FORMAT_VERSION}:{source}:{stat.st_size}:{variant.width}x{variant.height}@{variant.fps}"
+    if variant.bitrate_kbps is not None:
+        key += f":{variant.bitrate_kbps}kbps"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -104,7 +114,7 @@ def encoded_clip(cache_dir: Path, name: str, stream: str) -> EncodedClip:
     if stream not in ("main", "sub"):
         raise ValueError(f"stream must be 'main' or 'sub', not {stream!r}")
     variant = footage.main if stream == "main" else footage.sub
-    source = source_path(name)
+    source = source_path(footage.source or name)
     stem = f"{name}-{stream}-{_fingerprint(source, variant)}"
     clip = EncodedClip(cache_dir / f"{stem}.h264", cache_dir / f"{stem}.json")
     if clip.data.is_file() and clip.index.is_file():
@@ -140,10 +150,12 @@ def _resampled_frames(source: Path, variant: Variant) -> Iterator[av.VideoFrame]
         source_fps = float(stream.average_rate or variant.fps)
         next_due = 0.0
         for index, frame in enumerate(container.decode(stream)):
-            if index / source_fps + 1e-9 < next_due:
-                continue
-            next_due += 1.0 / variant.fps
-            yield frame
+            # A source frame fills every target tick until the next source frame: skipped when the target is
+            # slower, repeated when it is faster (a 10 fps scene served by a 25 fps camera).
+            shown_until = (index + 1) / source_fps - 1e-9
+            while next_due < shown_until:
+                next_due += 1.0 / variant.fps
+                yield frame
 
 
 def _transcode(source: Path, variant: Variant, clip: EncodedClip) -> None:
@@ -160,10 +172,12 @@ def _encode(frames: Iterable[av.VideoFrame], variant: Variant, clip: EncodedClip
     codec.pix_fmt = "yuv420p"
     codec.framerate = Fraction(variant.fps)
     codec.time_base = Fraction(1, variant.fps)
-    codec.options = {
-        "preset": "veryfast",
-        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1",
-    }
+    params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1"
+    if variant.bitrate_kbps is not None:
+        # Average bitrate held by a one-second VBV buffer, as a camera's encoder set to a fixed bitrate does.
+        kbps = variant.bitrate_kbps
+        params += f":bitrate={kbps}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+    codec.options = {"preset": "veryfast", "x264-params": params}
     units: list[tuple[int, int, bool]] = []
     tmp_data = clip.data.with_name(f"{clip.data.name}.{os.getpid()}.tmp")
     offset = 0
@@ -175,6 +189,8 @@ def _encode(frames: Iterable[av.VideoFrame], variant: Variant, clip: EncodedClip
             else:
                 scaled = frame.reformat(width=variant.width, height=variant.height, format="yuv420p")
                 scaled.pts = produced
+                # pts counts target frames: without this, rate control would read them on the source's clock.
+                scaled.time_base = codec.time_base
                 produced += 1
                 packets = codec.encode(scaled)
             for packet in packets:
