@@ -209,8 +209,9 @@ class StreamRecorder:
     async def _read_stderr(self, process: asyncio.subprocess.Process, tail: deque[str], outcome: RunOutcome) -> None:
         assert process.stderr is not None
         async for raw in process.stderr:
-            line = redact_url(raw.decode(errors="replace").rstrip()) if "://" in raw.decode(errors="replace") \
-                else raw.decode(errors="replace").rstrip()
+            line = raw.decode(errors="replace").rstrip()
+            if "://" in line:
+                line = redact_url(line)
             tail.append(line)
             if outcome.codec is None:
                 match = _CODEC.search(line)
@@ -219,23 +220,18 @@ class StreamRecorder:
 
     async def _segment_done(self, path: os.PathLike[str] | str, start_at: datetime, end_at: datetime,
                             outcome: RunOutcome, gap_cause: GapCause, gap_detail: str) -> None:
-        path = Path(path)
         t = self.target
         try:
-            size, digest = await asyncio.to_thread(describe_segment, path)
+            # Hashing and fsync in one trip to a worker thread: the event loop never reads the file.
+            segment = await asyncio.to_thread(self._seal, Path(path), start_at, end_at, outcome.codec)
         except FileNotFoundError:
             log.error("dvr.segment_missing", camera_id=str(t.camera_id), path=str(path))
             return
-        if size == 0:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        if segment is None:
             return
         if self.codec is not None and outcome.codec is not None and outcome.codec != self.codec:
             gap_cause, gap_detail = GapCause.CODEC_CHANGED, f"stream codec changed {self.codec} -> {outcome.codec}"
             log.warning("dvr.codec_changed", camera_id=str(t.camera_id), was=self.codec, now=outcome.codec)
-        segment = SpooledSegment(tenant_id=t.tenant_id, camera_id=t.camera_id, path=path, start_at=start_at,
-                                 end_at=end_at, size=size, sha256=digest, codec=outcome.codec,
-                                 recorder_id=self.recorder_id)
-        await asyncio.to_thread(Spool.commit, segment)
         await self.uploader.submit(segment)
         if outcome.segments == 0:
             await self._first_segment(start_at, gap_cause, gap_detail, outcome.codec)
@@ -243,6 +239,18 @@ class StreamRecorder:
         self.last_end = end_at
         if outcome.codec:
             self.codec = outcome.codec
+
+    def _seal(self, path: Path, start_at: datetime, end_at: datetime, codec: str | None) -> SpooledSegment | None:
+        """Describe a finished segment (size, SHA-256) and commit it to the spool; None for an empty file."""
+        size, digest = describe_segment(path)
+        if size == 0:
+            path.unlink(missing_ok=True)
+            return None
+        t = self.target
+        segment = SpooledSegment(tenant_id=t.tenant_id, camera_id=t.camera_id, path=path, start_at=start_at,
+                                 end_at=end_at, size=size, sha256=digest, codec=codec, recorder_id=self.recorder_id)
+        Spool.commit(segment)
+        return segment
 
     async def _first_segment(self, start_at: datetime, cause: GapCause, detail: str, codec: str | None) -> None:
         t = self.target
@@ -361,9 +369,8 @@ class FleetRecorder:
     async def rebalance(self) -> None:
         ttl = self.settings.lease_ttl_s
         async with connection(self.pool) as conn:
-            live = await self.repo.heartbeat(conn, self.recorder_id, ttl)
-            cameras = {r["camera_id"]: r for r in await self.repo.recordable_cameras(conn, self.tenant_ids)}
-            held = await self.repo.renew_leases(conn, self.recorder_id, ttl)
+            lease_round = await self.repo.lease_round(conn, self.recorder_id, ttl, self.tenant_ids)
+            live, cameras, held = lease_round.live, lease_round.cameras, lease_round.held
             for camera_id in list(self.recorders):
                 if camera_id not in held or camera_id not in cameras:
                     await self._stop_camera(camera_id, release=camera_id in held)
@@ -372,8 +379,7 @@ class FleetRecorder:
                 for camera_id in sorted(held)[share:]:
                     await self._stop_camera(camera_id, release=True)
                     held.discard(camera_id)
-            holders = await self.repo.lease_holders(conn)
-            free = [c for c in cameras if c not in holders]
+            free = [c for c in cameras if c not in lease_round.holders]
             random.shuffle(free)
             for camera_id in free:
                 if len(held) >= share:

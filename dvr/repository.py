@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -34,6 +35,17 @@ def _clip(row: asyncpg.Record) -> Clip:
     return Clip(**dict(row))
 
 
+@dataclass
+class LeaseRound:
+    """What one lease poll learnt: recorders alive (this one included), the leases it renewed, the recordable
+    cameras (by id) and the live holder of each camera that has one."""
+
+    live: int
+    held: set[uuid.UUID]
+    cameras: dict[uuid.UUID, asyncpg.Record]
+    holders: dict[uuid.UUID, str]
+
+
 class DvrRepository:
     """Stateless; every method runs on the connection (and so in the transaction and tenant scope) it is given."""
 
@@ -43,27 +55,38 @@ class DvrRepository:
             "INSERT INTO recorder_instances (id, host, pid) VALUES ($1, $2, $3) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()", recorder_id, host, pid)
 
-    async def heartbeat(self, conn: asyncpg.Connection, recorder_id: str, ttl_s: float) -> int:
-        """Refresh this recorder; returns how many recorders are alive (this one included)."""
-        await conn.execute("UPDATE recorder_instances SET heartbeat_at = now() WHERE id = $1", recorder_id)
-        await conn.execute("DELETE FROM recorder_instances WHERE heartbeat_at < now() - make_interval(secs => $1)",
-                           ttl_s * 4)
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM recorder_instances WHERE heartbeat_at >= now() - make_interval(secs => $1)",
-            ttl_s))
+    async def lease_round(self, conn: asyncpg.Connection, recorder_id: str, ttl_s: float,
+                          tenant_ids: Sequence[uuid.UUID] | None = None) -> LeaseRound:
+        """One round trip per poll: refresh this recorder, forget long-dead ones, renew the leases it still holds,
+        and read the recordable cameras with their live lease holders and how many recorders are alive.
+
+        Data-modifying CTEs all see the statement's starting snapshot, so the camera list shows each lease as it
+        was before this renewal; that changes no holder, only expiry times.
+        """
+        rows = await conn.fetch(
+            "WITH beat AS (UPDATE recorder_instances SET heartbeat_at = now() WHERE id = $1), "
+            "stale AS (DELETE FROM recorder_instances "
+            "  WHERE heartbeat_at < now() - make_interval(secs => $2 * 4) AND id <> $1), "
+            "renewed AS (UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
+            "  WHERE holder = $1 AND expires_at >= now() RETURNING camera_id), "
+            "cams AS (SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed, "
+            "    l.holder FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
+            "  LEFT JOIN recorder_leases l ON l.camera_id = c.id AND l.expires_at >= now() "
+            "  WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "
+            "  AND ($3::uuid[] IS NULL OR c.tenant_id = ANY ($3::uuid[]))), "
+            "head AS (SELECT 1 + (SELECT count(*) FROM recorder_instances "
+            "    WHERE id <> $1 AND heartbeat_at >= now() - make_interval(secs => $2)) AS live, "
+            "  (SELECT coalesce(array_agg(camera_id), '{}') FROM renewed) AS held) "
+            "SELECT head.live, head.held, cams.* FROM head LEFT JOIN cams ON true ORDER BY cams.camera_id",
+            recorder_id, ttl_s, None if tenant_ids is None else list(tenant_ids))
+        first = rows[0]
+        cameras = {r["camera_id"]: r for r in rows if r["camera_id"] is not None}
+        holders = {camera_id: r["holder"] for camera_id, r in cameras.items() if r["holder"] is not None}
+        return LeaseRound(live=int(first["live"]), held=set(first["held"]), cameras=cameras, holders=holders)
 
     async def remove_instance(self, conn: asyncpg.Connection, recorder_id: str) -> None:
         await conn.execute("DELETE FROM recorder_leases WHERE holder = $1", recorder_id)
         await conn.execute("DELETE FROM recorder_instances WHERE id = $1", recorder_id)
-
-    async def recordable_cameras(self, conn: asyncpg.Connection,
-                                 tenant_ids: Sequence[uuid.UUID] | None = None) -> list[asyncpg.Record]:
-        return list(await conn.fetch(
-            "SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed "
-            "FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
-            "WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "
-            "AND ($1::uuid[] IS NULL OR c.tenant_id = ANY ($1::uuid[])) ORDER BY c.id",
-            None if tenant_ids is None else list(tenant_ids)))
 
     async def acquire_lease(self, conn: asyncpg.Connection, holder: str, tenant_id: uuid.UUID,
                             camera_id: uuid.UUID, ttl_s: float) -> bool:
@@ -77,16 +100,6 @@ class DvrRepository:
             "WHERE recorder_leases.holder = EXCLUDED.holder OR recorder_leases.expires_at < now() "
             "RETURNING holder", camera_id, tenant_id, holder, ttl_s)
         return bool(got == holder)
-
-    async def renew_leases(self, conn: asyncpg.Connection, holder: str, ttl_s: float) -> set[uuid.UUID]:
-        rows = await conn.fetch(
-            "UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
-            "WHERE holder = $1 AND expires_at >= now() RETURNING camera_id", holder, ttl_s)
-        return {r["camera_id"] for r in rows}
-
-    async def lease_holders(self, conn: asyncpg.Connection) -> dict[uuid.UUID, str]:
-        rows = await conn.fetch("SELECT camera_id, holder FROM recorder_leases WHERE expires_at >= now()")
-        return {r["camera_id"]: r["holder"] for r in rows}
 
     async def release_lease(self, conn: asyncpg.Connection, holder: str, camera_id: uuid.UUID) -> None:
         await conn.execute("DELETE FROM recorder_leases WHERE holder = $1 AND camera_id = $2", holder, camera_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import json
+import mmap
 import os
 import time
 import uuid
@@ -18,7 +20,7 @@ import asyncpg
 from core.errors import NotFound, Unavailable
 from core.events import Event
 from core.logging import get_logger
-from core.objectstore import ObjectStore, sha256_file
+from core.objectstore import ObjectStore
 from dvr.model import SegmentRecorded, SpooledSegment, SpoolHighWater
 from dvr.repository import DvrRepository, connection
 from dvr.rules import backoff_delay
@@ -87,7 +89,14 @@ class Spool:
 
 
 def describe_segment(path: Path) -> tuple[int, str]:
-    return path.stat().st_size, sha256_file(path)
+    """Size and SHA-256 of a finished segment, hashed straight from the page cache (mapped, not read into
+    buffers: the file was just written, so its pages are resident and no copy is needed)."""
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return 0, hashlib.sha256().hexdigest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return size, hashlib.sha256(mapped).hexdigest()
 
 
 class SegmentUploader:
@@ -163,7 +172,16 @@ class SegmentUploader:
             log.warning("dvr.publish_failed", event=type(event).__name__, error=str(exc))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._worker(stop) for _ in range(self._workers)))
+        async def wake_on_stop() -> None:
+            await stop.wait()
+            self._wake.set()
+
+        # Idle workers sleep on the wake event alone (no polling timer): a submit or the stop wakes them.
+        waker = asyncio.create_task(wake_on_stop())
+        try:
+            await asyncio.gather(*(self._worker(stop) for _ in range(self._workers)))
+        finally:
+            waker.cancel()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until nothing is queued or in flight; true when drained."""
@@ -178,17 +196,15 @@ class SegmentUploader:
         while not stop.is_set():
             if not self._queue:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-                except TimeoutError:
-                    continue
+                await self._wake.wait()
                 continue
             not_before, _, segment, attempt = self._queue[0]
             delay = not_before - time.monotonic()
             if delay > 0:
+                # A retry waiting for its backoff; an earlier submit or the stop cuts the wait short.
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 0.5))
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
                 continue
             heapq.heappop(self._queue)
             try:
