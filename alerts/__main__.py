@@ -7,10 +7,10 @@ import asyncio
 import signal
 
 from alerts.clips import CLIP_EVENTS, AlertClipService, clip_consumers
+from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERTS_STREAM
 from alerts.outbox import OutboxRelay
-from alerts.service import AlertEngine
 from alerts.settings import AlertsSettings
 from core.bus import Bus, ConsumerSpec
 from core.db import create_pool
@@ -35,16 +35,19 @@ async def main() -> None:
     for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
-    engine, escalation = AlertEngine(app_pool), EscalationDispatcher(app_pool, department_pool)
-    clips = AlertClipService(app_pool)
     relay = OutboxRelay(department_pool, bus, batch=own.relay_batch)
+    engine = AlertEngine(app_pool, on_commit=relay.wake, publish_committed=relay.publish_committed)
+    escalation = EscalationDispatcher(app_pool, department_pool)
+    clips = AlertClipService(app_pool)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as tasks:
-            detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch)
-            tasks.create_task(bus.consume(detections, EventCodec(*DETECTION_EVENTS), engine.on_event, stop=stop))
+            detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch,
+                                      inflight_batches=own.inflight_batches, max_ack_pending=4 * own.consumer_batch)
+            tasks.create_task(bus.consume_batches(detections, EventCodec(*DETECTION_EVENTS), engine.on_batch,
+                                                  stop=stop))
             tasks.create_task(bus.consume(ConsumerSpec("PUSH", own.push_durable, "push.>"),
                                           EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop))
             for clip_events in clip_consumers(own):

@@ -23,10 +23,17 @@ DUPLICATES = Counter("vigie_alerts_outbox_duplicates_total", "Outbox rows the se
 LAG = Gauge("vigie_alerts_outbox_lag_seconds", "Age of the oldest unsent outbox row")
 
 
+# An outbox row as its writer holds it after the commit: (id, subject, payload).
+OutboxRow = tuple[uuid.UUID, str, bytes]
+
+
 class OutboxRelay:
     """Claims unsent rows (FOR UPDATE SKIP LOCKED, so several relays share the work), publishes them with
     Nats-Msg-Id = row id, awaits every PubAck, then marks them sent in the same transaction. A crash between the
-    ack and the commit republishes: the stream's duplicate window drops it and consumers key on event_id."""
+    ack and the commit republishes: the stream's duplicate window drops it and consumers key on event_id.
+
+    A writer in this process may publish its own rows right after its commit (`publish_committed`): it wrote them
+    with `relay_after` a few seconds ahead, so the relay only takes them over if that publish never happened."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, batch: int = 256, idle_s: float = 0.02,
                  repo: AlertRepository | None = None) -> None:
@@ -35,7 +42,31 @@ class OutboxRelay:
         self._batch = batch
         self._idle_s = idle_s
         self._repo = repo or AlertRepository()
+        self._wake = asyncio.Event()
         self.relayed = 0
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows (same process): relay now rather than at the next poll."""
+        self._wake.set()
+
+    async def publish_committed(self, rows: list[OutboxRow]) -> None:
+        """Publish rows a transaction of this process just committed, then mark them sent. On failure they stay
+        unsent and the relay publishes them once their relay_after has passed."""
+        if not rows:
+            return
+        try:
+            acks = await asyncio.gather(*(
+                self._bus.js.publish(subject, payload, timeout=5.0, headers={"Nats-Msg-Id": str(row_id)})
+                for row_id, subject, payload in rows))
+            async with self._pool.acquire() as raw:
+                await self._repo.mark_sent(cast(asyncpg.Connection, raw), [row_id for row_id, _, _ in rows])
+        except (NatsTimeoutError, NoServersError, ConnectionError, OSError, asyncpg.PostgresError,
+                asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            log.warning("alerts.direct_publish_failed", rows=len(rows), error=repr(exc))
+            return
+        DUPLICATES.inc(sum(1 for a in acks if a.duplicate))
+        RELAYED.inc(len(rows))
+        self.relayed += len(rows)
 
     async def relay_once(self) -> int:
         async with self._pool.acquire() as raw, raw.transaction():
@@ -54,20 +85,35 @@ class OutboxRelay:
         return len(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
+        async def forward_stop() -> None:
+            await stop.wait()
+            self._wake.set()
+
+        stopper = asyncio.create_task(forward_stop())
         delay = self._idle_s
-        while not stop.is_set():
-            try:
-                count = await self.relay_once()
-                delay = self._idle_s
-                if count:
+        try:
+            while not stop.is_set():
+                # Cleared before reading the outbox: a commit landing during this round wakes the next one.
+                self._wake.clear()
+                try:
+                    count = await self.relay_once()
+                    delay = self._idle_s
+                    if count:
+                        continue
+                except (NatsTimeoutError, NoServersError, ConnectionError, OSError, asyncpg.PostgresError,
+                        asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                    # Nothing was marked sent: the rows stay for the next attempt (dedupe absorbs partial publishes).
+                    log.warning("alerts.relay_retry", error=repr(exc), delay_s=delay)
+                    delay = min(max(delay * 2, 0.2), 5.0)
+                    # Backing off: new commits must not make a failing relay spin.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
                     continue
-            except (NatsTimeoutError, NoServersError, ConnectionError, OSError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
-                # Nothing was marked sent: the rows stay for the next attempt (and dedupe absorbs partial publishes).
-                log.warning("alerts.relay_retry", error=repr(exc), delay_s=delay)
-                delay = min(max(delay * 2, 0.2), 5.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                # Idle: the poll also picks up rows committed by other processes (the API's workflow).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            stopper.cancel()
 
     async def watch_lag(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
         while not stop.is_set():

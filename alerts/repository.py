@@ -150,8 +150,8 @@ class AlertRepository:
 
     async def unsent(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
         return await conn.fetch(
-            "SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NULL ORDER BY created_at, id "
-            "LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NULL AND relay_after <= now() "
+            "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
         )
 

@@ -12,7 +12,7 @@ import msgspec
 
 from alerts import rules
 from alerts.errors import AlertNotFound, AlreadyClaimed, InvalidTransition, UnknownForce
-from alerts.events import AlertRaised, AlertState, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, Urgency
+from alerts.events import AlertState, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, Urgency
 from alerts.model import (
     Alert,
     AlertDetail,
@@ -36,13 +36,10 @@ from alerts.model import (
     VerifyInput,
 )
 from alerts.repository import AlertRepository
-from core.bus import Reject, Retry
-from core.db import Database, tenant_transaction
+from core.db import Database
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.events import Event
 from core.ids import new_id
 from core.tenancy import DEPARTMENT_ADMINS, Principal, Role, require_role
-from inference.model import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from journal.service import JournalService
 
 OPERATORS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
@@ -62,144 +59,6 @@ def _verdict_for_dismissal(reason: str) -> str | None:
     if reason in ("duplicate", "test"):
         return None
     return "true_positive"
-
-
-class AlertEngine:
-    """Consumes detection events: one transaction per event writes the alert (or folds it) and its outbox row."""
-
-    def __init__(self, pool: asyncpg.Pool, *, repo: AlertRepository | None = None) -> None:
-        self._pool = pool
-        self._repo = repo or AlertRepository()
-        self._departments: dict[uuid.UUID, uuid.UUID] = {}
-
-    async def on_event(self, event: Event, _msg: object) -> None:
-        """The bus handler: Retry and Reject tell the consumer to nak or dead-letter."""
-        await self.handle(event)
-
-    async def handle(self, event: Event) -> uuid.UUID | None:
-        """Returns the alert the event went to (None: an event that makes no alert)."""
-        if isinstance(event, ObjectDetected):
-            return None  # plain detections feed rules in the worker; only rule hits page a human
-        if isinstance(event, RuleTriggered):
-            return await self._raise(event, event.camera_id, event.rule_type, event.legal_event_type,
-                                     list(event.track_ids), event.rule_id, event.detail, event.snapshot_key)
-        if isinstance(event, CameraWentOffline):
-            return await self._raise(event, event.camera_id, "camera_offline", None, [], None,
-                                     f"camera offline: {event.reason}", None)
-        if isinstance(event, CameraRestored):
-            return await self._restored(event)
-        raise Reject(f"unexpected event type {type(event).__name__}")
-
-    async def _context(self, conn: asyncpg.Connection, event: Event, camera_id: uuid.UUID) -> asyncpg.Record:
-        camera = await self._repo.camera_context(conn, camera_id)
-        if camera is None or camera["tenant_id"] != event.tenant_id:
-            # RLS scoped to the event's tenant: an unknown camera and a camera of another tenant look the same.
-            raise Reject(f"unknown camera {camera_id} for tenant {event.tenant_id}")
-        return camera
-
-    async def _raise(self, event: Event, camera_id: uuid.UUID, rule_type: str, legal_event_type: str | None,
-                     track_ids: list[int], rule_id: uuid.UUID | None, detail: str,
-                     snapshot_key: str | None) -> uuid.UUID | None:
-        # What this transaction is opened with: events handled concurrently share the cache, and one of them filling
-        # it must not make another skip setting the scope its own transaction lacks (policies would be unseen).
-        scoped = self._departments.get(event.tenant_id)
-        try:
-            async with tenant_transaction(self._pool, [event.tenant_id], department_id=scoped) as conn:
-                camera = await self._context(conn, event, camera_id)
-                department_id = camera["department_id"]
-                if scoped != department_id:
-                    # First event of this tenant: the department directory (policies) needs its scope set.
-                    self._departments[event.tenant_id] = department_id
-                    await conn.execute("SELECT set_config('app.department_id', $1, true)", str(department_id))
-                await self._repo.lock_camera_rule(conn, camera_id, rule_type)
-                if await self._repo.source_seen(conn, event.tenant_id, event.event_id):
-                    return None  # redelivery of an event already turned into (or folded into) an alert
-                stored = await self._repo.policy(conn, department_id, rule_type)
-                policy = rules.default_policy(rule_type) if stored is None else rules.Policy(
-                    rule_type, stored.severity, stored.dedupe_window_s, stored.cooldown_s, stored.sla_claim_s,
-                    stored.auto_dispatch)
-                recent = await self._repo.recent(conn, camera_id, rule_type)
-                target = rules.fold_into(recent, frozenset(track_ids), event.occurred_at, policy)
-                alert_id = target or new_id()
-                await self._repo.insert_source_linked(conn, event.tenant_id, event.event_id, type(event).__name__,
-                                                      event.occurred_at, alert_id)
-                if target is not None:
-                    await self._repo.fold(conn, target, track_ids, event.occurred_at)
-                    return target
-                now = datetime.now(UTC)
-                severity = policy.severity
-                priority = rules.priority_for(severity, camera["site_kind"])
-                await self._repo.insert_alert(conn, {
-                    "id": alert_id, "tenant_id": event.tenant_id, "camera_id": camera_id, "site_id": camera["site_id"],
-                    "insee_code": camera["insee_code"], "rule_id": rule_id, "rule_type": rule_type,
-                    "legal_event_type": legal_event_type, "track_ids": sorted(set(track_ids)), "severity": severity,
-                    "priority": priority, "detail": detail[:2000], "snapshot_key": snapshot_key,
-                    "source_event_id": event.event_id, "first_seen_at": event.occurred_at,
-                    "last_seen_at": event.occurred_at, "sla_claim_due_at": now + timedelta(seconds=policy.sla_claim_s),
-                    "clip_status": "unavailable" if rule_type == "camera_offline" else "pending",
-                })
-                raised = AlertRaised(
-                    event_id=new_id(), tenant_id=event.tenant_id, alert_id=alert_id, camera_id=camera_id,
-                    site_id=camera["site_id"], insee_code=camera["insee_code"], rule_id=rule_id, rule_type=rule_type,
-                    legal_event_type=legal_event_type, severity=severity, priority=priority,
-                    source_event_id=event.event_id, snapshot_key=snapshot_key, first_seen_at=event.occurred_at)
-                await self._repo.enqueue(conn, raised)
-                await self._repo.log(conn, tenant_id=event.tenant_id, alert_id=alert_id, author_id=None, kind="auto",
-                                     action="alert.raised", text=f"Signalement d'attention {rule_type} "
-                                     f"(gravité {severity}) caméra {camera_id}")
-                if policy.auto_dispatch and rule_type not in rules.NON_DISPATCHABLE:
-                    await self._auto_dispatch(conn, alert_id, camera, rule_type, legal_event_type, severity)
-                return alert_id
-        except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
-            raise Retry(f"database: {exc}") from exc
-
-    async def _auto_dispatch(self, conn: asyncpg.Connection, alert_id: uuid.UUID, camera: asyncpg.Record,
-                             rule_type: str, legal_event_type: str | None, severity: int) -> None:
-        """A rule a department admin marked auto-dispatch: sent without human verification, recorded as such."""
-        forces = await self._repo.forces(conn)
-        routing = AlertRepository.as_rules(await self._repo.routing_rules(conn))
-        local = datetime.now(TIMEZONE)
-        chosen = rules.route(insee_code=camera["insee_code"], event_type=legal_event_type or rule_type,
-                             tenant_id=camera["tenant_id"], municipal_police_opt_in=camera["municipal_police_opt_in"],
-                             local_minute=local.hour * 60 + local.minute, forces=forces, rules=routing)
-        alert = await self._repo.get(conn, alert_id, for_update=True)
-        assert alert is not None
-        await self._repo.update(conn, alert_id, {"state": AlertState.DISPATCHED.value, "auto_dispatched": True})
-        await self._repo.enqueue(conn, AlertStateChanged(
-            event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert_id, camera_id=alert.camera_id,
-            from_state=AlertState.NEW, to_state=AlertState.DISPATCHED, reason="auto_dispatch"))
-        for force in chosen:
-            await create_dispatch(self._repo, conn, alert, force, officer_ids=[], urgency=rules.urgency_for(severity),
-                                  ttl_s=300, ordered_by=None, auto=True)
-        await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert_id, author_id=None, kind="auto",
-                             action="alert.auto_dispatched",
-                             text=f"Envoi automatique (règle {rule_type} marquée auto-dispatch) à "
-                                  f"{', '.join(f.name for f in chosen) or 'aucune force'}")
-
-    async def _restored(self, event: CameraRestored) -> uuid.UUID | None:
-        try:
-            async with tenant_transaction(self._pool, [event.tenant_id]) as conn:
-                await self._context(conn, event, event.camera_id)
-                await self._repo.lock_camera_rule(conn, event.camera_id, "camera_offline")
-                if not await self._repo.insert_source_linked(conn, event.tenant_id, event.event_id,
-                                                             type(event).__name__, event.occurred_at, None):
-                    return None
-                closed = None
-                for alert in await self._repo.open_offline_alerts(conn, event.camera_id):
-                    # Nobody needs to act on an outage that ended before anyone picked it up.
-                    await self._repo.update(conn, alert.id, {"state": AlertState.CLOSED.value,
-                                                             "outcome": "camera_restored",
-                                                             "closed_at": datetime.now(UTC)})
-                    await self._repo.enqueue(conn, AlertStateChanged(
-                        event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert.id, camera_id=alert.camera_id,
-                        from_state=AlertState(alert.state), to_state=AlertState.CLOSED, reason="camera_restored"))
-                    await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert.id, author_id=None,
-                                         kind="auto", action="alert.closed",
-                                         text=f"Caméra rétablie après {event.offline_for_s:.0f} s")
-                    closed = alert.id
-                return closed
-        except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
-            raise Retry(f"database: {exc}") from exc
 
 
 async def create_dispatch(repo: AlertRepository, conn: asyncpg.Connection, alert: Alert, force: rules.ForceRef, *,

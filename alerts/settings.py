@@ -9,7 +9,9 @@ class AlertsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIE_ALERTS_", extra="ignore")
 
     metrics_port: int = 9102  # 0: no /metrics endpoint (tests run several processes)
-    consumer_batch: int = 64
+    consumer_batch: int = 256
+    # Batches of detections handled at once: one's database round trips overlap the next one's.
+    inflight_batches: int = 2
     relay_batch: int = 256
     timer_poll_s: float = 0.5
     durable: str = "alerts-engine"

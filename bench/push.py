@@ -24,11 +24,11 @@ import httpx
 import pyotp
 from litestar.testing import AsyncTestClient
 
+from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, DispatchOrdered, EscalationRaised, Urgency, subject_for
 from alerts.outbox import OutboxRelay as AlertsOutboxRelay
 from alerts.rules import RECEIPT_TIMEOUT_S
-from alerts.service import AlertEngine
 from api.app import create_app
 from bench.common import write_result
 from cli.main import department_connection, ensure_signing_key

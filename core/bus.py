@@ -83,10 +83,14 @@ class ConsumerSpec:
     ack_wait_s: float = 30.0
     batch: int = 64
     max_ack_pending: int = 1000
+    # consume_batches: fetches handled at once (their database and network waits overlap).
+    inflight_batches: int = 1
     extra: dict[str, object] = field(default_factory=dict)
 
 
 Handler = Callable[[Event, Msg], Awaitable[None]]
+# Takes the events of one fetch; returns, per event and in order, None (ack) or what that event raised.
+BatchHandler = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | None]]]
 
 
 class Bus:
@@ -179,15 +183,7 @@ class Bus:
         log.warning("bus.dead_lettered", stream=spec.stream, consumer=spec.durable, seq=seq, reason=reason)
         await msg.term()
 
-    async def consume(
-        self,
-        spec: ConsumerSpec,
-        codec: EventCodec,
-        handler: Handler,
-        *,
-        stop: asyncio.Event,
-    ) -> None:
-        """Run a durable pull consumer until `stop` is set."""
+    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -197,49 +193,124 @@ class Bus:
             ack_wait=spec.ack_wait_s,
             max_ack_pending=spec.max_ack_pending,
         )
-        sub = await self.js.pull_subscribe(spec.filter_subject, durable=spec.durable, stream=spec.stream, config=config)
+        return await self.js.pull_subscribe(spec.filter_subject, durable=spec.durable, stream=spec.stream,
+                                            config=config)
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription, spec: ConsumerSpec) -> list[Msg]:
+        try:
+            return await sub.fetch(spec.batch, timeout=1.0)
+        except (NatsTimeoutError, TimeoutError):
+            # nats-py raises either, depending on the batch size, when nothing arrived in time.
+            return []
+        except (ConnectionError, NoServersError) as exc:
+            log.warning("bus.fetch_failed", error=str(exc))
+            await asyncio.sleep(0.5)
+            return []
+
+    async def consume(
+        self,
+        spec: ConsumerSpec,
+        codec: EventCodec,
+        handler: Handler,
+        *,
+        stop: asyncio.Event,
+    ) -> None:
+        """Run a durable pull consumer until `stop` is set; the messages of a fetch are handled concurrently."""
+        sub = await self._subscribe(spec)
         try:
             while not stop.is_set():
-                try:
-                    messages = await sub.fetch(spec.batch, timeout=1.0)
-                except (NatsTimeoutError, TimeoutError):
-                    # nats-py raises either, depending on the batch size, when nothing arrived in time.
-                    continue
-                except (ConnectionError, NoServersError) as exc:
-                    log.warning("bus.fetch_failed", error=str(exc))
-                    await asyncio.sleep(0.5)
-                    continue
+                messages = await self._fetch(sub, spec)
                 await asyncio.gather(*(self._handle(m, spec, codec, handler) for m in messages))
         finally:
             await sub.unsubscribe()
 
-    async def _handle(self, msg: Msg, spec: ConsumerSpec, codec: EventCodec, handler: Handler) -> None:
-        attempt = msg.metadata.num_delivered
+    async def consume_batches(
+        self,
+        spec: ConsumerSpec,
+        codec: EventCodec,
+        handler: BatchHandler,
+        *,
+        stop: asyncio.Event,
+    ) -> None:
+        """Run a durable pull consumer whose handler takes each fetch whole (one transaction for many events).
+
+        The handler returns one outcome per event, in order: None to ack, or the exception that event would have
+        raised alone (Reject, RetryAfter, Retry...), settled exactly as `consume` settles it. An exception escaping
+        the handler applies to every event of the fetch.
+        """
+        sub = await self._subscribe(spec)
+        inflight: set[asyncio.Task[None]] = set()
         try:
-            event = codec.decode(msg.data)
+            while not stop.is_set():
+                if len(inflight) >= max(1, spec.inflight_batches):
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                messages = await self._fetch(sub, spec)
+                if messages:
+                    task = asyncio.create_task(self._handle_batch(messages, spec, codec, handler))
+                    inflight.add(task)
+                    task.add_done_callback(lambda t: _batch_finished(t, inflight, spec))
+        finally:
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+            await sub.unsubscribe()
+
+    async def _handle_batch(self, messages: list[Msg], spec: ConsumerSpec, codec: EventCodec,
+                            handler: BatchHandler) -> None:
+        decoded = [(m, e) for m in messages if (e := await self._decode(m, spec, codec)) is not None]
+        if not decoded:
+            return
+        outcomes: Sequence[BaseException | None]
+        try:
+            outcomes = await handler([e for _, e in decoded])
+        except Exception as exc:  # settled per message, like a single handler's failure
+            outcomes = [exc] * len(decoded)
+        if len(outcomes) != len(decoded):
+            outcomes = [RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(decoded)} events")] \
+                * len(decoded)
+        await asyncio.gather(*(self._settle(m, spec, e, o) for (m, e), o in zip(decoded, outcomes, strict=True)))
+
+    async def _decode(self, msg: Msg, spec: ConsumerSpec, codec: EventCodec) -> Event | None:
+        try:
+            return codec.decode(msg.data)
         except EventDecodeError as exc:
             HANDLED.labels(spec.stream, spec.durable, "rejected").inc()
             await self.dead_letter(msg, spec, f"undecodable: {exc}")
+            return None
+
+    async def _handle(self, msg: Msg, spec: ConsumerSpec, codec: EventCodec, handler: Handler) -> None:
+        event = await self._decode(msg, spec, codec)
+        if event is None:
             return
         try:
             await handler(event, msg)
-        except Reject as exc:
+        except Exception as exc:  # every failure is settled: nak with backoff or dead-letter
+            await self._settle(msg, spec, event, exc)
+        else:
+            await self._settle(msg, spec, event, None)
+
+    async def _settle(self, msg: Msg, spec: ConsumerSpec, event: Event, error: BaseException | None) -> None:
+        """Ack, defer, retry with backoff or dead-letter one message, given what handling its event raised."""
+        attempt = msg.metadata.num_delivered
+        if error is None:
+            HANDLED.labels(spec.stream, spec.durable, "acked").inc()
+            await msg.ack()
+        elif isinstance(error, Reject):
             HANDLED.labels(spec.stream, spec.durable, "rejected").inc()
-            await self.dead_letter(msg, spec, f"rejected: {exc.reason}")
-        except RetryAfter as exc:
+            await self.dead_letter(msg, spec, f"rejected: {error.reason}")
+        elif isinstance(error, RetryAfter):
             if attempt >= spec.max_attempts + spec.max_waits:
                 HANDLED.labels(spec.stream, spec.durable, "exhausted").inc()
-                await self.dead_letter(msg, spec, f"still not ready after {attempt} deliveries: {exc.reason}")
+                await self.dead_letter(msg, spec, f"still not ready after {attempt} deliveries: {error.reason}")
                 return
             HANDLED.labels(spec.stream, spec.durable, "deferred").inc()
             log.info("bus.deferred", stream=spec.stream, consumer=spec.durable, attempt=attempt,
-                     delay_s=exc.delay_s, reason=exc.reason, event_id=str(event.event_id))
-            await msg.nak(delay=exc.delay_s)
-        except Exception as exc:
+                     delay_s=error.delay_s, reason=error.reason, event_id=str(event.event_id))
+            await msg.nak(delay=error.delay_s)
+        else:
             # Deliveries do not say which earlier ones were waits, so a failure may use the whole budget.
             if attempt >= spec.max_attempts + spec.max_waits:
                 HANDLED.labels(spec.stream, spec.durable, "exhausted").inc()
-                await self.dead_letter(msg, spec, f"exhausted after {attempt} attempts: {exc!r}")
+                await self.dead_letter(msg, spec, f"exhausted after {attempt} attempts: {error!r}")
                 return
             delay = spec.backoff_s[min(attempt - 1, len(spec.backoff_s) - 1)]
             HANDLED.labels(spec.stream, spec.durable, "retried").inc()
@@ -249,13 +320,17 @@ class Bus:
                 consumer=spec.durable,
                 attempt=attempt,
                 delay_s=delay,
-                error=repr(exc),
+                error=repr(error),
                 event_id=str(event.event_id),
             )
             await msg.nak(delay=delay)
-        else:
-            HANDLED.labels(spec.stream, spec.durable, "acked").inc()
-            await msg.ack()
+
+
+def _batch_finished(task: asyncio.Task[None], inflight: set[asyncio.Task[None]], spec: ConsumerSpec) -> None:
+    inflight.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # Settling failed (the connection dropped): unacknowledged messages come back after ack_wait.
+        log.warning("bus.batch_failed", stream=spec.stream, consumer=spec.durable, error=repr(error))
 
 
 def tenant_subject(prefix: str, tenant_id: uuid.UUID, *parts: str) -> str:

@@ -13,10 +13,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from nats.js.api import DeliverPolicy
 
+from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS
 from alerts.outbox import OutboxRelay
-from alerts.service import AlertEngine
 from cli.seed import SeedResult
 from core.bus import DEAD_LETTERED, Bus, ConsumerSpec, Reject
 from core.db import tenant_transaction

@@ -162,3 +162,89 @@ async def test_retry_after_waits_on_its_own_budget_then_dead_letters(nats_server
     assert len(deliveries["never"]) == 3
     assert dead == [(f"{subject}.never", "still not ready after 3 deliveries: post-event buffer not recorded yet")]
     await bus.close()
+
+
+async def test_batch_consumer_settles_each_event_by_its_own_outcome(nats_server: NatsServerProcess) -> None:
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    subject = stream.lower()
+    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    tenant = uuid.uuid4()
+    labels = [f"ok-{i}" for i in range(20)] + ["flaky", "poison", "broken"]
+    await bus.publish_many([(f"{subject}.{label}", ThingObserved(tenant_id=tenant, label=label)) for label in labels])
+    await bus.js.publish(f"{subject}.garbage", b"{not json", headers={"Nats-Msg-Id": "garbage-batch"})
+    attempts: Counter[str] = Counter()
+    sizes: list[int] = []
+    handled: set[str] = set()
+    done = asyncio.Event()
+
+    async def handler(events: list[Event]) -> list[BaseException | None]:
+        sizes.append(len(events))
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            assert isinstance(event, ThingObserved)
+            attempts[event.label] += 1
+            if event.label == "flaky" and attempts["flaky"] < 2:
+                outcomes.append(ConnectionError("database restarting"))
+            elif event.label == "poison":
+                outcomes.append(Reject("camera unknown"))
+            elif event.label == "broken":
+                outcomes.append(RuntimeError("always fails"))
+            else:
+                outcomes.append(None)
+                handled.add(event.label)
+        if handled >= {*labels[:20], "flaky"}:
+            done.set()
+        return outcomes
+
+    stop = asyncio.Event()
+    spec = ConsumerSpec(stream=stream, durable="test-batches", filter_subject=f"{subject}.>", backoff_s=(0.1,),
+                        max_attempts=2, ack_wait_s=5, batch=50, inflight_batches=2)
+    task = asyncio.create_task(bus.consume_batches(spec, EventCodec(ThingObserved), handler, stop=stop))
+    await asyncio.wait_for(done.wait(), 20)
+    dead = await _dead_letters(bus, stream, expected=3)
+    stop.set()
+    await task
+    assert max(sizes) > 1  # events of one fetch reach the handler together
+    assert all(attempts[label] == 1 for label in labels[:20])  # acked once, never redelivered
+    assert (attempts["flaky"], attempts["poison"], attempts["broken"]) == (2, 1, 2)
+    reasons = {d[0]: d[1] for d in dead}
+    assert reasons[f"{subject}.poison"].startswith("rejected: camera unknown")
+    assert reasons[f"{subject}.broken"].startswith("exhausted after 2 attempts")
+    assert reasons[f"{subject}.garbage"].startswith("undecodable: malformed payload")
+    await bus.close()
+
+
+async def test_batch_consumer_retries_every_event_when_the_handler_fails(nats_server: NatsServerProcess) -> None:
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    subject = stream.lower()
+    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    tenant = uuid.uuid4()
+    await bus.publish_many([(f"{subject}.{i}", ThingObserved(tenant_id=tenant, label=str(i))) for i in range(5)])
+    attempts: Counter[str] = Counter()
+    failed: list[str] = []
+    acked: set[str] = set()
+    done = asyncio.Event()
+
+    async def handler(events: list[Event]) -> list[BaseException | None]:
+        labels = [e.label for e in events if isinstance(e, ThingObserved)]
+        attempts.update(labels)
+        if not failed:
+            failed.extend(labels)
+            raise ConnectionError("database down")  # the whole fetch comes back
+        acked.update(labels)
+        if len(acked) == 5:
+            done.set()
+        return [None] * len(events)
+
+    stop = asyncio.Event()
+    spec = ConsumerSpec(stream=stream, durable="test-batch-fail", filter_subject=f"{subject}.>", backoff_s=(0.1,),
+                        max_attempts=3, ack_wait_s=5, batch=10)
+    task = asyncio.create_task(bus.consume_batches(spec, EventCodec(ThingObserved), handler, stop=stop))
+    await asyncio.wait_for(done.wait(), 20)
+    stop.set()
+    await task
+    assert failed
+    assert dict(attempts) == {str(i): 2 if str(i) in failed else 1 for i in range(5)}
+    await bus.close()

@@ -15,11 +15,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS, DispatchOrdered, EscalationRaised
 from alerts.outbox import OutboxRelay as AlertsOutboxRelay
 from alerts.rules import RECEIPT_TIMEOUT_S
-from alerts.service import AlertEngine
 from cli.seed import DEMO_PASSWORD, SeedResult
 from core.bus import Bus, ConsumerSpec
 from core.db import Database
