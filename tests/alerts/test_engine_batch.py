@@ -144,6 +144,10 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
                                    "AND sent_at IS NOT NULL", ids) == len(ids)
     again = await bus.js.publish(outbox[0]["subject"], published[0][0][2], headers={"Nats-Msg-Id": str(ids[0])})
     assert again.duplicate
+    async with department_pool.acquire() as conn:
+        # Nobody answers these dispatches: their escalation timers must not fire into other tests.
+        await conn.execute("UPDATE escalation_timers SET cancelled_at = now() WHERE alert_id = ANY($1::uuid[])",
+                           [a["id"] for a in alerts])
 
 
 async def test_rows_a_writer_failed_to_publish_go_to_the_relay_after_the_grace(app_pool: asyncpg.Pool,
