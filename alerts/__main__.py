@@ -36,7 +36,7 @@ async def main() -> None:
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
     relay = OutboxRelay(department_pool, bus, batch=own.relay_batch)
-    engine = AlertEngine(app_pool, on_commit=relay.wake, publish_committed=relay.publish_committed)
+    engine = AlertEngine(app_pool, on_commit=relay.wake, publish_committed=relay.committed)
     escalation = EscalationDispatcher(app_pool, department_pool)
     clips = AlertClipService(app_pool)
     stop = asyncio.Event()

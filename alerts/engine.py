@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -181,14 +181,14 @@ class AlertEngine:
 
     def __init__(self, pool: asyncpg.Pool, *, repo: AlertRepository | None = None,
                  on_commit: Callable[[], None] | None = None,
-                 publish_committed: Callable[[list[OutboxRow]], Awaitable[None]] | None = None,
+                 publish_committed: Callable[[list[OutboxRow]], None] | None = None,
                  relay_grace_s: float = 5.0) -> None:
         self._pool = pool
         self._repo = repo or AlertRepository()
         # A tenant never changes department: cached for the life of the process.
         self._departments: dict[uuid.UUID, uuid.UUID] = {}
-        # After a commit with outbox rows: wake the relay, or (batches) publish them at once, the relay only
-        # stepping in `relay_grace_s` later if that publish did not happen.
+        # After a commit with outbox rows: wake the relay, or (batches) hand the rows over to be published at once,
+        # the polling relay only stepping in `relay_grace_s` later if that publish did not happen.
         self._on_commit = on_commit or (lambda: None)
         self._publish_committed = publish_committed
         self._relay_grace = timedelta(seconds=relay_grace_s)
@@ -355,7 +355,7 @@ class AlertEngine:
         if self._publish_committed is None:
             self._on_commit()
         else:
-            await self._publish_committed(writes.committed())
+            self._publish_committed(writes.committed())
         return outcomes
 
     @staticmethod

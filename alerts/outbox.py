@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from typing import cast
 
 import asyncpg
@@ -20,6 +21,8 @@ log = get_logger(__name__)
 
 RELAYED = Counter("vigie_alerts_outbox_relayed_total", "Outbox rows published and acknowledged")
 DUPLICATES = Counter("vigie_alerts_outbox_duplicates_total", "Outbox rows the server already had (republish)")
+DIRECT_OVERFLOW = Counter("vigie_alerts_outbox_direct_overflow_total",
+                          "Committed rows left to the polling relay because the direct queue was full")
 LAG = Gauge("vigie_alerts_outbox_lag_seconds", "Age of the oldest unsent outbox row")
 
 
@@ -32,22 +35,35 @@ class OutboxRelay:
     Nats-Msg-Id = row id, awaits every PubAck, then marks them sent in the same transaction. A crash between the
     ack and the commit republishes: the stream's duplicate window drops it and consumers key on event_id.
 
-    A writer in this process may publish its own rows right after its commit (`publish_committed`): it wrote them
-    with `relay_after` a few seconds ahead, so the relay only takes them over if that publish never happened."""
+    A writer in this process hands over the rows it just committed (`committed`): they were written with
+    `relay_after` a few seconds ahead, the direct loop publishes them at once without reading them back, and the
+    polling loop only takes them over if that never happened (the process died, NATS was down)."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, batch: int = 256, idle_s: float = 0.02,
-                 repo: AlertRepository | None = None) -> None:
+                 repo: AlertRepository | None = None, direct_limit: int = 50_000) -> None:
         self._pool = pool
         self._bus = bus
         self._batch = batch
         self._idle_s = idle_s
         self._repo = repo or AlertRepository()
         self._wake = asyncio.Event()
+        self._direct: deque[OutboxRow] = deque()
+        self._direct_wake = asyncio.Event()
+        self._direct_limit = direct_limit
         self.relayed = 0
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows (same process): relay now rather than at the next poll."""
         self._wake.set()
+
+    def committed(self, rows: list[OutboxRow]) -> None:
+        """Rows a transaction of this process just committed, for the direct loop. Past `direct_limit` queued rows
+        they are left to the polling loop (later, but nothing is lost)."""
+        if len(self._direct) + len(rows) > self._direct_limit:
+            DIRECT_OVERFLOW.inc(len(rows))
+            return
+        self._direct.extend(rows)
+        self._direct_wake.set()
 
     async def publish_committed(self, rows: list[OutboxRow]) -> None:
         """Publish rows a transaction of this process just committed, then mark them sent. On failure they stay
@@ -85,6 +101,28 @@ class OutboxRelay:
         return len(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """The polling loop and the direct loop, until `stop`."""
+        await asyncio.gather(self._poll(stop), self._publish_direct(stop))
+
+    async def _publish_direct(self, stop: asyncio.Event) -> None:
+        async def forward_stop() -> None:
+            await stop.wait()
+            self._direct_wake.set()
+
+        stopper = asyncio.create_task(forward_stop())
+        try:
+            while not stop.is_set():
+                self._direct_wake.clear()
+                if not self._direct:
+                    await self._direct_wake.wait()
+                    continue
+                # What accumulated while the previous chunk was in flight goes out together, in commit order.
+                chunk = [self._direct.popleft() for _ in range(min(len(self._direct), 4 * self._batch))]
+                await self.publish_committed(chunk)
+        finally:
+            stopper.cancel()
+
+    async def _poll(self, stop: asyncio.Event) -> None:
         async def forward_stop() -> None:
             await stop.wait()
             self._wake.set()

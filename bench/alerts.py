@@ -96,7 +96,7 @@ class Pipeline:
         await self.bus.ensure_dead_letter_stream()
         self.stop = asyncio.Event()
         relay = OutboxRelay(self.department_pool, self.bus)
-        engine = AlertEngine(self.app_pool, on_commit=relay.wake, publish_committed=relay.publish_committed)
+        engine = AlertEngine(self.app_pool, on_commit=relay.wake, publish_committed=relay.committed)
         codec = EventCodec(*ALERT_EVENTS)
         listener_bus = await Bus.connect(self.url, name="bench-listener")
         self.listener_bus = listener_bus

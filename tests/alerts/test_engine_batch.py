@@ -104,7 +104,7 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
             uuid.uuid4(), demo.department_id, rule)
     published: list[list[OutboxRow]] = []
 
-    async def publish(rows: list[OutboxRow]) -> None:
+    def publish(rows: list[OutboxRow]) -> None:
         published.append(rows)
 
     single = await AlertEngine(app_pool).handle(event(demo, "cergy", "c4", rule, (1,), 0))
@@ -137,11 +137,21 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
     repo = AlertRepository()
     async with department_pool.acquire() as conn, conn.transaction():
         assert not set(ids) & {r["id"] for r in await repo.unsent(conn, 100_000)}  # the writer publishes them
-    # The writer published them: marked sent, and on the stream under their outbox id.
-    await OutboxRelay(department_pool, bus).publish_committed(published[0])
-    async with department_pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM alert_outbox WHERE id = ANY($1::uuid[]) "
-                                   "AND sent_at IS NOT NULL", ids) == len(ids)
+    # Handed to the relay's direct loop: published at once, marked sent, on the stream under their outbox id.
+    relay, stop = OutboxRelay(department_pool, bus), asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    relay.committed(published[0])
+    sent = 0
+    for _ in range(100):
+        async with department_pool.acquire() as conn:
+            sent = await conn.fetchval("SELECT count(*) FROM alert_outbox WHERE id = ANY($1::uuid[]) "
+                                       "AND sent_at IS NOT NULL", ids)
+        if sent == len(ids):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running
+    assert sent == len(ids)
     again = await bus.js.publish(outbox[0]["subject"], published[0][0][2], headers={"Nats-Msg-Id": str(ids[0])})
     assert again.duplicate
     async with department_pool.acquire() as conn:
@@ -153,7 +163,7 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
 async def test_rows_a_writer_failed_to_publish_go_to_the_relay_after_the_grace(app_pool: asyncpg.Pool,
                                                                                 department_pool: asyncpg.Pool,
                                                                                 demo: SeedResult) -> None:
-    async def publish_fails(rows: list[OutboxRow]) -> None:
+    def publish_fails(rows: list[OutboxRow]) -> None:
         return None  # the process died (or NATS was down) right after its commit
 
     rule = f"grace-{uuid.uuid4().hex[:8]}"
