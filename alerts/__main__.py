@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import uvloop
+
 from alerts.clips import CLIP_EVENTS, AlertClipService, clip_consumers
 from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
@@ -62,4 +64,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # uvloop: the engine, relay and consumers are event-loop work on NATS and Postgres sockets.
+    uvloop.run(main())
