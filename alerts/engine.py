@@ -24,8 +24,11 @@ from inference.model import CameraRestored, CameraWentOffline, ObjectDetected, R
 
 log = get_logger(__name__)
 
-# Connection-level failures: the whole transaction is retried later, nothing was committed.
-_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError)
+# Failures of the database, not of an event (connection lost, server shutting down or starting up, out of
+# resources, serialization or deadlock): the whole transaction is retried later, nothing was committed.
+_DATABASE_UNAVAILABLE = (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError,
+                      asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+                      asyncpg.exceptions.TransactionRollbackError)
 
 # (column, type) of every table a batch writes; each table's rows go in one INSERT ... SELECT FROM unnest(...).
 _ALERT_COLUMNS = (
@@ -234,7 +237,7 @@ class AlertEngine:
         outcomes: list[BaseException | None] = [None] * len(events)
         try:
             await self._learn_departments({e.tenant_id for e in events})
-        except _CONNECTION_ERRORS as exc:
+        except _DATABASE_UNAVAILABLE as exc:
             return [Retry(f"database: {exc}")] * len(events)
         by_department: dict[uuid.UUID, list[int]] = {}
         for i, event in enumerate(events):
@@ -247,7 +250,7 @@ class AlertEngine:
             group = [events[i] for i in indexes]
             try:
                 results = await self._batch(department_id, group)
-            except _CONNECTION_ERRORS as exc:
+            except _DATABASE_UNAVAILABLE as exc:
                 results = [Retry(f"database: {exc}")] * len(group)
             except asyncpg.PostgresError as exc:
                 # One bad event fails the whole transaction: handle them one by one to isolate it.
@@ -477,7 +480,7 @@ class AlertEngine:
                                      f"(gravité {severity}) caméra {camera_id}")
                 if policy.auto_dispatch and rule_type not in rules.NON_DISPATCHABLE:
                     await self._auto_dispatch(conn, alert_id, camera, rule_type, legal_event_type, severity)
-        except _CONNECTION_ERRORS as exc:
+        except _DATABASE_UNAVAILABLE as exc:
             raise Retry(f"database: {exc}") from exc
         self._on_commit()
         return alert_id
@@ -526,7 +529,7 @@ class AlertEngine:
                                          kind="auto", action="alert.closed",
                                          text=f"Caméra rétablie après {event.offline_for_s:.0f} s")
                     closed = alert.id
-        except _CONNECTION_ERRORS as exc:
+        except _DATABASE_UNAVAILABLE as exc:
             raise Retry(f"database: {exc}") from exc
         self._on_commit()
         return closed

@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,8 +26,9 @@ from api.routes.alerts import HEARTBEAT_S
 from cli.seed import SeedResult
 from core.bus import Bus
 from core.embedded import NatsServerProcess, free_port
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from tests.api.conftest import sign_in
+from tests.processes import ModuleProcess
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +37,15 @@ MUNICIPAL_OFFICER = "pm@marines.demo"  # police municipale of Marines: the alert
 ARRIVAL_TIMEOUT_S = 5.0
 
 
-class ServedApi:
+class ServedApi(ModuleProcess):
     """`python -m api` as a child process on a free port, its output in a log file."""
 
     def __init__(self, settings: Settings, log_path: Path, *, nats_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         db = settings.database
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
-        self.env.update({
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
+        env.update({
             "VIGIE_ENVIRONMENT": "test",
             "VIGIE_LOG_LEVEL": "WARNING",
             "VIGIE_VAR_DIR": str(settings.var_dir),
@@ -65,12 +63,11 @@ class ServedApi:
             "VIGIE_AUTH__LOGIN_RATE_PER_IP_PER_MINUTE": "10000",
             "VIGIE_AUTH__ACCESS_TTL_S": str(settings.auth.access_ttl_s),
         })
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("api", env, log_path)
 
     def start(self, timeout_s: float = 60.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # this interpreter, a fixed module
-                [sys.executable, "-m", "api"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        super().start()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,20 +80,6 @@ class ServedApi:
                 pass
             time.sleep(0.2)
         pytest.fail(f"python -m api not ready after {timeout_s} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture(scope="module")
