@@ -60,10 +60,17 @@ except (OSError, AttributeError):  # not Linux: children are stopped by the pare
     _prctl = None
 
 
-def _die_with_parent() -> None:
-    # A recorder killed with -9 must not leave ffmpeg pulling the camera and writing orphan segments.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _ffmpeg_child_setup(nice: int) -> Callable[[], None]:
+    def setup() -> None:
+        # A recorder killed with -9 must not leave ffmpeg pulling the camera and writing orphan segments.
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # When many ffmpegs start at once (their stream probe decodes frames), the supervisor must still get the
+        # CPU to renew its leases within their TTL; a lapsed lease stops and restarts the camera.
+        if nice:
+            os.nice(nice)
+
+    return setup
 
 
 def ffmpeg_command(settings: DvrSettings, url: str, out_pattern: str) -> list[str]:
@@ -161,7 +168,8 @@ class StreamRecorder:
         try:
             self._process = process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_ffmpeg_child_setup(self.settings.ffmpeg_nice))
         except OSError as exc:
             return RunOutcome(cause=GapCause.CAMERA_UNREACHABLE, detail=f"cannot start ffmpeg: {exc}")
         if self._stop.is_set():
@@ -338,6 +346,7 @@ class FleetRecorder:
         self.repo = repository or DvrRepository()
         self.recorders: dict[uuid.UUID, tuple[StreamRecorder, asyncio.Task[None]]] = {}
         self.acquired_at: dict[uuid.UUID, float] = {}
+        self.stopping: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     def target(self, row: asyncpg.Record) -> CameraTarget:
         url = row["main_stream_url"]
@@ -373,11 +382,11 @@ class FleetRecorder:
             live, cameras, held = lease_round.live, lease_round.cameras, lease_round.held
             for camera_id in list(self.recorders):
                 if camera_id not in held or camera_id not in cameras:
-                    await self._stop_camera(camera_id, release=camera_id in held)
+                    self._stop_in_background(camera_id, release=camera_id in held)
             share = fair_share(len(cameras), live)
             if len(held) > share:
                 for camera_id in sorted(held)[share:]:
-                    await self._stop_camera(camera_id, release=True)
+                    self._stop_in_background(camera_id, release=True)
                     held.discard(camera_id)
             free = [c for c in cameras if c not in lease_round.holders]
             random.shuffle(free)
@@ -388,8 +397,25 @@ class FleetRecorder:
                 if await self.repo.acquire_lease(conn, self.recorder_id, row["tenant_id"], camera_id, ttl):
                     held.add(camera_id)
             for camera_id in held:
-                if camera_id not in self.recorders and camera_id in cameras:
+                if camera_id not in self.recorders and camera_id not in self.stopping and camera_id in cameras:
                     self._start_camera(cameras[camera_id])
+
+    def _stop_in_background(self, camera_id: uuid.UUID, *, release: bool) -> None:
+        """Stop a camera without holding up the lease round: ffmpeg closing its segment and the last upload
+        hand-off take a while, and the leases of every other camera must still be renewed on time."""
+        if camera_id in self.stopping:
+            return
+
+        async def stop() -> None:
+            try:
+                await self._stop_camera(camera_id, release=release)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The lease was not released: it lapses after its TTL instead.
+                log.warning("dvr.lease_release_failed", camera_id=str(camera_id), error=str(exc))
+
+        task = asyncio.create_task(stop(), name=f"stop-{camera_id}")
+        self.stopping[camera_id] = task
+        task.add_done_callback(lambda _task: self.stopping.pop(camera_id, None))
 
     def _start_camera(self, row: asyncpg.Record) -> None:
         target = self.target(row)
@@ -414,8 +440,10 @@ class FleetRecorder:
                 await self.repo.release_lease(conn, self.recorder_id, camera_id)
 
     async def stop_all(self) -> None:
-        for camera_id in list(self.recorders):
-            await self._stop_camera(camera_id, release=True)
+        # Every camera at once: a graceful stop costs one segment close, not one per camera in turn.
+        await asyncio.gather(*self.stopping.values(), return_exceptions=True)
+        await asyncio.gather(*(self._stop_camera(camera_id, release=True) for camera_id in list(self.recorders)),
+                             return_exceptions=True)
 
 
 def since(ts: datetime) -> timedelta:

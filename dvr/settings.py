@@ -18,6 +18,9 @@ class DvrSettings(BaseSettings):
 
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    # Scheduling priority of the ffmpeg children relative to the recorder (0 = same): the supervisor renews
+    # leases and uploads, which must not starve behind a burst of ffmpeg start-ups on a busy machine.
+    ffmpeg_nice: int = 5
     segment_s: int = 10
     spool_dir: Path = PROJECT_ROOT / "var" / "dvr" / "spool"
     # Above this the uploader raises SpoolHighWater; segments are never evicted silently.
