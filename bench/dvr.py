@@ -156,7 +156,7 @@ def recorder_child() -> None:
     print("ready", flush=True)
     started = _own_cpu()
     sys.stdin.readline()
-    recorder.run()
+    asyncio.run(recorder.main())  # as `python -m dvr` runs it
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     # How the recorder's CPU splits between this Python process and its ffmpeg children.
     print(json.dumps({"python_cpu_s": _own_cpu() - started,

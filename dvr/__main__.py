@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import signal
 
-import uvloop
-
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
 from core.bus import Bus
 from core.crypto import SecretBox
@@ -59,11 +57,5 @@ async def main() -> None:
     await pool.close()
 
 
-def run() -> None:
-    # uvloop: the recorder is mostly event-loop work (pipes of many ffmpeg children, sockets, timers), which libuv
-    # does for a fraction of the stock loop's CPU; its children are reaped without a waiter thread each.
-    uvloop.run(main())
-
-
 if __name__ == "__main__":
-    run()
+    asyncio.run(main())
