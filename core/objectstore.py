@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import hmac
 import json
@@ -240,8 +241,16 @@ class FilesystemObjectStore:
 
         def copy(dest: Path) -> None:
             tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(path, tmp)
-            with tmp.open("rb+") as f:
+            try:
+                # Same filesystem (the recorder's spool beside the store): the version takes the file's inode, no
+                # second copy of the bytes. Read-only, as a locked object is; the caller may only delete its path.
+                os.link(path, tmp)
+                tmp.chmod(0o444)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                shutil.copyfile(path, tmp)
+            with tmp.open("rb") as f:
                 os.fsync(f.fileno())
             tmp.replace(dest)
 

@@ -48,6 +48,24 @@ async def test_put_file_and_download_round_trip(any_store: StoreUnderTest, tenan
     dest = tmp_path / "back.mp4"
     await any_store.store.download(tenant, "cam/seg.mp4", dest, version_id=stored.version_id)
     assert dest.read_bytes() == payload
+    src.unlink()  # the uploader removes its spooled copy once stored
+    dest.unlink()
+    await any_store.store.download(tenant, "cam/seg.mp4", dest, version_id=stored.version_id)
+    assert dest.read_bytes() == payload
+
+
+async def test_filesystem_store_takes_a_spooled_file_without_copying_it(tmp_path: Path) -> None:
+    store, tenant = FilesystemObjectStore(tmp_path / "objects"), uuid.uuid4()
+    await store.ensure_tenant_space(tenant)
+    src = tmp_path / "seg.mp4"
+    src.write_bytes(b"segment bytes")
+    stored = await store.put_file(tenant, "cam/seg.mp4", src, content_type="video/mp4", sha256="0" * 64)
+    versions = list((tmp_path / "objects").rglob(f"{stored.version_id}.data"))
+    assert len(versions) == 1
+    assert versions[0].stat().st_ino == src.stat().st_ino  # one inode: the bytes were not written twice
+    assert versions[0].stat().st_mode & 0o222 == 0  # read-only, as a locked object is
+    src.unlink()
+    assert await store.get(tenant, "cam/seg.mp4") == b"segment bytes"
 
 
 async def test_missing_object_and_foreign_tenant_are_not_found(any_store: StoreUnderTest, tenant: uuid.UUID) -> None:
