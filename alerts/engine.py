@@ -52,6 +52,7 @@ _LOGBOOK_COLUMNS = (("id", "uuid"), ("tenant_id", "uuid"), ("alert_id", "uuid"),
                     ("kind", "text"), ("action", "text"), ("text", "text"))
 
 
+_HEAD_COLUMNS = (("tenant_id", "uuid"), ("camera_id", "uuid"), ("rule_type", "text"), ("alert_id", "uuid"))
 _FOLD_COLUMNS = (("id", "uuid"), ("added", "integer"), ("last_seen", "timestamptz"), ("tracks", "integer[]"))
 
 
@@ -84,6 +85,8 @@ def _write_statement() -> str:
 
 _WRITE_TABLES = (
     ("new_alerts", "alerts", _ALERT_COLUMNS, ""),
+    ("new_heads", "alert_heads", _HEAD_COLUMNS,
+     " ON CONFLICT (tenant_id, camera_id, rule_type) DO UPDATE SET alert_id = excluded.alert_id"),
     ("new_sources", "alert_sources", _SOURCE_COLUMNS, " ON CONFLICT DO NOTHING"),
     ("new_dispatches", "dispatches", _DISPATCH_COLUMNS, ""),
     ("new_timers", "escalation_timers", _TIMER_COLUMNS, " ON CONFLICT (dispatch_id, kind, level) DO NOTHING"),
@@ -123,6 +126,8 @@ class _Camera(NamedTuple):
 
 # Everything a batch decides on, read in one round trip (after the locks): cameras, events already handled,
 # policies, the newest alert of each camera and rule, and the forces and routing rules when a rule auto-dispatches.
+# Lookups go through LATERAL ... LIMIT 1 (never flattened into a join), one index probe per key: a join may let the
+# row-level security predicate (tenant_id = ANY(scope)) drive a scan of every row of the tenants in scope.
 # Arrays inside these records travel as comma-separated text: asyncpg decodes an array nested in an anonymous
 # record only once that array type was loaded on the connection by some other statement.
 _BATCH_STATE = """
@@ -130,16 +135,19 @@ SELECT
   (SELECT array_agg((c.id, c.tenant_id, c.site_id, c.insee_code, s.kind, t.municipal_police_opt_in))
      FROM cameras c JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = c.tenant_id
     WHERE c.id = ANY($1::uuid[])) AS cameras,
-  (SELECT array_agg(event_id) FROM alert_sources
-    WHERE tenant_id = ANY($2::uuid[]) AND event_id = ANY($3::uuid[])) AS seen,
+  (SELECT array_agg(s.event_id) FROM unnest($2::uuid[], $3::uuid[]) AS e(tenant_id, event_id)
+     CROSS JOIN LATERAL (SELECT event_id FROM alert_sources
+                          WHERE tenant_id = e.tenant_id AND event_id = e.event_id LIMIT 1) AS s) AS seen,
   (SELECT array_agg((rule_type, severity, dedupe_window_s, cooldown_s, sla_claim_s, auto_dispatch))
      FROM alert_policies WHERE department_id = $4 AND rule_type = ANY($5::text[])) AS policies,
   (SELECT array_agg((k.camera_id, k.rule_type, a.id, a.state, array_to_string(a.track_ids, ','),
                      a.first_seen_at, a.last_seen_at))
      FROM unnest($6::uuid[], $7::uuid[], $8::text[]) AS k(tenant_id, camera_id, rule_type)
-     CROSS JOIN LATERAL (SELECT id, state, track_ids, first_seen_at, last_seen_at FROM alerts
+     CROSS JOIN LATERAL (SELECT alert_id FROM alert_heads
                           WHERE tenant_id = k.tenant_id AND camera_id = k.camera_id AND rule_type = k.rule_type
-                          ORDER BY last_seen_at DESC LIMIT 1) AS a) AS recent,
+                          LIMIT 1) AS h
+     CROSS JOIN LATERAL (SELECT id, state, track_ids, first_seen_at, last_seen_at FROM alerts
+                          WHERE id = h.alert_id LIMIT 1) AS a) AS recent,
   (SELECT array_agg((f.id, f.kind, f.name, f.tenant_id, f.phone,
                      (SELECT string_agg(fc.insee_code, ',') FROM force_communes fc WHERE fc.force_id = f.id))
                     ORDER BY f.name)
@@ -290,7 +298,8 @@ class AlertEngine:
                 "FROM (SELECT DISTINCT unnest($1::text[]) AS k ORDER BY 1) AS keys",
                 [f"{camera_id}:{rule_type}" for _, camera_id, rule_type in keys])
             found = await conn.fetchrow(
-                _BATCH_STATE, list({e.camera_id for e in events}), tenants, [e.event_id for e in events],
+                _BATCH_STATE, list({e.camera_id for e in events}), [e.tenant_id for e in events],
+                [e.event_id for e in events],
                 department_id, list({k[2] for k in keys}), [k[0] for k in keys], [k[1] for k in keys],
                 [k[2] for k in keys])
             assert found is not None
@@ -409,6 +418,10 @@ class AlertEngine:
     async def _write(conn: asyncpg.Connection, writes: _Writes) -> None:
         rows = {
             "alerts": [tuple(row[c] for c, _ in _ALERT_COLUMNS) for row in writes.alerts.values()],
+            # The last alert raised per camera and rule (one row each: an upsert may not touch a row twice).
+            "alert_heads": list({(r["tenant_id"], r["camera_id"], r["rule_type"]): (r["tenant_id"], r["camera_id"],
+                                                                                 r["rule_type"], r["id"])
+                                 for r in writes.alerts.values()}.values()),
             "alert_sources": writes.sources, "dispatches": writes.dispatches, "escalation_timers": writes.timers,
             "alert_outbox": writes.outbox, "logbook_entries": writes.logbook,
         }
@@ -449,7 +462,7 @@ class AlertEngine:
                 policy = rules.default_policy(rule_type) if stored is None else rules.Policy(
                     rule_type, stored.severity, stored.dedupe_window_s, stored.cooldown_s, stored.sla_claim_s,
                     stored.auto_dispatch)
-                recent = await self._repo.recent(conn, camera_id, rule_type)
+                recent = await self._repo.recent(conn, event.tenant_id, camera_id, rule_type)
                 target = rules.fold_into(recent, frozenset(track_ids), event.occurred_at, policy)
                 alert_id = target or new_id()
                 await self._repo.insert_source_linked(conn, event.tenant_id, event.event_id, type(event).__name__,

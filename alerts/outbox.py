@@ -50,6 +50,8 @@ class OutboxRelay:
         self._direct: deque[OutboxRow] = deque()
         self._direct_wake = asyncio.Event()
         self._direct_limit = direct_limit
+        self._published: list[uuid.UUID] = []
+        self._mark_wake = asyncio.Event()
         self.relayed = 0
 
     def wake(self) -> None:
@@ -66,23 +68,44 @@ class OutboxRelay:
         self._direct_wake.set()
 
     async def publish_committed(self, rows: list[OutboxRow]) -> None:
-        """Publish rows a transaction of this process just committed, then mark them sent. On failure they stay
-        unsent and the relay publishes them once their relay_after has passed."""
+        """Publish rows a transaction of this process just committed; the marker loop marks them sent. On failure
+        they stay unsent and the polling loop publishes them once their relay_after has passed."""
         if not rows:
             return
         try:
             acks = await asyncio.gather(*(
                 self._bus.js.publish(subject, payload, timeout=5.0, headers={"Nats-Msg-Id": str(row_id)})
                 for row_id, subject, payload in rows))
-            async with self._pool.acquire() as raw:
-                await self._repo.mark_sent(cast(asyncpg.Connection, raw), [row_id for row_id, _, _ in rows])
-        except (NatsTimeoutError, NoServersError, ConnectionError, OSError, asyncpg.PostgresError,
-                asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+        except (NatsTimeoutError, NoServersError, ConnectionError, OSError) as exc:
             log.warning("alerts.direct_publish_failed", rows=len(rows), error=repr(exc))
             return
         DUPLICATES.inc(sum(1 for a in acks if a.duplicate))
         RELAYED.inc(len(rows))
         self.relayed += len(rows)
+        self._published.extend(row_id for row_id, _, _ in rows)
+        self._mark_wake.set()
+
+    async def _mark_published(self, stop: asyncio.Event) -> None:
+        """Marks sent what the direct loop published, many rows per statement and off its path: the next publish
+        does not wait for this commit. Rows left unmarked (database down, process killed) are published again by
+        the polling loop; the stream's duplicate window drops them."""
+        while True:
+            if not self._published:
+                if stop.is_set():
+                    return
+                self._mark_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._mark_wake.wait(), timeout=0.5)
+                continue
+            ids, self._published = self._published, []
+            try:
+                async with self._pool.acquire() as raw:
+                    await self._repo.mark_sent(cast(asyncpg.Connection, raw), ids)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                log.warning("alerts.mark_sent_failed", rows=len(ids), error=repr(exc))
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.5)
 
     async def relay_once(self) -> int:
         async with self._pool.acquire() as raw, raw.transaction():
@@ -101,8 +124,8 @@ class OutboxRelay:
         return len(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The polling loop and the direct loop, until `stop`."""
-        await asyncio.gather(self._poll(stop), self._publish_direct(stop))
+        """The polling loop, the direct loop and its marker, until `stop`."""
+        await asyncio.gather(self._poll(stop), self._publish_direct(stop), self._mark_published(stop))
 
     async def _publish_direct(self, stop: asyncio.Event) -> None:
         async def forward_stop() -> None:

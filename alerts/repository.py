@@ -98,20 +98,26 @@ class AlertRepository:
         """Serialise dedupe decisions per camera and rule: two events handled at once must not both raise."""
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{camera_id}:{rule_type}")
 
-    async def recent(self, conn: asyncpg.Connection, camera_id: uuid.UUID, rule_type: str) -> Recent | None:
+    async def recent(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, camera_id: uuid.UUID,
+                     rule_type: str) -> Recent | None:
         row = await conn.fetchrow(
-            "SELECT id, state, track_ids, first_seen_at, last_seen_at FROM alerts WHERE camera_id = $1 "
-            "AND rule_type = $2 ORDER BY last_seen_at DESC LIMIT 1",
-            camera_id, rule_type,
+            "SELECT a.id, a.state, a.track_ids, a.first_seen_at, a.last_seen_at FROM alert_heads h "
+            "JOIN alerts a ON a.id = h.alert_id WHERE h.tenant_id = $1 AND h.camera_id = $2 AND h.rule_type = $3",
+            tenant_id, camera_id, rule_type,
         )
         if row is None:
             return None
         return Recent(row["id"], row["state"], frozenset(row["track_ids"]), row["first_seen_at"], row["last_seen_at"])
 
     async def insert_alert(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+        """The alert, which becomes the newest of its camera and rule type."""
         columns = ", ".join(values)
         params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
         await conn.execute(f"INSERT INTO alerts ({columns}) VALUES ({params})", *values.values())
+        await conn.execute(
+            "INSERT INTO alert_heads (tenant_id, camera_id, rule_type, alert_id) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tenant_id, camera_id, rule_type) DO UPDATE SET alert_id = excluded.alert_id",
+            values["tenant_id"], values["camera_id"], values["rule_type"], values["id"])
 
     async def fold(self, conn: asyncpg.Connection, alert_id: uuid.UUID, track_ids: list[int], at: datetime) -> None:
         await conn.execute(

@@ -11,7 +11,7 @@ class AlertsSettings(BaseSettings):
     metrics_port: int = 9102  # 0: no /metrics endpoint (tests run several processes)
     consumer_batch: int = 256
     # Batches of detections handled at once: one's database round trips overlap the next one's.
-    inflight_batches: int = 2
+    inflight_batches: int = 1
     relay_batch: int = 256
     timer_poll_s: float = 0.5
     durable: str = "alerts-engine"

@@ -5,7 +5,7 @@ better of two bare loops, before and after), ratio, p50_ms, p99_ms (at half the 
 from the fault test that `make bench-alerts` runs first, and the same counts for a nats-server kill -9 during this
 run. The rule type used is marked auto-dispatch with no cooldown, so every detection becomes an alert and a
 DispatchOrdered without a human in the loop (the only path where the engine itself orders a dispatch). The engine
-and its relay run in this process, as in `python -m alerts`.
+and its relay run as `python -m alerts`, a process of their own as deployed; this one publishes and listens.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -25,20 +27,18 @@ import asyncpg
 import uvloop
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
-from alerts.engine import AlertEngine
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, DispatchOrdered
-from alerts.outbox import OutboxRelay
 from bench.common import RESULTS, write_result
 from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
-from core.bus import Bus, ConsumerSpec
+from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import create_pool
 from core.embedded import NatsServerProcess
 from core.events import EventCodec
 from core.migrate import prepare_database
-from core.settings import DatabaseSettings, NatsSettings, Settings
-from inference.model import DETECTION_EVENTS, RuleTriggered
+from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
+from inference.model import RuleTriggered
 from inference.publisher import DETECTIONS_STREAM
 
 CAMERAS = ["c1", "c2", "c4", "c5", "c6", "c7"]
@@ -94,27 +94,29 @@ async def baseline(url: str, count: int, *, stream: str) -> float:
 
 
 class Pipeline:
-    """The alerts process's tasks (engine consumer, outbox relay) in this process, and a listener of the dispatch
-    orders only (what the phones' dispatcher consumes): the measuring harness reads as little as it can."""
+    """`python -m alerts` as its own process (engine, relay, on its own event loop, as deployed), and in this process
+    a listener of the dispatch orders only (what the phones' dispatcher consumes): the measuring harness reads as
+    little as it can. Escalation timers are pushed out of the run, so no re-push counts as an order."""
 
-    def __init__(self, url: str, app_pool: asyncpg.Pool, department_pool: asyncpg.Pool) -> None:
-        self.url = url
-        self.app_pool, self.department_pool = app_pool, department_pool
+    def __init__(self, settings: Settings, department_pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.department_pool = department_pool
         self.source_of: dict[uuid.UUID, uuid.UUID] = {}
         self.dispatched_at: dict[uuid.UUID, float] = {}
         self.orders: list[tuple[uuid.UUID, uuid.UUID]] = []
 
     async def start(self) -> None:
-        self.bus = await Bus.connect(self.url, name="bench-alerts")
+        bus = await Bus.connect(self.settings.nats.url, name="bench-alerts")
         for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
-            await self.bus.ensure_stream(stream)
-        await self.bus.ensure_dead_letter_stream()
-        self.stop = asyncio.Event()
-        relay = OutboxRelay(self.department_pool, self.bus)
-        engine = AlertEngine(self.app_pool, on_commit=relay.wake, publish_committed=relay.committed)
+            await bus.ensure_stream(stream)
+        await bus.close()
+        env = self.settings.child_env(VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
+                                      VIGIE_ALERTS_TIMER_POLL_S="3600", VIGIE_ALERTS_DURABLE="bench-alerts")
+        self.process = await asyncio.create_subprocess_exec(  # this interpreter, a fixed module
+            sys.executable, "-m", "alerts", cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
         codec = EventCodec(*ALERT_EVENTS)
-        listener_bus = await Bus.connect(self.url, name="bench-listener")
-        self.listener_bus = listener_bus
+        self.listener_bus = await Bus.connect(self.settings.nats.url, name="bench-listener")
 
         async def on_order(msg: Any) -> None:
             event = codec.decode(msg.data)
@@ -123,22 +125,15 @@ class Pipeline:
                 if event.alert_id not in self.dispatched_at:
                     self.dispatched_at[event.alert_id] = time.perf_counter()
 
-        self.listener = await listener_bus.js.subscribe("alerts.*.dispatch_ordered", stream="ALERTS", cb=on_order,
-                                                        ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
-        spec = ConsumerSpec("DETECTIONS", "bench-alerts", "detections.>", batch=256, max_ack_pending=4000,
-                            inflight_batches=2)
-        self.tasks = [
-            asyncio.create_task(self.bus.consume_batches(spec, EventCodec(*DETECTION_EVENTS), engine.on_batch,
-                                                         stop=self.stop)),
-            asyncio.create_task(relay.run(self.stop)),
-        ]
+        self.listener = await self.listener_bus.js.subscribe(
+            "alerts.*.dispatch_ordered", stream="ALERTS", cb=on_order, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW)
 
     async def close(self) -> None:
-        self.stop.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self.process.wait(), 30)
         await self.listener.unsubscribe()
         await self.listener_bus.close()
-        await self.bus.close()
 
     async def wait_for(self, total: int, timeout_s: float) -> float:
         """When `total` alerts in all have had a dispatch order (or the timeout); every detection of this bench
@@ -188,7 +183,6 @@ async def main() -> None:
                                                database=DatabaseSettings(name=name),
                                                nats=NatsSettings(url=nats.url, embedded=False)))
     department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=4)
-    app_pool = await create_pool(settings.database.app_dsn, min_size=4, max_size=16)
     try:
         await ensure_signing_key(settings)
         async with department_pool.acquire() as conn, conn.transaction():
@@ -200,7 +194,7 @@ async def main() -> None:
         count = int(os.environ.get("BENCH_ALERTS_EVENTS", "10000"))
         base = base_before = await baseline(nats.url, count, stream="BENCHBASE")
 
-        pipeline = Pipeline(nats.url, app_pool, department_pool)
+        pipeline = Pipeline(settings, department_pool)
         await pipeline.start()
         publisher = await Bus.connect(nats.url, name="bench-publisher")
         warm = [_event(seed, i) for i in range(200)]
@@ -267,7 +261,6 @@ async def main() -> None:
         }
         print(write_result("alerts", figures).read_text())
     finally:
-        await app_pool.close()
         await department_pool.close()
         nats.stop()
         admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())

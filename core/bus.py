@@ -197,11 +197,19 @@ class Bus:
                                             config=config)
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription, spec: ConsumerSpec) -> list[Msg]:
+        """What is already there (up to a batch), else the first message to arrive. Never a wait for a batch to fill:
+        nats-py holds the messages of a pull request until `batch` of them came or its timeout passed, so a lone
+        message would wait up to that timeout."""
         try:
-            return await sub.fetch(spec.batch, timeout=1.0)
-        except (NatsTimeoutError, TimeoutError):
-            # nats-py raises either, depending on the batch size, when nothing arrived in time.
-            return []
+            try:
+                return await sub.fetch(spec.batch, timeout=0.002)
+            except (NatsTimeoutError, TimeoutError):
+                # nats-py raises either, depending on the batch size, when nothing arrived in time.
+                pass
+            try:
+                return await sub.fetch(1, timeout=1.0)
+            except (NatsTimeoutError, TimeoutError):
+                return []
         except (ConnectionError, NoServersError) as exc:
             log.warning("bus.fetch_failed", error=str(exc))
             await asyncio.sleep(0.5)

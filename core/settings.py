@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -115,6 +116,27 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a child process that reads these settings as resolved here: it connects to the servers
+        already running (the embedded ones included) and never starts its own. `extra` adds VIGIE_* variables."""
+        db = self.database
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
+        env.update({
+            "VIGIE_ENVIRONMENT": self.environment,
+            "VIGIE_LOG_LEVEL": self.log_level,
+            "VIGIE_VAR_DIR": str(self.var_dir),
+            "VIGIE_DATA_KEY": self.data_key.get_secret_value(),
+            "VIGIE_DATABASE__NAME": db.name,
+            "VIGIE_DATABASE__HOST": db.host,
+            "VIGIE_DATABASE__PORT": str(db.port),
+            "VIGIE_DATABASE__ADMIN_DSN": db.admin_dsn.get_secret_value(),
+            "VIGIE_DATABASE__EMBEDDED_FALLBACK": "false",
+            "VIGIE_NATS__URL": self.nats.url,
+            "VIGIE_NATS__EMBEDDED": "false",
+        })
+        env.update(extra)
+        return env
 
 
 @lru_cache(maxsize=1)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -231,25 +230,9 @@ async def _publish_steadily(bus: Bus, events: list[RuleTriggered], rate: float) 
 
 
 def _alerts_env(settings: Settings, nats_url: str) -> dict[str, str]:
-    db = settings.database
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
-    env.update({
-        "VIGIE_ENVIRONMENT": "test",
-        "VIGIE_LOG_LEVEL": "WARNING",
-        "VIGIE_VAR_DIR": str(settings.var_dir),
-        "VIGIE_DATA_KEY": settings.data_key.get_secret_value(),
-        "VIGIE_DATABASE__NAME": db.name,
-        "VIGIE_DATABASE__HOST": db.host,
-        "VIGIE_DATABASE__PORT": str(db.port),
-        "VIGIE_DATABASE__ADMIN_DSN": db.admin_dsn.get_secret_value(),
-        "VIGIE_DATABASE__EMBEDDED_FALLBACK": "false",
-        "VIGIE_NATS__URL": nats_url,
-        "VIGIE_NATS__EMBEDDED": "false",
-        "VIGIE_ALERTS_METRICS_PORT": "0",
-        "VIGIE_ALERTS_DURABLE": "alerts-engine-faults",
-        "VIGIE_ALERTS_PUSH_DURABLE": "alerts-escalation-faults",
-    })
-    return env
+    return settings.model_copy(update={"nats": settings.nats.model_copy(update={"url": nats_url})}).child_env(
+        VIGIE_ENVIRONMENT="test", VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
+        VIGIE_ALERTS_DURABLE="alerts-engine-faults", VIGIE_ALERTS_PUSH_DURABLE="alerts-escalation-faults")
 
 
 async def _stream_messages(bus: Bus, stream: str, subject: str) -> list[Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import time
 import uuid
@@ -43,26 +42,12 @@ class ServedApi(ModuleProcess):
     def __init__(self, settings: Settings, log_path: Path, *, nats_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        db = settings.database
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
-        env.update({
-            "VIGIE_ENVIRONMENT": "test",
-            "VIGIE_LOG_LEVEL": "WARNING",
-            "VIGIE_VAR_DIR": str(settings.var_dir),
-            "VIGIE_DATA_KEY": settings.data_key.get_secret_value(),
-            "VIGIE_DATABASE__NAME": db.name,
-            "VIGIE_DATABASE__HOST": db.host,
-            "VIGIE_DATABASE__PORT": str(db.port),
-            "VIGIE_DATABASE__ADMIN_DSN": db.admin_dsn.get_secret_value(),
-            "VIGIE_DATABASE__EMBEDDED_FALLBACK": "false",
-            "VIGIE_NATS__URL": nats_url or settings.nats.url,
-            "VIGIE_NATS__EMBEDDED": "false",
-            "VIGIE_API__HOST": "127.0.0.1",
-            "VIGIE_API__PORT": str(self.port),
+        nats = settings.nats.model_copy(update={"url": nats_url or settings.nats.url})
+        env = settings.model_copy(update={"nats": nats}).child_env(
+            VIGIE_ENVIRONMENT="test", VIGIE_LOG_LEVEL="WARNING", VIGIE_API__HOST="127.0.0.1",
+            VIGIE_API__PORT=str(self.port),
             # Other suites of the run sign in from the same address; one operator token serves the whole module.
-            "VIGIE_AUTH__LOGIN_RATE_PER_IP_PER_MINUTE": "10000",
-            "VIGIE_AUTH__ACCESS_TTL_S": str(settings.auth.access_ttl_s),
-        })
+            VIGIE_AUTH__LOGIN_RATE_PER_IP_PER_MINUTE="10000", VIGIE_AUTH__ACCESS_TTL_S=str(settings.auth.access_ttl_s))
         super().__init__("api", env, log_path)
 
     def start(self, timeout_s: float = 60.0) -> None:
