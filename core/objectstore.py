@@ -254,9 +254,11 @@ class FilesystemObjectStore:
                 os.fsync(f.fileno())
             tmp.replace(dest)
 
-        size = (await asyncio.to_thread(path.stat)).st_size
-        return await asyncio.to_thread(self._commit, vdir, key, copy, size, sha256, content_type, retain_until,
-                                       legal_hold)
+        def stat_and_commit() -> StoredObject:
+            # The size is read in the same worker-thread trip as the commit: one hop off the event loop per object.
+            return self._commit(vdir, key, copy, path.stat().st_size, sha256, content_type, retain_until, legal_hold)
+
+        return await asyncio.to_thread(stat_and_commit)
 
     def _commit(self, vdir: Path, key: str, write: Callable[[Path], None], size: int, sha256: str, content_type: str,
                 retain_until: datetime | None, legal_hold: bool) -> StoredObject:
