@@ -7,7 +7,6 @@ import contextlib
 import ctypes
 import os
 import random
-import re
 import signal
 import socket
 import time
@@ -46,12 +45,11 @@ from dvr.rules import (
     url_with_credentials,
 )
 from dvr.settings import DvrSettings
-from dvr.uploader import SegmentUploader, Spool, describe_segment
+from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec
 
 log = get_logger(__name__)
 
 EventSink = Callable[[Event], Awaitable[None]]
-_CODEC = re.compile(r"Stream #0:\d+.*?: Video: (\w+)")
 _PR_SET_PDEATHSIG = 1
 _prctl: Any
 try:
@@ -75,9 +73,11 @@ def _ffmpeg_child_setup(nice: int) -> Callable[[], None]:
 
 def ffmpeg_command(settings: DvrSettings, url: str, out_pattern: str) -> list[str]:
     """Frigate's recording preset: stream copy into 10 s MP4 segments, RTSP over TCP; fragmented MP4 so a
-    segment cut short by a crash still plays up to its last fragment."""
+    segment cut short by a crash still plays up to its last fragment. Errors only on stderr: warnings such as
+    non-monotonous timestamps come several times a second per camera and would each wake the supervisor; the
+    codec is read from the segments themselves."""
     return [
-        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
+        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
         "-rtsp_transport", "tcp", "-timeout", str(int(settings.rtsp_timeout_s * 1_000_000)),
         "-i", url, "-map", "0:v:0", "-c", "copy", "-an",
         "-f", "segment", "-segment_time", str(settings.segment_s), "-segment_format", "mp4",
@@ -175,7 +175,7 @@ class StreamRecorder:
         if self._stop.is_set():
             process.send_signal(signal.SIGINT)
         stderr_tail: deque[str] = deque(maxlen=40)
-        stderr_task = asyncio.create_task(self._read_stderr(process, stderr_tail, outcome))
+        stderr_task = asyncio.create_task(self._read_stderr(process, stderr_tail))
         assert process.stdout is not None
         stall_limit = self.settings.segment_s + self.settings.stall_after_s
         stalled = False
@@ -214,17 +214,13 @@ class StreamRecorder:
                 leftover.unlink(missing_ok=True)
         return outcome
 
-    async def _read_stderr(self, process: asyncio.subprocess.Process, tail: deque[str], outcome: RunOutcome) -> None:
+    async def _read_stderr(self, process: asyncio.subprocess.Process, tail: deque[str]) -> None:
         assert process.stderr is not None
         async for raw in process.stderr:
             line = raw.decode(errors="replace").rstrip()
             if "://" in line:
                 line = redact_url(line)
             tail.append(line)
-            if outcome.codec is None:
-                match = _CODEC.search(line)
-                if match:
-                    outcome.codec = match.group(1)
 
     async def _segment_done(self, path: os.PathLike[str] | str, start_at: datetime, end_at: datetime,
                             outcome: RunOutcome, gap_cause: GapCause, gap_detail: str) -> None:
@@ -237,6 +233,8 @@ class StreamRecorder:
             return
         if segment is None:
             return
+        if outcome.codec is None:
+            outcome.codec = segment.codec
         if self.codec is not None and outcome.codec is not None and outcome.codec != self.codec:
             gap_cause, gap_detail = GapCause.CODEC_CHANGED, f"stream codec changed {self.codec} -> {outcome.codec}"
             log.warning("dvr.codec_changed", camera_id=str(t.camera_id), was=self.codec, now=outcome.codec)
@@ -254,6 +252,9 @@ class StreamRecorder:
         if size == 0:
             path.unlink(missing_ok=True)
             return None
+        if codec is None:
+            # Once per ffmpeg run: its first segment names the stream's codec.
+            codec = segment_codec(path)
         t = self.target
         segment = SpooledSegment(tenant_id=t.tenant_id, camera_id=t.camera_id, path=path, start_at=start_at,
                                  end_at=end_at, size=size, sha256=digest, codec=codec, recorder_id=self.recorder_id)

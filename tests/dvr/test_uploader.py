@@ -1,10 +1,11 @@
-"""Spool and uploader mechanics that need no camera: segment hashing, idle workers that stop without polling."""
+"""Spool and uploader mechanics that need no camera: segment hash and codec, idle workers that stop without polling."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import cast
@@ -14,7 +15,9 @@ import asyncpg
 from core.events import Event
 from core.objectstore import FilesystemObjectStore
 from dvr.model import SpooledSegment
-from dvr.uploader import SegmentUploader, Spool, describe_segment
+from dvr.recorder import ffmpeg_command
+from dvr.settings import DvrSettings
+from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec
 
 
 def test_describe_segment_hashes_the_whole_file(tmp_path: Path) -> None:
@@ -25,6 +28,19 @@ def test_describe_segment_hashes_the_whole_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     assert describe_segment(empty) == (0, hashlib.sha256(b"").hexdigest())
+
+
+
+def test_segment_codec_is_read_from_the_segment_the_recorder_writes(tmp_path: Path) -> None:
+    # The recorder's own segment muxer options, on a synthetic H.264 source instead of a camera.
+    command = ffmpeg_command(DvrSettings(), "unused", str(tmp_path / "seg_%06d.mp4"))
+    muxer = command[command.index("-f"):]
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
+                    "-t", "1", "-c:v", "libx264", *muxer], check=True, capture_output=True)
+    assert segment_codec(tmp_path / "seg_000000.mp4") == "h264"
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4096).replace(b"stsd", b"xxxx"))
+    assert segment_codec(garbage) is None
 
 
 async def test_idle_workers_stop_as_soon_as_asked(tmp_path: Path) -> None:
