@@ -52,6 +52,8 @@ class DvrSettings(BaseSettings):
     playback_url_ttl_s: int = 300
     playback_max_s: float = 4 * 3600.0
     sweep_interval_s: float = 60.0
-    publish_segments: bool = True
+    # Announce every stored segment on NATS (dvr.<tenant>.SegmentRecorded) for an integration that wants it: nothing
+    # in the platform consumes it, and each announcement is a JetStream round trip per segment.
+    publish_segments: bool = False
     # Shard the fleet by tenant (several dvr deployments); empty records every tenant's cameras.
     tenant_ids: list[uuid.UUID] = Field(default_factory=list)
