@@ -156,6 +156,10 @@ class StreamRecorder:
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if outcome.segments == 0 and not self._stop.is_set():
+                # Unreachable through the whole wait: an outage longer than offline_after_s is reported now, not
+                # only if the next attempt fails too (the camera may be back by then, the outage unreported).
+                await self._maybe_offline(outcome)
 
     async def _run_ffmpeg(self, gap_cause: GapCause, gap_detail: str) -> RunOutcome:
         t = self.target
