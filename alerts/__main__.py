@@ -19,9 +19,8 @@ from core.db import create_pool
 from core.events import EventCodec
 from core.logging import configure_logging
 from core.settings import get_settings
-from dvr.model import DVR_STREAM
-from inference.model import DETECTION_EVENTS
-from inference.publisher import DETECTIONS_STREAM
+from dvr.events import DVR_STREAM
+from inference.events import DETECTION_EVENTS, DETECTIONS_STREAM
 from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
 
 

@@ -15,8 +15,8 @@ from core.bus import ConsumerSpec, Reject, Retry
 from core.db import tenant_transaction
 from core.events import Event
 from core.logging import get_logger
-from dvr.model import DVR_STREAM, ClipRecorded, ClipUnavailable
-from dvr.model import SUBJECT_PREFIX as DVR_PREFIX
+from dvr.events import DVR_STREAM, ClipRecorded, ClipUnavailable
+from dvr.events import SUBJECT_PREFIX as DVR_PREFIX
 
 log = get_logger(__name__)
 

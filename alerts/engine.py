@@ -20,7 +20,7 @@ from core.db import tenant_transaction
 from core.events import Event, EventCodec
 from core.ids import new_id
 from core.logging import get_logger
-from inference.model import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
+from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 
 log = get_logger(__name__)
 

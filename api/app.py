@@ -13,6 +13,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 import api.routes
+from alerts.service import AlertService
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import RequestIdMiddleware, require_json_body
@@ -24,12 +25,16 @@ from core.crypto import SecretBox
 from core.db import Database, create_pool
 from core.errors import Unavailable
 from core.logging import get_logger
+from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
+from dvr.service import EvidenceService
+from dvr.settings import DvrSettings
 from identity.keys import KeyRing
 from identity.oidc import OidcClient
 from identity.repository import IdentityRepository
 from identity.service import IdentityService
 from journal.service import JournalService
+from mobile_push.service import PushService
 from tenants.service import TenancyService
 
 log = get_logger(__name__)
@@ -46,6 +51,7 @@ def discover_routes() -> list[Any]:
 
 
 async def build_services(settings: Settings) -> Services:
+    """Every service the handlers call, built once: handlers only translate HTTP to a use case."""
     db = Database(
         app_pool=await create_pool(
             settings.database.app_dsn,
@@ -60,6 +66,7 @@ async def build_services(settings: Settings) -> Services:
     identity = IdentityService(db, secrets, settings.auth, KeyRing(secrets, repository), journal, repository)
     await identity.load_keys()
     oidc = OidcClient(settings.oidc, db, repository) if settings.oidc.issuer else None
+    store = open_object_store(ObjectStoreSettings())
     try:
         bus: Bus | None = await Bus.connect(settings.nats.url, name="vigie-api", connect_timeout_s=2)
     except Unavailable as exc:
@@ -71,6 +78,11 @@ async def build_services(settings: Settings) -> Services:
         identity=identity,
         tenancy=TenancyService(db, secrets, journal),
         journal=journal,
+        alerts=AlertService(db, journal),
+        evidence=EvidenceService(pool=db.app_pool, store=store, settings=DvrSettings(), secret_box=secrets,
+                                 journal=journal),
+        push=PushService(db, journal, secrets),
+        store=store,
         oidc=oidc,
         bus=bus,
     )

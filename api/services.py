@@ -1,15 +1,19 @@
-"""The services the HTTP layer calls, built once per process in the app's lifespan."""
+"""The services the HTTP layer calls, each built once per process at start (the API's composition root holds them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alerts.service import AlertService
 from core.bus import Bus
 from core.db import Database
+from core.objectstore import ObjectStore
 from core.settings import Settings
+from dvr.service import EvidenceService
 from identity.oidc import OidcClient
 from identity.service import IdentityService
 from journal.service import JournalService
+from mobile_push.service import PushService
 from tenants.service import TenancyService
 
 
@@ -20,5 +24,9 @@ class Services:
     identity: IdentityService
     tenancy: TenancyService
     journal: JournalService
+    alerts: AlertService
+    evidence: EvidenceService
+    push: PushService
+    store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None

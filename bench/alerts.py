@@ -38,8 +38,7 @@ from core.embedded import NatsServerProcess
 from core.events import EventCodec
 from core.migrate import prepare_database
 from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
-from inference.model import RuleTriggered
-from inference.publisher import DETECTIONS_STREAM
+from inference.events import DETECTIONS_STREAM, RuleTriggered
 
 CAMERAS = ["c1", "c2", "c4", "c5", "c6", "c7"]
 TENANT_OF = {"c1": "departement", "c2": "departement", "c4": "cergy", "c5": "cergy", "c6": "marines", "c7": "marines"}

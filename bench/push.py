@@ -41,7 +41,7 @@ from core.events import EventCodec
 from core.ids import new_id
 from core.migrate import prepare_database
 from core.settings import AuthSettings, DatabaseSettings, NatsSettings, Settings
-from inference.model import RuleTriggered
+from inference.events import RuleTriggered
 from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
 from mobile_push.fcm import FcmSender
 from mobile_push.model import PushMessage

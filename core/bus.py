@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,10 +11,10 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoServersError
+from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
@@ -164,6 +165,47 @@ class Bus:
         except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
             raise Unavailable(f"publish to {subject} failed: {exc}") from exc
         return int(ack.seq)
+
+    async def publish_encoded(self, subject: str, payload: bytes, *, msg_id: str, timeout_s: float = 5.0) -> PubAck:
+        """Publish an already encoded event (an outbox row, a queued detection) under its own Nats-Msg-Id."""
+        try:
+            return await self.js.publish(subject, payload, timeout=timeout_s, headers={"Nats-Msg-Id": msg_id})
+        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            raise Unavailable(f"publish to {subject} failed: {exc}") from exc
+
+    async def stream_exists(self, name: str) -> bool:
+        """Whether the stream is declared; Unavailable when the server does not answer."""
+        try:
+            await self.js.stream_info(name)
+        except NotFoundError:
+            return False
+        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            raise Unavailable(f"the event bus does not answer: {exc}") from exc
+        return True
+
+    async def follow(
+        self,
+        subject: str,
+        stream: str,
+        on_message: Callable[[Msg], Awaitable[None]],
+        *,
+        after_sequence: int | None = None,
+    ) -> Following:
+        """An ordered, ephemeral view of a stream: new messages only, or those after `after_sequence` (a reader
+        resuming where it stopped). Nothing is acknowledged and nothing is kept on the server once stopped."""
+        resume = after_sequence is not None
+        try:
+            sub = await self.js.subscribe(
+                subject,
+                stream=stream,
+                cb=on_message,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE if resume else DeliverPolicy.NEW,
+                config=ConsumerConfig(opt_start_seq=after_sequence + 1) if after_sequence is not None else None,
+            )
+        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            raise Unavailable(f"cannot follow {stream}: {exc}") from exc
+        return Following(sub)
 
     async def publish_many(self, items: Sequence[tuple[str, Event]], *, timeout_s: float = 10.0) -> list[int]:
         """Pipelined publish: all requests in flight together, then every ack awaited."""
@@ -332,6 +374,23 @@ class Bus:
                 event_id=str(event.event_id),
             )
             await msg.nak(delay=delay)
+
+
+class Following:
+    """A running `Bus.follow`; `stop` ends it (safe after the connection closed)."""
+
+    def __init__(self, subscription: JetStreamContext.PushSubscription) -> None:
+        self._subscription = subscription
+
+    async def stop(self) -> None:
+        # When the process stops, the connection may close before a follower does: its subscription went with it.
+        with contextlib.suppress(ConnectionClosedError, NoServersError, ConnectionError):
+            await self._subscription.unsubscribe()
+
+
+def stream_sequence(msg: Msg) -> int:
+    """The message's sequence in its stream (a reader's resume point)."""
+    return int(msg.metadata.sequence.stream)
 
 
 def _batch_finished(task: asyncio.Task[None], inflight: set[asyncio.Task[None]], spec: ConsumerSpec) -> None:

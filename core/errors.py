@@ -9,6 +9,7 @@
   + PermissionDenied    - authenticated, but the role does not allow the action
   + RateLimited         - too many attempts; carries retry_after_s
   + Unavailable         - a dependency (database, bus, store) is down
+  + OutOfScope          - an event names a camera that belongs to none of its tenants (never retried)
 """
 
 from __future__ import annotations
@@ -68,3 +69,7 @@ class RateLimited(VigieError):
 
 class Unavailable(VigieError):
     """A dependency is down."""
+
+
+class OutOfScope(VigieError):
+    """An event names a camera outside the tenants it claims: a bad event, never retried."""

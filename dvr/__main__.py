@@ -16,7 +16,7 @@ from core.logging import configure_logging
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
-from dvr.model import DVR_STREAM, subject_for
+from dvr.events import DVR_STREAM, subject_for
 from dvr.recorder import FleetRecorder, new_recorder_id
 from dvr.service import EvidenceService, RetentionService
 from dvr.settings import DvrSettings

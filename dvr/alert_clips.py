@@ -14,7 +14,7 @@ from core.errors import InvalidInput, NotFound
 from core.events import Event
 from core.logging import get_logger
 from dvr.errors import ClipNotReady, NotRecorded
-from dvr.model import ClipRecorded, ClipUnavailable
+from dvr.events import ClipRecorded, ClipUnavailable
 from dvr.service import EventSink, EvidenceService
 from dvr.settings import DvrSettings
 

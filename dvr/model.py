@@ -1,4 +1,4 @@
-"""DVR data: camera recording targets, segments, gaps, clips, requisitions, exports, and the events dvr publishes."""
+"""DVR data: camera recording targets, segments, gaps, clips, requisitions, exports (its events: dvr/events.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, NewType
+from typing import NewType
 
 import msgspec
-
-from core.bus import StreamSpec, tenant_subject
-from core.events import AwareDatetime, Event
 
 CameraId = NewType("CameraId", uuid.UUID)
 TenantId = NewType("TenantId", uuid.UUID)
@@ -173,69 +170,3 @@ class ExportResult(msgspec.Struct, frozen=True, kw_only=True):
     package_sha256: str
     files: int
     signing_key_id: str
-
-
-# -- events -------------------------------------------------------------------------------------------------------
-class SegmentRecorded(Event, frozen=True, kw_only=True):
-    camera_id: uuid.UUID
-    start_at: AwareDatetime
-    end_at: AwareDatetime
-    object_key: str
-    sha256: str
-
-
-class RecordingGapDetected(Event, frozen=True, kw_only=True):
-    camera_id: uuid.UUID
-    start_at: AwareDatetime
-    end_at: AwareDatetime
-    cause: str
-
-
-class CameraWentOffline(Event, frozen=True, kw_only=True):
-    camera_id: uuid.UUID
-    since: AwareDatetime
-    reason: str
-
-
-class CameraCameOnline(Event, frozen=True, kw_only=True):
-    camera_id: uuid.UUID
-    offline_since: AwareDatetime | None
-
-
-class SpoolHighWater(Event, frozen=True, kw_only=True):
-    """The local spool passed its high-water mark: the object store is not keeping up (or is down)."""
-
-    SCHEMA_VERSION: ClassVar[int] = 1
-    recorder_id: str
-    spooled_bytes: int
-    high_water_bytes: int
-
-
-class ClipRecorded(Event, frozen=True, kw_only=True):
-    clip_id: uuid.UUID
-    camera_id: uuid.UUID
-    alert_id: uuid.UUID | None
-    start_at: AwareDatetime
-    end_at: AwareDatetime
-    sha256: str
-
-
-class ClipUnavailable(Event, frozen=True, kw_only=True):
-    """No clip can be made for an alert: nothing was recorded over its interval (camera offline, gap)."""
-
-    alert_id: uuid.UUID
-    camera_id: uuid.UUID
-    reason: str
-
-
-DVR_EVENTS: tuple[type[Event], ...] = (SegmentRecorded, RecordingGapDetected, CameraWentOffline, CameraCameOnline,
-                                       SpoolHighWater, ClipRecorded, ClipUnavailable)
-
-# Declared by every process that publishes or consumes it (the recorder, the alerts process), from this one spec.
-DVR_STREAM = StreamSpec("DVR", ["dvr.>"])
-SUBJECT_PREFIX = "dvr"
-
-
-def subject_for(event: Event) -> str:
-    """dvr.<tenant>.<event type>: consumers filter e.g. dvr.*.ClipRecorded."""
-    return tenant_subject(SUBJECT_PREFIX, event.tenant_id, type(event).__name__)

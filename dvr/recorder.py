@@ -24,15 +24,8 @@ from core.crypto import SecretBox
 from core.errors import Unavailable
 from core.events import Event
 from core.logging import get_logger
-from dvr.model import (
-    CameraCameOnline,
-    CameraTarget,
-    CameraWentOffline,
-    Gap,
-    GapCause,
-    RecordingGapDetected,
-    SpooledSegment,
-)
+from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
+from dvr.model import CameraTarget, Gap, GapCause, SpooledSegment
 from dvr.repository import DvrRepository, connection
 from dvr.rules import (
     SegmentClock,
@@ -281,7 +274,7 @@ class StreamRecorder:
             await self._publish(RecordingGapDetected(tenant_id=t.tenant_id, camera_id=t.camera_id,
                                                      start_at=gap.start_at, end_at=gap.end_at, cause=cause.value))
         if self.offline_since is not None:
-            await self._publish(CameraCameOnline(tenant_id=t.tenant_id, camera_id=t.camera_id,
+            await self._publish(RecordingResumed(tenant_id=t.tenant_id, camera_id=t.camera_id,
                                                  offline_since=self.offline_since))
             self.offline_since = None
         await self._health("recording", codec=codec)
@@ -297,7 +290,7 @@ class StreamRecorder:
             self.offline_since = reference
             log.warning("dvr.camera_offline", camera_id=str(t.camera_id), reason=outcome.detail[:200])
             await self._health("offline", detail=outcome.detail[:500])
-            await self._publish(CameraWentOffline(tenant_id=t.tenant_id, camera_id=t.camera_id,
+            await self._publish(RecordingInterrupted(tenant_id=t.tenant_id, camera_id=t.camera_id,
                                                   since=reference, reason=outcome.detail[:500]))
 
     async def _health(self, state: str, *, detail: str | None = None, codec: str | None = None) -> None:

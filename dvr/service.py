@@ -27,10 +27,10 @@ from core.logging import get_logger
 from core.objectstore import FilesystemObjectStore, ObjectLocked, ObjectStore, sha256_file
 from core.tenancy import HABILITATED_ROLES, Principal, Role, require_role
 from dvr.errors import ClipNotReady, NotRecorded, RequisitionReleased
+from dvr.events import ClipRecorded
 from dvr.export import PackageFile, build_package, key_id, public_pem
 from dvr.model import (
     Clip,
-    ClipRecorded,
     ExportResult,
     LegalFrame,
     Playback,

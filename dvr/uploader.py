@@ -21,7 +21,8 @@ from core.errors import NotFound, Unavailable
 from core.events import Event
 from core.logging import get_logger
 from core.objectstore import ObjectStore
-from dvr.model import SegmentRecorded, SpooledSegment, SpoolHighWater
+from dvr.events import SegmentRecorded, SpoolHighWater
+from dvr.model import SpooledSegment
 from dvr.repository import DvrRepository, connection
 from dvr.rules import backoff_delay
 

@@ -37,7 +37,8 @@ from inference.deepstream_config import (
     nvinfer_config,
     tracker_config,
 )
-from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleTriggered, TrackedObject
+from inference.events import RuleTriggered
+from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.publisher import EventSink
 from inference.rules import CameraRules
 from inference.settings import InferenceSettings

@@ -9,11 +9,9 @@ from typing import Literal
 
 import msgspec
 
-from core.events import Event
+from inference.events import Box
 
 Point = tuple[float, float]
-# (x1, y1, x2, y2), normalised to the frame: 0..1 left to right and top to bottom, so any resolution fits.
-Box = tuple[float, float, float, float]
 
 
 class RuleType(StrEnum):
@@ -179,53 +177,6 @@ class RuleHit(msgspec.Struct, frozen=True, kw_only=True):
     labels: tuple[str, ...]
     scores: tuple[float, ...]
     detail: str
-
-
-# Events -------------------------------------------------------------------------------------------------
-
-
-class ObjectDetected(Event, frozen=True, kw_only=True):
-    """A new object (track) appeared on a camera."""
-
-    camera_id: uuid.UUID
-    track_id: int
-    label: str
-    score: float
-    box: Box
-    snapshot_key: str | None = None
-
-
-class RuleTriggered(Event, frozen=True, kw_only=True):
-    """An analytics rule fired: a signalement d'attention for a human to verify, never an automatic decision."""
-
-    camera_id: uuid.UUID
-    rule_id: uuid.UUID
-    rule_type: str
-    legal_event_type: str | None
-    zone_id: uuid.UUID | None
-    track_ids: tuple[int, ...]
-    boxes: tuple[Box, ...]
-    labels: tuple[str, ...]
-    scores: tuple[float, ...]
-    detail: str
-    snapshot_key: str | None = None
-
-
-class CameraWentOffline(Event, frozen=True, kw_only=True):
-    """A camera stopped delivering frames (unreachable, refused, stalled or undecodable)."""
-
-    camera_id: uuid.UUID
-    reason: str
-
-
-class CameraRestored(Event, frozen=True, kw_only=True):
-    """A camera that was offline delivers frames again."""
-
-    camera_id: uuid.UUID
-    offline_for_s: float
-
-
-DETECTION_EVENTS: tuple[type[Event], ...] = (ObjectDetected, RuleTriggered, CameraWentOffline, CameraRestored)
 
 
 # Inputs of the service functions (the API decodes requests into these) ----------------------------------

@@ -22,16 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from core.logging import get_logger
-from inference.model import (
-    LEGAL_EVENT_TYPE,
-    CameraConfig,
-    CameraRestored,
-    CameraWentOffline,
-    FrameAnalysis,
-    ObjectDetected,
-    RuleTriggered,
-    TrackedObject,
-)
+from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
+from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.rules import CameraRules

@@ -19,17 +19,15 @@ from typing import Protocol
 import msgspec
 from prometheus_client import Counter
 
-from core.bus import DEAD_LETTER_PREFIX, Bus, StreamSpec, tenant_subject
+from core.bus import DEAD_LETTER_PREFIX, Bus
 from core.errors import Unavailable
 from core.events import Event, EventCodec
 from core.logging import get_logger
 from core.objectstore import ObjectStore
-from inference.model import ObjectDetected, RuleTriggered
+from inference.events import DETECTIONS_STREAM, ObjectDetected, RuleTriggered, subject_for
 
 log = get_logger(__name__)
 
-DETECTIONS_STREAM = StreamSpec("DETECTIONS", ["detections.>"], max_age_s=7 * 86400)
-SUBJECT_PREFIX = "detections"
 
 PUBLISHED = Counter("vigie_inference_events_published_total", "Detection events published", ["type"])
 OVERFLOWED = Counter("vigie_inference_events_overflowed_total", "Events dropped because the publish queue was full")
@@ -155,7 +153,7 @@ class DetectionPublisher:
             except (msgspec.EncodeError, TypeError, ValueError) as exc:
                 await self._dead_letter(event, f"unencodable: {exc}")
                 continue
-            items.append((tenant_subject(SUBJECT_PREFIX, event.tenant_id, str(pending.camera_id)), event))
+            items.append((subject_for(event), event))
         await self._bus.publish_many(items)
         for _, event in items:
             name = type(event).__name__

@@ -16,13 +16,13 @@ from datetime import date, datetime, time
 from statistics import median
 
 from inference.errors import ForbiddenAnalysis, InvalidRule, InvalidZone, RuleNotAuthorised
+from inference.events import Box
 from inference.model import (
     FORBIDDEN_MODEL_CLASSES,
     LEGAL_EVENT_TYPE,
     LINE_RULES,
     MODEL_CLASSES_REQUIRED,
     ZONE_RULES,
-    Box,
     FrameAnalysis,
     FrameStats,
     LegalBasis,

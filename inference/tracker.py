@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.model import Box, TrackedObject
+from inference.events import Box
+from inference.model import TrackedObject
 from inference.ssd import iou_matrix
 
 

@@ -66,6 +66,23 @@ class JournalService:
         await self._repo.append(conn, entry)
         return entry
 
+    async def note(
+        self,
+        conn: asyncpg.Connection,
+        actor: Principal | None,
+        action: str,
+        target: tuple[str, object | None],
+        *,
+        tenant_id: uuid.UUID,
+        camera_id: uuid.UUID | None = None,
+        **details: object,
+    ) -> JournalEntry:
+        """The journal line of a privileged action that shows no image: who, what, on which object, in which tenant.
+        Media accesses, which need a motive and a time range, use `record`."""
+        target_type, target_id = target
+        return await self.record(conn, tenant_id=tenant_id, actor=actor, action=action, target_type=target_type,
+                                 target_id=target_id, camera_id=camera_id, details=details or None)
+
     async def page(
         self,
         conn: asyncpg.Connection,

@@ -57,8 +57,7 @@ HEARTBEAT_S = 15.0
 
 
 def provide_alerts(services: ServicesDep) -> AlertService:
-    # Cheap: it only holds references to the process's pools and journal.
-    return AlertService(services.db, services.journal)
+    return services.alerts
 
 
 AlertsDep = NamedDependency[AlertService]

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import PrincipalDep, ServicesDep
-from core.crypto import SecretBox
 from core.errors import NotFound
-from core.objectstore import FilesystemObjectStore, ObjectStore
-from core.objectstore_settings import ObjectStoreSettings, open_object_store
+from core.objectstore import FilesystemObjectStore
 from dvr.model import ExportResult, LegalFrame, Playback, PlaybackItem, Requisition, Tier
 from dvr.service import EvidenceService
-from dvr.settings import DvrSettings
 
 Motive = Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -65,26 +62,8 @@ class DownloadLink(msgspec.Struct, frozen=True):
     url: str
 
 
-def object_store(request: Request[Any, Any, Any]) -> ObjectStore:
-    """One store per process, opened on first use."""
-    store = getattr(request.app.state, "object_store", None)
-    if store is None:
-        store = open_object_store(ObjectStoreSettings())
-        request.app.state.object_store = store
-    return store
-
-
-def provide_evidence(request: Request[Any, Any, Any], services: ServicesDep) -> EvidenceService:
-    settings = getattr(request.app.state, "dvr_settings", None)
-    if settings is None:
-        settings = request.app.state.dvr_settings = DvrSettings()
-    return EvidenceService(
-        pool=services.db.app_pool,
-        store=object_store(request),
-        settings=settings,
-        secret_box=SecretBox(services.settings.data_key.get_secret_value()),
-        journal=services.journal,
-    )
+def provide_evidence(services: ServicesDep) -> EvidenceService:
+    return services.evidence
 
 
 EvidenceDep = NamedDependency[EvidenceService]
@@ -206,14 +185,14 @@ class EvidenceController(Controller):
     include_in_schema=False,
 )
 async def media(
-    request: Request[Any, Any, Any],
+    services: ServicesDep,
     tenant_id: FromPath[uuid.UUID],
     key: FromPath[str],
     expires: FromQuery[int],
     signature: FromQuery[str],
     version: FromQuery[str] = "",
 ) -> Response[bytes]:
-    store = object_store(request)
+    store = services.store
     key = key.lstrip("/")
     # The signature, not a bearer token, authorises this request: links are short-lived and journaled when issued.
     if not isinstance(store, FilesystemObjectStore) or not store.verify_presigned(

@@ -18,8 +18,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     try:
-        async with services.db.app_pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+        await services.db.ping()
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"down: {exc.__class__.__name__}"

@@ -10,7 +10,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from core.crypto import SecretBox
 from mobile_push.model import (
     Device,
     DeviceRegistration,
@@ -23,15 +22,9 @@ from mobile_push.model import (
 )
 from mobile_push.service import PushService
 
-_SECRETS: dict[str, SecretBox] = {}
-
 
 def _push(services: ServicesDep) -> PushService:
-    key = services.settings.data_key.get_secret_value()
-    box = _SECRETS.get(key)
-    if box is None:
-        box = _SECRETS.setdefault(key, SecretBox(key))
-    return PushService(services.db, services.journal, box)
+    return services.push
 
 
 class DeviceController(Controller):

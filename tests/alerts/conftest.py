@@ -17,7 +17,7 @@ from cli.seed import SeedResult, seed_demo
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.settings import AuthSettings, Settings
-from inference.publisher import DETECTIONS_STREAM
+from inference.events import DETECTIONS_STREAM
 from mobile_push.events import PUSH_STREAM
 from tests.api.conftest import Actor, sign_in
 

@@ -18,7 +18,7 @@ from cli.seed import SeedResult
 from core.bus import Bus, Reject
 from core.db import tenant_transaction
 from core.events import EventCodec
-from inference.model import RuleTriggered
+from inference.events import RuleTriggered
 
 pytestmark = pytest.mark.integration
 

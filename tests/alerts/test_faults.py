@@ -56,8 +56,7 @@ from core.embedded import NatsServerProcess
 from core.events import EventCodec
 from core.migrate import prepare_database
 from core.settings import DatabaseSettings, Settings
-from inference.model import RuleTriggered
-from inference.publisher import DETECTIONS_STREAM
+from inference.events import DETECTIONS_STREAM, RuleTriggered
 from tests.processes import ModuleProcess
 
 with warnings.catch_warnings():

@@ -22,7 +22,7 @@ from core.bus import DEAD_LETTERED, Bus, ConsumerSpec, Reject
 from core.db import tenant_transaction
 from core.events import EventCodec
 from core.ids import new_id
-from inference.model import DETECTION_EVENTS, CameraWentOffline, RuleTriggered
+from inference.events import DETECTION_EVENTS, CameraWentOffline, RuleTriggered
 from mobile_push.events import PushDelivered, ResponderStatusReported
 from tests.api.conftest import Actor
 

@@ -29,7 +29,7 @@ from core.events import Event, EventCodec
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
-from dvr.model import DVR_STREAM, ClipRecorded, subject_for
+from dvr.events import DVR_STREAM, ClipRecorded, subject_for
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from tests.dvr.conftest import World

@@ -13,7 +13,7 @@ import pytest
 from camsim.simulator import CameraSimulator, CameraSpec
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
-from dvr.model import CameraCameOnline, CameraWentOffline, RecordingGapDetected
+from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
 from dvr.repository import DvrRepository, connection
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, object_sha256, segments, start_recorder, wait_for
@@ -72,8 +72,8 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
     assert abs((gap.end_at - back_at).total_seconds()) <= dvr.segment_s + 5.0
     assert gap.end_at == after[0].start_at
     kinds = [type(e) for e in rec.events]
-    assert CameraWentOffline in kinds
-    assert CameraCameOnline in kinds
+    assert RecordingInterrupted in kinds
+    assert RecordingResumed in kinds
     assert any(isinstance(e, RecordingGapDetected) and e.start_at == gap.start_at for e in rec.events)
     assert health is not None
     # Nothing stays behind in the spool once uploaded and indexed.

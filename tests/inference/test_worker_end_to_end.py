@@ -25,17 +25,9 @@ from core.events import Event, EventCodec
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from inference import service
+from inference.events import DETECTION_EVENTS, CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from inference.mediapipe import DetectorModelFiles
-from inference.model import (
-    DETECTION_EVENTS,
-    CameraConfig,
-    CameraRestored,
-    CameraWentOffline,
-    ObjectDetected,
-    RuleInput,
-    RuleTriggered,
-    ZoneInput,
-)
+from inference.model import CameraConfig, RuleInput, ZoneInput
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.publisher import DetectionPublisher

@@ -24,7 +24,7 @@ from cli.seed import DEMO_PASSWORD, SeedResult
 from core.bus import Bus, ConsumerSpec
 from core.db import Database
 from core.events import EventCodec
-from inference.model import RuleTriggered
+from inference.events import RuleTriggered
 from mobile_push.events import PUSH_EVENTS
 from mobile_push.fcm_endpoint import FcmEndpoint
 from mobile_push.reference_client import ReferenceClient
