@@ -48,6 +48,25 @@ def scope_literal(tenant_ids: Iterable[uuid.UUID]) -> str:
     return "{" + ",".join(str(uuid.UUID(str(t))) for t in tenant_ids) + "}"
 
 
+def begin_statement(
+    tenant_ids: Iterable[uuid.UUID],
+    *,
+    department_id: uuid.UUID | None = None,
+    camera_id: uuid.UUID | None = None,
+    readonly: bool = False,
+) -> str:
+    """BEGIN, the scope and the optional camera check as one simple query (one round trip)."""
+    scope = scope_literal(tenant_ids)
+    department = "" if department_id is None else str(uuid.UUID(str(department_id)))
+    # Every value is rebuilt from a UUID above, so none can carry a quote: safe to inline in one simple query.
+    check = "" if camera_id is None else f", app_camera_in_scope('{uuid.UUID(str(camera_id))}')"
+    return (
+        f"BEGIN{' READ ONLY' if readonly else ''}; "
+        f"SELECT set_config('{TENANT_SCOPE_GUC}', '{scope}', true), "
+        f"set_config('{DEPARTMENT_GUC}', '{department}', true){check}"
+    )
+
+
 @asynccontextmanager
 async def _tenant_transaction(
     pool: asyncpg.Pool,
@@ -64,15 +83,7 @@ async def _tenant_transaction(
     BEGIN, the scope and the optional camera check travel in one round trip; inside, use SAVEPOINT for nested work
     (asyncpg refuses `conn.transaction()` within a transaction it did not start, loudly).
     """
-    scope = scope_literal(tenant_ids)
-    department = "" if department_id is None else str(uuid.UUID(str(department_id)))
-    # Every value is rebuilt from a UUID above, so none can carry a quote: safe to inline in one simple query.
-    check = "" if camera_id is None else f", app_camera_in_scope('{uuid.UUID(str(camera_id))}')"
-    begin = (
-        f"BEGIN{' READ ONLY' if readonly else ''}; "
-        f"SELECT set_config('{TENANT_SCOPE_GUC}', '{scope}', true), "
-        f"set_config('{DEPARTMENT_GUC}', '{department}', true){check}"
-    )
+    begin = begin_statement(tenant_ids, department_id=department_id, camera_id=camera_id, readonly=readonly)
     async with pool.acquire() as conn:
         try:
             await conn.execute(begin)
