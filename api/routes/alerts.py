@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from nats.errors import ConnectionClosedError, NoServersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from alerts.errors import ClipNotAttached
 from alerts.events import ALERTS_STREAM
@@ -65,22 +60,21 @@ _DEPENDENCIES = {"alerts": Provide(provide_alerts, sync_to_thread=False)}
 
 
 async def _live_events(services: Services, principal: Principal) -> AsyncIterator[ServerSentEventMessage]:
-    """ALERTS events of the principal's tenants, as they are published (a fresh ordered consumer from now on)."""
+    """ALERTS events of the principal's tenants, as they are published (an ordered view of the stream from now on)."""
     assert services.bus is not None
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
 
-    async def on_message(msg: object) -> None:
-        subject: str = msg.subject  # type: ignore[attr-defined]
+    async def on_message(msg: Any) -> None:
+        subject: str = msg.subject
         parts = subject.split(".")
         try:
             tenant = uuid.UUID(parts[1])
         except (IndexError, ValueError):
             return
         if principal.scope.includes(tenant) and not queue.full():
-            queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))  # type: ignore[attr-defined]
+            queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))
 
-    sub = await services.bus.js.subscribe("alerts.>", stream=ALERTS_STREAM.name, cb=on_message, ordered_consumer=True,
-                                          deliver_policy=DeliverPolicy.NEW)
+    following = await services.bus.follow("alerts.>", ALERTS_STREAM.name, on_message)
     try:
         yield ServerSentEventMessage(event="ready", data="{}")
         while True:
@@ -92,10 +86,8 @@ async def _live_events(services: Services, principal: Principal) -> AsyncIterato
                 continue
             yield ServerSentEventMessage(event=kind, data=data.decode())
     finally:
-        # When the server stops, the app's bus may close before this stream is cancelled: the subscription went
-        # with the connection.
-        with contextlib.suppress(ConnectionClosedError):
-            await sub.unsubscribe()
+        # Safe when the server stops and the app's bus closed first: the subscription went with the connection.
+        await following.stop()
 
 
 class AlertController(Controller):
@@ -129,12 +121,12 @@ class AlertController(Controller):
         # Checked before answering: once the 200 is sent, a failure to subscribe can only cut the connection, and
         # a browser's EventSource reconnects into the same failure every few seconds.
         try:
-            await services.bus.js.stream_info(ALERTS_STREAM.name)
-        except NotFoundError as exc:
-            raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
-                              "unavailable") from exc
-        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            exists = await services.bus.stream_exists(ALERTS_STREAM.name)
+        except Unavailable as exc:
             raise Unavailable("the event bus does not answer: the live queue is unavailable") from exc
+        if not exists:
+            raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
+                              "unavailable")
         return ServerSentEvent(_live_events(services, principal))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")
