@@ -32,7 +32,7 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("a bearer access token is required")
         services = connection.app.state.services
-        principal = await services.identity.resolve(token.strip())
+        principal = await services.sessions.resolve(token.strip())
         bind_context(user_id=str(principal.user_id), role=principal.role.value,
                      tenant_id=str(principal.home_tenant_id), session_id=str(principal.session_id))
         return AuthenticationResult(user=principal, auth=token)

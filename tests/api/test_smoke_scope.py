@@ -3,12 +3,17 @@ a municipal police officer their commune only."""
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+
 import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
+from core.db import Database
 from identity.repository import IdentityRepository
 from tests.api.conftest import Actor
 
@@ -46,11 +51,22 @@ async def test_municipal_police_scope_is_their_commune(
     assert [m["tenant_id"] for m in me.json()["memberships"]] == [str(seeded.tenants["marines"])]
 
 
-async def test_force_scopes(department_pool: asyncpg.Pool, seeded: SeedResult) -> None:
-    """A police municipale: its commune only. A state force: its communes and the department's own sites."""
-    repo = IdentityRepository()
-    async with department_pool.acquire() as conn:
-        municipal = set(await repo.force_tenants(conn, seeded.forces["pm_marines"]))  # type: ignore[arg-type]
-        gendarmerie = set(await repo.force_tenants(conn, seeded.forces["gn_marines"]))  # type: ignore[arg-type]
-    assert municipal == {seeded.tenants["marines"]}
-    assert gendarmerie == {seeded.tenants["marines"], seeded.tenants["magny"], seeded.tenants["departement"]}
+async def test_force_scopes(app_pool: asyncpg.Pool, actors: dict[str, Actor], seeded: SeedResult) -> None:
+    """A police municipale: its commune only. A state force: its communes and the department's own sites. Read as
+    the API reads them: the sign-in function that resolves a session (signin_session), on the runtime role."""
+    db, repo = Database(app_pool), IdentityRepository()
+    scopes = {}
+    for email in ("pm@marines.demo", "gendarme@marines.demo"):
+        async with db.anonymous_statement() as conn:
+            record = await repo.session_record(conn, _session_id(actors[email]))
+        assert record is not None
+        scopes[email] = record.force_tenant_ids
+    assert scopes["pm@marines.demo"] == {seeded.tenants["marines"]}
+    assert scopes["gendarme@marines.demo"] == {
+        seeded.tenants["marines"], seeded.tenants["magny"], seeded.tenants["departement"]
+    }
+
+
+def _session_id(actor: Actor) -> uuid.UUID:
+    payload = actor.token.split(".")[1]
+    return uuid.UUID(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
