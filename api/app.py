@@ -10,13 +10,13 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 
 import api.routes
 from alerts.service import AlertService
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import RequestIdMiddleware, require_json_body
+from api.middleware import RequestContextMiddleware, require_json_body
 from api.openapi import document_problems, openapi_config
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
@@ -110,14 +110,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                     await app.state.services.bus.close()
                 await app.state.services.db.close()
 
-    prometheus = PrometheusConfig(app_name="vigie", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[*discover_routes(), PrometheusController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            RequestIdMiddleware,
-            prometheus.middleware,
+            RequestContextMiddleware,
             DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS),
         ],
         before_request=require_json_body,

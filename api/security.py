@@ -27,7 +27,8 @@ PUBLIC_PATHS = [
 
 class BearerAuthentication(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
+        # The raw header list, not connection.headers: building the parsed mapping costs more than the lookup.
+        header = next((v.decode("latin-1") for k, v in connection.scope["headers"] if k == b"authorization"), "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("a bearer access token is required")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -56,6 +57,19 @@ def begin_statement(
     readonly: bool = False,
 ) -> str:
     """BEGIN, the scope and the optional camera check as one simple query (one round trip)."""
+    if camera_id is None and isinstance(tenant_ids, frozenset):
+        # A principal's scope is a frozenset that every request of the session repeats: built once.
+        return _scoped_begin(tenant_ids, department_id, readonly)
+    return _begin(tenant_ids, department_id, camera_id, readonly)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scoped_begin(tenant_ids: frozenset[uuid.UUID], department_id: uuid.UUID | None, readonly: bool) -> str:
+    return _begin(tenant_ids, department_id, None, readonly)
+
+
+def _begin(tenant_ids: Iterable[uuid.UUID], department_id: uuid.UUID | None, camera_id: uuid.UUID | None,
+           readonly: bool) -> str:
     scope = scope_literal(tenant_ids)
     department = "" if department_id is None else str(uuid.UUID(str(department_id)))
     # Every value is rebuilt from a UUID above, so none can carry a quote: safe to inline in one simple query.
