@@ -27,8 +27,19 @@ class ProviderState:
     client_secret: str = "s3cret-client"
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "op-1", "alg": "RS256"}))
     next_email: str = ""
+    # The subject the next ID token names (None: derived from the e-mail, stable per address).
+    next_subject: str | None = None
+    # `email_verified` of the next ID token; None leaves the claim out.
+    email_verified: bool | None = True
     next_amr: list[str] = field(default_factory=lambda: ["pwd"])
     wrong_nonce: bool = False
+
+    def subject_for(self, email: str) -> str:
+        return hashlib.sha256(email.encode()).hexdigest()
+
+    def reset(self) -> None:
+        self.next_email, self.next_subject, self.email_verified = "", None, True
+        self.next_amr, self.wrong_nonce = ["pwd"], False
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -65,6 +76,8 @@ def build_provider(state: ProviderState) -> Litestar:
             "challenge": q["code_challenge"],
             "nonce": q.get("nonce"),
             "email": state.next_email,
+            "subject": state.next_subject or state.subject_for(state.next_email),
+            "email_verified": state.email_verified,
             "redirect_uri": q.get("redirect_uri"),
         }
         return Redirect(path=f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}", status_code=302)
@@ -83,9 +96,9 @@ def build_provider(state: ProviderState) -> Litestar:
         claims = {
             "iss": state.issuer,
             "aud": state.client_id,
-            "sub": hashlib.sha256(grant["email"].encode()).hexdigest(),
+            "sub": grant["subject"],
             "email": grant["email"],
-            "email_verified": True,
+            **({} if grant["email_verified"] is None else {"email_verified": grant["email_verified"]}),
             "iat": now,
             "exp": now + 60,
             "nonce": "forged" if state.wrong_nonce else grant["nonce"],
