@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, Unavailable
 
 
 class MotiveRequired(InvalidInput):
@@ -10,3 +10,8 @@ class MotiveRequired(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("a motive is required to access images", field="motive")
+
+
+class EvidenceKeyMissing(Unavailable):
+    """No evidence key of the needed purpose exists yet: it is provisioned by `vigie evidence init-key`."""
+

@@ -44,7 +44,34 @@ class VerificationReport(msgspec.Struct, frozen=True):
     chains: int
     entries: int
     problems: list[ChainProblem]
+    # Anchors checked (signed checkpoints in the object-locked store), the newest one's time, and anchors that are
+    # themselves unreadable, unsigned by a trusted key or contradicting one another.
+    anchors: int = 0
+    newest_anchor: datetime | None = None
+    anchor_problems: list[str] = msgspec.field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.anchor_problems
+
+
+class AnchorCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One signed anchor as read back: every chain's head (tenant, position, hash) at `anchored_at`."""
+
+    anchor_id: uuid.UUID
+    anchored_at: datetime
+    key_id: str
+    chains: list[tuple[uuid.UUID, int, bytes]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.anchored_at.isoformat(timespec='seconds')} ({self.anchor_id})"
+
+
+class AnchorSet(msgspec.Struct, frozen=True, kw_only=True):
+    """What the anchors found in the store pin: per tenant, position -> (hash, anchor label); and what was wrong."""
+
+    expected: dict[uuid.UUID, dict[int, tuple[bytes, str]]]
+    anchors: int
+    newest: datetime | None
+    problems: list[str]

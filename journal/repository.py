@@ -99,3 +99,37 @@ class JournalRepository:
             f"SELECT {_COLUMNS} FROM access_journal WHERE tenant_id = $1 ORDER BY position", tenant_id, prefetch=1000
         ):
             yield _entry(row)
+
+    async def heads(self, conn: asyncpg.Connection) -> dict[uuid.UUID, tuple[int, bytes]]:
+        """Every chain head that has at least one line (department role: all tenants)."""
+        rows = await conn.fetch("SELECT tenant_id, position, hash FROM journal_heads WHERE position > 0")
+        return {r["tenant_id"]: (int(r["position"]), bytes(r["hash"])) for r in rows}
+
+    # -- evidence keys (export_signing_keys) and anchors ----------------------------------------------------------
+    async def evidence_key(self, conn: asyncpg.Connection, purpose: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "SELECT id, public_key, private_key_sealed FROM export_signing_keys WHERE purpose = $1 "
+            "ORDER BY created_at DESC, id LIMIT 1", purpose)
+        return row
+
+    async def evidence_keys(self, conn: asyncpg.Connection, purpose: str) -> list[asyncpg.Record]:
+        return list(await conn.fetch(
+            "SELECT id, public_key FROM export_signing_keys WHERE purpose = $1 ORDER BY created_at", purpose))
+
+    async def insert_evidence_key(self, conn: asyncpg.Connection, key_id: str, purpose: str, public_key: bytes,
+                                  private_sealed: bytes) -> None:
+        await conn.execute(
+            "INSERT INTO export_signing_keys (id, purpose, public_key, private_key_sealed) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (id) DO NOTHING", key_id, purpose, public_key, private_sealed)
+
+    async def last_anchor_at(self, conn: asyncpg.Connection) -> datetime | None:
+        value: datetime | None = await conn.fetchval("SELECT max(anchored_at) FROM journal_anchors")
+        return value
+
+    async def insert_anchor(self, conn: asyncpg.Connection, *, anchor_id: uuid.UUID, anchored_at: datetime,
+                            object_key: str, version_id: str | None, key_id: str, chains: int, payload_sha256: str,
+                            retain_until: datetime) -> None:
+        await conn.execute(
+            "INSERT INTO journal_anchors (id, anchored_at, object_key, version_id, key_id, chains, payload_sha256, "
+            "retain_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            anchor_id, anchored_at, object_key, version_id, key_id, chains, payload_sha256, retain_until)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from journal.model import GENESIS_HASH, ChainProblem, JournalEntry
+from journal.model import GENESIS_HASH, AnchorCheckpoint, ChainProblem, JournalEntry
 
 MEDIA_ACTIONS = frozenset({"media.live", "media.playback", "media.export", "media.snapshot", "media.clip"})
 
@@ -53,12 +56,20 @@ def verify_chain(
     tenant_id: uuid.UUID,
     entries: Iterable[JournalEntry],
     head: tuple[int, bytes] | None,
+    anchored: Mapping[int, tuple[bytes, str]] | None = None,
 ) -> tuple[int, list[ChainProblem]]:
-    """Walk one tenant's chain in position order; report edits, removals, reorderings and a truncated tail."""
+    """Walk one tenant's chain in position order; report edits, removals, reorderings and a truncated tail, and
+    every anchored position whose line no longer has the hash a signed anchor recorded (a chain rewritten
+    consistently, hashes recomputed, links and head included, is caught only there)."""
     problems: list[ChainProblem] = []
+    anchored = anchored or {}
     expected_position, previous = 1, GENESIS_HASH
     count = 0
     for entry in entries:
+        pinned = anchored.get(entry.position)
+        if pinned is not None and pinned[0] != entry.hash:
+            problems.append(ChainProblem(tenant_id, entry.position,
+                                         f"differs from the signed anchor of {pinned[1]}: the chain was rewritten"))
         count += 1
         if entry.position != expected_position:
             problems.append(
@@ -72,6 +83,9 @@ def verify_chain(
             problems.append(ChainProblem(tenant_id, entry.position, "content altered after it was written"))
         expected_position, previous = entry.position + 1, entry.hash
     last_position = expected_position - 1
+    for position in sorted(p for p in anchored if p > last_position):
+        problems.append(ChainProblem(tenant_id, position, f"is missing, though the signed anchor of "
+                                                          f"{anchored[position][1]} recorded it"))
     if head is None:
         if count:
             problems.append(ChainProblem(tenant_id, last_position, "chain head is missing"))
@@ -82,3 +96,76 @@ def verify_chain(
             )
         )
     return count, problems
+
+
+# Anchors: signed checkpoints of every chain head ------------------------------------------------------------------
+ANCHOR_FORMAT = "vigie-journal-anchor/1"
+# Signed with this prefix, so an anchor signature can never be replayed as a signature of anything else.
+_ANCHOR_DOMAIN = (ANCHOR_FORMAT + "\n").encode()
+
+
+def anchor_document(anchor: AnchorCheckpoint, private_key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """The stored object (payload and signature) and the exact payload bytes that were signed."""
+    payload = msgspec.json.encode({
+        "format": ANCHOR_FORMAT,
+        "anchor_id": str(anchor.anchor_id),
+        "anchored_at": anchor.anchored_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "key_id": anchor.key_id,
+        "chains": [[str(t), p, h.hex()] for t, p, h in sorted(anchor.chains)],
+    })
+    signature = private_key.sign(_ANCHOR_DOMAIN + payload)
+    document = msgspec.json.encode({"payload": payload.decode(), "signature": base64.b64encode(signature).decode()})
+    return document, payload
+
+
+class _Document(msgspec.Struct, forbid_unknown_fields=True):
+    payload: str
+    signature: str
+
+
+class _Payload(msgspec.Struct, forbid_unknown_fields=True):
+    format: str
+    anchor_id: uuid.UUID
+    anchored_at: datetime
+    key_id: str
+    chains: list[tuple[uuid.UUID, int, str]]
+
+
+def read_anchor(document: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> AnchorCheckpoint:
+    """The checkpoint an anchor object holds; ValueError saying why when it is unreadable or not signed by a
+    trusted key."""
+    try:
+        outer = msgspec.json.decode(document, type=_Document)
+        payload = outer.payload.encode()
+        signature = base64.b64decode(outer.signature, validate=True)
+        body = msgspec.json.decode(payload, type=_Payload)
+        chains = [(t, p, bytes.fromhex(h)) for t, p, h in body.chains]
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise ValueError(f"unreadable anchor: {exc}") from exc
+    if body.format != ANCHOR_FORMAT:
+        raise ValueError(f"unknown anchor format {body.format!r}")
+    key = trusted.get(body.key_id)
+    if key is None:
+        raise ValueError(f"signed by {body.key_id}, which is not a trusted journal anchor key")
+    try:
+        key.verify(signature, _ANCHOR_DOMAIN + payload)
+    except InvalidSignature as exc:
+        raise ValueError("its signature is invalid") from exc
+    return AnchorCheckpoint(anchor_id=body.anchor_id, anchored_at=body.anchored_at, key_id=body.key_id,
+                            chains=chains)
+
+
+def pin_anchors(anchors: Iterable[AnchorCheckpoint]) -> tuple[dict[uuid.UUID, dict[int, tuple[bytes, str]]], list[str]]:
+    """Per tenant, every anchored position and its hash; anchors that contradict one another are reported."""
+    expected: dict[uuid.UUID, dict[int, tuple[bytes, str]]] = {}
+    problems: list[str] = []
+    for anchor in sorted(anchors, key=lambda a: a.anchored_at):
+        for tenant_id, position, digest in anchor.chains:
+            pinned = expected.setdefault(tenant_id, {})
+            earlier = pinned.get(position)
+            if earlier is None:
+                pinned[position] = (digest, anchor.label)
+            elif earlier[0] != digest:
+                problems.append(f"anchor {anchor.label} contradicts anchor {earlier[1]} on tenant {tenant_id} "
+                                f"position {position}")
+    return expected, problems

@@ -11,7 +11,7 @@ import msgspec
 from core.ids import new_id
 from core.tenancy import Principal
 from journal.errors import MotiveRequired
-from journal.model import ChainProblem, JournalEntry, VerificationReport
+from journal.model import AnchorSet, ChainProblem, JournalEntry, VerificationReport
 from journal.repository import JournalRepository
 from journal.rules import MEDIA_ACTIONS, chain_hash, verify_chain
 
@@ -99,15 +99,24 @@ class JournalService:
             conn, camera_id=camera_id, tenant_id=tenant_id, since=since, until=until, after=after, limit=limit
         )
 
-    async def verify(self, conn: asyncpg.Connection) -> VerificationReport:
-        """Check every tenant's chain; needs a connection that sees all tenants (the department role)."""
+    async def verify(self, conn: asyncpg.Connection, anchors: AnchorSet | None = None) -> VerificationReport:
+        """Check every tenant's chain, and against `anchors` (read from the object-locked store) every position they
+        pinned; needs a connection that sees all tenants (the department role)."""
         problems: list[ChainProblem] = []
         total = 0
+        expected = anchors.expected if anchors is not None else {}
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
             heads = await self._repo.chains(conn)
+            for tenant_id in expected.keys() - heads.keys():
+                # A whole chain the anchors recorded is gone from the database.
+                heads[tenant_id] = (-1, b"")
             for tenant_id, head in heads.items():
                 entries = [e async for e in self._repo.iterate(conn, tenant_id)]
-                count, found = verify_chain(tenant_id, entries, None if head[0] < 0 else head)
+                count, found = verify_chain(tenant_id, entries, None if head[0] < 0 else head,
+                                            expected.get(tenant_id))
                 total += count
                 problems.extend(found)
-        return VerificationReport(chains=len(heads), entries=total, problems=problems)
+        if anchors is None:
+            return VerificationReport(chains=len(heads), entries=total, problems=problems)
+        return VerificationReport(chains=len(heads), entries=total, problems=problems, anchors=anchors.anchors,
+                                  newest_anchor=anchors.newest, anchor_problems=list(anchors.problems))

@@ -6,9 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from journal.model import GENESIS_HASH, JournalEntry
-from journal.rules import chain_hash, verify_chain
+from journal.keys import key_id
+from journal.model import GENESIS_HASH, AnchorCheckpoint, JournalEntry
+from journal.rules import anchor_document, chain_hash, pin_anchors, read_anchor, verify_chain
 
 TENANT = uuid.UUID(int=7)
 
@@ -98,3 +101,66 @@ def test_every_single_field_change_is_detected() -> None:
         altered = msgspec.structs.replace(base, **{field: value})
         _, problems = verify_chain(TENANT, [altered], (1, base.hash))
         assert problems, field
+
+
+def _anchored(entries: list[JournalEntry], key: Ed25519PrivateKey, at: int = 0) -> AnchorCheckpoint:
+    head = entries[at - 1] if at else entries[-1]
+    return AnchorCheckpoint(anchor_id=uuid.UUID(int=1), anchored_at=datetime(2026, 11, 2, tzinfo=UTC),
+                            key_id=key_id(key.public_key()), chains=[(TENANT, head.position, head.hash)])
+
+
+def _rewritten(entries: list[JournalEntry], index: int) -> list[JournalEntry]:
+    """The chain an owner of the database produces: one line edited, every following hash and link recomputed."""
+    out, previous = [], entries[index - 1].hash if index else bytes(32)
+    for position, entry in enumerate(entries):
+        if position < index:
+            out.append(entry)
+            continue
+        changed = msgspec.structs.replace(entry, prev_hash=previous,
+                                          motive="curiosité" if position == index else entry.motive)
+        changed = msgspec.structs.replace(changed, hash=chain_hash(changed))
+        out.append(changed)
+        previous = changed.hash
+    return out
+
+
+def test_a_consistent_rewrite_passes_the_chain_but_not_its_anchor() -> None:
+    key = Ed25519PrivateKey.generate()
+    entries = _chain(5)
+    document, _ = anchor_document(_anchored(entries, key), key)
+    anchor = read_anchor(document, {key_id(key.public_key()): key.public_key()})
+    expected, contradictions = pin_anchors([anchor])
+    assert contradictions == []
+    forged = _rewritten(entries, 2)
+    assert verify_chain(TENANT, forged, _head(forged)) == (5, [])
+    _, problems = verify_chain(TENANT, forged, _head(forged), expected[TENANT])
+    assert [(p.position, "rewritten" in p.problem) for p in problems] == [(5, True)]
+    _, problems = verify_chain(TENANT, entries[:3], _head(entries[:3]), expected[TENANT])
+    assert [p.position for p in problems] == [5]  # truncated below the anchored head
+    assert "signed anchor" in problems[0].problem
+
+
+def test_an_anchor_must_be_signed_by_a_trusted_key_and_unaltered() -> None:
+    key, forger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    entries = _chain(3)
+    trusted = {key_id(key.public_key()): key.public_key()}
+    forged, _ = anchor_document(_anchored(entries, forger), forger)
+    with pytest.raises(ValueError, match="not a trusted journal anchor key"):
+        read_anchor(forged, trusted)
+    genuine, _ = anchor_document(_anchored(entries, key), key)
+    altered = genuine.replace(entries[-1].hash.hex().encode(), bytes(32).hex().encode())
+    with pytest.raises(ValueError, match="signature is invalid"):
+        read_anchor(altered, trusted)
+    with pytest.raises(ValueError, match="unreadable"):
+        read_anchor(b"{not json", trusted)
+
+
+def test_anchors_that_contradict_each_other_are_reported() -> None:
+    key = Ed25519PrivateKey.generate()
+    entries, forged = _chain(4), _rewritten(_chain(4), 1)
+    first, second = _anchored(entries, key), _anchored(forged, key)
+    second = msgspec.structs.replace(second, anchor_id=uuid.UUID(int=2),
+                                     anchored_at=datetime(2026, 11, 3, tzinfo=UTC))
+    _, problems = pin_anchors([first, second])
+    assert len(problems) == 1
+    assert "contradicts" in problems[0]
