@@ -12,6 +12,11 @@ variable "public_url" {
   type        = string
 }
 
+variable "trusted_proxies" {
+  description = "CIDRs of the TLS proxies / load balancers in front of the API (they set X-Forwarded-For)."
+  type        = list(string)
+}
+
 variable "postgres_host" {
   description = "Postgres primary (Patroni endpoint or managed instance)."
   type        = string
@@ -52,9 +57,37 @@ variable "object_store_secret_key" {
 }
 
 variable "data_key" {
-  description = "32-byte urlsafe-base64 key sealing camera credentials, TOTP seeds and signing keys."
+  description = "32-byte urlsafe-base64 key sealing camera credentials, TOTP seeds and signing keys (`vigie secrets generate`)."
   type        = string
   sensitive   = true
+}
+
+variable "presign_secret" {
+  description = "Secret signing the API's /media links (`vigie secrets generate`); the processes refuse the development one."
+  type        = string
+  sensitive   = true
+}
+
+variable "nats_passwords" {
+  description = "NATS password of each process's user: api, inference, alerts, dvr, mobile_push (`vigie secrets generate`)."
+  type        = map(string)
+  sensitive   = true
+  validation {
+    condition     = alltrue([for user in ["api", "inference", "alerts", "dvr", "mobile_push"] : length(lookup(var.nats_passwords, user, "")) >= 24])
+    error_message = "nats_passwords needs a password of at least 24 characters for api, inference, alerts, dvr and mobile_push."
+  }
+}
+
+variable "nats_tls_ca_file" {
+  description = "Path, on the hosts, of the CA that signed the NATS servers' certificates (TLS to the cluster); empty: none."
+  type        = string
+  default     = ""
+}
+
+variable "api_metrics_address" {
+  description = "host:port of the API's Prometheus listener (internal network only; never routed by the public load balancer)."
+  type        = string
+  default     = "0.0.0.0:9100"
 }
 
 variable "oidc_issuer" {
