@@ -34,7 +34,7 @@ async def main() -> None:
     # The department role serves the relay and the escalation timers, which see every tenant's rows.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(2, 8),
                              department_pool_size=(1, 3))
-    bus = await Bus.connect(settings.nats.url, name="alerts", replicas=settings.nats.stream_replicas)
+    bus = await Bus.connect_as(settings, "alerts")
     for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, serve_metrics
 from core.logging import configure_logging
 from core.settings import get_settings
 
@@ -16,13 +16,16 @@ SHUTDOWN_GRACE_S = 5
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
+    serve_metrics(settings.api.metrics_address)
     uvicorn.run(
         create_app(settings),
         host=settings.api.host,
         port=settings.api.port,
         log_config=None,
-        proxy_headers=bool(settings.api.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.api.trusted_proxies) or None,
+        # The app resolves the client behind trusted proxies itself (api/proxies.py, settings.api.trusted_proxies),
+        # the same under any server and in tests; uvicorn's own rewrite (on by default for 127.0.0.1) would be a
+        # second, differently configured source of truth.
+        proxy_headers=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 

@@ -1,4 +1,4 @@
-"""The HTTP application: routes, authentication, errors, OpenAPI, metrics, and the services it calls."""
+"""The HTTP application: routes, authentication, errors, OpenAPI, and the services it calls; its metrics listener."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusController
 
 import api.routes
 from alerts.service import AlertService
@@ -18,11 +17,12 @@ from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import RequestContextMiddleware, require_json_body
 from api.openapi import document_problems, openapi_config
+from api.proxies import TrustedProxyMiddleware
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import open_database
+from core.db import Database, open_database
 from core.errors import Unavailable
 from core.logging import get_logger
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
@@ -31,6 +31,8 @@ from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
+from identity.enrolment import EnrolmentService
+from identity.federation import FederationService
 from identity.keys import KeyRing
 from identity.oidc import OidcClient
 from identity.repository import IdentityRepository
@@ -38,12 +40,38 @@ from identity.sessions import SessionService
 from inference.service import DetectionService, ModelLabels
 from inference.settings import InferenceSettings
 from journal.service import JournalService
+from live.service import LiveService
+from live.settings import LiveSettings
+from live.tickets import TicketSigner
 from mobile_push.service import PushService
+from tenants.authorisations import AuthorisationService
 from tenants.cameras import CameraService
+from tenants.networks import CameraNetworkService
 from tenants.service import TenancyService
 
 log = get_logger(__name__)
 VERSION = "0.1.0"
+
+
+def serve_metrics(address: str) -> tuple[str, int] | None:
+    """Prometheus metrics on their own listener ("host:port", "[v6]:port"), never on the API's public port: what the
+    platform measures (routes, rates, dead letters) is for its operators. Empty: not served. Returns where it
+    listens."""
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(int(port), addr=host)
+    except OSError as exc:
+        # The API still serves; the operators see the error (another process holds the port).
+        log.error("api.metrics_unavailable", address=address, error=str(exc))
+        return None
+    bound = server.server_address
+    log.info("api.metrics_listening", host=bound[0], port=bound[1])
+    return str(bound[0]), int(bound[1])
 
 
 def discover_routes() -> list[Any]:
@@ -53,6 +81,11 @@ def discover_routes() -> list[Any]:
     for module in sorted(m.name for m in pkgutil.iter_modules(api.routes.__path__)):
         found.extend(importlib.import_module(f"api.routes.{module}").ROUTES)
     return found
+
+
+def _live_service(db: Database, journal: JournalService) -> LiveService:
+    live = LiveSettings()
+    return LiveService(db=db, signer=TicketSigner(live.ticket_key.get_secret_value()), settings=live, journal=journal)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -67,10 +100,10 @@ async def build_services(settings: Settings) -> Services:
     repository = IdentityRepository()
     sessions = SessionService(db, secrets, settings.auth, KeyRing(secrets, repository), journal, repository)
     await sessions.load_keys()
-    oidc = OidcClient(settings.oidc, db, repository) if settings.oidc.issuer else None
+    oidc = OidcClient(settings.oidc, db, sessions.throttle) if settings.oidc.issuer else None
     store = open_object_store(ObjectStoreSettings())
     try:
-        bus: Bus | None = await Bus.connect(settings.nats.url, name="vigie-api", connect_timeout_s=2)
+        bus: Bus | None = await Bus.connect_as(settings, "api", name="vigie-api", connect_timeout_s=2)
     except Unavailable as exc:
         log.warning("api.nats_unavailable", error=str(exc))
         bus = None
@@ -79,12 +112,20 @@ async def build_services(settings: Settings) -> Services:
         db=db,
         sessions=sessions,
         accounts=AccountService(db, secrets, settings.auth, sessions.principals, journal, repository),
-        authorization=AuthorizationService(db, sessions, repository),
+        enrolment=EnrolmentService(
+            db, secrets, settings.auth, sessions.principals, journal, repository, throttle=sessions.throttle
+        ),
+        authorization=AuthorizationService(db, sessions, public_url=settings.api.public_url),
+        federation=FederationService(db, sessions, journal, repository),
         tenancy=TenancyService(db, journal),
         cameras=CameraService(db, secrets, journal),
+        camera_networks=CameraNetworkService(db, journal),
+        authorisations=AuthorisationService(db, store, journal),
         journal=journal,
         alerts=AlertService(db, journal),
         evidence=EvidenceService(db=db, store=store, settings=DvrSettings(), secret_box=secrets, journal=journal),
+        # Live tickets only: the API never opens a camera's credentials, the gateway does.
+        live=_live_service(db, journal),
         # The detector's label map is read here, once; without an installed model, rules answer 503 until it is.
         detection=DetectionService(db, ModelLabels(InferenceSettings().labels_file), journal),
         push=PushService(db, journal, secrets),
@@ -111,10 +152,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 await app.state.services.db.close()
 
     return Litestar(
-        route_handlers=[*discover_routes(), PrometheusController],
+        route_handlers=discover_routes(),
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            # First: every later consumer of the client address (logs, sign-in throttling) sees the real client.
+            DefineMiddleware(TrustedProxyMiddleware, networks=settings.api.trusted_proxies),
             RequestContextMiddleware,
             DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS),
         ],

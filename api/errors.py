@@ -1,4 +1,8 @@
-"""The one map from errors to RFC 9457 problem+json responses; nothing else in the API formats errors."""
+"""The one map from errors to RFC 9457 problem+json responses; nothing else in the API formats errors.
+
+A server-side failure never tells the client what failed inside: unexpected exceptions, database errors, 5xx raised
+by the framework and dependency failures that carry their cause's text answer a fixed detail with the request id,
+and the full text goes to the log under that id."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from core.errors import (
     Unavailable,
     VigieError,
 )
-from core.logging import get_logger
+from core.logging import get_logger, redact_credentials
 
 log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -63,7 +67,8 @@ def problem(
         "type": f"https://vigie.local/problems/{kind}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
-        "detail": detail,
+        # Whatever a message quotes (a camera URL refused, a DSN), credentials never leave in it.
+        "detail": redact_credentials(detail),
         "instance": request.url.path,
     }
     request_id = request.scope.get("state", {}).get("request_id")
@@ -73,7 +78,22 @@ def problem(
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _request_id(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def _internal(exc: BaseException) -> bool:
+    """A dependency failure raised on top of a driver's or a library's exception (a socket, the database, the object
+    store, an HTTP client): its message repeats what that exception said (a host, a path, an error text), for the log
+    and not the client. One raised on top of another of the platform's errors was written for the caller."""
+    return any(c is not None and not isinstance(c, VigieError) for c in (exc.__cause__, exc.__context__))
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: VigieError) -> Response[dict[str, Any]]:
+    if isinstance(exc, Unavailable) and _internal(exc):
+        log.warning("api.dependency_unavailable", path=request.url.path, error=exc.detail)
+        return problem(request, 503, "unavailable", "a service this request needs does not answer; retry later "
+                       f"(request id {_request_id(request)})")
     for error_type, status, kind in _STATUS:
         if isinstance(exc, error_type):
             headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
@@ -114,6 +134,9 @@ def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationExce
 
 def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
+    if status >= 500:
+        # Raised by the framework on a server-side failure: its detail may name internals.
+        return handle_unexpected(request, exc)
     headers = dict(exc.headers or {})
     field = "body" if status in (400, 413, 415) else None
     return problem(
@@ -127,8 +150,10 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("api.unexpected_error", path=request.url.path)
-    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal", "an unexpected error occurred; it was logged")
+    """Bugs, database errors, anything unforeseen: a fixed detail and the request id; the exception is logged."""
+    log.error("api.unexpected_error", path=request.url.path, exc_info=exc)
+    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal", "an unexpected error occurred; it was logged "
+                   f"under request id {_request_id(request)}")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

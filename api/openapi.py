@@ -32,6 +32,17 @@ _PUBLIC_STATUSES = {
     "429": "Too many attempts",
     "503": "A dependency is down",
 }
+# OAuth endpoints answer in their own protocol besides problem+json (which the framework's checks still produce): the
+# sign-in page shows errors as HTML; the token endpoint answers RFC 6749 §5.2 JSON errors.
+OAUTH_ERROR_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["error"],
+    properties={"error": Schema(type=OpenAPIType.STRING), "error_description": Schema(type=OpenAPIType.STRING)},
+)
+_OWN_ERROR_MEDIA = {
+    "/auth/authorize": ("text/html", Schema(type=OpenAPIType.STRING)),
+    "/auth/token": ("application/json", OAUTH_ERROR_SCHEMA),
+}
 _AUTHENTICATED_STATUSES = {
     "401": "Missing or invalid token",
     "403": "Role not allowed",
@@ -76,12 +87,14 @@ def document_problems(app: Litestar, public_paths: list[str]) -> None:
                     {"401": "Sign-in refused", "403": "Not allowed", "409": "Conflicting state", "404": "Not found"}
                 )
             responses = operation.responses or {}
+            own = _OWN_ERROR_MEDIA.get(path)
             for status, description in statuses.items():
                 # Replaces the framework's plain-JSON 400: every error is problem+json.
                 responses[status] = OpenAPIResponse(
                     description=description,
                     content={
-                        "application/problem+json": OpenAPIMediaType(schema=Reference("#/components/schemas/Problem"))
+                        "application/problem+json": OpenAPIMediaType(schema=Reference("#/components/schemas/Problem")),
+                        **({own[0]: OpenAPIMediaType(schema=own[1])} if own else {}),
                     },
                 )
             operation.responses = responses

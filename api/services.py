@@ -12,12 +12,17 @@ from core.settings import Settings
 from dvr.service import EvidenceService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
+from identity.enrolment import EnrolmentService
+from identity.federation import FederationService
 from identity.oidc import OidcClient
 from identity.sessions import SessionService
 from inference.service import DetectionService
 from journal.service import JournalService
+from live.service import LiveService
 from mobile_push.service import PushService
+from tenants.authorisations import AuthorisationService
 from tenants.cameras import CameraService
+from tenants.networks import CameraNetworkService
 from tenants.service import TenancyService
 
 
@@ -27,12 +32,17 @@ class Services:
     db: Database
     sessions: SessionService
     accounts: AccountService
+    enrolment: EnrolmentService
     authorization: AuthorizationService
+    federation: FederationService
     tenancy: TenancyService
     cameras: CameraService
+    camera_networks: CameraNetworkService
+    authorisations: AuthorisationService
     journal: JournalService
     alerts: AlertService
     evidence: EvidenceService
+    live: LiveService
     detection: DetectionService
     push: PushService
     store: ObjectStore

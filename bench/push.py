@@ -35,7 +35,7 @@ from bench.common import write_result
 from cli.main import department_database, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.bus import Bus, ConsumerSpec
-from core.crypto import SecretBox
+from core.crypto import FCM_TOKENS, SecretBox
 from core.db import open_database
 from core.embedded import NatsServerProcess, free_port, wait_for_port
 from core.events import EventCodec
@@ -50,7 +50,7 @@ from mobile_push.fcm import FcmSender
 from mobile_push.model import PushMessage
 from mobile_push.reference_client import new_fcm_token
 from mobile_push.repository import PUSH_OUTBOX
-from mobile_push.rules import TOKEN_PURPOSE, token_digest
+from mobile_push.rules import token_digest
 from mobile_push.settings import PushSettings
 
 FANOUT_DEVICES = 500
@@ -76,8 +76,9 @@ async def _insert_devices(conn: asyncpg.Connection, box: SecretBox, email: str, 
     await conn.executemany(
         "INSERT INTO push_devices (id, tenant_id, user_id, force_id, platform, token_sealed, token_hash) "
         "VALUES ($1, $2, $3, $4, 'android', $5, $6)",
-        [(new_id(), user["tenant_id"], user["user_id"], user["force_id"],
-          box.seal(t.encode(), purpose=TOKEN_PURPOSE), token_digest(t)) for t in tokens])
+        [(device_id, user["tenant_id"], user["user_id"], user["force_id"],
+          box.seal(t.encode(), column=FCM_TOKENS, row_id=device_id), token_digest(t))
+         for t, device_id in ((t, new_id()) for t in tokens)])
     return tokens
 
 

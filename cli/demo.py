@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, serve_metrics
 from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, SeedResult, seed_demo, seed_demo_detection
 from core.crypto import SecretBox
 from core.db import open_database
 from core.embedded import NatsServerProcess, wait_for_port
 from core.settings import Settings
+from live.settings import LiveSettings
 
 # The simulated cameras: camera n answers on CAMERAS_BASE_PORT + n - 1.
 CAMERAS_BASE_PORT = int(os.environ.get("VIGIE_DEMO_CAMERAS_BASE_PORT", "8554"))
@@ -43,6 +44,8 @@ PROCESSES: list[tuple[str, list[str]]] = [
     ("alerts", ["alerts"]),
     # Pushes go to the project's local FCM endpoint (started inside this process on port 9099).
     ("push", ["mobile_push"]),
+    # The live-video gateway (WebSocket, fMP4): browsers open it with a ticket from POST /cameras/{id}/live.
+    ("live", ["live"]),
 ]
 
 
@@ -82,9 +85,11 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         "Vigie is running.",
         f"  API            {base}",
         f"  OpenAPI        {base}/schema/openapi.json   (Swagger UI: {base}/schema/swagger)",
-        f"  Health         {base}/healthz  {base}/readyz   Metrics {base}/metrics",
+        f"  Health         {base}/healthz  {base}/readyz   Metrics http://{settings.api.metrics_address}/metrics",
         f"  NATS           {settings.nats.url}",
         f"  Cameras        rtsp://127.0.0.1:{CAMERAS_BASE_PORT}/main … :{CAMERAS_BASE_PORT + 7}/main (simulated)",
+        f"  Live video     {LiveSettings().public_url}/live/cameras/<camera id>?stream=sub|main   (WebSocket; "
+        "ticket from POST /cameras/<camera id>/live, docs/live.md)",
         f"  Logs           {settings.var_dir / 'log'}/<process>.log ({', '.join(n for n, _ in PROCESSES)})",
         "",
         f"Seeded logins (password for all: {DEMO_PASSWORD}):",
@@ -147,6 +152,7 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         start_processes(settings, children)
+        serve_metrics(settings.api.metrics_address)
         config = uvicorn.Config(
             create_app(settings), host=settings.api.host, port=settings.api.port, log_config=None, lifespan="on"
         )

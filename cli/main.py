@@ -1,4 +1,5 @@
-"""`vigie` command line: database, demo, journal verification, keys, communes, second-factor codes for the demo."""
+"""`vigie` command line: database, demo, journal verification and anchors, keys, communes, second-factor codes for the
+demo."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pyotp
 
+from cli.evidence import add_commands as add_evidence_commands
+from cli.evidence import provision_evidence_keys
+from cli.secrets import add_commands as add_secret_commands
 from core.crypto import SecretBox
 from core.db import Database, open_database
 from core.errors import InvalidInput
@@ -21,8 +25,7 @@ from core.migrate import prepare_database
 from core.settings import Settings, get_settings
 from identity.keys import rotate_signing_key
 from identity.repository import IdentityRepository
-from identity.totp import TOTP_PURPOSE
-from journal.service import JournalService
+from identity.totp import open_seed
 from tenants.model import Commune
 from tenants.repository import TenancyRepository
 from tenants.rules import check_insee_format
@@ -72,18 +75,6 @@ async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
-    async with department_database(settings) as db, db.cross_tenant("journal verification") as conn:
-        report = await JournalService().verify(conn)
-    if report.intact:
-        print(f"journal intact: {report.entries} entries in {report.chains} chains")
-        return 0
-    print(f"journal TAMPERED: {len(report.problems)} problems in {report.chains} chains", file=sys.stderr)
-    for problem in report.problems:
-        print(f"  tenant {problem.tenant_id} position {problem.position}: {problem.problem}", file=sys.stderr)
-    return 1
-
-
 def read_communes(path: Path) -> list[Commune]:
     """Parse an INSEE COG extract; raises ValueError naming the line that is wrong."""
     communes: list[Commune] = []
@@ -126,8 +117,8 @@ async def cmd_totp(settings: Settings, args: argparse.Namespace) -> int:
     if account is None or account.totp_secret_sealed is None:
         print(f"{args.email}: no account with a second factor", file=sys.stderr)
         return 1
-    secret = SecretBox(settings.data_key.get_secret_value()).open(account.totp_secret_sealed, purpose=TOTP_PURPOSE)
-    print(pyotp.TOTP(secret.decode()).now())
+    secret = open_seed(SecretBox(settings.data_key.get_secret_value()), account.totp_secret_sealed, account.id)
+    print(pyotp.TOTP(secret).now())
     return 0
 
 
@@ -137,6 +128,7 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     # The steps the demo shares with the other commands run here, so cli.demo never imports this module.
     settings = await prepare_database(settings)
     await ensure_signing_key(settings)
+    await provision_evidence_keys(settings)
     code: int = await run_demo(settings, with_api=not args.no_api)
     return code
 
@@ -151,12 +143,13 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-api", action="store_true", help="prepare and seed, then exit")
     demo.set_defaults(run=cmd_demo)
     audit = sub.add_parser("audit", help="access journal").add_subparsers(dest="audit_command", required=True)
-    audit.add_parser("verify", help="detect any altered or removed journal line").set_defaults(run=cmd_audit_verify)
+    add_evidence_commands(sub, audit)
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="keys_command", required=True)
     rotate = keys.add_parser("rotate", help="publish a new signing key")
     rotate.add_argument("--publish-ahead", type=int, default=60, help="seconds before it starts signing")
     rotate.add_argument("--keep-published", type=int, default=3600, help="seconds old keys stay published")
     rotate.set_defaults(run=cmd_keys_rotate)
+    add_secret_commands(sub, keys)
     communes = sub.add_parser("communes", help="commune list").add_subparsers(dest="communes_command", required=True)
     load = communes.add_parser("import", help="load an INSEE COG CSV (insee_code,name,department_code)")
     load.add_argument("csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -10,13 +11,15 @@ import asyncpg
 import msgspec
 import pyotp
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.db import Database
 from core.ids import new_id
+from core.tenancy import SECOND_FACTOR_ROLES
+from identity import totp
 from identity.passwords import hash_password
 from identity.repository import IdentityRepository
-from identity.totp import TOTP_PURPOSE
 from journal.service import JournalService
+from tenants.network_repository import CameraNetworkRepository
 from tenants.repository import TenancyRepository
 
 DEMO_PASSWORD = "vigie-demo-2026!"
@@ -95,7 +98,8 @@ USERS = [
     ("gendarme@marines.demo", "Maréchal des logis Marines", "officer", "departement", "gn_marines"),
     ("policier@cergy.demo", "Gardien de la paix Cergy", "officer", "departement", "pn_cergy"),
 ]
-SECOND_FACTOR = {"department_admin", "supervisor", "operator", "tenant_admin"}
+# The roles that sign in with a second factor (auditors included: they read department-wide).
+SECOND_FACTOR = frozenset(role.value for role in SECOND_FACTOR_ROLES)
 
 
 async def seed_demo(
@@ -114,6 +118,11 @@ async def seed_demo(
     department_id = new_id()
     result = SeedResult(department_id=department_id)
     await tenancy.insert_department(conn, department_id, department_code, "Val-d'Oise")
+    # The camera networks a camera's address must fall in: the simulated cameras answer on this machine.
+    await CameraNetworkRepository().add(conn, department_id, None, [
+        (ipaddress.ip_network("127.0.0.0/8"), "Caméras simulées (python -m camsim, sur cette machine)"),
+        (ipaddress.ip_network("10.0.0.0/8"), "Réseau vidéo de démonstration"),
+    ])
     for key, name, kind, insee, live, pm_opt_in in TENANTS:
         tenant = await tenancy.insert_tenant(
             conn,
@@ -163,10 +172,11 @@ async def seed_demo(
     today = date.today()
     for key, site_key, name, stream, event_types in CAMERAS:
         site_id, tenant_id, insee = sites[site_key]
+        camera_id = new_id()
         camera = await tenancy.insert_camera(
             conn,
             {
-                "id": new_id(),
+                "id": camera_id,
                 "tenant_id": tenant_id,
                 "site_id": site_id,
                 "name": name,
@@ -174,7 +184,8 @@ async def seed_demo(
                 "main_stream_url": f"rtsp://{rtsp_host}:{rtsp_base_port + int(stream[3:]) - 1}/main",
                 "sub_stream_url": f"rtsp://{rtsp_host}:{rtsp_base_port + int(stream[3:]) - 1}/sub",
                 "credentials_sealed": secrets.seal(
-                    msgspec.json.encode({"username": "viewer", "password": "demo"}), purpose="camera-credentials"
+                    msgspec.json.encode({"username": "viewer", "password": "demo"}), column=CAMERA_CREDENTIALS,
+                    row_id=camera_id,
                 ),
                 "insee_code": insee,
                 "latitude": None,
@@ -226,7 +237,7 @@ async def seed_demo(
                 "email": email,
                 "display_name": name,
                 "password_hash": password_hash,
-                "totp_secret_sealed": None if secret is None else secrets.seal(secret.encode(), purpose=TOTP_PURPOSE),
+                "totp_secret_sealed": None if secret is None else totp.seal(secrets, secret, user_id),
                 "agrement_number": f"AGR-95-{user_id.hex[-6:]}" if habilitated else None,
                 "enquiry_date": today - timedelta(days=200) if habilitated else None,
                 "habilitation_expires_on": today + timedelta(days=4 * 365) if habilitated else None,
@@ -277,8 +288,14 @@ async def load_demo(conn: asyncpg.Connection, secrets: SecretBox, department_id:
             result.cameras[camera_keys[row["name"]]] = row["id"]
             result.camera_tenants[camera_keys[row["name"]]] = row["tenant_id"]
     for email, _, role, tenant_key, _ in USERS:
-        sealed = await conn.fetchval("SELECT totp_secret_sealed FROM users WHERE lower(email) = $1", email)
-        secret = None if sealed is None else secrets.open(sealed, purpose=TOTP_PURPOSE).decode()
+        user = await conn.fetchrow("SELECT id, totp_secret_sealed FROM users WHERE lower(email) = $1", email)
+        secret = None
+        if user is not None and user["totp_secret_sealed"] is not None:
+            secret = totp.open_seed(secrets, user["totp_secret_sealed"], user["id"])
+        elif user is not None and role in SECOND_FACTOR:
+            # A demo seeded before this role needed a second factor (the auditor): it gets one now, so it signs in.
+            secret = pyotp.random_base32()
+            await IdentityRepository().set_totp(conn, user["id"], totp.seal(secrets, secret, user["id"]))
         result.users.append(SeededUser(email=email, role=role, tenant=tenant_key, totp_secret=secret))
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from prometheus_client import Counter
 from core.errors import Unavailable
 from core.events import Event, EventCodec, EventDecodeError
 from core.logging import get_logger
+from core.nats_auth import inbox_prefix, tls_context
+from core.settings import Settings
 
 log = get_logger(__name__)
 
@@ -31,6 +34,8 @@ DEAD_LETTERED = Counter(
     "vigie_bus_dead_lettered_total", "Messages moved to the dead-letter stream", ["stream", "consumer", "reason"]
 )
 HANDLED = Counter("vigie_bus_handled_total", "Messages handled", ["stream", "consumer", "outcome"])
+# The server refused a publish or a subscription of this process: its NATS permissions and its code disagree.
+REFUSED = Counter("vigie_bus_permission_violations_total", "Publishes or subscriptions the NATS server refused")
 
 
 class Retry(Exception):
@@ -103,10 +108,36 @@ class Bus:
         self._replicas = replicas
 
     @classmethod
-    async def connect(cls, url: str, *, name: str, replicas: int = 1, connect_timeout_s: float = 5.0) -> Bus:
+    async def connect_as(cls, settings: Settings, process: str, *, name: str | None = None,
+                         connect_timeout_s: float = 5.0) -> Bus:
+        """Connect as one of the platform's processes: its own NATS user (core.nats_auth), password and TLS."""
+        user, password = settings.nats_credentials(process)
+        # The permissions are the process's (whatever its user is called): so is its reply inbox.
+        return await cls.connect(settings.nats.url, name=name or process, replicas=settings.nats.stream_replicas,
+                                 connect_timeout_s=connect_timeout_s, user=user, password=password,
+                                 tls=tls_context(settings.nats.tls_ca_file, settings.nats.tls_cert_file,
+                                                 settings.nats.tls_key_file), inbox=inbox_prefix(process))
+
+    @classmethod
+    async def connect(cls, url: str, *, name: str, replicas: int = 1, connect_timeout_s: float = 5.0,
+                      user: str | None = None, password: str | None = None, tls: ssl.SSLContext | None = None,
+                      inbox: str | None = None) -> Bus:
+        """Connect with a user and password, or with none (a server's anonymous user: the test harness and the
+        benchmarks on the embedded server)."""
+        errors: list[str] = []
+
         async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+            if "permissions violation" in str(exc).lower():
+                REFUSED.inc()
             log.warning("nats.error", error=str(exc))
 
+        credentials: dict[str, object] = {}
+        if user:
+            # Replies come to the user's own inbox prefix, the only subjects its permissions let it subscribe to.
+            credentials = {"user": user, "password": password or "", "inbox_prefix": inbox or inbox_prefix(user)}
+        if tls is not None:
+            credentials["tls"] = tls
         try:
             # Once connected, reconnect forever; but a server absent at start must not hang the caller.
             nc = await asyncio.wait_for(
@@ -119,11 +150,14 @@ class Bus:
                     reconnect_time_wait=0.5,
                     error_cb=on_error,
                     allow_reconnect=True,
+                    **credentials,
                 ),
                 timeout=connect_timeout_s * 2,
             )
         except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
-            raise Unavailable(f"NATS unreachable at {url}: {exc}") from exc
+            # A refused password is retried like an absent server: the errors the server gave say which.
+            refused = [e for e in errors if "authorization" in e.lower()]
+            raise Unavailable(f"NATS unreachable at {url}: {(refused or errors or [str(exc)])[-1]}") from exc
         return cls(nc, replicas=replicas)
 
     @property

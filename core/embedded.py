@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
+import json
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 from core.errors import Unavailable
 from core.logging import get_logger
+from core.nats_auth import ADMIN_USER, PROCESS_USERS, authorization, development_password
 from core.settings import Settings
 
 log = get_logger(__name__)
@@ -47,33 +51,53 @@ def nats_server_binary() -> Path:
     return candidate
 
 
+def _development_passwords() -> dict[str, str]:
+    return {user: development_password(user) for user in (*PROCESS_USERS, ADMIN_USER)}
+
+
 @dataclass
 class NatsServerProcess:
-    """A nats-server with JetStream on loopback; store_dir keeps streams across restarts."""
+    """A nats-server with JetStream on loopback; store_dir keeps streams across restarts.
+
+    Every platform process has its own user with least-privilege permissions (core.nats_auth), with the development
+    passwords unless `passwords` says otherwise. A client without credentials connects as the admin when
+    `anonymous_admin` (the test harness and the benchmarks, which seed and observe every stream); the platform's
+    processes always give their own credentials. `tls` serves TLS only, with a certificate signed by a CA generated
+    under store_dir (`ca_file`)."""
 
     store_dir: Path
     port: int = 0
     monitor_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    passwords: dict[str, str] = field(default_factory=_development_passwords)
+    anonymous_admin: bool = True
+    tls: bool = False
+
+    def config(self) -> dict[str, object]:
+        """The server's configuration (nats-server reads JSON)."""
+        config: dict[str, object] = {
+            "host": "127.0.0.1", "port": self.port, "http_port": self.monitor_port,
+            "jetstream": {"store_dir": str(self.store_dir)},
+            "authorization": authorization(self.passwords),
+        }
+        if self.anonymous_admin:
+            config["no_auth_user"] = ADMIN_USER
+        if self.tls:
+            cert, key = _server_certificate(self.store_dir / "tls")
+            config["tls"] = {"cert_file": str(cert), "key_file": str(key)}
+        return config
 
     def start(self) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.monitor_port = self.monitor_port or free_port()
+        config_file = self.store_dir / "nats-server.json"
+        # Passwords inside: readable by this user only.
+        config_file.touch(mode=0o600)
+        config_file.write_text(json.dumps(self.config(), indent=2))
         with (self.store_dir / "nats-server.log").open("ab") as log_file:
             self.process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments built here
-                [
-                    str(nats_server_binary()),
-                    "-js",
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-m",
-                    str(self.monitor_port),
-                    "-sd",
-                    str(self.store_dir),
-                ],
+                [str(nats_server_binary()), "-c", str(config_file)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -82,7 +106,12 @@ class NatsServerProcess:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the server's certificate (when `tls`)."""
+        return self.store_dir / "tls" / "ca.pem"
 
     def kill(self) -> None:
         """SIGKILL, as a crash would; start() brings it back on the same port and store."""
@@ -100,6 +129,42 @@ class NatsServerProcess:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+def _server_certificate(folder: Path) -> tuple[Path, Path]:
+    """A CA and a certificate it signs for 127.0.0.1 and localhost (kept in `folder` across restarts)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_file, key_file, ca_file = folder / "server.pem", folder / "server-key.pem", folder / "ca.pem"
+    if cert_file.exists() and key_file.exists() and ca_file.exists():
+        return cert_file, key_file
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def build(subject: str, issuer: x509.Name | None, public: ec.EllipticCurvePublicKey,
+              signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name).public_key(public)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=365))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = build("Vigie development CA", None, ca_key.public_key(), ca_key, True)
+    server = build("127.0.0.1", ca.subject, server_key.public_key(), ca_key, False)
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file
 
 
 async def _reachable(dsn: str) -> bool:

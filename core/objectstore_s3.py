@@ -20,11 +20,13 @@ from urllib3.exceptions import HTTPError
 
 from core.errors import NotFound, Unavailable
 from core.objectstore import (
+    READ_CHUNK,
     DeletionProof,
     LifecycleRule,
     LockMode,
     ObjectInfo,
     ObjectLocked,
+    ObjectReader,
     ObjectVersion,
     StoredObject,
     check_key,
@@ -151,6 +153,27 @@ class S3ObjectStore:
                 response.release_conn()
 
         return await self._call(read, key=key)
+
+    async def read_stream(self, tenant_id: uuid.UUID, key: str, *, version_id: str | None = None,
+                          chunk_size: int = READ_CHUNK) -> ObjectReader:
+        # minio returns the urllib3 response unread (preload_content=False): the body is pulled chunk by chunk, each
+        # read in a worker thread (ObjectReader.chunks), and the connection goes back to the pool once closed.
+        response = await self._call(lambda: self._client.get_object(self.bucket(tenant_id), key,
+                                                                    version_id=version_id), key=key)
+
+        def read() -> bytes:
+            try:
+                return bytes(response.read(chunk_size))
+            except (HTTPError, OSError) as exc:
+                raise Unavailable(f"object store read of {key!r} failed: {exc}") from exc
+
+        def close() -> None:
+            response.close()
+            response.release_conn()
+
+        headers = response.headers
+        return ObjectReader(int(headers.get("content-length") or 0),
+                            headers.get("content-type") or "application/octet-stream", read, close)
 
     async def download(self, tenant_id: uuid.UUID, key: str, dest: Path, *, version_id: str | None = None) -> None:
         await self._call(lambda: self._client.fget_object(self.bucket(tenant_id), key, str(dest),

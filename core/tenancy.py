@@ -20,8 +20,11 @@ class Role(enum.StrEnum):
 DEPARTMENT_WIDE_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR})
 # Roles that view images: a valid habilitation (agrément) is required (CSI L132-14-1).
 HABILITATED_ROLES = frozenset({Role.SUPERVISOR, Role.OPERATOR})
-# Roles that must sign in with a second factor.
-SECOND_FACTOR_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN})
+# Roles that must sign in with a second factor: every role that administers, views images or reads department-wide
+# (an auditor reads every supervised tenant's journal).
+SECOND_FACTOR_ROLES = frozenset(
+    {Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN, Role.AUDITOR}
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Principal:
     scope: Scope
     force_id: uuid.UUID | None = None
     display_name: str = ""
+    # RFC 7638 thumbprint of the device key the session is bound to (DPoP, RFC 9449); None for a bearer session.
+    key_thumbprint: str | None = None
 
     def has(self, *roles: Role) -> bool:
         return self.role in roles

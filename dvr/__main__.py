@@ -1,4 +1,5 @@
-"""`python -m dvr`: record the cameras this process leases, upload segments, sweep retention, cut alerts' clips."""
+"""`python -m dvr`: record the cameras this process leases, upload segments, sweep retention, cut alerts' clips, build
+requested exports, and anchor the access journal (the department jobs that need the object store)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
 from dvr.events import DVR_STREAM, subject_for
+from dvr.export_builder import ExportBuilder
 from dvr.fleet import FleetRecorder, new_recorder_id
 from dvr.retention import RetentionService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
 from dvr.workers import minimum_lock, record_until, run_sweeper
+from journal.anchors import JournalAnchorer, anchor_space
 
 
 async def main() -> None:
@@ -32,7 +35,7 @@ async def main() -> None:
     # recording index and the retention sweep, which span every tenant.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
                              app_pool_size=(1, 4), department_pool_size=(2, 10))
-    bus = await Bus.connect(settings.nats.url, name="dvr")
+    bus = await Bus.connect_as(settings, "dvr")
     for stream in (DVR_STREAM, ALERTS_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
@@ -49,6 +52,9 @@ async def main() -> None:
     fleet = FleetRecorder(settings=dvr, db=db, uploader=uploader, spool=spool, publish=publish,
                           secret_box=secret_box, recorder_id=recorder_id, tenant_ids=dvr.tenant_ids or None)
     clips = AlertClipRecorder(EvidenceService(db=db, store=store, settings=dvr, secret_box=secret_box), publish, dvr)
+    exports = ExportBuilder(db=db, store=store, settings=dvr, secret_box=secret_box)
+    anchorer = JournalAnchorer(db=db, store=store, secret_box=secret_box,
+                               space=anchor_space(settings.database.name), interval_s=dvr.journal_anchor_interval_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await uploader.recover()
@@ -60,6 +66,7 @@ async def main() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(record_until(stop, fleet, uploader),
                              run_sweeper(RetentionService(db=db, store=store), dvr.sweep_interval_s, stop),
+                             exports.run(stop), anchorer.run(stop),
                              bus.consume(clip_consumer(dvr), EventCodec(*ALERT_EVENTS), clips.handle, stop=stop))
     await bus.close()
     await db.close()

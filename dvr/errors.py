@@ -41,3 +41,10 @@ class ClipNotReady(Unavailable):
 
 class ExportTampered(ValueError):
     """An export package fails verification; the message says what differs."""
+
+
+class ExportTooLarge(InvalidInput):
+    """The export would exceed the size cap: the requester narrows the interval or the cameras."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="requisition")

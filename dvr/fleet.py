@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 import asyncpg
 import msgspec
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.db import Database
 from core.logging import get_logger
 from dvr.model import CameraTarget
@@ -62,7 +62,8 @@ class FleetRecorder:
     def target(self, row: asyncpg.Record) -> CameraTarget:
         url = row["main_stream_url"]
         if row["credentials_sealed"] is not None:
-            creds = msgspec.json.decode(self.box.open(row["credentials_sealed"], purpose="camera-credentials"))
+            creds = msgspec.json.decode(self.box.open(row["credentials_sealed"], column=CAMERA_CREDENTIALS,
+                                                      row_id=row["camera_id"]))
             url = url_with_credentials(url, creds.get("username"), creds.get("password"))
         return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url)
 

@@ -162,11 +162,30 @@ class Playback(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
 
 
-class ExportResult(msgspec.Struct, frozen=True, kw_only=True):
+class ExportStatus(StrEnum):
+    """A requested export: queued, then built by the recorders' process (python -m dvr), done or not."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"  # past the size cap once built: narrow the interval or the cameras
+
+
+class ExportJob(msgspec.Struct, frozen=True, kw_only=True):
+    """An export's progress; once done, the signed package's id, SHA-256, size and signing key."""
+
     id: uuid.UUID
     requisition_id: uuid.UUID
-    object_key: str
-    version_id: str | None
-    package_sha256: str
-    files: int
-    signing_key_id: str
+    status: ExportStatus
+    requested_at: datetime
+    estimated_bytes: int
+    size_cap_bytes: int
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    export_id: uuid.UUID | None = None
+    package_sha256: str | None = None
+    package_bytes: int | None = None
+    files: int | None = None
+    signing_key_id: str | None = None
+    error: str | None = None

@@ -23,7 +23,8 @@ import asyncpg
 from core.db import Database
 from core.errors import Unavailable
 from core.events import Event
-from core.logging import get_logger
+from core.logging import get_logger, redact_credentials
+from dvr.errors import InvalidCameraUrl
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
 from dvr.model import CameraTarget, Gap, GapCause, SpooledSegment
 from dvr.repository import DvrRepository
@@ -33,7 +34,6 @@ from dvr.rules import (
     check_stream_url,
     is_gap,
     parse_segment_report,
-    redact_url,
 )
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec
@@ -62,15 +62,34 @@ def _ffmpeg_child_setup(nice: int) -> Callable[[], None]:
     return setup
 
 
-def ffmpeg_command(settings: DvrSettings, url: str, out_pattern: str) -> list[str]:
+# What ffmpeg may open: the pipe carrying the input script, then the camera's RTSP(S) stream. Nothing else (no
+# file://, no http://), whatever a stream URL says.
+_PROTOCOLS = "pipe,rtsp,rtsps,tcp,udp,rtp,tls"
+
+
+def ffconcat_script(settings: DvrSettings, url: str) -> bytes:
+    """The input of one ffmpeg run, as an ffconcat script read from a pipe: the camera's URL, credentials included,
+    never appears in ffmpeg's argv (which `ps` and /proc/<pid>/cmdline show to every user of the machine).
+
+    ffmpeg takes RTSP credentials only from the URL's userinfo (no option, no environment variable, and ffmpeg 5.1
+    has no `-/option file` syntax), so the URL travels in a one-entry concat script on an inherited pipe; the RTSP
+    options become the entry's `option` lines."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise InvalidCameraUrl("the stream URL contains control characters")
+    quoted = "'" + url.replace("'", "'\\''") + "'"
+    return (f"ffconcat version 1.0\nfile {quoted}\noption rtsp_transport tcp\n"
+            f"option timeout {int(settings.rtsp_timeout_s * 1_000_000)}\n").encode()
+
+
+def ffmpeg_command(settings: DvrSettings, out_pattern: str, *, input_fd: int) -> list[str]:
     """Frigate's recording preset: stream copy into 10 s MP4 segments, RTSP over TCP; fragmented MP4 so a
     segment cut short by a crash still plays up to its last fragment. Errors only on stderr: warnings such as
     non-monotonous timestamps come several times a second per camera and would each wake the supervisor; the
-    codec is read from the segments themselves."""
+    codec is read from the segments themselves. The camera is read from the ffconcat script on `input_fd`."""
     return [
         settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-rtsp_transport", "tcp", "-timeout", str(int(settings.rtsp_timeout_s * 1_000_000)),
-        "-i", url, "-map", "0:v:0", "-c", "copy", "-an",
+        "-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS,
+        "-i", f"pipe:{input_fd}", "-map", "0:v:0", "-c", "copy", "-an",
         "-f", "segment", "-segment_time", str(settings.segment_s), "-segment_format", "mp4",
         "-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof",
         "-reset_timestamps", "1", "-segment_list", "pipe:1", "-segment_list_type", "csv", out_pattern,
@@ -122,7 +141,8 @@ class StreamRecorder:
         t = self.target
         try:
             check_stream_url(t.url)
-        except ValueError as exc:
+            ffconcat_script(self.settings, t.url)  # what the input script cannot carry is refused once, here
+        except (ValueError, InvalidCameraUrl) as exc:
             await self._health("offline", detail=str(exc))
             return
         async with self._index() as conn:
@@ -161,17 +181,24 @@ class StreamRecorder:
         t = self.target
         run = uuid.uuid4().hex[:8]
         folder = await asyncio.to_thread(self.spool.camera_dir, t.tenant_id, t.camera_id)
-        command = ffmpeg_command(self.settings, t.url, str(folder / f"{run}_%06d.mp4"))
+        script = ffconcat_script(self.settings, t.url)
         started_at = datetime.now(UTC)
         clock = SegmentClock(started_at=started_at)
         outcome = RunOutcome(cause=gap_cause, detail=gap_detail)
+        # A few hundred bytes: the pipe's buffer holds them before ffmpeg reads, so the write never blocks.
+        script_fd, writer = os.pipe()
         try:
+            os.write(writer, script)
+            os.close(writer)
+            command = ffmpeg_command(self.settings, str(folder / f"{run}_%06d.mp4"), input_fd=script_fd)
             self._process = process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, pass_fds=(script_fd,),
                 preexec_fn=_ffmpeg_child_setup(self.settings.ffmpeg_nice))
         except OSError as exc:
             return RunOutcome(cause=GapCause.CAMERA_UNREACHABLE, detail=f"cannot start ffmpeg: {exc}")
+        finally:
+            os.close(script_fd)
         if self._stop.is_set():
             process.send_signal(signal.SIGINT)
         stderr_tail: deque[str] = deque(maxlen=40)
@@ -217,10 +244,8 @@ class StreamRecorder:
     async def _read_stderr(self, process: asyncio.subprocess.Process, tail: deque[str]) -> None:
         assert process.stderr is not None
         async for raw in process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if "://" in line:
-                line = redact_url(line)
-            tail.append(line)
+            # ffmpeg names the URL it failed to open, credentials included, anywhere in its messages.
+            tail.append(redact_credentials(raw.decode(errors="replace").rstrip()))
 
     async def _segment_done(self, path: os.PathLike[str] | str, start_at: datetime, end_at: datetime,
                             outcome: RunOutcome, gap_cause: GapCause, gap_detail: str) -> None:

@@ -12,7 +12,19 @@ import asyncpg
 import msgspec
 
 from core.ids import new_id
-from dvr.model import Clip, Gap, GapCause, LegalFrame, Requisition, RetentionInputs, Segment, SpooledSegment, Tier
+from dvr.model import (
+    Clip,
+    ExportJob,
+    ExportStatus,
+    Gap,
+    GapCause,
+    LegalFrame,
+    Requisition,
+    RetentionInputs,
+    Segment,
+    SpooledSegment,
+    Tier,
+)
 
 _SEGMENT_COLUMNS = "id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id"
 _CLIP_COLUMNS = "id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, size_bytes"
@@ -24,6 +36,15 @@ def _segment(row: asyncpg.Record) -> Segment:
 
 def _clip(row: asyncpg.Record) -> Clip:
     return Clip(**dict(row))
+
+
+def export_job(row: asyncpg.Record) -> ExportJob:
+    return ExportJob(
+        id=row["id"], requisition_id=row["requisition_id"], status=ExportStatus(row["status"]),
+        requested_at=row["requested_at"], estimated_bytes=row["estimated_bytes"],
+        size_cap_bytes=row["size_cap_bytes"], started_at=row["started_at"], finished_at=row["finished_at"],
+        export_id=row["export_id"], package_sha256=row["package_sha256"], package_bytes=row["package_bytes"],
+        files=row["files"], signing_key_id=row["signing_key_id"], error=row["error"])
 
 
 @dataclass
@@ -247,6 +268,13 @@ class DvrRepository:
         row = await conn.fetchrow(f"SELECT {_CLIP_COLUMNS} FROM clips WHERE id = $1", clip_id)
         return None if row is None else _clip(row)
 
+    async def clip_dispatched_to(self, conn: asyncpg.Connection, clip_id: uuid.UUID, force_id: uuid.UUID) -> bool:
+        """The clip's alert was sent to this force: the rule an officer's view of an alert follows (alerts'
+        `dispatched_to`), applied to the clip by id."""
+        return bool(await conn.fetchval(
+            "SELECT true FROM clips c JOIN dispatches d ON d.tenant_id = c.tenant_id AND d.alert_id = c.alert_id "
+            "WHERE c.id = $1 AND d.force_id = $2 LIMIT 1", clip_id, force_id))
+
     async def insert_clip(self, conn: asyncpg.Connection, clip: Clip, sources: list[dict[str, Any]],
                           created_by: uuid.UUID | None) -> Clip:
         row = await conn.fetchrow(
@@ -347,13 +375,61 @@ class DvrRepository:
             new_id(), tenant_id, export_id, transmitted_at, recipient, recorded_by)
         return inserted is not None
 
-    async def signing_key(self, conn: asyncpg.Connection) -> asyncpg.Record | None:
+    async def recorded_bytes(self, conn: asyncpg.Connection, camera_ids: Sequence[uuid.UUID], start: datetime,
+                             end: datetime) -> tuple[int, int]:
+        """Segments covering the interval on these cameras, and their total size (an export's estimate)."""
+        row = await conn.fetchrow(
+            "SELECT count(*) AS segments, coalesce(sum(size_bytes), 0) AS bytes FROM recording_segments "
+            "WHERE camera_id = ANY ($1::uuid[]) AND end_at > $2 AND start_at < $3", list(camera_ids), start, end)
+        assert row is not None
+        return int(row["segments"]), int(row["bytes"])
+
+    # -- export jobs: requested by the API (runtime role), built by the recorders' process (department role) ----
+    async def insert_export_job(self, conn: asyncpg.Connection, *, job_id: uuid.UUID, tenant_id: uuid.UUID,
+                                requisition_id: uuid.UUID, requested_by: uuid.UUID, requested_by_name: str,
+                                requested_by_role: str, motive: str, estimated_bytes: int,
+                                size_cap_bytes: int) -> ExportJob:
         row: asyncpg.Record | None = await conn.fetchrow(
-            "SELECT * FROM export_signing_keys ORDER BY created_at DESC, id LIMIT 1")
+            "INSERT INTO evidence_export_jobs (id, tenant_id, requisition_id, requested_by, requested_by_name, "
+            "requested_by_role, motive, estimated_bytes, size_cap_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "RETURNING *", job_id, tenant_id, requisition_id, requested_by, requested_by_name, requested_by_role,
+            motive, estimated_bytes, size_cap_bytes)
+        assert row is not None
+        return export_job(row)
+
+    async def export_job(self, conn: asyncpg.Connection, job_id: uuid.UUID) -> ExportJob | None:
+        row = await conn.fetchrow("SELECT * FROM evidence_export_jobs WHERE id = $1", job_id)
+        return None if row is None else export_job(row)
+
+    async def claim_export_job(self, conn: asyncpg.Connection, holder: str, ttl_s: float,
+                               max_attempts: int) -> asyncpg.Record | None:
+        """The oldest queued job, or one whose builder's claim lapsed; jobs out of attempts are failed first."""
+        await conn.execute(
+            "UPDATE evidence_export_jobs SET status = 'failed', finished_at = now(), claimed_by = NULL, "
+            "error = 'the export could not be built after ' || attempts || ' attempts' "
+            "WHERE status = 'building' AND claim_expires_at < now() AND attempts >= $1", max_attempts)
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "UPDATE evidence_export_jobs SET status = 'building', claimed_by = $1, attempts = attempts + 1, "
+            "  claim_expires_at = now() + make_interval(secs => $2), started_at = coalesce(started_at, now()) "
+            "WHERE id = (SELECT id FROM evidence_export_jobs WHERE status = 'queued' "
+            "  OR (status = 'building' AND claim_expires_at < now()) "
+            "  ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *", holder, ttl_s)
         return row
 
-    async def insert_signing_key(self, conn: asyncpg.Connection, key_id: str, public_key: bytes,
-                                 private_sealed: bytes) -> None:
-        await conn.execute(
-            "INSERT INTO export_signing_keys (id, public_key, private_key_sealed) VALUES ($1, $2, $3) "
-            "ON CONFLICT (id) DO NOTHING", key_id, public_key, private_sealed)
+    async def renew_export_claim(self, conn: asyncpg.Connection, job_id: uuid.UUID, holder: str,
+                                 ttl_s: float) -> bool:
+        return bool(await conn.fetchval(
+            "UPDATE evidence_export_jobs SET claim_expires_at = now() + make_interval(secs => $3) "
+            "WHERE id = $1 AND claimed_by = $2 AND status = 'building' RETURNING true", job_id, holder, ttl_s))
+
+    async def finish_export_job(self, conn: asyncpg.Connection, job_id: uuid.UUID, holder: str, *, status: str,
+                                export_id: uuid.UUID | None = None, package_sha256: str | None = None,
+                                package_bytes: int | None = None, files: int | None = None,
+                                signing_key_id: str | None = None, error: str | None = None) -> bool:
+        """Settle a job this builder still holds; false when its claim was lost (another builder owns it now)."""
+        return bool(await conn.fetchval(
+            "UPDATE evidence_export_jobs SET status = $3, export_id = $4, package_sha256 = $5, package_bytes = $6, "
+            "files = $7, signing_key_id = $8, error = $9, finished_at = now(), claimed_by = NULL, "
+            "claim_expires_at = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'building' RETURNING true",
+            job_id, holder, status, export_id, package_sha256, package_bytes, files, signing_key_id,
+            None if error is None else error[:1000]))

@@ -1,11 +1,10 @@
 """Evidence use cases for the API and the alert-clip consumer: journaled playback, event clips, retention settings,
-requisitions with legal holds, signed exports. Every media access is journaled in the same transaction."""
+requisitions with legal holds, export requests (built by dvr.export_builder). Every media access is journaled in the
+same transaction."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.crypto import SecretBox
 from core.db import Database
@@ -25,24 +22,24 @@ from core.ids import new_id
 from core.logging import get_logger
 from core.objectstore import ObjectLocked, ObjectStore, sha256_file
 from core.tenancy import HABILITATED_ROLES, Principal, Role, require_role
-from dvr.errors import ClipNotReady, NotRecorded, RequisitionReleased
+from dvr.errors import ClipNotReady, ExportTooLarge, NotRecorded, RequisitionReleased
 from dvr.events import ClipRecorded
-from dvr.export import PackageFile, build_package, key_id, public_pem
 from dvr.model import (
     Clip,
-    ExportResult,
+    ExportJob,
     LegalFrame,
     Playback,
     PlaybackItem,
     Requisition,
     Tier,
     clip_key,
-    export_key,
 )
 from dvr.remux import assemble
 from dvr.repository import DvrRepository
 from dvr.rules import Retention, check_interval, check_retention_request, effective_retention, minimum_lock_until
 from dvr.settings import DvrSettings
+from journal.errors import MotiveRequired
+from journal.keys import KeyPurpose, public_key
 from journal.service import JournalService
 
 log = get_logger(__name__)
@@ -50,7 +47,6 @@ log = get_logger(__name__)
 EventSink = Callable[[Event], Awaitable[None]]
 EVIDENCE_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR})
 RETENTION_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN})
-_SIGNING_PURPOSE = "export-signing-key"
 
 
 async def _no_publish(_event: Event) -> None:
@@ -100,7 +96,11 @@ class EvidenceService:
         ttl = timedelta(seconds=self.settings.playback_url_ttl_s)
         async with self.db.transaction(principal) as conn:
             clip = await self.repo.clip(conn, clip_id)
-            if clip is None:
+            if clip is None or (principal.role is Role.OFFICER and (
+                    principal.force_id is None or not await self.repo.clip_dispatched_to(conn, clip_id,
+                                                                                         principal.force_id))):
+                # The rule of POST /alerts/{id}/clip/view: an officer reaches the clip of an alert only once a human
+                # sent that alert to their force; before that (or for another force's alert) it does not exist.
                 raise NotFound("no such clip")
             await self.journal.record(conn, tenant_id=clip.tenant_id, actor=principal, action="media.clip",
                                       target_type="clip", target_id=clip.id, camera_id=clip.camera_id,
@@ -278,88 +278,54 @@ class EvidenceService:
         return req
 
     # -- signed exports ------------------------------------------------------------------------------------------
-    async def _signing_key(self, conn: asyncpg.Connection) -> Ed25519PrivateKey:
-        row = await self.repo.signing_key(conn)
-        if row is None:
-            private = Ed25519PrivateKey.generate()
-            raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                        serialization.NoEncryption())
-            public = private.public_key()
-            await self.repo.insert_signing_key(conn, key_id(public), public_pem(public),
-                                               self.secret_box.seal(raw, purpose=_SIGNING_PURPOSE))
-            row = await self.repo.signing_key(conn)
-            assert row is not None
-        raw = self.secret_box.open(row["private_key_sealed"], purpose=_SIGNING_PURPOSE)
-        return Ed25519PrivateKey.from_private_bytes(raw)
-
     async def signing_public_key(self) -> bytes:
-        """The platform's export key (PEM), to publish so recipients verify packages against it."""
+        """The platform's export key (PEM), to publish so recipients verify packages against it. Only read here:
+        the key is provisioned by `vigie evidence init-key`; until then this answers 503."""
         # A platform key, not a tenant's row: an empty-scope transaction on the runtime role is all it needs.
-        async with self.db.anonymous() as conn:
-            return public_pem((await self._signing_key(conn)).public_key())
+        async with self.db.anonymous(readonly=True) as conn:
+            return await public_key(conn, KeyPurpose.EXPORT)
 
-    async def create_export(self, principal: Principal, requisition_id: uuid.UUID, *, motive: str) -> ExportResult:
-        """Package the requisition's recordings (one remuxed clip per camera) with a signed manifest."""
+    async def request_export(self, principal: Principal, requisition_id: uuid.UUID, *, motive: str) -> ExportJob:
+        """Queue the signed export of a requisition's recordings, journaled as a media export with its motive. The
+        recorders' process builds it (dvr.export_builder); an export whose recordings exceed the size cap is
+        refused here, before anything is built."""
         require_role(principal, EVIDENCE_ROLES, "export evidence")
-        async with self.db.transaction(principal, readonly=True) as conn:
+        if not motive.strip():
+            raise MotiveRequired()
+        cap = self.settings.export_max_bytes
+        async with self.db.transaction(principal) as conn:
             req = await self.repo.requisition(conn, requisition_id)
             if req is None:
                 raise NotFound("no such requisition")
-            per_camera = [(c, await self.repo.camera_name(conn, c),
-                           await self.repo.segments_between(conn, c, req.start_at, req.end_at))
-                          for c in req.camera_ids]
-        if req.released_at is not None:
-            raise RequisitionReleased("this requisition was released; its recordings are no longer held")
-        export_id = new_id()
-        files = []
-        with tempfile.TemporaryDirectory(prefix="vigie-export-") as tmp:
-            for i, (camera_id, name, segments) in enumerate(per_camera):
-                if not segments:
-                    continue
-                work = Path(tmp) / str(i)
-                work.mkdir()
-                clip = await assemble(self.store, self.settings, req.tenant_id, segments, req.start_at, req.end_at,
-                                      work)
-                safe = re.sub(r"[^A-Za-z0-9_-]+", "-", name or str(camera_id)).strip("-")[:60]
-                files.append(PackageFile(
-                    name=f"{i + 1:02d}_{safe}_{clip.start_at:%Y%m%dT%H%M%SZ}.mp4",
-                    data=await asyncio.to_thread(clip.data_path.read_bytes),
-                    description={"camera_id": str(camera_id), "camera_name": name,
-                                 "start_at": clip.start_at.isoformat(), "end_at": clip.end_at.isoformat(),
-                                 "source_segments": clip.sources,
-                                 "not_recorded": [[a.isoformat(), b.isoformat()] for a, b in clip.holes]}))
-        if not files:
-            raise NotRecorded("nothing was recorded for this requisition's cameras and interval")
-        exported_at = datetime.now(UTC)
-        header = {
-            "export_id": str(export_id), "tenant_id": str(req.tenant_id), "exported_at": exported_at.isoformat(),
-            "requisition": {"id": str(req.id), "procedure_number": req.procedure_number,
-                            "legal_frame": req.legal_frame.value, "opj_name": req.opj_name,
-                            "opj_service": req.opj_service, "start_at": req.start_at.isoformat(),
-                            "end_at": req.end_at.isoformat()},
-            "exported_by": {"user_id": str(principal.user_id), "name": principal.display_name,
-                            "role": principal.role.value},
-            "motive": motive,
-        }
-        async with self.db.transaction(principal) as conn:
-            private = await self._signing_key(conn)
-            package, manifest = build_package(files, header, private)
-            stored = await self.store.put(req.tenant_id, export_key(export_id), package,
-                                          content_type="application/zip", legal_hold=True)
-            result = ExportResult(id=export_id, requisition_id=req.id, object_key=stored.key,
-                                  version_id=stored.version_id, package_sha256=stored.sha256, files=len(files),
-                                  signing_key_id=key_id(private.public_key()))
-            await self.repo.insert_export(
-                conn, export_id=export_id, tenant_id=req.tenant_id, requisition_id=req.id,
-                exported_by=principal.user_id, exported_by_name=principal.display_name, object_key=stored.key,
-                version_id=stored.version_id, package_sha256=stored.sha256,
-                manifest_sha256=hashlib.sha256(manifest).hexdigest(), signing_key_id=result.signing_key_id)
+            if req.released_at is not None:
+                raise RequisitionReleased("this requisition was released; its recordings are no longer held")
+            segments, estimated = await self.repo.recorded_bytes(conn, req.camera_ids, req.start_at, req.end_at)
+            if not segments:
+                raise NotRecorded("nothing was recorded for this requisition's cameras and interval")
+            if estimated > cap:
+                raise ExportTooLarge(
+                    f"this export would hold about {estimated / 2**20:.0f} MiB of recordings, above the "
+                    f"{cap / 2**20:.0f} MiB an export may hold: request several exports over shorter intervals "
+                    "or fewer cameras")
+            job = await self.repo.insert_export_job(
+                conn, job_id=new_id(), tenant_id=req.tenant_id, requisition_id=req.id,
+                requested_by=principal.user_id, requested_by_name=principal.display_name,
+                requested_by_role=principal.role.value, motive=motive.strip(), estimated_bytes=estimated,
+                size_cap_bytes=cap)
             await self.journal.record(conn, tenant_id=req.tenant_id, actor=principal, action="media.export",
-                                      target_type="export", target_id=export_id, range_start=req.start_at,
+                                      target_type="export_job", target_id=job.id, range_start=req.start_at,
                                       range_end=req.end_at, motive=motive, recipient=req.opj_service,
-                                      details={"requisition_id": str(req.id), "files": len(files),
-                                               "package_sha256": stored.sha256})
-        return result
+                                      details={"requisition_id": str(req.id), "estimated_bytes": estimated})
+        return job
+
+    async def export_job(self, principal: Principal, job_id: uuid.UUID) -> ExportJob:
+        """Where a requested export stands; once done, the package's id and SHA-256."""
+        require_role(principal, EVIDENCE_ROLES, "follow an export")
+        async with self.db.transaction(principal, readonly=True) as conn:
+            job = await self.repo.export_job(conn, job_id)
+        if job is None:
+            raise NotFound("no such export job")
+        return job
 
     async def export_download(self, principal: Principal, export_id: uuid.UUID, *, motive: str) -> str:
         """A short-lived URL for a signed package, journaled like any media access."""

@@ -52,6 +52,14 @@ class DvrSettings(BaseSettings):
     playback_url_ttl_s: int = 300
     playback_max_s: float = 4 * 3600.0
     sweep_interval_s: float = 60.0
+    # Exports: the largest package built (kept under 4 GiB, so no member ever needs ZIP64), how often the builder
+    # looks for requested exports, and how long a claim lives without renewal before another builder takes over.
+    export_max_bytes: int = Field(default=2 * 1024**3, ge=1, le=3 * 1024**3)
+    export_poll_s: float = 2.0
+    export_claim_ttl_s: float = 120.0
+    export_max_attempts: int = 3
+    # The journal anchoring job (a department job this process runs): one signed checkpoint at most this often.
+    journal_anchor_interval_s: float = 3600.0
     # Announce every stored segment on NATS (dvr.<tenant>.SegmentRecorded) for an integration that wants it: nothing
     # in the platform consumes it, and each announcement is a JetStream round trip per segment.
     publish_segments: bool = False

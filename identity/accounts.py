@@ -1,4 +1,4 @@
-"""Accounts: users and their memberships (roles in tenants), habilitations, second-factor enrolment."""
+"""Accounts: users and their memberships (roles in tenants), habilitations, and the holder's own credentials."""
 
 from __future__ import annotations
 
@@ -11,26 +11,33 @@ import msgspec
 
 from core.crypto import SecretBox
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import new_id
 from core.settings import AuthSettings
-from core.tenancy import DEPARTMENT_WIDE_ROLES, HABILITATED_ROLES, SECOND_FACTOR_ROLES, Principal, Role, require_role
+from core.tenancy import HABILITATED_ROLES, Principal, Role, require_role
 from identity import totp
-from identity.model import MembershipInput, TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
+from identity.administration import USER_ADMINS, USER_READERS, administered_user, check_grant
+from identity.model import (
+    Account,
+    MembershipInput,
+    PasswordChange,
+    SecondFactorReplacement,
+    TotpEnrolment,
+    User,
+    UserUpdate,
+)
 from identity.passwords import hash_password
+from identity.proof import HolderProof
 from identity.repository import IdentityRepository
 from identity.sessions import PrincipalCache
+from identity.throttle import SigninThrottle
 from journal.service import JournalService
-
-USER_ADMINS = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN})
-USER_READERS = USER_ADMINS | {Role.AUDITOR, Role.SUPERVISOR}
-# Roles a tenant admin may grant inside their own tenant.
-TENANT_GRANTABLE = frozenset({Role.TENANT_ADMIN, Role.OFFICER})
 
 
 class AccountService:
     """Users as seen through the memberships in the caller's scope. A change that affects sessions clears the
-    resolved principals of this process (`principals`, shared with the session service)."""
+    resolved principals of this process (`principals`, shared with the session service). Accounts are created by
+    invitation (identity.enrolment); no administrator ever chooses or receives a password or a second factor."""
 
     def __init__(
         self,
@@ -40,6 +47,7 @@ class AccountService:
         principals: PrincipalCache,
         journal: JournalService | None = None,
         repository: IdentityRepository | None = None,
+        throttle: SigninThrottle | None = None,
     ) -> None:
         self._db = db
         self._secrets = secrets
@@ -47,6 +55,8 @@ class AccountService:
         self._principals = principals
         self._journal = journal or JournalService()
         self._repo = repository or IdentityRepository()
+        self._throttle = throttle or SigninThrottle(db, settings, self._repo)
+        self._proof = HolderProof(db, secrets, self._throttle, self._repo)
 
     async def me(self, principal: Principal) -> User:
         # One's own account and memberships, even when the home tenant lies outside the working scope.
@@ -69,81 +79,6 @@ class AccountService:
             raise NotFound("no such user")
         return user
 
-    async def _check_grant(
-        self,
-        principal: Principal,
-        conn: asyncpg.Connection,
-        tenant_id: uuid.UUID,
-        role: Role,
-        force_id: uuid.UUID | None,
-    ) -> None:
-        kind = await self._repo.tenant_kind(conn, tenant_id)
-        if kind is None or not principal.scope.includes(tenant_id):
-            raise InvalidInput("membership.tenant_id names no tenant of yours", field="membership.tenant_id")
-        if principal.role is Role.TENANT_ADMIN and role not in TENANT_GRANTABLE:
-            raise PermissionDenied(f"a tenant admin may not grant the {role.value} role")
-        if role in DEPARTMENT_WIDE_ROLES and kind != "department":
-            raise InvalidInput(f"the {role.value} role is held in the department's own tenant", field="membership.role")
-        if (role is Role.OFFICER) != (force_id is not None):
-            raise InvalidInput("an officer (and only an officer) belongs to a force", field="membership.force_id")
-        if force_id is not None:
-            force = await self._repo.force_of_grant(conn, force_id)
-            if force is None:
-                raise InvalidInput("membership.force_id names no force of yours", field="membership.force_id")
-            if force["kind"] == "police_municipale" and force["tenant_id"] != tenant_id:
-                raise InvalidInput(
-                    "a municipal police officer belongs to their commune's tenant", field="membership.tenant_id"
-                )
-
-    async def create_user(self, principal: Principal, data: UserCreate) -> UserCreated:
-        require_role(principal, USER_ADMINS, "create users")
-        role = Role(data.membership.role)
-        if role in HABILITATED_ROLES and data.habilitation is None:
-            raise InvalidInput(f"a {role.value} needs an habilitation (agrément)", field="habilitation")
-        password_hash = None if data.password is None else await asyncio.to_thread(hash_password, data.password)
-        seed = totp.new_seed() if role in SECOND_FACTOR_ROLES else None
-        user_id = new_id()
-        hab = data.habilitation
-        async with self._db.transaction(principal) as conn:
-            await self._check_grant(principal, conn, data.membership.tenant_id, role, data.membership.force_id)
-            try:
-                await self._repo.insert_user(
-                    conn,
-                    {
-                        "id": user_id,
-                        "department_id": principal.department_id,
-                        "email": data.email,
-                        "display_name": data.display_name,
-                        "password_hash": password_hash,
-                        "totp_secret_sealed": None if seed is None else totp.seal(self._secrets, seed),
-                        "agrement_number": hab.agrement_number if hab else None,
-                        "enquiry_date": hab.enquiry_date if hab else None,
-                        "habilitation_expires_on": hab.expires_on if hab else None,
-                        "training_date": hab.training_date if hab else None,
-                    },
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise Conflict("an account with this email already exists") from exc
-            await self._repo.insert_membership(
-                conn,
-                {
-                    "id": new_id(),
-                    "tenant_id": data.membership.tenant_id,
-                    "user_id": user_id,
-                    "role": role.value,
-                    "force_id": data.membership.force_id,
-                },
-            )
-            await self._journal.note(
-                conn, principal, "user.create", ("user", user_id), tenant_id=data.membership.tenant_id, role=role.value
-            )
-            user = await self._repo.visible_user(conn, user_id)
-        assert user is not None
-        enrolment = (
-            None if seed is None else totp.enrolment(seed, email=data.email, issuer=self._settings.totp_issuer)
-        )
-        return UserCreated(user=user, totp_enrolment=enrolment)
-
     async def add_membership(self, principal: Principal, user_id: uuid.UUID, data: MembershipInput) -> User:
         """Grant one more role to an account already visible to the caller."""
         require_role(principal, USER_ADMINS, "grant roles")
@@ -154,7 +89,7 @@ class AccountService:
                 raise NotFound("no such user")
             if role in HABILITATED_ROLES and user.habilitation.expires_on is None:
                 raise InvalidInput(f"a {role.value} needs an habilitation (agrément) first", field="role")
-            await self._check_grant(principal, conn, data.tenant_id, role, data.force_id)
+            await check_grant(self._repo, conn, principal, data.tenant_id, role, data.force_id)
             membership_id = new_id()
             try:
                 await self._repo.insert_membership(
@@ -206,9 +141,7 @@ class AccountService:
                 training_date=hab.training_date,
             )
         async with self._db.transaction(principal) as conn:
-            user = await self._repo.visible_user(conn, user_id)
-            if user is None:
-                raise NotFound("no such user")
+            user = await administered_user(self._repo, conn, principal, user_id)
             if values:
                 await self._repo.update_user(conn, user_id, values)
                 if values.get("status") == "disabled":
@@ -223,23 +156,58 @@ class AccountService:
         return updated
 
     async def unlock_user(self, principal: Principal, user_id: uuid.UUID) -> None:
+        """Lift the locks of both failure counters (password and second factor)."""
         require_role(principal, USER_ADMINS, "unlock accounts")
         async with self._db.transaction(principal) as conn:
-            user = await self._repo.visible_user(conn, user_id)
-            if user is None:
-                raise NotFound("no such user")
+            user = await administered_user(self._repo, conn, principal, user_id)
             await self._repo.record_success(conn, user_id)
             await self._journal.note(
                 conn, principal, "user.unlock", ("user", user_id), tenant_id=user.memberships[0].tenant_id
             )
 
-    async def enrol_totp(self, principal: Principal) -> TotpEnrolment:
-        """Replace the caller's second factor; the new seed is shown once."""
-        seed = totp.new_seed()
-        async with self._db.transaction(principal) as conn:
-            await self._repo.set_totp(conn, principal.user_id, totp.seal(self._secrets, seed))
+    # --- the holder's own credentials
+    async def change_password(self, principal: Principal, data: PasswordChange, *, client_ip: str) -> None:
+        """The holder replaces their password, proving the current one and, when the account has a second factor, a
+        current code (a stolen access token alone changes nothing). Their other sessions end."""
+        await self._proof_of_holder(principal, data.current_password, data.code, client_ip=client_ip)
+        password_hash = await asyncio.to_thread(hash_password, data.new_password)
+        async with self._db.transaction(principal, with_home_tenant=True) as conn:
+            await self._repo.update_user(conn, principal.user_id, {"password_hash": password_hash})
+            await self._repo.record_success(conn, principal.user_id)
+            await self._repo.revoke_other_sessions(conn, principal.user_id, principal.session_id, "password changed")
             await self._journal.note(
-                conn, principal, "user.totp_enrol", ("user", principal.user_id), tenant_id=principal.home_tenant_id
+                conn, principal, "user.password_change", ("user", principal.user_id),
+                tenant_id=principal.home_tenant_id,
             )
-        email = (await self.me(principal)).email
-        return totp.enrolment(seed, email=email, issuer=self._settings.totp_issuer)
+        self._principals.clear()
+
+    async def replace_second_factor(
+        self, principal: Principal, data: SecondFactorReplacement, *, client_ip: str
+    ) -> TotpEnrolment:
+        """The holder replaces their second factor, proving the current password and a current code of the factor
+        being replaced (when there is one); the new seed is shown once, to them. Their other sessions end."""
+        account = await self._proof_of_holder(principal, data.current_password, data.code, client_ip=client_ip)
+        seed = totp.new_seed()
+        async with self._db.transaction(principal, with_home_tenant=True) as conn:
+            await self._repo.set_totp(conn, principal.user_id, totp.seal(self._secrets, seed, principal.user_id))
+            await self._repo.record_success(conn, principal.user_id)
+            await self._repo.revoke_other_sessions(
+                conn, principal.user_id, principal.session_id, "second factor replaced"
+            )
+            await self._journal.note(
+                conn, principal, "user.totp_replace", ("user", principal.user_id), tenant_id=principal.home_tenant_id,
+                had_second_factor=account.totp_secret_sealed is not None,
+            )
+        self._principals.clear()
+        return totp.enrolment(seed, email=account.email, issuer=self._settings.totp_issuer)
+
+    async def _proof_of_holder(
+        self, principal: Principal, password: str, code: str | None, *, client_ip: str
+    ) -> Account:
+        await self._throttle.admit(client_ip)
+        async with self._db.anonymous_statement() as conn:
+            account = await self._repo.account(conn, principal.user_id)
+        if account is None:
+            raise NotFound("no such user")
+        await self._proof.check(account, password, code)
+        return account

@@ -1,155 +1,259 @@
-"""Authorization code + PKCE (RFC 6749 §4.1, RFC 7636 S256) for first-party public clients such as the phone app."""
+"""OAuth 2.0 for native apps (RFC 8252): the steps of the platform's sign-in page, the token endpoint and the checks
+of DPoP-bound access tokens. The officers' phone app never sees a password: the person types it into the platform's
+page (in the system browser), which answers with a 302 to the app's registered redirect URI carrying a one-use code;
+the app redeems it with its PKCE verifier and a DPoP proof of its device key (see identity.dpop)."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from typing import Any
 
 import msgspec
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oauth2.rfc6749 import OAuth2Error
 
 from core.db import Database
-from core.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from core.tenancy import SECOND_FACTOR_ROLES, Role
-from identity.model import Email, LoginRequest, Password, TokenPair
-from identity.repository import IdentityRepository
+from core.errors import AuthenticationFailed, InvalidInput, PermissionDenied, VigieError
+from core.tenancy import SECOND_FACTOR_ROLES, Principal, Role
+from identity.dpop import InvalidProof, Proof, ProofVerifier
+from identity.model import LoginRequest, TokenPair
+from identity.oauth_repository import OAuthRepository
+from identity.oauth_server import (
+    HttpRequest,
+    HttpResponse,
+    IssuedCode,
+    NativeAppServer,
+    NativeClient,
+    RefreshCredential,
+    SignedIn,
+    VigieRequest,
+    run_in_thread,
+)
 from identity.sessions import SessionService
 
 CODE_TTL = timedelta(seconds=60)
-ClientId = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]+$")]
-RedirectUri = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-# RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is always 43 characters.
-CodeChallenge = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{43}$")]
-# RFC 7636 §4.1: 43 to 128 unreserved characters.
-CodeVerifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._~-]{43,128}$")]
-State = Annotated[str, msgspec.Meta(max_length=500)]
+# What the sign-in page carries from one step to the next (hidden fields), exactly as the app sent it.
+AUTHORIZATION_PARAMETERS = (
+    "response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method", "scope",
+)
 
 
-class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The app's sign-in step: the client's parameters plus the officer's credentials (a JSON form post)."""
-
-    response_type: Literal["code"] = "code"
-    client_id: ClientId
-    redirect_uri: RedirectUri
-    code_challenge: CodeChallenge
-    # Only S256: `plain` would hand the verifier to anyone who sees the authorization request.
-    code_challenge_method: Literal["S256"] = "S256"
-    state: State | None = None
-    email: Email
-    password: Password
-    membership_id: uuid.UUID | None = None
+class InvalidAuthorizationRequest(VigieError):
+    """An authorization request that cannot be answered with a redirect (unknown client, unregistered redirect URI):
+    the page shows the error instead, never redirecting to an address nobody registered."""
 
 
-class AuthorizationPrompt(msgspec.Struct, frozen=True, kw_only=True):
-    """GET /auth/authorize: the request is acceptable; post credentials with the same parameters to continue."""
-
-    client_id: str
+@dataclass(frozen=True)
+class Consent:
     client_name: str
-    redirect_uri: str
-    state: str | None
-    sign_in: str = "POST /auth/authorize with these parameters plus email and password"
+    parameters: tuple[tuple[str, str], ...]
 
 
-class AuthorizationGranted(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the app's browser goes next: the redirect URI with the one-use code and the state."""
+@dataclass(frozen=True)
+class SecondFactorNeeded:
+    """The password was right and the role needs a second factor: the page asks for the code next."""
 
-    redirect_to: str
-    code: str
-    state: str | None
-
-
-class CodeExchange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """POST /auth/token, grant_type=authorization_code (JSON, as every body of this API)."""
-
-    grant_type: Literal["authorization_code"]
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    redirect_uri: RedirectUri
-    client_id: ClientId
-    code_verifier: CodeVerifier
+    consent: Consent
+    challenge: str
 
 
-def _digest(code: str) -> bytes:
-    return hashlib.sha256(code.encode()).digest()
-
-
-def redirect_allowed(requested: str, registered: list[str]) -> bool:
-    """Exact match, except that a loopback redirect may use any port (RFC 8252 §7.3)."""
-    if requested in registered:
-        return True
-    parts = urlsplit(requested)
-    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "[::1]", "::1") or parts.query or parts.fragment:
-        return False
-    portless = urlunsplit((parts.scheme, parts.hostname, parts.path, "", ""))
-    return portless in registered
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
 
 
 class AuthorizationService:
-    """Issues one-use codes after a password sign-in and redeems them for the same tokens as /auth/login."""
+    """Runs authlib's server (identity.oauth_server) and gives its grants the stores they need."""
 
-    def __init__(self, db: Database, sessions: SessionService, repository: IdentityRepository | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sessions: SessionService,
+        *,
+        public_url: str,
+        proofs: ProofVerifier | None = None,
+        repository: OAuthRepository | None = None,
+    ) -> None:
         self._db = db
         self._sessions = sessions
-        self._repo = repository or IdentityRepository()
+        self._repo = repository or OAuthRepository()
+        self.proofs = proofs or ProofVerifier()
+        self.public_url = public_url.rstrip("/")
+        self.server = NativeAppServer(self, self.proofs, self.public_url)
 
-    async def check_client(self, client_id: str, redirect_uri: str) -> str:
-        """The client's name; an unknown client or an unregistered redirect is refused here, never redirected to."""
-        async with self._db.anonymous() as conn:
-            client = await self._repo.oauth_client(conn, client_id)
-        if client is None:
-            raise InvalidInput("unknown client_id", field="client_id")
-        if not redirect_allowed(redirect_uri, list(client["redirect_uris"])):
-            raise InvalidInput("redirect_uri is not registered for this client", field="redirect_uri")
-        return str(client["name"])
-
-    async def prompt(self, client_id: str, redirect_uri: str, state: str | None) -> AuthorizationPrompt:
-        name = await self.check_client(client_id, redirect_uri)
-        return AuthorizationPrompt(client_id=client_id, client_name=name, redirect_uri=redirect_uri, state=state)
-
-    async def authorize(self, request: AuthorizationRequest, *, client_ip: str) -> AuthorizationGranted:
-        await self.check_client(request.client_id, request.redirect_uri)
-        account, membership = await self._sessions.authenticate(
-            LoginRequest(email=request.email, password=request.password, membership_id=request.membership_id),
-            client_ip=client_ip,
+    # --- the sign-in page
+    async def consent(self, http: HttpRequest) -> Consent | HttpResponse:
+        """Validate an authorization request: a Consent to show the page, a redirect carrying the error to the
+        app (RFC 6749 §4.1.2.1), or InvalidAuthorizationRequest when the redirect URI cannot be trusted."""
+        outcome = await run_in_thread(self._consent, http)
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        client = outcome.client
+        assert isinstance(client, NativeClient)
+        data = outcome.payload.data
+        return Consent(
+            client_name=client.name,
+            parameters=tuple((k, data[k]) for k in AUTHORIZATION_PARAMETERS if data.get(k) is not None),
         )
-        if Role(membership.role) in SECOND_FACTOR_ROLES:
-            # The phone app is for the forces; roles that need a second factor sign in at /auth/login.
-            raise PermissionDenied("this role signs in with a second factor at /auth/login, not through the app")
-        code = secrets.token_urlsafe(32)
+
+    def _grant(self, http: HttpRequest) -> Any:
+        """Authlib's grant for a valid request; else the redirect carrying the error, or the error to show."""
+        try:
+            return self.server.get_consent_grant(self.server.create_oauth2_request(http))
+        except OAuth2Error as error:
+            if error.redirect_uri:
+                return self.server.handle_response(*error())
+            raise InvalidAuthorizationRequest(error.description or error.error) from None
+
+    def _consent(self, http: HttpRequest) -> VigieRequest | HttpResponse:
+        grant = self._grant(http)
+        if isinstance(grant, HttpResponse):
+            return grant
+        result: VigieRequest = grant.request
+        return result
+
+    async def sign_in(self, http: HttpRequest, consent: Consent) -> HttpResponse | SecondFactorNeeded:
+        """The page's form, for a request `consent` accepted: email and password, then the second-factor code for
+        roles that need one. Success is a 302 to the app's redirect URI with the code and the state (the request
+        is validated again by authlib before the code is issued); a refusal raises, and the page shows it."""
+        form = dict(http.form)
+        if "challenge" in form:
+            await self._sessions.throttle.admit(http.client_ip)
+            account, membership_id = await self._sessions.verify_second_factor(form["challenge"], form.get("code", ""))
+            amr: tuple[str, ...] = ("pwd", "otp")
+        else:
+            try:
+                login = msgspec.convert(
+                    {"email": form.get("email", ""), "password": form.get("password", "")}, LoginRequest
+                )
+            except msgspec.ValidationError as exc:
+                raise InvalidInput("enter an email address and a password", field="email") from exc
+            account, membership = await self._sessions.authenticate(login, client_ip=http.client_ip)
+            if Role(membership.role) in SECOND_FACTOR_ROLES:
+                if account.totp_secret_sealed is None:
+                    raise PermissionDenied("this role requires a second factor and none is enrolled")
+                challenge = await self._sessions.open_challenge(account, membership.id)
+                return SecondFactorNeeded(consent, challenge.challenge)
+            membership_id, amr = membership.id, ("pwd",)
+        signed_in = SignedIn(user_id=account.id, membership_id=membership_id, amr=amr)
+        return await run_in_thread(self._authorize, http, signed_in)
+
+    def _authorize(self, http: HttpRequest, signed_in: SignedIn) -> HttpResponse:
+        grant = self._grant(http)
+        if isinstance(grant, HttpResponse):
+            return grant
+        response: HttpResponse = self.server.create_authorization_response(
+            grant.request, grant_user=signed_in, grant=grant
+        )
+        return response
+
+    # --- the token endpoint
+    async def token(self, http: HttpRequest) -> HttpResponse:
+        return await run_in_thread(self._token, http)
+
+    def _token(self, http: HttpRequest) -> HttpResponse:
+        try:
+            request = self.server.create_oauth2_request(http)
+        except OAuth2Error as error:
+            return self.server.handle_response(*error())
+        response: HttpResponse = self.server.create_token_response(request)
+        return response
+
+    # --- what the grants ask of the stores (called on the event loop from authlib's worker thread)
+    async def client(self, client_id: str) -> NativeClient | None:
+        async with self._db.anonymous(readonly=True) as conn:
+            row = await self._repo.client(conn, client_id)
+        if row is None:
+            return None
+        return NativeClient(
+            client_id=row["client_id"], name=row["name"], redirect_uris=tuple(row["redirect_uris"]),
+            dpop_bound=row["dpop_bound"],
+        )
+
+    async def save_code(
+        self, code: str, client_id: str, redirect_uri: str, challenge: str, signed_in: SignedIn
+    ) -> None:
+        now = datetime.now(UTC)
         async with self._db.anonymous() as conn:
-            await self._repo.insert_authorization_code(
-                conn,
-                {
-                    "code_hash": _digest(code),
-                    "client_id": request.client_id,
-                    "redirect_uri": request.redirect_uri,
-                    "code_challenge": request.code_challenge,
-                    "user_id": account.id,
-                    "membership_id": membership.id,
-                    "expires_at": datetime.now(UTC) + CODE_TTL,
-                },
+            await self._repo.insert_code(conn, {
+                "code_hash": _digest(code), "client_id": client_id, "redirect_uri": redirect_uri,
+                "code_challenge": challenge, "code_challenge_method": "S256", "user_id": signed_in.user_id,
+                "membership_id": signed_in.membership_id, "amr": list(signed_in.amr), "expires_at": now + CODE_TTL,
+            })
+            # Codes live a minute; an hour later nobody needs to see one again, used or not.
+            await self._repo.prune_codes(conn, now - timedelta(hours=1))
+
+    async def take_code(self, code: str, client_id: str) -> IssuedCode | None:
+        """The code, once; a second presentation also revokes the session the first one opened (RFC 6749 §4.1.2)."""
+        async with self._db.anonymous() as conn:
+            row = await self._repo.take_code(conn, _digest(code))
+            if row is not None and row["used_before"] is not None and row["session_id"] is not None:
+                await self._repo.revoke_session(conn, row["session_id"], "authorization code replayed")
+        if row is not None and row["used_before"] is not None and row["session_id"] is not None:
+            self._sessions.principals.invalidate(row["session_id"])
+        if row is None or row["used_before"] is not None or row["expires_at"] < datetime.now(UTC):
+            return None
+        if row["client_id"] != client_id:
+            return None
+        return IssuedCode(
+            code_hash=_digest(code), client_id=row["client_id"], redirect_uri=row["redirect_uri"],
+            code_challenge=row["code_challenge"], code_challenge_method=row["code_challenge_method"],
+            signed_in=SignedIn(user_id=row["user_id"], membership_id=row["membership_id"], amr=tuple(row["amr"])),
+        )
+
+    async def open_session(
+        self, signed_in: SignedIn, code: IssuedCode, proof: Proof | None, http: HttpRequest
+    ) -> TokenPair:
+        """The session of a redeemed code; with a DPoP proof, bound to its key ("pop" joins the methods)."""
+        amr = [*signed_in.amr, *(["pop"] if proof is not None else [])]
+        pair = await self._sessions.open_session_for(
+            signed_in.user_id, signed_in.membership_id, amr=amr, client_ip=http.client_ip,
+            user_agent=http.user_agent, key_thumbprint=None if proof is None else proof.thumbprint,
+            client_id=code.client_id,
+        )
+        async with self._db.anonymous() as conn:
+            await self._repo.note_code_session(conn, code.code_hash, pair.session_id)
+        return pair
+
+    async def refresh_binding(self, refresh_token: str) -> RefreshCredential | None:
+        async with self._db.anonymous(readonly=True) as conn:
+            row = await self._repo.refresh_binding(conn, _digest(refresh_token))
+        if row is None:
+            return None
+        return RefreshCredential(
+            token=refresh_token, session_id=row["session_id"], client_id=row["client_id"],
+            key_thumbprint=row["dpop_jkt"],
+        )
+
+    async def refresh(self, refresh_token: str, key_thumbprint: str | None) -> TokenPair:
+        return await self._sessions.refresh(refresh_token, key_thumbprint=key_thumbprint)
+
+    # --- requests to the API with a DPoP-bound access token
+    def check_resource_proof(
+        self,
+        principal: Principal,
+        *,
+        scheme: str,
+        access_token: str,
+        proof: str | None,
+        method: str,
+        path: str,
+        received_url: str,
+    ) -> None:
+        """A token bound to a key is accepted only as `DPoP <token>` with a proof of that key made for this
+        request and this token; a bearer token is not accepted under the DPoP scheme."""
+        bound = principal.key_thumbprint
+        if scheme == "dpop" and bound is None:
+            raise AuthenticationFailed("this access token is not bound to a key: send it as a Bearer token")
+        if bound is None:
+            return
+        if scheme != "dpop":
+            raise AuthenticationFailed("this access token is bound to a device key: send it with a DPoP proof")
+        try:
+            checked = self.proofs.verify(
+                proof, method=method, urls=(self.public_url + path, received_url), access_token=access_token
             )
-        query = {"code": code, **({"state": request.state} if request.state is not None else {})}
-        separator = "&" if urlsplit(request.redirect_uri).query else "?"
-        return AuthorizationGranted(
-            redirect_to=f"{request.redirect_uri}{separator}{urlencode(query)}", code=code, state=request.state
-        )
-
-    async def exchange(self, request: CodeExchange, *, client_ip: str, user_agent: str) -> TokenPair:
-        """One try per code: a wrong verifier burns it too, so a stolen code cannot be brute-forced."""
-        async with self._db.anonymous() as conn:
-            row = await self._repo.take_authorization_code(conn, _digest(request.code))
-            if row is not None and row["used_at"] is None:
-                await self._repo.use_authorization_code(conn, row["code_hash"])
-        if row is None or row["used_at"] is not None or row["expires_at"] < datetime.now(UTC):
-            raise AuthenticationFailed("unknown, used or expired authorization code")
-        if row["client_id"] != request.client_id or row["redirect_uri"] != request.redirect_uri:
-            raise AuthenticationFailed("the code was issued to another client or redirect URI")
-        if not secrets.compare_digest(create_s256_code_challenge(request.code_verifier), row["code_challenge"]):
-            raise AuthenticationFailed("code_verifier does not match the code_challenge")
-        return await self._sessions.open_session_for(
-            row["user_id"], row["membership_id"], amr=["pwd"], client_ip=client_ip, user_agent=user_agent
-        )
+        except InvalidProof as exc:
+            raise AuthenticationFailed(exc.detail) from exc
+        if checked.thumbprint != bound:
+            raise AuthenticationFailed("the DPoP proof is signed by another key than the token's")

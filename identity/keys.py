@@ -15,7 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from core.crypto import SecretBox
+from core.crypto import TOKEN_SIGNING_KEYS, SecretBox
 from core.errors import AuthenticationFailed
 from identity.repository import IdentityRepository
 
@@ -24,7 +24,6 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_BYTES = 4096
 # Header parameters that would let a token choose its own key or add semantics we do not implement.
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "zip", "enc"})
-_KEY_PURPOSE = "signing-key"
 
 
 class KeyRing:
@@ -57,7 +56,7 @@ class KeyRing:
             published.append(ECKey.import_key(msgspec.json.decode(row["public_jwk"])))
             usable = row["activates_at"] <= now and (row["retired_at"] is None or row["retired_at"] > now)
             if usable and signing is None:  # rows come newest first
-                private = self._secrets.open(row["private_jwk_sealed"], purpose=_KEY_PURPOSE)
+                private = self._secrets.open(row["private_jwk_sealed"], column=TOKEN_SIGNING_KEYS, row_id=row["kid"])
                 signing = ECKey.import_key(msgspec.json.decode(private))
         self._signing, self._published = signing, KeySet(published)
         self._loaded_at = time.monotonic()
@@ -145,7 +144,8 @@ async def rotate_signing_key(
         conn,
         kid=kid,
         algorithm=ALGORITHM,
-        private_sealed=secrets.seal(msgspec.json.encode(key.as_dict(private=True)), purpose=_KEY_PURPOSE),
+        private_sealed=secrets.seal(msgspec.json.encode(key.as_dict(private=True)), column=TOKEN_SIGNING_KEYS,
+                                    row_id=kid),
         public_jwk=msgspec.json.encode(key.as_dict(private=False)).decode(),
         activates_at=activates,
     )

@@ -1,9 +1,13 @@
-"""OIDC relying party (authorization code + PKCE) for an external IdP such as ProConnect or Keycloak."""
+"""OIDC relying party (authorization code + PKCE) for an external IdP such as ProConnect or Keycloak: starts sign-ins
+bound to the browser that asked, and turns a callback into a verified (issuer, subject) identity."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,21 +20,54 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from core.db import Database
-from core.errors import AuthenticationFailed, Unavailable
+from core.errors import AuthenticationFailed, RateLimited, Unavailable
 from core.settings import OidcSettings
-from identity.repository import IdentityRepository
+from identity.federation_repository import FederationRepository
+from identity.throttle import SigninThrottle
 
 FLOW_TTL = timedelta(minutes=10)
 ID_TOKEN_ALGORITHMS = ["RS256", "ES256", "PS256"]
+# The browser's half of a flow: an HttpOnly cookie scoped to the OIDC routes (SameSite=Lax: the IdP's redirect back
+# to the callback is a cross-site top-level navigation, which a Strict cookie would not follow).
+BROWSER_COOKIE = "vigie_oidc_flow"
+COOKIE_PATH = "/auth/oidc/"
+_AMR_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class StartedFlow:
+    authorization_url: str
+    browser_secret: str
+
+
+@dataclass(frozen=True)
+class FederatedIdentity:
+    """What a verified ID token says: who (issuer, subject), their verified e-mail and how the IdP authenticated."""
+
+    issuer: str
+    subject: str
+    email: str
+    amr: tuple[str, ...]
+
+
+def browser_hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 class OidcClient:
     """Starts sign-ins at the IdP and turns a callback into a verified email and authentication methods."""
 
-    def __init__(self, settings: OidcSettings, db: Database, repository: IdentityRepository | None = None) -> None:
+    def __init__(
+        self,
+        settings: OidcSettings,
+        db: Database,
+        throttle: SigninThrottle,
+        repository: FederationRepository | None = None,
+    ) -> None:
         self._settings = settings
         self._db = db
-        self._repo = repository or IdentityRepository()
+        self._throttle = throttle
+        self._repo = repository or FederationRepository()
         self._metadata: dict[str, Any] | None = None
         self._jwks: KeySet | None = None
         self._jwks_loaded_at = 0.0
@@ -74,24 +111,46 @@ class OidcClient:
             leeway=self._settings.leeway_s,
         )
 
-    async def start(self) -> str:
-        """The IdP authorization URL; state, nonce and PKCE verifier are kept server-side, used once."""
+    @property
+    def issuer(self) -> str:
+        return self._settings.issuer
+
+    @property
+    def cookie_secure(self) -> bool:
+        """The cookie travels over TLS only when the callback itself is served over TLS."""
+        return self._settings.redirect_uri.startswith("https://")
+
+    async def start(self, *, client_ip: str) -> StartedFlow:
+        """The IdP authorization URL, and the secret the starting browser keeps in its cookie. State, nonce and PKCE
+        verifier stay server-side, used once; a start counts against the address's sign-in budget, and the flows in
+        flight are capped (and pruned once expired) so that nobody can fill the table."""
+        await self._throttle.admit(client_ip)
         metadata = await self._discover()
-        state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+        state, nonce, verifier, secret = (secrets.token_urlsafe(32) for _ in range(4))
+        now = datetime.now(UTC)
         async with self._db.anonymous() as conn:
-            await self._repo.insert_oidc_flow(conn, state, nonce, verifier, datetime.now(UTC) + FLOW_TTL)
+            await self._repo.prune_flows(conn, now)
+            if await self._repo.pending_flows(conn) >= self._settings.max_pending_flows:
+                raise RateLimited("too many federated sign-ins in flight; retry in a few minutes", retry_after_s=60)
+            await self._repo.insert_flow(
+                conn, state=state, nonce=nonce, verifier=verifier, browser_hash=browser_hash(secret),
+                expires_at=now + FLOW_TTL,
+            )
         async with self._client() as client:
             url, _ = client.create_authorization_url(
                 metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
             )
-        return str(url)
+        return StartedFlow(authorization_url=str(url), browser_secret=secret)
 
-    async def finish(self, code: str, state: str) -> tuple[str, list[str]]:
-        """Exchange the code, verify the ID token (signature, issuer, audience, nonce, expiry); return email, amr."""
+    async def finish(self, code: str, state: str, browser_secret: str | None) -> FederatedIdentity:
+        """Exchange the code and verify the ID token (signature, issuer, audience, nonce, expiry) for a flow this
+        browser started; the identity must come with a verified e-mail."""
+        if not browser_secret:
+            raise AuthenticationFailed("this browser did not start this sign-in (no sign-in cookie)")
         async with self._db.anonymous() as conn:
-            flow = await self._repo.take_oidc_flow(conn, state)
+            flow = await self._repo.take_flow(conn, state, browser_hash(browser_secret))
         if flow is None:
-            raise AuthenticationFailed("unknown, replayed or expired sign-in state")
+            raise AuthenticationFailed("unknown, replayed or expired sign-in state, or another browser's")
         metadata = await self._discover()
         try:
             async with self._client() as client:
@@ -107,11 +166,16 @@ class OidcClient:
         if not isinstance(id_token, str):
             raise AuthenticationFailed("the identity provider returned no ID token")
         claims = await self._verify_id_token(id_token, flow["nonce"])
-        email = claims.get("email")
-        if not isinstance(email, str) or claims.get("email_verified") is False:
+        subject, email = claims.get("sub"), claims.get("email")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
+            raise AuthenticationFailed("the ID token names no subject")
+        # Only an explicit `true`: a missing claim says nothing about the address.
+        if not isinstance(email, str) or claims.get("email_verified") is not True:
             raise AuthenticationFailed("the identity provider gave no verified email")
         amr = claims.get("amr")
-        return email, [str(a) for a in amr] if isinstance(amr, list) else []
+        listed = amr if isinstance(amr, list) else []
+        methods = tuple(a for a in listed if isinstance(a, str) and _AMR_VALUE.match(a))[:10]
+        return FederatedIdentity(issuer=self._settings.issuer, subject=subject, email=email, amr=methods)
 
     async def _verify_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         for refresh in (False, True):  # one retry with fresh keys: the IdP may have rotated

@@ -13,11 +13,12 @@ from identity.model import Account, Habilitation, Membership, SessionRecord, Sig
 
 _ACCOUNT = (
     "id, department_id, email, display_name, password_hash, totp_secret_sealed, totp_last_step, status, "
-    "failed_attempts, last_failed_at, habilitation_expires_on"
+    "failed_attempts, last_failed_at, habilitation_expires_on, second_factor_failures"
 )
 # Memberships are tenant rows: the subquery returns only those inside the caller's scope (RLS).
 _USER = (
     "u.id, u.email, u.display_name, u.status, u.totp_secret_sealed IS NOT NULL AS totp_enabled, "
+    "u.password_hash IS NULL AS enrolment_pending, "
     "u.agrement_number, u.enquiry_date, u.habilitation_expires_on, u.training_date, u.created_at, "
     "coalesce((SELECT json_agg(json_build_object('id', m.id, 'tenant_id', m.tenant_id, 'role', m.role, "
     "'force_id', m.force_id) ORDER BY m.created_at) FROM memberships m WHERE m.user_id = u.id), '[]') "
@@ -32,6 +33,7 @@ def _user(r: asyncpg.Record) -> User:
         display_name=r["display_name"],
         status=r["status"],
         totp_enabled=r["totp_enabled"],
+        enrolment_pending=r["enrolment_pending"],
         created_at=r["created_at"],
         habilitation=Habilitation(
             agrement_number=r["agrement_number"],
@@ -61,7 +63,12 @@ class IdentityRepository:
         )
 
     async def record_success(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
-        await conn.execute("UPDATE users SET failed_attempts = 0, last_failed_at = NULL WHERE id = $1", user_id)
+        """The last factor succeeded (or an administrator unlocked the account): both failure counters start over."""
+        await conn.execute(
+            "UPDATE users SET failed_attempts = 0, last_failed_at = NULL, second_factor_failures = 0, "
+            "second_factor_failed_at = NULL WHERE id = $1",
+            user_id,
+        )
 
     async def set_totp(self, conn: asyncpg.Connection, user_id: uuid.UUID, sealed: bytes | None) -> None:
         await conn.execute(
@@ -191,8 +198,8 @@ class IdentityRepository:
     # --- sessions
     async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         await conn.execute(
-            "INSERT INTO auth_sessions (id, user_id, membership_id, amr, expires_at, client_ip, user_agent) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO auth_sessions (id, user_id, membership_id, amr, expires_at, client_ip, user_agent, dpop_jkt, "
+            "client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             values["id"],
             values["user_id"],
             values["membership_id"],
@@ -200,12 +207,15 @@ class IdentityRepository:
             values["expires_at"],
             values["client_ip"],
             values["user_agent"],
+            values.get("dpop_jkt"),
+            values.get("client_id"),
         )
 
     async def session(self, conn: asyncpg.Connection, session_id: uuid.UUID) -> asyncpg.Record | None:
         return await conn.fetchrow(
-            "SELECT s.id, s.user_id, s.membership_id, s.expires_at, s.revoked_at, u.status, u.display_name, "
-            "u.habilitation_expires_on, u.failed_attempts FROM auth_sessions s JOIN users u ON u.id = s.user_id "
+            "SELECT s.id, s.user_id, s.membership_id, s.expires_at, s.revoked_at, s.dpop_jkt, u.status, "
+            "u.display_name, u.habilitation_expires_on, u.failed_attempts FROM auth_sessions s "
+            "JOIN users u ON u.id = s.user_id "
             "WHERE s.id = $1",
             session_id,
         )
@@ -225,6 +235,18 @@ class IdentityRepository:
             "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 "
             "WHERE user_id = $1 AND revoked_at IS NULL",
             user_id,
+            reason,
+        )
+
+    async def revoke_other_sessions(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, keep: uuid.UUID, reason: str
+    ) -> None:
+        """Every session of the account but the caller's (a changed password or second factor ends the others)."""
+        await conn.execute(
+            "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $3 "
+            "WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+            user_id,
+            keep,
             reason,
         )
 
@@ -290,25 +312,6 @@ class IdentityRepository:
     async def prune_ip_attempts(self, conn: asyncpg.Connection, before: datetime) -> None:
         await conn.execute("DELETE FROM ip_login_attempts WHERE window_start < $1", before)
 
-    # --- OIDC flows
-    async def insert_oidc_flow(
-        self, conn: asyncpg.Connection, state: str, nonce: str, verifier: str, expires_at: datetime
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO oidc_flows (state, nonce, code_verifier, expires_at) VALUES ($1,$2,$3,$4)",
-            state,
-            nonce,
-            verifier,
-            expires_at,
-        )
-
-    async def take_oidc_flow(self, conn: asyncpg.Connection, state: str) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "UPDATE oidc_flows SET used_at = now() WHERE state = $1 AND used_at IS NULL AND expires_at > now() "
-            "RETURNING nonce, code_verifier",
-            state,
-        )
-
     # --- signing keys
     async def has_live_signing_key(self, conn: asyncpg.Connection) -> bool:
         return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)"))
@@ -347,33 +350,3 @@ class IdentityRepository:
             public_jwk,
             activates_at,
         )
-
-    # --- authorization code + PKCE (first-party public clients)
-    async def oauth_client(self, conn: asyncpg.Connection, client_id: str) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT client_id, name, redirect_uris FROM oauth_clients WHERE client_id = $1", client_id
-        )
-
-    async def insert_authorization_code(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-        await conn.execute(
-            "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, code_challenge, user_id, "
-            "membership_id, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-            values["code_hash"],
-            values["client_id"],
-            values["redirect_uri"],
-            values["code_challenge"],
-            values["user_id"],
-            values["membership_id"],
-            values["expires_at"],
-        )
-
-    async def take_authorization_code(self, conn: asyncpg.Connection, code_hash: bytes) -> asyncpg.Record | None:
-        """Lock the code's row; the caller marks it used whatever the outcome, so a code is tried once."""
-        return await conn.fetchrow(
-            "SELECT code_hash, client_id, redirect_uri, code_challenge, user_id, membership_id, expires_at, used_at "
-            "FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
-            code_hash,
-        )
-
-    async def use_authorization_code(self, conn: asyncpg.Connection, code_hash: bytes) -> None:
-        await conn.execute("UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1", code_hash)

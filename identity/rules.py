@@ -1,11 +1,14 @@
-"""Pure decisions of identity: throttling delays, scope of each role, habilitation validity."""
+"""Pure decisions of identity: throttling delays and keys, scope of each role, who may administer an account,
+habilitation validity."""
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from core.tenancy import DEPARTMENT_WIDE_ROLES, Role, Scope
+from core.tenancy import DEPARTMENT_WIDE_ROLES, Principal, Role, Scope
 
 MAX_DELAY = timedelta(minutes=15)
 
@@ -44,3 +47,31 @@ def scope_of(
     if role is Role.OFFICER:
         return Scope(force_tenant_ids)
     return Scope(frozenset({home_tenant_id}))
+
+
+def address_key(address: str) -> str:
+    """The key a client address is throttled under: an IPv4 address as is, an IPv6 address by its /64 (one subscriber
+    holds a whole /64, so counting single IPv6 addresses would give each attacker billions of budgets), an IPv4-mapped
+    IPv6 address as the IPv4 one. Anything else (a Unix socket, a test transport) is kept verbatim."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def may_administer(principal: Principal, memberships: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> bool:
+    """Whether `principal` may change, unlock, log out or re-enrol an account holding these memberships, given as
+    (tenant id, department id) pairs, every one of them, not only those the principal can see. A tenant admin only
+    when every role of the account lies inside their scope: an account shared with another tenant is not theirs to
+    take over. A department admin when every role lies in their department."""
+    held = list(memberships)
+    if principal.role is Role.DEPARTMENT_ADMIN:
+        return all(department == principal.department_id for _, department in held)
+    if principal.role is Role.TENANT_ADMIN:
+        return all(principal.scope.includes(tenant) for tenant, _ in held)
+    return False

@@ -4,6 +4,7 @@ resolution of an access token into its principal."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import secrets as pysecrets
 import time
@@ -15,11 +16,12 @@ import asyncpg
 
 from core.crypto import SecretBox
 from core.db import Database
-from core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, RateLimited
+from core.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from core.ids import new_id
 from core.settings import AuthSettings
 from core.tenancy import HABILITATED_ROLES, SECOND_FACTOR_ROLES, Principal, Role, require_role
 from identity import rules, totp
+from identity.administration import administered_user
 from identity.keys import KeyRing
 from identity.model import (
     Account,
@@ -31,6 +33,7 @@ from identity.model import (
 )
 from identity.passwords import verify_password
 from identity.repository import IdentityRepository
+from identity.throttle import SigninThrottle
 from journal.service import JournalService
 
 CHALLENGE_TTL = timedelta(minutes=5)
@@ -84,6 +87,7 @@ class SessionService:
         journal: JournalService | None = None,
         repository: IdentityRepository | None = None,
         principals: PrincipalCache | None = None,
+        throttle: SigninThrottle | None = None,
     ) -> None:
         self._db = db
         self._secrets = secrets
@@ -92,6 +96,8 @@ class SessionService:
         self._journal = journal or JournalService()
         self._repo = repository or IdentityRepository()
         self.principals = principals or PrincipalCache()
+        # Shared with every other place that checks a credential (enrolment links, one's own password).
+        self.throttle = throttle or SigninThrottle(db, settings, self._repo)
 
     # --- sign-in
     async def login(
@@ -108,7 +114,9 @@ class SessionService:
 
     async def authenticate(self, request: LoginRequest, *, client_ip: str) -> tuple[Account, SigninMembership]:
         """Check email and password (with the same throttling as every sign-in) and pick the membership; opens no
-        session. Used by /auth/login and by the authorization-code endpoint."""
+        session. Used by /auth/login and by the authorization-code endpoint. The failure counters start over only
+        when the password is the last factor: for a role with a second factor, only that factor's success resets
+        them (`verify_second_factor`), so a known password never buys more code guesses."""
         await self._throttle_ip(client_ip)
         async with self._db.anonymous() as conn:
             account = await self._repo.account_by_email(conn, request.email)
@@ -117,22 +125,31 @@ class SessionService:
         # argon2 is CPU-bound: off the event loop.
         ok = await asyncio.to_thread(verify_password, account.password_hash if account else None, request.password)
         if account is None or not ok:
-            if account is not None:
-                async with self._db.anonymous() as conn:
-                    await self._repo.record_failure(conn, account.id)
+            async with self._db.anonymous() as conn:
+                await self.throttle.password_failed(conn, None if account is None else account.id)
             raise AuthenticationFailed("invalid email or password")
         if account.status != "active":
             raise AuthenticationFailed("this account is disabled")
         membership = await self._pick_membership(account, request.membership_id)
         self._check_habilitation(Role(membership.role), account)
-        async with self._db.anonymous() as conn:
-            await self._repo.record_success(conn, account.id)
+        if Role(membership.role) not in SECOND_FACTOR_ROLES:
+            async with self._db.anonymous() as conn:
+                await self.throttle.succeeded(conn, account.id)
         return account, membership
 
     async def open_session_for(
-        self, user_id: uuid.UUID, membership_id: uuid.UUID, *, amr: list[str], client_ip: str, user_agent: str
+        self,
+        user_id: uuid.UUID,
+        membership_id: uuid.UUID,
+        *,
+        amr: list[str],
+        client_ip: str,
+        user_agent: str,
+        key_thumbprint: str | None = None,
+        client_id: str | None = None,
     ) -> TokenPair:
-        """A session for an account authenticated earlier (an authorization code being redeemed)."""
+        """A session for an account authenticated earlier (an authorization code being redeemed by `client_id`);
+        with `key_thumbprint`, its tokens are bound to that device key (DPoP, identity.dpop)."""
         async with self._db.anonymous() as conn:
             account = await self._repo.account(conn, user_id)
         if account is None or account.status != "active":
@@ -141,10 +158,22 @@ class SessionService:
         if membership.user_id != user_id:
             raise AuthenticationFailed("this role was withdrawn")
         self._check_habilitation(Role(membership.role), account)
-        return await self._open_session(account, membership, amr=amr, client_ip=client_ip, user_agent=user_agent)
+        return await self._open_session(account, membership, amr=amr, client_ip=client_ip, user_agent=user_agent,
+                                        key_thumbprint=key_thumbprint, client_id=client_id)
 
     async def login_second_factor(self, challenge: str, code: str, *, client_ip: str, user_agent: str) -> TokenPair:
         await self._throttle_ip(client_ip)
+        account, membership_id = await self.verify_second_factor(challenge, code)
+        membership = await self._membership(membership_id)
+        return await self._open_session(
+            account, membership, amr=["pwd", "otp"], client_ip=client_ip, user_agent=user_agent
+        )
+
+    async def verify_second_factor(self, challenge: str, code: str) -> tuple[Account, uuid.UUID]:
+        """Check a code against a sign-in challenge, the last factor; opens no session. A miss counts against the
+        account's second-factor budget (never reset by a password) and the challenge, burned after a few misses;
+        success closes the challenge and resets both counters. Returns the account and the chosen membership's id."""
+        failure = None
         async with self._db.anonymous() as conn:
             row = await self._repo.take_challenge(conn, _digest(challenge))
             if row is None or row["used_at"] is not None or row["expires_at"] < _now():
@@ -152,36 +181,51 @@ class SessionService:
             account = await self._repo.account(conn, row["user_id"], lock=True)
             assert account is not None
             self._check_account_throttle(account)
-            step = totp.matching_step(self._secrets, account.totp_secret_sealed, code)
+            step = totp.matching_step(self._secrets, account.totp_secret_sealed, code, user_id=account.id)
             if step is None or not await self._repo.use_totp_step(conn, account.id, step):
-                await self._repo.record_failure(conn, account.id)
-                raise AuthenticationFailed("invalid second-factor code")
-            await self._repo.close_challenge(conn, row["id"])
-            await self._repo.record_success(conn, account.id)
-        membership = await self._membership(row["membership_id"])
-        return await self._open_session(
-            account, membership, amr=["pwd", "otp"], client_ip=client_ip, user_agent=user_agent
-        )
+                # Recorded in a transaction that commits: the refusal is raised once it has.
+                await self.throttle.second_factor_failed(conn, account.id)
+                burned = await self.throttle.challenge_missed(conn, row["id"])
+                failure = "invalid second-factor code" + ("; sign in again" if burned else "")
+            else:
+                await self._repo.close_challenge(conn, row["id"])
+                await self.throttle.succeeded(conn, account.id)
+        if failure is not None:
+            raise AuthenticationFailed(failure)
+        return account, row["membership_id"]
 
     async def open_federated_session(
-        self, email: str, amr: list[str], *, client_ip: str, user_agent: str
+        self,
+        user_id: uuid.UUID,
+        amr: list[str],
+        *,
+        idp_second_factor_counts: bool,
+        client_ip: str,
+        user_agent: str,
     ) -> TokenPair | SecondFactorChallenge:
-        """An external IdP vouched for `email`: only an existing local account may sign in (no provisioning)."""
+        """An external IdP vouched for an identity an administrator linked to this account (identity.federation):
+        the account is refused when disabled, locked, or without the habilitation its role needs, as at a password
+        sign-in; the IdP's own second factor (its `amr`) replaces ours only where the department trusts it."""
         await self._throttle_ip(client_ip)
         async with self._db.anonymous() as conn:
-            account = await self._repo.account_by_email(conn, email)
+            account = await self._repo.account(conn, user_id)
         if account is None or account.status != "active":
             raise AuthenticationFailed("no active account for this identity")
+        self._check_account_throttle(account)
         membership = await self._pick_membership(account, None)
         role = Role(membership.role)
         self._check_habilitation(role, account)
-        if role in SECOND_FACTOR_ROLES and not {"mfa", "otp", "hwk"} & set(amr):
+        if role in SECOND_FACTOR_ROLES and not (idp_second_factor_counts and {"mfa", "otp", "hwk"} & set(amr)):
             if account.totp_secret_sealed is None:
                 raise PermissionDenied("this role requires a second factor and none is enrolled")
             return await self._open_challenge(account, membership.id)
         return await self._open_session(
             account, membership, amr=["fed", *amr], client_ip=client_ip, user_agent=user_agent
         )
+
+    async def open_challenge(self, account: Account, membership_id: uuid.UUID) -> SecondFactorChallenge:
+        """A second-factor challenge after a checked password (the apps' sign-in page, identity.authorization)."""
+        return await self._open_challenge(account, membership_id)
 
     async def _open_challenge(self, account: Account, membership_id: uuid.UUID) -> SecondFactorChallenge:
         token = pysecrets.token_urlsafe(32)
@@ -199,28 +243,10 @@ class SessionService:
         return SecondFactorChallenge(challenge=token)
 
     async def _throttle_ip(self, client_ip: str) -> None:
-        now = _now()
-        window = now.replace(second=0, microsecond=0)
-        async with self._db.anonymous() as conn:
-            attempts = await self._repo.count_ip_attempt(conn, client_ip, window)
-            if attempts == 1:
-                await self._repo.prune_ip_attempts(conn, window - timedelta(minutes=10))
-        if attempts > self._settings.login_rate_per_ip_per_minute:
-            raise RateLimited("too many sign-in attempts from this address", retry_after_s=60 - now.second)
+        await self.throttle.admit(client_ip)
 
     def _check_account_throttle(self, account: Account) -> None:
-        if account.failed_attempts >= self._settings.max_consecutive_failures:
-            raise RateLimited(
-                "this account is locked after too many failures: an administrator must unlock it", retry_after_s=3600
-            )
-        wait = rules.retry_after(
-            account.failed_attempts,
-            account.last_failed_at,
-            _now(),
-            free_attempts=self._settings.max_failures_before_delay,
-        )
-        if wait:
-            raise RateLimited("too many failed attempts on this account; retry later", retry_after_s=wait)
+        self.throttle.check_account(account)
 
     def _check_habilitation(self, role: Role, account: Account) -> None:
         if role in HABILITATED_ROLES and not rules.habilitation_valid(account.habilitation_expires_on, _now().date()):
@@ -250,7 +276,15 @@ class SessionService:
 
     # --- sessions and tokens
     async def _open_session(
-        self, account: Account, membership: SigninMembership, *, amr: list[str], client_ip: str, user_agent: str
+        self,
+        account: Account,
+        membership: SigninMembership,
+        *,
+        amr: list[str],
+        client_ip: str,
+        user_agent: str,
+        key_thumbprint: str | None = None,
+        client_id: str | None = None,
     ) -> TokenPair:
         session_id = new_id()
         async with self._db.anonymous() as conn:
@@ -264,9 +298,11 @@ class SessionService:
                     "expires_at": _now() + timedelta(seconds=self._settings.refresh_ttl_s),
                     "client_ip": client_ip,
                     "user_agent": user_agent[:500],
+                    "dpop_jkt": key_thumbprint,
+                    "client_id": client_id,
                 },
             )
-            pair = await self._issue(conn, account.id, session_id, membership)
+            pair = await self._issue(conn, account.id, session_id, membership, key_thumbprint)
         principal = await self.resolve(pair.access_token)
         # The sign-in belongs to the account's home tenant, which an officer's scope may not include.
         async with self._db.transaction(principal, with_home_tenant=True) as conn:
@@ -277,12 +313,16 @@ class SessionService:
         return pair
 
     async def _issue(
-        self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID, membership: SigninMembership
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID, membership: SigninMembership,
+        key_thumbprint: str | None = None,
     ) -> TokenPair:
         await self._keys.load(conn)
         now = int(time.time())
+        # A session bound to a device key says so in its tokens (RFC 9449 §6.1): the API then asks for a proof.
+        confirmation = {} if key_thumbprint is None else {"cnf": {"jkt": key_thumbprint}}
         access = self._keys.sign(
             {
+                **confirmation,
                 "iss": self._settings.issuer,
                 "aud": self._settings.audience,
                 "sub": str(user_id),
@@ -306,16 +346,21 @@ class SessionService:
             session_id=session_id,
             role=membership.role,
             tenant_id=membership.tenant_id,
+            token_type="Bearer" if key_thumbprint is None else "DPoP",
         )
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
-        """Rotate: each refresh token works once. A second use means it leaked: the whole session is revoked."""
+    async def refresh(self, refresh_token: str, *, key_thumbprint: str | None = None) -> TokenPair:
+        """Rotate: each refresh token works once. A second use means it leaked: the whole session is revoked.
+        A session bound to a device key refreshes only with a proof of that key (`key_thumbprint`, checked by the
+        token endpoint): a copy of its refresh token without the key is refused before it is even used."""
         async with self._db.anonymous() as conn:
             row = await self._repo.take_refresh(conn, _digest(refresh_token))
             if row is None:
                 raise AuthenticationFailed("unknown refresh token")
             session = await self._repo.session(conn, row["session_id"])
             assert session is not None
+            if session["dpop_jkt"] != key_thumbprint:
+                raise AuthenticationFailed("this refresh token is bound to another device key (or to none)")
             if row["used_at"] is not None:
                 await self._repo.revoke_session(conn, row["session_id"], "refresh token reuse")
                 self.principals.invalidate(row["session_id"])
@@ -329,7 +374,7 @@ class SessionService:
             raise AuthenticationFailed("refresh token already used: the session is revoked")
         membership = await self._membership(session["membership_id"])
         async with self._db.anonymous() as conn:
-            return await self._issue(conn, session["user_id"], session["id"], membership)
+            return await self._issue(conn, session["user_id"], session["id"], membership, session["dpop_jkt"])
 
     async def logout(self, principal: Principal) -> None:
         async with self._db.anonymous() as conn:
@@ -339,9 +384,7 @@ class SessionService:
     async def revoke_sessions_of(self, principal: Principal, user_id: uuid.UUID) -> None:
         require_role(principal, SESSION_ADMINS, "revoke sessions")
         async with self._db.transaction(principal) as conn:
-            user = await self._repo.visible_user(conn, user_id)
-            if user is None:
-                raise NotFound("no such user")
+            user = await administered_user(self._repo, conn, principal, user_id)
             await self._repo.revoke_user_sessions(conn, user_id, f"revoked by {principal.user_id}")
             await self._journal.note(
                 conn, principal, "session.revoke_all", ("user", user_id), tenant_id=user.memberships[0].tenant_id
@@ -358,12 +401,15 @@ class SessionService:
             session_id = uuid.UUID(claims["sid"])
         except (ValueError, TypeError) as exc:
             raise AuthenticationFailed("invalid token") from exc
+        # Every token of a session carries the same confirmation (the session's key, or none).
+        cnf = claims.get("cnf")
+        key_thumbprint = cnf.get("jkt") if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str) else None
         cached = self.principals.get(session_id)
-        if cached is not None:
+        if cached is not None and cached.key_thumbprint == key_thumbprint:
             return cached
         async with self._db.anonymous_statement() as conn:
             record = await self._repo.session_record(conn, session_id)
-        principal = self._principal(session_id, record)
+        principal = dataclasses.replace(self._principal(session_id, record), key_thumbprint=key_thumbprint)
         self.principals.put(principal)
         return principal
 

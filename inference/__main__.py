@@ -25,7 +25,7 @@ async def main() -> None:
     # Every query of the worker is a department job (configuration sync, usage metering): one runtime connection.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
                              app_pool_size=(1, 1), department_pool_size=(1, 3))
-    bus = await Bus.connect(settings.nats.url, name="inference", replicas=settings.nats.stream_replicas)
+    bus = await Bus.connect_as(settings, "inference")
     publisher = DetectionPublisher(bus, open_object_store(ObjectStoreSettings()),
                                    snapshot_quality=inference.snapshot_quality, queue_max=inference.publish_queue_max)
     backend = make_backend(inference, publisher)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -185,7 +185,8 @@ class RuleHit(msgspec.Struct, frozen=True, kw_only=True):
 class ZoneInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A zone (polygon, three points or more) or a line (two points), in fractions of the frame."""
 
-    name: str
+    # The CHECK on detection_zones.name (migration 0010): a longer name is a 400, not a failed insert.
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     kind: Literal["zone", "line"] = "zone"
     points: list[list[float]]
 

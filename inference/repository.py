@@ -32,13 +32,15 @@ class DetectionRepository:
 
     async def legal_bases(self, conn: asyncpg.Connection, camera_ids: Sequence[uuid.UUID] | None = None,
                           ) -> list[asyncpg.Record]:
-        """Authorised event types with the window where both the type and its authorisation are valid."""
+        """Authorised event types with the window where both the type and its authorisation are valid. Only an
+        authorisation the department recorded gives a legal basis (migration 0090: those a tenant admin recorded
+        for their own camera before do not)."""
         return list(await conn.fetch(
             "SELECT a.camera_id, e.event_type, greatest(a.valid_from, e.valid_from) AS valid_from, "
             "least(a.valid_until, e.valid_until) AS valid_until "
             "FROM authorised_event_types e "
             "JOIN camera_authorisations a ON a.tenant_id = e.tenant_id AND a.id = e.authorisation_id "
-            "WHERE $1::uuid[] IS NULL OR a.camera_id = ANY ($1::uuid[])",
+            "WHERE a.department_recorded AND ($1::uuid[] IS NULL OR a.camera_id = ANY ($1::uuid[]))",
             None if camera_ids is None else list(camera_ids)))
 
     # Zones ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from core.logging import get_logger
+from core.logging import get_logger, redact_credentials
 from inference.model import FrameStats
 from inference.motion import MotionGate, MotionResult, frame_stats
 from inference.ssd import INPUT_SIZE
@@ -109,7 +109,8 @@ class StreamChange:
 
 
 def with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """The URL with userinfo added; credentials live apart from URLs in the database and are joined only here."""
+    """The URL with userinfo added; credentials live apart from URLs in the database and are joined only here.
+    libav reads it in this process (PyAV): it never reaches a command line."""
     if not username:
         return url
     parts = urlsplit(url)
@@ -121,11 +122,7 @@ def with_credentials(url: str, username: str | None, password: str | None) -> st
 
 
 def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url
-    netloc = f"***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return redact_credentials(url)
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -193,9 +190,11 @@ class RtspCameraReader:
             except (av.error.ExitError, TimeoutError):
                 reason = f"no data for {self.options.read_timeout_s:.0f} s (stalled)"
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                # libav's errors quote the URL they opened, credentials included: the reason travels in
+                # CameraWentOffline to the alerts and the operators.
+                reason = redact_credentials(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a reader thread must never die: its camera would go silent
-                reason = f"unexpected {type(exc).__name__}: {exc}"
+                reason = redact_credentials(f"unexpected {type(exc).__name__}: {exc}")
                 log.exception("inference.reader_crashed", camera_id=str(self.camera_id))
             if self._stop.is_set():
                 break

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from core.ids import new_id
@@ -43,7 +43,6 @@ from journal.service import JournalService
 # Who draws zones and enables rules: the tenant's admins and the CSU's operators (CSI: audited).
 DETECTION_EDITORS = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN})
 USAGE_READERS = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN, Role.AUDITOR})
-CREDENTIALS_PURPOSE = "camera-credentials"
 _repo = DetectionRepository()
 
 
@@ -354,7 +353,8 @@ async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets:
     for camera in cameras:
         username = password = None
         if camera["credentials_sealed"] is not None:
-            opened = msgspec.json.decode(secrets.open(camera["credentials_sealed"], purpose=CREDENTIALS_PURPOSE))
+            opened = msgspec.json.decode(secrets.open(camera["credentials_sealed"], column=CAMERA_CREDENTIALS,
+                                                      row_id=camera["id"]))
             username, password = opened.get("username"), opened.get("password")
         camera_bases = bases.get(camera["id"], [])
         # Belt and braces with switch_off_unauthorised_rules: a rule without a valid basis today never runs.

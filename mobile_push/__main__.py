@@ -33,7 +33,7 @@ async def main() -> None:
     # The department role serves the relay, the retry scan and the force directory; the rest is scoped.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
                              app_pool_size=(2, 8), department_pool_size=(1, 4))
-    bus = await Bus.connect(settings.nats.url, name="mobile_push", replicas=settings.nats.stream_replicas)
+    bus = await Bus.connect_as(settings, "mobile_push")
     for stream in (ALERTS_STREAM, PUSH_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()

@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 
 from alerts.events import DispatchOrdered, DispatchWithdrawn
 from core.bus import Reject
-from core.crypto import SecretBox
+from core.crypto import FCM_TOKENS, SecretBox
 from core.db import Database
 from core.errors import OutOfScope, VigieError
 from core.events import Event
@@ -194,7 +194,7 @@ class PushDispatcher:
             elif ttl < rules.MIN_TTL_S:
                 expired.append((row, "expired"))
             else:
-                token = self._secrets.open(row["token_sealed"], purpose=rules.TOKEN_PURPOSE).decode()
+                token = self._secrets.open(row["token_sealed"], column=FCM_TOKENS, row_id=row["device_id"]).decode()
                 pushes.append(PushMessage(delivery_id=row["id"], token=token, platform=row["platform"],
                                           alert_id=row["alert_id"], ttl_s=ttl,
                                           expires_at_epoch=int(time.time()) + ttl))

@@ -49,6 +49,8 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     stale: bool
     active: bool
     removed_reason: str | None = None
+    # Registered by a session bound to the phone's key (DPoP): only a session proving that key may act for it.
+    key_bound: bool = False
 
 
 class DeliveryState(StrEnum):

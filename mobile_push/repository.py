@@ -16,7 +16,7 @@ PUSH_OUTBOX = Outbox("push_outbox", subject_for)
 
 _DEVICE = (
     "id, tenant_id, user_id, force_id, platform, app_version, registered_at, token_refreshed_at, last_seen_at, "
-    "removed_at, removed_reason"
+    "removed_at, removed_reason, key_thumbprint"
 )
 
 
@@ -27,7 +27,7 @@ class PushRepository:
     async def insert_device(self, conn: asyncpg.Connection, values: dict[str, Any]) -> asyncpg.Record:
         row = await conn.fetchrow(
             "INSERT INTO push_devices (id, tenant_id, user_id, force_id, platform, token_sealed, token_hash, "
-            f"app_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING {_DEVICE}",
+            f"app_version, key_thumbprint) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING {_DEVICE}",
             values["id"],
             values["tenant_id"],
             values["user_id"],
@@ -36,6 +36,7 @@ class PushRepository:
             values["token_sealed"],
             values["token_hash"],
             values["app_version"],
+            values.get("key_thumbprint"),
         )
         assert row is not None
         return row

@@ -18,7 +18,6 @@ MIN_TTL_S = 5
 # FCM registration tokens: base64url characters and a colon, about 140 to 200 long; FCM itself judges validity.
 _TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{100,4096}$")
 # The purpose a registration token is sealed under with the data key (SecretBox).
-TOKEN_PURPOSE = "fcm-token"
 
 
 def valid_token(token: str) -> bool:

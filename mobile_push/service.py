@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from core.crypto import SecretBox
+from core.crypto import FCM_TOKENS, SecretBox
 from core.db import Database
 from core.errors import PermissionDenied, VigieError
 from core.events import Event
@@ -60,6 +60,7 @@ def _device(row: asyncpg.Record, stale_after_s: int) -> Device:
         stale=rules.is_stale(row["last_seen_at"], _now(), stale_after_s),
         active=row["removed_at"] is None,
         removed_reason=row["removed_reason"],
+        key_bound=row["key_thumbprint"] is not None,
     )
 
 
@@ -117,8 +118,8 @@ class PushService:
             raise PermissionDenied("this officer account belongs to no force")
         return principal.force_id
 
-    def _seal(self, token: str) -> bytes:
-        return self._secrets.seal(token.encode(), purpose=rules.TOKEN_PURPOSE)
+    def _seal(self, token: str, device_id: uuid.UUID) -> bytes:
+        return self._secrets.seal(token.encode(), column=FCM_TOKENS, row_id=device_id)
 
     # --- devices (rows live in the officer's home tenant, like their sign-in)
     async def register_device(self, principal: Principal, data: DeviceRegistration) -> Device:
@@ -136,9 +137,11 @@ class PushService:
                     "user_id": principal.user_id,
                     "force_id": force_id,
                     "platform": data.platform,
-                    "token_sealed": self._seal(data.fcm_token),
+                    "token_sealed": self._seal(data.fcm_token, device_id),
                     "token_hash": rules.token_digest(data.fcm_token),
                     "app_version": data.app_version,
+                    # The phone's key, when its session proved one: the device is bound to it from now on.
+                    "key_thumbprint": principal.key_thumbprint,
                 })
                 await self._journal.note(conn, principal, "device.register", ("device", device_id),
                                          tenant_id=tenant_id, platform=data.platform, force_id=str(force_id))
@@ -154,6 +157,10 @@ class PushService:
         row = await self._repo.device(conn, device_id, lock=True)
         # Another officer's device, or one registered under a force this officer no longer belongs to: not theirs.
         if row is None or row["user_id"] != principal.user_id or row["force_id"] != principal.force_id:
+            return None
+        # A device bound to a phone's key answers only to a session proving that key (a stolen token of another
+        # session of the same officer, or the officer signed in elsewhere, cannot act for that phone).
+        if row["key_thumbprint"] is not None and row["key_thumbprint"] != principal.key_thumbprint:
             return None
         return row
 
@@ -171,7 +178,7 @@ class PushService:
                 if current is None or current["removed_at"] is not None:
                     refusal = DeviceNotFound()
                 else:
-                    row = await self._repo.replace_token(conn, device_id, self._seal(data.fcm_token),
+                    row = await self._repo.replace_token(conn, device_id, self._seal(data.fcm_token, device_id),
                                                          rules.token_digest(data.fcm_token))
                     if row is None:
                         refusal = DuplicateToken()

@@ -1,15 +1,14 @@
-"""Use cases of cameras and their prefectoral authorisations: each runs in one tenant-scoped transaction and journals
-what it changes."""
+"""Use cases of cameras (their authorisations: tenants.authorisations): each runs in one tenant-scoped transaction and
+journals what it changes."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
 
 import asyncpg
 import msgspec
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import new_id
@@ -18,26 +17,18 @@ from journal.service import JournalService
 from tenants import rules
 from tenants.errors import DuplicateName
 from tenants.model import (
-    Authorisation,
-    AuthorisationCreate,
     Camera,
     CameraCreate,
     CameraCredentials,
     CameraUpdate,
     fields_set,
 )
+from tenants.network_repository import CameraNetworkRepository
 from tenants.repository import TenancyRepository
-
-CREDENTIALS_PURPOSE = "camera-credentials"
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
 
 
 class CameraService:
-    """Cameras (stream addresses, sealed credentials, privacy masks) and their authorisations, as seen by one
-    principal."""
+    """Cameras (stream addresses, sealed credentials, privacy masks), as seen by one principal."""
 
     def __init__(
         self,
@@ -45,11 +36,13 @@ class CameraService:
         secrets: SecretBox,
         journal: JournalService | None = None,
         repository: TenancyRepository | None = None,
+        networks: CameraNetworkRepository | None = None,
     ) -> None:
         self._db = db
         self._secrets = secrets
         self._journal = journal or JournalService()
         self._repo = repository or TenancyRepository()
+        self._networks = networks or CameraNetworkRepository()
 
     # --- cameras
     async def list_cameras(
@@ -75,10 +68,19 @@ class CameraService:
             raise NotFound("no such camera")
         return camera
 
-    def _seal(self, credentials: CameraCredentials | None) -> bytes | None:
+    def _seal(self, credentials: CameraCredentials | None, camera_id: uuid.UUID) -> bytes | None:
         if credentials is None:
             return None
-        return self._secrets.seal(msgspec.json.encode(credentials), purpose=CREDENTIALS_PURPOSE)
+        return self._secrets.seal(msgspec.json.encode(credentials), column=CAMERA_CREDENTIALS, row_id=camera_id)
+
+    async def _check_hosts(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, urls: dict[str, str | None]) -> None:
+        """Each stream address given is an IP address inside one of the camera networks of the tenant's department."""
+        if not any(urls.values()):
+            return
+        networks = await self._networks.of_tenant(conn, tenant_id)
+        for field, url in urls.items():
+            if url is not None:
+                rules.check_camera_host(url, networks, field=field)
 
     async def create_camera(self, principal: Principal, data: CameraCreate) -> Camera:
         require_role(principal, TENANCY_WRITERS, "create cameras")
@@ -89,14 +91,17 @@ class CameraService:
             site = await self._repo.site(conn, data.site_id)
             if site is None:
                 raise InvalidInput("site_id names no site of yours", field="site_id")
+            await self._check_hosts(conn, site.tenant_id, {"main_stream_url": data.main_stream_url,
+                                                           "sub_stream_url": data.sub_stream_url})
+            camera_id = new_id()
             values = {
-                "id": new_id(),
+                "id": camera_id,
                 "tenant_id": site.tenant_id,
                 "site_id": site.id,
                 "name": data.name,
                 "main_stream_url": data.main_stream_url,
                 "sub_stream_url": data.sub_stream_url,
-                "credentials_sealed": self._seal(data.credentials),
+                "credentials_sealed": self._seal(data.credentials, camera_id),
                 "insee_code": site.insee_code,
                 "latitude": data.latitude if data.latitude is not None else site.latitude,
                 "longitude": data.longitude if data.longitude is not None else site.longitude,
@@ -119,13 +124,21 @@ class CameraService:
             if values.get(field) is not None:
                 rules.check_rtsp_url(values[field], field=field)
         if "credentials" in values:
-            values["credentials_sealed"] = self._seal(values.pop("credentials"))
+            values["credentials_sealed"] = self._seal(values.pop("credentials"), camera_id)
         if "privacy_masks" in values:
             values["privacy_masks"] = msgspec.json.encode(values["privacy_masks"]).decode()
         async with self._db.transaction(principal) as conn:
             camera = await self._camera(conn, camera_id)
             if not values:
                 return camera
+            urls: dict[str, str | None] = {f: values[f] for f in ("main_stream_url", "sub_stream_url") if f in values}
+            await self._check_hosts(conn, camera.tenant_id, urls)
+            new_urls = [values.get(f, getattr(camera, f)) for f in ("main_stream_url", "sub_stream_url")]
+            cleared = (camera.has_credentials and "credentials_sealed" not in values
+                       and not rules.credentials_follow([camera.main_stream_url, camera.sub_stream_url], new_urls))
+            if cleared:
+                # Pointed at another host, the camera would hand that host its stored password.
+                values["credentials_sealed"] = None
             try:
                 updated = await self._repo.update_camera(conn, camera_id, values)
             except asyncpg.UniqueViolationError as exc:
@@ -134,7 +147,7 @@ class CameraService:
             changed = sorted(k if k != "credentials_sealed" else "credentials" for k in values)
             await self._journal.note(
                 conn, principal, "camera.update", ("camera", camera_id), tenant_id=camera.tenant_id,
-                camera_id=camera_id, changed=changed,
+                camera_id=camera_id, changed=changed, **({"credentials_cleared": True} if cleared else {}),
             )
         return updated
 
@@ -152,72 +165,3 @@ class CameraService:
                 conn, principal, "camera.delete", ("camera", camera_id), tenant_id=camera.tenant_id,
                 camera_id=camera_id, name=camera.name,
             )
-
-    # --- authorisations
-    async def list_authorisations(self, principal: Principal, camera_id: uuid.UUID) -> list[Authorisation]:
-        require_role(principal, STAFF_READERS, "read authorisations")
-        async with self._db.transaction(principal, readonly=True) as conn:
-            await self._camera(conn, camera_id)
-            return await self._repo.authorisations(conn, camera_id)
-
-    async def get_authorisation(self, principal: Principal, authorisation_id: uuid.UUID) -> Authorisation:
-        require_role(principal, STAFF_READERS, "read authorisations")
-        async with self._db.transaction(principal, readonly=True) as conn:
-            return await self._authorisation(conn, authorisation_id)
-
-    async def _authorisation(self, conn: asyncpg.Connection, authorisation_id: uuid.UUID) -> Authorisation:
-        found = await self._repo.authorisation(conn, authorisation_id)
-        if found is None:
-            raise NotFound("no such authorisation")
-        return found
-
-    async def create_authorisation(
-        self, principal: Principal, camera_id: uuid.UUID, data: AuthorisationCreate
-    ) -> Authorisation:
-        require_role(principal, TENANCY_WRITERS, "record authorisations")
-        purposes = rules.check_purposes(list(data.purposes))
-        rules.check_retention_bounds(data.max_retention_days, data.min_retention_days)
-        rules.check_authorisation_window(data.valid_from, data.valid_until, today=_today())
-        seen: set[str] = set()
-        for index, grant in enumerate(data.event_types):
-            field = f"event_types[{index}]"
-            rules.check_event_type(grant.event_type, field=f"{field}.event_type")
-            rules.check_event_window(
-                grant.valid_from, grant.valid_until, data.valid_from, data.valid_until, field=field
-            )
-            if grant.event_type in seen:
-                raise InvalidInput(f"{grant.event_type} is listed twice", field=field)
-            seen.add(grant.event_type)
-        async with self._db.transaction(principal) as conn:
-            camera = await self._camera(conn, camera_id)
-            authorisation_id = await self._repo.insert_authorisation(
-                conn,
-                {
-                    "id": new_id(),
-                    "tenant_id": camera.tenant_id,
-                    "camera_id": camera_id,
-                    "prefectoral_order_number": data.prefectoral_order_number,
-                    "purposes": purposes,
-                    "max_retention_days": data.max_retention_days,
-                    "min_retention_days": data.min_retention_days,
-                    "valid_from": data.valid_from,
-                    "valid_until": data.valid_until,
-                    "authorised_viewers": data.authorised_viewers,
-                },
-            )
-            for grant in data.event_types:
-                await self._repo.upsert_event_type(
-                    conn,
-                    {
-                        "id": new_id(),
-                        "tenant_id": camera.tenant_id,
-                        "authorisation_id": authorisation_id,
-                        **msgspec.structs.asdict(grant),
-                    },
-                )
-            await self._journal.note(
-                conn, principal, "authorisation.create", ("authorisation", authorisation_id),
-                tenant_id=camera.tenant_id, camera_id=camera_id, order=data.prefectoral_order_number,
-                event_types=sorted(seen),
-            )
-            return await self._authorisation(conn, authorisation_id)

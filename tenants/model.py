@@ -63,6 +63,8 @@ class Camera(msgspec.Struct, frozen=True, kw_only=True):
     privacy_masks: list[PrivacyMask]
     created_at: datetime
     updated_at: datetime
+    # The live gateway transcodes this camera to H.264 (an H.265 camera does not play in browsers): docs/live.md.
+    live_transcode: bool = False
 
 
 class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +74,18 @@ class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):
     valid_until: date
 
 
+class OrderScan(msgspec.Struct, frozen=True, kw_only=True):
+    """The filed scan of the prefectoral order (a PDF in the object store): its fingerprint and who filed it."""
+
+    sha256: str
+    size_bytes: int
+    uploaded_at: datetime
+    uploaded_by: uuid.UUID | None
+
+
 class Authorisation(msgspec.Struct, frozen=True, kw_only=True):
+    """A prefectoral authorisation as the department recorded it (the prefecture issues it, CSI L252-1)."""
+
     id: uuid.UUID
     tenant_id: uuid.UUID
     camera_id: uuid.UUID
@@ -85,6 +98,10 @@ class Authorisation(msgspec.Struct, frozen=True, kw_only=True):
     authorised_viewers: str | None
     event_types: list[AuthorisedEventType]
     created_at: datetime
+    recorded_by: uuid.UUID | None = None
+    # False for one a tenant admin recorded before only the department could: it gives no legal basis.
+    department_recorded: bool = True
+    order_scan: OrderScan | None = None
 
 
 class Force(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,6 +204,7 @@ class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     longitude: Longitude | msgspec.UnsetType | None = msgspec.UNSET
     status: CameraStatus | msgspec.UnsetType = msgspec.UNSET
     privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
+    live_transcode: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class EventTypeGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -224,3 +242,23 @@ class ForceUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 def fields_set(update: msgspec.Struct) -> dict[str, Any]:
     """The fields a PATCH body sets (those left UNSET stay as they are)."""
     return {f: v for f in update.__struct_fields__ if (v := getattr(update, f)) is not msgspec.UNSET}
+
+
+class CameraNetwork(msgspec.Struct, frozen=True, kw_only=True):
+    """A network the department's cameras live in: a camera's stream must name an address inside one of them."""
+
+    network: str
+    label: str
+    created_at: datetime
+
+
+class CameraNetworkInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # CIDR notation; the longest IPv6 form is 43 characters.
+    network: Annotated[str, msgspec.Meta(min_length=1, max_length=43)]
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class CameraNetworksInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The department's whole list of camera networks, replacing the previous one."""
+
+    networks: Annotated[list[CameraNetworkInput], msgspec.Meta(max_length=100)]

@@ -14,6 +14,7 @@ from tenants.model import (
     Camera,
     Commune,
     Force,
+    OrderScan,
     PrivacyMask,
     Site,
     Tenant,
@@ -26,11 +27,13 @@ _TENANT = (
 _SITE = "id, tenant_id, name, kind, address, insee_code, latitude, longitude, created_at, updated_at"
 _CAMERA = (
     "id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed IS NOT NULL AS "
-    "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at"
+    "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at, live_transcode"
 )
 _AUTH = (
     "a.id, a.tenant_id, a.camera_id, a.prefectoral_order_number, a.purposes, a.max_retention_days, "
-    "a.min_retention_days, a.valid_from, a.valid_until, a.authorised_viewers, a.created_at, "
+    "a.min_retention_days, a.valid_from, a.valid_until, a.authorised_viewers, a.created_at, a.recorded_by, "
+    "a.department_recorded, a.order_scan_sha256, a.order_scan_size, a.order_scan_uploaded_at, "
+    "a.order_scan_uploaded_by, "
     "coalesce((SELECT json_agg(json_build_object('event_type', e.event_type, 'legal_basis', e.legal_basis, "
     "'valid_from', e.valid_from, 'valid_until', e.valid_until) ORDER BY e.event_type) "
     "FROM authorised_event_types e WHERE e.authorisation_id = a.id), '[]') AS event_types"
@@ -60,6 +63,11 @@ def _authorisation(r: asyncpg.Record) -> Authorisation:
     data = dict(r)
     data["event_types"] = msgspec.json.decode(data["event_types"], type=list[AuthorisedEventType])
     data["purposes"] = list(data["purposes"])
+    sha256, size = data.pop("order_scan_sha256"), data.pop("order_scan_size")
+    uploaded_at, uploaded_by = data.pop("order_scan_uploaded_at"), data.pop("order_scan_uploaded_by")
+    if sha256 is not None:
+        data["order_scan"] = OrderScan(sha256=sha256, size_bytes=size, uploaded_at=uploaded_at,
+                                       uploaded_by=uploaded_by)
     return Authorisation(**data)
 
 
@@ -215,6 +223,22 @@ class TenancyRepository:
     async def insert_authorisation(self, conn: asyncpg.Connection, values: dict[str, Any]) -> uuid.UUID:
         await conn.execute(_insert("camera_authorisations", values), *values.values())
         return uuid.UUID(str(values["id"]))
+
+    async def order_scan_object(self, conn: asyncpg.Connection,
+                                authorisation_id: uuid.UUID) -> tuple[str, str | None] | None:
+        """Where the filed scan lives (object key, version), if one was filed."""
+        r = await conn.fetchrow(
+            "SELECT order_scan_key, order_scan_version_id FROM camera_authorisations WHERE id = $1 "
+            "AND order_scan_key IS NOT NULL", authorisation_id)
+        return None if r is None else (r["order_scan_key"], r["order_scan_version_id"])
+
+    async def set_order_scan(self, conn: asyncpg.Connection, authorisation_id: uuid.UUID, *, key: str,
+                             version_id: str | None, sha256: str, size: int, uploaded_by: uuid.UUID) -> bool:
+        return bool(await conn.fetchval(
+            "UPDATE camera_authorisations SET order_scan_key = $2, order_scan_version_id = $3, "
+            "order_scan_sha256 = $4, order_scan_size = $5, order_scan_uploaded_at = now(), "
+            "order_scan_uploaded_by = $6 WHERE id = $1 RETURNING true",
+            authorisation_id, key, version_id, sha256, size, uploaded_by))
 
     async def upsert_event_type(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
         await conn.execute(

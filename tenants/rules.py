@@ -1,8 +1,10 @@
-"""Pure rules of the tenancy domain: camera URLs, INSEE codes, the legal retention cap, authorisations."""
+"""Pure rules of the tenancy domain: camera URLs and networks, INSEE codes, the legal retention cap, authorisations."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterable
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -70,6 +72,76 @@ def check_rtsp_url(url: str, *, field: str) -> str:
     if any(c.isspace() for c in url):
         raise InvalidInput(f"{field} contains whitespace", field=field)
     return url
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Never a camera, whatever a department declares: "this network", link-local (the cloud metadata services answer on
+# 169.254.169.254 and fd00:ec2::254), multicast, reserved, broadcast.
+FORBIDDEN_NETWORKS: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::/128", "fe80::/10", "ff00::/8",
+    "fd00:ec2::254/128"))
+# A camera network is a network, not the Internet: no wider than this.
+MIN_PREFIX = {4: 8, 6: 32}
+
+
+def _forbidden(address: Address) -> bool:
+    return any(address in network for network in FORBIDDEN_NETWORKS)
+
+
+def check_camera_network(value: str, *, field: str = "network") -> Network:
+    """A network a department's cameras live in (CIDR): exact (no host bits), no wider than /8 (IPv4) or /32 (IPv6),
+    overlapping no address that is never a camera."""
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} {value!r} is not a network in CIDR notation (e.g. 10.20.0.0/16): {exc}",
+                           field=field) from exc
+    if network.prefixlen < MIN_PREFIX[network.version]:
+        raise InvalidInput(f"{field} {network} is wider than /{MIN_PREFIX[network.version]}: declare the networks the "
+                           "cameras are on, not the Internet", field=field)
+    for forbidden in FORBIDDEN_NETWORKS:
+        if network.version == forbidden.version and network.overlaps(forbidden):
+            raise InvalidInput(f"{field} {network} overlaps {forbidden} (link-local, multicast or reserved: never a "
+                               "camera)", field=field)
+    return network
+
+
+def stream_host(url: str) -> str:
+    """The host of a stream URL as the recorder and the detector will connect to it (lower case, no brackets)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def check_camera_host(url: str, networks: Iterable[Network], *, field: str) -> Address:
+    """The stream's host is an IP address inside one of the department's camera networks.
+
+    Host names are refused rather than resolved: a name resolved now (here, by this resolver) says nothing of where
+    the recorder's or the detector's connection goes later (another resolver, another answer: DNS rebinding), and
+    forms such as `2130706433` or `127.1` are names to Python but addresses to ffmpeg's resolver. Cameras on a
+    video-protection network have fixed addresses."""
+    host = stream_host(url)
+    try:
+        address: Address = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} names the host {host!r}: give the camera's IP address (host names are refused, "
+                           "since a name may resolve elsewhere when the recorder connects)", field=field) from exc
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if _forbidden(address):
+        raise InvalidInput(f"{field}: {address} is a link-local, multicast or reserved address, never a camera",
+                           field=field)
+    if not any(address in network for network in networks):
+        raise InvalidInput(f"{field}: {address} is in none of the department's camera networks (GET /camera-networks; "
+                           "a department admin declares them)", field=field)
+    return address
+
+
+def credentials_follow(old_urls: Iterable[str | None], new_urls: Iterable[str | None]) -> bool:
+    """Whether a camera's stored credentials may stay after its URLs change: only while every host they will be sent
+    to was already one of the camera's (otherwise pointing the camera elsewhere would hand its password over)."""
+    old = {stream_host(u) for u in old_urls if u}
+    return {stream_host(u) for u in new_urls if u} <= old
 
 
 def check_insee_format(code: str, *, field: str = "insee_code") -> str:
@@ -163,3 +235,21 @@ def effective_retention_days(tenant_days: int, authorisation_max: int | None) ->
     if authorisation_max is not None:
         candidates.append(authorisation_max)
     return min(candidates)
+
+
+# The scan of a prefectoral order: a PDF of a few pages. Equal to the CHECK on camera_authorisations.order_scan_size
+# (migration 0090); the upload route refuses a larger body before reading it.
+ORDER_SCAN_MAX_BYTES = 10 * 1024 * 1024
+ORDER_SCAN_MEDIA_TYPE = "application/pdf"
+_PDF_MAGIC = b"%PDF-"
+
+
+def check_order_scan(first_bytes: bytes, size: int) -> None:
+    """A PDF (its magic bytes, whatever the declared type says), not empty, within the cap."""
+    if size > ORDER_SCAN_MAX_BYTES:
+        raise InvalidInput(
+            f"the scan is {size} bytes; a prefectoral order's scan is at most {ORDER_SCAN_MAX_BYTES} bytes",
+            field="body",
+        )
+    if not first_bytes.startswith(_PDF_MAGIC):
+        raise InvalidInput("the scan is not a PDF document (it does not start with %PDF-)", field="body")

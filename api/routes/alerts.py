@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar import Controller, Request, delete, get, post, put
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent
 
 from alerts.errors import ClipNotAttached
 from alerts.events import ALERTS_STREAM
@@ -37,50 +35,17 @@ from alerts.model import (
 )
 from alerts.service import OPERATORS
 from api.deps import PrincipalDep, ServicesDep
+from api.live_queue import HEARTBEAT_S as HEARTBEAT_S  # the default, which tests wait for
+from api.live_queue import live_stream, parse_last_event_id
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from api.routes.evidence import MotiveRequest
-from api.services import Services
 from core.errors import Unavailable
-from core.tenancy import Principal, require_role
+from core.tenancy import require_role
 from dvr.model import PlaybackItem
 
 AlertState = Literal["new", "claimed", "verified", "dispatched", "dismissed", "closed"]
 Days = Annotated[int, QueryParameter(ge=1, le=366, description="evaluation period in days")]
 Hours = Annotated[int, QueryParameter(ge=1, le=168, description="how far back, in hours")]
-HEARTBEAT_S = 15.0
-
-
-async def _live_events(services: Services, principal: Principal) -> AsyncIterator[ServerSentEventMessage]:
-    """ALERTS events of the principal's tenants, as they are published (an ordered view of the stream from now on)."""
-    assert services.bus is not None
-    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
-
-    async def on_message(msg: Any) -> None:
-        subject: str = msg.subject
-        parts = subject.split(".")
-        try:
-            tenant = uuid.UUID(parts[1])
-        except (IndexError, ValueError):
-            return
-        if principal.scope.includes(tenant) and not queue.full():
-            queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))
-
-    following = await services.bus.follow("alerts.>", ALERTS_STREAM.name, on_message)
-    try:
-        yield ServerSentEventMessage(event="ready", data="{}")
-        while True:
-            try:
-                kind, data = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
-            except TimeoutError:
-                # A comment only: an empty data line would reach EventSource.onmessage as an empty message.
-                yield ServerSentEventMessage(comment="keep-alive", data=None)
-                continue
-            yield ServerSentEventMessage(event=kind, data=data.decode())
-    finally:
-        # Safe when the server stops and the app's bus closed first: the subscription went with the connection.
-        await following.stop()
-
-
 class AlertController(Controller):
     path = "/alerts"
     tags = ["alerts"]
@@ -103,9 +68,16 @@ class AlertController(Controller):
     # a fuzzer can use (schemathesis would wait on it forever). Events: ready, raised, state_changed,
     # dispatch_ordered, dispatch_withdrawn, escalation_raised, clip_attached, clip_unavailable; data is the event's
     # JSON.
+    # Each event's `id:` is its ALERTS stream sequence: a client reconnecting with `Last-Event-ID` gets every event
+    # it missed, in order. The caller is authorised again at every heartbeat; the stream ends with an `end` event
+    # (data: the reason) at token expiry, logout, revocation or lost habilitation. A session holds at most
+    # VIGIE_API__LIVE_STREAMS_PER_SESSION streams (429 beyond).
     @get("/stream", include_in_schema=False, summary="Live alarm queue (Server-Sent Events)")
-    async def stream(self, principal: PrincipalDep, services: ServicesDep) -> ServerSentEvent:
+    async def stream(self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep,
+                     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+                     ) -> ServerSentEvent:
         require_role(principal, OPERATORS, "watch the live alarm queue")
+        after_sequence = parse_last_event_id(last_event_id)
         if services.bus is None:
             raise Unavailable("the event bus is not connected: the live queue is unavailable")
         # Checked before answering: once the 200 is sent, a failure to subscribe can only cut the connection, and
@@ -117,7 +89,7 @@ class AlertController(Controller):
         if not exists:
             raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
                               "unavailable")
-        return ServerSentEvent(_live_events(services, principal))
+        return ServerSentEvent(live_stream(services, principal, str(request.auth), after_sequence))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")
     async def sla_breaches(self, principal: PrincipalDep, services: ServicesDep) -> list[SlaBreach]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from api.deps import PrincipalDep, ServicesDep
 from core.errors import NotFound
 from identity.model import LoginRequest, RefreshRequest, SecondFactorChallenge, TokenPair, TotpLoginRequest
+from identity.oidc import BROWSER_COOKIE, COOKIE_PATH, FLOW_TTL
 
 
 def _client(request: Request[Any, Any, Any]) -> tuple[str, str]:
@@ -45,24 +47,34 @@ class AuthController(Controller):
         await services.sessions.logout(principal)
 
     @get("/oidc/start", summary="Start a federated sign-in at the configured identity provider", status_code=302)
-    async def oidc_start(self, services: ServicesDep) -> Redirect:
+    async def oidc_start(self, request: Request[Any, Any, Any], services: ServicesDep) -> Redirect:
         if services.oidc is None:
             raise NotFound("no external identity provider is configured")
-        return Redirect(path=await services.oidc.start(), status_code=302)
+        ip, _ = _client(request)
+        flow = await services.oidc.start(client_ip=ip)
+        # The callback must come back to the browser that started: it holds the flow's secret in this cookie.
+        cookie = Cookie(
+            key=BROWSER_COOKIE, value=flow.browser_secret, path=COOKIE_PATH, max_age=int(FLOW_TTL.total_seconds()),
+            httponly=True, samesite="lax", secure=services.oidc.cookie_secure,
+        )
+        return Redirect(path=flow.authorization_url, status_code=302, cookies=[cookie])
 
-    @get("/oidc/callback", summary="Finish a federated sign-in")
+    @get("/oidc/callback", summary="Finish a federated sign-in (in the browser that started it)")
     async def oidc_callback(
         self,
         request: Request[Any, Any, Any],
         services: ServicesDep,
         code: Annotated[str, QueryParameter(min_length=1, max_length=2048)],
         oidc_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=256)],
-    ) -> TokenPair | SecondFactorChallenge:
+    ) -> Response[TokenPair | SecondFactorChallenge]:
         if services.oidc is None:
             raise NotFound("no external identity provider is configured")
-        email, amr = await services.oidc.finish(code, oidc_state)
+        identity = await services.oidc.finish(code, oidc_state, request.cookies.get(BROWSER_COOKIE))
         ip, agent = _client(request)
-        return await services.sessions.open_federated_session(email, amr, client_ip=ip, user_agent=agent)
+        result = await services.federation.sign_in(identity, client_ip=ip, user_agent=agent)
+        spent = Cookie(key=BROWSER_COOKIE, value="", path=COOKIE_PATH, max_age=0, httponly=True, samesite="lax",
+                       secure=services.oidc.cookie_secure)
+        return Response(content=result, cookies=[spent], headers={"Cache-Control": "no-store"})
 
 
 @get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")

@@ -1,15 +1,34 @@
-"""Cameras and their prefectoral authorisations."""
+"""Cameras and their prefectoral authorisations (recorded by the department, with the scan of the order)."""
 
 from __future__ import annotations
 
+import base64
 import uuid
+from typing import Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from tenants.model import Authorisation, AuthorisationCreate, Camera, CameraCreate, CameraUpdate
+from tenants.rules import ORDER_SCAN_MAX_BYTES, ORDER_SCAN_MEDIA_TYPE
+
+
+async def require_pdf_body(request: Request[Any, Any, Any]) -> None:
+    """The order-scan upload takes a PDF body, not JSON: this hook replaces the app's JSON-only one on that route
+    (a handler's before_request wins over the app's), with the same refusal of NUL characters in the URL."""
+    if "\x00" in request.url.path or any("\x00" in k or "\x00" in v for k, v in request.query_params.items()):
+        raise HTTPException(status_code=400, detail="NUL characters are not accepted in the URL")
+    length = request.headers.get("content-length")
+    if (length is None or length == "0") and "transfer-encoding" not in request.headers:
+        return
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != ORDER_SCAN_MEDIA_TYPE:
+        sent = media_type or "unspecified"
+        raise HTTPException(status_code=415, detail=f"the scan must be sent as {ORDER_SCAN_MEDIA_TYPE}, not {sent}")
 
 
 class CameraController(Controller):
@@ -61,9 +80,12 @@ class CameraController(Controller):
     async def list_authorisations(
         self, principal: PrincipalDep, services: ServicesDep, camera_id: FromPath[uuid.UUID]
     ) -> list[Authorisation]:
-        return await services.cameras.list_authorisations(principal, camera_id)
+        return await services.authorisations.list_authorisations(principal, camera_id)
 
-    @post("/{camera_id:uuid}/authorisations", summary="Record a prefectoral authorisation")
+    @post(
+        "/{camera_id:uuid}/authorisations",
+        summary="Record a prefectoral authorisation and the décret 2023-828 event types it grants (department admins)",
+    )
     async def create_authorisation(
         self,
         principal: PrincipalDep,
@@ -71,7 +93,7 @@ class CameraController(Controller):
         camera_id: FromPath[uuid.UUID],
         data: JSONBody[AuthorisationCreate],
     ) -> Authorisation:
-        return await services.cameras.create_authorisation(principal, camera_id, data)
+        return await services.authorisations.create_authorisation(principal, camera_id, data)
 
 
 class AuthorisationController(Controller):
@@ -82,7 +104,44 @@ class AuthorisationController(Controller):
     async def get_authorisation(
         self, principal: PrincipalDep, services: ServicesDep, authorisation_id: FromPath[uuid.UUID]
     ) -> Authorisation:
-        return await services.cameras.get_authorisation(principal, authorisation_id)
+        return await services.authorisations.get_authorisation(principal, authorisation_id)
+
+    @put(
+        "/{authorisation_id:uuid}/order-scan",
+        summary=f"File the PDF scan of the prefectoral order (department admins; body: {ORDER_SCAN_MEDIA_TYPE}, "
+        f"at most {ORDER_SCAN_MAX_BYTES // 2**20} MiB)",
+        before_request=require_pdf_body,
+        request_max_body_size=ORDER_SCAN_MAX_BYTES,
+    )
+    async def file_order_scan(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        authorisation_id: FromPath[uuid.UUID],
+        request: Request[Any, Any, Any],
+    ) -> Authorisation:
+        return await services.authorisations.file_order_scan(principal, authorisation_id, request.stream())
+
+    @get(
+        "/{authorisation_id:uuid}/order-scan",
+        summary="The filed scan of the prefectoral order (journaled)",
+        media_type=ORDER_SCAN_MEDIA_TYPE,
+    )
+    async def order_scan(
+        self, principal: PrincipalDep, services: ServicesDep, authorisation_id: FromPath[uuid.UUID]
+    ) -> Stream:
+        scan, reader = await services.authorisations.order_scan(principal, authorisation_id)
+        digest = base64.b64encode(bytes.fromhex(scan.sha256)).decode()
+        return Stream(
+            reader.chunks(),
+            media_type=ORDER_SCAN_MEDIA_TYPE,
+            headers={
+                "Content-Length": str(reader.size),
+                "Repr-Digest": f"sha-256=:{digest}:",
+                "Content-Disposition": f'attachment; filename="arrete-prefectoral-{authorisation_id}.pdf"',
+                "Cache-Control": "private, no-store",
+            },
+        )
 
 
 ROUTES = [CameraController, AuthorisationController]

@@ -7,16 +7,21 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep
 from core.errors import NotFound
 from core.objectstore import FilesystemObjectStore
-from dvr.model import ExportResult, LegalFrame, Playback, PlaybackItem, Requisition, Tier
+from dvr.model import ExportJob, LegalFrame, Playback, PlaybackItem, Requisition, Tier
 
+# Each limit is the database's CHECK on the column the value lands in (migration 0021), so a value the API accepts is
+# a value the database stores; the motive is the journal's and the export job's (0091).
 Motive = Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+ProcedureNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+OpjText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class PlaybackRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -36,11 +41,11 @@ class RetentionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class RequisitionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    procedure_number: Text
+    procedure_number: ProcedureNumber
     legal_frame: LegalFrame
-    opj_name: Text
-    opj_service: Text
-    camera_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=200)]
+    opj_name: OpjText
+    opj_service: OpjText
+    camera_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=100)]
     start: datetime
     end: datetime
     received_at: datetime
@@ -58,8 +63,6 @@ class TransmissionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
 
 class DownloadLink(msgspec.Struct, frozen=True):
     url: str
-
-
 
 
 class EvidenceController(Controller):
@@ -131,15 +134,25 @@ class EvidenceController(Controller):
     ) -> None:
         await services.evidence.release_requisition(principal, requisition_id, reason=data.reason)
 
-    @post("/requisitions/{requisition_id:uuid}/exports", summary="Build a signed export package")
-    async def create_export(
+    @post(
+        "/requisitions/{requisition_id:uuid}/exports",
+        status_code=202,
+        summary="Request a signed export package (built in the background; 422 past the size cap)",
+    )
+    async def request_export(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
         requisition_id: FromPath[uuid.UUID],
         data: JSONBody[MotiveRequest],
-    ) -> ExportResult:
-        return await services.evidence.create_export(principal, requisition_id, motive=data.motive)
+    ) -> ExportJob:
+        return await services.evidence.request_export(principal, requisition_id, motive=data.motive)
+
+    @get("/export-jobs/{export_job_id:uuid}", summary="Where a requested export stands (its package once done)")
+    async def export_job(
+        self, principal: PrincipalDep, services: ServicesDep, export_job_id: FromPath[uuid.UUID]
+    ) -> ExportJob:
+        return await services.evidence.export_job(principal, export_job_id)
 
     @post("/exports/{export_id:uuid}/download", summary="A short-lived link to an export (journaled)")
     async def download_export(
@@ -183,7 +196,7 @@ async def media(
     expires: FromQuery[int],
     signature: FromQuery[str],
     version: FromQuery[str] = "",
-) -> Response[bytes]:
+) -> Stream:
     store = services.store
     key = key.lstrip("/")
     # The signature, not a bearer token, authorises this request: links are short-lived and journaled when issued.
@@ -191,11 +204,12 @@ async def media(
         tenant_id, key, version or None, expires, signature
     ):
         raise NotFound("no such media, or the link expired")
-    data = await store.get(tenant_id, key, version_id=version or None)
-    return Response(
-        content=data,
-        media_type="video/mp4" if key.endswith(".mp4") else "application/octet-stream",
-        headers={"Cache-Control": "private, no-store"},
+    # Streamed from the store in chunks: a recording or an export package is never held whole in memory.
+    reader = await store.read_stream(tenant_id, key, version_id=version or None)
+    return Stream(
+        reader.chunks(),
+        media_type="video/mp4" if key.endswith(".mp4") else reader.content_type or "application/octet-stream",
+        headers={"Cache-Control": "private, no-store", "Content-Length": str(reader.size)},
     )
 
 

@@ -1,4 +1,4 @@
-"""Accounts and their memberships (roles in tenants); habilitation of CSU agents."""
+"""Accounts and their memberships (roles in tenants), habilitation of CSU agents, invitations and re-enrolment."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from litestar.params import FromPath, JSONBody
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from identity.model import MembershipInput, TotpEnrolment, User, UserCreate, UserCreated, UserUpdate
+from identity.model import (
+    Invitation,
+    InvitationIssued,
+    MembershipInput,
+    ReenrolmentIssued,
+    User,
+    UserCreate,
+    UserUpdate,
+)
 
 
 class UserController(Controller):
@@ -23,11 +31,16 @@ class UserController(Controller):
         rows = await services.accounts.list_users(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda u: u.id)
 
-    @post("/", summary="Create an account with one membership")
+    @post(
+        "/",
+        summary="Invite a person to a role: an invitation and a single-use enrolment link, never a password",
+        description="The answer is the same whether or not an account with this e-mail exists elsewhere: the link "
+        "creates the account, or adds the role to an existing one once its holder proves it is theirs.",
+    )
     async def create_user(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[UserCreate]
-    ) -> UserCreated:
-        return await services.accounts.create_user(principal, data)
+    ) -> InvitationIssued:
+        return await services.enrolment.invite(principal, data)
 
     @get("/{user_id:uuid}", summary="Read an account")
     async def get_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> User:
@@ -48,6 +61,15 @@ class UserController(Controller):
         self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]
     ) -> None:
         await services.sessions.revoke_sessions_of(principal, user_id)
+
+    @post(
+        "/{user_id:uuid}/reenrolment",
+        summary="Force re-enrolment: the password and second factor are void, sessions end, the holder gets a link",
+    )
+    async def force_reenrolment(
+        self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]
+    ) -> ReenrolmentIssued:
+        return await services.enrolment.force_reenrolment(principal, user_id)
 
 
 class MembershipController(Controller):
@@ -71,17 +93,22 @@ class MembershipController(Controller):
         await services.accounts.remove_membership(principal, membership_id)
 
 
-class MeController(Controller):
-    path = "/me"
+class InvitationController(Controller):
+    path = "/invitations"
     tags = ["identity"]
 
-    @get("/", summary="The caller's account")
-    async def me(self, principal: PrincipalDep, services: ServicesDep) -> User:
-        return await services.accounts.me(principal)
+    @get("/", summary="Invitations to roles in the caller's scope (pending, accepted, revoked, expired)")
+    async def list_invitations(
+        self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[Invitation]:
+        rows = await services.enrolment.list_invitations(principal, decode_cursor(cursor), limit + 1)
+        return page_of(rows, limit, lambda i: i.id)
 
-    @post("/totp", summary="Enrol a new second factor (shown once)")
-    async def enrol_totp(self, principal: PrincipalDep, services: ServicesDep) -> TotpEnrolment:
-        return await services.accounts.enrol_totp(principal)
+    @delete("/{invitation_id:uuid}", summary="Revoke a pending invitation: its link stops working")
+    async def revoke_invitation(
+        self, principal: PrincipalDep, services: ServicesDep, invitation_id: FromPath[uuid.UUID]
+    ) -> None:
+        await services.enrolment.revoke_invitation(principal, invitation_id)
 
 
-ROUTES = [UserController, MembershipController, MeController]
+ROUTES = [UserController, MembershipController, InvitationController]

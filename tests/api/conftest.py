@@ -25,7 +25,14 @@ from core.settings import AuthSettings, Settings
 @pytest.fixture(scope="session")
 async def api_settings(settings: Settings) -> Settings:
     # Tokens outlive the whole suite; expiry has its own tests.
-    return settings.model_copy(update={"auth": AuthSettings(access_ttl_s=3600, login_rate_per_ip_per_minute=10_000)})
+    # The sign-in budgets of a single client and of the platform are tested with their own settings.
+    return settings.model_copy(
+        update={
+            "auth": AuthSettings(
+                access_ttl_s=3600, login_rate_per_ip_per_minute=10_000, platform_failures_per_minute=10_000
+            )
+        }
+    )
 
 
 @pytest.fixture(scope="session")

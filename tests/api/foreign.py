@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 import asyncpg
 
+from core.crypto import FCM_TOKENS, SecretBox
 from core.db import Database
 from core.ids import new_id
+from core.settings import Settings
 from identity.repository import IdentityRepository
 from tenants.repository import TenancyRepository
 
@@ -35,6 +37,8 @@ class ForeignObjects:
     routing_rule_id: uuid.UUID
     device_id: uuid.UUID
     dispatch_id: uuid.UUID
+    export_job_id: uuid.UUID
+    invitation_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [str(getattr(self, f.name)) for f in fields(self) if f.name != "department_id"]
@@ -190,7 +194,8 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         tenant.id,
         user_id,
         force_id,
-        CANARY.encode(),
+        # Sealed like every real token (the data key's rotation opens every sealed value of the database).
+        SecretBox(Settings().data_key.get_secret_value()).seal(CANARY.encode(), column=FCM_TOKENS, row_id=device_id),
         uuid.uuid4().bytes,
         CANARY,
     )
@@ -207,6 +212,26 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         "INSERT INTO push_targets (tenant_id, dispatch_id, user_id) VALUES ($1, $2, $3)",
         tenant.id,
         dispatch_id,
+        user_id,
+    )
+    export_job_id = new_id()
+    await conn.execute(
+        "INSERT INTO evidence_export_jobs (id, tenant_id, requisition_id, requested_by, requested_by_name, "
+        "requested_by_role, motive, estimated_bytes, size_cap_bytes) VALUES ($1, $2, $3, $4, $5, 'supervisor', "
+        "'canary', 10, 100)",
+        export_job_id,
+        tenant.id,
+        requisition_id,
+        user_id,
+        f"User {CANARY}",
+    )
+    invitation_id = new_id()
+    await conn.execute(
+        "INSERT INTO invitations (id, tenant_id, email, display_name, role, invited_by, expires_at) "
+        "VALUES ($1, $2, 'invited@beauvais.test', $3, 'tenant_admin', $4, now() + interval '3 days')",
+        invitation_id,
+        tenant.id,
+        f"Invitee {CANARY}",
         user_id,
     )
     zone_id, rule_id = new_id(), new_id()  # written by add_foreign_detection, once this commits
@@ -228,6 +253,8 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         routing_rule_id,
         device_id,
         dispatch_id,
+        export_job_id,
+        invitation_id,
     )
 
 

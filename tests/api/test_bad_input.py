@@ -74,7 +74,8 @@ async def test_retention_over_thirty_days_cites_the_law(
 async def test_authorisation_rules(
     client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
 ) -> None:
-    mayor, camera = actors["maire@cergy.demo"], seeded.cameras["c4"]
+    # Authorisations are recorded by the department's admins (issue 11): the same rules hold for them.
+    mayor, camera = actors["admin@valdoise.demo"], seeded.cameras["c4"]
     today = date.today()
     valid = {
         "prefectoral_order_number": "2026-PREF-1",

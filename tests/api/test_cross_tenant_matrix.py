@@ -30,6 +30,9 @@ BODIES_WITHOUT_IDS = {
     ("post", "/auth/refresh"),
     ("post", "/auth/authorize"),
     ("post", "/auth/token"),
+    ("post", "/auth/enrolment"),
+    ("post", "/me/password"),
+    ("post", "/me/totp"),
 }
 
 
@@ -43,6 +46,8 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         ("patch", "/sites/{site_id}"): {"name": f"s {unique}"},
         ("post", "/cameras"): {"site_id": ids["site_id"], "name": f"c {unique}", "main_stream_url": "rtsp://h/x"},
         ("patch", "/cameras/{camera_id}"): {"name": f"c {unique}"},
+        # Names no tenant object: never sent by the matrix (and it would replace the department's list).
+        ("put", "/camera-networks"): {"networks": [{"network": "10.0.0.0/8", "label": "matrix"}]},
         ("post", "/cameras/{camera_id}/authorisations"): {
             "prefectoral_order_number": "X",
             "purposes": ["crime_prevention"],
@@ -57,12 +62,15 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         },
         ("patch", "/users/{user_id}"): {"display_name": f"u {unique}"},
         ("post", "/users/{user_id}/memberships"): {"tenant_id": ids["tenant_id"], "role": "tenant_admin"},
+        ("post", "/users/{user_id}/external-identities"): {"issuer": "https://idp.example", "subject": f"s{unique}"},
+        ("put", "/department/federation"): {"trust_idp_mfa": False},
         ("post", "/cameras/{camera_id}/playback"): {
             "start": "2026-11-26T00:00:00Z",
             "end": "2026-11-26T00:10:00Z",
             "motive": "matrix",
         },
         ("post", "/clips/{clip_id}/view"): {"motive": "matrix"},
+        ("post", "/cameras/{camera_id}/live"): {"motive": "matrix", "stream": "sub"},
         ("post", "/cameras/{camera_id}/zones"): {"name": f"z {unique}", "points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]},
         ("put", "/zones/{zone_id}"): {"name": f"z {unique}", "points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]},
         ("post", "/cameras/{camera_id}/rules"): {"rule_type": "intrusion", "zone_id": ids["zone_id"]},

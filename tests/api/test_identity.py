@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from core.settings import AuthSettings, Settings
 from identity.keys import rotate_signing_key
 from identity.repository import IdentityRepository
 from tests.api.conftest import Actor, sign_in
+from tests.api.people import invite_and_enrol
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery staple"
@@ -39,7 +41,6 @@ async def create_user(
     body: dict[str, Any] = {
         "email": f"{role}-{uuid.uuid4().hex[:8]}@valdoise.demo",
         "display_name": f"Test {role}",
-        "password": PASSWORD,
         "membership": {
             "tenant_id": str(seeded.tenants[tenant]),
             "role": role,
@@ -52,24 +53,21 @@ async def create_user(
             "enquiry_date": "2025-01-10",
             "expires_on": (expires_on or date.today() + timedelta(days=365)).isoformat(),
         }
-    response = await client.post("/users", json=body, headers=admin.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    created["email"] = body["email"]
-    return created
+    return await invite_and_enrol(client, admin, body, PASSWORD)
 
 
 async def test_operator_needs_the_second_factor_and_a_code_works_once(
     client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
 ) -> None:
     created = await create_user(client, actors["admin@valdoise.demo"], seeded, role="operator")
-    secret = created["totp_enrolment"]["secret"]
+    secret = created["totp_secret"]
     first = await client.post("/auth/login", json={"email": created["email"], "password": PASSWORD})
     assert first.json()["status"] == "second_factor_required"
     assert "access_token" not in first.json()
     wrong = await client.post("/auth/login/totp", json={"challenge": first.json()["challenge"], "code": "000000"})
     assert wrong.status_code == 401
-    code = pyotp.TOTP(secret).now()
+    # The enrolment spent the current step's code: the next step's is the first unused one the server accepts.
+    code = pyotp.TOTP(secret).at(time.time() + 30)
     ok = await client.post("/auth/login/totp", json={"challenge": first.json()["challenge"], "code": code})
     assert ok.status_code == 200, ok.text
     assert ok.json()["role"] == "operator"
@@ -143,7 +141,7 @@ async def test_expired_habilitation_refuses_access(
 ) -> None:
     admin = actors["admin@valdoise.demo"]
     created = await create_user(client, admin, seeded, role="operator")
-    session = await sign_in(client, created["email"], PASSWORD, created["totp_enrolment"]["secret"])
+    session = await sign_in(client, created["email"], PASSWORD, created["totp_secret"])
     headers = {"authorization": f"Bearer {session['access_token']}"}
     assert (await client.get("/cameras", headers=headers)).status_code == 200
     expired = {
@@ -170,7 +168,6 @@ async def test_operator_account_requires_an_habilitation(
         json={
             "email": "nohab@valdoise.demo",
             "display_name": "x",
-            "password": PASSWORD,
             "membership": {"tenant_id": str(seeded.tenants["departement"]), "role": "operator"},
         },
     )
@@ -201,7 +198,6 @@ async def test_tenant_admin_cannot_grant_department_roles(
         json={
             "email": "escalate@cergy.demo",
             "display_name": "x",
-            "password": PASSWORD,
             "membership": {"tenant_id": str(seeded.tenants["cergy"]), "role": "department_admin"},
         },
     )

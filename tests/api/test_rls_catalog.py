@@ -17,7 +17,7 @@ from tests.api.conftest import Actor
 pytestmark = pytest.mark.integration
 
 # Department directory tables are scoped by department, not by tenant_id; they must be covered too.
-DIRECTORY_TABLES = {"tenants", "forces", "force_communes"}
+DIRECTORY_TABLES = {"tenants", "forces", "force_communes", "camera_networks"}
 
 
 async def _owner(settings: Settings) -> asyncpg.Connection:
@@ -145,7 +145,8 @@ async def test_scope_matrix_per_table(settings: Settings, seeded: SeedResult, ap
     assert checked == len(tables) >= 7
 
 
-SIGNIN_FUNCTIONS = {"signin_memberships", "signin_membership", "signin_session"}
+# signin_invitation (migration 0081): what an enrolment link offers, read by its holder before any scope.
+SIGNIN_FUNCTIONS = {"signin_memberships", "signin_membership", "signin_session", "signin_invitation"}
 
 
 async def test_signin_role_owns_only_the_signin_functions_and_reads_only_their_columns(settings: Settings) -> None:
@@ -198,7 +199,7 @@ async def test_signin_role_owns_only_the_signin_functions_and_reads_only_their_c
     assert table_grants == []
     assert {c["privilege_type"] for c in column_privileges} == {"SELECT"}
     assert {c["table_name"] for c in column_privileges} == {
-        "memberships", "tenants", "forces", "force_communes", "auth_sessions", "users"
+        "memberships", "tenants", "forces", "force_communes", "auth_sessions", "users", "invitations"
     }
     assert not can_create
     assert not department_may_call

@@ -16,6 +16,7 @@ from core.db import Database
 from core.events import Event
 from core.objectstore import ObjectStore
 from core.settings import Settings
+from dvr.export_builder import ExportBuilder
 from dvr.fleet import FleetRecorder
 from dvr.model import Segment
 from dvr.repository import DvrRepository
@@ -84,3 +85,15 @@ async def wait_for(predicate: object, timeout_s: float, what: str) -> None:
 
 async def object_sha256(store: ObjectStore, tenant_id: uuid.UUID, seg: Segment) -> str:
     return hashlib.sha256(await store.get(tenant_id, seg.object_key, version_id=seg.version_id)).hexdigest()
+
+
+async def build_until(builder: ExportBuilder, job_id: uuid.UUID, *, attempts: int = 20) -> None:
+    """Run the export builder as `python -m dvr` does until it has handled `job_id` (other suites of the same run may
+    have queued exports of their own, which it handles on the way)."""
+    for _ in range(attempts):
+        handled = await builder.build_next()
+        if handled == job_id:
+            return
+        if handled is None:
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"export job {job_id} was never built")

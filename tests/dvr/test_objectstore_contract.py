@@ -227,3 +227,34 @@ async def test_lifecycle_expires_every_version_except_held(any_store: StoreUnder
                                                                                       held.version_id)]
     assert {v.key for v in remaining} == {"exp/held.mp4"}
     assert [v.key for v in await store.list_versions(tenant, "keep/")] == ["keep/k.mp4"]
+
+
+async def test_a_streamed_read_holds_one_chunk_at_a_time(any_store: StoreUnderTest, tenant: uuid.UUID,
+                                                         tmp_path: Path) -> None:
+    """Issue 11 item 10: a large version is read in chunks, off the event loop, and memory stays bounded by the
+    chunk, not the object (a whole read would allocate the 24 MiB at once)."""
+    import hashlib
+    import tracemalloc
+
+    src = tmp_path / "big.mp4"
+    payload = hashlib.sha256(b"seed").digest() * (24 * 1024 * 1024 // 32)
+    src.write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    stored = await any_store.store.put_file(tenant, "cam/big.mp4", src, content_type="video/mp4", sha256=digest)
+    with pytest.raises(NotFound):
+        await any_store.store.read_stream(tenant, "cam/absent.mp4")
+    reader = await any_store.store.read_stream(tenant, "cam/big.mp4", version_id=stored.version_id,
+                                               chunk_size=256 * 1024)
+    assert reader.size == len(payload)
+    running, chunks = hashlib.sha256(), 0
+    tracemalloc.start()
+    try:
+        async for chunk in reader.chunks():
+            running.update(chunk)
+            chunks += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert running.hexdigest() == digest
+    assert chunks >= 24 * 4
+    assert peak < 8 * 1024 * 1024, peak

@@ -32,8 +32,8 @@ def test_describe_segment_hashes_the_whole_file(tmp_path: Path) -> None:
 
 def test_segment_codec_is_read_from_the_segment_the_recorder_writes(tmp_path: Path) -> None:
     # The recorder's own segment muxer options, on a synthetic H.264 source instead of a camera.
-    command = ffmpeg_command(DvrSettings(), "unused", str(tmp_path / "seg_%06d.mp4"))
-    muxer = command[command.index("-f"):]
+    command = ffmpeg_command(DvrSettings(), str(tmp_path / "seg_%06d.mp4"), input_fd=3)
+    muxer = command[command.index("segment") - 1:]
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
                     "-t", "1", "-c:v", "libx264", *muxer], check=True, capture_output=True)
     assert segment_codec(tmp_path / "seg_000000.mp4") == "h264"

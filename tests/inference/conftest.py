@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.settings import Settings
 from inference.mediapipe import DetectorModelFiles, prepare_detector_model
 
@@ -45,7 +45,7 @@ async def add_camera(conn: asyncpg.Connection, world: World, tenant: uuid.UUID, 
     sealed = None
     if secrets is not None and username is not None:
         sealed = secrets.seal(msgspec.json.encode({"username": username, "password": password}),
-                              purpose="camera-credentials")
+                              column=CAMERA_CREDENTIALS, row_id=camera)
     await conn.execute(
         "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed, "
         "insee_code, status) VALUES ($1, $2, $3, $4, $5, $5, $6, '95127', 'online')",

@@ -28,10 +28,11 @@ from inference.events import RuleTriggered
 from mobile_push.dispatcher import PushDispatcher
 from mobile_push.events import PUSH_EVENTS
 from mobile_push.fcm_endpoint import FcmEndpoint
-from mobile_push.reference_client import ReferenceClient
+from mobile_push.reference_client import ReferenceClient, SignInPage
 from mobile_push.repository import PUSH_OUTBOX
 from mobile_push.settings import PushSettings
 from tests.api.conftest import Actor
+from tests.litestar_transport import TestClientTransport
 
 pytestmark = pytest.mark.integration
 OPERATOR, PM, GENDARME = "operateur1@valdoise.demo", "pm@marines.demo", "gendarme@marines.demo"
@@ -76,9 +77,12 @@ async def test_detection_to_acknowledgement_and_escalation(
 ) -> None:
     api = alerts_client
     async with httpx2.AsyncClient(base_url=clean_fcm.url) as fcm_http:
-        pm, gendarme = ReferenceClient(api, fcm_http), ReferenceClient(api, fcm_http, platform="ios")
+        pm = ReferenceClient.connect(str(api.base_url), fcm_http, transport=TestClientTransport(api))
+        gendarme = ReferenceClient.connect(str(api.base_url), fcm_http, transport=TestClientTransport(api),
+                                           platform="ios")
         for client, email in ((pm, PM), (gendarme, GENDARME)):
-            await client.sign_in(email, DEMO_PASSWORD)
+            async with client.browser() as browser:
+                await client.sign_in(SignInPage(browser, email, DEMO_PASSWORD))
             await client.register()
         watched = await bus.js.subscribe(f"alerts.{demo.tenants['marines']}.>", stream="ALERTS",
                                          ordered_consumer=True)

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import httpx2
 import pytest
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -19,8 +18,9 @@ from cli.seed import DEMO_PASSWORD, SeedResult
 from core.ids import new_id
 from mobile_push.dispatcher import PushDispatcher
 from mobile_push.fcm_endpoint import Fault, FcmEndpoint
-from mobile_push.reference_client import CLIENT_ID, REDIRECT_URI, ReferenceClient, new_fcm_token
+from mobile_push.reference_client import ReferenceClient, SignInPage, SignInRefused, new_fcm_token
 from tests.api.conftest import Actor
+from tests.litestar_transport import TestClientTransport
 
 pytestmark = pytest.mark.integration
 PM, GENDARME, OPERATOR = "pm@marines.demo", "gendarme@marines.demo", "operateur1@valdoise.demo"
@@ -34,9 +34,16 @@ async def fcm_http(fcm: FcmEndpoint) -> AsyncIterator[httpx2.AsyncClient]:
         yield client
 
 
+def new_phone(api: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient) -> ReferenceClient:
+    """The reference app, reaching the API in process through the test client."""
+    return ReferenceClient.connect(str(api.base_url), fcm_http, transport=TestClientTransport(api))
+
+
 async def phone(api: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, email: str) -> ReferenceClient:
-    client = ReferenceClient(api, fcm_http)
-    await client.sign_in(email, DEMO_PASSWORD)
+    """A phone signed in through the platform's page (OAuth for native apps, DPoP-bound) with its device registered."""
+    client = new_phone(api, fcm_http)
+    async with client.browser() as browser:
+        await client.sign_in(SignInPage(browser, email, DEMO_PASSWORD))
     await client.register()
     return client
 
@@ -77,42 +84,31 @@ async def journal(pool: asyncpg.Pool, action: str, target: object) -> int:
     ))
 
 
-async def test_pkce_sign_in_and_device_registration_rules(
+async def test_native_app_sign_in_and_device_registration_rules(
     alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, people: dict[str, Actor],
     department_pool: asyncpg.Pool,
 ) -> None:
     api = alerts_client
-    verifier = "v" * 64
-    params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "code_challenge":
-              create_s256_code_challenge(verifier), "code_challenge_method": "S256", "state": "s1"}
-    assert (await api.get("/auth/authorize", params={**params, "redirect_uri": "https://evil.test/cb"})).status_code \
-        == 422
-    assert (await api.get("/auth/authorize", params={**params, "client_id": "nobody"})).status_code == 422
-    prompt = await api.get("/auth/authorize", params=params)
-    assert prompt.status_code == 200, prompt.text
-    refused = await api.post("/auth/authorize", json={**params, "email": PM, "password": "wrong-password!"})
-    assert refused.status_code == 401
-    staff = await api.post("/auth/authorize", json={**params, "email": OPERATOR, "password": DEMO_PASSWORD})
-    assert staff.status_code == 403  # roles with a second factor do not sign in through the app
-    granted = (await api.post("/auth/authorize", json={**params, "email": PM, "password": DEMO_PASSWORD})).json()
-    assert granted["redirect_to"].startswith(f"{REDIRECT_URI}?code=")
-    assert granted["state"] == "s1"
-    exchange = {"grant_type": "authorization_code", "code": granted["code"], "redirect_uri": REDIRECT_URI,
-                "client_id": CLIENT_ID}
-    wrong = await api.post("/auth/token", json={**exchange, "code_verifier": "w" * 64})
-    assert wrong.status_code == 401
-    # A failed redemption burns the code: the right verifier is too late now.
-    assert (await api.post("/auth/token", json={**exchange, "code_verifier": verifier})).status_code == 401
+    # The app signs in through the platform's page; a wrong password or a role's missing second factor gets no code.
+    refused = new_phone(api, fcm_http)
+    async with refused.browser() as browser:
+        with pytest.raises(SignInRefused, match="incorrect"):
+            await refused.sign_in(SignInPage(browser, PM, "wrong-password!"))
+        with pytest.raises(SignInRefused, match="second factor"):
+            await refused.sign_in(SignInPage(browser, OPERATOR, DEMO_PASSWORD))
+    await refused.aclose()
 
     pm = await phone(api, fcm_http, PM)
-    listed = await api.get("/devices", headers=pm._auth)
+    listed = await api.get("/devices", headers=pm.auth("GET", "/devices"))
     assert listed.status_code == 200
     assert pm.fcm_token not in listed.text
     assert "token" not in str(listed.json()["items"][0].keys() - {"token_refreshed_at"})
     assert str(pm.device_id) in listed.text
-    duplicate = await api.post("/devices", json={"fcm_token": pm.fcm_token, "platform": "ios"}, headers=pm._auth)
+    duplicate = await api.post("/devices", json={"fcm_token": pm.fcm_token, "platform": "ios"},
+                               headers=pm.auth("POST", "/devices"))
     assert duplicate.status_code == 409
-    invalid = await api.post("/devices", json={"fcm_token": "not a token", "platform": "android"}, headers=pm._auth)
+    invalid = await api.post("/devices", json={"fcm_token": "not a token", "platform": "android"},
+                             headers=pm.auth("POST", "/devices"))
     assert invalid.status_code == 422
     assert invalid.json()["field"] == "fcm_token"
     operator = await api.post("/devices", json={"fcm_token": new_fcm_token(), "platform": "android"},
@@ -127,23 +123,49 @@ async def test_pkce_sign_in_and_device_registration_rules(
     # Heartbeat, stale flag, token refresh; another officer (another force) cannot touch this device.
     await department_pool.execute("UPDATE push_devices SET last_seen_at = now() - interval '2 hours' WHERE id = $1",
                                   pm.device_id)
-    stale = [d for d in (await api.get("/devices", headers=pm._auth)).json()["items"] if d["id"] == str(pm.device_id)]
+    listed_again = (await api.get("/devices", headers=pm.auth("GET", "/devices"))).json()["items"]
+    stale = [d for d in listed_again if d["id"] == str(pm.device_id)]
     assert stale[0]["stale"] is True
     assert (await pm.heartbeat())["stale"] is False
     gendarme = await phone(api, fcm_http, GENDARME)
-    foreign = await api.post(f"/devices/{pm.device_id}/heartbeat", headers=gendarme._auth)
+    foreign = await api.post(f"/devices/{pm.device_id}/heartbeat",
+                             headers=gendarme.auth("POST", f"/devices/{pm.device_id}/heartbeat"))
     assert foreign.status_code == 404
     assert await journal(department_pool, "device.heartbeat.refused", pm.device_id) == 1
     new_token = new_fcm_token()
-    refreshed = await api.put(f"/devices/{pm.device_id}/token", json={"fcm_token": new_token}, headers=pm._auth)
+    refreshed = await api.put(f"/devices/{pm.device_id}/token", json={"fcm_token": new_token},
+                              headers=pm.auth("PUT", f"/devices/{pm.device_id}/token"))
     assert refreshed.status_code == 200
     assert (await api.put(f"/devices/{pm.device_id}/token", json={"fcm_token": gendarme.fcm_token},
-                          headers=pm._auth)).status_code == 409
+                          headers=pm.auth("PUT", f"/devices/{pm.device_id}/token"))).status_code == 409
     staff_view = await api.get("/devices?limit=200", headers=people[OPERATOR].headers)
     assert str(pm.device_id) in staff_view.text
     assert new_token not in staff_view.text
     for client in (pm, gendarme):
         await client.remove()
+
+
+async def test_a_phones_device_answers_only_to_that_phones_key(
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, department_pool: asyncpg.Pool,
+) -> None:
+    """Item 14 (phones): a device registered by a session bound to the phone's key answers only to that key: the same
+    officer signed in elsewhere (a bearer session from /auth/login, another phone) cannot act for it."""
+    api = alerts_client
+    pm = await phone(api, fcm_http, PM)
+    path = f"/devices/{pm.device_id}/heartbeat"
+    listed = (await api.get("/devices", headers=pm.auth("GET", "/devices"))).json()["items"]
+    assert [d["key_bound"] for d in listed if d["id"] == str(pm.device_id)] == [True]
+    assert await department_pool.fetchval(
+        "SELECT key_thumbprint FROM push_devices WHERE id = $1", pm.device_id) == pm.key.thumbprint()
+    login = (await api.post("/auth/login", json={"email": PM, "password": DEMO_PASSWORD})).json()
+    bearer = await api.post(path, headers={"authorization": f"Bearer {login['access_token']}"})
+    assert bearer.status_code == 404
+    other = await phone(api, fcm_http, PM)
+    assert (await api.post(path, headers=other.auth("POST", path))).status_code == 404
+    assert (await api.post(path, headers=pm.auth("POST", path))).status_code == 200
+    for client in (pm, other):
+        await client.remove()
+        await client.aclose()
 
 
 async def test_every_fcm_error_ends_in_the_right_state(
@@ -245,7 +267,7 @@ async def test_refused_credentials_raise_an_operator_alarm_and_recover(
     assert alarms.status_code == 200
     assert [a["kind"] for a in alarms.json()] == ["credentials"]
     assert "invalid_grant" in alarms.json()[0]["detail"]
-    assert (await alerts_client.get("/push/alarms", headers=pm._auth)).status_code == 403
+    assert (await alerts_client.get("/push/alarms", headers=pm.auth("GET", "/push/alarms"))).status_code == 403
     assert (await outbox(department_pool, sent.dispatch_id)) == []  # the alarm event names no dispatch
     assert await department_pool.fetchval(
         "SELECT count(*) FROM push_outbox WHERE subject LIKE 'push.%.health_alarm' AND sent_at IS NULL") >= 1
@@ -278,7 +300,7 @@ async def test_receipts_and_statuses_are_validated_and_journaled(
     url = f"/mobile/dispatches/{sent.dispatch_id}/status"
 
     async def post(client: ReferenceClient, body: dict[str, Any]) -> int:
-        return (await api.post(url, json=body, headers=client._auth)).status_code
+        return (await api.post(url, json=body, headers=client.auth("POST", url))).status_code
 
     mine = {"device_id": str(pm.device_id)}
     assert await post(pm, {"status": "delivered", **mine}) == 200
@@ -300,7 +322,8 @@ async def test_receipts_and_statuses_are_validated_and_journaled(
     assert report.status_code == 200
     assert [r["status"] for r in report.json()["responders"]] == ["acknowledged"]
     assert [a["outcome"] for a in report.json()["attempts"]] == ["accepted"]
-    assert (await api.get(f"/push/dispatches/{sent.dispatch_id}", headers=pm._auth)).status_code == 403
-    assert (await api.get(f"/mobile/dispatches/{sent.dispatch_id}", headers=gendarme._auth)).status_code == 404
+    report_path, fetch_path = f"/push/dispatches/{sent.dispatch_id}", f"/mobile/dispatches/{sent.dispatch_id}"
+    assert (await api.get(report_path, headers=pm.auth("GET", report_path))).status_code == 403
+    assert (await api.get(fetch_path, headers=gendarme.auth("GET", fetch_path))).status_code == 404
     for client in (pm, gendarme):
         await client.remove()

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from core.crypto import SecretBox
+from core.crypto import CAMERA_CREDENTIALS, TOTP_SEEDS, SecretBox
 from core.events import Event, EventCodec, EventDecodeError
 from core.ids import new_id
 from core.settings import Settings
@@ -77,11 +77,11 @@ def test_ids_are_time_ordered_uuid7() -> None:
 
 def test_sealed_secrets_are_bound_to_their_purpose() -> None:
     box = SecretBox(Settings().data_key.get_secret_value())
-    sealed = box.seal(b"camera password", purpose="camera-credentials")
+    sealed = box.seal(b"camera password", column=CAMERA_CREDENTIALS, row_id=TENANT)
     assert b"camera password" not in sealed
-    assert box.open(sealed, purpose="camera-credentials") == b"camera password"
+    assert box.open(sealed, column=CAMERA_CREDENTIALS, row_id=TENANT) == b"camera password"
     with pytest.raises(InvalidTag):
-        box.open(sealed, purpose="totp-seed")
+        box.open(sealed, column=TOTP_SEEDS, row_id=TENANT)
 
 
 def test_nested_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

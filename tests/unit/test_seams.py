@@ -33,14 +33,21 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "dvr/uploader.py": frozenset({"recording index"}),
     # Retention destroys recordings of every tenant and writes the destruction register.
     "dvr/retention.py": frozenset({"retention sweep"}),
+    # Requested exports of every tenant are claimed by whichever recorder process comes first, then settled.
+    "dvr/export_builder.py": frozenset({"export jobs"}),
+    # The anchoring job signs every tenant's chain head into one checkpoint.
+    "journal/anchors.py": frozenset({"journal anchoring"}),
     # The detector loads every camera's configuration, switches lapsed rules off, and meters usage per tenant.
     "inference/worker.py": frozenset({"detection config sync", "detector usage metering"}),
     # Forces and their officers' devices live in the department's directory and the officers' home tenants.
     "mobile_push/dispatcher.py": frozenset({"push force directory", "push retry scan"}),
     # Command-line department jobs.
-    "cli/main.py": frozenset({"signing key provisioning", "signing key rotation", "journal verification",
-                              "communes import"}),
+    "cli/main.py": frozenset({"signing key provisioning", "signing key rotation", "communes import"}),
     "cli/demo.py": frozenset({"demo seed"}),
+    # Re-sealing every sealed column of every tenant under a new data key (`vigie keys rotate-data-key`).
+    "cli/secrets.py": frozenset({"data key rotation"}),
+    # Evidence keys are provisioned, and the journal verified against its anchors, from the command line.
+    "cli/evidence.py": frozenset({"evidence key provisioning", "journal verification"}),
 }
 # Where a pool or a raw connection may be opened: the kernel that builds them, migrations, and the embedded servers.
 RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py"})
