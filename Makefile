@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,inference,dvr,alerts,push]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,inference,dvr,alerts,push,billing]'
 	# pyds-stubs declares Python 3.12 only, but its stubs hold for 3.11: the DeepStream adapter type-checks against them.
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python pyds-stubs==1.2.2
 	touch $(STAMP)
