@@ -10,7 +10,7 @@ import msgspec
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-RoleName = Literal["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor"]
+RoleName = Literal["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor", "finance"]
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):

@@ -157,6 +157,11 @@ class IdentityRepository:
         )
         return [r["id"] for r in rows]
 
+    async def department_tenants(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> list[uuid.UUID]:
+        """Every tenant of the department, whatever its subscription: the finance role's scope."""
+        rows = await conn.fetch("SELECT id FROM tenants WHERE department_id = $1", department_id)
+        return [r["id"] for r in rows]
+
     async def force_tenants(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> list[uuid.UUID]:
         """Tenants an officer's force is competent for: its own commune for a police municipale (décret
         2022-1152); for a state force or the SDIS, the communes it covers and the department's own tenant, whose

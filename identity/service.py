@@ -27,6 +27,7 @@ from core.errors import (
 from core.ids import new_id
 from core.settings import AuthSettings
 from core.tenancy import (
+    DEPARTMENT_TENANT_ROLES,
     DEPARTMENT_WIDE_ROLES,
     HABILITATED_ROLES,
     SECOND_FACTOR_ROLES,
@@ -405,7 +406,11 @@ class IdentityService:
             ):
                 raise AuthenticationFailed("habilitation expired")
             department_id = membership["department_id"]
-            if role in DEPARTMENT_WIDE_ROLES:
+            if role is Role.FINANCE:
+                # Finance bills every member tenant, supervised or not; it is refused every image by role.
+                tenant_ids = await self._repo.department_tenants(conn, department_id)
+                scope = Scope(frozenset(tenant_ids), department_id=department_id)
+            elif role in DEPARTMENT_WIDE_ROLES:
                 tenant_ids = await self._repo.supervised_tenants(conn, department_id)
                 scope = Scope(frozenset(tenant_ids), department_id=department_id)
             elif role is Role.OFFICER:
@@ -467,7 +472,7 @@ class IdentityService:
             raise InvalidInput("membership.tenant_id names no tenant of yours", field="membership.tenant_id")
         if principal.role is Role.TENANT_ADMIN and role not in TENANT_GRANTABLE:
             raise PermissionDenied(f"a tenant admin may not grant the {role.value} role")
-        if role in DEPARTMENT_WIDE_ROLES and tenant["kind"] != "department":
+        if role in DEPARTMENT_TENANT_ROLES and tenant["kind"] != "department":
             raise InvalidInput(f"the {role.value} role is held in the department's own tenant", field="membership.role")
         if (role is Role.OFFICER) != (force_id is not None):
             raise InvalidInput("an officer (and only an officer) belongs to a force", field="membership.force_id")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 # Every kind of object the foreign department holds, named as the routes name their id parameters.
 ID_PARAMETERS = tuple(f.name for f in fields(ForeignObjects) if f.name != "department_id")
-DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
+DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor", "finance"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
 BODIES_WITHOUT_IDS = {
     ("post", "/auth/login"),
