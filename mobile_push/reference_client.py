@@ -92,8 +92,11 @@ class ReferenceClient:
             await self.api.get("/mobile/dispatches", params={"alert_id": alert_id}, headers=self._auth)
         ))
 
-    async def report(self, dispatch_id: str, status: str) -> dict[str, Any]:
-        body = {"status": status, "device_id": str(self.device_id)}
+    async def report(self, dispatch_id: str, status: str, outcome: str | None = None) -> dict[str, Any]:
+        """`outcome` (with `closed` only): arrest_in_flagrante_delicto, people_found, nobody_found, false_alarm."""
+        body: dict[str, Any] = {"status": status, "device_id": str(self.device_id)}
+        if outcome is not None:
+            body["outcome"] = outcome
         return dict(await self._json(
             await self.api.post(f"/mobile/dispatches/{dispatch_id}/status", json=body, headers=self._auth)
         ))

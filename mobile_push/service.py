@@ -373,6 +373,7 @@ class PushService:
                     status=data.status,
                     device_id=data.device_id,
                     receipt_id=new_id(),
+                    outcome=data.outcome,
                 )
                 common: dict[str, Any] = {
                     "tenant_id": tenant_id,

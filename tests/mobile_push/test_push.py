@@ -302,5 +302,13 @@ async def test_receipts_and_statuses_are_validated_and_journaled(
     assert [a["outcome"] for a in report.json()["attempts"]] == ["accepted"]
     assert (await api.get(f"/push/dispatches/{sent.dispatch_id}", headers=pm._auth)).status_code == 403
     assert (await api.get(f"/mobile/dispatches/{sent.dispatch_id}", headers=gendarme._auth)).status_code == 404
+    # What the responder found comes with `closed`, and only with it.
+    assert await post(pm, {"status": "en_route", "outcome": "people_found", **mine}) == 400
+    assert await post(pm, {"status": "en_route", **mine}) == 200
+    assert await post(pm, {"status": "on_scene", **mine}) == 200
+    await pm.report(str(sent.dispatch_id), "closed", outcome="arrest_in_flagrante_delicto")
+    outcomes = await department_pool.fetch(
+        "SELECT status, outcome FROM push_receipts WHERE dispatch_id = $1 AND outcome IS NOT NULL", sent.dispatch_id)
+    assert [(r["status"], r["outcome"]) for r in outcomes] == [("closed", "arrest_in_flagrante_delicto")]
     for client in (pm, gendarme):
         await client.remove()
