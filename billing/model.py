@@ -347,3 +347,65 @@ class PaymentInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class CreditNoteRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Text500
+
+
+# --- the mayor's monthly report
+class Figures(msgspec.Struct, frozen=True, kw_only=True):
+    """What the service did for a camera, a commune or the whole tenant over the month (durations in seconds)."""
+
+    availability: Decimal | None
+    recorded_hours: Decimal
+    alerts_raised: int
+    alerts_verified: int
+    alerts_dismissed: int
+    alerts_dispatched: int
+    verification_median_s: float | None
+    verification_p90_s: float | None
+    dispatch_median_s: float | None
+    dispatch_p90_s: float | None
+    arrivals: int
+    arrival_median_s: float | None
+    arrival_p90_s: float | None
+    outcomes: dict[str, int]
+    requisitions_received: int
+    requisitions_served: int
+
+
+class CameraReport(msgspec.Struct, frozen=True, kw_only=True):
+    camera_id: uuid.UUID
+    name: str
+    figures: Figures
+
+
+class CommuneReport(msgspec.Struct, frozen=True, kw_only=True):
+    insee_code: str
+    name: str
+    figures: Figures
+    cameras: list[CameraReport]
+
+
+class DayCount(msgspec.Struct, frozen=True, kw_only=True):
+    day: date
+    raised: int
+    verified: int
+    dispatched: int
+
+
+class PaidRef(msgspec.Struct, frozen=True, kw_only=True):
+    number: str
+    total_ht: Decimal
+    total_ttc: Decimal
+    status: str
+
+
+class MonthlyReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The mayor's monthly report: the same data as its PDF."""
+
+    tenant_id: uuid.UUID
+    tenant_name: str
+    month: str
+    generated_at: datetime
+    invoice: PaidRef | None
+    totals: Figures
+    communes: list[CommuneReport]
+    daily: list[DayCount]
