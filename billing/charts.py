@@ -31,7 +31,7 @@ def daily_alerts(days: Sequence[DayCount]) -> str:
     bar = max(slot / 4, 1.0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Vigie" font-size="9">']
-    for tick in (0, peak // 2, peak):
+    for tick in (0, peak // 2, peak) if peak % 2 == 0 else (0, peak):
         y = top_pad + plot_h - plot_h * tick / peak
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - 8}" y2="{y:.1f}" stroke="#ddd"/>'
                      f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{tick}</text>')

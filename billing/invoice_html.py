@@ -29,6 +29,7 @@ td { border-bottom: 0.3pt solid #bbb; padding: 1mm; vertical-align: top; }
 """
 
 KIND_TITLES = {"invoice": "Facture", "credit_note": "Avoir"}
+UNITS = {"DAY": "j", "HUR": "h", "C62": "u"}
 
 
 def euros(value: Decimal) -> str:
@@ -62,12 +63,16 @@ def _party(title: str, party: Party) -> str:
     return f'<div class="party"><div class="note">{title}</div>{"<br>".join(rows)}</div>'
 
 
+def _price(unit_price: Decimal, base_quantity: Decimal, unit: str) -> str:
+    per = "" if base_quantity == 1 else f" / {decimal_fr(base_quantity)} {unit}"
+    return f"{euros(unit_price)}{per}"
+
+
 def _lines(invoice: Invoice) -> str:
     rows = "".join(
         f"<tr><td>{line.position}</td><td>{escape(line.description)}</td>"
-        f'<td class="num">{decimal_fr(line.quantity)} {line.unit_code}</td>'
-        f'<td class="num">{euros(line.unit_price)}'
-        f'{"" if line.base_quantity == 1 else " / " + decimal_fr(line.base_quantity)}</td>'
+        f'<td class="num">{decimal_fr(line.quantity)} {UNITS.get(line.unit_code, line.unit_code)}</td>'
+        f'<td class="num">{_price(line.unit_price, line.base_quantity, UNITS.get(line.unit_code, ""))}</td>'
         f'<td class="num">{decimal_fr(line.vat_rate)} %</td><td class="num">{euros(line.net_amount)}</td></tr>'
         for line in invoice.lines
     )

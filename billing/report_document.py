@@ -10,11 +10,19 @@ from billing.invoice_html import STYLE, decimal_fr, euros
 from billing.model import Figures, MonthlyReport
 
 OUTCOMES = {
-    "arrest_in_flagrante_delicto": "interpellations en flagrant délit",
+    "arrest_in_flagrante_delicto": "interpellation en flagrant délit",
     "people_found": "personnes trouvées sur place",
     "nobody_found": "personne sur place",
-    "false_alarm": "fausses alertes",
+    "false_alarm": "fausse alerte",
 }
+STATUSES = {"issued": "émise", "sent": "transmise", "paid": "payée", "cancelled": "annulée"}
+# The detail table is wide: its pages are landscape.
+REPORT_STYLE = """
+@page wide { size: A4 landscape; }
+.wide { page: wide; page-break-before: always; }
+td.camera { padding-left: 4mm; color: #333; }
+tr.commune td { font-weight: bold; }
+"""
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
 
@@ -41,11 +49,11 @@ def _what_you_got(report: MonthlyReport) -> str:
     t = report.totals
     paid = (
         f"<p>Facture {escape(report.invoice.number)} : <strong>{euros(report.invoice.total_ttc)} TTC</strong> "
-        f"({euros(report.invoice.total_ht)} HT), {escape(report.invoice.status)}.</p>"
+        f"({euros(report.invoice.total_ht)} HT), {STATUSES.get(report.invoice.status, report.invoice.status)}.</p>"
         if report.invoice
         else "<p>Aucune facture émise pour ce mois à ce jour.</p>"
     )
-    outcomes = "".join(f"<li>{n} {OUTCOMES.get(k, k)}</li>" for k, n in t.outcomes.items()) or "<li>aucun</li>"
+    outcomes = "".join(f"<li>{OUTCOMES.get(k, k)} : {n}</li>" for k, n in t.outcomes.items()) or "<li>aucun</li>"
     cameras = sum(len(c.cameras) for c in report.communes)
     return (
         "<h2>Ce que vous avez payé</h2>" + paid
@@ -63,9 +71,10 @@ def _what_you_got(report: MonthlyReport) -> str:
     )
 
 
-def _row(label: str, f: Figures) -> str:
+def _row(label: str, f: Figures, *, commune: bool) -> str:
     return (
-        f"<tr><td>{escape(label)}</td><td class=\"num\">{_percent(f)}</td>"
+        f'<tr class="{"commune" if commune else ""}"><td class="{"" if commune else "camera"}">{escape(label)}</td>'
+        f'<td class="num">{_percent(f)}</td>'
         f'<td class="num">{decimal_fr(f.recorded_hours)}</td><td class="num">{f.alerts_raised}</td>'
         f'<td class="num">{f.alerts_verified}</td><td class="num">{f.alerts_dismissed}</td>'
         f'<td class="num">{f.alerts_dispatched}</td>'
@@ -86,20 +95,19 @@ def report_html(report: MonthlyReport) -> str:
         "<th class=\"num\">Réquis.</th></tr>"
     )
     rows = "".join(
-        _row(f"{c.name} ({c.insee_code})", c.figures)
-        + "".join(_row("  " + camera.name, camera.figures) for camera in c.cameras)
+        _row(f"{c.name} ({c.insee_code})", c.figures, commune=True)
+        + "".join(_row(camera.name, camera.figures, commune=False) for camera in c.cameras)
         for c in report.communes
     )
     cameras = [(camera.name, camera.figures.availability) for c in report.communes for camera in c.cameras]
     return (
         f"<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Rapport {report.month}</title>"
-        f"<style>{STYLE} td, th {{ font-size: 7pt; }}</style></head><body>"
+        f"<style>{STYLE}{REPORT_STYLE} td, th {{ font-size: 7pt; }}</style></head><body>"
         f"<h1>Vidéoprotection — {escape(report.tenant_name)} — {_month_name(report.month)}</h1>"
         f"{_what_you_got(report)}"
-        '<div class="annex"><h2>Signalements par jour</h2>'
-        f"{daily_alerts(report.daily)}"
-        f"<h2>Disponibilité des caméras</h2>{availability_bars(cameras)}</div>"
-        f'<div class="annex"><h2>Détail par commune et par caméra</h2><table>{header}{rows}</table>'
+        f"<h2>Signalements par jour</h2>{daily_alerts(report.daily)}"
+        f"<h2>Disponibilité des caméras</h2>{availability_bars(cameras)}"
+        f'<div class="wide"><h2>Détail par commune et par caméra</h2><table>{header}{rows}</table>'
         '<p class="note">Durées : médiane / 90e centile. Vérification et transmission comptées depuis la levée du '
         "signalement ; arrivée depuis l'ordre transmis à la force.</p></div></body></html>"
     )
