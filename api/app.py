@@ -20,6 +20,7 @@ from api.middleware import RequestIdMiddleware, require_json_body
 from api.openapi import document_problems, openapi_config
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
+from billing.service import BillingService
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import Database, create_pool
@@ -82,6 +83,8 @@ async def build_services(settings: Settings) -> Services:
         evidence=EvidenceService(pool=db.app_pool, store=store, settings=DvrSettings(), secret_box=secrets,
                                  journal=journal),
         push=PushService(db, journal, secrets),
+        # Documents render in their own processes (weasyprint holds the GIL): one, so requests keep flowing.
+        billing=BillingService(db, journal, store, render_workers=1),
         store=store,
         oidc=oidc,
         bus=bus,
@@ -100,6 +103,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             yield
         finally:
             if owned:
+                app.state.services.billing.close()
                 if app.state.services.bus is not None:
                     await app.state.services.bus.close()
                 await app.state.services.db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alerts.service import AlertService
+from billing.service import BillingService
 from core.bus import Bus
 from core.db import Database
 from core.objectstore import ObjectStore
@@ -27,6 +28,7 @@ class Services:
     alerts: AlertService
     evidence: EvidenceService
     push: PushService
+    billing: BillingService
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None
