@@ -157,16 +157,21 @@ class InvoiceCases(RunCases, BillingBase):
             raise InvalidInput(f"this month's deposit has {parts} part(s)", field="part")
         chunk = ids[(part - 1) * size:part * size]
         await self.render_documents(department_id, chunk)
-        files: list[tuple[str, bytes]] = []
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
-            records = [await self._invoices.document(conn, i) for i in chunk]
-        for record in records:
-            assert record is not None
-            assert record["document_key"] is not None
-            files.append((f"{record['number']}.pdf", await self._store.get(record["tenant_id"],
-                                                                          record["document_key"])))
+        files = await self.stored_documents(department_id, chunk)
         suffix = "" if parts == 1 else f"-{part}-of-{parts}"
         return f"chorus-pro-{month}{suffix}.zip", await asyncio.to_thread(_zip, files)
+
+    async def stored_documents(self, department_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[str, bytes]]:
+        """The stored PDFs of these documents, named by number (render them first)."""
+        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+            records = [await self._invoices.document(conn, i) for i in ids]
+        files = []
+        for record in records:
+            if record is None or record["document_key"] is None:
+                raise NotFound("a document of this month is not stored yet")
+            files.append((f"{record['number']}.pdf", await self._store.get(record["tenant_id"],
+                                                                          record["document_key"])))
+        return files
 
 
 def _zip(files: list[tuple[str, bytes]]) -> bytes:

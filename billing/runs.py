@@ -69,6 +69,10 @@ class RunCases(BillingBase):
         """The same run as a department job (the CLI): no principal, journaled as the system."""
         return await self._run(await self.department_id(department_code), parse_month(month), None)
 
+    async def department_codes(self) -> list[str]:
+        async with self._db.anonymous(readonly=True) as conn:
+            return [code for _, code in await self._catalogue.departments(conn)]
+
     async def department_id(self, code: str) -> uuid.UUID:
         async with self._db.anonymous(readonly=True) as conn:
             found = await self._catalogue.department_by_code(conn, code)

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pyotp
 
+from cli.billing import add_commands as add_billing_commands
 from core.crypto import SecretBox
 from core.errors import InvalidInput
 from core.logging import configure_logging
@@ -160,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     totp = sub.add_parser("totp", help="current second-factor code of a demo account (dev only)")
     totp.add_argument("email")
     totp.set_defaults(run=cmd_totp)
+    add_billing_commands(sub)
     return root
 
 
