@@ -49,6 +49,14 @@ class InvoiceCases(RunCases, BillingBase):
             raise NotFound("no such invoice")
         return found
 
+    async def invoice_for_job(self, department_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+        """A document read by a department job (the CLI, the benchmark): no principal, the department's GUC."""
+        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+            found = await self._invoices.invoice(conn, invoice_id)
+        if found is None:
+            raise NotFound("no such invoice")
+        return found
+
     async def invoice_document(self, principal: Principal, invoice_id: uuid.UUID) -> tuple[str, bytes]:
         """The stored Factur-X PDF; rendered and stored on first request when the run left it to later."""
         self._require(principal, BILLING_READERS, "read invoices")

@@ -21,7 +21,17 @@ from billing.access import BILLING_RUNNERS, BillingBase
 from billing.errors import IssuerMissing, MonthNotEnded
 from billing.issuing import buyer_party, invoice_lines, issue, seller_party
 from billing.metering import Month, active_intervals
-from billing.model import Annex, AnnexCamera, IssuedRef, Party, Run, RunOutcome, TenantProblem, UnplannedCamera
+from billing.model import (
+    Annex,
+    AnnexCamera,
+    Invoice,
+    IssuedRef,
+    Party,
+    Run,
+    RunOutcome,
+    TenantProblem,
+    UnplannedCamera,
+)
 from billing.rules import CameraInput, SlaTerms, build_draft
 from core.errors import InvalidInput, NotFound, VigieError
 from core.ids import new_id
@@ -29,7 +39,6 @@ from core.tenancy import Principal
 
 # Invoices are kept ten years (Code de commerce L123-22): their stored documents are locked as long.
 DOCUMENT_RETENTION = timedelta(days=3653)
-RENDER_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -215,23 +224,34 @@ class RunCases(BillingBase):
             return await self._invoices.period_documents(conn, department_id, month.first_day)
 
     async def render_documents(self, department_id: uuid.UUID, invoice_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        """Renders and stores those of the documents not stored yet; returns the ones this call stored."""
+        """Renders and stores those of the documents not stored yet; returns the ones this call stored.
+
+        Pipelined: each document is stored as soon as its process hands it back, while the others render, so the
+        cores never wait on the store's fsyncs."""
         async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
             invoices = [i for i in [await self._invoices.invoice(conn, x) for x in invoice_ids]
                         if i is not None and i.document_sha256 is None]
-        stored: list[uuid.UUID] = []
-        for start in range(0, len(invoices), RENDER_CHUNK):
-            chunk = invoices[start:start + RENDER_CHUNK]
-            rendered = await self.renderer().render(chunk)
-            records = []
-            for invoice, document in zip(chunk, rendered, strict=True):
-                key = f"billing/{invoice.issue_date.year}/{invoice.number}.pdf"
+        renderer = self.renderer()
+        # Enough in flight to keep every process busy, few enough to bound memory on a large month.
+        gate = asyncio.Semaphore(renderer.workers * 4)
+        spaces: set[uuid.UUID] = set()
+        records: list[tuple[uuid.UUID, str, str]] = []
+
+        async def one(invoice: Invoice) -> None:
+            async with gate:
+                (document,) = await renderer.render([invoice])
+            key = f"billing/{invoice.issue_date.year}/{invoice.number}.pdf"
+            if invoice.tenant_id not in spaces:
+                spaces.add(invoice.tenant_id)
                 await self._store.ensure_tenant_space(invoice.tenant_id)
-                await self._store.put(invoice.tenant_id, key, document.pdf, content_type="application/pdf",
-                                      retain_until=invoice.issued_at + DOCUMENT_RETENTION)
-                records.append((invoice.id, key, document.sha256))
-            async with self._db.for_tenants((), department_id=department_id) as conn:
-                for invoice_id, key, sha256 in records:
-                    if await self._invoices.set_document(conn, invoice_id, key, sha256):
-                        stored.append(invoice_id)
+            await self._store.put(invoice.tenant_id, key, document.pdf, content_type="application/pdf",
+                                  retain_until=invoice.issued_at + DOCUMENT_RETENTION)
+            records.append((invoice.id, key, document.sha256))
+
+        await asyncio.gather(*(one(i) for i in invoices))
+        stored: list[uuid.UUID] = []
+        async with self._db.for_tenants((), department_id=department_id) as conn:
+            for invoice_id, key, sha256 in records:
+                if await self._invoices.set_document(conn, invoice_id, key, sha256):
+                    stored.append(invoice_id)
         return stored
