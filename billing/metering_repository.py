@@ -61,16 +61,20 @@ class MeteringRepository:
     async def assignments(
         self, conn: asyncpg.Connection, tenant_id: uuid.UUID, first: date, last: date
     ) -> dict[uuid.UUID, list[Assignment]]:
+        """The plans of the tenant's cameras over the month, within their contract's dates (a contract ended early
+        ends its cameras' plans with it). least/greatest skip NULLs: an open end stays open only if both are."""
         rows = await conn.fetch(
-            "SELECT camera_id, plan_id, start_date, end_date FROM billing_contract_cameras WHERE tenant_id = $1 "
-            "AND start_date <= $3 AND (end_date IS NULL OR end_date >= $2) ORDER BY camera_id, start_date",
+            "SELECT * FROM (SELECT cc.camera_id, cc.plan_id, greatest(cc.start_date, c.start_date) AS s, "
+            "least(cc.end_date, c.end_date) AS e FROM billing_contract_cameras cc "
+            "JOIN billing_contracts c ON c.id = cc.contract_id WHERE cc.tenant_id = $1) a "
+            "WHERE s <= $3 AND (e IS NULL OR (e >= $2 AND e >= s)) ORDER BY camera_id, s",
             tenant_id,
             first,
             last,
         )
         found: dict[uuid.UUID, list[Assignment]] = defaultdict(list)
         for r in rows:
-            found[r["camera_id"]].append(Assignment(r["plan_id"], r["start_date"], r["end_date"]))
+            found[r["camera_id"]].append(Assignment(r["plan_id"], r["s"], r["e"]))
         return found
 
     async def contracts_in_month(

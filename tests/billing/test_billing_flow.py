@@ -21,7 +21,7 @@ from billing.model import CameraPlanChange, ContractUpdate, CreditNoteRequest, P
 from billing.service import BillingService
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.tenancy import Principal
-from tests.billing.conftest import SIRET_CERGY, Setup, contract_for
+from tests.billing.conftest import SIRET_CERGY, Setup, contract_for, history, paris
 
 pytestmark = pytest.mark.integration
 
@@ -293,3 +293,28 @@ def billing_month(text: str):  # type: ignore[no-untyped-def]
     from billing.metering import Month
 
     return Month.parse(text)
+
+
+async def test_a_contract_ended_early_ends_its_cameras_plans(
+    billing: BillingService, people: dict[str, Principal], configured: Setup, owner: asyncpg.Connection
+) -> None:
+    admin = people["admin"]
+    marines = await billing.create_contract(admin, contract_for(configured.tenant("marines"), "CV-MARINES",
+                                                                SIRET_CERGY, date(2026, 5, 1)))
+    await billing.change_camera_plan(admin, marines.id, CameraPlanChange(
+        camera_id=configured.camera("c6"), plan_id=configured.plans["recording"], from_date=date(2026, 5, 1)))
+    ended = await billing.update_contract(admin, marines.id, ContractUpdate(end_date=date(2026, 5, 20)))
+    assert ended.end_date == date(2026, 5, 20)
+    # Still in service after the contract's end and without a plan: the invoice is held, never partly free.
+    held = await billing.run_month(people["finance"], "2026-05")
+    assert [(c.camera_id, c.days) for c in held.outcome.unplanned_cameras] == [(configured.camera("c6"), 11)]
+    # Suspended from the day after the contract's end (and back in service in June): May is billed.
+    await history(owner, configured.tenant("marines"), configured.camera("c6"), [
+        (paris(2026, 5, 21), "status_changed", "disabled"), (paris(2026, 6, 1), "status_changed", "online")])
+    run = await billing.run_month(people["finance"], "2026-05")
+    (invoice,) = [i for i in run.outcome.issued if i.tenant_id == configured.tenant("marines")]
+    lines = (await billing.invoice(admin, invoice.invoice_id)).lines
+    assert [(line.quantity, line.net_amount) for line in lines] == [(Decimal(20), Decimal("20.00"))]
+    # After its end, the camera is in service without a contract: June is reported, not billed.
+    june = await billing.run_month(people["finance"], "2026-06")
+    assert configured.tenant("marines") not in {i.tenant_id for i in june.outcome.issued}
