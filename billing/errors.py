@@ -37,6 +37,6 @@ class DocumentImmutable(Conflict):
         super().__init__(detail)
 
 
-class IssuerMissing(InvalidInput):
+class IssuerMissing(Conflict):
     def __init__(self) -> None:
-        super().__init__("the department's issuing body is not set (PUT /billing/issuer)", field="month")
+        super().__init__("the department's issuing body is not set yet (PUT /billing/issuer)")

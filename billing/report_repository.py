@@ -69,5 +69,5 @@ class ReportRepository:
         return names
 
     async def tenant_name(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> str | None:
-        name: str | None = await conn.fetchval("SELECT name FROM tenants WHERE id = $1", tenant_id)
+        name: str | None = await conn.fetchval("SELECT name FROM billing_tenants_v WHERE tenant_id = $1", tenant_id)
         return name

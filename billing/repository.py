@@ -54,18 +54,21 @@ class CatalogueRepository:
 
     async def department_tenant(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> uuid.UUID | None:
         found: uuid.UUID | None = await conn.fetchval(
-            "SELECT id FROM tenants WHERE department_id = $1 AND kind = 'department'", department_id
+            "SELECT tenant_id FROM billing_tenants_v WHERE department_id = $1 AND kind = 'department'", department_id
         )
         return found
 
     async def tenant(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> asyncpg.Record | None:
-        return await conn.fetchrow("SELECT id, department_id, kind, name FROM tenants WHERE id = $1", tenant_id)
+        return await conn.fetchrow(
+            "SELECT tenant_id AS id, department_id, kind, name FROM billing_tenants_v WHERE tenant_id = $1", tenant_id
+        )
 
     async def member_tenants(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> list[asyncpg.Record]:
         """Every tenant the department may invoice: all but its own."""
         return list(
             await conn.fetch(
-                "SELECT id, name FROM tenants WHERE department_id = $1 AND kind <> 'department' ORDER BY name, id",
+                "SELECT tenant_id AS id, name FROM billing_tenants_v WHERE department_id = $1 "
+                "AND kind <> 'department' ORDER BY name, tenant_id",
                 department_id,
             )
         )
