@@ -25,7 +25,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def _args(**values: object) -> argparse.Namespace:
-    return argparse.Namespace(department=None, no_documents=False, **values)
+    return argparse.Namespace(department="78", no_documents=False, **values)
 
 
 async def test_run_validate_and_deposit(
@@ -34,10 +34,10 @@ async def test_run_validate_and_deposit(
     september = Month(2026, 9)
     code = await cmd_run(settings, _args(month=september))
     out, err = capsys.readouterr()
-    assert code == 1  # Marines has cameras in service and no contract: said loudly, and the exit code says so
+    assert code == 1  # Mantes-la-Jolie has cameras in service and no contract: said loudly, and the exit code says so
     assert "2026-09: 2 issued" in out
     assert "2 documents stored" in out
-    assert "NOT BILLED Marines" in err
+    assert "NOT BILLED Mantes-la-Jolie" in err
     assert await cmd_run(settings, _args(month=september)) == 1
     assert "0 issued, 2 already issued" in capsys.readouterr().out
     assert await cmd_validate(settings, _args(month=september)) == 0
@@ -55,6 +55,10 @@ async def test_refusals_are_plain_sentences(
     assert await _guarded(cmd_run)(settings, argparse.Namespace(department="2B", no_documents=False,
                                                                  month=Month(2026, 9))) == 2
     assert "no department coded 2B" in capsys.readouterr().err
+    several = await _guarded(cmd_run)(settings, argparse.Namespace(department=None, no_documents=False,
+                                                                    month=Month(2026, 9)))
+    if several == 2:  # other suites of the run seeded more departments: the command asks which one
+        assert "name one with --department" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser().parse_args(["billing", "run", "--month", "2026-13"])
     assert "is not a month" in capsys.readouterr().err

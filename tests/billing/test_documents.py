@@ -16,10 +16,11 @@ from billing.invoice_html import euros
 from billing.model import Annex, Invoice, InvoiceLine, Party
 
 SELLER = Party(name="Syndicat mixte", siret="25950001500013", address_line="2 avenue du Parc", postcode="95000",
-               city="Cergy", vat_number="FR76259500015", iban="FR7630006000011234567890189")
-BUYER = Party(name="Commune de Cergy", siret="21950127700012", address_line="3 place", postcode="95000", city="Cergy",
+               city="Versailles", vat_number="FR76259500015", iban="FR7630006000011234567890189")
+BUYER = Party(name="Commune de Versailles", siret="21950127700012", address_line="3 place", postcode="78000",
+              city="Versailles",
               chorus_service_code="SERV-VIDEO", engagement_number="EJ-1", contract_reference="CV-1",
-              contact_name="Finances", contact_email="finances@cergy.test")
+              contact_name="Finances", contact_email="finances@versailles.test")
 LINES = [
     InvoiceLine(position=1, kind="plan", description="Supervision — 45 caméra-jours", quantity=Decimal(45),
                 unit_code="DAY", unit_price=Decimal("90.00"), base_quantity=Decimal(30), net_amount=Decimal("135.00"),
