@@ -1,15 +1,4 @@
-"""Who may do what in billing, and the transactions each use case opens (the base of BillingService's parts).
-
-* Department admins manage the catalogue and contracts, run billing, record payments and credit notes.
-* Finance runs billing, records payments, marks documents sent and issues credit notes; it sees no image (every media
-  route refuses its role) and its scope is every member tenant of the department.
-* Tenant admins read their own contract, invoices and reports (row-level security).
-
-Billing rows carry `department_id`, and their policies admit the department's staff through the department GUC, so a
-department admin bills communes that are not under live supervision without seeing their cameras. Where a use case
-needs another domain's data of one billed tenant (metering, the mayor's report), it opens a transaction for that
-tenant only (`Database.for_tenants`), after checking the tenant belongs to the principal's department.
-"""
+"""Who may do what in billing, and the transactions its use cases open (the base of BillingService's parts)."""
 
 from __future__ import annotations
 
@@ -31,6 +20,15 @@ from core.objectstore import ObjectStore
 from core.tenancy import Principal, Role, require_role
 from journal.service import JournalService
 
+# * Department admins manage the catalogue and contracts, run billing, record payments and credit notes.
+# * Finance runs billing, records payments, marks documents sent and issues credit notes; it sees no image (every media
+# route refuses its role) and its scope is every member tenant of the department.
+# * Tenant admins read their own contract, invoices and reports (row-level security).
+#
+# Billing rows carry `department_id`, and their policies admit the department's staff through the department GUC, so a
+# department admin bills communes that are not under live supervision without seeing their cameras. Where a use case
+# needs another domain's data of one billed tenant (metering, the mayor's report), it opens a transaction for that
+# tenant only (`Database.for_tenants`), after checking the tenant belongs to the principal's department.
 CATALOGUE_ADMINS = frozenset({Role.DEPARTMENT_ADMIN})
 BILLING_RUNNERS = frozenset({Role.DEPARTMENT_ADMIN, Role.FINANCE})
 BILLING_READERS = BILLING_RUNNERS | {Role.TENANT_ADMIN}

@@ -1,5 +1,4 @@
-"""Use cases of the catalogue and of contracts: the issuing body, plans and their prices, conventions and the plan of
-each camera. Every change is journaled in the department's own chain; nothing already invoiced can be changed."""
+"""Use cases of the catalogue and of contracts: issuing body, plans and prices, conventions, each camera's plan."""
 
 from __future__ import annotations
 

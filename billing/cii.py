@@ -1,8 +1,4 @@
-"""The EN 16931 Cross Industry Invoice (UN/CEFACT CII D16B, Factur-X profile EN 16931) of an issued document.
-
-Chorus Pro reads: the buyer's SIRET (BT-47, scheme 0009), the service code (BT-10 buyer reference), the engagement
-number (BT-13 purchase order reference) and the billing framework (BT-23: A1, a supplier's invoice).
-"""
+"""The EN 16931 Cross Industry Invoice (CII D16B, Factur-X profile EN 16931) of an issued document."""
 
 from __future__ import annotations
 
@@ -12,6 +8,8 @@ from decimal import Decimal
 
 from billing.model import Invoice, Party
 
+# Chorus Pro reads: the buyer's SIRET (BT-47, scheme 0009), the service code (BT-10 buyer reference), the engagement
+# number (BT-13 purchase order reference) and the billing framework (BT-23: A1, a supplier's invoice).
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
 UDT = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100"

@@ -1,10 +1,4 @@
-"""PDF/A-3b documents with weasyprint, the invoice's CII XML embedded with factur-x; rendered in a process pool.
-
-Why a reduced font: weasyprint subsets every embedded font per document, and the full DejaVu Sans is large (OpenType
-layout tables, thousands of glyphs). Measured on a one-page invoice: ~0.41 s with fontTools subsetting, ~85 ms with
-HarfBuzz's (Debian libharfbuzz-subset0, a system package of billing), ~47 ms when the family is reduced once per
-machine to the characters French invoices use, without layout tables (no kerning).
-"""
+"""PDF/A-3b documents with weasyprint, the CII XML embedded with factur-x, rendered in a process pool."""
 
 from __future__ import annotations
 
@@ -29,6 +23,10 @@ from billing.invoice_html import invoice_html
 from billing.model import Invoice
 from billing.validation import check_xsd
 
+# Why a reduced font: weasyprint subsets every embedded font per document, and the full DejaVu Sans is large (OpenType
+# layout tables, thousands of glyphs). Measured on a one-page invoice: ~0.41 s with fontTools subsetting, ~85 ms with
+# HarfBuzz's (Debian libharfbuzz-subset0, a system package of billing), ~47 ms when the family is reduced once per
+# machine to the characters French invoices use, without layout tables (no kerning).
 FONT_FILES = {"Vigie-Regular.ttf": "DejaVuSans.ttf", "Vigie-Bold.ttf": "DejaVuSans-Bold.ttf"}
 # Latin-1, Latin Extended-A (œ, Œ…), and the typography the documents print (€, dashes, quotes, spaces, ≤ ≥ ·).
 FONT_CODEPOINTS = [

@@ -1,5 +1,4 @@
-"""Use cases of issued documents: reading them, their Factur-X PDF, status moves, payments, credit notes, and the
-month's Chorus Pro deposit (a ZIP of Factur-X PDFs, the batch format the Chorus Pro portal accepts)."""
+"""Use cases of issued documents: their PDF, status moves, payments, credit notes, the Chorus Pro deposit."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Issuing one document inside the caller's transaction: a draft with its lines, then its number and totals.
-
-The number comes last: the counter's row lock is held from there to the commit, so concurrent issuers wait only for
-that short tail, and a transaction that rolls back gives its number back (no gap)."""
+"""Issuing one document inside the caller's transaction: a draft with its lines, then its number and totals."""
 
 from __future__ import annotations
 
@@ -19,6 +16,8 @@ from billing.rules import DraftLine, invoice_number, totals
 from core.ids import new_id
 
 
+# The number comes last: the counter's row lock is held from there to the commit, so concurrent issuers wait only for
+# that short tail, and a transaction that rolls back gives its number back (no gap).
 def seller_party(issuer: Issuer) -> Party:
     return Party(
         name=issuer.legal_name,

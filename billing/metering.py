@@ -1,11 +1,4 @@
-"""Pure metering: months and days in Europe/Paris, a camera's active intervals from its registry history, the days
-it counts, and its availability over them.
-
-The day rule: a camera counts for a calendar day of Europe/Paris (local midnight to the next local midnight, 23, 24
-or 25 hours) when it was in the registry and not suspended (`disabled`) during some part of that day of positive
-length, and a plan of its contract covers that date. Added on the 31st at 15:00: the 31st counts. Removed on the 1st
-at 09:00: the 1st counts. Removed at exactly midnight: the day that starts then does not.
-"""
+"""Pure metering: Paris months and days, a camera's active intervals and counted days, its availability."""
 
 from __future__ import annotations
 
@@ -16,6 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+# The day rule: a camera counts for a calendar day of Europe/Paris (local midnight to the next local midnight, 23, 24
+# or 25 hours) when it was in the registry and not suspended (`disabled`) during some part of that day of positive
+# length, and a plan of its contract covers that date. Added on the 31st at 15:00: the 31st counts. Removed on the 1st
+# at 09:00: the 1st counts. Removed at exactly midnight: the day that starts then does not.
 PARIS = ZoneInfo("Europe/Paris")
 MONTH_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])$"
 SUSPENDED = "disabled"

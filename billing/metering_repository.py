@@ -1,5 +1,4 @@
-"""SQL of metering: a tenant's month read through the views of migration 0070 (registry history, outages, detector
-usage, segments) and through billing's own contracts and prices. Nothing here names another domain's table."""
+"""SQL of metering: a tenant's month read through the views of migration 0070 and billing's own rows."""
 
 from __future__ import annotations
 

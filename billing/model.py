@@ -1,8 +1,4 @@
-"""Billing entities and commands (frozen msgspec structs): catalogue, contracts, runs, invoices, payments.
-
-Amounts travel as decimal strings (never floats); the limits of every command equal the database's CHECKs, so a
-value the schema accepts is one the database accepts.
-"""
+"""Billing entities and commands (frozen msgspec structs): catalogue, contracts, runs, invoices, the report."""
 
 from __future__ import annotations
 
@@ -19,6 +15,9 @@ PlanId = NewType("PlanId", uuid.UUID)
 ContractId = NewType("ContractId", uuid.UUID)
 InvoiceId = NewType("InvoiceId", uuid.UUID)
 RunId = NewType("RunId", uuid.UUID)
+
+# Amounts travel as decimal strings (never floats); the limits of every command equal the database's CHECKs, so a
+# value the schema accepts is one the database accepts.
 
 # --- command field types (the database CHECKs of migration 0070, as patterns)
 Text50 = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]

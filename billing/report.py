@@ -1,9 +1,4 @@
-"""The mayor's monthly report: per commune and camera, availability, recorded hours, alerts and how fast they were
-verified and dispatched, responders' arrival and what they found, requisitions served; with what the month cost.
-
-Availability here is over the whole time a camera was in service (not only the days a plan billed), measured like
-the invoice's (registry history and the outage view). Medians and 90th percentiles are nearest-rank over the
-durations themselves, never averages of per-camera figures."""
+"""The mayor's monthly report: what the service did per commune and camera, and what the month cost."""
 
 from __future__ import annotations
 
@@ -24,6 +19,9 @@ from billing.runs import parse_month
 from core.errors import InvalidInput, NotFound
 from core.tenancy import Principal
 
+# Availability here is over the whole time a camera was in service (not only the days a plan billed), measured like
+# the invoice's (registry history and the outage view). Medians and 90th percentiles are nearest-rank over the
+# durations themselves, never averages of per-camera figures.
 HOURS = Decimal("0.01")
 
 

@@ -1,5 +1,4 @@
-"""The printable monthly report (HTML for weasyprint): "what you paid, what you got" first, then charts, then the
-figures per commune and per camera."""
+"""The printable monthly report (HTML for weasyprint): what was paid and got, charts, figures per camera."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Pure billing decisions: which price applies on a day, a tenant's month turned into invoice lines (pro-rata
-camera-days per plan and price, SLA credits, usage), totals and numbers. Decimal only; every line rounded half up to
-the cent, VAT computed once on the total of the lines at the configured rate."""
+"""Pure billing decisions: prices by day, a month as invoice lines (pro-rata, SLA credits, usage), totals."""
 
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ from billing.metering import (
     covered_seconds,
 )
 
+# Decimal only: every line rounded half up to the cent, VAT computed once on the total of the lines.
 CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0001")
 HUNDRED = Decimal(100)

@@ -1,11 +1,4 @@
-"""The monthly run: every member tenant of a department billed in its own transaction, idempotently; then the
-documents rendered and stored.
-
-A run is a department job. It reads the department's directory and contracts through the department GUC, then opens
-one transaction per tenant over that tenant only (`for_tenants`), where it reads the tenant's registry history,
-outages and usage through the views, and issues. Two runs at once meet on the tenant's lock: the second finds the
-invoice issued and issues nothing; their numbers interleave on the counter without gap or duplicate.
-"""
+"""The monthly run: each member tenant billed in its own transaction, idempotently; documents rendered after."""
 
 from __future__ import annotations
 
@@ -36,6 +29,11 @@ from billing.rules import CameraInput, SlaTerms, build_draft
 from core.errors import InvalidInput, NotFound, VigieError
 from core.ids import new_id
 from core.tenancy import Principal
+
+# A run is a department job. It reads the department's directory and contracts through the department GUC, then opens
+# one transaction per tenant over that tenant only (`for_tenants`), where it reads the tenant's registry history,
+# outages and usage through the views, and issues. Two runs at once meet on the tenant's lock: the second finds the
+# invoice issued and issues nothing; their numbers interleave on the counter without gap or duplicate.
 
 # Invoices are kept ten years (Code de commerce L123-22): their stored documents are locked as long.
 DOCUMENT_RETENTION = timedelta(days=3653)

