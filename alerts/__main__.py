@@ -12,12 +12,13 @@ from alerts.clips import CLIP_EVENTS, AlertClipService, clip_consumers
 from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERTS_STREAM
-from alerts.outbox import OutboxRelay
+from alerts.repository import ALERT_OUTBOX
 from alerts.settings import AlertsSettings
 from core.bus import Bus, ConsumerSpec
-from core.db import create_pool
+from core.db import open_database
 from core.events import EventCodec
 from core.logging import configure_logging
+from core.outbox import OutboxRelay
 from core.settings import get_settings
 from dvr.events import DVR_STREAM
 from inference.events import DETECTION_EVENTS, DETECTIONS_STREAM
@@ -30,23 +31,24 @@ async def main() -> None:
     if own.metrics_port:
         from prometheus_client import start_http_server
         start_http_server(own.metrics_port, addr="127.0.0.1")
-    app_pool = await create_pool(settings.database.app_dsn, min_size=2, max_size=8)
-    department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
+    # The department role serves the relay and the escalation timers, which see every tenant's rows.
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(2, 8),
+                             department_pool_size=(1, 3))
     bus = await Bus.connect(settings.nats.url, name="alerts", replicas=settings.nats.stream_replicas)
     for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
-    relay = OutboxRelay(department_pool, bus, batch=own.relay_batch)
-    engine = AlertEngine(app_pool, on_commit=relay.wake, publish_committed=relay.committed)
-    escalation = EscalationDispatcher(app_pool, department_pool)
-    clips = AlertClipService(app_pool)
+    relay = OutboxRelay(db, bus, ALERT_OUTBOX, batch=own.relay_batch)
+    engine = AlertEngine(db, on_commit=relay.wake, publish_committed=relay.committed)
+    escalation = EscalationDispatcher(db)
+    clips = AlertClipService(db)
+    detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch,
+                              inflight_batches=own.inflight_batches, max_ack_pending=4 * own.consumer_batch)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as tasks:
-            detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch,
-                                      inflight_batches=own.inflight_batches, max_ack_pending=4 * own.consumer_batch)
             tasks.create_task(bus.consume_batches(detections, EventCodec(*DETECTION_EVENTS), engine.on_batch,
                                                   stop=stop))
             tasks.create_task(bus.consume(ConsumerSpec("PUSH", own.push_durable, "push.>"),
@@ -58,8 +60,7 @@ async def main() -> None:
             tasks.create_task(escalation.run(stop, own.timer_poll_s))
     finally:
         await bus.close()
-        await app_pool.close()
-        await department_pool.close()
+        await db.close()
 
 
 if __name__ == "__main__":

@@ -6,15 +6,16 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from nats.aio.msg import Msg
 
 from alerts.events import AlertClipAttached, AlertClipUnavailable
-from alerts.repository import AlertRepository
+from alerts.repository import ALERT_OUTBOX, AlertRepository
 from alerts.settings import AlertsSettings
 from core.bus import ConsumerSpec, Reject, Retry
-from core.db import tenant_transaction
+from core.db import Database
+from core.errors import OutOfScope
 from core.events import Event
 from core.logging import get_logger
+from core.outbox import Outbox
 from dvr.events import DVR_STREAM, ClipRecorded, ClipUnavailable
 from dvr.events import SUBJECT_PREFIX as DVR_PREFIX
 
@@ -34,11 +35,12 @@ class AlertClipService:
     """Settles an alert's clip once: `pending` becomes `attached` (with the clip id) or `unavailable`. A redelivered
     or repeated event finds the clip settled and changes nothing, so the logbook and the outbox get one row each."""
 
-    def __init__(self, pool: asyncpg.Pool, *, repo: AlertRepository | None = None) -> None:
-        self._pool = pool
+    def __init__(self, db: Database, *, repo: AlertRepository | None = None, outbox: Outbox = ALERT_OUTBOX) -> None:
+        self._db = db
         self._repo = repo or AlertRepository()
+        self._outbox = outbox
 
-    async def handle(self, event: Event, msg: Msg | None = None) -> None:
+    async def handle(self, event: Event, _msg: object = None) -> None:
         if isinstance(event, ClipRecorded):
             if event.alert_id is None:
                 log.info("alerts.clip_without_alert", clip_id=str(event.clip_id))  # a clip cut for no alert
@@ -61,7 +63,7 @@ class AlertClipService:
     async def _settle(self, event: AlertClipAttached | AlertClipUnavailable, changes: dict[str, object],
                       text: str) -> None:
         try:
-            async with tenant_transaction(self._pool, [event.tenant_id]) as conn:
+            async with self._db.for_tenants([event.tenant_id], camera_id=event.camera_id) as conn:
                 alert = await self._repo.get(conn, event.alert_id, for_update=True)
                 if alert is None:
                     # Row-level security also hides an alert of another tenant than the event claims.
@@ -77,6 +79,8 @@ class AlertClipService:
                 action = "alert.clip_attached" if isinstance(event, AlertClipAttached) else "alert.clip_unavailable"
                 await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert.id, author_id=None, kind="auto",
                                      action=action, text=text)
-                await self._repo.enqueue(conn, event)
+                await self._outbox.add(conn, [event])
+        except OutOfScope as exc:
+            raise Reject(f"camera {event.camera_id} does not belong to tenant {event.tenant_id}") from exc
         except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
             raise Retry(f"database: {exc}") from exc

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import asyncpg
 
 from alerts import rules
 from alerts.events import DispatchOrdered, EscalationRaised, Urgency
-from alerts.repository import AlertRepository
+from alerts.model import TimerRow
+from alerts.repository import ALERT_OUTBOX, AlertRepository
 from core.bus import Reject, Retry
-from core.db import tenant_transaction
+from core.db import Database
 from core.events import Event
 from core.ids import new_id
 from core.logging import get_logger
+from core.outbox import Outbox
 from journal.service import JournalService
 from mobile_push.events import PushAccepted, PushDelivered, PushFailed, ResponderStatusReported
 
@@ -29,12 +30,12 @@ class EscalationDispatcher:
     """Keeps each dispatch's status from the officers' phones and escalates when a receipt or an acknowledgement
     does not come in time: re-push to one more officer, then prompt the operator to call the force by phone."""
 
-    def __init__(self, app_pool: asyncpg.Pool, department_pool: asyncpg.Pool, *, journal: JournalService | None = None,
-                 repo: AlertRepository | None = None) -> None:
-        self._app_pool = app_pool
-        self._department_pool = department_pool
+    def __init__(self, db: Database, *, journal: JournalService | None = None, repo: AlertRepository | None = None,
+                 outbox: Outbox = ALERT_OUTBOX) -> None:
+        self._db = db
         self._journal = journal or JournalService()
         self._repo = repo or AlertRepository()
+        self._outbox = outbox
         self.fired = 0
 
     async def handle_push(self, event: Event, _msg: object = None) -> None:
@@ -43,7 +44,8 @@ class EscalationDispatcher:
         if not isinstance(event, PushDelivered | PushFailed | ResponderStatusReported):
             raise Reject(f"unexpected event type {type(event).__name__}")
         try:
-            async with tenant_transaction(self._app_pool, [event.tenant_id]) as conn:
+            # Push events name no camera: the dispatch, read under the event's tenant, must exist.
+            async with self._db.for_tenants([event.tenant_id]) as conn:
                 dispatch = await self._repo.dispatch(conn, event.dispatch_id, for_update=True)
                 if dispatch is None or dispatch.alert_id != event.alert_id:
                     raise Reject(f"unknown dispatch {event.dispatch_id} for tenant {event.tenant_id}")
@@ -70,9 +72,9 @@ class EscalationDispatcher:
             raise Retry(f"database: {exc}") from exc
 
     async def fire_due(self, limit: int = 100) -> int:
-        """Fire the due timers (SKIP LOCKED: two processes never fire the same one)."""
-        async with self._department_pool.acquire() as raw, raw.transaction():
-            conn = cast(asyncpg.Connection, raw)
+        """Fire the due timers (SKIP LOCKED: two processes never fire the same one). A department job: the timers of
+        every tenant are due here, whoever's they are."""
+        async with self._db.cross_tenant("escalation timers") as conn, conn.transaction():
             timers = await self._repo.due_timers(conn, limit)
             for timer in timers:
                 await self._repo.mark_fired(conn, timer["id"])
@@ -85,21 +87,25 @@ class EscalationDispatcher:
         if dispatch is None or dispatch.status in ("closed", "withdrawn"):
             return
         level = int(timer["level"]) + 1
+        events: list[Event] = []
         if timer["kind"] == "receipt":
             if dispatch.delivered_at is not None or level > rules.MAX_REPUSH_LEVEL:
                 return
             officers = await self._repo.officers_of_force(conn, dispatch.force_id)
             widened = rules.next_officers(officers, dispatch.officer_ids, level)
             await self._repo.update_dispatch(conn, dispatch.id, None, officer_ids=list(widened), level=level)
-            await self._repo.enqueue(conn, DispatchOrdered(
+            camera_id = await self._repo.camera_of(conn, dispatch.alert_id)
+            assert camera_id is not None  # a dispatch's alert exists (foreign key)
+            events.append(DispatchOrdered(
                 event_id=new_id(), tenant_id=dispatch.tenant_id, dispatch_id=dispatch.id, alert_id=dispatch.alert_id,
-                camera_id=await conn.fetchval("SELECT camera_id FROM alerts WHERE id = $1", dispatch.alert_id),
-                force_id=dispatch.force_id, force_kind=dispatch.force_kind,  # type: ignore[arg-type]
+                camera_id=camera_id, force_id=dispatch.force_id,
+                force_kind=dispatch.force_kind,  # type: ignore[arg-type]
                 officer_ids=widened, urgency=Urgency(dispatch.urgency), ttl_s=dispatch.ttl_s, escalation_level=level,
                 auto=dispatch.auto))
             action = "repush_next_officer"
-            await self._repo.insert_timer(conn, dispatch.tenant_id, dispatch.id, dispatch.alert_id, "receipt", level,
-                                          datetime.now(UTC) + timedelta(seconds=rules.RECEIPT_TIMEOUT_S))
+            await self._repo.insert_timers(conn, [TimerRow(
+                new_id(), dispatch.tenant_id, dispatch.id, dispatch.alert_id, "receipt", level,
+                datetime.now(UTC) + timedelta(seconds=rules.RECEIPT_TIMEOUT_S))])
             text = f"Aucun accusé de réception : nouvel envoi (niveau {level})"
         else:
             if dispatch.acknowledged_at is not None:
@@ -108,12 +114,12 @@ class EscalationDispatcher:
             await self._repo.prompt_call(conn, dispatch.alert_id)
             action = "call_force_by_phone"
             text = "Aucune prise en compte par la force : appeler la force par téléphone"
-        await self._repo.enqueue(conn, EscalationRaised(
+        events.append(EscalationRaised(
             event_id=new_id(), tenant_id=dispatch.tenant_id, dispatch_id=dispatch.id, alert_id=dispatch.alert_id,
             level=level, action=action))  # type: ignore[arg-type]
-        await self._journal.record(conn, tenant_id=dispatch.tenant_id, actor=None, actor_role="system",
-                                   action="alert.escalated", target_type="dispatch", target_id=dispatch.id,
-                                   details={"action": action, "level": level, "alert_id": str(dispatch.alert_id)})
+        await self._outbox.add(conn, events)
+        await self._journal.note(conn, None, "alert.escalated", ("dispatch", dispatch.id), tenant_id=dispatch.tenant_id,
+                                 action=action, level=level, alert_id=str(dispatch.alert_id))
         await self._repo.log(conn, tenant_id=dispatch.tenant_id, alert_id=dispatch.alert_id, author_id=None,
                              kind="auto", action=f"escalation.{action}", text=text)
 

@@ -1,10 +1,11 @@
-"""Alert records and the inputs of the operator workflow (the API decodes requests into these)."""
+"""Alert records, the rows the engine writes, and the inputs of the operator workflow (the API decodes requests into
+these)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
@@ -162,6 +163,89 @@ class PolicyRecord(msgspec.Struct, frozen=True, kw_only=True):
     cooldown_s: int
     sla_claim_s: int
     auto_dispatch: bool
+
+
+# Rows written as decided (plain tuples: the engine builds thousands a second) ---------------------------------
+
+
+class AlertRow(NamedTuple):
+    """A new alert, as the engine inserts it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_id: uuid.UUID
+    site_id: uuid.UUID
+    insee_code: str
+    rule_id: uuid.UUID | None
+    rule_type: str
+    legal_event_type: str | None
+    track_ids: list[int]
+    severity: int
+    priority: int
+    state: str
+    auto_dispatched: bool
+    detail: str
+    snapshot_key: str | None
+    source_event_id: uuid.UUID
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    sla_claim_due_at: datetime
+    clip_status: str
+
+
+class FoldRow(NamedTuple):
+    """Occurrences added to an alert raised by an earlier transaction."""
+
+    id: uuid.UUID
+    added: int
+    last_seen: datetime
+    tracks: list[int]
+
+
+class SourceRow(NamedTuple):
+    """A handled event and the alert it went to (the unique key that makes redelivery harmless)."""
+
+    tenant_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+    alert_id: uuid.UUID | None
+
+
+class DispatchRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    alert_id: uuid.UUID
+    force_id: uuid.UUID
+    force_kind: str
+    officer_ids: list[uuid.UUID]
+    urgency: str
+    ttl_s: int
+    auto: bool
+    ordered_by: uuid.UUID | None
+
+
+class TimerRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    dispatch_id: uuid.UUID
+    alert_id: uuid.UUID
+    kind: str
+    level: int
+    due_at: datetime
+
+
+class LogbookRow(NamedTuple):
+    """A main courante line as the engine writes it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    alert_id: uuid.UUID | None
+    author_id: uuid.UUID | None
+    kind: str
+    action: str
+    text: str
 
 
 # Inputs ------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from alerts.events import subject_for
 from alerts.model import (
     Alert,
     Dispatch,
+    DispatchRow,
     Handover,
     LogbookEntry,
     PolicyRecord,
@@ -20,9 +22,13 @@ from alerts.model import (
     ResponderStatus,
     RoutingRuleRecord,
     SopStep,
+    TimerRow,
 )
-from alerts.rules import ForceRef, Recent, RoutingRule
-from core.events import Event, EventCodec
+from alerts.rules import ForceRef, RoutingRule
+from core.outbox import Outbox
+
+# Every alert event is written here in the transaction of its change; core.outbox's relay publishes it.
+ALERT_OUTBOX = Outbox("alert_outbox", subject_for)
 
 _ALERT = (
     "id, tenant_id, camera_id, site_id, insee_code, rule_id, rule_type, legal_event_type, severity, priority, state, "
@@ -56,23 +62,7 @@ def _dispatch(r: asyncpg.Record) -> Dispatch:
 class AlertRepository:
     """All SQL of alerts, $n parameters only."""
 
-    # --- engine ------------------------------------------------------------------------------------------------
-
-    async def camera_context(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT c.id, c.tenant_id, c.site_id, c.insee_code, s.kind AS site_kind, t.department_id, "
-            "t.municipal_police_opt_in FROM cameras c JOIN sites s ON s.id = c.site_id "
-            "JOIN tenants t ON t.id = c.tenant_id WHERE c.id = $1",
-            camera_id,
-        )
-
-    async def policy(self, conn: asyncpg.Connection, department_id: uuid.UUID, rule_type: str) -> PolicyRecord | None:
-        row = await conn.fetchrow(
-            "SELECT rule_type, severity, dedupe_window_s, cooldown_s, sla_claim_s, auto_dispatch FROM alert_policies "
-            "WHERE department_id = $1 AND rule_type = $2",
-            department_id, rule_type,
-        )
-        return None if row is None else PolicyRecord(**dict(row))
+    # --- policies --------------------------------------------------------------------------------------------
 
     async def policies(self, conn: asyncpg.Connection) -> list[PolicyRecord]:
         rows = await conn.fetch(
@@ -94,81 +84,6 @@ class AlertRepository:
             policy.cooldown_s, policy.sla_claim_s, policy.auto_dispatch, set_by,
         )
 
-    async def lock_camera_rule(self, conn: asyncpg.Connection, camera_id: uuid.UUID, rule_type: str) -> None:
-        """Serialise dedupe decisions per camera and rule: two events handled at once must not both raise."""
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{camera_id}:{rule_type}")
-
-    async def recent(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, camera_id: uuid.UUID,
-                     rule_type: str) -> Recent | None:
-        row = await conn.fetchrow(
-            "SELECT a.id, a.state, a.track_ids, a.first_seen_at, a.last_seen_at FROM alert_heads h "
-            "JOIN alerts a ON a.id = h.alert_id WHERE h.tenant_id = $1 AND h.camera_id = $2 AND h.rule_type = $3",
-            tenant_id, camera_id, rule_type,
-        )
-        if row is None:
-            return None
-        return Recent(row["id"], row["state"], frozenset(row["track_ids"]), row["first_seen_at"], row["last_seen_at"])
-
-    async def insert_alert(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-        """The alert, which becomes the newest of its camera and rule type."""
-        columns = ", ".join(values)
-        params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        await conn.execute(f"INSERT INTO alerts ({columns}) VALUES ({params})", *values.values())
-        await conn.execute(
-            "INSERT INTO alert_heads (tenant_id, camera_id, rule_type, alert_id) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (tenant_id, camera_id, rule_type) DO UPDATE SET alert_id = excluded.alert_id",
-            values["tenant_id"], values["camera_id"], values["rule_type"], values["id"])
-
-    async def fold(self, conn: asyncpg.Connection, alert_id: uuid.UUID, track_ids: list[int], at: datetime) -> None:
-        await conn.execute(
-            "UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = greatest(last_seen_at, $3), "
-            "track_ids = ARRAY(SELECT DISTINCT unnest(track_ids || $2::integer[]) ORDER BY 1), updated_at = now() "
-            "WHERE id = $1",
-            alert_id, track_ids, at,
-        )
-
-    async def insert_source_linked(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, event_id: uuid.UUID,
-                                   event_type: str, occurred_at: datetime, alert_id: uuid.UUID | None) -> bool:
-        inserted = await conn.fetchval(
-            "INSERT INTO alert_sources (tenant_id, event_id, event_type, occurred_at, alert_id) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            tenant_id, event_id, event_type, occurred_at, alert_id,
-        )
-        return bool(inserted)
-
-    async def source_seen(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> bool:
-        return bool(await conn.fetchval(
-            "SELECT true FROM alert_sources WHERE tenant_id = $1 AND event_id = $2", tenant_id, event_id))
-
-    async def open_offline_alerts(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Alert]:
-        rows = await conn.fetch(
-            f"SELECT {_ALERT} FROM alerts WHERE camera_id = $1 AND rule_type = 'camera_offline' "
-            "AND state IN ('new', 'claimed')", camera_id)
-        return [_alert(r) for r in rows]
-
-    # --- outbox ----------------------------------------------------------------------------------------------
-
-    async def enqueue(self, conn: asyncpg.Connection, event: Event) -> None:
-        await conn.execute(
-            "INSERT INTO alert_outbox (id, tenant_id, subject, payload) VALUES ($1, $2, $3, $4)",
-            event.event_id, event.tenant_id, subject_for(event), EventCodec.encode(event),
-        )
-
-    async def unsent(self, conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-        return await conn.fetch(
-            "SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NULL AND relay_after <= now() "
-            "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-            limit,
-        )
-
-    async def mark_sent(self, conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
-        await conn.execute("UPDATE alert_outbox SET sent_at = now() WHERE id = ANY($1::uuid[])", ids)
-
-    async def outbox_lag_s(self, conn: asyncpg.Connection) -> float:
-        value = await conn.fetchval(
-            "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM alert_outbox WHERE sent_at IS NULL")
-        return float(value or 0)
-
     # --- operator workflow ------------------------------------------------------------------------------------
 
     async def get(self, conn: asyncpg.Connection, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert | None:
@@ -186,6 +101,16 @@ class AlertRepository:
         )
         assert row is not None
         return _alert(row)
+
+    async def open_offline_alerts(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> list[Alert]:
+        rows = await conn.fetch(
+            f"SELECT {_ALERT} FROM alerts WHERE camera_id = $1 AND rule_type = 'camera_offline' "
+            "AND state IN ('new', 'claimed')", camera_id)
+        return [_alert(r) for r in rows]
+
+    async def camera_of(self, conn: asyncpg.Connection, alert_id: uuid.UUID) -> uuid.UUID | None:
+        camera_id: uuid.UUID | None = await conn.fetchval("SELECT camera_id FROM alerts WHERE id = $1", alert_id)
+        return camera_id
 
     async def queue(self, conn: asyncpg.Connection, *, states: list[str], tenant_id: uuid.UUID | None,
                     after: uuid.UUID | None, limit: int, force_id: uuid.UUID | None) -> list[Alert]:
@@ -236,6 +161,9 @@ class AlertRepository:
         return [RoutingRule(r.insee_code, r.event_type, r.start_minute, r.end_minute, r.force_id, r.effect)
                 for r in records]
 
+    async def municipal_police_opt_in(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> bool:
+        return bool(await conn.fetchval("SELECT municipal_police_opt_in FROM tenants WHERE id = $1", tenant_id))
+
     async def commune_exists(self, conn: asyncpg.Connection, insee_code: str) -> bool:
         return bool(await conn.fetchval("SELECT true FROM communes WHERE insee_code = $1", insee_code))
 
@@ -251,14 +179,13 @@ class AlertRepository:
     async def delete_routing_rule(self, conn: asyncpg.Connection, rule_id: uuid.UUID) -> bool:
         return bool(await conn.fetchval("DELETE FROM routing_rules WHERE id = $1 RETURNING true", rule_id))
 
-    async def insert_dispatch(self, conn: asyncpg.Connection, values: dict[str, Any]) -> Dispatch | None:
+    async def insert_dispatch(self, conn: asyncpg.Connection, row: DispatchRow) -> Dispatch | None:
         """None when this force was already sent this alert (unique key)."""
-        columns = ", ".join(values)
-        params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        row = await conn.fetchrow(
-            f"INSERT INTO dispatches ({columns}) VALUES ({params}) ON CONFLICT (alert_id, force_id) DO NOTHING "
-            f"RETURNING {_DISPATCH}", *values.values())
-        return None if row is None else _dispatch(row)
+        params = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        inserted = await conn.fetchrow(
+            f"INSERT INTO dispatches ({', '.join(DispatchRow._fields)}) VALUES ({params}) "
+            f"ON CONFLICT (alert_id, force_id) DO NOTHING RETURNING {_DISPATCH}", *row)
+        return None if inserted is None else _dispatch(inserted)
 
     async def dispatches(self, conn: asyncpg.Connection, alert_id: uuid.UUID) -> list[Dispatch]:
         rows = await conn.fetch(f"SELECT {_DISPATCH} FROM dispatches WHERE alert_id = $1 ORDER BY ordered_at",
@@ -307,13 +234,10 @@ class AlertRepository:
 
     # --- escalation timers -------------------------------------------------------------------------------------
 
-    async def insert_timer(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, dispatch_id: uuid.UUID,
-                           alert_id: uuid.UUID, kind: str, level: int, due_at: datetime) -> None:
-        await conn.execute(
+    async def insert_timers(self, conn: asyncpg.Connection, rows: Sequence[TimerRow]) -> None:
+        await conn.executemany(
             "INSERT INTO escalation_timers (id, tenant_id, dispatch_id, alert_id, kind, level, due_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dispatch_id, kind, level) DO NOTHING",
-            uuid.uuid4(), tenant_id, dispatch_id, alert_id, kind, level, due_at,
-        )
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dispatch_id, kind, level) DO NOTHING", rows)
 
     async def cancel_timers(self, conn: asyncpg.Connection, dispatch_id: uuid.UUID, kinds: list[str]) -> None:
         await conn.execute(

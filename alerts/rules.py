@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from alerts.errors import AlertClosed, InvalidTransition
 from alerts.events import AlertState
@@ -147,6 +148,16 @@ def sop_for(rule_type: str) -> tuple[str, ...]:
 
 
 # Jurisdiction routing -------------------------------------------------------------------------------------------
+
+# Routing rules name hours of the department's clock.
+TIMEZONE = ZoneInfo("Europe/Paris")
+
+
+def local_minute(at: datetime) -> int:
+    """Minute of the local day, as routing rules' windows count it."""
+    local = at.astimezone(TIMEZONE)
+    return local.hour * 60 + local.minute
+
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,19 @@
-"""Alert use cases: the engine turning detections into alerts, and the operators' workflow up to dispatch and close."""
+"""Alert use cases: the operators' workflow from the alarm queue up to dispatch and close, the main courante and the
+department's routing rules and policies."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
 
 from alerts import rules
+from alerts.dispatch import create_dispatch
 from alerts.errors import AlertNotFound, AlreadyClaimed, InvalidTransition, UnknownForce
-from alerts.events import AlertState, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, Urgency
+from alerts.events import AlertState, AlertStateChanged, DispatchWithdrawn
 from alerts.model import (
     Alert,
     AlertDetail,
@@ -35,10 +36,11 @@ from alerts.model import (
     SopStepInput,
     VerifyInput,
 )
-from alerts.repository import AlertRepository
+from alerts.repository import ALERT_OUTBOX, AlertRepository
 from core.db import Database
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.ids import new_id
+from core.outbox import Outbox
 from core.tenancy import DEPARTMENT_ADMINS, Principal, Role, require_role
 from journal.service import JournalService
 
@@ -47,7 +49,6 @@ QUEUE_READERS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN
 EVALUATION_READERS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN, Role.AUDITOR, Role.TENANT_ADMIN})
 SUPERVISORS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
 OPEN_STATES = ["new", "claimed", "verified", "dispatched"]
-TIMEZONE = ZoneInfo("Europe/Paris")
 _MEDIA_ACTION = {"live": "media.live", "snapshot": "media.snapshot", "clip": "media.clip"}
 
 
@@ -61,37 +62,16 @@ def _verdict_for_dismissal(reason: str) -> str | None:
     return "true_positive"
 
 
-async def create_dispatch(repo: AlertRepository, conn: asyncpg.Connection, alert: Alert, force: rules.ForceRef, *,
-                          officer_ids: list[uuid.UUID], urgency: str, ttl_s: int, ordered_by: uuid.UUID | None,
-                          auto: bool) -> Dispatch | None:
-    """Dispatch row, its DispatchOrdered outbox row and its receipt timer, in the caller's transaction."""
-    dispatch_id = new_id()
-    dispatch = await repo.insert_dispatch(conn, {
-        "id": dispatch_id, "tenant_id": alert.tenant_id, "alert_id": alert.id, "force_id": force.id,
-        "force_kind": force.kind, "officer_ids": officer_ids, "urgency": urgency, "ttl_s": ttl_s, "auto": auto,
-        "ordered_by": ordered_by})
-    if dispatch is None:
-        return None
-    await repo.enqueue(conn, DispatchOrdered(
-        event_id=new_id(), tenant_id=alert.tenant_id, dispatch_id=dispatch_id, alert_id=alert.id,
-        camera_id=alert.camera_id, force_id=force.id, force_kind=force.kind,  # type: ignore[arg-type]
-        officer_ids=tuple(officer_ids), urgency=Urgency(urgency), ttl_s=ttl_s, escalation_level=0, auto=auto))
-    now = datetime.now(UTC)
-    await repo.insert_timer(conn, alert.tenant_id, dispatch_id, alert.id, "receipt", 0,
-                            now + timedelta(seconds=rules.RECEIPT_TIMEOUT_S))
-    await repo.insert_timer(conn, alert.tenant_id, dispatch_id, alert.id, "acknowledgement", 0,
-                            now + timedelta(seconds=rules.ACK_TIMEOUT_S))
-    return dispatch
-
-
 class AlertService:
     """The operators' workflow. Every action: one transaction with the state change, its journal entry,
     its main courante line and its outbox event."""
 
-    def __init__(self, db: Database, journal: JournalService, *, repo: AlertRepository | None = None) -> None:
+    def __init__(self, db: Database, journal: JournalService, *, repo: AlertRepository | None = None,
+                 outbox: Outbox = ALERT_OUTBOX) -> None:
         self._db = db
         self._journal = journal
         self._repo = repo or AlertRepository()
+        self._outbox = outbox
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -136,11 +116,10 @@ class AlertService:
         return [ForceRecommendation(force_id=f.id, kind=f.kind, name=f.name, phone=f.phone) for f in forces]
 
     async def _route(self, conn: asyncpg.Connection, alert: Alert) -> list[rules.ForceRef]:
-        opt_in = await conn.fetchval("SELECT municipal_police_opt_in FROM tenants WHERE id = $1", alert.tenant_id)
-        local = datetime.now(TIMEZONE)
+        opt_in = await self._repo.municipal_police_opt_in(conn, alert.tenant_id)
         return rules.route(insee_code=alert.insee_code, event_type=alert.legal_event_type or alert.rule_type,
-                           tenant_id=alert.tenant_id, municipal_police_opt_in=bool(opt_in),
-                           local_minute=local.hour * 60 + local.minute, forces=await self._repo.forces(conn),
+                           tenant_id=alert.tenant_id, municipal_police_opt_in=opt_in,
+                           local_minute=rules.local_minute(datetime.now(UTC)), forces=await self._repo.forces(conn),
                            rules=AlertRepository.as_rules(await self._repo.routing_rules(conn)))
 
     # --- acting ---------------------------------------------------------------------------------------------------
@@ -153,13 +132,13 @@ class AlertService:
             raise InvalidTransition(f"only the operator who claimed the alert may {action} it; claim it first")
         updated = await self._repo.update(conn, alert.id, {"state": target.value, **changes})
         if target.value != alert.state:
-            await self._repo.enqueue(conn, AlertStateChanged(
+            await self._outbox.add(conn, [AlertStateChanged(
                 event_id=new_id(), tenant_id=alert.tenant_id, alert_id=alert.id, camera_id=alert.camera_id,
                 from_state=AlertState(alert.state), to_state=target, actor_id=principal.user_id, reason=reason,
-                verdict=verdict))  # type: ignore[arg-type]
-        await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal, action=f"alert.{action}",
-                                   target_type="alert", target_id=alert.id, camera_id=alert.camera_id,
-                                   details={"from": alert.state, "to": target.value, **(journal or {})})
+                verdict=verdict)])  # type: ignore[arg-type]
+        details: dict[str, object] = {"from": alert.state, "to": target.value, **(journal or {})}
+        await self._journal.note(conn, principal, f"alert.{action}", ("alert", alert.id), tenant_id=alert.tenant_id,
+                                 camera_id=alert.camera_id, **details)
         await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert.id, author_id=principal.user_id,
                              kind="auto", action=f"alert.{action}", text=text)
         return updated
@@ -247,7 +226,7 @@ class AlertService:
                 if data.officer_ids and not named and len(data.force_ids) == 1:
                     raise InvalidInput("none of officer_ids belongs to that force", field="officer_ids")
                 dispatch = await create_dispatch(
-                    self._repo, conn, alert, force, officer_ids=named,
+                    self._repo, self._outbox, conn, alert, force, officer_ids=named,
                     urgency=data.urgency or rules.urgency_for(alert.severity), ttl_s=data.ttl_s,
                     ordered_by=principal.user_id, auto=False)
                 if dispatch is not None:
@@ -274,13 +253,14 @@ class AlertService:
 
     async def _withdraw(self, conn: asyncpg.Connection, alert: Alert, reason: str) -> None:
         await self._repo.cancel_alert_timers(conn, alert.id)
+        withdrawn: list[DispatchWithdrawn] = []
         for dispatch in await self._repo.dispatches(conn, alert.id):
             if dispatch.status in ("closed", "withdrawn"):
                 continue
             await self._repo.update_dispatch(conn, dispatch.id, "withdrawn")
-            await self._repo.enqueue(conn, DispatchWithdrawn(event_id=new_id(), tenant_id=alert.tenant_id,
-                                                             dispatch_id=dispatch.id, alert_id=alert.id,
-                                                             reason=reason))
+            withdrawn.append(DispatchWithdrawn(event_id=new_id(), tenant_id=alert.tenant_id, dispatch_id=dispatch.id,
+                                               alert_id=alert.id, reason=reason))
+        await self._outbox.add(conn, withdrawn)
 
     async def record_step(self, principal: Principal, alert_id: uuid.UUID, data: SopStepInput) -> AlertDetail:
         require_role(principal, OPERATORS, "record procedure steps")
@@ -294,8 +274,8 @@ class AlertService:
             if not await self._repo.insert_sop_step(conn, alert.tenant_id, alert_id, data.step, principal.user_id,
                                                     data.note):
                 raise InvalidTransition(f"step {data.step} is already recorded")
-            await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal, action="alert.sop_step",
-                                       target_type="alert", target_id=alert_id, details={"step": data.step})
+            await self._journal.note(conn, principal, "alert.sop_step", ("alert", alert_id), tenant_id=alert.tenant_id,
+                                     step=data.step)
             await self._repo.log(conn, tenant_id=alert.tenant_id, alert_id=alert_id, author_id=principal.user_id,
                                  kind="auto", action="alert.sop_step", text=f"Procédure : {data.step}"
                                  + (f" — {data.note}" if data.note else ""))
@@ -381,9 +361,8 @@ class AlertService:
                 # A force or commune removed between the check above and the insert.
                 field = "insee_code" if "insee" in (exc.constraint_name or "") else "force_id"
                 raise InvalidInput(f"{field} names nothing that exists any more", field=field) from exc
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="routing_rule.create", target_type="routing_rule", target_id=record.id,
-                                       details=msgspec.to_builtins(data))
+            await self._journal.note(conn, principal, "routing_rule.create", ("routing_rule", record.id),
+                                     tenant_id=principal.home_tenant_id, **msgspec.to_builtins(data))
             return record
 
     async def delete_routing_rule(self, principal: Principal, rule_id: uuid.UUID) -> None:
@@ -391,8 +370,8 @@ class AlertService:
         async with self._db.transaction(principal) as conn:
             if not await self._repo.delete_routing_rule(conn, rule_id):
                 raise NotFound("no such routing rule")
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="routing_rule.delete", target_type="routing_rule", target_id=rule_id)
+            await self._journal.note(conn, principal, "routing_rule.delete", ("routing_rule", rule_id),
+                                     tenant_id=principal.home_tenant_id)
 
     async def policies(self, principal: Principal) -> list[PolicyRecord]:
         require_role(principal, OPERATORS | {Role.AUDITOR}, "read alert policies")
@@ -408,7 +387,6 @@ class AlertService:
                               auto_dispatch=data.auto_dispatch)
         async with self._db.transaction(principal) as conn:
             await self._repo.upsert_policy(conn, principal.department_id, record, principal.user_id)
-            await self._journal.record(conn, tenant_id=principal.home_tenant_id, actor=principal,
-                                       action="alert_policy.set", target_type="alert_policy",
-                                       target_id=data.rule_type, details=msgspec.to_builtins(data))
+            await self._journal.note(conn, principal, "alert_policy.set", ("alert_policy", data.rule_type),
+                                     tenant_id=principal.home_tenant_id, **msgspec.to_builtins(data))
         return record

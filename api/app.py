@@ -10,32 +10,37 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 
 import api.routes
 from alerts.service import AlertService
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import RequestIdMiddleware, require_json_body
+from api.middleware import RequestContextMiddleware, require_json_body
 from api.openapi import document_problems, openapi_config
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
 from billing.service import BillingService
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import Database, create_pool
+from core.db import open_database
 from core.errors import Unavailable
 from core.logging import get_logger
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
+from identity.accounts import AccountService
+from identity.authorization import AuthorizationService
 from identity.keys import KeyRing
 from identity.oidc import OidcClient
 from identity.repository import IdentityRepository
-from identity.service import IdentityService
+from identity.sessions import SessionService
+from inference.service import DetectionService, ModelLabels
+from inference.settings import InferenceSettings
 from journal.service import JournalService
 from mobile_push.service import PushService
+from tenants.cameras import CameraService
 from tenants.service import TenancyService
 
 log = get_logger(__name__)
@@ -53,19 +58,16 @@ def discover_routes() -> list[Any]:
 
 async def build_services(settings: Settings) -> Services:
     """Every service the handlers call, built once: handlers only translate HTTP to a use case."""
-    db = Database(
-        app_pool=await create_pool(
-            settings.database.app_dsn,
-            min_size=settings.database.pool_min_size,
-            max_size=settings.database.pool_max_size,
-        ),
-        department_pool=await create_pool(settings.database.department_dsn, min_size=1, max_size=4),
+    # The runtime role only: sign-in reads across tenants through the sign-in functions (migration 0052), so the API
+    # holds no department DSN and cannot bypass row-level security.
+    db = await open_database(
+        settings.database.app_dsn, app_pool_size=(settings.database.pool_min_size, settings.database.pool_max_size)
     )
     secrets = SecretBox(settings.data_key.get_secret_value())
     journal = JournalService()
     repository = IdentityRepository()
-    identity = IdentityService(db, secrets, settings.auth, KeyRing(secrets, repository), journal, repository)
-    await identity.load_keys()
+    sessions = SessionService(db, secrets, settings.auth, KeyRing(secrets, repository), journal, repository)
+    await sessions.load_keys()
     oidc = OidcClient(settings.oidc, db, repository) if settings.oidc.issuer else None
     store = open_object_store(ObjectStoreSettings())
     try:
@@ -76,12 +78,16 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         db=db,
-        identity=identity,
-        tenancy=TenancyService(db, secrets, journal),
+        sessions=sessions,
+        accounts=AccountService(db, secrets, settings.auth, sessions.principals, journal, repository),
+        authorization=AuthorizationService(db, sessions, repository),
+        tenancy=TenancyService(db, journal),
+        cameras=CameraService(db, secrets, journal),
         journal=journal,
         alerts=AlertService(db, journal),
-        evidence=EvidenceService(pool=db.app_pool, store=store, settings=DvrSettings(), secret_box=secrets,
-                                 journal=journal),
+        evidence=EvidenceService(db=db, store=store, settings=DvrSettings(), secret_box=secrets, journal=journal),
+        # The detector's label map is read here, once; without an installed model, rules answer 503 until it is.
+        detection=DetectionService(db, ModelLabels(InferenceSettings().labels_file), journal),
         push=PushService(db, journal, secrets),
         # Documents render in their own processes (weasyprint holds the GIL): one, so requests keep flowing.
         billing=BillingService(db, journal, store, render_workers=1),
@@ -108,14 +114,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                     await app.state.services.bus.close()
                 await app.state.services.db.close()
 
-    prometheus = PrometheusConfig(app_name="vigie", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[*discover_routes(), PrometheusController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            RequestIdMiddleware,
-            prometheus.middleware,
+            RequestContextMiddleware,
             DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS),
         ],
         before_request=require_json_body,

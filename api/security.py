@@ -27,12 +27,13 @@ PUBLIC_PATHS = [
 
 class BearerAuthentication(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
+        # The raw header list, not connection.headers: building the parsed mapping costs more than the lookup.
+        header = next((v.decode("latin-1") for k, v in connection.scope["headers"] if k == b"authorization"), "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("a bearer access token is required")
         services = connection.app.state.services
-        principal = await services.identity.resolve(token.strip())
+        principal = await services.sessions.resolve(token.strip())
         bind_context(user_id=str(principal.user_id), role=principal.role.value,
                      tenant_id=str(principal.home_tenant_id), session_id=str(principal.session_id))
         return AuthenticationResult(user=principal, auth=token)

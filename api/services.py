@@ -11,10 +11,14 @@ from core.db import Database
 from core.objectstore import ObjectStore
 from core.settings import Settings
 from dvr.service import EvidenceService
+from identity.accounts import AccountService
+from identity.authorization import AuthorizationService
 from identity.oidc import OidcClient
-from identity.service import IdentityService
+from identity.sessions import SessionService
+from inference.service import DetectionService
 from journal.service import JournalService
 from mobile_push.service import PushService
+from tenants.cameras import CameraService
 from tenants.service import TenancyService
 
 
@@ -22,11 +26,15 @@ from tenants.service import TenancyService
 class Services:
     settings: Settings
     db: Database
-    identity: IdentityService
+    sessions: SessionService
+    accounts: AccountService
+    authorization: AuthorizationService
     tenancy: TenancyService
+    cameras: CameraService
     journal: JournalService
     alerts: AlertService
     evidence: EvidenceService
+    detection: DetectionService
     push: PushService
     billing: BillingService
     store: ObjectStore

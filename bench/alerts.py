@@ -23,20 +23,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import nats
 import uvloop
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, DispatchOrdered
 from bench.common import RESULTS, write_result
 from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
-from core.bus import Bus
+from core.bus import Bus, Following
 from core.crypto import SecretBox
-from core.db import create_pool
+from core.db import Database, open_database
 from core.embedded import NatsServerProcess
 from core.events import EventCodec
-from core.migrate import prepare_database
+from core.migrate import drop_database, prepare_database
 from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
 from inference.events import DETECTIONS_STREAM, RuleTriggered
 
@@ -64,13 +63,13 @@ def fault_test_figures() -> dict[str, Any]:
 
 
 async def baseline(url: str, count: int, *, stream: str) -> float:
-    """Bare nats-py: JetStream publish (awaiting acks, pipelined) and a pull consumer acking each message."""
-    bus = await Bus.connect(url, name="bench-baseline")
-    js = bus.js
+    """Bare nats-py, not the platform's Bus: JetStream publish (awaiting acks, pipelined) and a pull consumer (explicit
+    acks, the server's default for pull consumers) acking each message; at most a fetch (256) is ever pending."""
+    nc = await nats.connect(url, name="bench-baseline")
+    js = nc.jetstream()
     subject = stream.lower()
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{subject}.>"]))
-    sub = await js.pull_subscribe(f"{subject}.>", durable="base", stream=stream,
-                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=10_000))
+    await js.add_stream(name=stream, subjects=[f"{subject}.>"])
+    sub = await js.pull_subscribe(f"{subject}.>", durable="base", stream=stream)
     payload = b"x" * 400
     start = time.perf_counter()
 
@@ -88,7 +87,7 @@ async def baseline(url: str, count: int, *, stream: str) -> float:
                                for i in range(chunk, min(count, chunk + 256))))
     await consumer
     elapsed = time.perf_counter() - start
-    await bus.close()
+    await nc.close()
     return count / elapsed
 
 
@@ -97,9 +96,9 @@ class Pipeline:
     a listener of the dispatch orders only (what the phones' dispatcher consumes): the measuring harness reads as
     little as it can. Escalation timers are pushed out of the run, so no re-push counts as an order."""
 
-    def __init__(self, settings: Settings, department_pool: asyncpg.Pool) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
-        self.department_pool = department_pool
+        self.db = db
         self.source_of: dict[uuid.UUID, uuid.UUID] = {}
         self.dispatched_at: dict[uuid.UUID, float] = {}
         self.orders: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -124,14 +123,13 @@ class Pipeline:
                 if event.alert_id not in self.dispatched_at:
                     self.dispatched_at[event.alert_id] = time.perf_counter()
 
-        self.listener = await self.listener_bus.js.subscribe(
-            "alerts.*.dispatch_ordered", stream="ALERTS", cb=on_order, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW)
+        self.listener: Following = await self.listener_bus.follow("alerts.*.dispatch_ordered", ALERTS_STREAM.name,
+                                                                  on_order)
 
     async def close(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(self.process.wait(), 30)
-        await self.listener.unsubscribe()
+        await self.listener.stop()
         await self.listener_bus.close()
 
     async def wait_for(self, total: int, timeout_s: float) -> float:
@@ -145,7 +143,7 @@ class Pipeline:
     async def map_sources(self) -> None:
         """The detection each dispatched alert came from, read once the phase is over (not while measuring)."""
         unknown = [a for a in self.dispatched_at if a not in self.source_of]
-        async with self.department_pool.acquire() as conn:
+        async with self.db.cross_tenant("bench measurement") as conn:
             rows = await conn.fetch("SELECT id, source_event_id FROM alerts WHERE id = ANY($1::uuid[])", unknown)
         self.source_of.update({r["id"]: r["source_event_id"] for r in rows})
 
@@ -175,27 +173,29 @@ async def publish(bus: Bus, events: list[RuleTriggered], rate: float | None, sen
 
 async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vigie-bench-alerts-"))
-    nats = NatsServerProcess(store_dir=work / "nats")
-    nats.start()
+    nats_server = NatsServerProcess(store_dir=work / "nats")
+    nats_server.start()
     name = f"vigie_bench_alerts_{uuid.uuid4().hex[:8]}"
     settings = await prepare_database(Settings(environment="test", var_dir=work,
                                                database=DatabaseSettings(name=name),
-                                               nats=NatsSettings(url=nats.url, embedded=False)))
-    department_pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=4)
+                                               nats=NatsSettings(url=nats_server.url, embedded=False)))
+    # The harness reads and seeds every tenant's rows: the department role; the runtime pool stays idle.
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(1, 1),
+                             department_pool_size=(1, 4))
     try:
         await ensure_signing_key(settings)
-        async with department_pool.acquire() as conn, conn.transaction():
-            seed = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()))  # type: ignore[arg-type]
+        async with db.cross_tenant("bench setup") as conn, conn.transaction():
+            seed = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()))
             await conn.execute(
                 "INSERT INTO alert_policies (id, department_id, rule_type, severity, dedupe_window_s, cooldown_s, "
                 "sla_claim_s, auto_dispatch) VALUES ($1, $2, 'intrusion', 3, 0, 0, 60, true)",
                 uuid.uuid4(), seed.department_id)
         count = int(os.environ.get("BENCH_ALERTS_EVENTS", "10000"))
-        base = base_before = await baseline(nats.url, count, stream="BENCHBASE")
+        base = base_before = await baseline(nats_server.url, count, stream="BENCHBASE")
 
-        pipeline = Pipeline(settings, department_pool)
+        pipeline = Pipeline(settings, db)
         await pipeline.start()
-        publisher = await Bus.connect(nats.url, name="bench-publisher")
+        publisher = await Bus.connect(nats_server.url, name="bench-publisher")
         warm = [_event(seed, i) for i in range(200)]
         await publish(publisher, warm, None, {})
         await pipeline.wait_for(len(warm), 60)
@@ -221,9 +221,9 @@ async def main() -> None:
         fault = [_event(seed, 200_000 + i) for i in range(2000)]
         fault_task = asyncio.create_task(publish(publisher, fault, 400, {}))
         await asyncio.sleep(2)
-        nats.kill()
+        nats_server.kill()
         await asyncio.sleep(2)
-        nats.start()
+        nats_server.start()
         await fault_task
         await pipeline.wait_for(len(warm) + count + len(half) + len(fault), 120)
         await asyncio.sleep(1)  # a duplicate order, if any, would arrive after the first
@@ -231,7 +231,7 @@ async def main() -> None:
         await pipeline.close()
         await publisher.close()
         fault_ids = [e.event_id for e in fault]
-        async with department_pool.acquire() as conn:
+        async with db.cross_tenant("bench measurement") as conn:
             alerts = await conn.fetchval(
                 "SELECT count(DISTINCT source_event_id) FROM alerts WHERE source_event_id = ANY($1::uuid[])",
                 fault_ids)
@@ -244,7 +244,7 @@ async def main() -> None:
         fault_orders = [o for o in pipeline.orders if o[0] in fault_alerts]
         lost = len(fault) - int(alerts)
         duplicates = (int(rows) - int(alerts)) + int(dispatch_rows) + (len(fault_orders) - len(set(fault_orders)))
-        base_after = await baseline(nats.url, count, stream="BENCHBASE2")
+        base_after = await baseline(nats_server.url, count, stream="BENCHBASE2")
         base = max(base, base_after)  # the better of the two bare loops: the ratio is not flattered by noise
         figures = {
             "events_per_s": round(rate, 1),
@@ -260,13 +260,9 @@ async def main() -> None:
         }
         print(write_result("alerts", figures).read_text())
     finally:
-        await department_pool.close()
-        nats.stop()
-        admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await db.close()
+        nats_server.stop()
+        await drop_database(settings)
 
 
 if __name__ == "__main__":

@@ -10,37 +10,33 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import asyncpg
-import httpx
+import httpx2
 import pyotp
 
 from bench.common import cores, hey_fixed_rate, supporting_services_on, write_result, wrk
-from cli.main import department_connection, ensure_signing_key
+from cli.main import department_database, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.crypto import SecretBox
 from core.embedded import NatsServerProcess, free_port, wait_for_port
-from core.migrate import prepare_database
+from core.migrate import drop_database, prepare_database
 from core.settings import DatabaseSettings, NatsSettings, Settings
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 
 
-async def prepare(settings: Settings) -> tuple[Settings, str, str]:
-    """A fresh database with the demo department; returns settings, the mayor's TOTP seed and a camera id."""
-    admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{settings.database.name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def prepare(settings: Settings) -> tuple[Settings, str, str, str]:
+    """A fresh database with the demo department; returns settings, the mayor's TOTP seed, a camera id and its
+    tenant."""
+    await drop_database(settings)
     settings = await prepare_database(settings)
     await ensure_signing_key(settings)
-    async with department_connection(settings) as conn, conn.transaction():
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn, conn.transaction():
         seeded = await seed_demo(
             conn, SecretBox(settings.data_key.get_secret_value()), rtsp_base_port=8554
         )
     secret = next(u.totp_secret for u in seeded.users if u.email == "maire@cergy.demo")
     assert secret is not None
-    return settings, secret, str(seeded.cameras["c4"])
+    return settings, secret, str(seeded.cameras["c4"]), str(seeded.tenants["cergy"])
 
 
 @contextmanager
@@ -79,7 +75,7 @@ def served(args: list[str], env: dict[str, str], port: int, core: str) -> Iterat
 
 
 def sign_in(base: str, secret: str) -> str:
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx2.Client(base_url=base, timeout=10) as client:
         first = client.post("/auth/login", json={"email": "maire@cergy.demo", "password": DEMO_PASSWORD}).json()
         second = client.post(
             "/auth/login/totp", json={"challenge": first["challenge"], "code": pyotp.TOTP(secret).now()}
@@ -96,7 +92,7 @@ def main() -> None:
     base_settings = Settings(
         database=DatabaseSettings(name="vigie_bench"), nats=NatsSettings(url=nats.url, embedded=False)
     )
-    settings, secret, camera_id = asyncio.run(prepare(base_settings))
+    settings, secret, camera_id, tenant_id = asyncio.run(prepare(base_settings))
     env = {
         **os.environ,
         "VIGIE_DATABASE__NAME": "vigie_bench",
@@ -111,11 +107,17 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             headers = {"Authorization": f"Bearer {sign_in(base, secret)}"}
             url = f"{base}/cameras/{camera_id}"
-            assert httpx.get(url, headers=headers).status_code == 200
+            assert httpx2.get(url, headers=headers).status_code == 200
             wrk(url, seconds=2, connections=16, headers=headers, core=load_core)  # warm-up
             rps = wrk(url, seconds=SECONDS, connections=16, headers=headers, core=load_core)
             time.sleep(1)
             latency = hey_fixed_rate(url, rate=rps / 2, seconds=SECONDS, headers=headers, core=load_core)
+        with supporting_services_on(load_core):
+            db_loop = ["taskset", "-c", server_core, sys.executable, "-m", "bench.api_db_loop", "--tenant", tenant_id,
+                       "--camera", camera_id, "--concurrency", "16"]
+            subprocess.run([*db_loop, "--seconds", "2"], env=env, check=True, capture_output=True)  # warm-up
+            db_baseline_rps = float(subprocess.run([*db_loop, "--seconds", str(SECONDS)], env=env, check=True,
+                                                   capture_output=True, text=True).stdout.strip())
         port = free_port()
         with supporting_services_on(load_core), served(["bench.hello:app"], env, port, server_core):
             hello = f"http://127.0.0.1:{port}/"
@@ -129,6 +131,8 @@ def main() -> None:
             "rps": round(rps, 1),
             "baseline_rps": round(baseline_rps, 1),
             "ratio": round(rps / baseline_rps, 3),
+            "db_baseline_rps": round(db_baseline_rps, 1),
+            "db_ratio": round(rps / db_baseline_rps, 3),
             "p50_ms": round(latency["p50_ms"], 2),
             "p99_ms": round(latency["p99_ms"], 2),
             "p90_ms": round(latency["p90_ms"], 2),

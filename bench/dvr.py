@@ -19,8 +19,9 @@ from pathlib import Path
 import asyncpg
 
 from camsim.simulator import CameraSimulator, CameraSpec
+from cli.main import department_database
 from core.embedded import NatsServerProcess
-from core.migrate import prepare_database
+from core.migrate import drop_database, prepare_database
 from core.objectstore import FilesystemObjectStore
 from core.settings import DatabaseSettings, Settings
 
@@ -180,9 +181,8 @@ async def _backend_cpu(admin: asyncpg.Connection, database: str) -> dict[int, fl
 
 
 async def seed(settings: Settings, cameras: list[tuple[str, str]]) -> uuid.UUID:
-    conn = await asyncpg.connect(settings.database.department_dsn)
     tenant_id, site_id, department_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    try:
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn:
         await conn.execute("INSERT INTO departments (id, code, name) VALUES ($1, '977', 'bench')", department_id)
         await conn.execute("INSERT INTO tenants (id, department_id, kind, name) VALUES ($1, $2, 'epci', 'bench')",
                            tenant_id, department_id)
@@ -191,8 +191,6 @@ async def seed(settings: Settings, cameras: list[tuple[str, str]]) -> uuid.UUID:
         for name, url in cameras:
             await conn.execute("INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code) "
                                "VALUES ($1, $2, $3, $4, $5, '95127')", uuid.uuid4(), tenant_id, site_id, name, url)
-    finally:
-        await conn.close()
     return tenant_id
 
 
@@ -258,16 +256,13 @@ async def outage_phase(settings: Settings, env: dict[str, str], sim: CameraSimul
         restarts[name] = datetime.now(UTC)
     await asyncio.sleep(25)
     await asyncio.to_thread(recorder.stop)
-    conn = await asyncpg.connect(settings.database.department_dsn)
-    try:
-        resumes = []
+    resumes = []
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn:
         for name in names:
             first = await conn.fetchval(
                 "SELECT min(s.start_at) FROM recording_segments s JOIN cameras c ON c.id = s.camera_id "
                 "WHERE c.name = $1 AND c.tenant_id = $2 AND s.start_at >= $3", name, tenant_id, restarts[name])
             resumes.append((first - restarts[name]).total_seconds() if first else float("inf"))
-    finally:
-        await conn.close()
     return sorted(resumes)
 
 
@@ -276,15 +271,12 @@ async def audit(settings: Settings, tenant_id: uuid.UUID, work: Path, measured_f
     """Segments lost: committed to the spool but never uploaded after a graceful stop, or indexed without their
     object in the store (or with another size); plus gap rows opened inside the measured phase."""
     store = FilesystemObjectStore(work / "objects")
-    conn = await asyncpg.connect(settings.database.department_dsn)
-    try:
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn:
         rows = await conn.fetch("SELECT object_key, version_id, size_bytes, start_at, end_at "
                                 "FROM recording_segments WHERE tenant_id = $1", tenant_id)
         gaps = await conn.fetchval(
             "SELECT count(*) FROM recording_gaps WHERE tenant_id = $1 AND start_at > $2 AND end_at < $3",
             tenant_id, measured_from, measured_to)
-    finally:
-        await conn.close()
     missing = 0
     for row in rows:
         try:
@@ -325,9 +317,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         finally:
             sim.stop()
             nats.stop()
-            admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+            await drop_database(settings)
     mbps = audited.pop("recorded_mbps")
     window, base_window, rec_window = rec["window_s"], rec["base_window_cpu_s"], rec["window_cpu_s"]
     per_cam_core = rec_window / window / args.cameras

@@ -20,33 +20,37 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
+import httpx2
 import pyotp
 from litestar.testing import AsyncTestClient
+from nats.aio.msg import Msg
 
 from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, DispatchOrdered, EscalationRaised, Urgency, subject_for
-from alerts.outbox import OutboxRelay as AlertsOutboxRelay
+from alerts.repository import ALERT_OUTBOX
 from alerts.rules import RECEIPT_TIMEOUT_S
 from api.app import create_app
 from bench.common import write_result
-from cli.main import department_connection, ensure_signing_key
+from cli.main import department_database, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.bus import Bus, ConsumerSpec
 from core.crypto import SecretBox
-from core.db import Database, create_pool
+from core.db import open_database
 from core.embedded import NatsServerProcess, free_port, wait_for_port
 from core.events import EventCodec
 from core.ids import new_id
-from core.migrate import prepare_database
+from core.migrate import drop_database, prepare_database
+from core.outbox import OutboxRelay
 from core.settings import AuthSettings, DatabaseSettings, NatsSettings, Settings
 from inference.events import RuleTriggered
+from mobile_push.dispatcher import PushDispatcher
 from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
 from mobile_push.fcm import FcmSender
 from mobile_push.model import PushMessage
 from mobile_push.reference_client import new_fcm_token
-from mobile_push.service import TOKEN_PURPOSE, OutboxRelay, PushDispatcher, token_digest
+from mobile_push.repository import PUSH_OUTBOX
+from mobile_push.rules import TOKEN_PURPOSE, token_digest
 from mobile_push.settings import PushSettings
 
 FANOUT_DEVICES = 500
@@ -57,14 +61,19 @@ LATENCY_RATE = 20.0
 ESCALATION_HITS = (("c6", "forbidden_zone"), ("c7", "abandoned_object"), ("c7", "person_on_ground"))
 
 
-async def _devices(pool: asyncpg.Pool, box: SecretBox, email: str, count: int) -> list[str]:
+async def _devices(settings: Settings, box: SecretBox, email: str, count: int) -> list[str]:
     """Register `count` devices for an officer straight in the table (the API path has its own tests)."""
-    user = await pool.fetchrow(
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn:
+        return await _insert_devices(conn, box, email, count)
+
+
+async def _insert_devices(conn: asyncpg.Connection, box: SecretBox, email: str, count: int) -> list[str]:
+    user = await conn.fetchrow(
         "SELECT m.user_id, m.force_id, m.tenant_id FROM memberships m JOIN users u ON u.id = m.user_id "
         "WHERE lower(u.email) = $1 AND m.role = 'officer'", email)
     assert user is not None
     tokens = [new_fcm_token() for _ in range(count)]
-    await pool.executemany(
+    await conn.executemany(
         "INSERT INTO push_devices (id, tenant_id, user_id, force_id, platform, token_sealed, token_hash) "
         "VALUES ($1, $2, $3, $4, 'android', $5, $6)",
         [(new_id(), user["tenant_id"], user["user_id"], user["force_id"],
@@ -72,7 +81,7 @@ async def _devices(pool: asyncpg.Pool, box: SecretBox, email: str, count: int) -
     return tokens
 
 
-async def _accepted(fcm: httpx.AsyncClient) -> int:
+async def _accepted(fcm: httpx2.AsyncClient) -> int:
     return int((await fcm.get("/_control/stats")).json()["accepted"])
 
 
@@ -85,27 +94,25 @@ async def run(nats_url: str, fcm_url: str, account_file: Path, account: dict[str
     try:
         return await _measure(settings, account_file, account, fcm_url)
     finally:
-        admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
-        await admin.execute(f'DROP DATABASE IF EXISTS "{settings.database.name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(settings)
 
 
 async def _measure(settings: Settings, account_file: Path, account: dict[str, Any], fcm_url: str
                    ) -> dict[str, Any]:
     await ensure_signing_key(settings)
     box = SecretBox(settings.data_key.get_secret_value())
-    async with department_connection(settings) as conn, conn.transaction():
+    async with department_database(settings) as db, db.cross_tenant("bench setup") as conn, conn.transaction():
         seeded = await seed_demo(conn, box)
     own = PushSettings(service_account_file=account_file, fcm_base_url=fcm_url, retry_poll_s=0.05, outbox_poll_s=0.05)
-    db = Database(await create_pool(settings.database.app_dsn, min_size=2, max_size=8),
-                  await create_pool(settings.database.department_dsn, min_size=2, max_size=8))
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(2, 8),
+                             department_pool_size=(2, 8))
     sender = FcmSender(account, base_url=fcm_url)
     bus = await Bus.connect(settings.nats.url, name="bench-push")
     for stream in (ALERTS_STREAM, PUSH_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
     dispatcher = PushDispatcher(db, sender, box, own)
-    fcm = httpx.AsyncClient(base_url=fcm_url, timeout=30)
+    fcm = httpx2.AsyncClient(base_url=fcm_url, timeout=30)
     figures: dict[str, Any] = {}
     try:
         # Baseline: the bare sender (firebase-admin's async batch API) on the same endpoint, no database, no bus.
@@ -119,7 +126,7 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
         figures["baseline_sender_pushes_per_s"] = FANOUT_DEVICES * FANOUT_ROUNDS / (time.perf_counter() - started)
 
         # Throughput through the dispatcher: one order fanning out to every device of a force, several rounds.
-        await _devices(db.department_pool, box, "pm@marines.demo", FANOUT_DEVICES)
+        await _devices(settings, box, "pm@marines.demo", FANOUT_DEVICES)
         before = await _accepted(fcm)
         started = time.perf_counter()
         for _ in range(FANOUT_ROUNDS):
@@ -132,17 +139,18 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
         accepted = await _accepted(fcm) - before
         figures["pushes_per_s"] = accepted / (time.perf_counter() - started)
         figures["fanout_pushes_accepted"] = accepted
-        await db.department_pool.execute("UPDATE push_devices SET removed_at = now(), removed_reason = 'bench'")
+        async with department_database(settings) as db, db.cross_tenant("bench setup") as conn:
+            await conn.execute("UPDATE push_devices SET removed_at = now(), removed_reason = 'bench'")
 
         # Latency from order to FCM request, through NATS and the durable consumer, at a steady rate.
-        await _devices(db.department_pool, box, "gendarme@marines.demo", 1)
-        await _devices(db.department_pool, box, "pm@marines.demo", 1)
+        await _devices(settings, box, "gendarme@marines.demo", 1)
+        await _devices(settings, box, "pm@marines.demo", 1)
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(bus.consume(ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=8),
                                             EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop)),
             asyncio.create_task(dispatcher.run_retries(stop)),
-            asyncio.create_task(OutboxRelay(db, bus, own).run(stop)),
+            asyncio.create_task(OutboxRelay(db, bus, PUSH_OUTBOX, idle_s=own.outbox_poll_s).run(stop)),
         ]
         sent: dict[str, datetime] = {}
         for _ in range(LATENCY_ORDERS):
@@ -166,15 +174,15 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
         figures["latency_samples"] = len(latencies)
 
         # Escalation: real alerts, dispatched by an operator through the API; the gendarme's phone never answers.
-        escalation = EscalationDispatcher(db.app_pool, db.department_pool)
+        escalation = EscalationDispatcher(db)
         tasks += [
-            asyncio.create_task(AlertsOutboxRelay(db.department_pool, bus).run(stop)),
+            asyncio.create_task(OutboxRelay(db, bus, ALERT_OUTBOX).run(stop)),
             asyncio.create_task(escalation.run(stop, 0.2)),
             asyncio.create_task(bus.consume(ConsumerSpec("PUSH", "alerts-escalation", "push.>"),
                                             EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop)),
         ]
-        watched = await bus.js.subscribe(f"alerts.{seeded.tenants['marines']}.>", stream="ALERTS",
-                                         ordered_consumer=True)
+        watched: asyncio.Queue[Msg] = asyncio.Queue()
+        following = await bus.follow(f"alerts.{seeded.tenants['marines']}.>", "ALERTS", watched.put)
         operator = next(u for u in seeded.users if u.email == "operateur1@valdoise.demo")
         alert_ids = []
         async with AsyncTestClient(app=create_app(settings)) as api:
@@ -183,7 +191,7 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
             tokens = (await api.post("/auth/login/totp", json={
                 "challenge": login["challenge"], "code": pyotp.TOTP(operator.totp_secret).now()})).json()
             headers = {"authorization": f"Bearer {tokens['access_token']}"}
-            engine = AlertEngine(db.app_pool)
+            engine = AlertEngine(db)
             for i, (camera, rule) in enumerate(ESCALATION_HITS):
                 alert_id = await engine.handle(RuleTriggered(
                     tenant_id=seeded.tenants["marines"], camera_id=seeded.cameras[camera], rule_id=uuid.uuid4(),
@@ -206,7 +214,7 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
         deadline = time.monotonic() + RECEIPT_TIMEOUT_S + 30
         while (not ordered or len(escalated) < len(ordered)) and time.monotonic() < deadline:
             try:
-                decoded = codec.decode((await watched.next_msg(timeout=1)).data)
+                decoded = codec.decode((await asyncio.wait_for(watched.get(), timeout=1)).data)
             except TimeoutError:
                 continue
             if decoded.__class__ is DispatchOrdered and getattr(decoded, "alert_id", None) in alert_ids:
@@ -222,6 +230,7 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
         figures["escalation_delays_s"] = sorted(round((escalated[d] - ordered[d]).total_seconds(), 2)
                                                 for d in ordered if d in escalated)
         figures["receipt_timer_s"] = RECEIPT_TIMEOUT_S
+        await following.stop()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:

@@ -12,11 +12,10 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from api.app import create_app
-from cli.main import department_connection, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, SeedResult, seed_demo, seed_demo_detection
 from core.crypto import SecretBox
+from core.db import open_database
 from core.embedded import NatsServerProcess, wait_for_port
-from core.migrate import prepare_database
 from core.settings import Settings
 
 # The simulated cameras: camera n answers on CAMERAS_BASE_PORT + n - 1.
@@ -109,28 +108,34 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
     return "\n".join(lines)
 
 
-async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
-    settings = await prepare_database(settings)
-    await ensure_signing_key(settings)
-    async with department_connection(settings) as conn, conn.transaction():
-        seeded = await seed_demo(
-            conn,
-            SecretBox(settings.data_key.get_secret_value()),
-            rtsp_base_port=CAMERAS_BASE_PORT,
-            department_code=settings.department_code,
-        )
-    if seeded.created:
-        from core.db import create_pool
-        from inference.mediapipe import prepare_detector_model
-        from inference.onnx_detector import read_labels
-        from inference.settings import InferenceSettings
+async def seed_department(settings: Settings) -> SeedResult:
+    """The demo department (once), then its cameras' analytics through the detection service."""
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(1, 2), department_pool_size=(1, 1))
+    try:
+        # A department job: it creates the department's tenants, sites and users before any tenant scope exists.
+        async with db.cross_tenant("demo seed") as conn, conn.transaction():
+            seeded = await seed_demo(
+                conn,
+                SecretBox(settings.data_key.get_secret_value()),
+                rtsp_base_port=CAMERAS_BASE_PORT,
+                department_code=settings.department_code,
+            )
+        if seeded.created:
+            from inference.mediapipe import prepare_detector_model
+            from inference.onnx_detector import read_labels
+            from inference.settings import InferenceSettings
 
-        model = await asyncio.to_thread(prepare_detector_model, InferenceSettings().models_dir)
-        pool = await create_pool(settings.database.app_dsn, min_size=1, max_size=2)
-        try:
-            await seed_demo_detection(pool, seeded, labels=frozenset(read_labels(model.labels)))
-        finally:
-            await pool.close()
+            model = await asyncio.to_thread(prepare_detector_model, InferenceSettings().models_dir)
+            await seed_demo_detection(db, seeded, labels=frozenset(read_labels(model.labels)))
+    finally:
+        await db.close()
+    return seeded
+
+
+async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
+    """`settings` point at a migrated database with a signing key (cli.main prepares both)."""
+    seeded = await seed_department(settings)
     if not with_api:
         print("database migrated and seeded")
         return 0

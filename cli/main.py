@@ -11,18 +11,18 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import pyotp
 
 from cli.billing import add_commands as add_billing_commands
 from core.crypto import SecretBox
+from core.db import Database, open_database
 from core.errors import InvalidInput
 from core.logging import configure_logging
 from core.migrate import prepare_database
 from core.settings import Settings, get_settings
 from identity.keys import rotate_signing_key
 from identity.repository import IdentityRepository
-from identity.service import TOTP_PURPOSE
+from identity.totp import TOTP_PURPOSE
 from journal.service import JournalService
 from tenants.model import Commune
 from tenants.repository import TenancyRepository
@@ -30,13 +30,14 @@ from tenants.rules import check_insee_format
 
 
 @asynccontextmanager
-async def department_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """One connection of the department role (cross-tenant): these commands are department jobs."""
-    conn = await asyncpg.connect(settings.database.department_dsn)
+async def department_database(settings: Settings) -> AsyncIterator[Database]:
+    """One connection of each role for a command: these commands are department jobs (cross-tenant)."""
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(1, 1), department_pool_size=(1, 1))
     try:
-        yield conn
+        yield db
     finally:
-        await conn.close()
+        await db.close()
 
 
 async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -47,8 +48,8 @@ async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 async def ensure_signing_key(settings: Settings) -> str | None:
     """Create the first signing key when there is none; returns its kid, or None if one existed."""
-    async with department_connection(settings) as conn:
-        if await conn.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL"):
+    async with department_database(settings) as db, db.cross_tenant("signing key provisioning") as conn:
+        if await IdentityRepository().has_live_signing_key(conn):
             return None
         return await rotate_signing_key(
             conn,
@@ -60,7 +61,7 @@ async def ensure_signing_key(settings: Settings) -> str | None:
 
 
 async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    async with department_connection(settings) as conn:
+    async with department_database(settings) as db, db.cross_tenant("signing key rotation") as conn:
         kid = await rotate_signing_key(
             conn,
             SecretBox(settings.data_key.get_secret_value()),
@@ -73,7 +74,7 @@ async def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> int:
-    async with department_connection(settings) as conn:
+    async with department_database(settings) as db, db.cross_tenant("journal verification") as conn:
         report = await JournalService().verify(conn)
     if report.intact:
         print(f"journal intact: {report.entries} entries in {report.chains} chains")
@@ -111,7 +112,7 @@ async def cmd_communes_import(settings: Settings, args: argparse.Namespace) -> i
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    async with department_connection(settings) as conn, conn.transaction():
+    async with department_database(settings) as db, db.cross_tenant("communes import") as conn, conn.transaction():
         count = await TenancyRepository().upsert_communes(conn, communes)
     print(f"{count} communes loaded")
     return 0
@@ -121,7 +122,7 @@ async def cmd_totp(settings: Settings, args: argparse.Namespace) -> int:
     if settings.environment not in ("dev", "test"):
         print("second-factor codes are shown only on dev and test platforms", file=sys.stderr)
         return 2
-    async with department_connection(settings) as conn:
+    async with department_database(settings) as db, db.anonymous() as conn:
         account = await IdentityRepository().account_by_email(conn, args.email)
     if account is None or account.totp_secret_sealed is None:
         print(f"{args.email}: no account with a second factor", file=sys.stderr)
@@ -134,6 +135,9 @@ async def cmd_totp(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from cli.demo import run_demo
 
+    # The steps the demo shares with the other commands run here, so cli.demo never imports this module.
+    settings = await prepare_database(settings)
+    await ensure_signing_key(settings)
     code: int = await run_demo(settings, with_api=not args.no_api)
     return code
 

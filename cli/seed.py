@@ -11,10 +11,11 @@ import msgspec
 import pyotp
 
 from core.crypto import SecretBox
+from core.db import Database
 from core.ids import new_id
 from identity.passwords import hash_password
 from identity.repository import IdentityRepository
-from identity.service import TOTP_PURPOSE
+from identity.totp import TOTP_PURPOSE
 from journal.service import JournalService
 from tenants.repository import TenancyRepository
 
@@ -297,12 +298,11 @@ DETECTION: list[tuple[str, str | None, list[list[float]] | None, str, dict[str, 
 ]
 
 
-async def seed_demo_detection(pool: asyncpg.Pool, seeded: SeedResult, *, labels: frozenset[str]) -> int:
+async def seed_demo_detection(db: Database, seeded: SeedResult, *, labels: frozenset[str]) -> int:
     """Draw the demo's zones and enable its rules through the detection service, tenant by tenant (RLS applies),
     as an administrator would through the API. Returns the number of rules enabled."""
     from datetime import UTC, datetime
 
-    from core.db import tenant_transaction
     from inference import service as detection
     from inference.model import RuleInput, ZoneInput
 
@@ -310,7 +310,7 @@ async def seed_demo_detection(pool: asyncpg.Pool, seeded: SeedResult, *, labels:
     zones: dict[tuple[str, str], uuid.UUID] = {}
     for camera_key, zone_name, points, rule_type, params in DETECTION:
         camera_id, tenant_id = seeded.cameras[camera_key], seeded.camera_tenants[camera_key]
-        async with tenant_transaction(pool, [tenant_id]) as conn:
+        async with db.for_tenants([tenant_id], camera_id=camera_id) as conn:
             zone_id = zones.get((camera_key, zone_name or ""))
             if zone_name is not None and zone_id is None and points is not None:
                 zone = await detection.create_zone(conn, camera_id, ZoneInput(name=zone_name, points=points))
@@ -322,16 +322,15 @@ async def seed_demo_detection(pool: asyncpg.Pool, seeded: SeedResult, *, labels:
                 today=today,
                 model_labels=labels,
             )
-            await journal.record(
+            await journal.note(
                 conn,
+                None,
+                "detection.rule.create",
+                ("rule", rule.id),
                 tenant_id=tenant_id,
-                actor=None,
-                actor_role="system",
-                action="detection.rule.create",
-                target_type="rule",
-                target_id=rule.id,
                 camera_id=camera_id,
-                details={"rule_type": rule_type, "source": "demo seed"},
+                rule_type=rule_type,
+                source="demo seed",
             )
             enabled += 1
     return enabled

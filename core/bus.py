@@ -166,10 +166,13 @@ class Bus:
             raise Unavailable(f"publish to {subject} failed: {exc}") from exc
         return int(ack.seq)
 
-    async def publish_encoded(self, subject: str, payload: bytes, *, msg_id: str, timeout_s: float = 5.0) -> PubAck:
-        """Publish an already encoded event (an outbox row, a queued detection) under its own Nats-Msg-Id."""
+    async def publish_encoded(self, subject: str, payload: bytes, *, msg_id: str, timeout_s: float = 5.0,
+                              reason: str | None = None) -> PubAck:
+        """Publish an already encoded event (an outbox row, a queued detection) under its own Nats-Msg-Id;
+        `reason` travels in Vigie-Reason, as on every dead letter (a producer's unencodable event)."""
+        headers = {"Nats-Msg-Id": msg_id} if reason is None else {"Nats-Msg-Id": msg_id, "Vigie-Reason": reason[:1000]}
         try:
-            return await self.js.publish(subject, payload, timeout=timeout_s, headers={"Nats-Msg-Id": msg_id})
+            return await self.js.publish(subject, payload, timeout=timeout_s, headers=headers)
         except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
             raise Unavailable(f"publish to {subject} failed: {exc}") from exc
 

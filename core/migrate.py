@@ -63,11 +63,12 @@ def render(sql: str, db: DatabaseSettings) -> str:
         sql.replace(":app_role", _ident(db.app_role))
         .replace(":department_role", _ident(db.department_role))
         .replace(":owner_role", _ident(db.owner_role))
+        .replace(":signin_role", _ident(db.signin_role))
     )
 
 
 async def bootstrap(settings: Settings) -> None:
-    """Create the three roles and the database if missing (needs the admin DSN). Idempotent."""
+    """Create the roles and the database if missing (needs the admin DSN). Idempotent."""
     db = settings.database
     admin = await asyncpg.connect(db.admin_dsn.get_secret_value())
     try:
@@ -83,6 +84,16 @@ async def bootstrap(settings: Settings) -> None:
             # Passwords cannot be bind parameters in DDL; quote_literal on the server side escapes them.
             literal = await admin.fetchval("SELECT quote_literal($1)", password.get_secret_value())
             await admin.execute(f"{verb} ROLE {_ident(role)} LOGIN {attributes} PASSWORD {literal}")
+        # Owner of the sign-in functions (SECURITY DEFINER): never logs in; BYPASSRLS because sign-in reads an
+        # account's memberships before any tenant scope exists. Its only privileges are the column SELECTs the
+        # migrations grant it. The owner role is a member so that migrations can hand those functions over to it.
+        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", db.signin_role)
+        await admin.execute(
+            f"{'ALTER' if exists else 'CREATE'} ROLE {_ident(db.signin_role)} NOLOGIN NOSUPERUSER BYPASSRLS "
+            "NOCREATEROLE NOCREATEDB NOREPLICATION NOINHERIT PASSWORD NULL"
+        )
+        if not await admin.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", db.owner_role, db.signin_role):
+            await admin.execute(f"GRANT {_ident(db.signin_role)} TO {_ident(db.owner_role)}")
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name):
             await admin.execute(f"CREATE DATABASE {_ident(db.name)} OWNER {_ident(db.owner_role)}")
             log.info("db.created", database=db.name)
@@ -148,6 +159,15 @@ async def prepare_database(settings: Settings) -> Settings:
     await bootstrap(settings)
     await migrate(settings)
     return settings
+
+
+async def drop_database(settings: Settings) -> None:
+    """Remove the configured database and everything in it (benchmarks and tests that made their own)."""
+    admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_ident(settings.database.name)} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 def main() -> None:

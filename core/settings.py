@@ -26,6 +26,9 @@ class DatabaseSettings(BaseModel):
     app_password: SecretStr = SecretStr("vigie-app-dev")
     department_role: str = "vigie_department"
     department_password: SecretStr = SecretStr("vigie-department-dev")
+    # Owns the sign-in functions (SECURITY DEFINER) through which the API reads memberships and resolves sessions
+    # across tenants without the department role; it cannot log in.
+    signin_role: str = "vigie_signin"
     pool_min_size: int = 2
     pool_max_size: int = 10
     # When the machine's server is unreachable, start the embedded one (pgserver) under var/.

@@ -10,15 +10,16 @@ import signal
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import create_pool
+from core.db import open_database
 from core.events import Event, EventCodec
 from core.logging import configure_logging
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
 from dvr.events import DVR_STREAM, subject_for
-from dvr.recorder import FleetRecorder, new_recorder_id
-from dvr.service import EvidenceService, RetentionService
+from dvr.fleet import FleetRecorder, new_recorder_id
+from dvr.retention import RetentionService
+from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
 from dvr.workers import minimum_lock, record_until, run_sweeper
@@ -27,7 +28,10 @@ from dvr.workers import minimum_lock, record_until, run_sweeper
 async def main() -> None:
     settings, dvr = get_settings(), DvrSettings()
     configure_logging(settings.log_level)
-    pool = await create_pool(settings.database.department_dsn, min_size=2, max_size=10)
+    # Runtime role for clips and retention lookups (row-level security); department role for the leases, the
+    # recording index and the retention sweep, which span every tenant.
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(1, 4), department_pool_size=(2, 10))
     bus = await Bus.connect(settings.nats.url, name="dvr")
     for stream in (DVR_STREAM, ALERTS_STREAM):
         await bus.ensure_stream(stream)
@@ -39,14 +43,12 @@ async def main() -> None:
     async def publish(event: Event) -> None:
         await bus.publish(subject_for(event), event)
 
-    uploader = SegmentUploader(store=store, pool=pool, spool=spool, recorder_id=recorder_id, publish=publish,
-                               retain_until=minimum_lock(pool), high_water_bytes=dvr.spool_high_water_bytes,
+    uploader = SegmentUploader(store=store, db=db, spool=spool, recorder_id=recorder_id, publish=publish,
+                               retain_until=minimum_lock(db), high_water_bytes=dvr.spool_high_water_bytes,
                                workers=dvr.upload_workers, publish_segments=dvr.publish_segments)
-    fleet = FleetRecorder(settings=dvr, pool=pool, uploader=uploader, spool=spool, publish=publish,
-                          secret_box=secret_box, recorder_id=recorder_id,
-                          tenant_ids=dvr.tenant_ids or None)
-    clips = AlertClipRecorder(EvidenceService(pool=pool, store=store, settings=dvr, secret_box=secret_box),
-                              publish, dvr)
+    fleet = FleetRecorder(settings=dvr, db=db, uploader=uploader, spool=spool, publish=publish,
+                          secret_box=secret_box, recorder_id=recorder_id, tenant_ids=dvr.tenant_ids or None)
+    clips = AlertClipRecorder(EvidenceService(db=db, store=store, settings=dvr, secret_box=secret_box), publish, dvr)
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await uploader.recover()
@@ -57,10 +59,10 @@ async def main() -> None:
     gc.freeze()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(record_until(stop, fleet, uploader),
-                             run_sweeper(RetentionService(pool=pool, store=store), dvr.sweep_interval_s, stop),
+                             run_sweeper(RetentionService(db=db, store=store), dvr.sweep_interval_s, stop),
                              bus.consume(clip_consumer(dvr), EventCodec(*ALERT_EVENTS), clips.handle, stop=stop))
     await bus.close()
-    await pool.close()
+    await db.close()
 
 
 if __name__ == "__main__":

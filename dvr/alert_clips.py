@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 
 from alerts.events import ALERTS_STREAM, SUBJECT_PREFIX, AlertRaised, kind_of
 from core.bus import ConsumerSpec, Reject, RetryAfter
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, OutOfScope
 from core.events import Event
 from core.logging import get_logger
 from dvr.errors import ClipNotReady, NotRecorded
@@ -62,7 +62,7 @@ class AlertClipRecorder:
             log.info("dvr.clip_unavailable", alert_id=str(event.alert_id), camera_id=str(event.camera_id),
                      reason=str(exc))
             return
-        except NotFound as exc:
+        except (NotFound, OutOfScope) as exc:
             raise Reject(f"unknown camera {event.camera_id} for tenant {event.tenant_id}: {exc}") from exc
         except InvalidInput as exc:
             raise Reject(f"no clip interval around {at.isoformat()}: {exc}") from exc

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from core.errors import Conflict, InvalidInput, LegalRuleViolation, NotFound, Unavailable
-
-RETENTION_REFERENCE = "CSI L252-5"
+from core.law import RETENTION_REFERENCE
 
 
 class RetentionAboveCap(LegalRuleViolation):

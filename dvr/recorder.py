@@ -1,4 +1,4 @@
-"""ffmpeg recorders: one supervised `-c copy` segmenter per camera, and the fleet that shares cameras by lease."""
+"""The recorder of one camera: a supervised ffmpeg `-c copy` segmenter, its gaps, health and outage events."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import ctypes
 import os
 import random
 import signal
-import socket
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,22 +20,20 @@ from typing import Any
 
 import asyncpg
 
-from core.crypto import SecretBox
+from core.db import Database
 from core.errors import Unavailable
 from core.events import Event
 from core.logging import get_logger
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
 from dvr.model import CameraTarget, Gap, GapCause, SpooledSegment
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
 from dvr.rules import (
     SegmentClock,
     backoff_delay,
     check_stream_url,
-    fair_share,
     is_gap,
     parse_segment_report,
     redact_url,
-    url_with_credentials,
 )
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec
@@ -96,7 +94,7 @@ class StreamRecorder:
     settings: DvrSettings
     spool: Spool
     uploader: SegmentUploader
-    pool: asyncpg.Pool
+    db: Database
     publish: EventSink
     recorder_id: str
     taken_over: bool = False
@@ -107,6 +105,11 @@ class StreamRecorder:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _process: asyncio.subprocess.Process | None = None
     _rng: random.Random = field(default_factory=random.Random)
+
+    def _index(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        # Writing the recording index (gaps, health) is the department role's job: the runtime role the API holds
+        # may only read it (migration 0020), so no request can forge a recording row.
+        return self.db.cross_tenant("recording index")
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -122,7 +125,7 @@ class StreamRecorder:
         except ValueError as exc:
             await self._health("offline", detail=str(exc))
             return
-        async with connection(self.pool) as conn:
+        async with self._index() as conn:
             self.last_end = await self.repo.last_segment_end(conn, t.camera_id)
             previous = await self.repo.health(conn, t.camera_id)
         pending = [s.end_at for s in self.spool.pending() if s.camera_id == t.camera_id]
@@ -265,7 +268,7 @@ class StreamRecorder:
             gap = Gap(tenant_id=t.tenant_id, camera_id=t.camera_id, start_at=self.last_end, end_at=start_at,
                       cause=cause, detail=detail[:500] or None)
             try:
-                async with connection(self.pool) as conn:
+                async with self._index() as conn:
                     await self.repo.insert_gap(conn, gap)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.error("dvr.gap_not_recorded", camera_id=str(t.camera_id), error=str(exc))
@@ -296,7 +299,7 @@ class StreamRecorder:
     async def _health(self, state: str, *, detail: str | None = None, codec: str | None = None) -> None:
         t = self.target
         try:
-            async with connection(self.pool) as conn:
+            async with self._index() as conn:
                 await self.repo.set_health(conn, tenant_id=t.tenant_id, camera_id=t.camera_id, state=state,
                                            since=datetime.now(UTC), recorder_id=self.recorder_id,
                                            last_segment_end=self.last_end, codec=codec, detail=detail)
@@ -316,132 +319,6 @@ def _last_error(tail: deque[str]) -> str:
         if any(w in lowered for w in ("error", "refused", "failed", "timed out", "invalid", "not found", "401")):
             return line[:500]
     return ""
-
-
-def new_recorder_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-class FleetRecorder:
-    """Shares the department's cameras among the live `python -m dvr` processes through Postgres leases.
-
-    Each process takes at most its fair share of cameras; a dead process stops renewing, its leases expire after
-    `lease_ttl_s`, and the survivors take its cameras over at their next poll.
-    """
-
-    def __init__(self, *, settings: DvrSettings, pool: asyncpg.Pool, uploader: SegmentUploader, spool: Spool,
-                 publish: EventSink, secret_box: SecretBox, recorder_id: str | None = None,
-                 tenant_ids: list[uuid.UUID] | None = None, repository: DvrRepository | None = None) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.uploader = uploader
-        self.spool = spool
-        self.publish = publish
-        self.box = secret_box
-        self.recorder_id = recorder_id or new_recorder_id()
-        # A shard of the fleet (some tenants only), or every recordable camera when None.
-        self.tenant_ids = tenant_ids
-        self.repo = repository or DvrRepository()
-        self.recorders: dict[uuid.UUID, tuple[StreamRecorder, asyncio.Task[None]]] = {}
-        self.acquired_at: dict[uuid.UUID, float] = {}
-        self.stopping: dict[uuid.UUID, asyncio.Task[None]] = {}
-
-    def target(self, row: asyncpg.Record) -> CameraTarget:
-        url = row["main_stream_url"]
-        if row["credentials_sealed"] is not None:
-            import msgspec
-
-            creds = msgspec.json.decode(self.box.open(row["credentials_sealed"], purpose="camera-credentials"))
-            url = url_with_credentials(url, creds.get("username"), creds.get("password"))
-        return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with connection(self.pool) as conn:
-            await self.repo.register_instance(conn, self.recorder_id, socket.gethostname(), os.getpid())
-        log.info("dvr.recorder_started", recorder_id=self.recorder_id)
-        try:
-            while not stop.is_set():
-                try:
-                    await self.rebalance()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("dvr.lease_round_failed", error=str(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.lease_poll_s)
-        finally:
-            await self.stop_all()
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                async with connection(self.pool) as conn:
-                    await self.repo.remove_instance(conn, self.recorder_id)
-
-    async def rebalance(self) -> None:
-        ttl = self.settings.lease_ttl_s
-        async with connection(self.pool) as conn:
-            lease_round = await self.repo.lease_round(conn, self.recorder_id, ttl, self.tenant_ids)
-            live, cameras, held = lease_round.live, lease_round.cameras, lease_round.held
-            for camera_id in list(self.recorders):
-                if camera_id not in held or camera_id not in cameras:
-                    self._stop_in_background(camera_id, release=camera_id in held)
-            share = fair_share(len(cameras), live)
-            if len(held) > share:
-                for camera_id in sorted(held)[share:]:
-                    self._stop_in_background(camera_id, release=True)
-                    held.discard(camera_id)
-            free = [c for c in cameras if c not in lease_round.holders]
-            random.shuffle(free)
-            for camera_id in free:
-                if len(held) >= share:
-                    break
-                row = cameras[camera_id]
-                if await self.repo.acquire_lease(conn, self.recorder_id, row["tenant_id"], camera_id, ttl):
-                    held.add(camera_id)
-            for camera_id in held:
-                if camera_id not in self.recorders and camera_id not in self.stopping and camera_id in cameras:
-                    self._start_camera(cameras[camera_id])
-
-    def _stop_in_background(self, camera_id: uuid.UUID, *, release: bool) -> None:
-        """Stop a camera without holding up the lease round: ffmpeg closing its segment and the last upload
-        hand-off take a while, and the leases of every other camera must still be renewed on time."""
-        if camera_id in self.stopping:
-            return
-
-        async def stop() -> None:
-            try:
-                await self._stop_camera(camera_id, release=release)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The lease was not released: it lapses after its TTL instead.
-                log.warning("dvr.lease_release_failed", camera_id=str(camera_id), error=str(exc))
-
-        task = asyncio.create_task(stop(), name=f"stop-{camera_id}")
-        self.stopping[camera_id] = task
-        task.add_done_callback(lambda _task: self.stopping.pop(camera_id, None))
-
-    def _start_camera(self, row: asyncpg.Record) -> None:
-        target = self.target(row)
-        recorder = StreamRecorder(target=target, settings=self.settings, spool=self.spool, uploader=self.uploader,
-                                  pool=self.pool, publish=self.publish, recorder_id=self.recorder_id)
-        task = asyncio.create_task(recorder.run(), name=f"record-{target.camera_id}")
-        self.recorders[target.camera_id] = (recorder, task)
-        self.acquired_at[target.camera_id] = time.monotonic()
-        log.info("dvr.camera_acquired", camera_id=str(target.camera_id), url=redact_url(target.url))
-
-    async def _stop_camera(self, camera_id: uuid.UUID, *, release: bool) -> None:
-        entry = self.recorders.pop(camera_id, None)
-        if entry is not None:
-            recorder, task = entry
-            recorder.request_stop()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=15)
-            except TimeoutError:
-                task.cancel()
-        if release:
-            async with connection(self.pool) as conn:
-                await self.repo.release_lease(conn, self.recorder_id, camera_id)
-
-    async def stop_all(self) -> None:
-        # Every camera at once: a graceful stop costs one segment close, not one per camera in turn.
-        await asyncio.gather(*self.stopping.values(), return_exceptions=True)
-        await asyncio.gather(*(self._stop_camera(camera_id, release=True) for camera_id in list(self.recorders)),
-                             return_exceptions=True)
 
 
 def since(ts: datetime) -> timedelta:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -17,14 +16,6 @@ from dvr.model import Clip, Gap, GapCause, LegalFrame, Requisition, RetentionInp
 
 _SEGMENT_COLUMNS = "id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id"
 _CLIP_COLUMNS = "id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, size_bytes"
-
-
-@asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection outside any tenant transaction (the recorder's department role)."""
-    async with pool.acquire() as conn:
-        # The pool hands out proxies that forward every Connection method.
-        yield cast(asyncpg.Connection, conn)
 
 
 def _segment(row: asyncpg.Record) -> Segment:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from core.law import LEGAL_MAX_RETENTION_DAYS
 from core.objectstore import LifecycleRule
 from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
 from dvr.model import RetentionInputs, Segment, Tier
-from tenants.rules import LEGAL_MAX_RETENTION_DAYS
 
 
 @dataclass(frozen=True)

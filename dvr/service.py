@@ -1,5 +1,5 @@
-"""DVR use cases: playback with motive, event clips, retention sweeps with proof, requisitions and legal holds,
-signed exports. The API calls these functions; every media access is journaled in the same transaction."""
+"""Evidence use cases for the API and the alert-clip consumer: journaled playback, event clips, retention settings,
+requisitions with legal holds, signed exports. Every media access is journaled in the same transaction."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.crypto import SecretBox
-from core.db import tenant_transaction
-from core.errors import InvalidInput, NotFound, Unavailable
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from core.events import Event
 from core.ids import new_id
 from core.logging import get_logger
-from core.objectstore import FilesystemObjectStore, ObjectLocked, ObjectStore, sha256_file
+from core.objectstore import ObjectLocked, ObjectStore, sha256_file
 from core.tenancy import HABILITATED_ROLES, Principal, Role, require_role
 from dvr.errors import ClipNotReady, NotRecorded, RequisitionReleased
 from dvr.events import ClipRecorded
@@ -36,22 +35,13 @@ from dvr.model import (
     Playback,
     PlaybackItem,
     Requisition,
-    Segment,
     Tier,
     clip_key,
     export_key,
 )
-from dvr.repository import DvrRepository, connection
-from dvr.rules import (
-    Retention,
-    check_interval,
-    check_retention_request,
-    coverage,
-    destruction_due,
-    effective_retention,
-    lifecycle_rules,
-    minimum_lock_until,
-)
+from dvr.remux import assemble
+from dvr.repository import DvrRepository
+from dvr.rules import Retention, check_interval, check_retention_request, effective_retention, minimum_lock_until
 from dvr.settings import DvrSettings
 from journal.service import JournalService
 
@@ -67,59 +57,12 @@ async def _no_publish(_event: Event) -> None:
     return None
 
 
-def _scope(principal: Principal) -> tuple[frozenset[uuid.UUID], uuid.UUID | None]:
-    return principal.scope.tenant_ids, principal.scope.department_id
-
-
-@dataclass
-class AssembledClip:
-    data_path: Path
-    start_at: datetime
-    end_at: datetime
-    sources: list[dict[str, Any]]
-    holes: list[tuple[datetime, datetime]]
-
-
-async def assemble(store: ObjectStore, settings: DvrSettings, tenant_id: uuid.UUID, segments: list[Segment],
-                   start: datetime, end: datetime, workdir: Path) -> AssembledClip:
-    """Remux the segments covering [start, end) into one MP4 without re-encoding; every source is re-hashed
-    against the index first, so a clip is never cut from altered footage."""
-    paths = []
-    sources = []
-    for i, seg in enumerate(segments):
-        local = workdir / f"src-{i:05d}.mp4"
-        await store.download(tenant_id, seg.object_key, local, version_id=seg.version_id)
-        digest = await asyncio.to_thread(sha256_file, local)
-        if digest != seg.sha256:
-            raise Unavailable(f"segment {seg.object_key} does not match its indexed SHA-256; refusing to use it")
-        paths.append(local)
-        sources.append({"object_key": seg.object_key, "version_id": seg.version_id, "sha256": seg.sha256,
-                        "start_at": seg.start_at.isoformat(), "end_at": seg.end_at.isoformat()})
-    first = segments[0].start_at
-    clip_start = max(start, first)
-    clip_end = min(end, segments[-1].end_at)
-    listing = workdir / "concat.txt"
-    listing.write_text("".join(f"file '{p.name}'\n" for p in paths))
-    out = workdir / "clip.mp4"
-    offset = max(0.0, (clip_start - first).total_seconds())
-    duration = (clip_end - clip_start).total_seconds()
-    process = await asyncio.create_subprocess_exec(
-        settings.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0",
-        "-ss", f"{offset:.3f}", "-i", str(listing), "-t", f"{duration:.3f}", "-map", "0:v:0", "-c", "copy",
-        "-movflags", "+faststart", "-y", str(out), cwd=str(workdir),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, stderr = await process.communicate()
-    if process.returncode != 0 or not out.exists() or out.stat().st_size == 0:
-        raise Unavailable(f"remuxing the clip failed: {stderr.decode(errors='replace')[-300:]}")
-    holes = coverage(segments, start, end, settings.gap_tolerance_s).holes
-    return AssembledClip(data_path=out, start_at=clip_start, end_at=clip_end, sources=sources, holes=holes)
-
-
 @dataclass
 class EvidenceService:
-    """Media access and evidence for the API process (runtime role, row-level security on every query)."""
+    """Media access and evidence on the runtime role: a request sees its principal's scope, the alert-clip consumer
+    the tenant its event names (row-level security on every query)."""
 
-    pool: asyncpg.Pool
+    db: Database
     store: ObjectStore
     settings: DvrSettings
     secret_box: SecretBox
@@ -134,8 +77,7 @@ class EvidenceService:
         require_role(principal, HABILITATED_ROLES | EVIDENCE_ROLES, "play back recordings")
         check_interval(start, end, max_s=self.settings.playback_max_s, now=datetime.now(UTC))
         ttl = timedelta(seconds=self.settings.playback_url_ttl_s)
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             tenant_id = await self.repo.camera_tenant(conn, camera_id)
             if tenant_id is None:
                 raise NotFound("no such camera")
@@ -156,8 +98,7 @@ class EvidenceService:
         """A short-lived URL for one clip (an alert's clip for an officer or operator), journaled with motive."""
         require_role(principal, HABILITATED_ROLES | EVIDENCE_ROLES | {Role.OFFICER}, "view clips")
         ttl = timedelta(seconds=self.settings.playback_url_ttl_s)
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             clip = await self.repo.clip(conn, clip_id)
             if clip is None:
                 raise NotFound("no such clip")
@@ -183,9 +124,8 @@ class EvidenceService:
     async def _make_clip(self, tenant_id: uuid.UUID, camera_id: uuid.UUID, start: datetime, end: datetime, *,
                          alert_id: uuid.UUID | None, created_by: uuid.UUID | None) -> Clip:
         check_interval(start, end, max_s=self.settings.clip_max_s, now=datetime.now(UTC))
-        async with tenant_transaction(self.pool, [tenant_id], readonly=True) as conn:
-            if await self.repo.camera_tenant(conn, camera_id) != tenant_id:
-                raise NotFound("no such camera")
+        # The event names the tenant; a camera outside it fails in the BEGIN round trip (OutOfScope).
+        async with self.db.for_tenants([tenant_id], camera_id=camera_id, readonly=True) as conn:
             if alert_id is not None and (existing := await self.repo.clip_for_alert(conn, alert_id)):
                 return existing
             segments = await self.repo.segments_between(conn, camera_id, start, end)
@@ -207,7 +147,7 @@ class EvidenceService:
         clip = Clip(id=clip_id, tenant_id=tenant_id, camera_id=camera_id, alert_id=alert_id,
                     start_at=assembled.start_at, end_at=assembled.end_at, object_key=key,
                     version_id=stored.version_id, sha256=digest, size_bytes=stored.size)
-        async with tenant_transaction(self.pool, [tenant_id]) as conn:
+        async with self.db.for_tenants([tenant_id], camera_id=camera_id) as conn:
             saved = await self.repo.insert_clip(conn, clip, assembled.sources, created_by)
         if saved.id != clip.id:
             # Another worker won the race for this alert: drop our copy (it has no minimum lock to wait for
@@ -234,14 +174,12 @@ class EvidenceService:
         """A tenant's retention per tier; refused above one month (CSI L252-5)."""
         require_role(principal, RETENTION_ROLES, "set retention")
         check_retention_request(days)
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
-            if tenant_id not in tenants:
-                raise NotFound("no such tenant")
+        if not principal.scope.includes(tenant_id):
+            raise NotFound("no such tenant")
+        async with self.db.transaction(principal) as conn:
             await self.repo.set_retention_policy(conn, tenant_id, tier, days, principal.user_id)
-            await self.journal.record(conn, tenant_id=tenant_id, actor=principal, action="retention.set",
-                                      target_type="tenant", target_id=tenant_id,
-                                      details={"tier": tier.value, "days": days})
+            await self.journal.note(conn, principal, "retention.set", ("tenant", tenant_id), tenant_id=tenant_id,
+                                    tier=tier.value, days=days)
 
     # -- requisitions and legal holds ------------------------------------------------------------------------------
     async def register_requisition(
@@ -259,9 +197,8 @@ class EvidenceService:
                 raise InvalidInput(f"{name} is required for a legal hold", field=name)
         if not camera_ids:
             raise InvalidInput("a requisition covers at least one camera", field="camera_ids")
-        tenants, department = _scope(principal)
         placed: list[tuple[uuid.UUID, str, str]] = []
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             owners = {c: await self.repo.camera_tenant(conn, c) for c in dict.fromkeys(camera_ids)}
             if any(t is None for t in owners.values()):
                 raise NotFound("no such camera")
@@ -315,8 +252,7 @@ class EvidenceService:
         require_role(principal, EVIDENCE_ROLES, "release a legal hold")
         if not reason.strip():
             raise InvalidInput("a release needs its reason", field="reason")
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             req = await self.repo.requisition(conn, requisition_id)
             if req is None:
                 raise NotFound("no such requisition")
@@ -330,14 +266,12 @@ class EvidenceService:
                     await self.store.set_legal_hold(req.tenant_id, hold["object_key"], hold["version_id"], on=False)
                 except NotFound:
                     continue
-            await self.journal.record(conn, tenant_id=req.tenant_id, actor=principal,
-                                      action="evidence.hold_released", target_type="requisition",
-                                      target_id=req.id, details={"reason": reason.strip()})
+            await self.journal.note(conn, principal, "evidence.hold_released", ("requisition", req.id),
+                                    tenant_id=req.tenant_id, reason=reason.strip())
 
     async def requisition(self, principal: Principal, requisition_id: uuid.UUID) -> Requisition:
         require_role(principal, EVIDENCE_ROLES | {Role.AUDITOR, Role.TENANT_ADMIN}, "read requisitions")
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department, readonly=True) as conn:
+        async with self.db.transaction(principal, readonly=True) as conn:
             req = await self.repo.requisition(conn, requisition_id)
         if req is None:
             raise NotFound("no such requisition")
@@ -360,14 +294,14 @@ class EvidenceService:
 
     async def signing_public_key(self) -> bytes:
         """The platform's export key (PEM), to publish so recipients verify packages against it."""
-        async with connection(self.pool) as conn, conn.transaction():
+        # A platform key, not a tenant's row: an empty-scope transaction on the runtime role is all it needs.
+        async with self.db.anonymous() as conn:
             return public_pem((await self._signing_key(conn)).public_key())
 
     async def create_export(self, principal: Principal, requisition_id: uuid.UUID, *, motive: str) -> ExportResult:
         """Package the requisition's recordings (one remuxed clip per camera) with a signed manifest."""
         require_role(principal, EVIDENCE_ROLES, "export evidence")
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department, readonly=True) as conn:
+        async with self.db.transaction(principal, readonly=True) as conn:
             req = await self.repo.requisition(conn, requisition_id)
             if req is None:
                 raise NotFound("no such requisition")
@@ -407,7 +341,7 @@ class EvidenceService:
                             "role": principal.role.value},
             "motive": motive,
         }
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             private = await self._signing_key(conn)
             package, manifest = build_package(files, header, private)
             stored = await self.store.put(req.tenant_id, export_key(export_id), package,
@@ -430,8 +364,7 @@ class EvidenceService:
     async def export_download(self, principal: Principal, export_id: uuid.UUID, *, motive: str) -> str:
         """A short-lived URL for a signed package, journaled like any media access."""
         require_role(principal, EVIDENCE_ROLES, "download an export")
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             row = await self.repo.export(conn, export_id)
             if row is None:
                 raise NotFound("no such export")
@@ -447,133 +380,15 @@ class EvidenceService:
         require_role(principal, EVIDENCE_ROLES, "record a transmission")
         if not recipient.strip():
             raise InvalidInput("the recipient is required", field="recipient")
-        tenants, department = _scope(principal)
-        async with tenant_transaction(self.pool, tenants, department_id=department) as conn:
+        async with self.db.transaction(principal) as conn:
             row = await self.repo.export(conn, export_id)
             if row is None:
                 raise NotFound("no such export")
             if not await self.repo.insert_transmission(conn, tenant_id=row["tenant_id"], export_id=export_id,
                                                        transmitted_at=transmitted_at, recipient=recipient.strip(),
                                                        recorded_by=principal.user_id):
-                from core.errors import Conflict
-
                 raise Conflict("this export's transmission is already recorded")
             await self.journal.record(conn, tenant_id=row["tenant_id"], actor=principal,
                                       action="evidence.transmitted", target_type="export", target_id=export_id,
                                       recipient=recipient.strip(),
                                       details={"transmitted_at": transmitted_at.isoformat()})
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    destroyed: int
-    held_skipped: int
-    locked_skipped: int
-    orphans_removed: int
-
-
-@dataclass
-class RetentionService:
-    """The retention sweeper (department role): deletes every version past its retention, exactly, and writes one
-    destruction-register row per recording; keeps the bucket lifecycle rules in step as a safety net."""
-
-    pool: asyncpg.Pool
-    store: ObjectStore
-    repo: DvrRepository = field(default_factory=DvrRepository)
-    batch: int = 500
-
-    async def sweep(self, *, now: datetime | None = None) -> SweepReport:
-        now = now or datetime.now(UTC)
-        destroyed = held = locked = orphans = 0
-        async with connection(self.pool) as conn:
-            cameras = await self.repo.cameras_with_recordings(conn)
-        per_tenant: dict[uuid.UUID, dict[uuid.UUID, dict[Tier, Retention]]] = {}
-        for row in cameras:
-            tenant_id, camera_id = row["tenant_id"], row["camera_id"]
-            async with connection(self.pool) as conn:
-                tiers = {}
-                for tier in Tier:
-                    inputs = await self.repo.retention_inputs(conn, camera_id, tier)
-                    if inputs is not None:
-                        tiers[tier] = effective_retention(inputs)
-            per_tenant.setdefault(tenant_id, {})[camera_id] = tiers
-            for tier, retention in tiers.items():
-                d, h, lk = await self._sweep_camera(tenant_id, camera_id, tier, retention, now)
-                destroyed, held, locked = destroyed + d, held + h, locked + lk
-                orphans += await self._sweep_orphans(tenant_id, camera_id, tier, retention, now)
-        for tenant_id, per_camera in per_tenant.items():
-            try:
-                rules = lifecycle_rules(per_camera)
-                if sorted(await self.store.get_lifecycle(tenant_id), key=lambda r: r.rule_id) != rules:
-                    await self.store.set_lifecycle(tenant_id, rules)
-                if isinstance(self.store, FilesystemObjectStore):
-                    await self.store.enforce_lifecycle(tenant_id, now=now)
-            except Unavailable as exc:
-                log.warning("dvr.lifecycle_sync_failed", tenant_id=str(tenant_id), error=str(exc))
-        report = SweepReport(destroyed=destroyed, held_skipped=held, locked_skipped=locked, orphans_removed=orphans)
-        log.info("dvr.sweep", **report.__dict__)
-        return report
-
-    async def _sweep_camera(self, tenant_id: uuid.UUID, camera_id: uuid.UUID, tier: Tier, retention: Retention,
-                            now: datetime) -> tuple[int, int, int]:
-        cutoff = now - timedelta(days=retention.max_days)
-        destroyed = held_count = locked = 0
-        while True:
-            async with connection(self.pool) as conn:
-                items: list[Segment | Clip]
-                if tier is Tier.CONTINUOUS:
-                    items = list(await self.repo.segments_ending_before(conn, camera_id, cutoff, self.batch))
-                else:
-                    items = list(await self.repo.clips_ending_before(conn, camera_id, cutoff, self.batch))
-                held = await self.repo.held_recordings(conn, [i.id for i in items])
-            progressed = False
-            for item in items:
-                if item.id in held:
-                    held_count += 1
-                    continue
-                method = "retention_sweeper"
-                destroyed_at = now
-                if item.version_id is not None:
-                    try:
-                        proof = await self.store.delete_version(tenant_id, item.object_key, item.version_id)
-                        destroyed_at = proof.deleted_at
-                    except NotFound:
-                        method = "bucket_lifecycle"  # the safety net got there first; the register still says so
-                    except ObjectLocked as exc:
-                        locked += 1
-                        log.warning("dvr.sweep_locked", key=item.object_key, error=str(exc))
-                        continue
-                async with connection(self.pool) as conn, conn.transaction():
-                    await self.repo.register_destruction(
-                        conn, tenant_id=tenant_id, camera_id=camera_id,
-                        recording_type="segment" if tier is Tier.CONTINUOUS else "clip", recording_id=item.id,
-                        start_at=item.start_at, end_at=item.end_at, sha256=item.sha256, size_bytes=item.size_bytes,
-                        object_key=item.object_key, version_id=item.version_id, retention_days=retention.max_days,
-                        due_at=destruction_due(item.end_at, retention), destroyed_at=destroyed_at, method=method)
-                destroyed += 1
-                progressed = True
-            if len(items) < self.batch or not progressed:
-                return destroyed, held_count, locked
-
-    async def _sweep_orphans(self, tenant_id: uuid.UUID, camera_id: uuid.UUID, tier: Tier, retention: Retention,
-                             now: datetime) -> int:
-        """Versions under the camera's prefix that the index does not track (a duplicate upload, a delete marker)
-        and that are past retention go too, so no version older than the limit survives."""
-        cutoff = now - timedelta(days=retention.max_days)
-        removed = 0
-        try:
-            versions = await self.store.list_versions(tenant_id, f"{tier.value}/{camera_id}/")
-        except Unavailable as exc:
-            log.warning("dvr.orphan_listing_failed", camera_id=str(camera_id), error=str(exc))
-            return 0
-        async with connection(self.pool) as conn:
-            indexed = await self.repo.indexed_keys(conn, camera_id)
-        for v in versions:
-            if v.last_modified > cutoff or (v.key in indexed and not v.is_delete_marker and v.is_latest):
-                continue
-            try:
-                await self.store.delete_version(tenant_id, v.key, v.version_id)
-                removed += 1
-            except (ObjectLocked, NotFound):
-                continue
-        return removed

@@ -15,15 +15,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
+from core.db import Database
 from core.errors import NotFound, Unavailable
 from core.events import Event
 from core.logging import get_logger
 from core.objectstore import ObjectStore
 from dvr.events import SegmentRecorded, SpoolHighWater
 from dvr.model import SpooledSegment
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
 from dvr.rules import backoff_delay
 
 log = get_logger(__name__)
@@ -134,11 +133,11 @@ class SegmentUploader:
     after a failure first looks for a version already stored under its key, so a retry creates no duplicate.
     """
 
-    def __init__(self, *, store: ObjectStore, pool: asyncpg.Pool, spool: Spool, recorder_id: str,
+    def __init__(self, *, store: ObjectStore, db: Database, spool: Spool, recorder_id: str,
                  publish: EventSink, retain_until: RetainUntil, high_water_bytes: int, workers: int = 4,
                  publish_segments: bool = True, repository: DvrRepository | None = None) -> None:
         self._store = store
-        self._pool = pool
+        self._db = db
         self._spool = spool
         self._recorder_id = recorder_id
         self._publish = publish
@@ -256,7 +255,8 @@ class SegmentUploader:
             stored = await self._store.put_file(tenant_id, key, segment.path, content_type="video/mp4",
                                                 sha256=segment.sha256, retain_until=retain_until)
             version_id = stored.version_id
-        async with connection(self._pool) as conn:
+        # The recording index is written by the department role only (the runtime role reads it): migration 0020.
+        async with self._db.cross_tenant("recording index") as conn:
             await self._repo.insert_segment(conn, segment, version_id)
         await asyncio.to_thread(self._spool.remove, segment)
         if self._publish_segments:

@@ -11,20 +11,20 @@ from datetime import datetime
 
 import asyncpg
 
+from core.db import Database
 from core.errors import Unavailable
 from core.logging import get_logger
+from dvr.fleet import FleetRecorder
 from dvr.model import SpooledSegment, Tier
-from dvr.recorder import FleetRecorder
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
+from dvr.retention import RetentionService
 from dvr.rules import Retention, effective_retention, minimum_lock_until
-from dvr.service import RetentionService
 from dvr.uploader import SegmentUploader
 
 log = get_logger(__name__)
 
 
-def minimum_lock(pool: asyncpg.Pool, *, cache_s: float = 60.0) -> Callable[[SpooledSegment],
-                                                                           Awaitable[datetime | None]]:
+def minimum_lock(db: Database, *, cache_s: float = 60.0) -> Callable[[SpooledSegment], Awaitable[datetime | None]]:
     """The object-lock retain-until enforcing each camera's authorised minimum retention (cached per camera)."""
     repo = DvrRepository()
     cache: dict[uuid.UUID, tuple[float, Retention | None]] = {}
@@ -32,7 +32,9 @@ def minimum_lock(pool: asyncpg.Pool, *, cache_s: float = 60.0) -> Callable[[Spoo
     async def lookup(segment: SpooledSegment) -> datetime | None:
         hit = cache.get(segment.camera_id)
         if hit is None or time.monotonic() - hit[0] > cache_s:
-            async with connection(pool) as conn:
+            # Read on the runtime role in the segment's tenant. No camera check: a camera that left the tenant reads
+            # as "no minimum", so its spooled footage still uploads instead of failing on every retry.
+            async with db.for_tenants([segment.tenant_id], readonly=True) as conn:
                 inputs = await repo.retention_inputs(conn, segment.camera_id, Tier.CONTINUOUS)
             hit = (time.monotonic(), effective_retention(inputs) if inputs else None)
             cache[segment.camera_id] = hit

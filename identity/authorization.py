@@ -17,7 +17,7 @@ from core.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from core.tenancy import SECOND_FACTOR_ROLES, Role
 from identity.model import Email, LoginRequest, Password, TokenPair
 from identity.repository import IdentityRepository
-from identity.service import IdentityService
+from identity.sessions import SessionService
 
 CODE_TTL = timedelta(seconds=60)
 ClientId = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]+$")]
@@ -90,14 +90,14 @@ def redirect_allowed(requested: str, registered: list[str]) -> bool:
 class AuthorizationService:
     """Issues one-use codes after a password sign-in and redeems them for the same tokens as /auth/login."""
 
-    def __init__(self, db: Database, identity: IdentityService, repository: IdentityRepository | None = None) -> None:
+    def __init__(self, db: Database, sessions: SessionService, repository: IdentityRepository | None = None) -> None:
         self._db = db
-        self._identity = identity
+        self._sessions = sessions
         self._repo = repository or IdentityRepository()
 
     async def check_client(self, client_id: str, redirect_uri: str) -> str:
         """The client's name; an unknown client or an unregistered redirect is refused here, never redirected to."""
-        async with self._db.unscoped() as conn:
+        async with self._db.anonymous() as conn:
             client = await self._repo.oauth_client(conn, client_id)
         if client is None:
             raise InvalidInput("unknown client_id", field="client_id")
@@ -111,15 +111,15 @@ class AuthorizationService:
 
     async def authorize(self, request: AuthorizationRequest, *, client_ip: str) -> AuthorizationGranted:
         await self.check_client(request.client_id, request.redirect_uri)
-        account, membership = await self._identity.authenticate(
+        account, membership = await self._sessions.authenticate(
             LoginRequest(email=request.email, password=request.password, membership_id=request.membership_id),
             client_ip=client_ip,
         )
-        if Role(membership["role"]) in SECOND_FACTOR_ROLES:
+        if Role(membership.role) in SECOND_FACTOR_ROLES:
             # The phone app is for the forces; roles that need a second factor sign in at /auth/login.
             raise PermissionDenied("this role signs in with a second factor at /auth/login, not through the app")
         code = secrets.token_urlsafe(32)
-        async with self._db.unscoped() as conn:
+        async with self._db.anonymous() as conn:
             await self._repo.insert_authorization_code(
                 conn,
                 {
@@ -128,7 +128,7 @@ class AuthorizationService:
                     "redirect_uri": request.redirect_uri,
                     "code_challenge": request.code_challenge,
                     "user_id": account.id,
-                    "membership_id": membership["id"],
+                    "membership_id": membership.id,
                     "expires_at": datetime.now(UTC) + CODE_TTL,
                 },
             )
@@ -140,7 +140,7 @@ class AuthorizationService:
 
     async def exchange(self, request: CodeExchange, *, client_ip: str, user_agent: str) -> TokenPair:
         """One try per code: a wrong verifier burns it too, so a stolen code cannot be brute-forced."""
-        async with self._db.unscoped() as conn:
+        async with self._db.anonymous() as conn:
             row = await self._repo.take_authorization_code(conn, _digest(request.code))
             if row is not None and row["used_at"] is None:
                 await self._repo.use_authorization_code(conn, row["code_hash"])
@@ -150,6 +150,6 @@ class AuthorizationService:
             raise AuthenticationFailed("the code was issued to another client or redirect URI")
         if not secrets.compare_digest(create_s256_code_challenge(request.code_verifier), row["code_challenge"]):
             raise AuthenticationFailed("code_verifier does not match the code_challenge")
-        return await self._identity.open_session_for(
+        return await self._sessions.open_session_for(
             row["user_id"], row["membership_id"], amr=["pwd"], client_ip=client_ip, user_agent=user_agent
         )

@@ -56,6 +56,35 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     habilitation_expires_on: date | None
 
 
+class SigninMembership(msgspec.Struct, frozen=True, kw_only=True):
+    """A membership as sign-in reads it (through the sign-in functions, before any scope): role, tenant, department."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    force_id: uuid.UUID | None
+    department_id: uuid.UUID
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A session with its account, its membership (None once withdrawn) and the tenants its scope draws on:
+    `department_tenant_ids` for a membership without a force, `force_tenant_ids` for an officer's,
+    `member_tenant_ids` (every tenant of the department, supervised or not) for the finance role's."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    expires_at: datetime
+    revoked_at: datetime | None
+    status: str
+    display_name: str
+    habilitation_expires_on: date | None
+    membership: SigninMembership | None
+    department_tenant_ids: frozenset[uuid.UUID]
+    force_tenant_ids: frozenset[uuid.UUID]
+    member_tenant_ids: frozenset[uuid.UUID]
+
+
 class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
     access_token: str
     refresh_token: str

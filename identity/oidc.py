@@ -78,7 +78,7 @@ class OidcClient:
         """The IdP authorization URL; state, nonce and PKCE verifier are kept server-side, used once."""
         metadata = await self._discover()
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-        async with self._db.unscoped() as conn:
+        async with self._db.anonymous() as conn:
             await self._repo.insert_oidc_flow(conn, state, nonce, verifier, datetime.now(UTC) + FLOW_TTL)
         async with self._client() as client:
             url, _ = client.create_authorization_url(
@@ -88,7 +88,7 @@ class OidcClient:
 
     async def finish(self, code: str, state: str) -> tuple[str, list[str]]:
         """Exchange the code, verify the ID token (signature, issuer, audience, nonce, expiry); return email, amr."""
-        async with self._db.unscoped() as conn:
+        async with self._db.anonymous() as conn:
             flow = await self._repo.take_oidc_flow(conn, state)
         if flow is None:
             raise AuthenticationFailed("unknown, replayed or expired sign-in state")

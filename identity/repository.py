@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from identity.model import Account, Habilitation, Membership, User
+from identity.model import Account, Habilitation, Membership, SessionRecord, SigninMembership, User
 
 _ACCOUNT = (
     "id, department_id, email, display_name, password_hash, totp_secret_sealed, totp_last_step, status, "
@@ -131,50 +131,63 @@ class IdentityRepository:
             )
         return removed
 
-    async def memberships_of(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
-        """Every membership of a user; read through the department role (login happens before any scope)."""
-        return list(
-            await conn.fetch(
-                "SELECT m.id, m.tenant_id, m.role, m.force_id, t.department_id FROM memberships m "
-                "JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at",
-                user_id,
-            )
+    # --- sign-in lookups across tenants: only through the sign-in functions (SECURITY DEFINER, migration 0052)
+    async def memberships_of(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[SigninMembership]:
+        """Every membership of an account, oldest first (sign-in happens before any scope)."""
+        rows = await conn.fetch(
+            "SELECT id, tenant_id, user_id, role, force_id, department_id FROM public.signin_memberships($1)", user_id
         )
+        return [SigninMembership(**dict(r)) for r in rows]
 
-    async def membership(self, conn: asyncpg.Connection, membership_id: uuid.UUID) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT m.id, m.tenant_id, m.user_id, m.role, m.force_id, t.department_id FROM memberships m "
-            "JOIN tenants t ON t.id = m.tenant_id WHERE m.id = $1",
+    async def membership(self, conn: asyncpg.Connection, membership_id: uuid.UUID) -> SigninMembership | None:
+        r = await conn.fetchrow(
+            "SELECT id, tenant_id, user_id, role, force_id, department_id FROM public.signin_membership($1)",
             membership_id,
         )
+        return None if r is None else SigninMembership(**dict(r))
 
-    # --- scope of a membership
-    async def supervised_tenants(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> list[uuid.UUID]:
-        rows = await conn.fetch(
-            "SELECT id FROM tenants WHERE department_id = $1 AND (kind = 'department' OR (live_supervision "
-            "AND subscription_status IN ('trial', 'active')))",
-            department_id,
+    async def session_record(self, conn: asyncpg.Connection, session_id: uuid.UUID) -> SessionRecord | None:
+        """A session, its account, its membership and the tenants its scope draws on: one call, one round trip."""
+        r = await conn.fetchrow(
+            "SELECT session_id, user_id, expires_at, revoked_at, status, display_name, habilitation_expires_on, "
+            "membership_id, tenant_id, role, force_id, department_id, department_tenant_ids, force_tenant_ids, "
+            "member_tenant_ids FROM public.signin_session($1)",
+            session_id,
         )
-        return [r["id"] for r in rows]
-
-    async def department_tenants(self, conn: asyncpg.Connection, department_id: uuid.UUID) -> list[uuid.UUID]:
-        """Every tenant of the department, whatever its subscription: the finance role's scope."""
-        rows = await conn.fetch("SELECT id FROM tenants WHERE department_id = $1", department_id)
-        return [r["id"] for r in rows]
-
-    async def force_tenants(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> list[uuid.UUID]:
-        """Tenants an officer's force is competent for: its own commune for a police municipale (décret
-        2022-1152); for a state force or the SDIS, the communes it covers and the department's own tenant, whose
-        sites (collèges, social sites) stand in those communes. What an officer reads inside that scope is
-        narrowed further to what was dispatched to their force."""
-        rows = await conn.fetch(
-            "SELECT t.id FROM forces f JOIN tenants t ON (f.kind = 'police_municipale' AND t.id = f.tenant_id) "
-            "OR (f.kind <> 'police_municipale' AND t.department_id = f.department_id AND ((t.insee_code IN "
-            "(SELECT insee_code FROM force_communes fc WHERE fc.force_id = f.id) "
-            "AND t.subscription_status IN ('trial', 'active')) OR t.kind = 'department')) WHERE f.id = $1",
-            force_id,
+        if r is None:
+            return None
+        membership = None
+        if r["membership_id"] is not None:
+            membership = SigninMembership(
+                id=r["membership_id"],
+                tenant_id=r["tenant_id"],
+                user_id=r["user_id"],
+                role=r["role"],
+                force_id=r["force_id"],
+                department_id=r["department_id"],
+            )
+        return SessionRecord(
+            session_id=r["session_id"],
+            user_id=r["user_id"],
+            expires_at=r["expires_at"],
+            revoked_at=r["revoked_at"],
+            status=r["status"],
+            display_name=r["display_name"],
+            habilitation_expires_on=r["habilitation_expires_on"],
+            membership=membership,
+            department_tenant_ids=frozenset(r["department_tenant_ids"] or ()),
+            force_tenant_ids=frozenset(r["force_tenant_ids"] or ()),
+            member_tenant_ids=frozenset(r["member_tenant_ids"] or ()),
         )
-        return [r["id"] for r in rows]
+
+    # --- what a grant may name, read inside the granting principal's scope (RLS applies)
+    async def tenant_kind(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> str | None:
+        kind = await conn.fetchval("SELECT kind FROM tenants WHERE id = $1", tenant_id)
+        return None if kind is None else str(kind)
+
+    async def force_of_grant(self, conn: asyncpg.Connection, force_id: uuid.UUID) -> asyncpg.Record | None:
+        """The force's kind and, for a police municipale, the commune tenant that runs it."""
+        return await conn.fetchrow("SELECT kind, tenant_id FROM forces WHERE id = $1", force_id)
 
     # --- sessions
     async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -298,6 +311,9 @@ class IdentityRepository:
         )
 
     # --- signing keys
+    async def has_live_signing_key(self, conn: asyncpg.Connection) -> bool:
+        return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)"))
+
     async def signing_keys(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return list(
             await conn.fetch(

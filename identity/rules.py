@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta
+
+from core.tenancy import DEPARTMENT_WIDE_ROLES, Role, Scope
 
 MAX_DELAY = timedelta(minutes=15)
 
@@ -24,3 +27,25 @@ def retry_after(failed_attempts: int, last_failed_at: datetime | None, now: date
 
 def habilitation_valid(expires_on: date | None, today: date) -> bool:
     return expires_on is not None and expires_on >= today
+
+
+def scope_of(
+    role: Role,
+    *,
+    home_tenant_id: uuid.UUID,
+    department_id: uuid.UUID,
+    department_tenant_ids: frozenset[uuid.UUID],
+    force_tenant_ids: frozenset[uuid.UUID],
+    member_tenant_ids: frozenset[uuid.UUID],
+) -> Scope:
+    """Department staff see the department's own tenant and every tenant under live supervision, with the department
+    directory; finance, every member tenant of the department (it bills them, supervised or not; every image route
+    refuses its role), with the directory; an officer, the tenants their force is competent for; anyone else, their
+    own tenant."""
+    if role in DEPARTMENT_WIDE_ROLES:
+        return Scope(department_tenant_ids, department_id=department_id)
+    if role is Role.FINANCE:
+        return Scope(member_tenant_ids, department_id=department_id)
+    if role is Role.OFFICER:
+        return Scope(force_tenant_ids)
+    return Scope(frozenset({home_tenant_id}))

@@ -8,40 +8,41 @@ import sys
 
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import create_pool
+from core.db import open_database
 from core.errors import VigieError
 from core.logging import configure_logging
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
-from inference import service
-from inference.onnx_detector import OnnxDetector
-from inference.portable import PortableBackend
+from inference.backends import make_backend
 from inference.publisher import DetectionPublisher
 from inference.settings import InferenceSettings
+from inference.worker import serve
 
 
 async def main() -> None:
     settings, inference = get_settings(), InferenceSettings()
     configure_logging(settings.log_level)
-    detector = OnnxDetector.from_settings(inference)
-    pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
+    # Every query of the worker is a department job (configuration sync, usage metering): one runtime connection.
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(1, 1), department_pool_size=(1, 3))
     bus = await Bus.connect(settings.nats.url, name="inference", replicas=settings.nats.stream_replicas)
     publisher = DetectionPublisher(bus, open_object_store(ObjectStoreSettings()),
                                    snapshot_quality=inference.snapshot_quality, queue_max=inference.publish_queue_max)
+    backend = make_backend(inference, publisher)
     await publisher.prepare()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await service.serve(pool, PortableBackend(detector, publisher, inference), publisher, stop=stop,
-                            secrets=SecretBox(settings.data_key.get_secret_value()), settings=inference)
+        await serve(db, backend, publisher, stop=stop, secrets=SecretBox(settings.data_key.get_secret_value()),
+                    settings=inference)
     finally:
         await bus.close()
-        await pool.close()
+        await db.close()
 
 
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except VigieError as exc:  # a missing database, bus or model: say which, without a traceback
+    except VigieError as exc:  # a missing database, bus, model or backend: say which, without a traceback
         sys.exit(f"inference: {exc.detail}")

@@ -18,7 +18,7 @@ import json
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.logging import get_logger
+from inference.analytics import CameraRules
 from inference.deepstream_config import (
     BOX_LAYER,
     CLASS_LAYER,
@@ -37,10 +38,11 @@ from inference.deepstream_config import (
     nvinfer_config,
     tracker_config,
 )
+from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.publisher import EventSink
-from inference.rules import CameraRules
+from inference.scheduler import UsageMeter
 from inference.settings import InferenceSettings
 from inference.ssd import NUM_ANCHORS, RawDetection, postprocess, ssd_anchors
 
@@ -130,6 +132,18 @@ def detections_from_tensors(boxes: npt.NDArray[np.float32], logits: npt.NDArray[
 
 # The pipeline (needs DeepStream: GPU nodes only) ----------------------------------------------------------
 
+def require_deepstream() -> None:
+    """Refuse clearly, at start, where DeepStream cannot run: its Python bindings ship with NVIDIA's SDK on GPU
+    nodes only, never from a package registry."""
+    try:
+        import pyds  # noqa: F401 - imported for its presence only
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "VIGIE_INFERENCE_BACKEND=deepstream needs NVIDIA DeepStream and its Python bindings (pyds), which this "
+            "node lacks: run it on a GPU node with the DeepStream SDK, or set VIGIE_INFERENCE_BACKEND=portable"
+        ) from exc
+
+
 def _gst() -> tuple[Any, Any]:
     import gi  # type: ignore[import-not-found]
 
@@ -161,6 +175,9 @@ class DeepStreamBackend:
     settings: InferenceSettings
     sink: EventSink
     labels: list[str]
+    # Same contract as the portable backend's; the pipeline does not split nvinfer's time per tenant yet, so it
+    # stays empty and `flush_usage` writes nothing for this backend.
+    meter: UsageMeter = field(default_factory=UsageMeter)
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigie-deepstream-")))
     sources: dict[uuid.UUID, _Source] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -189,7 +206,7 @@ class DeepStreamBackend:
 
     def _rest(self, change: str, source: _Source) -> None:
         """nvmultiurisrcbin's REST API adds and removes streams while the pipeline runs."""
-        import httpx
+        import httpx2
 
         from inference.rtsp import with_credentials
 
@@ -198,8 +215,8 @@ class DeepStreamBackend:
                                            source.config.name, "camera_url": url, "change": change}}
         path = "add" if change == "camera_add" else "remove"
         try:
-            httpx.post(f"http://127.0.0.1:{REST_PORT}/api/v1/stream/{path}", content=json.dumps(body), timeout=5)
-        except httpx.HTTPError as exc:
+            httpx2.post(f"http://127.0.0.1:{REST_PORT}/api/v1/stream/{path}", content=json.dumps(body), timeout=5)
+        except httpx2.HTTPError as exc:
             log.error("inference.deepstream_rest_failed", change=change, camera_id=str(source.config.camera_id),
                       error=str(exc))
 
@@ -343,9 +360,3 @@ class DeepStreamBackend:
             pipeline.set_state(gst.State.NULL)
             main_loop.quit()
             thread.join(5)
-
-
-def make_backend(settings: InferenceSettings, sink: EventSink, labels: list[str],
-                 ) -> Callable[[], DeepStreamBackend]:
-    """Deferred construction, so importing this module never needs DeepStream."""
-    return lambda: DeepStreamBackend(settings=settings, sink=sink, labels=labels)

@@ -8,12 +8,14 @@
       . RuleNotAuthorised  - no legal basis (authorised event type with a valid window) for the rule's event type
       . ForbiddenAnalysis  - face recognition / licence-plate reading: never possible (EU AI Act art. 5)
   + ModelAssetError        - the detector model could not be obtained, verified or loaded
+  + Unavailable
+    - BackendUnavailable   - the configured backend cannot run on this node (DeepStream without pyds)
   + CameraStreamError      - a camera URL is not RTSP, unreachable, or its stream undecodable
 """
 
 from __future__ import annotations
 
-from core.errors import InvalidInput, LegalRuleViolation, VigieError
+from core.errors import InvalidInput, LegalRuleViolation, Unavailable, VigieError
 
 
 class InvalidZone(InvalidInput):
@@ -38,3 +40,7 @@ class ModelAssetError(VigieError):
 
 class CameraStreamError(VigieError):
     """A camera stream cannot be opened or decoded."""
+
+
+class BackendUnavailable(Unavailable):
+    """The detection backend VIGIE_INFERENCE_BACKEND names cannot run on this node."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inference.errors import ModelAssetError
+from inference.settings import LABELS_FILE, ONNX_FILE, InferenceSettings
 
 PACKAGE = "@mediapipe/objectron"
 PACKAGE_VERSION = "0.4.1675468480"
@@ -29,8 +30,6 @@ TFLITE_NAME = "/third_party/mediapipe/modules/objectron/object_detection_ssd_mob
 LABELS_NAME = "/object_detection_oidv4_labelmap.txt"
 # The same digest MediaPipe pins for this asset in its own build: a changed package is refused, not used.
 TFLITE_SHA256 = "d0a5255bf8c4f5a0bc4240741a76c41d5e939f7655078f945f50ab53a9375da6"
-ONNX_FILE = "ssd_mobilenetv2_oidv4.onnx"
-LABELS_FILE = "ssd_mobilenetv2_oidv4.labels.txt"
 MANIFEST_FILE = "ssd_mobilenetv2_oidv4.json"
 
 if TYPE_CHECKING:
@@ -96,8 +95,14 @@ def npm_pack(destination: Path) -> Path:
 
 def convert_to_onnx(tflite_model: bytes, destination: Path) -> None:
     """TFLite → ONNX (opset 11, NCHW input [N,3,300,300]) with tflite2onnx, written atomically."""
-    import onnx
-    import tflite2onnx  # type: ignore[import-untyped]
+    try:
+        import onnx
+        import tflite2onnx  # type: ignore[import-untyped]
+    except ImportError as exc:
+        # The one-time conversion is a demo/dev tool: production images carry the converted model.
+        raise ModelAssetError(f"converting the detector model needs {exc.name} (the demo extra: make demo, or "
+                              "pip install -e '.[demo]'); or set VIGIE_INFERENCE_MODEL_PATH to a converted "
+                              "model") from exc
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "model.tflite"
@@ -159,8 +164,6 @@ def prepare_detector_model(models_dir: Path, *, tarball: Path | None = None) -> 
 
 
 def main(argv: list[str]) -> int:
-    from inference.settings import InferenceSettings
-
     models_dir = Path(argv[0]) if argv else InferenceSettings().models_dir
     try:
         files = prepare_detector_model(models_dir)

@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from core.logging import get_logger
+from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
-from inference.rules import CameraRules
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.settings import InferenceSettings
 from inference.ssd import RawDetection

@@ -184,8 +184,7 @@ class DetectionPublisher:
         log.error("inference.event_dead_lettered", event_id=str(event.event_id), reason=reason)
         payload = repr(event).encode(errors="replace")
         try:
-            await self._bus.js.publish(
-                f"{DEAD_LETTER_PREFIX}.{DETECTIONS_STREAM.name}.inference", payload,
-                headers={"Nats-Msg-Id": f"dlq-inference-{event.event_id}", "Vigie-Reason": reason[:1000]})
+            await self._bus.publish_encoded(f"{DEAD_LETTER_PREFIX}.{DETECTIONS_STREAM.name}.inference", payload,
+                                            msg_id=f"dlq-inference-{event.event_id}", reason=reason)
         except Exception as exc:  # the log line above already records the event
             log.error("inference.dead_letter_failed", event_id=str(event.event_id), error=repr(exc))

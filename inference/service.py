@@ -1,27 +1,28 @@
-"""Use cases of detection: zones and rules (for the API, on a tenant-scoped connection), and the worker's view.
+"""Use cases of detection: the API's settings (zones and lines, rules gated by their legal basis, plans, metering)
+and the worker's view of them (each camera's configuration, lapsed rules switched off, usage recorded).
 
-API functions take an asyncpg connection opened by the caller with core.db.tenant_transaction, so row-level
-security decides what exists: a foreign tenant's camera, zone or rule is NotFound, exactly like a missing one.
-The caller journals who changed what. Worker functions take a department-role connection.
+`DetectionService` holds each API use case's role check, transaction and journal line; the operations below it take
+a connection the caller opened, so row-level security decides what exists: a foreign tenant's camera, zone or rule
+is NotFound, exactly like a missing one. The demo seed composes the same operations in its own transactions; the
+worker's operations run on a department-role connection (inference.worker).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
-from typing import Any, Protocol, cast
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from core.crypto import SecretBox
-from core.errors import Conflict, NotFound, Unavailable
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from core.ids import new_id
-from core.logging import get_logger
+from core.tenancy import DEPARTMENT_ADMINS, STAFF_READERS, Principal, Role, require_role
 from inference.errors import InvalidRule
 from inference.model import (
     CameraConfig,
@@ -34,15 +35,135 @@ from inference.model import (
     Zone,
     ZoneInput,
 )
+from inference.onnx_detector import read_labels
 from inference.repository import DetectionRepository, _json
 from inference.rules import check_rule, legal_basis_valid, validate_zone
-from inference.scheduler import UsageMeter
-from inference.settings import InferenceSettings
+from journal.service import JournalService
 
+# Who draws zones and enables rules: the tenant's admins and the CSU's operators (CSI: audited).
+DETECTION_EDITORS = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN})
+USAGE_READERS = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN, Role.AUDITOR})
 CREDENTIALS_PURPOSE = "camera-credentials"
 _repo = DetectionRepository()
-log = get_logger(__name__)
 
+
+class ModelLabels:
+    """The classes the installed detector knows, read from its label map once; until the model is installed
+    (`make detector-model`), a use case that needs them answers Unavailable, and the next one looks again."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._labels: frozenset[str] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        if self._path.is_file():
+            self._labels = frozenset(read_labels(self._path))
+
+    def get(self) -> frozenset[str]:
+        if self._labels is None:
+            self._load()
+        if self._labels is None:
+            raise Unavailable("the detection model is not installed on this platform (make detector-model)")
+        return self._labels
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class DetectionService:
+    """The API's detection use cases: role check, one transaction in the principal's scope, the journal line."""
+
+    db: Database
+    labels: ModelLabels
+    journal: JournalService = field(default_factory=JournalService)
+
+    async def list_zones(self, principal: Principal, camera_id: uuid.UUID) -> list[Zone]:
+        require_role(principal, STAFF_READERS, "read detection zones")
+        async with self.db.transaction(principal, readonly=True) as conn:
+            return await list_zones(conn, camera_id)
+
+    async def create_zone(self, principal: Principal, camera_id: uuid.UUID, data: ZoneInput) -> Zone:
+        require_role(principal, DETECTION_EDITORS, "draw detection zones")
+        async with self.db.transaction(principal) as conn:
+            zone = await create_zone(conn, camera_id, data)
+            await self.journal.note(conn, principal, "detection.zone.create", ("zone", zone.id),
+                                    tenant_id=zone.tenant_id, camera_id=camera_id, name=zone.name, kind=zone.kind)
+        return zone
+
+    async def update_zone(self, principal: Principal, zone_id: uuid.UUID, data: ZoneInput) -> Zone:
+        require_role(principal, DETECTION_EDITORS, "redraw detection zones")
+        async with self.db.transaction(principal) as conn:
+            zone = await update_zone(conn, zone_id, data)
+            await self.journal.note(conn, principal, "detection.zone.update", ("zone", zone.id),
+                                    tenant_id=zone.tenant_id, camera_id=zone.camera_id, name=zone.name)
+        return zone
+
+    async def delete_zone(self, principal: Principal, zone_id: uuid.UUID) -> None:
+        require_role(principal, DETECTION_EDITORS, "delete detection zones")
+        async with self.db.transaction(principal) as conn:
+            zone = await get_zone(conn, zone_id)
+            await delete_zone(conn, zone_id)
+            await self.journal.note(conn, principal, "detection.zone.delete", ("zone", zone_id),
+                                    tenant_id=zone.tenant_id, camera_id=zone.camera_id, name=zone.name)
+
+    async def list_rules(self, principal: Principal, camera_id: uuid.UUID) -> list[Rule]:
+        require_role(principal, STAFF_READERS, "read detection rules")
+        async with self.db.transaction(principal, readonly=True) as conn:
+            return await list_rules(conn, camera_id)
+
+    async def create_rule(self, principal: Principal, camera_id: uuid.UUID, data: RuleInput) -> Rule:
+        require_role(principal, DETECTION_EDITORS, "enable analytics")
+        async with self.db.transaction(principal) as conn:
+            await list_rules(conn, camera_id)  # a camera out of scope answers 404 before anything else
+            rule = await create_rule(conn, camera_id, data, today=_today(), model_labels=self.labels.get())
+            await self.journal.note(conn, principal, "detection.rule.create", ("rule", rule.id),
+                                    tenant_id=rule.tenant_id, camera_id=camera_id,
+                                    rule_type=rule.rule_type.value, enabled=rule.enabled)
+        return rule
+
+    async def update_rule(self, principal: Principal, rule_id: uuid.UUID, data: RuleInput) -> Rule:
+        require_role(principal, DETECTION_EDITORS, "change analytics")
+        async with self.db.transaction(principal) as conn:
+            await get_rule(conn, rule_id)  # a rule out of scope answers 404 before anything else
+            rule = await update_rule(conn, rule_id, data, today=_today(), model_labels=self.labels.get())
+            await self.journal.note(conn, principal, "detection.rule.update", ("rule", rule.id),
+                                    tenant_id=rule.tenant_id, camera_id=rule.camera_id,
+                                    rule_type=rule.rule_type.value, enabled=rule.enabled)
+        return rule
+
+    async def delete_rule(self, principal: Principal, rule_id: uuid.UUID) -> None:
+        require_role(principal, DETECTION_EDITORS, "remove analytics")
+        async with self.db.transaction(principal) as conn:
+            rule = await get_rule(conn, rule_id)
+            await delete_rule(conn, rule_id)
+            await self.journal.note(conn, principal, "detection.rule.delete", ("rule", rule_id),
+                                    tenant_id=rule.tenant_id, camera_id=rule.camera_id,
+                                    rule_type=rule.rule_type.value)
+
+    async def detector_usage(self, principal: Principal, tenant_id: uuid.UUID, since: date,
+                             until: date) -> list[UsageDay]:
+        require_role(principal, USAGE_READERS, "read detector usage")
+        if until < since:
+            raise InvalidInput("until must not be before since", field="until")
+        if not principal.scope.includes(tenant_id):
+            raise NotFound("no such tenant")
+        async with self.db.transaction(principal, readonly=True) as conn:
+            return await detector_usage(conn, tenant_id, since, until)
+
+    async def set_plan(self, principal: Principal, tenant_id: uuid.UUID, plan: str) -> None:
+        require_role(principal, DEPARTMENT_ADMINS, "set detection plans")
+        if not principal.scope.includes(tenant_id):
+            raise NotFound("no such tenant")
+        async with self.db.transaction(principal) as conn:
+            await set_detection_plan(conn, tenant_id, plan)
+            await self.journal.note(conn, principal, "detection.plan.set", ("tenant", tenant_id),
+                                    tenant_id=tenant_id, plan=plan)
+
+
+# Operations on a connection the caller scoped ---------------------------------------------------------
 
 def _zone(row: asyncpg.Record) -> Zone:
     return Zone(id=row["id"], tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"],
@@ -199,7 +320,7 @@ async def detector_usage(conn: asyncpg.Connection, tenant_id: uuid.UUID, since: 
             for r in await _repo.usage(conn, tenant_id, since, until)]
 
 
-# Worker (department role) -----------------------------------------------------------------------------
+# The worker's operations, on a department-role connection ----------------------------------------
 
 async def switch_off_unauthorised_rules(conn: asyncpg.Connection, today: date) -> list[uuid.UUID]:
     """Disable every enabled rule whose legal basis is no longer valid today; returns the rules switched off."""
@@ -249,81 +370,3 @@ async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets:
 
 async def record_usage(conn: asyncpg.Connection, day: date, usage: dict[uuid.UUID, tuple[float, int]]) -> None:
     await _repo.add_usage(conn, day, [(tenant, seconds, frames) for tenant, (seconds, frames) in usage.items()])
-
-
-# Worker loops -----------------------------------------------------------------------------------------
-
-@contextlib.asynccontextmanager
-async def department_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction on the department role's pool: the worker serves every tenant's cameras."""
-    async with pool.acquire() as conn, conn.transaction():
-        yield cast(asyncpg.Connection, conn)
-
-
-class CameraSet(Protocol):
-    def apply(self, configs: Sequence[CameraConfig]) -> None: ...
-
-
-async def keep_cameras_in_sync(pool: asyncpg.Pool, backend: CameraSet, *, secrets: SecretBox,
-                               plan_weights: dict[str, float], timezone: str, refresh_s: float,
-                               stop: asyncio.Event) -> None:
-    """Reload cameras, zones and rules every `refresh_s`, so API changes reach the worker without a restart;
-    rules whose legal basis lapsed are switched off in the database first."""
-    tz = ZoneInfo(timezone)
-    while not stop.is_set():
-        today = datetime.now(tz).date()
-        try:
-            async with department_transaction(pool) as conn:
-                switched_off = await switch_off_unauthorised_rules(conn, today)
-                configs = await load_camera_configs(conn, today=today, secrets=secrets, plan_weights=plan_weights)
-        except (OSError, asyncpg.PostgresError, Unavailable) as exc:
-            log.warning("inference.config_refresh_failed", error=str(exc))
-        else:
-            for rule_id in switched_off:
-                log.warning("inference.rule_switched_off", rule_id=str(rule_id), reason="legal basis lapsed")
-            backend.apply(configs)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=refresh_s)
-
-
-async def flush_usage(pool: asyncpg.Pool, meter: UsageMeter, *, timezone: str, every_s: float,
-                      stop: asyncio.Event) -> None:
-    """Write metered detector-seconds per tenant and day; a failed write is kept for the next attempt."""
-    tz = ZoneInfo(timezone)
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
-        pending = meter.drain()
-        if pending:
-            try:
-                async with department_transaction(pool) as conn:
-                    await record_usage(conn, datetime.now(tz).date(),
-                                       {t: (u.detector_seconds, u.frames) for t, u in pending.items()})
-            except (OSError, asyncpg.PostgresError) as exc:
-                meter.restore(pending)
-                log.warning("inference.usage_flush_failed", error=str(exc))
-        if stop.is_set():
-            return
-
-
-class Runnable(CameraSet, Protocol):
-    meter: UsageMeter
-
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-
-class Publishing(Protocol):
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-
-async def serve(pool: asyncpg.Pool, backend: Runnable, publisher: Publishing, *, secrets: SecretBox,
-                settings: InferenceSettings, stop: asyncio.Event) -> None:
-    """Run the worker until `stop`: detection, publishing, configuration sync and usage metering side by side."""
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(backend.run(stop))
-        tasks.create_task(publisher.run(stop))
-        tasks.create_task(keep_cameras_in_sync(
-            pool, backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
-            refresh_s=settings.config_refresh_s, stop=stop))
-        tasks.create_task(flush_usage(pool, backend.meter, timezone=settings.timezone,
-                                      every_s=settings.usage_flush_s, stop=stop))

@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.settings import PROJECT_ROOT
 
+# The default model: what `python -m inference.mediapipe` prepares under models_dir (the MediaPipe SSD, its labels).
+ONNX_FILE = "ssd_mobilenetv2_oidv4.onnx"
+LABELS_FILE = "ssd_mobilenetv2_oidv4.labels.txt"
+
 
 class InferenceSettings(BaseSettings):
     """Model, decode, gating, fair-share and publishing knobs of `python -m inference`."""
@@ -55,12 +59,8 @@ class InferenceSettings(BaseSettings):
 
     @property
     def onnx_path(self) -> Path:
-        from inference.mediapipe import ONNX_FILE
-
         return self.model_path or self.models_dir / ONNX_FILE
 
     @property
     def labels_file(self) -> Path:
-        from inference.mediapipe import LABELS_FILE
-
         return self.labels_path or self.models_dir / LABELS_FILE

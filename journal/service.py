@@ -72,6 +72,7 @@ class JournalService:
         actor: Principal | None,
         action: str,
         target: tuple[str, object | None],
+        /,
         *,
         tenant_id: uuid.UUID,
         camera_id: uuid.UUID | None = None,

@@ -16,7 +16,7 @@ inference: $(STAMP) detector-model
 
 # pyds-stubs declares Python 3.12 only but its stubs are valid on 3.11; installed apart so pip does not refuse it.
 typecheck-inference: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python pyds-stubs==1.2.2
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python --require-hashes -r requirements/pyds-stubs.txt
 	$(BIN)/mypy inference camsim
 
 bench-detector: $(STAMP) detector-model

@@ -9,13 +9,15 @@ import signal
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
 from core.bus import Bus, ConsumerSpec
 from core.crypto import SecretBox
-from core.db import Database, create_pool
+from core.db import open_database
 from core.events import EventCodec
 from core.logging import configure_logging
+from core.outbox import OutboxRelay
 from core.settings import get_settings
+from mobile_push.dispatcher import PushDispatcher
 from mobile_push.events import PUSH_STREAM
 from mobile_push.fcm import FcmSender
-from mobile_push.service import OutboxRelay, PushDispatcher
+from mobile_push.repository import PUSH_OUTBOX
 from mobile_push.settings import PushSettings
 
 
@@ -28,14 +30,16 @@ async def main() -> None:
         own = own.model_copy(update={"fcm_base_url": start_local(own.service_account_file, own.local_endpoint_port)})
     sender = FcmSender(json.loads(own.service_account_file.read_text()), base_url=own.fcm_base_url,
                        timeout_s=own.http_timeout_s, sdk_max_retries=own.sdk_max_retries)
-    db = Database(await create_pool(settings.database.app_dsn, min_size=1, max_size=2),
-                  await create_pool(settings.database.department_dsn, min_size=2, max_size=6))
+    # The department role serves the relay, the retry scan and the force directory; the rest is scoped.
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(2, 8), department_pool_size=(1, 4))
     bus = await Bus.connect(settings.nats.url, name="mobile_push", replicas=settings.nats.stream_replicas)
     for stream in (ALERTS_STREAM, PUSH_STREAM):
         await bus.ensure_stream(stream)
     await bus.ensure_dead_letter_stream()
+    relay = OutboxRelay(db, bus, PUSH_OUTBOX, idle_s=own.outbox_poll_s)
     secrets = SecretBox(settings.data_key.get_secret_value())
-    dispatcher, relay = PushDispatcher(db, sender, secrets, own), OutboxRelay(db, bus, own)
+    dispatcher = PushDispatcher(db, sender, secrets, own, committed=relay.wake)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -46,6 +50,7 @@ async def main() -> None:
             tasks.create_task(bus.consume(orders, EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop))
             tasks.create_task(dispatcher.run_retries(stop))
             tasks.create_task(relay.run(stop))
+            tasks.create_task(relay.watch_lag(stop))
     finally:
         await sender.close()
         await bus.close()

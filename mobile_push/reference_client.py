@@ -7,10 +7,10 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 CLIENT_ID = "vigie-mobile"
@@ -23,12 +23,47 @@ def new_fcm_token() -> str:
     return f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(105)}"
 
 
+class _Url(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+class _Request(Protocol):
+    method: str
+
+    @property
+    def url(self) -> _Url: ...
+
+
+class HttpResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def request(self) -> _Request: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+class HttpClient(Protocol):
+    """What the reference client needs of an HTTP client: httpx2's, or litestar's test client in the tests."""
+
+    async def get(
+        self, url: str, *, params: Any = ..., headers: Any = ...,
+        timeout: Any = ...,  # noqa: ASYNC109 - the signature of the HTTP clients it stands for
+    ) -> HttpResponse: ...
+    async def post(self, url: str, *, json: Any = ..., headers: Any = ...) -> HttpResponse: ...
+    async def delete(self, url: str, *, headers: Any = ...) -> HttpResponse: ...
+
+
 @dataclass
 class ReferenceClient:
     """`api` talks to the Vigie API; `fcm` to the local FCM endpoint, whose inbox plays the phone's FCM SDK."""
 
-    api: httpx.AsyncClient
-    fcm: httpx.AsyncClient
+    api: HttpClient
+    fcm: HttpClient
     platform: str = "android"
     access_token: str | None = None
     device_id: uuid.UUID | None = None
@@ -39,7 +74,7 @@ class ReferenceClient:
         assert self.access_token is not None, "sign in first"
         return {"authorization": f"Bearer {self.access_token}"}
 
-    async def _json(self, response: httpx.Response) -> Any:
+    async def _json(self, response: HttpResponse) -> Any:
         if response.status_code >= 400:
             raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} "
                                f"{response.text}")
@@ -116,7 +151,7 @@ class ReferenceClient:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    async with httpx.AsyncClient(base_url=args.api, timeout=30) as api, httpx.AsyncClient(base_url=args.fcm) as fcm:
+    async with httpx2.AsyncClient(base_url=args.api, timeout=30) as api, httpx2.AsyncClient(base_url=args.fcm) as fcm:
         client = ReferenceClient(api, fcm, platform=args.platform)
         await client.sign_in(args.email, args.password)
         device = await client.register()

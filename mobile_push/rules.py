@@ -1,7 +1,9 @@
-"""Pure decisions of the push domain: TTL by urgency, the FCM error policy, status order, staleness."""
+"""Pure decisions of the push domain: token shape and fingerprint, TTL by urgency, the FCM error policy, status order,
+staleness."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,10 +17,17 @@ TTL_CAP_S = {"immediate": 60, "urgent": 300, "routine": 900}
 MIN_TTL_S = 5
 # FCM registration tokens: base64url characters and a colon, about 140 to 200 long; FCM itself judges validity.
 _TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{100,4096}$")
+# The purpose a registration token is sealed under with the data key (SecretBox).
+TOKEN_PURPOSE = "fcm-token"
 
 
 def valid_token(token: str) -> bool:
     return bool(_TOKEN.match(token))
+
+
+def token_digest(token: str) -> bytes:
+    """Finds a token again (duplicates) without opening the sealed ones."""
+    return hashlib.sha256(token.encode()).digest()
 
 
 def ttl_for(urgency: str, ordered_ttl_s: int, elapsed_s: float) -> int:
@@ -70,6 +79,23 @@ def decide(
         return Decision(Action.ALARM, delay)
     assert error in _TRANSIENT
     return Decision(Action.RETRY, delay)
+
+
+def failure_reason(error: FcmError | None) -> str:
+    """Why an officer is unreachable after a permanent failure, in PushFailed's words."""
+    if error in _CREDENTIALS:
+        return "credentials"
+    return "tokens_rejected" if error is FcmError.INVALID_ARGUMENT else "expired"
+
+
+def alarm_kind(error: FcmError | None) -> str:
+    """The health alarm a refused credential raises: APNs/web-push keys behind FCM, or our service account."""
+    return "third_party_auth" if error is FcmError.THIRD_PARTY_AUTH else "credentials"
+
+
+def alarms_cleared_by(platform: str) -> list[str]:
+    """An accepted message proves our service account; on iOS it proves the APNs key behind FCM too."""
+    return ["credentials", "third_party_auth"] if platform == "ios" else ["credentials"]
 
 
 # Each status may follow only these; `acknowledged` may come without a `delivered` (the human answer implies it).

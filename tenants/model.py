@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal, NewType
+from typing import Annotated, Any, Literal, NewType
 
 import msgspec
 
@@ -219,3 +219,8 @@ class ForceUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     name: Name | msgspec.UnsetType = msgspec.UNSET
     phone: Annotated[str, msgspec.Meta(max_length=30)] | msgspec.UnsetType | None = msgspec.UNSET
     communes: Annotated[list[Insee], msgspec.Meta(max_length=1000)] | msgspec.UnsetType = msgspec.UNSET
+
+
+def fields_set(update: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sets (those left UNSET stay as they are)."""
+    return {f: v for f in update.__struct_fields__ if (v := getattr(update, f)) is not msgspec.UNSET}

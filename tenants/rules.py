@@ -7,9 +7,8 @@ from datetime import date
 from urllib.parse import urlsplit
 
 from core.errors import InvalidInput, LegalRuleViolation
+from core.law import LEGAL_MAX_RETENTION_DAYS
 
-# CSI L252-5: "Ce délai ne peut excéder un mois." Thirty days is the platform's reading of one month.
-LEGAL_MAX_RETENTION_DAYS = 30
 AUTHORISATION_MAX_YEARS = 5
 
 # CSI L251-2: the purposes for which public authorities may film the public way.

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.db import create_pool
+from core.db import Database, create_pool
 from core.embedded import NatsServerProcess
 from core.migrate import prepare_database
 from core.settings import DatabaseSettings, NatsSettings, Settings
@@ -56,4 +56,10 @@ async def department_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database.department_dsn, min_size=1, max_size=3)
     yield pool
     await pool.close()
+@pytest.fixture(scope="session")
+def database(app_pool: asyncpg.Pool, department_pool: asyncpg.Pool) -> Database:
+    """The one way into the database the platform's processes use, over the suite's pools."""
+    return Database(app_pool, department_pool)
+
+
 pytest_plugins = ["tests.camsim_fixture"]

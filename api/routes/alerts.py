@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, delete, get, post, put
-from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from nats.errors import ConnectionClosedError, NoServersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from alerts.errors import ClipNotAttached
 from alerts.events import ALERTS_STREAM
@@ -41,10 +35,10 @@ from alerts.model import (
     SopStepInput,
     VerifyInput,
 )
-from alerts.service import OPERATORS, AlertService
+from alerts.service import OPERATORS
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from api.routes.evidence import EvidenceDep, MotiveRequest, provide_evidence
+from api.routes.evidence import MotiveRequest
 from api.services import Services
 from core.errors import Unavailable
 from core.tenancy import Principal, require_role
@@ -56,31 +50,22 @@ Hours = Annotated[int, QueryParameter(ge=1, le=168, description="how far back, i
 HEARTBEAT_S = 15.0
 
 
-def provide_alerts(services: ServicesDep) -> AlertService:
-    return services.alerts
-
-
-AlertsDep = NamedDependency[AlertService]
-_DEPENDENCIES = {"alerts": Provide(provide_alerts, sync_to_thread=False)}
-
-
 async def _live_events(services: Services, principal: Principal) -> AsyncIterator[ServerSentEventMessage]:
-    """ALERTS events of the principal's tenants, as they are published (a fresh ordered consumer from now on)."""
+    """ALERTS events of the principal's tenants, as they are published (an ordered view of the stream from now on)."""
     assert services.bus is not None
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
 
-    async def on_message(msg: object) -> None:
-        subject: str = msg.subject  # type: ignore[attr-defined]
+    async def on_message(msg: Any) -> None:
+        subject: str = msg.subject
         parts = subject.split(".")
         try:
             tenant = uuid.UUID(parts[1])
         except (IndexError, ValueError):
             return
         if principal.scope.includes(tenant) and not queue.full():
-            queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))  # type: ignore[attr-defined]
+            queue.put_nowait((parts[2] if len(parts) > 2 else "event", msg.data))
 
-    sub = await services.bus.js.subscribe("alerts.>", stream=ALERTS_STREAM.name, cb=on_message, ordered_consumer=True,
-                                          deliver_policy=DeliverPolicy.NEW)
+    following = await services.bus.follow("alerts.>", ALERTS_STREAM.name, on_message)
     try:
         yield ServerSentEventMessage(event="ready", data="{}")
         while True:
@@ -92,28 +77,25 @@ async def _live_events(services: Services, principal: Principal) -> AsyncIterato
                 continue
             yield ServerSentEventMessage(event=kind, data=data.decode())
     finally:
-        # When the server stops, the app's bus may close before this stream is cancelled: the subscription went
-        # with the connection.
-        with contextlib.suppress(ConnectionClosedError):
-            await sub.unsubscribe()
+        # Safe when the server stops and the app's bus closed first: the subscription went with the connection.
+        await following.stop()
 
 
 class AlertController(Controller):
     path = "/alerts"
     tags = ["alerts"]
-    dependencies = _DEPENDENCIES
 
     @get("/", summary="The alarm queue (open alerts by default), newest first")
     async def list_alerts(
         self,
         principal: PrincipalDep,
-        alerts: AlertsDep,
+        services: ServicesDep,
         states: FromQuery[list[AlertState] | None] = None,
         tenant_id: FromQuery[uuid.UUID | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[AlertRecord]:
-        rows = await alerts.queue(principal, states=list(states) if states else None, tenant_id=tenant_id,
+        rows = await services.alerts.queue(principal, states=list(states) if states else None, tenant_id=tenant_id,
                                   after=decode_cursor(cursor), limit=limit + 1)
         return page_of(rows, limit, lambda a: a.id)
 
@@ -129,146 +111,144 @@ class AlertController(Controller):
         # Checked before answering: once the 200 is sent, a failure to subscribe can only cut the connection, and
         # a browser's EventSource reconnects into the same failure every few seconds.
         try:
-            await services.bus.js.stream_info(ALERTS_STREAM.name)
-        except NotFoundError as exc:
-            raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
-                              "unavailable") from exc
-        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            exists = await services.bus.stream_exists(ALERTS_STREAM.name)
+        except Unavailable as exc:
             raise Unavailable("the event bus does not answer: the live queue is unavailable") from exc
+        if not exists:
+            raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
+                              "unavailable")
         return ServerSentEvent(_live_events(services, principal))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")
-    async def sla_breaches(self, principal: PrincipalDep, alerts: AlertsDep) -> list[SlaBreach]:
-        return await alerts.sla_breaches(principal)
+    async def sla_breaches(self, principal: PrincipalDep, services: ServicesDep) -> list[SlaBreach]:
+        return await services.alerts.sla_breaches(principal)
 
     @get("/precision", summary="Precision of the detections from operators' verdicts (evaluation report)")
     async def precision(
         self,
         principal: PrincipalDep,
-        alerts: AlertsDep,
+        services: ServicesDep,
         group_by: FromQuery[Literal["rule", "camera", "commune", "event_type"]] = "rule",
         days: Days = 30,
     ) -> list[PrecisionRow]:
-        return await alerts.precision(principal, group_by, days)
+        return await services.alerts.precision(principal, group_by, days)
 
     @get("/{alert_id:uuid}", summary="An alert with its procedure checklist and dispatches")
-    async def get_alert(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID]) -> AlertDetail:
-        return await alerts.get(principal, alert_id)
+    async def get_alert(self, principal: PrincipalDep, services: ServicesDep,
+                        alert_id: FromPath[uuid.UUID]) -> AlertDetail:
+        return await services.alerts.get(principal, alert_id)
 
     @post("/{alert_id:uuid}/claim", status_code=200, summary="Take an alert (409 if another operator holds it)")
-    async def claim(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID]) -> AlertRecord:
-        return await alerts.claim(principal, alert_id)
+    async def claim(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID]) -> AlertRecord:
+        return await services.alerts.claim(principal, alert_id)
 
     @post("/{alert_id:uuid}/release", status_code=200, summary="Put a claimed alert back in the queue")
-    async def release(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID]) -> AlertRecord:
-        return await alerts.release(principal, alert_id)
+    async def release(self, principal: PrincipalDep, services: ServicesDep,
+                      alert_id: FromPath[uuid.UUID]) -> AlertRecord:
+        return await services.alerts.release(principal, alert_id)
 
     @post("/{alert_id:uuid}/verify", status_code=200, summary="Verify on images (journaled with the motive)")
-    async def verify(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID],
+    async def verify(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID],
                      data: JSONBody[VerifyInput]) -> AlertRecord:
-        return await alerts.verify(principal, alert_id, data)
+        return await services.alerts.verify(principal, alert_id, data)
 
     @post("/{alert_id:uuid}/dismiss", status_code=200, summary="Dismiss with a reason")
-    async def dismiss(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID],
+    async def dismiss(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID],
                       data: JSONBody[DismissInput]) -> AlertRecord:
-        return await alerts.dismiss(principal, alert_id, data)
+        return await services.alerts.dismiss(principal, alert_id, data)
 
     @post("/{alert_id:uuid}/dispatch", status_code=200, summary="Send a verified alert to competent forces")
-    async def dispatch(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID],
+    async def dispatch(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID],
                        data: JSONBody[DispatchInput]) -> list[Dispatch]:
-        return await alerts.dispatch(principal, alert_id, data)
+        return await services.alerts.dispatch(principal, alert_id, data)
 
     @post("/{alert_id:uuid}/close", status_code=200, summary="Close with an outcome")
-    async def close(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID],
+    async def close(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID],
                     data: JSONBody[CloseInput]) -> AlertRecord:
-        return await alerts.close(principal, alert_id, data)
+        return await services.alerts.close(principal, alert_id, data)
 
     @post("/{alert_id:uuid}/sop-steps", status_code=200, summary="Record a step of the procedure")
-    async def sop_step(self, principal: PrincipalDep, alerts: AlertsDep, alert_id: FromPath[uuid.UUID],
+    async def sop_step(self, principal: PrincipalDep, services: ServicesDep, alert_id: FromPath[uuid.UUID],
                        data: JSONBody[SopStepInput]) -> AlertDetail:
-        return await alerts.record_step(principal, alert_id, data)
+        return await services.alerts.record_step(principal, alert_id, data)
 
     @get("/{alert_id:uuid}/responders", summary="Dispatches and what the responders' phones reported")
-    async def responders(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def responders(self, principal: PrincipalDep, services: ServicesDep,
                          alert_id: FromPath[uuid.UUID]) -> Responders:
-        return await alerts.responders(principal, alert_id)
+        return await services.alerts.responders(principal, alert_id)
 
     @get("/{alert_id:uuid}/competent-forces", summary="Forces competent for the alert (jurisdiction routing)")
-    async def competent_forces(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def competent_forces(self, principal: PrincipalDep, services: ServicesDep,
                                alert_id: FromPath[uuid.UUID]) -> list[ForceRecommendation]:
-        return await alerts.recommendations(principal, alert_id)
+        return await services.alerts.recommendations(principal, alert_id)
 
     @post("/{alert_id:uuid}/clip/view", status_code=200,
-          summary="A short-lived link to the alert's clip (journaled with the motive; 409 while it has none)",
-          dependencies={"evidence": Provide(provide_evidence, sync_to_thread=False)})
-    async def view_clip(self, principal: PrincipalDep, alerts: AlertsDep, evidence: EvidenceDep,
+          summary="A short-lived link to the alert's clip (journaled with the motive; 409 while it has none)")
+    async def view_clip(self, principal: PrincipalDep, services: ServicesDep,
                         alert_id: FromPath[uuid.UUID], data: JSONBody[MotiveRequest]) -> PlaybackItem:
         # The alert is read first under the caller's scope, so an officer reaches only clips of alerts sent to them.
-        alert = (await alerts.get(principal, alert_id)).alert
+        alert = (await services.alerts.get(principal, alert_id)).alert
         if alert.clip_id is None:
             raise ClipNotAttached("the alert's clip is still being cut from the recordings" if alert.clip_status ==
                                   "pending" else "no clip could be made: nothing was recorded over the alert's time")
-        return await evidence.clip_playback(principal, alert.clip_id, motive=data.motive)
+        return await services.evidence.clip_playback(principal, alert.clip_id, motive=data.motive)
 
 
 class LogbookController(Controller):
     path = "/logbook"
     tags = ["logbook"]
-    dependencies = _DEPENDENCIES
 
     @get("/", summary="The main courante, newest first")
-    async def list_entries(self, principal: PrincipalDep, alerts: AlertsDep, hours: Hours = 24, limit: Limit = 50,
+    async def list_entries(self, principal: PrincipalDep, services: ServicesDep, hours: Hours = 24, limit: Limit = 50,
                            cursor: Cursor = None) -> Page[LogbookEntry]:
-        rows = await alerts.logbook(principal, hours=hours, before=decode_cursor(cursor), limit=limit + 1)
+        rows = await services.alerts.logbook(principal, hours=hours, before=decode_cursor(cursor), limit=limit + 1)
         return page_of(rows, limit, lambda e: e.id)
 
     @post("/", summary="A free entry in the main courante")
-    async def add_entry(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def add_entry(self, principal: PrincipalDep, services: ServicesDep,
                         data: JSONBody[LogbookInput]) -> LogbookEntry:
-        return await alerts.add_entry(principal, data)
+        return await services.alerts.add_entry(principal, data)
 
     @get("/handovers", summary="Shift handovers, newest first")
-    async def handovers(self, principal: PrincipalDep, alerts: AlertsDep, limit: Limit = 20) -> list[Handover]:
-        return await alerts.handovers(principal, limit)
+    async def handovers(self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 20) -> list[Handover]:
+        return await services.alerts.handovers(principal, limit)
 
     @post("/handovers", summary="Hand over the shift: summary of the period and open alerts")
-    async def handover(self, principal: PrincipalDep, alerts: AlertsDep, data: JSONBody[HandoverInput]) -> Handover:
-        return await alerts.handover(principal, data)
+    async def handover(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[HandoverInput]) -> Handover:
+        return await services.alerts.handover(principal, data)
 
 
 class RoutingController(Controller):
     path = "/routing-rules"
     tags = ["alerts"]
-    dependencies = _DEPENDENCIES
 
     @get("/", summary="Jurisdiction routing rules of the department")
-    async def list_rules(self, principal: PrincipalDep, alerts: AlertsDep) -> list[RoutingRuleRecord]:
-        return await alerts.routing_rules(principal)
+    async def list_rules(self, principal: PrincipalDep, services: ServicesDep) -> list[RoutingRuleRecord]:
+        return await services.alerts.routing_rules(principal)
 
     @post("/", summary="Add or remove a force for a commune, event type and hours")
-    async def add_rule(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def add_rule(self, principal: PrincipalDep, services: ServicesDep,
                        data: JSONBody[RoutingRuleInput]) -> RoutingRuleRecord:
-        return await alerts.add_routing_rule(principal, data)
+        return await services.alerts.add_routing_rule(principal, data)
 
     @delete("/{routing_rule_id:uuid}", summary="Delete a routing rule")
-    async def delete_rule(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def delete_rule(self, principal: PrincipalDep, services: ServicesDep,
                           routing_rule_id: FromPath[uuid.UUID]) -> None:
-        await alerts.delete_routing_rule(principal, routing_rule_id)
+        await services.alerts.delete_routing_rule(principal, routing_rule_id)
 
 
 class PolicyController(Controller):
     path = "/alert-policies"
     tags = ["alerts"]
-    dependencies = _DEPENDENCIES
 
     @get("/", summary="Severity, dedupe, cooldown, SLA and auto-dispatch per rule type")
-    async def list_policies(self, principal: PrincipalDep, alerts: AlertsDep) -> list[PolicyRecord]:
-        return await alerts.policies(principal)
+    async def list_policies(self, principal: PrincipalDep, services: ServicesDep) -> list[PolicyRecord]:
+        return await services.alerts.policies(principal)
 
     @put("/", summary="Set a rule type's policy (department admin; auto-dispatch is journaled)")
-    async def set_policy(self, principal: PrincipalDep, alerts: AlertsDep,
+    async def set_policy(self, principal: PrincipalDep, services: ServicesDep,
                          data: JSONBody[PolicyInput]) -> PolicyRecord:
-        return await alerts.set_policy(principal, data)
+        return await services.alerts.set_policy(principal, data)
 
 
 ROUTES = [AlertController, LogbookController, RoutingController, PolicyController]

@@ -27,22 +27,22 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[LoginRequest]
     ) -> TokenPair | SecondFactorChallenge:
         ip, agent = _client(request)
-        return await services.identity.login(data, client_ip=ip, user_agent=agent)
+        return await services.sessions.login(data, client_ip=ip, user_agent=agent)
 
     @post("/login/totp", summary="Finish signing in with a TOTP code", status_code=200)
     async def login_totp(
         self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[TotpLoginRequest]
     ) -> TokenPair:
         ip, agent = _client(request)
-        return await services.identity.login_second_factor(data.challenge, data.code, client_ip=ip, user_agent=agent)
+        return await services.sessions.login_second_factor(data.challenge, data.code, client_ip=ip, user_agent=agent)
 
     @post("/refresh", summary="Exchange a refresh token (each works once)", status_code=200)
     async def refresh(self, services: ServicesDep, data: JSONBody[RefreshRequest]) -> TokenPair:
-        return await services.identity.refresh(data.refresh_token)
+        return await services.sessions.refresh(data.refresh_token)
 
     @post("/logout", summary="End the caller's session", status_code=204)
     async def logout(self, principal: PrincipalDep, services: ServicesDep) -> None:
-        await services.identity.logout(principal)
+        await services.sessions.logout(principal)
 
     @get("/oidc/start", summary="Start a federated sign-in at the configured identity provider", status_code=302)
     async def oidc_start(self, services: ServicesDep) -> Redirect:
@@ -62,12 +62,12 @@ class AuthController(Controller):
             raise NotFound("no external identity provider is configured")
         email, amr = await services.oidc.finish(code, oidc_state)
         ip, agent = _client(request)
-        return await services.identity.open_federated_session(email, amr, client_ip=ip, user_agent=agent)
+        return await services.sessions.open_federated_session(email, amr, client_ip=ip, user_agent=agent)
 
 
 @get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")
 async def jwks(services: ServicesDep) -> dict[str, Any]:
-    return services.identity.jwks()
+    return services.sessions.jwks()
 
 
 ROUTES = [AuthController, jwks]

@@ -8,14 +8,12 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post, put
-from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.deps import PrincipalDep, ServicesDep
 from core.errors import NotFound
 from core.objectstore import FilesystemObjectStore
 from dvr.model import ExportResult, LegalFrame, Playback, PlaybackItem, Requisition, Tier
-from dvr.service import EvidenceService
 
 Motive = Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -62,27 +60,21 @@ class DownloadLink(msgspec.Struct, frozen=True):
     url: str
 
 
-def provide_evidence(services: ServicesDep) -> EvidenceService:
-    return services.evidence
-
-
-EvidenceDep = NamedDependency[EvidenceService]
 
 
 class EvidenceController(Controller):
     path = "/"
     tags = ["evidence"]
-    dependencies = {"evidence": Provide(provide_evidence, sync_to_thread=False)}
 
     @post("/cameras/{camera_id:uuid}/playback", summary="Short-lived links to a camera's recordings (journaled)")
     async def playback(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         camera_id: FromPath[uuid.UUID],
         data: JSONBody[PlaybackRequest],
     ) -> Playback:
-        return await evidence.playback(
+        return await services.evidence.playback(
             principal, camera_id, data.start, data.end, motive=data.motive, recipient=data.recipient
         )
 
@@ -90,27 +82,27 @@ class EvidenceController(Controller):
     async def view_clip(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         clip_id: FromPath[uuid.UUID],
         data: JSONBody[MotiveRequest],
     ) -> PlaybackItem:
-        return await evidence.clip_playback(principal, clip_id, motive=data.motive)
+        return await services.evidence.clip_playback(principal, clip_id, motive=data.motive)
 
     @put("/tenants/{tenant_id:uuid}/retention", summary="Retention of a tier, within the legal month", status_code=204)
     async def set_retention(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         tenant_id: FromPath[uuid.UUID],
         data: JSONBody[RetentionRequest],
     ) -> None:
-        await evidence.set_retention(principal, tenant_id, data.tier, data.days)
+        await services.evidence.set_retention(principal, tenant_id, data.tier, data.days)
 
     @post("/requisitions", summary="Register a judicial requisition and place legal holds")
     async def register_requisition(
-        self, principal: PrincipalDep, evidence: EvidenceDep, data: JSONBody[RequisitionRequest]
+        self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RequisitionRequest]
     ) -> Requisition:
-        return await evidence.register_requisition(
+        return await services.evidence.register_requisition(
             principal,
             procedure_number=data.procedure_number,
             legal_frame=data.legal_frame,
@@ -125,39 +117,39 @@ class EvidenceController(Controller):
 
     @get("/requisitions/{requisition_id:uuid}", summary="Read a requisition")
     async def get_requisition(
-        self, principal: PrincipalDep, evidence: EvidenceDep, requisition_id: FromPath[uuid.UUID]
+        self, principal: PrincipalDep, services: ServicesDep, requisition_id: FromPath[uuid.UUID]
     ) -> Requisition:
-        return await evidence.requisition(principal, requisition_id)
+        return await services.evidence.requisition(principal, requisition_id)
 
     @post("/requisitions/{requisition_id:uuid}/release", summary="Release the legal holds", status_code=204)
     async def release_requisition(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         requisition_id: FromPath[uuid.UUID],
         data: JSONBody[ReleaseRequest],
     ) -> None:
-        await evidence.release_requisition(principal, requisition_id, reason=data.reason)
+        await services.evidence.release_requisition(principal, requisition_id, reason=data.reason)
 
     @post("/requisitions/{requisition_id:uuid}/exports", summary="Build a signed export package")
     async def create_export(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         requisition_id: FromPath[uuid.UUID],
         data: JSONBody[MotiveRequest],
     ) -> ExportResult:
-        return await evidence.create_export(principal, requisition_id, motive=data.motive)
+        return await services.evidence.create_export(principal, requisition_id, motive=data.motive)
 
     @post("/exports/{export_id:uuid}/download", summary="A short-lived link to an export (journaled)")
     async def download_export(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         export_id: FromPath[uuid.UUID],
         data: JSONBody[MotiveRequest],
     ) -> DownloadLink:
-        return DownloadLink(url=await evidence.export_download(principal, export_id, motive=data.motive))
+        return DownloadLink(url=await services.evidence.export_download(principal, export_id, motive=data.motive))
 
     @post(
         "/exports/{export_id:uuid}/transmission", summary="Record the transmission to the prosecutor", status_code=204
@@ -165,17 +157,17 @@ class EvidenceController(Controller):
     async def record_transmission(
         self,
         principal: PrincipalDep,
-        evidence: EvidenceDep,
+        services: ServicesDep,
         export_id: FromPath[uuid.UUID],
         data: JSONBody[TransmissionRequest],
     ) -> None:
-        await evidence.record_transmission(
+        await services.evidence.record_transmission(
             principal, export_id, transmitted_at=data.transmitted_at, recipient=data.recipient
         )
 
     @get("/evidence/signing-key", summary="The public key that signs export manifests (PEM)", media_type="text/plain")
-    async def signing_key(self, evidence: EvidenceDep) -> str:
-        return (await evidence.signing_public_key()).decode()
+    async def signing_key(self, services: ServicesDep) -> str:
+        return (await services.evidence.signing_public_key()).decode()
 
 
 @get(

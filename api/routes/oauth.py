@@ -8,23 +8,13 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from api.deps import ServicesDep
-from identity.authorization import (
-    AuthorizationGranted,
-    AuthorizationPrompt,
-    AuthorizationRequest,
-    AuthorizationService,
-    CodeExchange,
-)
+from identity.authorization import AuthorizationGranted, AuthorizationPrompt, AuthorizationRequest, CodeExchange
 from identity.model import TokenPair
 
 
 def _client(request: Request[Any, Any, Any]) -> tuple[str, str]:
     host = request.client.host if request.client else "unknown"
     return host, request.headers.get("user-agent", "")
-
-
-def _authorization(services: ServicesDep) -> AuthorizationService:
-    return AuthorizationService(services.db, services.identity)
 
 
 class OAuthController(Controller):
@@ -49,7 +39,7 @@ class OAuthController(Controller):
         code_challenge_method: Annotated[Literal["S256"], QueryParameter()] = "S256",
         oauth_state: Annotated[str | None, QueryParameter(name="state", max_length=500)] = None,
     ) -> AuthorizationPrompt:
-        return await _authorization(services).prompt(client_id, redirect_uri, oauth_state)
+        return await services.authorization.prompt(client_id, redirect_uri, oauth_state)
 
     @post(
         "/authorize",
@@ -62,7 +52,7 @@ class OAuthController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[AuthorizationRequest]
     ) -> AuthorizationGranted:
         ip, _ = _client(request)
-        return await _authorization(services).authorize(data, client_ip=ip)
+        return await services.authorization.authorize(data, client_ip=ip)
 
     @post(
         "/token",
@@ -75,7 +65,7 @@ class OAuthController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[CodeExchange]
     ) -> TokenPair:
         ip, agent = _client(request)
-        return await _authorization(services).exchange(data, client_ip=ip, user_agent=agent)
+        return await services.authorization.exchange(data, client_ip=ip, user_agent=agent)
 
 
 ROUTES = [OAuthController]

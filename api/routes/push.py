@@ -20,11 +20,6 @@ from mobile_push.model import (
     StatusReport,
     TokenRefresh,
 )
-from mobile_push.service import PushService
-
-
-def _push(services: ServicesDep) -> PushService:
-    return services.push
 
 
 class DeviceController(Controller):
@@ -35,14 +30,14 @@ class DeviceController(Controller):
     async def list_devices(
         self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[Device]:
-        rows = await _push(services).list_devices(principal, decode_cursor(cursor), limit + 1)
+        rows = await services.push.list_devices(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda d: d.id)
 
     @post("/", summary="Register this phone's FCM registration token (officers)")
     async def register(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[DeviceRegistration]
     ) -> Device:
-        return await _push(services).register_device(principal, data)
+        return await services.push.register_device(principal, data)
 
     @put("/{device_id:uuid}/token", summary="Replace the device's token after FCM rotated it")
     async def refresh_token(
@@ -52,15 +47,15 @@ class DeviceController(Controller):
         device_id: FromPath[uuid.UUID],
         data: JSONBody[TokenRefresh],
     ) -> Device:
-        return await _push(services).refresh_token(principal, device_id, data)
+        return await services.push.refresh_token(principal, device_id, data)
 
     @post("/{device_id:uuid}/heartbeat", summary="The app is alive on this device", status_code=200)
     async def heartbeat(self, principal: PrincipalDep, services: ServicesDep, device_id: FromPath[uuid.UUID]) -> Device:
-        return await _push(services).heartbeat(principal, device_id)
+        return await services.push.heartbeat(principal, device_id)
 
     @delete("/{device_id:uuid}", summary="Sign this device out: it gets no more pushes")
     async def remove(self, principal: PrincipalDep, services: ServicesDep, device_id: FromPath[uuid.UUID]) -> None:
-        await _push(services).remove_device(principal, device_id)
+        await services.push.remove_device(principal, device_id)
 
 
 class MobileDispatchController(Controller):
@@ -75,13 +70,13 @@ class MobileDispatchController(Controller):
         alert_id: FromQuery[uuid.UUID | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> list[DispatchView]:
-        return await _push(services).my_dispatches(principal, alert_id=alert_id, limit=limit)
+        return await services.push.my_dispatches(principal, alert_id=alert_id, limit=limit)
 
     @get("/{dispatch_id:uuid}", summary="Fetch one dispatch sent to the calling officer (journaled)")
     async def get_dispatch(
         self, principal: PrincipalDep, services: ServicesDep, dispatch_id: FromPath[uuid.UUID]
     ) -> DispatchView:
-        return await _push(services).fetch_dispatch(principal, dispatch_id)
+        return await services.push.fetch_dispatch(principal, dispatch_id)
 
     @post(
         "/{dispatch_id:uuid}/status",
@@ -95,7 +90,7 @@ class MobileDispatchController(Controller):
         dispatch_id: FromPath[uuid.UUID],
         data: JSONBody[StatusReport],
     ) -> ResponderState:
-        return await _push(services).report_status(principal, dispatch_id, data)
+        return await services.push.report_status(principal, dispatch_id, data)
 
 
 class PushReportController(Controller):
@@ -106,7 +101,7 @@ class PushReportController(Controller):
     async def dispatch_report(
         self, principal: PrincipalDep, services: ServicesDep, dispatch_id: FromPath[uuid.UUID]
     ) -> DispatchReport:
-        return await _push(services).dispatch_report(principal, dispatch_id)
+        return await services.push.dispatch_report(principal, dispatch_id)
 
     @get("/alarms", summary="Health alarms of the push channel (FCM credentials refused)")
     async def alarms(
@@ -116,7 +111,7 @@ class PushReportController(Controller):
         open_only: FromQuery[bool] = True,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[HealthAlarm]:
-        return await _push(services).alarms(principal, open_only=open_only, limit=limit)
+        return await services.push.alarms(principal, open_only=open_only, limit=limit)
 
 
 ROUTES = [DeviceController, MobileDispatchController, PushReportController]

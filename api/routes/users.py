@@ -20,34 +20,34 @@ class UserController(Controller):
     async def list_users(
         self, principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[User]:
-        rows = await services.identity.list_users(principal, decode_cursor(cursor), limit + 1)
+        rows = await services.accounts.list_users(principal, decode_cursor(cursor), limit + 1)
         return page_of(rows, limit, lambda u: u.id)
 
     @post("/", summary="Create an account with one membership")
     async def create_user(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[UserCreate]
     ) -> UserCreated:
-        return await services.identity.create_user(principal, data)
+        return await services.accounts.create_user(principal, data)
 
     @get("/{user_id:uuid}", summary="Read an account")
     async def get_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> User:
-        return await services.identity.get_user(principal, user_id)
+        return await services.accounts.get_user(principal, user_id)
 
     @patch("/{user_id:uuid}", summary="Change an account (name, status, habilitation)")
     async def update_user(
         self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate]
     ) -> User:
-        return await services.identity.update_user(principal, user_id, data)
+        return await services.accounts.update_user(principal, user_id, data)
 
     @post("/{user_id:uuid}/unlock", summary="Unlock an account locked by failed sign-ins", status_code=204)
     async def unlock_user(self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]) -> None:
-        await services.identity.unlock_user(principal, user_id)
+        await services.accounts.unlock_user(principal, user_id)
 
     @post("/{user_id:uuid}/revoke-sessions", summary="End every session of an account", status_code=204)
     async def revoke_sessions(
         self, principal: PrincipalDep, services: ServicesDep, user_id: FromPath[uuid.UUID]
     ) -> None:
-        await services.identity.revoke_sessions_of(principal, user_id)
+        await services.sessions.revoke_sessions_of(principal, user_id)
 
 
 class MembershipController(Controller):
@@ -62,13 +62,13 @@ class MembershipController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[MembershipInput],
     ) -> User:
-        return await services.identity.add_membership(principal, user_id, data)
+        return await services.accounts.add_membership(principal, user_id, data)
 
     @delete("/memberships/{membership_id:uuid}", summary="Withdraw a role")
     async def remove_membership(
         self, principal: PrincipalDep, services: ServicesDep, membership_id: FromPath[uuid.UUID]
     ) -> None:
-        await services.identity.remove_membership(principal, membership_id)
+        await services.accounts.remove_membership(principal, membership_id)
 
 
 class MeController(Controller):
@@ -77,11 +77,11 @@ class MeController(Controller):
 
     @get("/", summary="The caller's account")
     async def me(self, principal: PrincipalDep, services: ServicesDep) -> User:
-        return await services.identity.me(principal)
+        return await services.accounts.me(principal)
 
     @post("/totp", summary="Enrol a new second factor (shown once)")
     async def enrol_totp(self, principal: PrincipalDep, services: ServicesDep) -> TotpEnrolment:
-        return await services.identity.enrol_totp(principal)
+        return await services.accounts.enrol_totp(principal)
 
 
 ROUTES = [UserController, MembershipController, MeController]

@@ -5,7 +5,6 @@ locals {
     VIGIE_DATA_KEY                         = var.data_key
     VIGIE_DATABASE__HOST                   = var.postgres_host
     VIGIE_DATABASE__APP_PASSWORD           = var.postgres_app_password
-    VIGIE_DATABASE__DEPARTMENT_PASSWORD    = var.postgres_department_password
     VIGIE_DATABASE__EMBEDDED_FALLBACK      = "false"
     VIGIE_NATS__URL                        = join(",", var.nats_urls)
     VIGIE_NATS__EMBEDDED                   = "false"
@@ -17,6 +16,10 @@ locals {
     VIGIE_OBJECTSTORE_SECURE               = "true"
     VIGIE_LOG_LEVEL                        = "INFO"
   }
+  # The API signs in through the sign-in functions: only the processes that run department jobs get this role.
+  department = merge(local.common, {
+    VIGIE_DATABASE__DEPARTMENT_PASSWORD = var.postgres_department_password
+  })
   api = merge(local.common, {
     VIGIE_API__PUBLIC_URL = var.public_url
     VIGIE_API__HOST       = "0.0.0.0"
@@ -34,7 +37,7 @@ resource "local_sensitive_file" "recorder_env" {
   count           = length(var.recorder_shards)
   filename        = "${var.output_dir}/dvr-${count.index}.env"
   file_permission = "0600"
-  content = join("\n", [for k, v in merge(local.common, {
+  content = join("\n", [for k, v in merge(local.department, {
     VIGIE_DVR_TENANT_IDS = jsonencode(var.recorder_shards[count.index])
   }) : "${k}=${v}"])
 }
@@ -43,5 +46,5 @@ resource "local_sensitive_file" "worker_env" {
   for_each        = toset(["inference", "alerts", "mobile_push"])
   filename        = "${var.output_dir}/${each.key}.env"
   file_permission = "0600"
-  content         = join("\n", [for k, v in local.common : "${k}=${v}"])
+  content         = join("\n", [for k, v in local.department : "${k}=${v}"])
 }

@@ -16,6 +16,7 @@ from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.bus import Bus
 from core.crypto import SecretBox
+from core.db import Database
 from core.settings import AuthSettings, Settings
 from inference.events import DETECTIONS_STREAM
 from mobile_push.events import PUSH_STREAM
@@ -27,6 +28,12 @@ SECOND_FACTOR = {"department_admin", "supervisor", "operator", "tenant_admin"}
 @pytest.fixture(scope="session")
 async def alerts_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"auth": AuthSettings(access_ttl_s=3600, login_rate_per_ip_per_minute=10_000)})
+
+
+@pytest.fixture(scope="session")
+def db(database: Database) -> Database:
+    """The alerts tests call it `db`, as the alerts process does."""
+    return database
 
 
 @pytest.fixture(scope="session")

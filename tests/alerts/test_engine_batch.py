@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -12,12 +13,12 @@ import pytest
 
 from alerts.engine import AlertEngine
 from alerts.events import ALERT_EVENTS
-from alerts.outbox import OutboxRelay, OutboxRow
-from alerts.repository import AlertRepository
+from alerts.repository import ALERT_OUTBOX
 from cli.seed import SeedResult
 from core.bus import Bus, Reject
-from core.db import tenant_transaction
+from core.db import Database
 from core.events import EventCodec
+from core.outbox import OutboxRelay, OutboxRow
 from inference.events import RuleTriggered
 
 pytestmark = pytest.mark.integration
@@ -46,8 +47,8 @@ def scenario(demo: SeedResult, rule_type: str) -> list[RuleTriggered]:
     ]
 
 
-async def alerts_of(pool: asyncpg.Pool, demo: SeedResult, rule_type: str) -> list[tuple[object, ...]]:
-    async with tenant_transaction(pool, list(demo.tenants.values()), readonly=True) as conn:
+async def alerts_of(db: Database, demo: SeedResult, rule_type: str) -> list[tuple[object, ...]]:
+    async with db.for_tenants(list(demo.tenants.values()), readonly=True) as conn:
         rows = await conn.fetch(
             "SELECT a.camera_id, a.occurrences, a.track_ids, a.first_seen_at, a.last_seen_at, a.state, a.severity, "
             "a.priority, (SELECT count(*) FROM alert_outbox o WHERE o.tenant_id = a.tenant_id "
@@ -58,22 +59,20 @@ async def alerts_of(pool: asyncpg.Pool, demo: SeedResult, rule_type: str) -> lis
     return [tuple(r) for r in rows]
 
 
-async def test_a_batch_makes_the_same_alerts_as_one_event_at_a_time(app_pool: asyncpg.Pool,
-                                                                    demo: SeedResult) -> None:
-    engine = AlertEngine(app_pool)
+async def test_a_batch_makes_the_same_alerts_as_one_event_at_a_time(db: Database, demo: SeedResult) -> None:
+    engine = AlertEngine(db)
     single, batched = f"single-{uuid.uuid4().hex[:8]}", f"batched-{uuid.uuid4().hex[:8]}"
     for e in scenario(demo, single):
         await engine.handle(e)
     outcomes = await engine.on_batch(scenario(demo, batched))
     assert outcomes == [None] * 7
-    one_by_one, in_batch = await alerts_of(app_pool, demo, single), await alerts_of(app_pool, demo, batched)
+    one_by_one, in_batch = await alerts_of(db, demo, single), await alerts_of(db, demo, batched)
     assert in_batch == one_by_one
     assert sorted(r[1] for r in in_batch) == [1, 1, 1, 1, 3]  # five alerts; three events folded into one
 
 
-async def test_batch_rejects_bad_events_alone_and_ignores_redelivery(app_pool: asyncpg.Pool,
-                                                                     demo: SeedResult) -> None:
-    engine = AlertEngine(app_pool)
+async def test_batch_rejects_bad_events_alone_and_ignores_redelivery(db: Database, demo: SeedResult) -> None:
+    engine = AlertEngine(db)
     rule = f"mixed-{uuid.uuid4().hex[:8]}"
     good = [event(demo, "cergy", "c4", rule, (1,), 0), event(demo, "departement", "c1", rule, (2,), 0)]
     foreign = event(demo, "cergy", "c6", rule, (3,), 0)  # c6 belongs to Marines
@@ -86,15 +85,14 @@ async def test_batch_rejects_bad_events_alone_and_ignores_redelivery(app_pool: a
     assert [outcomes[i] for i in (0, 3, 5)] == [None, None, None]
     assert all(isinstance(outcomes[i], Reject) for i in (1, 2, 4))
     assert [str(outcomes[i]).split()[:2] for i in (1, 2, 4)] == [["unknown", "camera"]] * 2 + [["unknown", "tenant"]]
-    rows = await alerts_of(app_pool, demo, rule)
+    rows = await alerts_of(db, demo, rule)
     # The duplicate in the batch made one source, one logbook line and one outbox event.
     assert [(r[8], r[9], r[10]) for r in rows] == [(1, 1, 1), (1, 1, 1)]
     assert await engine.on_batch(good) == [None, None]  # redelivery: nothing new
-    assert await alerts_of(app_pool, demo, rule) == rows
+    assert await alerts_of(db, demo, rule) == rows
 
 
-async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool: asyncpg.Pool,
-                                                                        department_pool: asyncpg.Pool,
+async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(db: Database, department_pool: asyncpg.Pool,
                                                                         demo: SeedResult, bus: Bus) -> None:
     rule = f"auto-{uuid.uuid4().hex[:8]}"
     async with department_pool.acquire() as conn:
@@ -102,16 +100,16 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
             "INSERT INTO alert_policies (id, department_id, rule_type, severity, dedupe_window_s, cooldown_s, "
             "sla_claim_s, auto_dispatch) VALUES ($1, $2, $3, 4, 0, 0, 60, true)",
             uuid.uuid4(), demo.department_id, rule)
-    published: list[list[OutboxRow]] = []
+    published: list[Sequence[OutboxRow]] = []
 
-    def publish(rows: list[OutboxRow]) -> None:
+    def publish(rows: Sequence[OutboxRow]) -> None:
         published.append(rows)
 
-    single = await AlertEngine(app_pool).handle(event(demo, "cergy", "c4", rule, (1,), 0))
-    engine = AlertEngine(app_pool, publish_committed=publish, relay_grace_s=30)
+    single = await AlertEngine(db).handle(event(demo, "cergy", "c4", rule, (1,), 0))
+    engine = AlertEngine(db, publish_committed=publish, relay_grace_s=30)
     before = datetime.now(UTC)
     assert await engine.on_batch([event(demo, "cergy", "c4", rule, (i,), i) for i in (2, 3)]) == [None, None]
-    async with tenant_transaction(app_pool, [demo.tenants["cergy"]], readonly=True) as conn:
+    async with db.for_tenants([demo.tenants["cergy"]], readonly=True) as conn:
         alerts = await conn.fetch("SELECT id, state, auto_dispatched FROM alerts WHERE rule_type = $1 "
                                   "ORDER BY first_seen_at", rule)
         forces = {a["id"]: sorted(r["force_id"] for r in await conn.fetch(
@@ -129,16 +127,16 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
     per_alert = ["raised", "state_changed", *["dispatch_ordered"] * len(forces[single])]
     assert kinds == per_alert * 2  # each alert's events in the order they happened
     assert all(r["relay_after"] > before + timedelta(seconds=20) and r["sent_at"] is None for r in outbox)
-    assert [row_id for row_id, _, _ in published[0]] == [r["id"] for r in outbox]
+    assert [row.id for row in published[0]] == [r["id"] for r in outbox]
     codec = EventCodec(*ALERT_EVENTS)
-    decoded = [codec.decode(payload) for _, _, payload in published[0]]
+    decoded = [codec.decode(row.payload) for row in published[0]]
     assert {type(e).__name__ for e in decoded} == {"AlertRaised", "AlertStateChanged", "DispatchOrdered"}
     ids = [r["id"] for r in outbox]
-    repo = AlertRepository()
     async with department_pool.acquire() as conn, conn.transaction():
-        assert not set(ids) & {r["id"] for r in await repo.unsent(conn, 100_000)}  # the writer publishes them
+        unsent = await ALERT_OUTBOX.claim_unsent(conn, 100_000)
+        assert not set(ids) & {r.id for r in unsent}  # the writer publishes them
     # Handed to the relay's direct loop: published at once, marked sent, on the stream under their outbox id.
-    relay, stop = OutboxRelay(department_pool, bus), asyncio.Event()
+    relay, stop = OutboxRelay(db, bus, ALERT_OUTBOX), asyncio.Event()
     running = asyncio.create_task(relay.run(stop))
     relay.committed(published[0])
     sent = 0
@@ -152,7 +150,7 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
     stop.set()
     await running
     assert sent == len(ids)
-    again = await bus.js.publish(outbox[0]["subject"], published[0][0][2], headers={"Nats-Msg-Id": str(ids[0])})
+    again = await bus.publish_encoded(outbox[0]["subject"], published[0][0].payload, msg_id=str(ids[0]))
     assert again.duplicate
     async with department_pool.acquire() as conn:
         # Nobody answers these dispatches: their escalation timers must not fire into other tests.
@@ -160,33 +158,32 @@ async def test_batch_auto_dispatch_rows_outbox_order_and_direct_publish(app_pool
                            [a["id"] for a in alerts])
 
 
-async def test_rows_a_writer_failed_to_publish_go_to_the_relay_after_the_grace(app_pool: asyncpg.Pool,
+async def test_rows_a_writer_failed_to_publish_go_to_the_relay_after_the_grace(db: Database,
                                                                                 department_pool: asyncpg.Pool,
                                                                                 demo: SeedResult) -> None:
-    def publish_fails(rows: list[OutboxRow]) -> None:
+    def publish_fails(rows: Sequence[OutboxRow]) -> None:
         return None  # the process died (or NATS was down) right after its commit
 
     rule = f"grace-{uuid.uuid4().hex[:8]}"
-    engine = AlertEngine(app_pool, publish_committed=publish_fails, relay_grace_s=1.0)
+    engine = AlertEngine(db, publish_committed=publish_fails, relay_grace_s=1.0)
     assert await engine.on_batch([event(demo, "cergy", "c4", rule, (1,), 0)]) == [None]
     async with department_pool.acquire() as conn:
         row_id = await conn.fetchval("SELECT o.id FROM alert_outbox o JOIN alerts a ON a.tenant_id = o.tenant_id "
                                      "AND convert_from(o.payload, 'UTF8') LIKE '%' || a.id::text || '%' "
                                      "WHERE a.rule_type = $1", rule)
-    repo = AlertRepository()
     async with department_pool.acquire() as conn, conn.transaction():
-        assert row_id not in {r["id"] for r in await repo.unsent(conn, 100_000)}
+        assert row_id not in {r.id for r in await ALERT_OUTBOX.claim_unsent(conn, 100_000)}
     await asyncio.sleep(1.2)
     async with department_pool.acquire() as conn, conn.transaction():
-        assert row_id in {r["id"] for r in await repo.unsent(conn, 100_000)}
+        assert row_id in {r.id for r in await ALERT_OUTBOX.claim_unsent(conn, 100_000)}
 
 
-async def test_an_event_that_fails_the_batch_is_isolated(app_pool: asyncpg.Pool, demo: SeedResult) -> None:
-    engine = AlertEngine(app_pool)
+async def test_an_event_that_fails_the_batch_is_isolated(db: Database, demo: SeedResult) -> None:
+    engine = AlertEngine(db)
     rule = f"isolate-{uuid.uuid4().hex[:8]}"
     fine = [event(demo, "cergy", "c4", rule, (1,), 0), event(demo, "cergy", "c5", rule, (2,), 0)]
     broken = event(demo, "cergy", "c4", rule, (3,), 300, detail="bad \x00 byte")  # Postgres text refuses NUL
     outcomes = await engine.on_batch([fine[0], broken, fine[1]])
     assert [outcomes[0], outcomes[2]] == [None, None]
     assert isinstance(outcomes[1], asyncpg.PostgresError)
-    assert len(await alerts_of(app_pool, demo, rule)) == 2
+    assert len(await alerts_of(db, demo, rule)) == 2

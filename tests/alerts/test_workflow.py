@@ -16,12 +16,13 @@ from nats.js.api import DeliverPolicy
 from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS
-from alerts.outbox import OutboxRelay
+from alerts.repository import ALERT_OUTBOX
 from cli.seed import SeedResult
 from core.bus import DEAD_LETTERED, Bus, ConsumerSpec, Reject
-from core.db import tenant_transaction
+from core.db import Database
 from core.events import EventCodec
 from core.ids import new_id
+from core.outbox import OutboxRelay
 from inference.events import DETECTION_EVENTS, CameraWentOffline, RuleTriggered
 from mobile_push.events import PushDelivered, ResponderStatusReported
 from tests.api.conftest import Actor
@@ -46,16 +47,15 @@ async def act(client: AsyncTestClient[Litestar], actor: Actor, alert_id: uuid.UU
     return response.status_code, response.json() if response.content else None
 
 
-async def test_engine_dedupes_is_idempotent_and_rejects_unknown_cameras(app_pool: asyncpg.Pool,
-                                                                          demo: SeedResult) -> None:
-    engine = AlertEngine(app_pool)
+async def test_engine_dedupes_is_idempotent_and_rejects_unknown_cameras(db: Database, demo: SeedResult) -> None:
+    engine = AlertEngine(db)
     first = hit(demo, "cergy", "c4", "abandoned_object", "abandoned_object", (101,))
     alert_id = await engine.handle(first)
     assert alert_id is not None
     assert await engine.handle(first) is None  # redelivery: nothing new
     same_track = hit(demo, "cergy", "c4", "abandoned_object", "abandoned_object", (101,))
     assert await engine.handle(same_track) == alert_id
-    async with tenant_transaction(app_pool, [demo.tenants["cergy"]]) as conn:
+    async with db.for_tenants([demo.tenants["cergy"]]) as conn:
         row = await conn.fetchrow("SELECT occurrences, state FROM alerts WHERE id = $1", alert_id)
         outbox = await conn.fetchval(
             "SELECT count(*) FROM alert_outbox WHERE convert_from(payload, 'UTF8') LIKE '%' || $1 || '%'",
@@ -73,11 +73,11 @@ async def test_engine_dedupes_is_idempotent_and_rejects_unknown_cameras(app_pool
 
 
 async def test_operator_workflow_routing_rls_relay_and_escalation(
-    app_pool: asyncpg.Pool, department_pool: asyncpg.Pool, demo: SeedResult, alerts_client: AsyncTestClient[Litestar],
+    db: Database, department_pool: asyncpg.Pool, demo: SeedResult, alerts_client: AsyncTestClient[Litestar],
     people: dict[str, Actor], bus: Bus,
 ) -> None:
     client = alerts_client
-    engine = AlertEngine(app_pool)
+    engine = AlertEngine(db)
     marines = await engine.handle(hit(demo, "marines", "c7", "person_on_ground", "person_on_ground", (7,)))
     cergy = await engine.handle(hit(demo, "cergy", "c5", "wrong_way", "wrong_way", (8,)))
     assert marines is not None
@@ -127,14 +127,14 @@ async def test_operator_workflow_routing_rls_relay_and_escalation(
     assert (await client.get(f"/alerts/{cergy}", headers=people[PM].headers)).status_code == 404
     pm_queue = (await client.get("/alerts", headers=people[PM].headers)).json()["items"]
     assert [a["id"] for a in pm_queue] == [str(marines)]
-    async with tenant_transaction(app_pool, [demo.tenants["marines"]]) as conn:
+    async with db.for_tenants([demo.tenants["marines"]]) as conn:
         seen = await conn.fetchval("SELECT count(*) FROM alerts WHERE tenant_id = $1", demo.tenants["cergy"])
     assert seen == 0
 
     # The relay publishes what was committed, with Nats-Msg-Id = event id; a republish is a server duplicate.
     sub = await bus.js.subscribe(f"alerts.{demo.tenants['marines']}.>", stream="ALERTS", ordered_consumer=True,
                                  deliver_policy=DeliverPolicy.ALL)
-    relay = OutboxRelay(department_pool, bus)
+    relay = OutboxRelay(db, bus, ALERT_OUTBOX)
     while await relay.relay_once():
         pass
     codec = EventCodec(*ALERT_EVENTS)
@@ -161,13 +161,13 @@ async def test_operator_workflow_routing_rls_relay_and_escalation(
             "SELECT id, subject, payload FROM alert_outbox WHERE sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
         )
         assert row is not None
-        ack = await bus.js.publish(row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": str(row["id"])})
+        ack = await bus.publish_encoded(row["subject"], bytes(row["payload"]), msg_id=str(row["id"]))
         assert ack.duplicate
 
     # Responders: a receipt and an acknowledgement from the gendarme's phone; then the PM's receipt never comes.
     gn = next(o for o in orders if o.force_kind == "gendarmerie")  # type: ignore[attr-defined]
     pm = next(o for o in orders if o.force_kind == "police_municipale")  # type: ignore[attr-defined]
-    escalation = EscalationDispatcher(app_pool, department_pool)
+    escalation = EscalationDispatcher(db)
     officer = uuid.uuid4()
     delivered = PushDelivered(tenant_id=demo.tenants["marines"], dispatch_id=gn.dispatch_id, alert_id=marines,
                               officer_id=officer, device_id=uuid.uuid4())
@@ -227,15 +227,15 @@ async def test_operator_workflow_routing_rls_relay_and_escalation(
     assert (await client.get(f"/alerts/{marines}", headers=people[PM].headers)).status_code == 200
 
 
-async def test_bad_events_are_dead_lettered_with_reason(app_pool: asyncpg.Pool, demo: SeedResult, bus: Bus) -> None:
-    engine = AlertEngine(app_pool)
+async def test_bad_events_are_dead_lettered_with_reason(db: Database, demo: SeedResult, bus: Bus) -> None:
+    engine = AlertEngine(db)
     tenant, camera = demo.tenants["cergy"], demo.cameras["c4"]
     subject = f"detections.{tenant}.{camera}"
     future = CameraWentOffline(tenant_id=tenant, camera_id=camera, reason="x", schema_version=99)
     unknown = CameraWentOffline(tenant_id=uuid.uuid4(), camera_id=uuid.uuid4(), reason="x")
     for payload, msg_id in ((b"{not json", "bad-1"), (EventCodec.encode(future), "bad-2"),
                             (EventCodec.encode(unknown), "bad-3")):
-        await bus.js.publish(subject, payload, headers={"Nats-Msg-Id": f"{msg_id}-{uuid.uuid4()}"})
+        await bus.publish_encoded(subject, payload, msg_id=f"{msg_id}-{uuid.uuid4()}")
     before = sum(s.value for m in DEAD_LETTERED.collect() for s in m.samples if s.name.endswith("_total"))
     stop = asyncio.Event()
     spec = ConsumerSpec("DETECTIONS", f"alerts-dlq-{uuid.uuid4().hex[:6]}", f"detections.{tenant}.{camera}")

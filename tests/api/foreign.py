@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import asyncpg
 
-from core.db import tenant_transaction
+from core.db import Database
 from core.ids import new_id
 from identity.repository import IdentityRepository
 from tenants.repository import TenancyRepository
@@ -281,9 +281,9 @@ async def _foreign_billing(
     return plan_id, contract_id, invoice_id, run_id
 
 
-async def add_foreign_detection(app_pool: asyncpg.Pool, foreign: ForeignObjects) -> None:
+async def add_foreign_detection(database: Database, foreign: ForeignObjects) -> None:
     """Detection tables are written by the runtime role only: insert inside the foreign tenant's own scope."""
-    async with tenant_transaction(app_pool, [foreign.tenant_id]) as scoped:
+    async with database.for_tenants([foreign.tenant_id]) as scoped:
         await scoped.execute(
             "INSERT INTO detection_zones (id, tenant_id, camera_id, name, kind, points) VALUES ($1, $2, $3, $4, "
             "'zone', '[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]')",

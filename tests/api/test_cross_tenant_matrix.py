@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from billing.metering import MONTH_PATTERN
 from cli.seed import SeedResult
+from core.db import Database
 from tests.api.conftest import Actor
 from tests.api.foreign import CANARY, ForeignObjects, add_foreign_detection, create_foreign_department
 
@@ -216,10 +217,10 @@ def _sample(parameter: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-async def foreign(department_pool: asyncpg.Pool, app_pool: asyncpg.Pool) -> ForeignObjects:
+async def foreign(department_pool: asyncpg.Pool, database: Database) -> ForeignObjects:
     async with department_pool.acquire() as conn, conn.transaction():
         created = await create_foreign_department(conn)  # type: ignore[arg-type]
-    await add_foreign_detection(app_pool, created)
+    await add_foreign_detection(database, created)
     return created
 
 

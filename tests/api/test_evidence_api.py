@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,10 @@ async def recorded(
         presign_secret=b"test-presign",
         presign_base_url="http://testserver.local/media",
     )
-    app.state.object_store = store
+    # The services were built once at start; the evidence service and the signed-link route use this store.
+    services = app.state.services
+    services.store = store
+    services.evidence = dataclasses.replace(services.evidence, store=store)
     tenant, camera = seeded.tenants["cergy"], seeded.cameras["c4"]
     payload = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
     await store.ensure_tenant_space(tenant)
@@ -136,7 +140,7 @@ async def test_an_operator_goes_from_the_alert_to_its_clip_with_a_motive(
 ) -> None:
     operator, officer = actors["operateur1@valdoise.demo"], actors["policier@cergy.demo"]
     tenant, camera = seeded.tenants["cergy"], seeded.cameras["c4"]
-    store = app.state.object_store
+    store = app.state.services.store
     clip_id, attached, pending = new_id(), new_id(), new_id()
     payload = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8
     key = f"event/{camera}/{clip_id}.mp4"

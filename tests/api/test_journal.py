@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
-from core.db import tenant_transaction
+from core.db import Database
 from core.migrate import with_database
 from core.settings import Settings
 from journal.errors import MotiveRequired
@@ -41,17 +41,17 @@ async def test_privileged_actions_are_journaled_and_visible_to_the_tenant_admin(
     assert other["items"] == []  # a Marines camera: not in Cergy's journal
 
 
-async def test_app_role_cannot_update_or_delete_journal_lines(app_pool: asyncpg.Pool, seeded: SeedResult) -> None:
-    async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
+async def test_app_role_cannot_update_or_delete_journal_lines(database: Database, seeded: SeedResult) -> None:
+    async with database.for_tenants([seeded.tenants["cergy"]]) as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("UPDATE access_journal SET motive = 'x'")
-    async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
+    async with database.for_tenants([seeded.tenants["cergy"]]) as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DELETE FROM access_journal")
 
 
-async def test_media_access_needs_a_motive(app_pool: asyncpg.Pool, seeded: SeedResult) -> None:
-    async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
+async def test_media_access_needs_a_motive(database: Database, seeded: SeedResult) -> None:
+    async with database.for_tenants([seeded.tenants["cergy"]]) as conn:
         with pytest.raises(MotiveRequired):
             await JournalService().record(
                 conn,
@@ -62,7 +62,7 @@ async def test_media_access_needs_a_motive(app_pool: asyncpg.Pool, seeded: SeedR
                 camera_id=seeded.cameras["c4"],
                 motive="  ",
             )
-    async with tenant_transaction(app_pool, [seeded.tenants["cergy"]]) as conn:
+    async with database.for_tenants([seeded.tenants["cergy"]]) as conn:
         with pytest.raises(asyncpg.CheckViolationError):  # the database refuses it too
             await conn.execute(
                 "INSERT INTO access_journal (tenant_id, position, id, occurred_at, actor_role, action, target_type,"
@@ -92,10 +92,10 @@ async def _insert(admin: asyncpg.Connection, row: asyncpg.Record) -> None:
 
 
 async def test_tampering_is_detected_by_audit_verify(
-    settings: Settings, app_pool: asyncpg.Pool, seeded: SeedResult
+    settings: Settings, database: Database, seeded: SeedResult
 ) -> None:
     tenant = seeded.tenants["magny"]
-    async with tenant_transaction(app_pool, [tenant]) as conn:
+    async with database.for_tenants([tenant]) as conn:
         for n in range(4):
             await JournalService().record(
                 conn,

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from alerts.events import ALERTS_STREAM, AlertRaised, subject_for
@@ -59,9 +59,9 @@ class ServedApi(ModuleProcess):
                 pytest.fail(f"python -m api exited with {self.proc.returncode}:\n{self.tail()}")
             try:
                 # Ready means Postgres and NATS answer: the live queue needs the bus.
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx2.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             time.sleep(0.2)
         pytest.fail(f"python -m api not ready after {timeout_s} s:\n{self.tail()}")
@@ -80,7 +80,7 @@ def served_api(api_settings: Settings, seeded: SeedResult, tmp_path_factory: pyt
 async def operator(served_api: ServedApi, seeded: SeedResult) -> dict[str, str]:
     """The operator signed in once through the served API: each TOTP step opens one session only, and the module's
     other API processes accept the token (same database, same keys)."""
-    async with httpx.AsyncClient(base_url=served_api.url, timeout=10) as client:
+    async with httpx2.AsyncClient(base_url=served_api.url, timeout=10) as client:
         return await _bearer(client, seeded, OPERATOR)
 
 
@@ -97,13 +97,13 @@ def _totp_secret(seeded: SeedResult, email: str) -> str | None:
     return next(u.totp_secret for u in seeded.users if u.email == email)
 
 
-async def _bearer(client: httpx.AsyncClient, seeded: SeedResult, email: str) -> dict[str, str]:
-    # The helper only posts JSON: a plain httpx client against the served API does the same.
+async def _bearer(client: httpx2.AsyncClient, seeded: SeedResult, email: str) -> dict[str, str]:
+    # The helper only posts JSON: a plain httpx2 client against the served API does the same.
     body = await sign_in(client, email, totp_secret=_totp_secret(seeded, email))  # type: ignore[arg-type]
     return {"authorization": f"Bearer {body['access_token']}"}
 
 
-async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def _sse(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
     """(event, data) of each event of a text/event-stream, as a browser's EventSource dispatches them, and
     (":", text) of each comment line."""
     kind, data = "message", list[str]()
@@ -131,7 +131,7 @@ def _raised(tenant_id: uuid.UUID, camera_id: uuid.UUID) -> AlertRaised:
 async def _api_subscriptions(nats: NatsServerProcess) -> int:
     """Consumer subscriptions the API process holds on the nats-server (monitoring endpoint); the wildcard inbox
     that nats-py opens once for all its request/replies is left out."""
-    async with httpx.AsyncClient(timeout=5) as monitor:
+    async with httpx2.AsyncClient(timeout=5) as monitor:
         connz = (await monitor.get(f"http://127.0.0.1:{nats.monitor_port}/connz", params={"subs": 1})).json()
     return sum(1 for c in connz.get("connections", []) if c.get("name") == "vigie-api"
                for subject in c.get("subscriptions_list", []) if not subject.endswith(".*"))
@@ -141,10 +141,10 @@ async def test_operator_receives_alerts_of_their_scope_live_and_the_subscription
     served_api: ServedApi, seeded: SeedResult, operator: dict[str, str], alerts_bus: Bus,
     nats_server: NatsServerProcess,
 ) -> None:
-    async with httpx.AsyncClient(base_url=served_api.url, timeout=10) as client:
+    async with httpx2.AsyncClient(base_url=served_api.url, timeout=10) as client:
         before = await _api_subscriptions(nats_server)
         async with client.stream("GET", "/alerts/stream", headers=operator,
-                                 timeout=httpx.Timeout(10, read=30)) as response:
+                                 timeout=httpx2.Timeout(10, read=30)) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             assert response.headers["cache-control"] == "no-cache"
@@ -192,7 +192,7 @@ async def test_operator_receives_alerts_of_their_scope_live_and_the_subscription
 async def test_live_stream_refuses_other_roles_and_unauthenticated_clients(
     served_api: ServedApi, seeded: SeedResult,
 ) -> None:
-    async with httpx.AsyncClient(base_url=served_api.url, timeout=10) as client:
+    async with httpx2.AsyncClient(base_url=served_api.url, timeout=10) as client:
         anonymous = await client.get("/alerts/stream")
         assert anonymous.status_code == 401, anonymous.text
         assert anonymous.headers["content-type"].startswith("application/problem+json")
@@ -217,7 +217,7 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
     api = ServedApi(api_settings, tmp_path / "api.log", nats_url=nats.url)
     try:
         api.start()
-        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+        async with httpx2.AsyncClient(base_url=api.url, timeout=10) as client:
             missing = await client.get("/alerts/stream", headers=operator)
             assert missing.status_code == 503, missing.text
             assert missing.headers["content-type"].startswith("application/problem+json")
@@ -244,14 +244,14 @@ async def test_an_open_live_stream_does_not_hold_the_server_on_sigterm(
         api.start()
         assert api.proc is not None
         async with (
-            httpx.AsyncClient(base_url=api.url, timeout=10) as client,
-            client.stream("GET", "/alerts/stream", headers=operator, timeout=httpx.Timeout(10, read=60)) as response,
+            httpx2.AsyncClient(base_url=api.url, timeout=10) as client,
+            client.stream("GET", "/alerts/stream", headers=operator, timeout=httpx2.Timeout(10, read=60)) as response,
         ):
             events = _sse(response)
             assert (await asyncio.wait_for(anext(events), ARRIVAL_TIMEOUT_S))[0] == "ready"
             api.proc.send_signal(signal.SIGTERM)
             stopping = time.monotonic()
-            with pytest.raises(httpx.RemoteProtocolError):  # the server cuts the endless response
+            with pytest.raises(httpx2.RemoteProtocolError):  # the server cuts the endless response
                 await asyncio.wait_for(anext(events), SHUTDOWN_GRACE_S + 10)
             cut_after = time.monotonic() - stopping
         await asyncio.to_thread(api.proc.wait, SHUTDOWN_GRACE_S + 10)

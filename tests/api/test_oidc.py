@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -48,7 +48,7 @@ async def _through_provider(client: AsyncTestClient[Litestar]) -> dict[str, str]
     assert query["code_challenge_method"] == ["S256"]
     assert query["nonce"]
     assert query["state"]
-    async with httpx.AsyncClient() as browser:
+    async with httpx2.AsyncClient() as browser:
         consent = await browser.get(authorize_url, follow_redirects=False)
     assert consent.status_code == 302, consent.text
     callback = parse_qs(urlsplit(consent.headers["location"]).query)

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
+import httpx2
 import pyotp
 import pytest
 
-from cli.main import department_connection, ensure_signing_key
+from cli.main import department_database, ensure_signing_key
 from cli.seed import DEMO_PASSWORD, SeedResult, seed_demo
 from core.crypto import SecretBox
 from core.embedded import free_port, wait_for_port
@@ -36,7 +36,7 @@ async def fuzz_database(api_settings: Settings) -> AsyncIterator[tuple[Settings,
         api_settings.model_copy(update={"database": api_settings.database.model_copy(update={"name": name})})
     )
     await ensure_signing_key(settings)
-    async with department_connection(settings) as conn, conn.transaction():
+    async with department_database(settings) as db, db.cross_tenant("test setup") as conn, conn.transaction():
         seeded = await seed_demo(conn, SecretBox(settings.data_key.get_secret_value()))
     yield settings, seeded
     admin = await asyncpg.connect(settings.database.admin_dsn.get_secret_value())
@@ -70,7 +70,7 @@ def served_api(
         wait_for_port("127.0.0.1", port, 30)
         base = f"http://127.0.0.1:{port}"
         tokens = {}
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx2.Client(base_url=base, timeout=30) as client:
             for user in seeded.users:
                 if user.role in tokens:
                     continue

@@ -19,6 +19,7 @@ from billing import validation
 from billing.errors import AlreadyInvoiced, BadSiret, MonthNotEnded, OverlappingContract
 from billing.model import CameraPlanChange, ContractUpdate, CreditNoteRequest, PaymentInput, PriceInput
 from billing.service import BillingService
+from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.tenancy import Principal
 from tests.billing.conftest import SIRET_VERSAILLES, Setup, contract_for, history, paris
@@ -139,8 +140,6 @@ async def test_the_past_cannot_be_repriced_or_replanned(
 async def test_issued_invoices_are_immutable_in_the_database(
     app_pool: asyncpg.Pool, configured: Setup, october: dict[str, uuid.UUID]
 ) -> None:
-    from core.db import tenant_transaction
-
     invoice_id = next(v for k, v in october.items() if k != "run")
     tenants = [configured.tenant("versailles"), configured.tenant("houdan")]
     for statement in (
@@ -154,7 +153,7 @@ async def test_issued_invoices_are_immutable_in_the_database(
         "unit_code, unit_price, net_amount, vat_rate) SELECT gen_random_uuid(), tenant_id, id, 99, 'plan', 'x', 1, "
         "'C62', 1, 1, 20 FROM billing_invoices WHERE id = $1",
     ):
-        async with tenant_transaction(app_pool, tenants, department_id=configured.seed.department_id) as conn:
+        async with Database(app_pool).for_tenants(tenants, department_id=configured.seed.department_id) as conn:
             with pytest.raises(asyncpg.PostgresError) as refused:
                 await conn.execute(statement, invoice_id)
             assert refused.value.sqlstate in ("VG202", "42501"), statement
@@ -163,17 +162,15 @@ async def test_issued_invoices_are_immutable_in_the_database(
 async def test_registry_history_cannot_be_written_by_the_runtime_roles(
     app_pool: asyncpg.Pool, department_pool: asyncpg.Pool, configured: Setup
 ) -> None:
-    from core.db import tenant_transaction
-
     statement = ("INSERT INTO camera_registry_events (tenant_id, camera_id, occurred_at, kind, status, name, "
                  "insee_code) VALUES ($1, $2, now(), 'removed', 'online', 'x', '78646')")
-    async with tenant_transaction(app_pool, [configured.tenant("versailles")]) as conn:
+    async with Database(app_pool).for_tenants([configured.tenant("versailles")]) as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(statement, configured.tenant("versailles"), configured.camera("c4"))
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await department_pool.execute(statement, configured.tenant("versailles"), configured.camera("c4"))
     # Changing a camera writes it, through the trigger, whoever changes it.
-    async with tenant_transaction(app_pool, [configured.tenant("versailles")]) as conn:
+    async with Database(app_pool).for_tenants([configured.tenant("versailles")]) as conn:
         await conn.execute("UPDATE cameras SET status = 'disabled' WHERE id = $1", configured.camera("c5"))
         await conn.execute("UPDATE cameras SET status = 'online' WHERE id = $1", configured.camera("c5"))
         kinds = await conn.fetch(

@@ -11,7 +11,7 @@ import pytest
 
 from billing.service import BillingService
 from billing.settings import BillingSettings
-from core.db import Database, create_pool, tenant_transaction
+from core.db import Database, create_pool
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from core.tenancy import Principal
@@ -34,7 +34,7 @@ async def test_two_runs_at_once_leave_no_gap_and_no_duplicate(
     department = configured.seed.department_id
 
     async def take_a_number_and_roll_back() -> None:
-        async with tenant_transaction(pools[0], [], department_id=department) as conn:
+        async with Database(pools[0]).for_tenants([], department_id=department) as conn:
             await conn.execute(
                 "INSERT INTO billing_number_counters AS c (department_id, year, last_number) VALUES ($1, 2026, 1) "
                 "ON CONFLICT (department_id, year) DO UPDATE SET last_number = c.last_number + 1", department)

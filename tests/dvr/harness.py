@@ -12,12 +12,13 @@ from pathlib import Path
 import asyncpg
 
 from core.crypto import SecretBox
+from core.db import Database
 from core.events import Event
 from core.objectstore import ObjectStore
 from core.settings import Settings
+from dvr.fleet import FleetRecorder
 from dvr.model import Segment
-from dvr.recorder import FleetRecorder
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
 from dvr.workers import minimum_lock, record_until
@@ -46,7 +47,7 @@ class RunningRecorder:
             await asyncio.wait_for(self.task, timeout=30)
 
 
-def start_recorder(settings: Settings, dvr: DvrSettings, pool: asyncpg.Pool, store: ObjectStore,
+def start_recorder(settings: Settings, dvr: DvrSettings, db: Database, store: ObjectStore,
                    tenants: list[uuid.UUID]) -> RunningRecorder:
     spool = Spool(dvr.spool_dir)
     events: list[Event] = []
@@ -54,10 +55,10 @@ def start_recorder(settings: Settings, dvr: DvrSettings, pool: asyncpg.Pool, sto
     async def publish(event: Event) -> None:
         events.append(event)
 
-    uploader = SegmentUploader(store=store, pool=pool, spool=spool, recorder_id="", publish=publish,
-                               retain_until=minimum_lock(pool), high_water_bytes=dvr.spool_high_water_bytes,
+    uploader = SegmentUploader(store=store, db=db, spool=spool, recorder_id="", publish=publish,
+                               retain_until=minimum_lock(db), high_water_bytes=dvr.spool_high_water_bytes,
                                workers=2)
-    fleet = FleetRecorder(settings=dvr, pool=pool, uploader=uploader, spool=spool, publish=publish,
+    fleet = FleetRecorder(settings=dvr, db=db, uploader=uploader, spool=spool, publish=publish,
                           secret_box=SecretBox(settings.data_key.get_secret_value()), tenant_ids=tenants)
     uploader._recorder_id = fleet.recorder_id
     running = RunningRecorder(fleet, uploader, events)
@@ -66,7 +67,7 @@ def start_recorder(settings: Settings, dvr: DvrSettings, pool: asyncpg.Pool, sto
 
 
 async def segments(pool: asyncpg.Pool, camera_id: uuid.UUID) -> list[Segment]:
-    async with connection(pool) as conn:
+    async with pool.acquire() as conn:
         return await DvrRepository().segments_between(conn, camera_id, datetime(2000, 1, 1, tzinfo=UTC),
                                                       datetime(2100, 1, 1, tzinfo=UTC))
 

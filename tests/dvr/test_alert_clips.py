@@ -18,15 +18,15 @@ import pytest
 
 from alerts.clips import CLIP_EVENTS, AlertClipService, clip_consumers
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, AlertRaised
-from alerts.outbox import OutboxRelay
-from alerts.repository import AlertRepository
+from alerts.repository import ALERT_OUTBOX
 from alerts.settings import AlertsSettings
 from camsim.simulator import CameraSimulator
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import tenant_transaction
+from core.db import Database
 from core.events import Event, EventCodec
 from core.objectstore import FilesystemObjectStore
+from core.outbox import OutboxRelay
 from core.settings import Settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
 from dvr.events import DVR_STREAM, ClipRecorded, subject_for
@@ -57,7 +57,7 @@ class Pipeline:
 
 
 @pytest.fixture
-async def pipeline(settings: Settings, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool, world: World,
+async def pipeline(settings: Settings, database: Database, world: World,
                    tmp_path: Path) -> AsyncIterator[Pipeline]:
     tenant_id, site_id = await world.tenant()
     bus = await Bus.connect(settings.nats.url, name="alert-clips-test")
@@ -70,10 +70,11 @@ async def pipeline(settings: Settings, department_pool: asyncpg.Pool, app_pool: 
     async def publish(event: Event) -> None:
         await bus.publish(subject_for(event), event)
 
+    db = database
     recorder = AlertClipRecorder(
-        EvidenceService(pool=department_pool, store=store, settings=dvr,
-                        secret_box=SecretBox(settings.data_key.get_secret_value())), publish, dvr)
-    alert_clips = AlertClipService(app_pool)
+        EvidenceService(db=db, store=store, settings=dvr, secret_box=SecretBox(settings.data_key.get_secret_value())),
+        publish, dvr)
+    alert_clips = AlertClipService(db)
     suffix = uuid.uuid4().hex[:8]
     dvr_spec = dataclasses.replace(clip_consumer(dvr), durable=f"dvr-clips-{suffix}",
                                    filter_subject=f"alerts.{tenant_id}.raised")
@@ -85,7 +86,7 @@ async def pipeline(settings: Settings, department_pool: asyncpg.Pool, app_pool: 
     tasks += [asyncio.create_task(bus.consume(s, EventCodec(*CLIP_EVENTS), alert_clips.handle, stop=stop))
               for s in alerts_specs]
     try:
-        yield Pipeline(bus, tenant_id, site_id, dvr, store, OutboxRelay(department_pool, bus), alert_clips,
+        yield Pipeline(bus, tenant_id, site_id, dvr, store, OutboxRelay(db, bus, ALERT_OUTBOX), alert_clips,
                        dvr_spec.durable, [s.durable for s in alerts_specs])
     finally:
         stop.set()
@@ -97,17 +98,20 @@ async def raise_alert(pool: asyncpg.Pool, tenant_id: uuid.UUID, camera_id: uuid.
                       first_seen: datetime) -> uuid.UUID:
     """An alert written as the engine writes it: the row and its AlertRaised in the outbox, in one transaction."""
     alert_id, source_event_id = uuid.uuid4(), uuid.uuid4()
-    repo = AlertRepository()
-    async with tenant_transaction(pool, [tenant_id]) as conn:
+    async with Database(pool).for_tenants([tenant_id], camera_id=camera_id) as conn:
         site_id = await conn.fetchval("SELECT site_id FROM cameras WHERE id = $1", camera_id)
-        await repo.insert_alert(conn, {
-            "id": alert_id, "tenant_id": tenant_id, "camera_id": camera_id, "site_id": site_id, "insee_code": "95127",
-            "rule_type": "intrusion", "severity": 3, "priority": 30, "source_event_id": source_event_id,
-            "first_seen_at": first_seen, "last_seen_at": first_seen, "sla_claim_due_at": first_seen})
-        await repo.enqueue(conn, AlertRaised(
+        await conn.execute(
+            "INSERT INTO alerts (id, tenant_id, camera_id, site_id, insee_code, rule_type, severity, priority, "
+            "source_event_id, first_seen_at, last_seen_at, sla_claim_due_at) "
+            "VALUES ($1, $2, $3, $4, '95127', 'intrusion', 3, 30, $5, $6, $6, $6)",
+            alert_id, tenant_id, camera_id, site_id, source_event_id, first_seen)
+        await conn.execute("INSERT INTO alert_heads (tenant_id, camera_id, rule_type, alert_id) "
+                           "VALUES ($1, $2, 'intrusion', $3) ON CONFLICT (tenant_id, camera_id, rule_type) "
+                           "DO UPDATE SET alert_id = excluded.alert_id", tenant_id, camera_id, alert_id)
+        await ALERT_OUTBOX.add(conn, [AlertRaised(
             tenant_id=tenant_id, alert_id=alert_id, camera_id=camera_id, site_id=site_id, insee_code="95127",
             rule_type="intrusion", severity=3, priority=30, source_event_id=source_event_id,
-            first_seen_at=first_seen))
+            first_seen_at=first_seen)])
     return alert_id
 
 
@@ -157,12 +161,12 @@ async def drained(p: Pipeline) -> None:
 
 async def test_alert_gets_its_clip_once_then_unavailable_without_recording(
     pipeline: Pipeline, settings: Settings, world: World, camera_simulator: CameraSimulator,
-    department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
+    department_pool: asyncpg.Pool, app_pool: asyncpg.Pool, database: Database,
 ) -> None:
     p = pipeline
     camera_id = await world.camera(camera_simulator.camera("vtest").main_url, tenant_id=p.tenant_id,
                                    site_id=p.site_id)
-    rec = start_recorder(settings, p.dvr, department_pool, p.store, [p.tenant_id])
+    rec = start_recorder(settings, p.dvr, database, p.store, [p.tenant_id])
     try:
         async def recording() -> bool:
             return len(await segments(department_pool, camera_id)) >= 3

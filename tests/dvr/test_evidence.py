@@ -14,7 +14,7 @@ import pytest
 
 from camsim.simulator import CameraSimulator
 from core.crypto import SecretBox
-from core.db import tenant_transaction
+from core.db import Database
 from core.errors import NotFound
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
@@ -22,8 +22,8 @@ from core.tenancy import Role
 from dvr.errors import NotRecorded, RetentionAboveCap
 from dvr.export import verify_package
 from dvr.model import LegalFrame, Segment, Tier
-from dvr.repository import connection
-from dvr.service import EvidenceService, RetentionService
+from dvr.retention import RetentionService
+from dvr.service import EvidenceService
 from journal.errors import MotiveRequired
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, segments, start_recorder, wait_for
@@ -41,7 +41,7 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-async def recorded(settings: Settings, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
+async def recorded(settings: Settings, department_pool: asyncpg.Pool, database: Database,
                    camera_simulator: CameraSimulator, world: World,
                    tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     """About ten seconds of the shared 'bikes' camera, recorded once for every test of this module."""
@@ -51,14 +51,14 @@ async def recorded(settings: Settings, department_pool: asyncpg.Pool, app_pool: 
                                    name="Parvis gare")
     store = FilesystemObjectStore(root / "objects", presign_secret=b"s" * 32, presign_base_url="http://x/media")
     dvr = fast_settings(root / "spool")
-    rec = start_recorder(settings, dvr, department_pool, store, [tenant_id])
+    rec = start_recorder(settings, dvr, database, store, [tenant_id])
     try:
         async def enough() -> bool:
             return len(await segments(department_pool, camera_id)) >= 5
         await wait_for(enough, 60, "five segments")
     finally:
         await rec.close()
-    service = EvidenceService(pool=app_pool, store=store, settings=dvr,
+    service = EvidenceService(db=database, store=store, settings=dvr,
                               secret_box=SecretBox(settings.data_key.get_secret_value()))
     return Recorded(tenant_id, camera_id, store, await segments(department_pool, camera_id), service)
 
@@ -87,7 +87,7 @@ async def test_clip_outside_recorded_intervals_is_refused(recorded: Recorded) ->
 
 
 async def test_playback_needs_a_motive_and_is_journaled(recorded: Recorded, world: World,
-                                                        app_pool: asyncpg.Pool) -> None:
+                                                        database: Database) -> None:
     principal = world.principal(tenants={recorded.tenant_id})
     start, end = recorded.segments[0].start_at, recorded.segments[-1].end_at
     with pytest.raises(MotiveRequired):
@@ -96,7 +96,7 @@ async def test_playback_needs_a_motive_and_is_journaled(recorded: Recorded, worl
                                                motive="vérification d'un signalement")
     assert [i.sha256 for i in playback.items] == [s.sha256 for s in recorded.segments]
     assert all(i.url.startswith("http://x/media/") for i in playback.items)
-    async with tenant_transaction(app_pool, [recorded.tenant_id]) as conn:
+    async with database.for_tenants([recorded.tenant_id]) as conn:
         rows = await conn.fetch("SELECT action, motive, camera_id FROM access_journal WHERE camera_id = $1",
                                 recorded.camera_id)
     assert [(r["action"], r["motive"]) for r in rows] == [("media.playback", "vérification d'un signalement")]
@@ -122,7 +122,7 @@ async def test_retention_request_above_the_cap_is_refused(recorded: Recorded, wo
 
 
 async def test_requisition_holds_export_and_retention_with_proof(
-        recorded: Recorded, world: World, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
+        recorded: Recorded, world: World, department_pool: asyncpg.Pool, database: Database,
         tmp_path: Path) -> None:
     segs = recorded.segments
     held_segs, free_segs = segs[:2], segs[2:]
@@ -152,9 +152,9 @@ async def test_requisition_holds_export_and_retention_with_proof(
                                                recipient="Parquet de Pontoise")
 
     # Forty days later: the sweeper destroys everything not held, registering each recording.
-    sweeper = RetentionService(pool=department_pool, store=recorded.store)
+    sweeper = RetentionService(db=database, store=recorded.store)
     later = datetime.now(UTC) + timedelta(days=40)
-    async with connection(department_pool) as conn:
+    async with department_pool.acquire() as conn:
         holds = await conn.fetch("SELECT recording_type, recording_id FROM legal_holds WHERE requisition_id = $1",
                                  req.id)
     # The segments of the interval and any alert clip overlapping it are held.
@@ -162,7 +162,7 @@ async def test_requisition_holds_export_and_retention_with_proof(
     report = await sweeper.sweep(now=later)
     assert report.held_skipped == len(holds)
     assert report.destroyed >= len(free_segs)
-    async with tenant_transaction(app_pool, [recorded.tenant_id]) as conn:
+    async with database.for_tenants([recorded.tenant_id]) as conn:
         register = await conn.fetch("SELECT recording_id, sha256, method, retention_days FROM destruction_register "
                                     "WHERE camera_id = $1", recorded.camera_id)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -181,7 +181,7 @@ async def test_requisition_holds_export_and_retention_with_proof(
     report = await sweeper.sweep(now=later)
     assert report.held_skipped == 0
     assert await recorded.store.list_versions(recorded.tenant_id, f"continuous/{recorded.camera_id}/") == []
-    async with connection(department_pool) as conn:
+    async with department_pool.acquire() as conn:
         count = await conn.fetchval("SELECT count(*) FROM destruction_register WHERE camera_id = $1",
                                     recorded.camera_id)
         transmitted = await conn.fetchval("SELECT recipient FROM export_transmissions WHERE export_id = $1",

@@ -17,10 +17,11 @@ import asyncpg
 import pytest
 
 from camsim.simulator import CameraSimulator
+from core.db import Database
 from core.objectstore_s3 import S3ObjectStore
 from core.settings import Settings
 from dvr.model import GapCause
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
 from dvr.uploader import Spool
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, object_sha256, segments, start_recorder, wait_for
@@ -32,15 +33,15 @@ OUTAGE_S = 90.0
 
 
 async def _indexed_count(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> int:
-    async with connection(pool) as conn:
+    async with pool.acquire() as conn:
         value: int = await conn.fetchval("SELECT count(*) FROM recording_segments WHERE tenant_id = $1", tenant_id)
     return value
 
 
 @pytest.mark.ceph
 async def test_object_store_outage_loses_no_segment(
-        settings: Settings, department_pool: asyncpg.Pool, camera_simulator: CameraSimulator, world: World,
-        ceph_rgw: CephRgw, tmp_path: Path) -> None:
+        settings: Settings, department_pool: asyncpg.Pool, database: Database, camera_simulator: CameraSimulator,
+        world: World, ceph_rgw: CephRgw, tmp_path: Path) -> None:
     """Two cameras record into Ceph RGW; its S3 gateway process is killed for 90 s (the cluster behind it keeps
     its data, as a MinIO outage does) while the recorder keeps running, then started again. Every segment recorded
     during the outage is uploaded and indexed with its SHA-256, nothing is left in the spool and no gap is written.
@@ -53,7 +54,7 @@ async def test_object_store_outage_loses_no_segment(
     dvr = fast_settings(tmp_path / "spool")
     spool = Spool(dvr.spool_dir)
     loop = asyncio.get_running_loop()
-    rec = start_recorder(settings, dvr, department_pool, store, [tenant_id])
+    rec = start_recorder(settings, dvr, database, store, [tenant_id])
     gateway_down = False
     try:
         async def recording() -> bool:
@@ -78,7 +79,7 @@ async def test_object_store_outage_loses_no_segment(
         outage_s = up_t - down_t
 
         async def caught_up() -> bool:
-            async with connection(department_pool) as conn:
+            async with department_pool.acquire() as conn:
                 rows = await conn.fetch("SELECT camera_id, start_at FROM recording_segments WHERE tenant_id = $1",
                                         tenant_id)
             indexed = {(r["camera_id"], r["start_at"]) for r in rows}
@@ -116,7 +117,7 @@ async def test_object_store_outage_loses_no_segment(
         holes = [(a.end_at, b.start_at) for a, b in itertools.pairwise(segs)
                  if (b.start_at - a.end_at).total_seconds() > dvr.gap_tolerance_s]
         assert holes == [], f"camera {camera_id}: unrecorded intervals {holes}"
-        async with connection(department_pool) as conn:
+        async with department_pool.acquire() as conn:
             gaps = await repo.gaps_between(conn, camera_id, segs[0].start_at, segs[-1].end_at)
         assert gaps == [], f"camera {camera_id}: gap rows {gaps}"
         # What the store holds is, byte for byte, what the index says.
@@ -160,7 +161,7 @@ def _recorder_env(settings: Settings, tenant_id: uuid.UUID, objects: Path, spool
 
 async def _leases(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Camera -> pid of the live lease holder."""
-    async with connection(pool) as conn:
+    async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT l.camera_id, i.pid FROM recorder_leases l JOIN recorder_instances i ON i.id = l.holder "
             "WHERE l.tenant_id = $1 AND l.expires_at >= now()", tenant_id)
@@ -210,7 +211,7 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
             per_pid = [sum(1 for pid in leases.values() if pid == p) for p in processes]
             if set(leases) != set(cameras) or per_pid != [2, 2]:
                 return False
-            async with connection(department_pool) as conn:
+            async with department_pool.acquire() as conn:
                 recorded = await conn.fetch(
                     "SELECT DISTINCT s.camera_id FROM recording_segments s JOIN recorder_instances i "
                     "ON i.id = s.recorder_id WHERE s.tenant_id = $1", tenant_id)
@@ -220,7 +221,7 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
         leases = await _leases(department_pool, tenant_id)
         victim_pid, survivor_pid = list(processes)
         victim_cameras = {c for c, pid in leases.items() if pid == victim_pid}
-        async with connection(department_pool) as conn:
+        async with department_pool.acquire() as conn:
             survivor_id = await conn.fetchval("SELECT id FROM recorder_instances WHERE pid = $1", survivor_pid)
 
         killed_at, killed_t = datetime.now(UTC), loop.time()
@@ -236,7 +237,7 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
             leases = await _leases(department_pool, tenant_id)
             if held_after_s is None and all(leases.get(c) == survivor_pid for c in victim_cameras):
                 held_after_s = elapsed
-            async with connection(department_pool) as conn:
+            async with department_pool.acquire() as conn:
                 rows = await conn.fetch(
                     "SELECT DISTINCT camera_id FROM recording_segments WHERE camera_id = ANY ($1::uuid[]) "
                     "AND recorder_id = $2 AND start_at >= $3", list(victim_cameras), survivor_id, killed_at)
@@ -253,7 +254,7 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
         assert orphans == [], f"ffmpeg processes of the killed recorder still run: {orphans}"
 
         async def failover_gaps() -> bool:
-            async with connection(department_pool) as conn:
+            async with department_pool.acquire() as conn:
                 rows = await conn.fetch(
                     "SELECT camera_id FROM recording_gaps WHERE camera_id = ANY ($1::uuid[]) AND cause = $2 "
                     "AND start_at <= $3 AND end_at >= $3", list(victim_cameras), GapCause.RECORDER_FAILOVER.value,

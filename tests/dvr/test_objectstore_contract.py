@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-import httpx
+import httpx2
 import pytest
 
 from core.errors import NotFound
@@ -178,7 +178,7 @@ async def test_presigned_url_serves_exactly_that_version(any_store: StoreUnderTe
         return
     assert isinstance(store, S3ObjectStore)
     ctx = ssl.create_default_context(cafile=str(any_store_ca(any_store))) if url.startswith("https") else None
-    async with httpx.AsyncClient(verify=ctx if ctx else False) as client:
+    async with httpx2.AsyncClient(verify=ctx if ctx else False) as client:
         response = await client.get(url)
         tampered = await client.get(url.replace("X-Amz-Expires=120", "X-Amz-Expires=9999"))
     assert response.status_code == 200

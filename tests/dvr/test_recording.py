@@ -11,10 +11,11 @@ import asyncpg
 import pytest
 
 from camsim.simulator import CameraSimulator, CameraSpec
+from core.db import Database
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
-from dvr.repository import DvrRepository, connection
+from dvr.repository import DvrRepository
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, object_sha256, segments, start_recorder, wait_for
 
@@ -22,15 +23,15 @@ pytestmark = pytest.mark.integration
 
 
 async def test_camera_outage_is_a_gap_and_recording_resumes(
-        settings: Settings, department_pool: asyncpg.Pool, camera_simulator: CameraSimulator, world: World,
-        tmp_path: Path) -> None:
+        settings: Settings, department_pool: asyncpg.Pool, database: Database, camera_simulator: CameraSimulator,
+        world: World, tmp_path: Path) -> None:
     cam = camera_simulator.add_camera(CameraSpec("dvr-outage", "vtest"))
     tenant_id, site_id = await world.tenant()
     try:
         camera_id = await world.camera(cam.main_url, tenant_id=tenant_id, site_id=site_id)
         store = FilesystemObjectStore(tmp_path / "objects")
         dvr = fast_settings(tmp_path / "spool")
-        rec = start_recorder(settings, dvr, department_pool, store, [tenant_id])
+        rec = start_recorder(settings, dvr, database, store, [tenant_id])
         try:
             async def enough() -> bool:
                 return len(await segments(department_pool, camera_id)) >= 3
@@ -61,7 +62,7 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
     resume_s = (after[0].start_at - back_at).total_seconds()
     assert resume_s < 5.0, f"recording resumed {resume_s:.1f} s after the camera came back"
 
-    async with connection(department_pool) as conn:
+    async with department_pool.acquire() as conn:
         gaps = await DvrRepository().gaps_between(conn, camera_id, segs[0].start_at, segs[-1].end_at)
         health = await DvrRepository().health(conn, camera_id)
     assert len(gaps) == 1

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import cast
 
-import asyncpg
-
+from core.db import Database
 from core.events import Event
 from core.objectstore import FilesystemObjectStore
 from dvr.model import SpooledSegment
@@ -50,8 +49,8 @@ async def test_idle_workers_stop_as_soon_as_asked(tmp_path: Path) -> None:
     async def no_lock(_segment: SpooledSegment) -> None:
         return None
 
-    # Idle workers touch neither the pool nor the store: they sleep until a segment or the stop arrives.
-    uploader = SegmentUploader(store=FilesystemObjectStore(tmp_path / "objects"), pool=cast(asyncpg.Pool, None),
+    # Idle workers touch neither the database nor the store: they sleep until a segment or the stop arrives.
+    uploader = SegmentUploader(store=FilesystemObjectStore(tmp_path / "objects"), db=cast(Database, None),
                                spool=Spool(tmp_path / "spool"), recorder_id="test", publish=publish,
                                retain_until=no_lock, high_water_bytes=1 << 30, workers=4)
     stop = asyncio.Event()

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from inference.analytics import CameraRules
 from inference.errors import ForbiddenAnalysis, InvalidRule, InvalidZone, RuleNotAuthorised
 from inference.model import (
     FrameAnalysis,
@@ -21,7 +22,7 @@ from inference.model import (
     TrackedObject,
     Zone,
 )
-from inference.rules import CameraRules, check_model_classes, check_rule, in_schedule, validate_zone
+from inference.rules import check_model_classes, check_rule, in_schedule, validate_zone
 
 TENANT = uuid.uuid4()
 CAMERA = uuid.uuid4()

@@ -20,7 +20,7 @@ import pytest
 from camsim.simulator import CameraSimulator, CameraSpec, free_port
 from core.bus import Bus
 from core.crypto import SecretBox
-from core.db import tenant_transaction
+from core.db import Database
 from core.events import Event, EventCodec
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
@@ -32,6 +32,7 @@ from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.publisher import DetectionPublisher
 from inference.settings import InferenceSettings
+from inference.worker import serve
 from tests.inference.conftest import World, add_camera, authorise
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
 
 
 async def test_worker_detects_applies_new_rules_live_and_reports_outages(
-    world: World, settings: Settings, department_pool: asyncpg.Pool, app_pool: asyncpg.Pool,
+    world: World, settings: Settings, department_pool: asyncpg.Pool, database: Database,
     camera_simulator: CameraSimulator, detector_model: DetectorModelFiles, event_log: EventLog, tmp_path: Path,
 ) -> None:
     alpha, beta = world.tenants
@@ -121,8 +122,8 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
     backend = PortableBackend(detector, publisher, options)
     stop = asyncio.Event()
     # What `python -m inference` runs, on this test's database, bus and store.
-    worker = asyncio.create_task(service.serve(department_pool, OnlyTheseTenants(backend, world.tenants), publisher,
-                                               secrets=secrets, settings=options, stop=stop))
+    worker = asyncio.create_task(serve(database, OnlyTheseTenants(backend, world.tenants), publisher,
+                                       secrets=secrets, settings=options, stop=stop))
     try:
         # Pedestrians on the walkway are detected and tracked; each new track is announced with a snapshot.
         person = await event_log.wait_for(
@@ -144,7 +145,7 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
         assert not event_log.matching(lambda e: isinstance(e, RuleTriggered))
 
         # A rule created through the service reaches the running worker without a restart.
-        async with tenant_transaction(app_pool, [alpha]) as conn:
+        async with database.for_tenants([alpha]) as conn:
             zone = await service.create_zone(conn, walkway, ZoneInput(name="cordon", points=WHOLE_FRAME))
             rule = await service.create_rule(conn, walkway, RuleInput(rule_type="intrusion", zone_id=zone.id),
                                              today=date.today(), model_labels=frozenset(detector.labels))
@@ -183,7 +184,7 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
         await bus.close()
         camera_simulator.remove_camera(flaky.name)
     # Stopping flushed the metering: the tenant's detector time is in the database for its invoice.
-    async with tenant_transaction(app_pool, [alpha]) as conn:
+    async with database.for_tenants([alpha]) as conn:
         usage = await service.detector_usage(conn, alpha, date.today() - timedelta(days=1),
                                              date.today() + timedelta(days=1))
     assert sum(day.frames for day in usage) > 0

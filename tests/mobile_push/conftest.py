@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pyotp
 import pytest
 from litestar import Litestar
@@ -20,9 +19,9 @@ from core.crypto import SecretBox
 from core.db import Database
 from core.embedded import free_port
 from core.settings import Settings
+from mobile_push.dispatcher import PushDispatcher
 from mobile_push.fcm import FcmSender
 from mobile_push.fcm_endpoint import FcmEndpoint, state_for, write_service_account
-from mobile_push.service import PushDispatcher
 from mobile_push.settings import PushSettings
 from tests.alerts.conftest import alerts_app, alerts_client, alerts_settings, bus, demo  # noqa: F401
 from tests.api.conftest import Actor
@@ -77,11 +76,6 @@ async def sender(service_account: dict[str, Any], push_settings: PushSettings) -
     created = FcmSender(service_account, base_url=push_settings.fcm_base_url, timeout_s=5)
     yield created
     await created.close()
-
-
-@pytest.fixture(scope="session")
-def database(app_pool: asyncpg.Pool, department_pool: asyncpg.Pool) -> Database:
-    return Database(app_pool, department_pool)
 
 
 @pytest.fixture

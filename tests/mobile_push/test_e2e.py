@@ -8,8 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
-import httpx
+import httpx2
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -18,17 +17,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERT_EVENTS, DispatchOrdered, EscalationRaised
-from alerts.outbox import OutboxRelay as AlertsOutboxRelay
+from alerts.repository import ALERT_OUTBOX
 from alerts.rules import RECEIPT_TIMEOUT_S
 from cli.seed import DEMO_PASSWORD, SeedResult
 from core.bus import Bus, ConsumerSpec
 from core.db import Database
 from core.events import EventCodec
+from core.outbox import OutboxRelay
 from inference.events import RuleTriggered
+from mobile_push.dispatcher import PushDispatcher
 from mobile_push.events import PUSH_EVENTS
 from mobile_push.fcm_endpoint import FcmEndpoint
 from mobile_push.reference_client import ReferenceClient
-from mobile_push.service import OutboxRelay, PushDispatcher
+from mobile_push.repository import PUSH_OUTBOX
 from mobile_push.settings import PushSettings
 from tests.api.conftest import Actor
 
@@ -39,12 +40,11 @@ OPERATOR, PM, GENDARME = "operateur1@valdoise.demo", "pm@marines.demo", "gendarm
 @pytest.fixture
 async def platform(
     bus: Bus, database: Database, dispatcher: PushDispatcher, push_settings: PushSettings,
-    app_pool: asyncpg.Pool, department_pool: asyncpg.Pool,
 ) -> AsyncIterator[None]:
     """The alerts relay and escalation timers, and the push dispatcher and relay, wired through NATS as in
     production (each in its own task here instead of its own process)."""
     stop = asyncio.Event()
-    escalation = EscalationDispatcher(app_pool, department_pool)
+    escalation = EscalationDispatcher(database)
     tag = uuid.uuid4().hex[:6]
     # Fresh durables that start at new messages: orders left on the stream by earlier tests are not this test's.
     consumers = (("PUSH", f"alerts-e2e-{tag}", "push.>"), ("ALERTS", f"push-e2e-{tag}", "alerts.>"))
@@ -53,14 +53,14 @@ async def platform(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=subject,
             deliver_policy=DeliverPolicy.NEW, max_deliver=6, ack_wait=30))
     tasks = [
-        asyncio.create_task(AlertsOutboxRelay(department_pool, bus).run(stop)),
+        asyncio.create_task(OutboxRelay(database, bus, ALERT_OUTBOX).run(stop)),
         asyncio.create_task(escalation.run(stop, 0.2)),
         asyncio.create_task(bus.consume(ConsumerSpec("PUSH", f"alerts-e2e-{tag}", "push.>"),
                                         EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop)),
         asyncio.create_task(bus.consume(ConsumerSpec("ALERTS", f"push-e2e-{tag}", "alerts.>"),
                                         EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop)),
         asyncio.create_task(dispatcher.run_retries(stop)),
-        asyncio.create_task(OutboxRelay(database, bus, push_settings).run(stop)),
+        asyncio.create_task(OutboxRelay(database, bus, PUSH_OUTBOX, idle_s=push_settings.outbox_poll_s).run(stop)),
     ]
     yield
     stop.set()
@@ -72,10 +72,10 @@ async def platform(
 
 async def test_detection_to_acknowledgement_and_escalation(
     platform: None, alerts_client: AsyncTestClient[Litestar], people: dict[str, Actor], demo: SeedResult,
-    clean_fcm: FcmEndpoint, app_pool: asyncpg.Pool, bus: Bus,
+    clean_fcm: FcmEndpoint, database: Database, bus: Bus,
 ) -> None:
     api = alerts_client
-    async with httpx.AsyncClient(base_url=clean_fcm.url) as fcm_http:
+    async with httpx2.AsyncClient(base_url=clean_fcm.url) as fcm_http:
         pm, gendarme = ReferenceClient(api, fcm_http), ReferenceClient(api, fcm_http, platform="ios")
         for client, email in ((pm, PM), (gendarme, GENDARME)):
             await client.sign_in(email, DEMO_PASSWORD)
@@ -84,7 +84,7 @@ async def test_detection_to_acknowledgement_and_escalation(
                                          ordered_consumer=True)
 
         # A simulated camera's event becomes an alert; the operator verifies it and dispatches two forces.
-        alert_id = await AlertEngine(app_pool).handle(RuleTriggered(
+        alert_id = await AlertEngine(database).handle(RuleTriggered(
             tenant_id=demo.tenants["marines"], camera_id=demo.cameras["c7"], rule_id=uuid.uuid4(),
             rule_type="person_on_ground", legal_event_type="person_on_ground", zone_id=None, track_ids=(41,),
             boxes=((0.1, 0.1, 0.3, 0.6),), labels=("Person",), scores=(0.92,), detail="e2e",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
-import httpx
+import httpx2
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from litestar import Litestar
@@ -17,9 +17,9 @@ from litestar.testing import AsyncTestClient
 from alerts.events import DispatchOrdered, Urgency
 from cli.seed import DEMO_PASSWORD, SeedResult
 from core.ids import new_id
+from mobile_push.dispatcher import PushDispatcher
 from mobile_push.fcm_endpoint import Fault, FcmEndpoint
 from mobile_push.reference_client import CLIENT_ID, REDIRECT_URI, ReferenceClient, new_fcm_token
-from mobile_push.service import PushDispatcher
 from tests.api.conftest import Actor
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,12 @@ Phone = Callable[[str], "asyncio.Future[ReferenceClient]"]
 
 
 @pytest.fixture
-async def fcm_http(fcm: FcmEndpoint) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fcm.url) as client:
+async def fcm_http(fcm: FcmEndpoint) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=fcm.url) as client:
         yield client
 
 
-async def phone(api: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, email: str) -> ReferenceClient:
+async def phone(api: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, email: str) -> ReferenceClient:
     client = ReferenceClient(api, fcm_http)
     await client.sign_in(email, DEMO_PASSWORD)
     await client.register()
@@ -78,7 +78,7 @@ async def journal(pool: asyncpg.Pool, action: str, target: object) -> int:
 
 
 async def test_pkce_sign_in_and_device_registration_rules(
-    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, people: dict[str, Actor],
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, people: dict[str, Actor],
     department_pool: asyncpg.Pool,
 ) -> None:
     api = alerts_client
@@ -147,7 +147,7 @@ async def test_pkce_sign_in_and_device_registration_rules(
 
 
 async def test_every_fcm_error_ends_in_the_right_state(
-    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, clean_fcm: FcmEndpoint,
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, clean_fcm: FcmEndpoint,
     dispatcher: PushDispatcher, demo: SeedResult, department_pool: asyncpg.Pool,
 ) -> None:
     faults = {
@@ -207,7 +207,7 @@ async def test_every_fcm_error_ends_in_the_right_state(
 
 
 async def test_unreachable_officers_and_incompetent_forces_fail_at_once(
-    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, clean_fcm: FcmEndpoint,
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, clean_fcm: FcmEndpoint,
     dispatcher: PushDispatcher, demo: SeedResult, department_pool: asyncpg.Pool,
 ) -> None:
     gendarme = await phone(alerts_client, fcm_http, GENDARME)
@@ -233,7 +233,7 @@ async def test_unreachable_officers_and_incompetent_forces_fail_at_once(
 
 
 async def test_refused_credentials_raise_an_operator_alarm_and_recover(
-    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, clean_fcm: FcmEndpoint,
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, clean_fcm: FcmEndpoint,
     dispatcher: PushDispatcher, demo: SeedResult, department_pool: asyncpg.Pool, people: dict[str, Actor],
 ) -> None:
     pm = await phone(alerts_client, fcm_http, PM)
@@ -262,7 +262,7 @@ async def test_refused_credentials_raise_an_operator_alarm_and_recover(
 
 
 async def test_receipts_and_statuses_are_validated_and_journaled(
-    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx.AsyncClient, clean_fcm: FcmEndpoint,
+    alerts_client: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, clean_fcm: FcmEndpoint,
     dispatcher: PushDispatcher, demo: SeedResult, department_pool: asyncpg.Pool, people: dict[str, Actor],
 ) -> None:
     api = alerts_client

@@ -1,0 +1,336 @@
+"""Per-camera analytics: the rules that turn tracked objects into signalements d'attention, with their memory.
+
+Both backends feed the same `CameraRules.evaluate` with `FrameAnalysis` values, so every rule is tested once, on
+synthetic tracks, and behaves identically under DeepStream and the portable backend. Positions use an object's
+bottom-centre (where it stands), as DeepStream's nvdsanalytics does.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import median
+
+from inference.events import Box
+from inference.model import (
+    FrameAnalysis,
+    FrameStats,
+    Point,
+    Rule,
+    RuleHit,
+    RuleType,
+    TrackedObject,
+    Zone,
+)
+from inference.rules import anchor, cross, in_schedule, point_in_polygon, segments_intersect
+
+HISTORY_S = 12.0
+# A detector misses people now and then; a track unseen for less than this keeps its dwell time, its side of a
+# line and its "already reported" mark, so one missed frame does not restart timers or repeat an alert.
+GRACE_S = 2.0
+STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not having moved
+
+
+@dataclass
+class _TrackHistory:
+    first_seen: float
+    samples: deque[tuple[float, Point, Box]] = field(default_factory=lambda: deque(maxlen=256))
+    # Kept apart from `samples` (which only covers HISTORY_S) so stillness can be measured over minutes.
+    still_point: Point | None = None
+    still_from: float = 0.0
+
+    def add(self, t: float, obj: TrackedObject) -> None:
+        point = anchor(obj.box)
+        self.samples.append((t, point, obj.box))
+        while self.samples and self.samples[0][0] < t - HISTORY_S:
+            self.samples.popleft()
+        if self.still_point is None or math.dist(point, self.still_point) > STILL_DISTANCE:
+            self.still_point = point
+            self.still_from = t
+
+    def velocity(self, now: float, window_s: float) -> Point | None:
+        """Mean velocity (frame fractions per second) over the last `window_s`, if that long is known."""
+        recent = [s for s in self.samples if s[0] >= now - window_s]
+        if len(recent) < 2 or recent[-1][0] - recent[0][0] < window_s * 0.5:
+            return None
+        dt = recent[-1][0] - recent[0][0]
+        return ((recent[-1][1][0] - recent[0][1][0]) / dt, (recent[-1][1][1] - recent[0][1][1]) / dt)
+
+    def still_for(self, now: float) -> float:
+        """How long the object has stayed within STILL_DISTANCE of one spot."""
+        return now - self.still_from
+
+
+@dataclass
+class _RuleState:
+    armed_tracks: dict[int, float] = field(default_factory=dict)  # track -> when it started meeting the condition
+    fired_tracks: set[int] = field(default_factory=set)
+    last_side: dict[int, float] = field(default_factory=dict)
+    last_fired: float = -math.inf
+    condition_since: float | None = None
+    baseline: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+
+
+class CameraRules:
+    """The rules of one camera with the memory they need between frames (dwell times, sides of lines, baselines)."""
+
+    def __init__(self, zones: Iterable[Zone], rules: Iterable[Rule], *, frame_size: tuple[int, int] = (16, 9)):
+        self.zones = {z.id: z for z in zones}
+        self.rules = [r for r in rules if r.enabled]
+        self.frame_size = frame_size
+        self._tracks: dict[int, _TrackHistory] = {}
+        self._last_seen: dict[int, float] = {}
+        self._state: dict[uuid.UUID, _RuleState] = {r.id: _RuleState() for r in self.rules}
+
+    def evaluate(self, analysis: FrameAnalysis, local_now: datetime) -> list[RuleHit]:
+        t = analysis.timestamp
+        for obj in analysis.objects:
+            self._tracks.setdefault(obj.track_id, _TrackHistory(first_seen=t)).add(t, obj)
+            self._last_seen[obj.track_id] = t
+        gone = {k for k, seen in self._last_seen.items() if t - seen > GRACE_S}
+        for track_id in gone:
+            del self._last_seen[track_id]
+            self._tracks.pop(track_id, None)
+        hits: list[RuleHit] = []
+        for rule in self.rules:
+            state = self._state[rule.id]
+            for track_id in gone:
+                state.armed_tracks.pop(track_id, None)
+                state.last_side.pop(track_id, None)
+            state.fired_tracks -= gone
+            if not in_schedule(rule.params.schedule, local_now):
+                state.armed_tracks.clear()
+                continue
+            hit = self._evaluate_rule(rule, state, analysis)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+    # Each rule returns at most one hit per frame, grouping the tracks it concerns.
+
+    def _evaluate_rule(self, rule: Rule, state: _RuleState, analysis: FrameAnalysis) -> RuleHit | None:
+        zone = self.zones.get(rule.zone_id) if rule.zone_id is not None else None
+        objects = [o for o in analysis.objects if o.label in rule.params.classes]
+        t = analysis.timestamp
+        match rule.rule_type:
+            case RuleType.INTRUSION:
+                inside = self._inside(objects, zone)
+                new = [o for o in inside if o.track_id not in state.fired_tracks]
+                # A track fires on entering and re-arms once it is seen outside the zone (or lost for good).
+                outside = {o.track_id for o in objects} - {o.track_id for o in inside}
+                state.fired_tracks = (state.fired_tracks - outside) | {o.track_id for o in inside}
+                return _hit(rule, new, f"entered zone {zone.name}" if zone else "entered zone") if new else None
+            case RuleType.LOITERING:
+                return self._loitering(rule, state, objects, zone, t)
+            case RuleType.LINE_CROSSING:
+                return self._line_crossing(rule, state, objects, zone)
+            case RuleType.WRONG_WAY:
+                return self._wrong_way(rule, state, objects, zone, t)
+            case RuleType.EXCESSIVE_DENSITY:
+                inside = self._inside(objects, zone)
+                crowded = len(inside) > rule.params.max_objects
+                return self._sustained(rule, state, crowded, t, inside,
+                                       f"{len(inside)} objects in the zone (limit {rule.params.max_objects})")
+            case RuleType.CROWD_MOVEMENT:
+                return self._crowd_movement(rule, state, objects, zone, t)
+            case RuleType.ABANDONED_OBJECT:
+                return self._abandoned(rule, state, analysis, t)
+            case RuleType.PERSON_ON_GROUND:
+                return self._person_on_ground(rule, state, objects, t)
+            case RuleType.CAMERA_TAMPER:
+                return self._tamper(rule, state, analysis, t)
+            case RuleType.FIRE_START | RuleType.WEAPON:
+                new = [o for o in objects if o.track_id not in state.fired_tracks]
+                state.fired_tracks |= {o.track_id for o in new}
+                return _hit(rule, new, f"{rule.rule_type} detected") if new else None
+
+    def _inside(self, objects: Sequence[TrackedObject], zone: Zone | None) -> list[TrackedObject]:
+        if zone is None:
+            return list(objects)
+        return [o for o in objects if point_in_polygon(anchor(o.box), zone.points)]
+
+    def _loitering(self, rule: Rule, state: _RuleState, objects: list[TrackedObject], zone: Zone | None,
+                   t: float) -> RuleHit | None:
+        inside = self._inside(objects, zone)
+        outside = {o.track_id for o in objects} - {o.track_id for o in inside}
+        for tid in outside:
+            state.armed_tracks.pop(tid, None)
+        due = []
+        for obj in inside:
+            entered = state.armed_tracks.setdefault(obj.track_id, t)
+            if t - entered >= rule.params.dwell_s and obj.track_id not in state.fired_tracks:
+                due.append(obj)
+        state.fired_tracks = (state.fired_tracks - outside) | {o.track_id for o in due}
+        if not due:
+            return None
+        return _hit(rule, due, f"in the zone for more than {rule.params.dwell_s:.0f} s")
+
+    def _line_crossing(self, rule: Rule, state: _RuleState, objects: list[TrackedObject],
+                       zone: Zone | None) -> RuleHit | None:
+        if zone is None or len(zone.points) != 2:
+            return None
+        a, b = zone.points
+        crossed: list[TrackedObject] = []
+        directions: list[str] = []
+        for obj in objects:
+            point = anchor(obj.box)
+            side = cross(a, b, point)
+            previous = state.last_side.get(obj.track_id)
+            state.last_side[obj.track_id] = side if side != 0 else (previous or 0.0)
+            if previous is None or side == 0 or previous == 0 or (previous > 0) == (side > 0):
+                continue
+            # Only a crossing of the segment itself counts, not of the infinite line through it.
+            history = self._tracks.get(obj.track_id)
+            if history is not None and len(history.samples) >= 2:
+                before = history.samples[-2][1]
+                if not segments_intersect(before, point, a, b):
+                    continue
+            # Image y points down: a positive cross product is the right-hand side of a→b as drawn on screen.
+            direction = "left_to_right" if side > 0 else "right_to_left"
+            if rule.params.direction in ("both", direction):
+                crossed.append(obj)
+                directions.append(direction)
+        if not crossed:
+            return None
+        return _hit(rule, crossed, f"crossed line {zone.name} ({', '.join(sorted(set(directions)))})")
+
+    def _wrong_way(self, rule: Rule, state: _RuleState, objects: list[TrackedObject], zone: Zone | None,
+                   t: float) -> RuleHit | None:
+        ax, ay = rule.params.allowed_direction
+        norm = math.hypot(ax, ay)
+        offenders = []
+        for obj in self._inside(objects, zone):
+            history = self._tracks.get(obj.track_id)
+            velocity = history.velocity(t, 1.5) if history else None
+            if velocity is None or obj.track_id in state.fired_tracks:
+                continue
+            speed = math.hypot(*velocity)
+            if speed < rule.params.min_speed:
+                continue
+            cosine = (velocity[0] * ax + velocity[1] * ay) / (speed * norm)
+            if cosine < -0.5:
+                offenders.append(obj)
+        state.fired_tracks |= {o.track_id for o in offenders}
+        return _hit(rule, offenders, "moving against the allowed direction") if offenders else None
+
+    def _crowd_movement(self, rule: Rule, state: _RuleState, objects: list[TrackedObject], zone: Zone | None,
+                        t: float) -> RuleHit | None:
+        group = self._inside(objects, zone)
+        moving: list[tuple[TrackedObject, Point]] = []
+        for obj in group:
+            history = self._tracks.get(obj.track_id)
+            velocity = history.velocity(t, 1.0) if history else None
+            if velocity is not None:
+                moving.append((obj, velocity))
+        if len(moving) < rule.params.min_tracks:
+            state.condition_since = None
+            return None
+        speeds = [math.hypot(*v) for _, v in moving]
+        current = median(speeds)
+        baseline = median(state.baseline) if len(state.baseline) >= 5 else None
+        cx = sum(anchor(o.box)[0] for o, _ in moving) / len(moving)
+        cy = sum(anchor(o.box)[1] for o, _ in moving) / len(moving)
+        outward = 0
+        for obj, (vx, vy) in moving:
+            px, py = anchor(obj.box)
+            if (px - cx) * vx + (py - cy) * vy > 0 and math.hypot(vx, vy) >= rule.params.min_speed * 2:
+                outward += 1
+        speedup = baseline is not None and current >= max(baseline * rule.params.speedup_factor,
+                                                           rule.params.min_speed * 2)
+        dispersal = outward >= max(rule.params.min_tracks, 0.75 * len(moving))
+        if not (speedup or dispersal):
+            state.baseline.append(current)
+        if (speedup or dispersal) and t - state.last_fired >= rule.params.cooldown_s:
+            state.last_fired = t
+            what = "sudden collective speed-up" if speedup else "sudden dispersal"
+            return _hit(rule, [o for o, _ in moving], f"{what} of {len(moving)} tracks")
+        return None
+
+    def _abandoned(self, rule: Rule, state: _RuleState, analysis: FrameAnalysis, t: float) -> RuleHit | None:
+        people = [anchor(o.box) for o in analysis.objects if o.label == "Person"]
+        left = []
+        for obj in analysis.objects:
+            if obj.label not in rule.params.classes or obj.label == "Person" or obj.track_id in state.fired_tracks:
+                continue
+            history = self._tracks.get(obj.track_id)
+            if history is None or history.still_for(t) < rule.params.stationary_s:
+                continue
+            centre = anchor(obj.box)
+            if all(math.dist(centre, p) > rule.params.owner_radius for p in people):
+                left.append(obj)
+        state.fired_tracks |= {o.track_id for o in left}
+        if not left:
+            return None
+        return _hit(rule, left, f"object still for over {rule.params.stationary_s:.0f} s with nobody near")
+
+    def _person_on_ground(self, rule: Rule, state: _RuleState, objects: list[TrackedObject],
+                          t: float) -> RuleHit | None:
+        width, height = self.frame_size
+        lying = {}
+        for obj in objects:
+            if obj.label != "Person":
+                continue
+            box_w = (obj.box[2] - obj.box[0]) * width
+            box_h = (obj.box[3] - obj.box[1]) * height
+            if box_h > 0 and box_w / box_h >= rule.params.ground_aspect_ratio:
+                lying[obj.track_id] = obj
+        for obj in objects:
+            if obj.track_id not in lying:
+                state.armed_tracks.pop(obj.track_id, None)
+        due = []
+        for tid, obj in lying.items():
+            since = state.armed_tracks.setdefault(tid, t)
+            if t - since >= rule.params.hold_s and tid not in state.fired_tracks:
+                due.append(obj)
+        state.fired_tracks |= {o.track_id for o in due}
+        return _hit(rule, due, f"person lying down for over {rule.params.hold_s:.0f} s") if due else None
+
+    def _tamper(self, rule: Rule, state: _RuleState, analysis: FrameAnalysis, t: float) -> RuleHit | None:
+        stats = analysis.stats
+        if stats is None:
+            return None
+        sharp_baseline = median(state.baseline) if len(state.baseline) >= 10 else None
+        reasons = tamper_reasons(stats, sharp_baseline)
+        if not reasons:
+            state.baseline.append(stats.sharpness)
+        return self._sustained(rule, state, bool(reasons), t, [], ", ".join(reasons) or "tamper")
+
+    def _sustained(self, rule: Rule, state: _RuleState, condition: bool, t: float,
+                   objects: Sequence[TrackedObject], detail: str) -> RuleHit | None:
+        """Fire once a condition has held for hold_s, then not again before cooldown_s."""
+        if not condition:
+            state.condition_since = None
+            return None
+        if state.condition_since is None:
+            state.condition_since = t
+        if t - state.condition_since < rule.params.hold_s or t - state.last_fired < rule.params.cooldown_s:
+            return None
+        state.last_fired = t
+        return _hit(rule, list(objects), detail)
+
+
+def tamper_reasons(stats: FrameStats, sharpness_baseline: float | None) -> list[str]:
+    """Why a picture looks tampered with: covered/black, blurred, obstructed, or the camera was moved."""
+    reasons = []
+    if stats.mean_luma < 20 and stats.contrast < 8:
+        reasons.append("blackout")
+    elif stats.flat_share > 0.6:
+        reasons.append("obstruction")
+    if sharpness_baseline is not None and sharpness_baseline > 1.0 and stats.sharpness < 0.35 * sharpness_baseline \
+            and "blackout" not in reasons:
+        reasons.append("blur")
+    if stats.scene_change > 0.6 and "blackout" not in reasons:
+        reasons.append("scene change")
+    return reasons
+
+
+def _hit(rule: Rule, objects: Sequence[TrackedObject], detail: str) -> RuleHit:
+    return RuleHit(
+        rule_id=rule.id, rule_type=rule.rule_type, zone_id=rule.zone_id,
+        track_ids=tuple(o.track_id for o in objects), boxes=tuple(o.box for o in objects),
+        labels=tuple(o.label for o in objects), scores=tuple(round(o.score, 3) for o in objects), detail=detail,
+    )
