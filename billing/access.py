@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
@@ -22,16 +22,27 @@ from journal.service import JournalService
 
 # * Department admins manage the catalogue and contracts, run billing, record payments and credit notes.
 # * Finance runs billing, records payments, marks documents sent and issues credit notes; it sees no image (every media
-# route refuses its role) and its scope is every member tenant of the department.
+# route refuses its role) and its scope is every member tenant of the department (identity.rules.scope_of).
 # * Tenant admins read their own contract, invoices and reports (row-level security).
 #
 # Billing rows carry `department_id`, and their policies admit the department's staff through the department GUC, so a
-# department admin bills communes that are not under live supervision without seeing their cameras. Where a use case
-# needs another domain's data of one billed tenant (metering, the mayor's report), it opens a transaction for that
-# tenant only (`Database.for_tenants`), after checking the tenant belongs to the principal's department.
+# department admin bills communes that are not under live supervision without seeing their cameras. A request reads and
+# writes them in its own transaction (`Database.transaction(principal)`); a department job (the CLI) in one over the
+# department's GUC and no tenant (`_billing_rows`).
+#
+# The one place where a request acts for a tenant outside its token's scope is `_for_billed_tenant`: a department admin
+# bills every member tenant of the department, supervised or not, but the admin's scope holds only the supervised ones
+# (recording-only communes are billed, not watched). Where a use case needs another domain's data of such a tenant
+# (metering in a run, the mayor's report, checking a camera put on a plan), it first reads the tenant through the
+# admin's own transaction, where row-level security shows its department's directory and no other department's, and
+# only then opens a transaction over that tenant and the admin's home tenant (`Database.for_tenants`). The same holds
+# for finance should a tenant join after its sign-in (its scope is every member tenant as of then). A foreign or unknown
+# tenant is NotFound; no billing path uses the RLS-bypassing role.
 CATALOGUE_ADMINS = frozenset({Role.DEPARTMENT_ADMIN})
 BILLING_RUNNERS = frozenset({Role.DEPARTMENT_ADMIN, Role.FINANCE})
 BILLING_READERS = BILLING_RUNNERS | {Role.TENANT_ADMIN}
+# Who acts in a use case shared with department jobs: a request's principal, or the id of the department a job bills.
+Acting = Principal | uuid.UUID
 
 
 class BillingBase:
@@ -72,25 +83,49 @@ class BillingBase:
     def _require(principal: Principal, roles: frozenset[Role], action: str) -> None:
         require_role(principal, roles, action)
 
+    @staticmethod
+    def _department_of(who: Acting) -> uuid.UUID:
+        return who.department_id if isinstance(who, Principal) else who
+
+    def _billing_rows(
+        self, who: Acting, *, home_tenant_id: uuid.UUID | None = None, readonly: bool = False
+    ) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """The department's billing rows: a request's own transaction (row-level security: its scope, and the
+        department's rows for department staff), or a department job's over the department's GUC, with the department's
+        own tenant when the job writes a journal line there."""
+        if isinstance(who, Principal):
+            return self._db.transaction(who, readonly=readonly)
+        return self._db.for_tenants(() if home_tenant_id is None else [home_tenant_id], department_id=who,
+                                    readonly=readonly)
+
     @asynccontextmanager
     async def _for_billed_tenant(
-        self, principal: Principal, tenant_id: uuid.UUID, *, readonly: bool = False
+        self, who: Acting, tenant_id: uuid.UUID, *, readonly: bool = False
     ) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction over one billed tenant and the principal's home tenant (where its journal goes).
+        """A transaction that sees one billed tenant's data (and the principal's home tenant, where its journal goes).
 
-        A tenant admin gets their own scope; department staff get the tenant once the directory confirms it is a
-        member of their department (a foreign or unknown tenant is NotFound, like any object out of scope)."""
-        if principal.role is Role.TENANT_ADMIN:
-            if tenant_id != principal.home_tenant_id:
-                raise NotFound("no such tenant")
-            async with self._db.transaction(principal, readonly=readonly) as conn:
+        A principal whose scope holds the tenant (a tenant admin's own, any member tenant for finance, a supervised one
+        for department staff) gets its own transaction. A department admin or finance acting on a member tenant outside
+        that scope gets a transaction over the tenant and the home tenant, once the tenant was read through the
+        principal's own transaction (row-level security: the department's directory) and found in its department;
+        anyone else, or a tenant of no directory they see, is NotFound. A department job (`who` is a department id)
+        gets the tenant with the department's GUC."""
+        if not isinstance(who, Principal):
+            async with self._db.for_tenants([tenant_id], department_id=who, readonly=readonly) as conn:
                 yield conn
             return
-        async with self._db.transaction(principal, readonly=True) as conn:
+        if who.scope.includes(tenant_id):
+            async with self._db.transaction(who, readonly=readonly) as conn:
+                yield conn
+            return
+        department_id = who.scope.department_id
+        if who.role not in BILLING_RUNNERS or department_id is None:
+            raise NotFound("no such tenant")
+        async with self._db.transaction(who, readonly=True) as conn:
             tenant = await self._catalogue.tenant(conn, tenant_id)
-        if tenant is None or tenant["department_id"] != principal.department_id:
+        if tenant is None or tenant["department_id"] != department_id:
             raise NotFound("no such tenant")
         async with self._db.for_tenants(
-            [tenant_id, principal.home_tenant_id], department_id=principal.department_id, readonly=readonly
+            [tenant_id, who.home_tenant_id], department_id=department_id, readonly=readonly
         ) as conn:
             yield conn

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from billing.access import BILLING_READERS, BILLING_RUNNERS, BillingBase
+from billing.access import BILLING_READERS, BILLING_RUNNERS, Acting, BillingBase
 from billing.errors import DocumentImmutable
 from billing.invoice_repository import IMMUTABLE_SQLSTATE
 from billing.issuing import issue
@@ -50,7 +50,7 @@ class InvoiceCases(RunCases, BillingBase):
 
     async def invoice_for_job(self, department_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         """A document read by a department job (the CLI, the benchmark): no principal, the department's GUC."""
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+        async with self._billing_rows(department_id, readonly=True) as conn:
             found = await self._invoices.invoice(conn, invoice_id)
         if found is None:
             raise NotFound("no such invoice")
@@ -64,7 +64,7 @@ class InvoiceCases(RunCases, BillingBase):
         if record is None:
             raise NotFound("no such invoice")
         if record["document_key"] is None:
-            await self.render_documents(principal.department_id, [invoice_id])
+            await self.render_documents(principal, [invoice_id])
             async with self._db.transaction(principal, readonly=True) as conn:
                 record = await self._invoices.document(conn, invoice_id)
             assert record is not None
@@ -154,23 +154,23 @@ class InvoiceCases(RunCases, BillingBase):
     async def deposit(self, principal: Principal, month: str, part: int = 1) -> tuple[str, bytes]:
         """The month's documents as a ZIP of Factur-X PDFs; split into parts of at most 500 (Chorus Pro's limit)."""
         self._require(principal, BILLING_RUNNERS, "build the Chorus Pro deposit")
-        return await self.deposit_for(principal.department_id, parse_month(month), part)
+        return await self.deposit_for(principal, parse_month(month), part)
 
-    async def deposit_for(self, department_id: uuid.UUID, month: Month, part: int = 1) -> tuple[str, bytes]:
-        ids = await self.month_documents(department_id, month)
+    async def deposit_for(self, who: Acting, month: Month, part: int = 1) -> tuple[str, bytes]:
+        ids = await self.month_documents(who, month)
         size = self._settings.chorus_max_documents
         parts = max(1, -(-len(ids) // size))
         if not 1 <= part <= parts:
             raise InvalidInput(f"this month's deposit has {parts} part(s)", field="part")
         chunk = ids[(part - 1) * size:part * size]
-        await self.render_documents(department_id, chunk)
-        files = await self.stored_documents(department_id, chunk)
+        await self.render_documents(who, chunk)
+        files = await self.stored_documents(who, chunk)
         suffix = "" if parts == 1 else f"-{part}-of-{parts}"
         return f"chorus-pro-{month}{suffix}.zip", await asyncio.to_thread(_zip, files)
 
-    async def stored_documents(self, department_id: uuid.UUID, ids: list[uuid.UUID]) -> list[tuple[str, bytes]]:
+    async def stored_documents(self, who: Acting, ids: list[uuid.UUID]) -> list[tuple[str, bytes]]:
         """The stored PDFs of these documents, named by number (render them first)."""
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+        async with self._billing_rows(who, readonly=True) as conn:
             records = [await self._invoices.document(conn, i) for i in ids]
         files = []
         for record in records:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from billing.access import BILLING_RUNNERS, BillingBase
+from billing.access import BILLING_RUNNERS, Acting, BillingBase
 from billing.errors import IssuerMissing, MonthNotEnded
 from billing.issuing import buyer_party, invoice_lines, issue, seller_party
 from billing.metering import Month, active_intervals
@@ -30,9 +30,10 @@ from core.errors import InvalidInput, NotFound, VigieError
 from core.ids import new_id
 from core.tenancy import Principal
 
-# A run is a department job. It reads the department's directory and contracts through the department GUC, then opens
-# one transaction per tenant over that tenant only (`for_tenants`), where it reads the tenant's registry history,
-# outages and usage through the views, and issues. Two runs at once meet on the tenant's lock: the second finds the
+# A run reads the department's directory, issuer and contracts as its caller may (a request in its own transaction, the
+# CLI's department job through the department GUC), then opens one transaction per member tenant
+# (`_for_billed_tenant`, billing.access), where it reads the tenant's registry history, outages and usage through the
+# views, and issues. Two runs at once meet on the tenant's lock: the second finds the
 # invoice issued and issues nothing; their numbers interleave on the counter without gap or duplicate.
 
 # Invoices are kept ten years (Code de commerce L123-22): their stored documents are locked as long.
@@ -70,11 +71,11 @@ def parse_month(text: str) -> Month:
 class RunCases(BillingBase):
     async def run_month(self, principal: Principal, month: str) -> Run:
         self._require(principal, BILLING_RUNNERS, "run billing")
-        return await self._run(principal.department_id, parse_month(month), principal)
+        return await self._run(principal, parse_month(month))
 
     async def run_department_month(self, department_code: str, month: str) -> Run:
         """The same run as a department job (the CLI): no principal, journaled as the system."""
-        return await self._run(await self.department_id(department_code), parse_month(month), None)
+        return await self._run(await self.department_id(department_code), parse_month(month))
 
     async def department_codes(self) -> list[str]:
         async with self._db.anonymous(readonly=True) as conn:
@@ -97,10 +98,12 @@ class RunCases(BillingBase):
             raise NotFound("no such run")
         return found
 
-    async def _run(self, department_id: uuid.UUID, month: Month, actor: Principal | None) -> Run:
+    async def _run(self, who: Acting, month: Month) -> Run:
         if not month.ended(datetime.now(UTC)):
             raise MonthNotEnded(str(month))
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+        department_id = self._department_of(who)
+        actor = who if isinstance(who, Principal) else None
+        async with self._billing_rows(who, readonly=True) as conn:
             code = await self._catalogue.department_code(conn, department_id)
             issuer = await self._catalogue.issuer(conn, department_id)
             home = await self._catalogue.department_tenant(conn, department_id)
@@ -111,7 +114,7 @@ class RunCases(BillingBase):
         assert home is not None
         context = _Context(department_id, code, seller_party(issuer), issuer.payment_days, self._settings.vat_rate,
                            month, new_id(), actor)
-        async with self._db.for_tenants([home], department_id=department_id) as conn:
+        async with self._billing_rows(who, home_tenant_id=home) as conn:
             await self._invoices.insert_run(conn, context.run_id, department_id, month.first_day,
                                             None if actor is None else actor.user_id)
         collected = _Collected()
@@ -121,7 +124,7 @@ class RunCases(BillingBase):
         async def one(tenant: asyncpg.Record) -> None:
             async with gate:
                 try:
-                    async with self._db.for_tenants([tenant["id"]], department_id=department_id) as conn:
+                    async with self._for_billed_tenant(who, tenant["id"]) as conn:
                         await self._bill_tenant(conn, context, tenant, collected)
                 except (VigieError, asyncpg.PostgresError) as exc:
                     collected.problems.append(TenantProblem(tenant_id=tenant["id"], tenant_name=tenant["name"],
@@ -135,7 +138,7 @@ class RunCases(BillingBase):
             problems=sorted(collected.problems, key=lambda p: p.tenant_name),
             nothing_to_bill=collected.nothing,
         )
-        async with self._db.for_tenants([home], department_id=department_id) as conn:
+        async with self._billing_rows(who, home_tenant_id=home) as conn:
             await self._invoices.finish_run(conn, context.run_id, outcome)
             await self._journal.note(conn, actor, "billing.run", ("billing_run", context.run_id), tenant_id=home,
                                      month=str(month), issued=len(outcome.issued),
@@ -216,17 +219,17 @@ class RunCases(BillingBase):
         collected.issued.append(issued)
 
     # --- documents
-    async def month_documents(self, department_id: uuid.UUID, month: Month) -> list[uuid.UUID]:
+    async def month_documents(self, who: Acting, month: Month) -> list[uuid.UUID]:
         """Invoices and credit notes of a billing month, in number order."""
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
-            return await self._invoices.period_documents(conn, department_id, month.first_day)
+        async with self._billing_rows(who, readonly=True) as conn:
+            return await self._invoices.period_documents(conn, self._department_of(who), month.first_day)
 
-    async def render_documents(self, department_id: uuid.UUID, invoice_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    async def render_documents(self, who: Acting, invoice_ids: list[uuid.UUID]) -> list[uuid.UUID]:
         """Renders and stores those of the documents not stored yet; returns the ones this call stored.
 
         Pipelined: each document is stored as soon as its process hands it back, while the others render, so the
         cores never wait on the store's fsyncs."""
-        async with self._db.for_tenants((), department_id=department_id, readonly=True) as conn:
+        async with self._billing_rows(who, readonly=True) as conn:
             invoices = [i for i in [await self._invoices.invoice(conn, x) for x in invoice_ids]
                         if i is not None and i.document_sha256 is None]
         renderer = self.renderer()
@@ -248,7 +251,7 @@ class RunCases(BillingBase):
 
         await asyncio.gather(*(one(i) for i in invoices))
         stored: list[uuid.UUID] = []
-        async with self._db.for_tenants((), department_id=department_id) as conn:
+        async with self._billing_rows(who) as conn:
             for invoice_id, key, sha256 in records:
                 if await self._invoices.set_document(conn, invoice_id, key, sha256):
                     stored.append(invoice_id)

@@ -77,8 +77,9 @@ async def billing_seed(department_pool: asyncpg.Pool) -> SeedResult:
 
 
 @pytest.fixture(scope="session")
-async def db(app_pool: asyncpg.Pool, department_pool: asyncpg.Pool) -> Database:
-    return Database(app_pool, department_pool)
+async def db(app_pool: asyncpg.Pool) -> Database:
+    """The runtime role only, as the API holds it: billing never needs the RLS-bypassing department role."""
+    return Database(app_pool)
 
 
 @pytest.fixture(scope="session")

@@ -194,6 +194,12 @@ async def test_a_camera_without_a_plan_holds_the_invoice_until_planned(
         camera_id=configured.camera("c5"), plan_id=configured.plans["recording"], from_date=date(2026, 11, 1)))
     issued = await billing.run_month(people["finance"], "2026-11")
     assert [i.tenant_id for i in issued.outcome.issued] == [configured.tenant("versailles")]
+    # Nothing rendered it yet: the tenant admin's first request renders and stores it inside the admin's own scope.
+    (november,) = issued.outcome.issued
+    name, pdf = await billing.invoice_document(people["versailles"], november.invoice_id)
+    assert name == f"{november.number}.pdf"
+    stored = await billing.invoice(people["versailles"], november.invoice_id)
+    assert stored.document_sha256 == hashlib.sha256(pdf).hexdigest()
 
 
 async def test_payments_and_statuses(

@@ -12,7 +12,7 @@ import pytest
 
 from billing.service import BillingService
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.tenancy import Principal
+from core.tenancy import Principal, Role, Scope
 from tests.billing.conftest import Setup, paris
 
 pytestmark = pytest.mark.integration
@@ -113,6 +113,13 @@ async def test_report_access(billing: BillingService, people: dict[str, Principa
         await billing.monthly_report(people["admin"], uuid.uuid4(), "2026-10")
     with pytest.raises(InvalidInput):
         await billing.monthly_report(people["admin"], configured.tenant("versailles"), "2027-01")
+    # A department admin of another department: the directory read under its own scope shows no Houdan.
+    elsewhere = uuid.uuid4()
+    stranger = Principal(user_id=uuid.uuid4(), session_id=uuid.uuid4(), role=Role.DEPARTMENT_ADMIN,
+                         home_tenant_id=uuid.uuid4(), department_id=elsewhere,
+                         scope=Scope(frozenset(), department_id=elsewhere))
+    with pytest.raises(NotFound):
+        await billing.monthly_report(stranger, configured.tenant("houdan"), "2026-10")
     # Houdan is not under live supervision: the admin gets its report (figures, no image) through billing.
     houdan = await billing.monthly_report(people["admin"], configured.tenant("houdan"), "2026-10")
     (camera,) = houdan.communes[0].cameras
