@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # Locked install sets, written by `make lock` from pyproject.toml with every file's hash: runtime.txt is what a
-# production image installs (dependencies + inference, dvr, push), demo.txt adds the demo extra, dev.txt the dev extra.
+# production image installs (dependencies + inference, dvr, push, billing), demo.txt adds the demo extra, dev.txt the
+# dev extra.
 LOCKS := requirements
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
@@ -22,13 +23,13 @@ define install-lock
 endef
 
 $(STAMP): pyproject.toml $(LOCKS)/dev.txt $(LOCKS)/pyds-stubs.txt
-	$(call install-lock,dev,inference dvr push demo dev)
+	$(call install-lock,dev,inference dvr push billing demo dev)
 	# pyds-stubs declares Python 3.12 only, but its stubs hold for 3.11: the DeepStream adapter type-checks against them.
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python --require-hashes -r $(LOCKS)/pyds-stubs.txt
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml $(LOCKS)/demo.txt
-	$(call install-lock,demo,inference dvr push demo)
+	$(call install-lock,demo,inference dvr push billing demo)
 	touch $(DEMO_STAMP)
 
 install: system-deps $(STAMP)
@@ -72,7 +73,7 @@ UV := $(TOOLS)/bin/uv
 # Python 3.11 on x86_64 Linux with glibc 2.28 or newer; each pin lists the hashes of all its files.
 UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command 'make lock' $(LOCK_FLAGS)
-PRODUCTION_EXTRAS := --extra inference --extra dvr --extra push
+PRODUCTION_EXTRAS := --extra inference --extra dvr --extra push --extra billing
 
 $(UV): $(LOCKS)/tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)

@@ -20,6 +20,7 @@ from api.openapi import document_problems, openapi_config
 from api.proxies import TrustedProxyMiddleware
 from api.security import PUBLIC_PATHS, BearerAuthentication
 from api.services import Services
+from billing.service import BillingService
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import Database, open_database
@@ -129,6 +130,8 @@ async def build_services(settings: Settings) -> Services:
         # The detector's label map is read here, once; without an installed model, rules answer 503 until it is.
         detection=DetectionService(db, ModelLabels(InferenceSettings().labels_file), journal),
         push=PushService(db, journal, secrets),
+        # Documents render in their own processes (weasyprint holds the GIL): one, so requests keep flowing.
+        billing=BillingService(db, journal, store, render_workers=1),
         store=store,
         oidc=oidc,
         bus=bus,
@@ -147,6 +150,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             yield
         finally:
             if owned:
+                app.state.services.billing.close()
                 if app.state.services.bus is not None:
                     await app.state.services.bus.close()
                 await app.state.services.db.close()

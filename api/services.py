@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alerts.service import AlertService
+from billing.service import BillingService
 from core.bus import Bus
 from core.db import Database
 from core.objectstore import ObjectStore
@@ -45,6 +46,7 @@ class Services:
     live: LiveService
     detection: DetectionService
     push: PushService
+    billing: BillingService
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyotp
 
+from cli.billing import add_commands as add_billing_commands
 from cli.evidence import add_commands as add_evidence_commands
 from cli.evidence import provision_evidence_keys
 from cli.secrets import add_commands as add_secret_commands
@@ -157,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     totp = sub.add_parser("totp", help="current second-factor code of a demo account (dev only)")
     totp.add_argument("email")
     totp.set_defaults(run=cmd_totp)
+    add_billing_commands(sub)
     return root
 
 

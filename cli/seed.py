@@ -92,6 +92,7 @@ USERS = [
     ("operateur1@valdoise.demo", "Inès Opératrice", "operator", "departement", None),
     ("operateur2@valdoise.demo", "Karim Opérateur", "operator", "departement", None),
     ("auditeur@valdoise.demo", "Nadia Auditrice", "auditor", "departement", None),
+    ("finances@valdoise.demo", "Paul Finances", "finance", "departement", None),
     ("maire@cergy.demo", "Service vidéoprotection de Cergy", "tenant_admin", "cergy", None),
     ("maire@marines.demo", "Mairie de Marines", "tenant_admin", "marines", None),
     ("pm@marines.demo", "Brigadier PM Marines", "officer", "marines", "pm_marines"),

@@ -14,16 +14,20 @@ class Role(enum.StrEnum):
     TENANT_ADMIN = "tenant_admin"
     OFFICER = "officer"
     AUDITOR = "auditor"
+    # Billing and payments for every member tenant of the department; no access to images (billing.service).
+    FINANCE = "finance"
 
 
 # Roles held in the department's own tenant and scoped to every tenant under live supervision.
 DEPARTMENT_WIDE_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR})
+# Roles held only in the department's own tenant.
+DEPARTMENT_TENANT_ROLES = DEPARTMENT_WIDE_ROLES | {Role.FINANCE}
 # Roles that view images: a valid habilitation (agrément) is required (CSI L132-14-1).
 HABILITATED_ROLES = frozenset({Role.SUPERVISOR, Role.OPERATOR})
 # Roles that must sign in with a second factor: every role that administers, views images or reads department-wide
-# (an auditor reads every supervised tenant's journal).
+# (an auditor reads every supervised tenant's journal; finance reads every member tenant's invoices).
 SECOND_FACTOR_ROLES = frozenset(
-    {Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN, Role.AUDITOR}
+    {Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN, Role.AUDITOR, Role.FINANCE}
 )
 
 

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.tenancy import DEPARTMENT_WIDE_ROLES, Principal, Role
+from core.tenancy import DEPARTMENT_TENANT_ROLES, Principal, Role
 from identity import rules
 from identity.model import User
 from identity.repository import IdentityRepository
@@ -33,7 +33,7 @@ async def check_grant(
         raise InvalidInput("membership.tenant_id names no tenant of yours", field="membership.tenant_id")
     if principal.role is Role.TENANT_ADMIN and role not in TENANT_GRANTABLE:
         raise PermissionDenied(f"a tenant admin may not grant the {role.value} role")
-    if role in DEPARTMENT_WIDE_ROLES and kind != "department":
+    if role in DEPARTMENT_TENANT_ROLES and kind != "department":
         raise InvalidInput(f"the {role.value} role is held in the department's own tenant", field="membership.role")
     if (role is Role.OFFICER) != (force_id is not None):
         raise InvalidInput("an officer (and only an officer) belongs to a force", field="membership.force_id")

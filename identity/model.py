@@ -13,7 +13,7 @@ Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 # A password a person chooses for themselves.
 NewPassword = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
 TotpCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
-RoleName = Literal["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor"]
+RoleName = Literal["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor", "finance"]
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +75,8 @@ class SigninMembership(msgspec.Struct, frozen=True, kw_only=True):
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A session with its account, its membership (None once withdrawn) and the tenants its scope draws on:
-    `department_tenant_ids` for a membership without a force, `force_tenant_ids` for an officer's."""
+    `department_tenant_ids` for a membership without a force, `force_tenant_ids` for an officer's,
+    `member_tenant_ids` (every tenant of the department, supervised or not) for the finance role's."""
 
     session_id: uuid.UUID
     user_id: uuid.UUID
@@ -87,6 +88,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     membership: SigninMembership | None
     department_tenant_ids: frozenset[uuid.UUID]
     force_tenant_ids: frozenset[uuid.UUID]
+    member_tenant_ids: frozenset[uuid.UUID]
 
 
 class TokenPair(msgspec.Struct, frozen=True, kw_only=True):

@@ -157,8 +157,8 @@ class IdentityRepository:
         """A session, its account, its membership and the tenants its scope draws on: one call, one round trip."""
         r = await conn.fetchrow(
             "SELECT session_id, user_id, expires_at, revoked_at, status, display_name, habilitation_expires_on, "
-            "membership_id, tenant_id, role, force_id, department_id, department_tenant_ids, force_tenant_ids "
-            "FROM public.signin_session($1)",
+            "membership_id, tenant_id, role, force_id, department_id, department_tenant_ids, force_tenant_ids, "
+            "member_tenant_ids FROM public.signin_session($1)",
             session_id,
         )
         if r is None:
@@ -184,6 +184,7 @@ class IdentityRepository:
             membership=membership,
             department_tenant_ids=frozenset(r["department_tenant_ids"] or ()),
             force_tenant_ids=frozenset(r["force_tenant_ids"] or ()),
+            member_tenant_ids=frozenset(r["member_tenant_ids"] or ()),
         )
 
     # --- what a grant may name, read inside the granting principal's scope (RLS applies)

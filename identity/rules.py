@@ -39,11 +39,16 @@ def scope_of(
     department_id: uuid.UUID,
     department_tenant_ids: frozenset[uuid.UUID],
     force_tenant_ids: frozenset[uuid.UUID],
+    member_tenant_ids: frozenset[uuid.UUID],
 ) -> Scope:
     """Department staff see the department's own tenant and every tenant under live supervision, with the department
-    directory; an officer, the tenants their force is competent for; anyone else, their own tenant."""
+    directory; finance, every member tenant of the department (it bills them, supervised or not; every image route
+    refuses its role), with the directory; an officer, the tenants their force is competent for; anyone else, their
+    own tenant."""
     if role in DEPARTMENT_WIDE_ROLES:
         return Scope(department_tenant_ids, department_id=department_id)
+    if role is Role.FINANCE:
+        return Scope(member_tenant_ids, department_id=department_id)
     if role is Role.OFFICER:
         return Scope(force_tenant_ids)
     return Scope(frozenset({home_tenant_id}))

@@ -437,6 +437,7 @@ class SessionService:
                 department_id=membership.department_id,
                 department_tenant_ids=record.department_tenant_ids,
                 force_tenant_ids=record.force_tenant_ids,
+                member_tenant_ids=record.member_tenant_ids,
             ),
             force_id=membership.force_id,
             display_name=record.display_name,

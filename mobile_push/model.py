@@ -59,11 +59,20 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # permanently: token removed, payload refused, expired or out of attempts
 
 
+# What the responder found on scene, reported with `closed` only.
+ResponderOutcome = Literal["arrest_in_flagrante_delicto", "people_found", "nobody_found", "false_alarm"]
+
+
 class StatusReport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A receipt or a responder status posted by the app for one dispatch."""
 
     status: ResponderStatus
     device_id: uuid.UUID | None = None
+    outcome: ResponderOutcome | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is not None and self.status is not ResponderStatus.CLOSED:
+            raise ValueError("an outcome is reported with the `closed` status only")
 
 
 class ResponderState(msgspec.Struct, frozen=True, kw_only=True):

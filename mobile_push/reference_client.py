@@ -230,8 +230,11 @@ class ReferenceClient:
         """The push carried only the alert id: everything else comes from the authenticated API (journaled)."""
         return list(await self._call("GET", "/mobile/dispatches", params={"alert_id": alert_id}))
 
-    async def report(self, dispatch_id: str, status: str) -> dict[str, Any]:
-        body = {"status": status, "device_id": str(self.device_id)}
+    async def report(self, dispatch_id: str, status: str, outcome: str | None = None) -> dict[str, Any]:
+        """`outcome` (with `closed` only): arrest_in_flagrante_delicto, people_found, nobody_found, false_alarm."""
+        body: dict[str, Any] = {"status": status, "device_id": str(self.device_id)}
+        if outcome is not None:
+            body["outcome"] = outcome
         return dict(await self._call("POST", f"/mobile/dispatches/{dispatch_id}/status", json=body))
 
     async def handle_pushes(self, *, wait_s: float, acknowledge: bool) -> list[dict[str, Any]]:

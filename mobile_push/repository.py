@@ -136,6 +136,7 @@ class PushRepository:
         status: ResponderStatus,
         device_id: uuid.UUID | None,
         receipt_id: uuid.UUID,
+        outcome: str | None = None,
     ) -> None:
         await conn.execute(
             "UPDATE push_targets SET status = $3, status_at = now(), status_device_id = $4 "
@@ -146,14 +147,15 @@ class PushRepository:
             device_id,
         )
         await conn.execute(
-            "INSERT INTO push_receipts (id, tenant_id, dispatch_id, user_id, device_id, status) "
-            "VALUES ($1,$2,$3,$4,$5,$6)",
+            "INSERT INTO push_receipts (id, tenant_id, dispatch_id, user_id, device_id, status, outcome) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7)",
             receipt_id,
             tenant_id,
             dispatch_id,
             user_id,
             device_id,
             status.value,
+            outcome,
         )
 
     async def dispatch(self, conn: asyncpg.Connection, dispatch_id: uuid.UUID) -> asyncpg.Record | None:

@@ -313,7 +313,8 @@ class PushService:
             return refusal
         tenant_id = target["tenant_id"]
         await self._repo.set_status(conn, tenant_id=tenant_id, dispatch_id=dispatch_id, user_id=principal.user_id,
-                                    status=data.status, device_id=data.device_id, receipt_id=new_id())
+                                    status=data.status, device_id=data.device_id, receipt_id=new_id(),
+                                    outcome=data.outcome)
         common = {"tenant_id": tenant_id, "dispatch_id": dispatch_id, "alert_id": target["alert_id"],
                   "officer_id": principal.user_id}
         events: list[Event] = []

@@ -39,6 +39,10 @@ class ForeignObjects:
     dispatch_id: uuid.UUID
     export_job_id: uuid.UUID
     invitation_id: uuid.UUID
+    plan_id: uuid.UUID
+    contract_id: uuid.UUID
+    invoice_id: uuid.UUID
+    run_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [str(getattr(self, f.name)) for f in fields(self) if f.name != "department_id"]
@@ -234,6 +238,7 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         f"Invitee {CANARY}",
         user_id,
     )
+    plan_id, contract_id, invoice_id, run_id = await _foreign_billing(conn, department_id, tenant.id, camera.id)
     zone_id, rule_id = new_id(), new_id()  # written by add_foreign_detection, once this commits
     return ForeignObjects(
         department_id,
@@ -255,7 +260,52 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         dispatch_id,
         export_job_id,
         invitation_id,
+        plan_id,
+        contract_id,
+        invoice_id,
+        run_id,
     )
+
+
+async def _foreign_billing(
+    conn: asyncpg.Connection, department_id: uuid.UUID, tenant_id: uuid.UUID, camera_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A plan, a contract with a camera on it, an issued invoice and a run of the foreign department."""
+    plan_id, contract_id, invoice_id, run_id = new_id(), new_id(), new_id(), new_id()
+    await conn.execute(
+        "INSERT INTO billing_plans (id, department_id, code, name) VALUES ($1, $2, 'canary', $3)",
+        plan_id, department_id, f"Plan {CANARY}")
+    await conn.execute(
+        "INSERT INTO billing_plan_prices (id, department_id, plan_id, effective_from, monthly_price_ht) "
+        "VALUES ($1, $2, $3, '2026-01-01', 10)", new_id(), department_id, plan_id)
+    await conn.execute(
+        "INSERT INTO billing_contracts (id, tenant_id, department_id, reference, start_date, buyer_name, buyer_siret, "
+        "buyer_address_line, buyer_postcode, buyer_city, billing_contact_name, billing_contact_email, "
+        "availability_target, sla_credit_percent_per_point, sla_credit_cap_percent) VALUES ($1, $2, $3, $4, "
+        "'2026-01-01', $5, '21600057000014', 'x', '60000', 'Beauvais', $5, 'canary@beauvais.test', 99, 10, 50)",
+        contract_id, tenant_id, department_id, "CV-CANARY", f"Buyer {CANARY}")
+    await conn.execute(
+        "INSERT INTO billing_contract_cameras (id, tenant_id, department_id, contract_id, camera_id, plan_id, "
+        "start_date) VALUES ($1, $2, $3, $4, $5, $6, '2026-01-01')",
+        new_id(), tenant_id, department_id, contract_id, camera_id, plan_id)
+    await conn.execute(
+        "INSERT INTO billing_invoices (id, tenant_id, department_id, kind, status, period_start, period_end, "
+        "contract_id, buyer, seller, vat_rate, annex) VALUES ($1, $2, $3, 'invoice', 'draft', '2026-10-01', "
+        "'2026-10-31', $4, $5, $5, 20, '{}')",
+        invoice_id, tenant_id, department_id, contract_id, f'{{"name": "{CANARY}"}}')
+    await conn.execute(
+        "INSERT INTO billing_invoice_lines (id, tenant_id, invoice_id, position, kind, description, quantity, "
+        "unit_code, unit_price, net_amount, vat_rate) VALUES ($1, $2, $3, 1, 'plan', $4, 31, 'DAY', 10, 10, 20)",
+        new_id(), tenant_id, invoice_id, f"Line {CANARY}")
+    await conn.execute(
+        "UPDATE billing_invoices SET status = 'issued', number = 'F60-2026-000001', year = 2026, sequence = 1, "
+        "issue_date = '2026-11-02', due_date = '2026-12-02', issued_at = now(), total_ht = 10, total_vat = 2, "
+        "total_ttc = 12 WHERE id = $1", invoice_id)
+    await conn.execute(
+        "INSERT INTO billing_runs (id, department_id, month, summary) VALUES ($1, $2, '2026-10-01', $3)",
+        run_id, department_id, f'{{"problems": [{{"tenant_id": "{tenant_id}", "tenant_name": "{CANARY}", '
+        f'"problem": "x"}}]}}')
+    return plan_id, contract_id, invoice_id, run_id
 
 
 async def add_foreign_detection(database: Database, foreign: ForeignObjects) -> None:

@@ -13,6 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from billing.metering import MONTH_PATTERN
 from cli.seed import SeedResult
 from core.db import Database
 from tests.api.conftest import Actor
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 # Every kind of object the foreign department holds, named as the routes name their id parameters.
 ID_PARAMETERS = tuple(f.name for f in fields(ForeignObjects) if f.name != "department_id")
-DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor"}
+DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor", "finance"}
 # Bodies that name no tenant object (credentials, refresh tokens): nothing foreign to inject.
 BODIES_WITHOUT_IDS = {
     ("post", "/auth/login"),
@@ -111,6 +112,45 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
         ("post", "/logbook/handovers"): {"notes": f"matrix {unique}"},
         ("post", "/routing-rules"): {"force_id": ids["force_id"], "effect": "add"},
         ("put", "/alert-policies"): {"rule_type": "intrusion", "severity": 3},
+        ("put", "/billing/issuer"): {
+            "legal_name": "matrix",
+            "siret": "25950001500013",
+            "vat_number": "FR76259500015",
+            "address_line": "x",
+            "postcode": "95000",
+            "city": "x",
+        },
+        ("post", "/billing/plans"): {
+            "code": f"m{unique}",
+            "name": "m",
+            "price": {"effective_from": "2027-01-01", "monthly_price_ht": "10"},
+        },
+        ("post", "/billing/plans/{plan_id}/prices"): {"effective_from": "2027-02-01", "monthly_price_ht": "11"},
+        ("post", "/billing/contracts"): {
+            "tenant_id": ids["tenant_id"],
+            "reference": f"M-{unique}",
+            "start_date": "2030-01-01",
+            "buyer_name": "m",
+            "buyer_siret": "21950127700012",
+            "buyer_address_line": "x",
+            "buyer_postcode": "95000",
+            "buyer_city": "x",
+            "billing_contact_name": "m",
+            "billing_contact_email": "m@x.test",
+        },
+        ("patch", "/billing/contracts/{contract_id}"): {"billing_contact_name": f"m {unique}"},
+        ("post", "/billing/contracts/{contract_id}/cameras"): {
+            "camera_id": ids["camera_id"],
+            "plan_id": ids["plan_id"],
+            "from_date": "2030-01-01",
+        },
+        ("post", "/billing/runs"): {"month": "2026-10"},
+        ("post", "/billing/invoices/{invoice_id}/payments"): {
+            "amount": "1",
+            "paid_on": "2026-11-20",
+            "method": "transfer",
+        },
+        ("post", "/billing/invoices/{invoice_id}/credit-note"): {"reason": "matrix"},
     }
     return templates.get((method, path))
 
@@ -171,6 +211,8 @@ def _cases(app: Litestar, ids: dict[str, str], markers: tuple[str, ...]) -> list
 
 def _sample(parameter: Any) -> str:
     schema = parameter.schema
+    if getattr(schema, "pattern", None) == MONTH_PATTERN:
+        return "2026-10"
     fmt = getattr(schema, "format", None)
     kind = getattr(schema, "type", None)
     if fmt is not None and str(getattr(fmt, "value", fmt)) == "date":

@@ -139,13 +139,21 @@ def _bodies(app: Litestar) -> Iterator[BodyRoute]:
                 yield BodyRoute(method, route.path, info, headers)
 
 
+# Fields whose value decides which other fields may come with it: the value that admits them all (a responder's
+# outcome comes with `closed` only).
+ADMITS_EVERY_FIELD: dict[tuple[str, str], str] = {("StatusReport", "status"): "closed"}
+
+
 def _text(kind: mi.StrType, size: int) -> str:
     """A string of `size` characters the field's pattern accepts."""
     if kind.pattern is None:
         return "x" * size
     shaped = [prefix + "a" * (size - len(prefix) - len(suffix)) + suffix
               for prefix, suffix in (("", ""), ("", "@dto.test"), ("https://", ""), ("rtsp://", ""))]
-    for candidate in (*shaped, "1" * size, "95127", "123456789", "123456"):
+    # Identifiers and amounts of a fixed shape (INSEE code, SIRET, VAT number, IBAN, prices, percentages).
+    fixed = ("95127", "123456789", "123456", "73282932000074", "FR40303265045", "FR7630006000011234567890189",
+             "99999.99", "9999.9999", "99.99", "plan_code", "2026-11")
+    for candidate in (*shaped, "1" * size, *fixed):
         if re.search(kind.pattern, candidate) and (kind.min_length or 0) <= len(candidate) <= size:
             return candidate
     raise AssertionError(f"no sample for pattern {kind.pattern!r}: add one to _text")
@@ -153,8 +161,12 @@ def _text(kind: mi.StrType, size: int) -> str:
 
 def _value(kind: mi.Type, name: str, ids: dict[str, str], over: bool = False) -> Any:
     """The largest value the type allows (one past it when `over`), named ids pointing at real objects."""
+    if isinstance(kind, mi.Metadata):  # a type with documentation attached
+        kind = kind.type
     if isinstance(kind, mi.UnionType):
         kind = next(t for t in kind.types if not isinstance(t, mi.NoneType))
+        if isinstance(kind, mi.Metadata):
+            kind = kind.type
     if isinstance(kind, mi.StrType):
         size = kind.max_length if kind.max_length is not None else UNBOUNDED_TEXT
         return _text(kind, size + over)
@@ -187,7 +199,8 @@ def _value(kind: mi.Type, name: str, ids: dict[str, str], over: bool = False) ->
     if isinstance(kind, mi.DictType):
         return {}
     if isinstance(kind, mi.StructType):
-        return {f.encode_name: _value(f.type, f.name, ids) for f in kind.fields}
+        return {f.encode_name: ADMITS_EVERY_FIELD.get((kind.cls.__name__, f.name)) or _value(f.type, f.name, ids)
+                for f in kind.fields}
     raise AssertionError(f"{name}: no sample for {kind!r}")
 
 

@@ -22,7 +22,7 @@ from core.migrate import prepare_database
 from core.settings import Settings
 
 pytestmark = pytest.mark.integration
-ROLES = ["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor"]
+ROLES = ["department_admin", "supervisor", "operator", "tenant_admin", "officer", "auditor", "finance"]
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
     "response_headers_conformance"

@@ -1,5 +1,5 @@
-"""Each role sees exactly its scope: department-wide staff the supervised tenants, a mayor's office its commune,
-a municipal police officer their commune only."""
+"""Each role sees exactly its scope: department-wide staff the supervised tenants, finance every member tenant, a
+mayor's office its commune, a municipal police officer their commune only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
 from core.db import Database
+from core.tenancy import Scope
 from identity.repository import IdentityRepository
+from identity.sessions import SessionService
 from tests.api.conftest import Actor
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,30 @@ async def test_force_scopes(app_pool: asyncpg.Pool, actors: dict[str, Actor], se
     assert scopes["gendarme@marines.demo"] == {
         seeded.tenants["marines"], seeded.tenants["magny"], seeded.tenants["departement"]
     }
+
+
+async def test_finance_scope_is_every_member_tenant(
+    app_pool: asyncpg.Pool, department_pool: asyncpg.Pool, actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    """Finance bills every tenant of its department, supervised or not (Magny-en-Vexin is not): the session's
+    `member_tenant_ids` (signin_session, migration 0075), which the API's session resolution picks for finance."""
+    db, repo = Database(app_pool), IdentityRepository()
+    department_id = await department_pool.fetchval("SELECT department_id FROM tenants WHERE id = $1",
+                                                   seeded.tenants["departement"])
+    members = frozenset(r["id"] for r in await department_pool.fetch(
+        "SELECT id FROM tenants WHERE department_id = $1", department_id))
+    principals = {}
+    for email in ("finances@valdoise.demo", "operateur1@valdoise.demo"):
+        session_id = _session_id(actors[email])
+        async with db.anonymous_statement() as conn:
+            record = await repo.session_record(conn, session_id)
+        assert record is not None
+        assert record.member_tenant_ids == members
+        principals[email] = SessionService._principal(session_id, record)
+    assert seeded.tenants["magny"] in members
+    assert principals["finances@valdoise.demo"].scope == Scope(members, department_id=department_id)
+    # Department staff keep the supervised tenants only.
+    assert seeded.tenants["magny"] not in principals["operateur1@valdoise.demo"].scope.tenant_ids
 
 
 def _session_id(actor: Actor) -> uuid.UUID:

@@ -325,5 +325,13 @@ async def test_receipts_and_statuses_are_validated_and_journaled(
     report_path, fetch_path = f"/push/dispatches/{sent.dispatch_id}", f"/mobile/dispatches/{sent.dispatch_id}"
     assert (await api.get(report_path, headers=pm.auth("GET", report_path))).status_code == 403
     assert (await api.get(fetch_path, headers=gendarme.auth("GET", fetch_path))).status_code == 404
+    # What the responder found comes with `closed`, and only with it.
+    assert await post(pm, {"status": "en_route", "outcome": "people_found", **mine}) == 400
+    assert await post(pm, {"status": "en_route", **mine}) == 200
+    assert await post(pm, {"status": "on_scene", **mine}) == 200
+    await pm.report(str(sent.dispatch_id), "closed", outcome="arrest_in_flagrante_delicto")
+    outcomes = await department_pool.fetch(
+        "SELECT status, outcome FROM push_receipts WHERE dispatch_id = $1 AND outcome IS NOT NULL", sent.dispatch_id)
+    assert [(r["status"], r["outcome"]) for r in outcomes] == [("closed", "arrest_in_flagrante_delicto")]
     for client in (pm, gendarme):
         await client.remove()

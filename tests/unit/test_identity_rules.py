@@ -41,13 +41,16 @@ def test_habilitation_valid_until_its_last_day() -> None:
 def test_scope_of_each_role() -> None:
     home, department = uuid.uuid4(), uuid.uuid4()
     supervised, covered = frozenset({home, uuid.uuid4()}), frozenset({uuid.uuid4()})
+    members = supervised | {uuid.uuid4()}  # a commune of the department that is not under live supervision
 
     def scope(role: Role) -> Scope:
         return rules.scope_of(role, home_tenant_id=home, department_id=department,
-                              department_tenant_ids=supervised, force_tenant_ids=covered)
+                              department_tenant_ids=supervised, force_tenant_ids=covered,
+                              member_tenant_ids=members)
 
     for staff in (Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR):
         assert scope(staff) == Scope(supervised, department_id=department)
+    assert scope(Role.FINANCE) == Scope(members, department_id=department)  # it bills unsupervised communes too
     assert scope(Role.OFFICER) == Scope(covered)  # no department directory for a force
     assert scope(Role.TENANT_ADMIN) == Scope(frozenset({home}))
 
@@ -97,6 +100,5 @@ def test_second_factor_failures_lock_the_account_on_their_own_budget() -> None:
 
 
 def test_auditors_and_every_administering_or_viewing_role_need_a_second_factor() -> None:
-    assert {Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN, Role.AUDITOR} == set(
-        SECOND_FACTOR_ROLES
-    )
+    assert {Role.DEPARTMENT_ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.TENANT_ADMIN, Role.AUDITOR,
+            Role.FINANCE} == set(SECOND_FACTOR_ROLES)

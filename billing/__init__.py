@@ -1,0 +1,1 @@
+"""Billing: catalogue, contracts, metering, monthly invoices (Factur-X), Chorus Pro deposits, the mayor's report."""
