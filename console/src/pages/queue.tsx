@@ -115,10 +115,10 @@ export function QueuePage() {
           <ul class="queue-list" aria-label={t("queue.title")}>
             {list.map((alert) => (
               <li key={alert.id}>
-                <button type="button" id={`alert-${alert.id}`} class={`queue-item ${priorityClass(alert)}`}
+                <button type="button" id={`alert-${alert.id}`} data-first-seen={alert.first_seen_at} class={`queue-item ${priorityClass(alert)}`}
                         aria-current={alert.id === selected ? "true" : undefined} data-alert-id={alert.id}
                         onClick={() => { setSelected(alert.id); setForm(null); }}>
-                  <strong>{alert.rule_type}</strong> <span class="badge">{tDynamic("state", alert.state)}</span>
+                  <strong>{tDynamic("rule", alert.rule_type)}</strong> <span class="badge">{tDynamic("state", alert.state)}</span>
                   <span class="meta">
                     {t("queue.priority", { p: alert.priority })} · {formatTime(alert.raised_at)} · {alert.insee_code}
                   </span>

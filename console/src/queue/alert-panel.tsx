@@ -87,11 +87,16 @@ export function AlertPanel(props: {
     return () => clearInterval(timer);
   }, [alert.id, alert.state]);
 
+  const current = detail?.alert ?? alert;
+  const dispatches = responders?.dispatches ?? detail?.dispatches ?? [];
+  const escalated = current.call_force_prompt_at !== null || dispatches.some((d) => d.call_force_prompt_at !== null);
+
+  // The forces (and their phone numbers) for the dispatch form, and for the prompt to call them when escalated.
   useEffect(() => {
-    if (form !== "dispatch") return;
+    if (form !== "dispatch" && !escalated) return;
     void api.GET("/alerts/{alert_id}/competent-forces", { params: { path: { alert_id: alert.id } } })
       .then(unwrap).then(setForces).catch(errors.capture);
-  }, [form, alert.id]);
+  }, [form, alert.id, escalated]);
 
   async function act(run: () => Promise<unknown>): Promise<void> {
     setBusy(true);
@@ -143,13 +148,10 @@ export function AlertPanel(props: {
     }
   }
 
-  const current = detail?.alert ?? alert;
-  const dispatches = responders?.dispatches ?? detail?.dispatches ?? [];
-  const escalated = current.call_force_prompt_at !== null || dispatches.some((d) => d.call_force_prompt_at !== null);
   return (
     <article class="detail-panel" aria-labelledby="alert-title" data-alert-id={alert.id} data-state={current.state}>
       <h2 id="alert-title">
-        {current.rule_type} <span class="badge">{tDynamic("state", current.state)}</span>
+        {tDynamic("rule", current.rule_type)} <span class="badge">{tDynamic("state", current.state)}</span>
       </h2>
       <p>
         {t("queue.priority", { p: current.priority })} · {t("queue.severity", { s: current.severity })} ·{" "}
@@ -254,7 +256,7 @@ export function AlertPanel(props: {
             <li key={step.step}>
               <label>
                 <input type="checkbox" checked={Boolean(step.done_at)} disabled={Boolean(step.done_at)}
-                       onChange={() => void markStep(step.step)} /> {step.step}
+                       onChange={() => void markStep(step.step)} /> {tDynamic("sop.step", step.step)}
               </label>
             </li>
           ))}
@@ -263,7 +265,16 @@ export function AlertPanel(props: {
 
       <section aria-labelledby="responders-title">
         <h2 id="responders-title">{t("responders.title")}</h2>
-        {escalated ? <p class="escalation" role="alert">{t("responders.escalate")}</p> : null}
+        {escalated ? (
+          <div class="escalation" role="alert" data-testid="escalation">
+            <p>{t("responders.escalate")}</p>
+            {forces.map((force) => (
+              <p key={force.force_id}>
+                {force.phone ? t("dispatch.phone", { name: force.name, phone: force.phone }) : t("dispatch.phoneUnknown", { name: force.name })}
+              </p>
+            ))}
+          </div>
+        ) : null}
         {dispatches.length === 0 ? (
           <p>{t("responders.none")}</p>
         ) : (
@@ -273,7 +284,7 @@ export function AlertPanel(props: {
                 const status = responders ? latestStatus(responders, dispatch.id, dispatch.status) : dispatch.status;
                 return (
                   <tr key={dispatch.id} data-dispatch-status={status}>
-                    <th scope="row">{dispatch.force_kind}</th>
+                    <th scope="row">{tDynamic("force", dispatch.force_kind)}</th>
                     <td>{tDynamic("dispatch.urgency", dispatch.urgency)}</td>
                     <td class="responder-status">{tDynamic("responders.status", status)}</td>
                   </tr>
