@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -270,11 +271,15 @@ class AlertRepository:
         return LogbookEntry(**dict(row))
 
     async def logbook(self, conn: asyncpg.Connection, *, since: datetime, until: datetime,
-                      before: uuid.UUID | None, limit: int) -> list[LogbookEntry]:
+                      before: uuid.UUID | None, limit: int, search: str | None = None) -> list[LogbookEntry]:
+        # The words searched are matched literally: % and _ typed by an operator are not wildcards.
+        pattern = None if search is None else "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
         rows = await conn.fetch(
             f"SELECT {_LOGBOOK} FROM logbook_entries WHERE created_at >= $1 AND created_at < $2 "
-            "AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
-            since, until, before, limit)
+            "AND ($3::uuid IS NULL OR id < $3) "
+            "AND ($5::text IS NULL OR text ILIKE $5 ESCAPE '\\' OR action ILIKE $5 ESCAPE '\\') "
+            "ORDER BY id DESC LIMIT $4",
+            since, until, before, limit, pattern)
         return [LogbookEntry(**dict(r)) for r in rows]
 
     async def shift_summary(self, conn: asyncpg.Connection, since: datetime, until: datetime) -> dict[str, object]:

@@ -300,12 +300,12 @@ class AlertService:
     # --- main courante -------------------------------------------------------------------------------------------
 
     async def logbook(self, principal: Principal, *, hours: int, before: uuid.UUID | None,
-                      limit: int) -> list[LogbookEntry]:
+                      limit: int, search: str | None = None) -> list[LogbookEntry]:
         require_role(principal, OPERATORS | {Role.AUDITOR}, "read the main courante")
         now = datetime.now(UTC)
         async with self._db.transaction(principal, readonly=True) as conn:
             return await self._repo.logbook(conn, since=now - timedelta(hours=hours), until=now + timedelta(seconds=1),
-                                            before=before, limit=limit)
+                                            before=before, limit=limit, search=search)
 
     async def add_entry(self, principal: Principal, data: LogbookInput) -> LogbookEntry:
         require_role(principal, OPERATORS, "write in the main courante")

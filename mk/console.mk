@@ -32,3 +32,9 @@ console-test: $(CONSOLE)/node_modules/.package-lock.json
 
 test: console console-check console-test
 demo: console
+
+# Alert to screen in Chromium against the platform as `vigie demo` runs it (bench/results/console.json).
+BENCHES += bench-console
+.PHONY: bench-console
+bench-console: $(STAMP) console
+	$(BIN)/python -m bench.console

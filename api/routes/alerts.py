@@ -46,6 +46,8 @@ from dvr.model import PlaybackItem
 AlertState = Literal["new", "claimed", "verified", "dispatched", "dismissed", "closed"]
 Days = Annotated[int, QueryParameter(ge=1, le=366, description="evaluation period in days")]
 Hours = Annotated[int, QueryParameter(ge=1, le=168, description="how far back, in hours")]
+Search = Annotated[str | None, QueryParameter(min_length=1, max_length=200,
+                                              description="words the line's text or action contains (any case)")]
 class AlertController(Controller):
     path = "/alerts"
     tags = ["alerts"]
@@ -170,10 +172,11 @@ class LogbookController(Controller):
     path = "/logbook"
     tags = ["logbook"]
 
-    @get("/", summary="The main courante, newest first")
+    @get("/", summary="The main courante, newest first (optionally only the lines containing `search`)")
     async def list_entries(self, principal: PrincipalDep, services: ServicesDep, hours: Hours = 24, limit: Limit = 50,
-                           cursor: Cursor = None) -> Page[LogbookEntry]:
-        rows = await services.alerts.logbook(principal, hours=hours, before=decode_cursor(cursor), limit=limit + 1)
+                           cursor: Cursor = None, search: Search = None) -> Page[LogbookEntry]:
+        rows = await services.alerts.logbook(principal, hours=hours, before=decode_cursor(cursor), limit=limit + 1,
+                                             search=search)
         return page_of(rows, limit, lambda e: e.id)
 
     @post("/", summary="A free entry in the main courante")

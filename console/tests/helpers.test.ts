@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import { fieldMessages, toProblem } from "../src/api/problem";
 import { formatDuration } from "../src/format";
 import { fr, t, tDynamic } from "../src/i18n/fr";
-import { matchesSearch } from "../src/pages/logbook";
 import { shortcutFor } from "../src/pages/queue";
 import { operatorLoad } from "../src/pages/supervisor";
 import { latestStatus } from "../src/queue/alert-panel";
@@ -59,15 +58,6 @@ describe("pages' logic", () => {
     expect(formatDuration(42)).toBe("42 s");
     expect(formatDuration(65)).toBe("1 min 05 s");
     expect(formatDuration(3_720)).toBe("1 h 02 min");
-  });
-
-  it("searches the main courante in text, action and kind", () => {
-    const entry = { id: "1", tenant_id: "t", alert_id: null, author_id: null, kind: "alert", action: "alert.dispatched",
-      text: "Équipage envoyé rue Pasteur", created_at: "2026-12-01T10:00:00Z" };
-    expect(matchesSearch(entry, "pasteur")).toBe(true);
-    expect(matchesSearch(entry, "DISPATCHED")).toBe(true);
-    expect(matchesSearch(entry, "gare")).toBe(false);
-    expect(matchesSearch(entry, "  ")).toBe(true);
   });
 
   it("counts each operator's load", () => {

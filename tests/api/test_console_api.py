@@ -3,6 +3,7 @@ the cookie sign-in (refresh token HttpOnly, Secure, SameSite=Strict, scoped to t
 
 from __future__ import annotations
 
+import uuid
 from http.cookies import SimpleCookie
 
 from litestar import Litestar
@@ -11,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from api.routes.console import CONSOLE_DIST
 from api.routes.console_auth import REFRESH_COOKIE, REFRESH_PATH
 from cli.seed import DEMO_PASSWORD, SeedResult
+from tests.api.conftest import Actor
 
 CONSOLE = {"X-Vigie-Console": "1"}
 
@@ -134,3 +136,29 @@ async def test_json_sign_in_for_apps_still_returns_the_refresh_token(
     assert login.status_code == 200
     assert login.json()["refresh_token"]
     assert not [h for h in login.headers.get_list("set-cookie") if h.startswith(REFRESH_COOKIE)]
+
+
+async def test_logbook_search_matches_words_literally_over_the_period(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor]
+) -> None:
+    operator = next(a for a in actors.values() if a.role == "operator")
+    unique = uuid.uuid4().hex[:8]
+    for text in (f"Patrouille {unique} rue Pasteur", f"Taux {unique} 100% atteint", f"Taux {unique} 1000 atteint"):
+        created = await client.post("/logbook", json={"text": text}, headers=operator.headers)
+        assert created.status_code == 201, created.text
+
+    async def found(search: str) -> list[str]:
+        page = await client.get("/logbook", params={"search": search, "hours": 1, "limit": 100},
+                                headers=operator.headers)
+        assert page.status_code == 200, page.text
+        return sorted(e["text"] for e in page.json()["items"])
+
+    assert len(await found(unique)) == 3
+    assert await found(f"{unique} rue PASTEUR") == [f"Patrouille {unique} rue Pasteur"]
+    # % and _ are letters here, not wildcards.
+    assert await found(f"{unique} 100%") == [f"Taux {unique} 100% atteint"]
+    assert await found(f"{unique} 1_0") == []
+    assert await found("logbook.entry") != []
+    too_long = await client.get("/logbook", params={"search": "x" * 201}, headers=operator.headers)
+    assert too_long.status_code == 400
+    assert too_long.json()["field"] == "search"

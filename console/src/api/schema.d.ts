@@ -1310,7 +1310,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The main courante, newest first */
+        /** The main courante, newest first (optionally only the lines containing `search`) */
         get: operations["LogbookListEntries"];
         put?: never;
         /** A free entry in the main courante */
@@ -14490,6 +14490,8 @@ export interface operations {
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
+                /** @description words the line's text or action contains (any case) */
+                search?: string | null;
             };
             header?: never;
             path?: never;

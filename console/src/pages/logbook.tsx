@@ -10,23 +10,19 @@ import { t } from "../i18n/fr";
 type Entry = components["schemas"]["LogbookEntry"];
 type Handover = components["schemas"]["Handover"];
 
-export function matchesSearch(entry: Entry, search: string): boolean {
-  const needle = search.trim().toLocaleLowerCase("fr");
-  if (!needle) return true;
-  return [entry.text, entry.action, entry.kind].some((value) => value.toLocaleLowerCase("fr").includes(needle));
-}
-
 export function LogbookPage() {
   const [hours, setHours] = useState(24);
   const [entries, setEntries] = useState<Entry[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [search, setSearch] = useState("");
+  const [searched, setSearched] = useState("");
   const [handovers, setHandovers] = useState<Handover[]>([]);
   const entryErrors = useFormErrors(["text"]);
   const handoverErrors = useFormErrors(["notes", "hours"]);
 
   async function load(after: string | null): Promise<void> {
-    const page = unwrap(await api.GET("/logbook", { params: { query: { hours, limit: 100, ...(after ? { cursor: after } : {}) } } }));
+    const query = { hours, limit: 100, ...(after ? { cursor: after } : {}), ...(searched ? { search: searched } : {}) };
+    const page = unwrap(await api.GET("/logbook", { params: { query } }));
     setEntries((previous) => (after ? [...previous, ...page.items] : page.items));
     setCursor(page.next_cursor);
   }
@@ -37,7 +33,12 @@ export function LogbookPage() {
 
   useEffect(() => {
     void load(null).catch(entryErrors.capture);
-  }, [hours]);
+  }, [hours, searched]);
+  // The API searches the whole period; a pause in typing sends the words.
+  useEffect(() => {
+    const timer = setTimeout(() => setSearched(search.trim()), 300);
+    return () => clearTimeout(timer);
+  }, [search]);
   useEffect(() => {
     void loadHandovers().catch(handoverErrors.capture);
   }, []);
@@ -69,7 +70,7 @@ export function LogbookPage() {
     }
   }
 
-  const shown = entries.filter((entry) => matchesSearch(entry, search));
+  const shown = entries;
   return (
     <section aria-labelledby="logbook-title">
       <h1 id="logbook-title">{t("logbook.title")}</h1>
