@@ -91,6 +91,10 @@ async def measure(platform: DemoPlatform, seconds: float) -> dict[str, Any]:
             await page.evaluate(OBSERVER)
             await asyncio.sleep(seconds)
             drawn: dict[str, dict[str, Any]] = await page.evaluate("window.__drawn")
+            shown = await page.eval_on_selector_all(".queue-item", "items => items.map(i => i.dataset.alertId)")
+            status = await page.eval_on_selector("[data-stream]", "e => e.dataset.stream")
+            print(f"queue shows {len(shown)} alerts, stream {status}; drawn during the run: {len(drawn)}; "
+                  f"raised on the bus: {len(on_bus)}, of which shown: {len(set(on_bus) & set(shown))}", flush=True)
             await browser.close()
     finally:
         await following.stop()

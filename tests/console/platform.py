@@ -61,6 +61,8 @@ class DemoPlatform:
             "VIGIE_DVR_SPOOL_DIR": str(work / "spool"),
             "VIGIE_DEMO_CAMERAS_BASE_PORT": str(_free_range(8)),
             "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": str(self.fcm_port),
+            # Written on first start with the local endpoint's address: one per platform, never a stale port.
+            "VIGIE_PUSH_SERVICE_ACCOUNT_FILE": str(work / "push" / "service-account.json"),
             "VIGIE_LIVE_PORT": str(live_port),
             "VIGIE_LIVE_PUBLIC_URL": f"ws://127.0.0.1:{live_port}",
             "VIGIE_LIVE_METRICS_ADDRESS": "",

@@ -115,6 +115,8 @@ def test_supervisor_view(demo_platform: DemoPlatform, browser: Browser, artifact
     page.get_by_role("link", name="Supervision").click()
     expect(page.get_by_role("heading", name="Précision par règle (30 jours)")).to_be_visible()
     expect(page.get_by_role("heading", name="Charge des opérateurs")).to_be_visible()
+    # The alert the operator dispatched in the test before is still theirs: it counts in their load.
+    expect(page.locator("[data-testid='operator-load'] tbody tr").first).to_be_visible(timeout=20_000)
     _accessible(page, "08-supervisor", artifacts)
     # A reload keeps the session through the refresh cookie alone.
     page.reload()

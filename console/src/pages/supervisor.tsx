@@ -74,7 +74,7 @@ export function SupervisorPage() {
       {load.length === 0 ? (
         <p>{t("supervisor.noLoad")}</p>
       ) : (
-        <table class="data">
+        <table class="data" data-testid="operator-load">
           <thead>
             <tr>
               <th scope="col">{t("supervisor.operator")}</th>
