@@ -62,7 +62,7 @@ export function SupervisorPage() {
           <tbody>
             {breaches.map((breach) => (
               <tr key={`${breach.alert_id}-${breach.kind}`}>
-                <td>{breach.rule_type} — {formatTime(breach.raised_at)}</td>
+                <td>{tDynamic("rule", breach.rule_type)} — {formatTime(breach.raised_at)}</td>
                 <td>{tDynamic("supervisor.breach", breach.kind)}</td>
                 <td>{formatDuration(breach.overdue_s)}</td>
               </tr>
@@ -105,7 +105,7 @@ export function SupervisorPage() {
         <tbody>
           {precision.map((row) => (
             <tr key={row.key}>
-              <td>{row.key}</td>
+              <td>{tDynamic("rule", row.key)}</td>
               <td>{row.true_positives}</td>
               <td>{row.false_positives}</td>
               <td>{row.unjudged}</td>
