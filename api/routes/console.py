@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from litestar import Response
 from litestar.static_files import create_static_files_router
 
+from core.objectstore_settings import ObjectStoreSettings
 from live.settings import LiveSettings
 
 CONSOLE_DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
@@ -19,16 +20,25 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-def content_security_policy(live_url: str) -> str:
+def media_origin(store: ObjectStoreSettings) -> str:
+    """Where browsers fetch signed media links (clips, playback): the API's /media for the filesystem store, the
+    S3 endpoint browsers reach otherwise."""
+    if store.backend == "fs":
+        return _origin(store.presign_base_url)
+    return f"{'https' if store.secure else 'http'}://{store.public_endpoint or store.endpoint}"
+
+
+def content_security_policy(live_url: str, media_url_origin: str = "") -> str:
     """Scripts and styles from the console's own files only (no inline, no eval); the API on the same origin; the
-    live gateway's socket; video from the same origin (signed media links) and from MediaSource blobs."""
+    live gateway's socket; video from the signed media links' origin and from MediaSource blobs."""
     live = _origin(live_url)
+    media = f" {media_url_origin}" if media_url_origin else ""
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' blob: data:",
-        "media-src 'self' blob:",
+        f"img-src 'self' blob: data:{media}",
+        f"media-src 'self' blob:{media}",
         "font-src 'self'",
         f"connect-src 'self'{' ' + live if live else ''}",
         "worker-src 'self' blob:",
@@ -40,9 +50,9 @@ def content_security_policy(live_url: str) -> str:
     ])
 
 
-def security_headers(live_url: str) -> dict[str, str]:
+def security_headers(live_url: str, media_url_origin: str = "") -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(live_url),
+        "Content-Security-Policy": content_security_policy(live_url, media_url_origin),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -52,7 +62,7 @@ def security_headers(live_url: str) -> dict[str, str]:
     }
 
 
-_HEADERS = security_headers(LiveSettings().public_url)
+_HEADERS = security_headers(LiveSettings().public_url, media_origin(ObjectStoreSettings()))
 
 
 async def _add_headers(response: Response[Any]) -> Response[Any]:

@@ -9,9 +9,10 @@ from http.cookies import SimpleCookie
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api.routes.console import CONSOLE_DIST
+from api.routes.console import CONSOLE_DIST, media_origin
 from api.routes.console_auth import REFRESH_COOKIE, REFRESH_PATH
 from cli.seed import DEMO_PASSWORD, SeedResult
+from core.objectstore_settings import ObjectStoreSettings
 from tests.api.conftest import Actor
 
 CONSOLE = {"X-Vigie-Console": "1"}
@@ -45,6 +46,8 @@ async def test_console_files_are_served_with_strict_headers(client: AsyncTestCli
     assert "frame-ancestors 'none'" in csp
     assert "object-src 'none'" in csp
     assert "unsafe-inline" not in csp
+    # Clips and playback come as signed links of the object store: the page may play them from there only.
+    assert f"media-src 'self' blob: {media_origin(ObjectStoreSettings())}" in csp
     assert "unsafe-eval" not in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["x-frame-options"] == "DENY"
@@ -162,3 +165,9 @@ async def test_logbook_search_matches_words_literally_over_the_period(
     too_long = await client.get("/logbook", params={"search": "x" * 201}, headers=operator.headers)
     assert too_long.status_code == 400
     assert too_long.json()["field"] == "search"
+
+
+def test_media_origin_follows_the_object_store() -> None:
+    assert media_origin(ObjectStoreSettings(presign_base_url="https://csu.example/media")) == "https://csu.example"
+    s3 = ObjectStoreSettings(backend="s3", endpoint="minio.internal:9000", public_endpoint="media.csu.example")
+    assert media_origin(s3) == "https://media.csu.example"

@@ -1,7 +1,7 @@
 """The console end to end in Debian's Chromium against the running platform: an operator signs in with the second
-factor, an alert raised by the simulated footage appears without a reload, is claimed, verified and dispatched, and
-the officer's phone (the reference client) acknowledges it on screen; forms show the API's problems next to their
-fields; every page passes axe-core with no serious or critical violation; screenshots kept as artifacts."""
+factor, an alert raised by the simulated footage appears without a reload, is claimed, verified and dispatched, the
+officer's phone (the reference client) acknowledges it on screen, and its clip plays; forms show the API's problems
+next to their fields; every page passes axe-core with no serious or critical violation; screenshots as artifacts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from cli.seed import DEMO_PASSWORD
 from tests.console.browser import accessibility_violations, sign_in
@@ -96,10 +97,29 @@ def test_operator_works_a_live_alert_to_the_officers_acknowledgement(
         "states.includes(r.dataset.dispatchStatus))", arg=list(RESPONDED), timeout=120_000)
     _accessible(page, "06-acknowledged", artifacts)
 
+    # The recorder cuts the alert's clip (10 s after the detection, then the segment's end): it plays, with a motive.
+    show_clip = page.get_by_role("button", name="Voir la séquence")
+    expect(show_clip).to_be_visible(timeout=120_000)
+    show_clip.click()
+    expect(page.locator(f"#media-motive-{alert_id}-error")).to_be_visible()
+    page.locator(f"#media-motive-{alert_id}").fill("levée de doute sur la séquence")
+    show_clip.click()
+    try:
+        page.wait_for_function(
+            "() => { const v = document.querySelector('[data-testid=alert-clip]'); return v && v.currentTime > 1; }",
+            timeout=30_000)
+    except PlaywrightTimeoutError:
+        page.screenshot(path=str(artifacts / "07-clip-failed.png"), full_page=True)
+        state = page.evaluate(
+            "() => { const v = document.querySelector('[data-testid=alert-clip]'); return v && {src: v.currentSrc, "
+            "error: v.error && v.error.code, ready: v.readyState, network: v.networkState, time: v.currentTime}; }")
+        raise AssertionError(f"the clip does not play: {state}; browser: {security_errors}") from None
+    _accessible(page, "07-clip", artifacts)
+
     page.get_by_role("link", name="Main courante").click()
     expect(page.get_by_role("heading", name="Main courante", level=1)).to_be_visible()
     expect(page.locator("table.data tbody tr").first).to_be_visible(timeout=15_000)
-    _accessible(page, "07-logbook", artifacts)
+    _accessible(page, "08-logbook", artifacts)
     page.get_by_role("button", name="Ajouter", exact=True).click()
     expect(page.locator("#logbook-text-error")).to_be_visible()
 
@@ -117,7 +137,7 @@ def test_supervisor_view(demo_platform: DemoPlatform, browser: Browser, artifact
     expect(page.get_by_role("heading", name="Charge des opérateurs")).to_be_visible()
     # The alert the operator dispatched in the test before is still theirs: it counts in their load.
     expect(page.locator("[data-testid='operator-load'] tbody tr").first).to_be_visible(timeout=20_000)
-    _accessible(page, "08-supervisor", artifacts)
+    _accessible(page, "09-supervisor", artifacts)
     # A reload keeps the session through the refresh cookie alone.
     page.reload()
     expect(page.get_by_role("navigation", name="Navigation principale")).to_be_visible(timeout=15_000)
