@@ -123,7 +123,7 @@ async def build_services(settings: Settings) -> Services:
         camera_networks=CameraNetworkService(db, journal),
         authorisations=AuthorisationService(db, store, journal),
         journal=journal,
-        alerts=AlertService(db, journal),
+        alerts=AlertService(db, journal, store=store),
         evidence=EvidenceService(db=db, store=store, settings=DvrSettings(), secret_box=secrets, journal=journal),
         # Live tickets only: the API never opens a camera's credentials, the gateway does.
         live=_live_service(db, journal),
