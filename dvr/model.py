@@ -72,6 +72,8 @@ class SpooledSegment:
     sha256: str
     codec: str | None
     recorder_id: str
+    # Length of the init section (ftyp + moov) ahead of the first fragment: HLS serves it apart (dvr.hls).
+    init_size: int | None = None
 
     @property
     def object_key(self) -> str:
@@ -104,6 +106,7 @@ class Segment(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     object_key: str
     version_id: str | None
+    init_size: int | None = None
 
 
 class Gap(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +163,43 @@ class Playback(msgspec.Struct, frozen=True, kw_only=True):
     items: list[PlaybackItem]
     gaps: list[Gap]
     expires_at: datetime
+
+
+class HlsPlayback(msgspec.Struct, frozen=True, kw_only=True):
+    """A camera's recordings over an interval as an HLS (fMP4) media playlist whose segment links are signed and
+    short-lived; `gaps` are the holes in the recording, also marked in the playlist."""
+
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    playlist: str
+    segments: int
+    gaps: list[Gap]
+    expires_at: datetime
+
+
+class RecordedSpan(msgspec.Struct, frozen=True, kw_only=True):
+    start_at: datetime
+    end_at: datetime
+
+
+class TimelineGap(msgspec.Struct, frozen=True, kw_only=True):
+    """A hole in a camera's recording; the cause when the recorder knew it (camera unreachable, stalled...)."""
+
+    start_at: datetime
+    end_at: datetime
+    cause: GapCause | None = None
+    detail: str | None = None
+
+
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    """What was recorded of one camera over a period: recorded spans and the gaps between them."""
+
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    recorded: list[RecordedSpan]
+    gaps: list[TimelineGap]
 
 
 class ExportStatus(StrEnum):

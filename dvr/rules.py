@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from core.law import LEGAL_MAX_RETENTION_DAYS
 from core.objectstore import LifecycleRule
 from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
-from dvr.model import RetentionInputs, Segment, Tier
+from dvr.model import Gap, RecordedSpan, RetentionInputs, Segment, Tier, TimelineGap
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,29 @@ def coverage(segments: Sequence[Segment], start: datetime, end: datetime, tolera
     if end - cursor > tolerance:
         holes.append((cursor, end))
     return Coverage(segments=chosen, holes=holes)
+
+
+def timeline_gaps(spans: Sequence[RecordedSpan], known: Sequence[Gap], start: datetime, end: datetime,
+                  tolerance_s: float) -> list[TimelineGap]:
+    """The holes of [start, end) that no recorded span covers, each with the cause of the recorder's gap row
+    that overlaps it most (None when the recorder noted none: a recorder down, or a camera never recorded)."""
+    tolerance = timedelta(seconds=tolerance_s)
+    holes: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for span in spans:
+        if span.start_at - cursor > tolerance:
+            holes.append((cursor, span.start_at))
+        cursor = max(cursor, span.end_at)
+    if end - cursor > tolerance:
+        holes.append((cursor, end))
+    out = []
+    for hole_start, hole_end in holes:
+        overlaps = [(min(hole_end, g.end_at) - max(hole_start, g.start_at), g) for g in known
+                    if g.end_at > hole_start and g.start_at < hole_end]
+        cause = max(overlaps, key=lambda o: o[0])[1] if overlaps else None
+        out.append(TimelineGap(start_at=hole_start, end_at=hole_end, cause=cause.cause if cause else None,
+                               detail=cause.detail if cause else None))
+    return out
 
 
 def fair_share(cameras: int, recorders: int) -> int:
