@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import re
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,62 +17,12 @@ from litestar.testing import AsyncTestClient
 
 from api.routes.evidence import parse_byte_range
 from cli.seed import SeedResult
-from core.ids import new_id
 from core.objectstore import FilesystemObjectStore
-from dvr.model import segment_key
 from dvr.settings import DvrSettings
-from dvr.uploader import segment_init_size
 from tests.api.conftest import Actor
-from tests.recorded_segments import record_segments
+from tests.recorded_segments import Recording, index_recording
 
 pytestmark = pytest.mark.integration
-
-GAP_S = 20.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Recording:
-    camera: uuid.UUID
-    start: datetime
-    end: datetime
-    gap: tuple[datetime, datetime]
-    files: dict[str, bytes]  # object key → bytes
-
-
-async def index_recording(store: FilesystemObjectStore, department_pool: asyncpg.Pool, tenant: uuid.UUID,
-                          camera: uuid.UUID, folder: Path, start: datetime, *, legacy_first: bool = False,
-                          ) -> Recording:
-    """Two runs of the recorder with an outage between them, stored and indexed as the uploader does; the first
-    segment optionally without its init length (recorded before the column existed)."""
-    files = record_segments(folder, seconds=6, segment_s=2)
-    await store.ensure_tenant_space(tenant)
-    stored: dict[str, bytes] = {}
-    rows = []
-    second_run = start + timedelta(seconds=files[-1].end_s + GAP_S)
-    for run_start in (start, second_run):
-        for recorded in files:
-            data = recorded.path.read_bytes()
-            at = run_start + timedelta(seconds=recorded.start_s)
-            key = segment_key(camera, at)
-            version = (await store.put(tenant, key, data, content_type="video/mp4")).version_id
-            stored[key] = data
-            rows.append((new_id(), tenant, camera, at, run_start + timedelta(seconds=recorded.end_s), len(data),
-                         hashlib.sha256(data).hexdigest(), key, version, segment_init_size(recorded.path)))
-    if legacy_first:
-        rows[0] = (*rows[0][:-1], None)
-    gap = (start + timedelta(seconds=files[-1].end_s), second_run)
-    async with department_pool.acquire() as conn:
-        await conn.executemany(
-            "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
-            "object_key, version_id, init_size, codec, recorder_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'h264', 'test')", rows)
-        await conn.execute(
-            "INSERT INTO recording_gaps (id, tenant_id, camera_id, start_at, end_at, cause, detail) "
-            "VALUES ($1, $2, $3, $4, $5, 'camera_unreachable', 'connection refused')",
-            new_id(), tenant, camera, gap[0], gap[1])
-    return Recording(camera=camera, start=start, end=second_run + timedelta(seconds=files[-1].end_s), gap=gap,
-                     files=stored)
-
 
 @pytest.fixture(scope="module")
 async def recording(app: Litestar, seeded: SeedResult, department_pool: asyncpg.Pool,
