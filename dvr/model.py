@@ -202,6 +202,62 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     gaps: list[TimelineGap]
 
 
+class CameraCondition(StrEnum):
+    """A camera's state on the wall, the most urgent first: what the recorder and the detector know of it now."""
+
+    DISABLED = "disabled"
+    OFFLINE = "offline"
+    TAMPER = "tamper"
+    RECORDING_GAPS = "recording_gaps"
+    ONLINE = "online"
+    UNKNOWN = "unknown"  # no recorder has reported on it yet
+
+
+class WallCamera(msgspec.Struct, frozen=True, kw_only=True):
+    """One tile of the camera wall. `last_frame_at`: the end of its last recorded segment."""
+
+    camera_id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    condition: CameraCondition
+    configured_status: str
+    recording_state: str | None
+    recording_since: datetime | None
+    last_frame_at: datetime | None
+    recording_detail: str | None
+    codec: str | None
+    # H.265 does not play in browsers: the live view needs the camera's transcode profile.
+    live_needs_transcode: bool
+    live_transcode: bool
+    recent_gaps: int
+    last_gap_end: datetime | None
+    tamper: bool
+    offline_alert: bool
+
+
+class WallSite(msgspec.Struct, frozen=True, kw_only=True):
+    site_id: uuid.UUID
+    name: str
+    kind: str
+    cameras: list[WallCamera]
+
+
+class WallCommune(msgspec.Struct, frozen=True, kw_only=True):
+    insee_code: str
+    name: str
+    sites: list[WallSite]
+
+
+class CameraWall(msgspec.Struct, frozen=True, kw_only=True):
+    """The cameras in scope by commune and site with their condition; `counts` per condition; `gaps_since` the
+    start of the window that `recent_gaps` counts."""
+
+    generated_at: datetime
+    gaps_since: datetime
+    counts: dict[str, int]
+    communes: list[WallCommune]
+
+
 class ExportStatus(StrEnum):
     """A requested export: queued, then built by the recorders' process (python -m dvr), done or not."""
 

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from core.law import LEGAL_MAX_RETENTION_DAYS
 from core.objectstore import LifecycleRule
 from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
-from dvr.model import Gap, RecordedSpan, RetentionInputs, Segment, Tier, TimelineGap
+from dvr.model import CameraCondition, Gap, RecordedSpan, RetentionInputs, Segment, Tier, TimelineGap
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,27 @@ def timeline_gaps(spans: Sequence[RecordedSpan], known: Sequence[Gap], start: da
         out.append(TimelineGap(start_at=hole_start, end_at=hole_end, cause=cause.cause if cause else None,
                                detail=cause.detail if cause else None))
     return out
+
+
+def camera_condition(*, configured: str, recording_state: str | None, last_frame_at: datetime | None,
+                     recent_gaps: int, tamper: bool, offline_alert: bool, now: datetime,
+                     stale_after_s: float) -> CameraCondition:
+    """The one word a tile shows, the most urgent that holds: disabled, offline (the recorder says so, or an
+    offline alert is open), tamper (an open tamper alert), recording gaps (recent gaps, or a recorder that says
+    it records but wrote nothing for `stale_after_s`), online; unknown before any recorder reported."""
+    if configured == "disabled":
+        return CameraCondition.DISABLED
+    if recording_state == "offline" or offline_alert:
+        return CameraCondition.OFFLINE
+    if tamper:
+        return CameraCondition.TAMPER
+    stale = recording_state == "recording" and (
+        last_frame_at is None or (now - last_frame_at).total_seconds() > stale_after_s)
+    if recent_gaps > 0 or stale:
+        return CameraCondition.RECORDING_GAPS
+    if recording_state == "recording":
+        return CameraCondition.ONLINE
+    return CameraCondition.UNKNOWN
 
 
 def fair_share(cameras: int, recorders: int) -> int:
