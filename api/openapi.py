@@ -6,6 +6,7 @@ import re
 
 from litestar import Litestar
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, OpenAPIMediaType, OpenAPIResponse, Reference, Schema, SecurityScheme
 from litestar.openapi.spec.enums import OpenAPIType
 
@@ -63,6 +64,21 @@ def openapi_config(version: str) -> OpenAPIConfig:
             schemas={"Problem": PROBLEM_SCHEMA},
         ),
         path="/schema",
+        render_plugins=[JsonRenderPlugin(), YamlRenderPlugin(), swagger_page()],
+    )
+
+
+# Swagger UI's files come with the console's build (console/scripts/copy-vendor.mjs copies them from the
+# swagger-ui-dist package): the page works in an air-gapped centre, with no CDN and no third-party favicon.
+SWAGGER_ASSETS = "/console/vendor/swagger-ui"
+
+
+def swagger_page() -> SwaggerRenderPlugin:
+    return SwaggerRenderPlugin(
+        path=["/swagger", "/"], js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>",
     )
 
 

@@ -17,6 +17,10 @@ PUBLIC_PATHS = [
     r"^/\.well-known/",
     "^/auth/login",
     "^/auth/refresh$",
+    # The console's sign-in and refresh (the refresh token comes in its cookie); its logout needs the bearer.
+    "^/auth/console/(login|refresh)",
+    # The console's static files: the application signs in by itself.
+    "^/console(/|$)",
     "^/auth/oidc/",
     # Signed short-lived links: the signature authorises, issued only after a journaled request.
     "^/media/",

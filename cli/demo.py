@@ -80,9 +80,19 @@ def start_processes(settings: Settings, children: list[subprocess.Popen[bytes]])
 
 def _banner(settings: Settings, seeded: SeedResult) -> str:
     base = settings.api.public_url
+    # The console first: it is where a newcomer starts, with the logins right below it.
     lines = [
         "",
         "Vigie is running.",
+        f"  Console        {base}/console/",
+        "",
+        f"Seeded logins (password for all: {DEMO_PASSWORD}):",
+    ]
+    for user in seeded.users:
+        second = f"  second factor: `.venv/bin/vigie totp {user.email}`" if user.role in SECOND_FACTOR else ""
+        lines.append(f"  {user.role:<17} {user.email:<28}{second}")
+    lines += [
+        "",
         f"  API            {base}",
         f"  OpenAPI        {base}/schema/openapi.json   (Swagger UI: {base}/schema/swagger)",
         f"  Health         {base}/healthz  {base}/readyz   Metrics http://{settings.api.metrics_address}/metrics",
@@ -91,13 +101,6 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         f"  Live video     {LiveSettings().public_url}/live/cameras/<camera id>?stream=sub|main   (WebSocket; "
         "ticket from POST /cameras/<camera id>/live, docs/live.md)",
         f"  Logs           {settings.var_dir / 'log'}/<process>.log ({', '.join(n for n, _ in PROCESSES)})",
-        "",
-        f"Seeded logins (password for all: {DEMO_PASSWORD}):",
-    ]
-    for user in seeded.users:
-        second = f"  second factor: `.venv/bin/vigie totp {user.email}`" if user.role in SECOND_FACTOR else ""
-        lines.append(f"  {user.role:<17} {user.email:<28}{second}")
-    lines += [
         "",
         "Sign in:  curl -s -X POST " + base + "/auth/login -H 'content-type: application/json' "
         '-d \'{"email": "policier@cergy.demo", "password": "' + DEMO_PASSWORD + "\"}'",

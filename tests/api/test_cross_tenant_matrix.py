@@ -28,6 +28,8 @@ DEPARTMENT_WIDE = {"department_admin", "supervisor", "operator", "auditor", "fin
 BODIES_WITHOUT_IDS = {
     ("post", "/auth/login"),
     ("post", "/auth/login/totp"),
+    ("post", "/auth/console/login"),
+    ("post", "/auth/console/login/totp"),
     ("post", "/auth/refresh"),
     ("post", "/auth/authorize"),
     ("post", "/auth/token"),

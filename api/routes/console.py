@@ -1,0 +1,75 @@
+"""The operator console's built files (console/dist) under /console/, on the API's origin, with strict headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar import Response
+from litestar.static_files import create_static_files_router
+
+from live.settings import LiveSettings
+
+CONSOLE_DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def content_security_policy(live_url: str) -> str:
+    """Scripts and styles from the console's own files only (no inline, no eval); the API on the same origin; the
+    live gateway's socket; video from the same origin (signed media links) and from MediaSource blobs."""
+    live = _origin(live_url)
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        f"connect-src 'self'{' ' + live if live else ''}",
+        "worker-src 'self' blob:",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ])
+
+
+def security_headers(live_url: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(live_url),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    }
+
+
+_HEADERS = security_headers(LiveSettings().public_url)
+
+
+async def _add_headers(response: Response[Any]) -> Response[Any]:
+    for name, value in _HEADERS.items():
+        response.headers[name] = value
+    # index.html names the hashed bundles: it must never be cached, while the bundles themselves may be.
+    response.headers.setdefault("Cache-Control", "no-cache")
+    return response
+
+
+def _routes() -> list[Any]:
+    if not CONSOLE_DIST.is_dir():
+        # Not built (make console): the API still serves; /console answers 404 like any unknown path.
+        return []
+    static = create_static_files_router(path="/console", directories=[CONSOLE_DIST], html_mode=True,
+                                        name="console", after_request=_add_headers, include_in_schema=False)
+    return [static]
+
+
+ROUTES = _routes()

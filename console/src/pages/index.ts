@@ -1,0 +1,28 @@
+// The console's pages: one module each, listed here in navigation order. A page added by another feature (the live
+// wall, playback, the camera wall) is one more entry.
+import type { ComponentType } from "preact";
+import type { MessageKey } from "../i18n/fr";
+import { LogbookPage } from "./logbook";
+import { QueuePage } from "./queue";
+import { SupervisorPage } from "./supervisor";
+
+export interface PageDefinition {
+  path: string;
+  label: MessageKey;
+  component: ComponentType;
+  /** The roles that see the page in the navigation and may open it (the API checks again). */
+  roles: readonly string[];
+}
+
+const OPERATORS = ["operator", "supervisor", "department_admin"] as const;
+const SUPERVISORS = ["supervisor", "department_admin", "auditor"] as const;
+
+export const PAGES: readonly PageDefinition[] = [
+  { path: "/file", label: "nav.queue", component: QueuePage, roles: OPERATORS },
+  { path: "/main-courante", label: "nav.logbook", component: LogbookPage, roles: [...OPERATORS, "auditor"] },
+  { path: "/supervision", label: "nav.supervisor", component: SupervisorPage, roles: SUPERVISORS },
+];
+
+export function pagesFor(role: string): PageDefinition[] {
+  return PAGES.filter((page) => page.roles.includes(role));
+}

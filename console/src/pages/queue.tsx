@@ -1,0 +1,149 @@
+// The live alarm queue: open alerts by priority then age, kept current by the live stream (no reload), and the
+// selected alert's panel. Keyboard: j/k move, c claim, r release, v verify, x dismiss, d dispatch.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, unwrap } from "../api/client";
+import { useFormErrors } from "../components/use-problem";
+import { formatTime } from "../format";
+import { t, tDynamic } from "../i18n/fr";
+import { AlertPanel, SlaCountdown, type PanelForm } from "../queue/alert-panel";
+import { applyEvent, OPEN_STATES, ordered, type Alert, type QueueEvent } from "../queue/store";
+import { followQueue } from "../queue/stream";
+
+function priorityClass(alert: Alert): string {
+  return alert.priority >= 70 ? "priority-high" : alert.priority >= 40 ? "priority-medium" : "priority-low";
+}
+
+/** The shortcut a key press means, or null (typing in a field is never a shortcut). */
+export function shortcutFor(event: KeyboardEvent): string | null {
+  const target = event.target as HTMLElement | null;
+  if (event.ctrlKey || event.metaKey || event.altKey) return null;
+  if (target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return null;
+  return ["j", "k", "c", "r", "v", "x", "d"].includes(event.key) ? event.key : null;
+}
+
+export function QueuePage() {
+  const [alerts, setAlerts] = useState<Map<string, Alert>>(new Map());
+  const [selected, setSelected] = useState<string | null>(null);
+  const [status, setStatus] = useState<"live" | "reconnecting">("reconnecting");
+  const [form, setForm] = useState<PanelForm>(null);
+  const [now, setNow] = useState(Date.now());
+  const [version, setVersion] = useState(0);
+  const errors = useFormErrors([]);
+  const list = ordered(alerts);
+  const listRef = useRef(list);
+  listRef.current = list;
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
+
+  useEffect(() => {
+    const controller = new AbortController();
+    void api.GET("/alerts", { params: { query: { states: [...OPEN_STATES], limit: 200 } } })
+      .then(unwrap)
+      .then((page) => setAlerts((previous) => {
+        const merged = new Map(previous);
+        for (const alert of page.items) merged.set(alert.id, alert);
+        return merged;
+      }))
+      .catch(errors.capture);
+    followQueue({
+      onStatus: setStatus,
+      onEvent(kind, data) {
+        const event = data as QueueEvent;
+        setAlerts((previous) => applyEvent(previous, kind, event));
+        if (kind === "raised") {
+          // The event is shown at once; the full record (SLA due time, detail) follows.
+          void api.GET("/alerts/{alert_id}", { params: { path: { alert_id: event.alert_id } } })
+            .then(unwrap)
+            .then((detail) => setAlerts((previous) => {
+              if (!previous.has(detail.alert.id)) return previous;
+              return new Map(previous).set(detail.alert.id, detail.alert);
+            }))
+            .catch(() => undefined);
+        }
+        if (event.alert_id === selectedRef.current && kind !== "raised") setVersion((v) => v + 1);
+      },
+    }, controller.signal);
+    const ticker = setInterval(() => setNow(Date.now()), 1_000);
+    return () => {
+      controller.abort();
+      clearInterval(ticker);
+    };
+  }, []);
+
+  useEffect(() => {
+    function onKey(event: KeyboardEvent): void {
+      const key = shortcutFor(event);
+      if (!key) return;
+      const items = listRef.current;
+      const index = items.findIndex((alert) => alert.id === selectedRef.current);
+      event.preventDefault();
+      if (key === "j" || key === "k") {
+        const next = items[Math.min(items.length - 1, Math.max(0, index + (key === "j" ? 1 : -1)))];
+        if (next) {
+          setSelected(next.id);
+          setForm(null);
+          document.getElementById(`alert-${next.id}`)?.focus();
+        }
+        return;
+      }
+      const button: Record<string, string> = { c: "claim", r: "release" };
+      if (key in button) {
+        document.querySelector<HTMLButtonElement>(`[data-shortcut="${button[key]}"]`)?.click();
+        return;
+      }
+      setForm(key === "v" ? "verify" : key === "x" ? "dismiss" : "dispatch");
+    }
+    globalThis.addEventListener("keydown", onKey);
+    return () => globalThis.removeEventListener("keydown", onKey);
+  }, []);
+
+  const current = selected ? alerts.get(selected) : undefined;
+  return (
+    <section aria-labelledby="queue-title">
+      <div class="toolbar">
+        <h1 id="queue-title">{t("queue.title")}</h1>
+        <span class={status === "live" ? "status-live" : "status-reconnecting"} role="status" data-stream={status}>
+          {status === "live" ? t("queue.live") : t("queue.reconnecting")}
+        </span>
+        <span>{t("queue.count", { n: list.length })}</span>
+      </div>
+      <p class="note">{t("queue.shortcuts")}</p>
+      {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
+      <div class="queue-layout">
+        <div>
+          {list.length === 0 ? <p>{t("queue.empty")}</p> : null}
+          <ul class="queue-list" aria-label={t("queue.title")}>
+            {list.map((alert) => (
+              <li key={alert.id}>
+                <button type="button" id={`alert-${alert.id}`} data-first-seen={alert.first_seen_at} class={`queue-item ${priorityClass(alert)}`}
+                        aria-current={alert.id === selected ? "true" : undefined} data-alert-id={alert.id}
+                        onClick={() => { setSelected(alert.id); setForm(null); }}>
+                  <strong>{tDynamic("rule", alert.rule_type)}</strong> <span class="badge">{tDynamic("state", alert.state)}</span>
+                  <span class="meta">
+                    {t("queue.priority", { p: alert.priority })} · {formatTime(alert.raised_at)} · {alert.insee_code}
+                  </span>
+                  <span class="meta"><SlaCountdown alert={alert} now={now} /></span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+        <div>
+          {current ? (
+            <AlertPanel alert={current} now={now} form={form} setForm={setForm} version={version}
+                        onChanged={(alert) => setAlerts((previous) => {
+                          if (!(OPEN_STATES as readonly string[]).includes(alert.state)) {
+                            const next = new Map(previous);
+                            next.delete(alert.id);
+                            return next;
+                          }
+                          return new Map(previous).set(alert.id, alert);
+                        })} />
+          ) : (
+            <p>{t("queue.select")}</p>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}
