@@ -56,7 +56,8 @@ class CameraWallService:
                 sites[(r["insee_code"], r["site_id"])] = site
                 commune.sites.append(site)
             site.cameras.append(WallCamera(
-                camera_id=r["camera_id"], tenant_id=r["tenant_id"], name=r["name"], condition=condition,
+                camera_id=r["camera_id"], tenant_id=r["tenant_id"], tenant_name=r["tenant_name"],
+                name=r["name"], condition=condition,
                 configured_status=r["configured_status"], recording_state=r["recording_state"],
                 recording_since=r["recording_since"], last_frame_at=r["last_frame_at"],
                 recording_detail=r["recording_detail"], codec=r["codec"],

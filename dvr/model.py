@@ -218,6 +218,7 @@ class WallCamera(msgspec.Struct, frozen=True, kw_only=True):
 
     camera_id: uuid.UUID
     tenant_id: uuid.UUID
+    tenant_name: str
     name: str
     condition: CameraCondition
     configured_status: str

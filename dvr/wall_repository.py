@@ -17,7 +17,8 @@ class WallRepository:
                       insee_code: str | None) -> list[asyncpg.Record]:
         """One row per camera the connection's scope sees, in commune, site and camera name order."""
         rows: list[asyncpg.Record] = await conn.fetch(
-            "SELECT c.id AS camera_id, c.tenant_id, c.name, c.status AS configured_status, c.live_transcode, "
+            "SELECT c.id AS camera_id, c.tenant_id, t.name AS tenant_name, c.name, c.status AS configured_status, "
+            "       c.live_transcode, "
             "       c.insee_code, co.name AS commune_name, s.id AS site_id, s.name AS site_name, s.kind AS site_kind, "
             "       h.state AS recording_state, h.since AS recording_since, h.last_segment_end AS last_frame_at, "
             "       h.detail AS recording_detail, h.codec, "
@@ -29,6 +30,7 @@ class WallRepository:
             "FROM cameras c "
             "JOIN sites s ON s.tenant_id = c.tenant_id AND s.id = c.site_id "
             "JOIN communes co ON co.insee_code = c.insee_code "
+            "JOIN tenants t ON t.id = c.tenant_id "
             "LEFT JOIN recording_health h ON h.camera_id = c.id "
             "LEFT JOIN LATERAL (SELECT count(*) AS recent_gaps, max(end_at) AS last_gap_end FROM recording_gaps rg "
             "                   WHERE rg.tenant_id = c.tenant_id AND rg.camera_id = c.id AND rg.end_at > $1) g ON true "

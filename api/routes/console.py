@@ -30,7 +30,8 @@ def content_security_policy(live_url: str) -> str:
         "img-src 'self' blob: data:",
         "media-src 'self' blob:",
         "font-src 'self'",
-        f"connect-src 'self'{' ' + live if live else ''}",
+        # blob: the playback page hands hls.js the API's playlist as a blob the page made itself.
+        f"connect-src 'self' blob:{' ' + live if live else ''}",
         "worker-src 'self' blob:",
         "manifest-src 'self'",
         "base-uri 'none'",

@@ -81,6 +81,7 @@ async def test_the_wall_shows_each_camera_condition_by_commune_and_site(
     assert tiles[cams["c5"]]["tamper"] is True
     assert condition["c6"] == "recording_gaps"  # the recorder stopped writing
     assert condition["c7"] == "online"
+    assert tiles[cams["c7"]]["tenant_name"] == "Marines"
     assert tiles[cams["c7"]]["live_needs_transcode"] is True
     assert tiles[cams["c1"]]["live_needs_transcode"] is False
     assert condition["c3"] == "unknown"

@@ -10,14 +10,14 @@ from core.settings import PROJECT_ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--autoplay-policy=no-user-gesture-required"]
-HLS_JS = PROJECT_ROOT / "tests" / "browser" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
-ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "browser"
+HLS_JS = PROJECT_ROOT / "console" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "browser"
 
 
 def hls_js() -> str:
-    """hls.js as installed from tests/browser's lockfile (`npm ci --prefix tests/browser`, run by `make test`)."""
+    """hls.js as the console locks it (console/package-lock.json; `make console` installs it)."""
     if not HLS_JS.exists():
-        raise AssertionError(f"{HLS_JS} is missing: run `npm ci --prefix tests/browser` (make test does)")
+        raise AssertionError(f"{HLS_JS} is missing: run make console")
     return HLS_JS.read_text()
 
 
