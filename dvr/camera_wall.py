@@ -35,14 +35,16 @@ class CameraWallService:
         since = now - RECENT_GAPS
         async with self._db.transaction(principal, readonly=True) as conn:
             rows = await self._repo.cameras(conn, gaps_since=since, tenant_id=tenant_id, insee_code=insee_code)
-        # A segment lasts segment_s; three of them without one means the recorder stopped writing.
-        stale_after_s = 3 * self._settings.segment_s
+        # A segment lasts segment_s and reaches the index some seconds after it ends: three segments' time without
+        # one means the recorder stopped writing.
+        stale_after_s = 3 * self._settings.segment_s + 10
         communes: dict[str, WallCommune] = {}
         sites: dict[tuple[str, uuid.UUID], WallSite] = {}
         counts: Counter[str] = Counter()
         for r in rows:
             condition = camera_condition(
                 configured=r["configured_status"], recording_state=r["recording_state"],
+                recording_since=r["recording_since"],
                 last_frame_at=r["last_frame_at"], recent_gaps=r["recent_gaps"], tamper=r["tamper"],
                 offline_alert=r["offline_alert"], now=now, stale_after_s=stale_after_s)
             if conditions and condition not in conditions:

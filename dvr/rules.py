@@ -209,9 +209,9 @@ def timeline_gaps(spans: Sequence[RecordedSpan], known: Sequence[Gap], start: da
     return out
 
 
-def camera_condition(*, configured: str, recording_state: str | None, last_frame_at: datetime | None,
-                     recent_gaps: int, tamper: bool, offline_alert: bool, now: datetime,
-                     stale_after_s: float) -> CameraCondition:
+def camera_condition(*, configured: str, recording_state: str | None, recording_since: datetime | None,
+                     last_frame_at: datetime | None, recent_gaps: int, tamper: bool, offline_alert: bool,
+                     now: datetime, stale_after_s: float) -> CameraCondition:
     """The one word a tile shows, the most urgent that holds: disabled, offline (the recorder says so, or an
     offline alert is open), tamper (an open tamper alert), recording gaps (recent gaps, or a recorder that says
     it records but wrote nothing for `stale_after_s`), online; unknown before any recorder reported."""
@@ -221,8 +221,9 @@ def camera_condition(*, configured: str, recording_state: str | None, last_frame
         return CameraCondition.OFFLINE
     if tamper:
         return CameraCondition.TAMPER
-    stale = recording_state == "recording" and (
-        last_frame_at is None or (now - last_frame_at).total_seconds() > stale_after_s)
+    # Writing nothing for stale_after_s since the last segment (or since it said it records) is a gap in the making.
+    latest = max((t for t in (last_frame_at, recording_since) if t is not None), default=None)
+    stale = recording_state == "recording" and (latest is None or (now - latest).total_seconds() > stale_after_s)
     if recent_gaps > 0 or stale:
         return CameraCondition.RECORDING_GAPS
     if recording_state == "recording":

@@ -124,7 +124,8 @@ def test_a_camera_shows_the_most_urgent_condition_that_holds() -> None:
     now = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
     fresh = now - timedelta(seconds=5)
     base: dict[str, object] = {"configured": "online", "recording_state": "recording", "last_frame_at": fresh,
-                               "recent_gaps": 0, "tamper": False, "offline_alert": False}
+                               "recording_since": now - timedelta(hours=1), "recent_gaps": 0, "tamper": False,
+                               "offline_alert": False}
 
     def condition(**changes: object) -> CameraCondition:
         return camera_condition(**{**base, **changes}, now=now, stale_after_s=30)  # type: ignore[arg-type]
@@ -137,5 +138,7 @@ def test_a_camera_shows_the_most_urgent_condition_that_holds() -> None:
     assert condition(recent_gaps=1) is CameraCondition.RECORDING_GAPS
     assert condition(last_frame_at=now - timedelta(seconds=31)) is CameraCondition.RECORDING_GAPS
     assert condition(last_frame_at=None) is CameraCondition.RECORDING_GAPS
+    # Just started recording, no segment indexed yet: not a gap.
+    assert condition(last_frame_at=None, recording_since=now - timedelta(seconds=10)) is CameraCondition.ONLINE
     assert condition(recording_state=None, last_frame_at=None) is CameraCondition.UNKNOWN
     assert condition(recording_state="starting") is CameraCondition.UNKNOWN

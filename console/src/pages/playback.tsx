@@ -1,6 +1,6 @@
 // Playback: a camera's timeline over an interval (gaps shown), its recordings played by hls.js from the API's HLS
 // playlist (journaled with the motive), seek and speed; the interval can become a requisition with its export.
-import Hls from "hls.js";
+import type Hls from "hls.js";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client";
 import type { components } from "../api/schema";
@@ -79,20 +79,22 @@ export function PlaybackPage() {
         params: { path: { camera_id: cameraId } }, body: { ...interval, motive },
       }));
       setPlayback(answer);
-      play(answer);
+      await play(answer);
     } catch (error) {
       errors.capture(error);
     }
   }
 
-  function play(answer: HlsPlayback): void {
+  async function play(answer: HlsPlayback): Promise<void> {
     const element = video.current;
     if (!element) return;
-    const player = new Hls({ enableWorker: false });
+    // Loaded with the page that plays: the other pages do without the player's 600 kB.
+    const { default: Player } = await import("hls.js");
+    const player = new Player({ enableWorker: false });
     hls.current = player;
     player.loadSource(URL.createObjectURL(new Blob([answer.playlist], { type: "application/vnd.apple.mpegurl" })));
     player.attachMedia(element);
-    player.on(Hls.Events.MANIFEST_PARSED, () => {
+    player.on(Player.Events.MANIFEST_PARSED, () => {
       element.playbackRate = speed;
       void element.play().catch(() => undefined);
     });

@@ -45,7 +45,7 @@ export function TimelineBar(props: { timeline: Timeline; playing: Date | null; o
       <h3>{t("playback.gapsList")}</h3>
       {props.timeline.gaps.length === 0 ? <p>{t("playback.noGaps")}</p> : (
         <ul class="gaps" aria-labelledby="timeline-title">
-          {props.timeline.gaps.map((gap) => <li key={gap.start_at} data-testid="gap-item">{gapText(gap)}</li>)}
+          {props.timeline.gaps.map((gap) => <li key={gap.start_at} data-testid="gap-item" data-start={gap.start_at} data-end={gap.end_at}>{gapText(gap)}</li>)}
         </ul>
       )}
       {props.playing ? <p aria-live="off">{t("playback.playing", { t: formatDateTime(props.playing.toISOString()) })}</p>
