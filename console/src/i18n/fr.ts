@@ -240,6 +240,7 @@ export const fr = {
   "playback.gapsList": "Interruptions",
   "playback.noGaps": "Aucune interruption.",
   "playback.speed": "Vitesse",
+  "playback.playerError": "Lecture impossible ({details}).",
   "playback.video": "Enregistrement de la caméra",
   "playback.playing": "Lecture : {t}",
   "playback.seekHint": "Cliquez sur la chronologie pour vous y placer.",

@@ -45,6 +45,7 @@ export function PlaybackPage() {
   const [playing, setPlaying] = useState<Date | null>(null);
   const [speed, setSpeed] = useState(1);
   const [exported, setExported] = useState<string | null>(null);
+  const [playerError, setPlayerError] = useState<string | null>(null);
   const video = useRef<HTMLVideoElement>(null);
   const hls = useRef<Hls | null>(null);
   const errors = useFormErrors(["motive", "start", "end"]);
@@ -70,6 +71,7 @@ export function PlaybackPage() {
     hls.current?.destroy();
     hls.current = null;
     setPlayback(null);
+    setPlayerError(null);
     try {
       const interval = { start: fromLocalInput(start), end: fromLocalInput(end) };
       setTimeline(unwrap(await api.GET("/cameras/{camera_id}/timeline", {
@@ -94,6 +96,9 @@ export function PlaybackPage() {
     hls.current = player;
     player.loadSource(URL.createObjectURL(new Blob([answer.playlist], { type: "application/vnd.apple.mpegurl" })));
     player.attachMedia(element);
+    player.on(Player.Events.ERROR, (_event, data) => {
+      if (data.fatal) setPlayerError(t("playback.playerError", { details: data.details }));
+    });
     player.on(Player.Events.MANIFEST_PARSED, () => {
       element.playbackRate = speed;
       void element.play().catch(() => undefined);
@@ -159,6 +164,7 @@ export function PlaybackPage() {
         <button type="submit">{t("playback.load")}</button>
       </form>
       {timeline ? <TimelineBar timeline={timeline} playing={playing} onSeek={seek} /> : null}
+      {playerError ? <p class="form-error" role="alert" data-testid="playback-error">{playerError}</p> : null}
       <div class="player" hidden={!playback}>
         <video ref={video} controls muted playsInline aria-label={t("playback.video")} data-testid="playback-video" />
         <Field id="playback-speed" label={t("playback.speed")}>
