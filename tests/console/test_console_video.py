@@ -1,5 +1,6 @@
 """The console's video pages end to end in Debian's Chromium against the running platform: the camera wall lists
-the cameras with their condition, a live tile plays within seconds (its video's currentTime advances), a camera
+the cameras with their condition, a live tile plays within seconds (its video's currentTime advances) and its full
+view plays the main stream, a camera
 killed in the simulator shows offline within seconds and comes back by itself once restarted, and the playback page
 shows the outage as a gap in the timeline and plays the recording; axe-core finds no serious or critical violation
 on any of these pages; screenshots kept as artifacts."""
@@ -84,6 +85,16 @@ def test_live_tile_plays_goes_offline_with_the_camera_and_the_gap_shows_in_playb
     expect(live).to_have_attribute("data-state", "online", timeout=20_000)
     started_s = _advancing(page, f".live-tile[data-camera-id='{camera_id}'] video", 15)
     _accessible(page, "video-02-live-tile", artifacts)
+
+    # The full view: the camera's main stream, then back to the wall.
+    live.get_by_role("button", name=f"Plein écran : {CAMERA_NAME}").click()
+    full = page.locator(".live-full .live-tile")
+    expect(full).to_have_attribute("data-state", "online", timeout=20_000)
+    _advancing(page, ".live-full .live-tile video", 15)
+    assert page.eval_on_selector(".live-full .live-tile video", "v => v.videoWidth") > 0
+    _accessible(page, "video-02b-live-full-view", artifacts)
+    page.get_by_role("button", name="Fermer le plein écran").click()
+    expect(live).to_have_attribute("data-state", "online", timeout=20_000)
 
     # The camera dies: the tile says so within seconds, and comes back by itself once the camera does.
     killed_at = datetime.now(UTC)
