@@ -27,3 +27,7 @@ class UnknownForce(InvalidInput):
 
 class ClipNotAttached(Conflict):
     """The alert has no clip to open: the recorder is still cutting it, or nothing was recorded over its interval."""
+
+
+class SnapshotMissing(Conflict):
+    """The alert has no picture: the detector could not store one when it fired, or the event carried none."""

@@ -312,3 +312,12 @@ class PolicyInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 60
     sla_claim_s: Annotated[int, msgspec.Meta(ge=5, le=86400)] = 60
     auto_dispatch: bool = False
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert's picture (JPEG) as the detector stored it at the instant the rule fired."""
+
+    alert_id: uuid.UUID
+    camera_id: uuid.UUID
+    taken_at: datetime
+    content: bytes

@@ -12,7 +12,7 @@ import msgspec
 
 from alerts import rules
 from alerts.dispatch import create_dispatch
-from alerts.errors import AlertNotFound, AlreadyClaimed, InvalidTransition, UnknownForce
+from alerts.errors import AlertNotFound, AlreadyClaimed, InvalidTransition, SnapshotMissing, UnknownForce
 from alerts.events import AlertState, AlertStateChanged, DispatchWithdrawn
 from alerts.model import (
     Alert,
@@ -33,21 +33,25 @@ from alerts.model import (
     RoutingRuleInput,
     RoutingRuleRecord,
     SlaBreach,
+    Snapshot,
     SopStepInput,
     VerifyInput,
 )
 from alerts.repository import ALERT_OUTBOX, AlertRepository
 from core.db import Database
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
 from core.ids import new_id
+from core.objectstore import ObjectStore
 from core.outbox import Outbox
-from core.tenancy import DEPARTMENT_ADMINS, Principal, Role, require_role
+from core.tenancy import DEPARTMENT_ADMINS, HABILITATED_ROLES, Principal, Role, require_role
 from journal.service import JournalService
 
 OPERATORS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
 QUEUE_READERS = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.DEPARTMENT_ADMIN, Role.AUDITOR, Role.OFFICER})
 EVALUATION_READERS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN, Role.AUDITOR, Role.TENANT_ADMIN})
 SUPERVISORS = frozenset({Role.SUPERVISOR, Role.DEPARTMENT_ADMIN})
+# Who may open an alert's picture: the roles that may open its clip (an officer only once it was sent to their force).
+SNAPSHOT_VIEWERS = HABILITATED_ROLES | {Role.DEPARTMENT_ADMIN, Role.OFFICER}
 OPEN_STATES = ["new", "claimed", "verified", "dispatched"]
 _MEDIA_ACTION = {"live": "media.live", "snapshot": "media.snapshot", "clip": "media.clip"}
 
@@ -67,8 +71,9 @@ class AlertService:
     its main courante line and its outbox event."""
 
     def __init__(self, db: Database, journal: JournalService, *, repo: AlertRepository | None = None,
-                 outbox: Outbox = ALERT_OUTBOX) -> None:
+                 outbox: Outbox = ALERT_OUTBOX, store: ObjectStore | None = None) -> None:
         self._db = db
+        self.store = store
         self._journal = journal
         self._repo = repo or AlertRepository()
         self._outbox = outbox
@@ -100,6 +105,29 @@ class AlertService:
             alert = await self._visible(conn, principal, alert_id)
             sop = await self._repo.sop_rows(conn, alert_id, rules.sop_for(alert.legal_event_type or alert.rule_type))
             return AlertDetail(alert=alert, sop=sop, dispatches=await self._repo.dispatches(conn, alert_id))
+
+    async def view_snapshot(self, principal: Principal, alert_id: uuid.UUID, *, motive: str) -> Snapshot:
+        """The alert's picture, journaled as a media access with its motive (the rule of the clip view: an officer
+        reaches it only once the alert was sent to their force; outside the caller's scope it does not exist)."""
+        require_role(principal, SNAPSHOT_VIEWERS, "view alert snapshots")
+        if not motive.strip():
+            raise InvalidInput("viewing images needs a motive", field="motive")
+        if self.store is None:
+            raise Unavailable("the object store is not configured: snapshots are unavailable")
+        async with self._db.transaction(principal) as conn:
+            alert = await self._visible(conn, principal, alert_id)
+            if alert.snapshot_key is None:
+                raise SnapshotMissing("this alert has no snapshot: the detector stored none when it fired")
+            await self._journal.record(conn, tenant_id=alert.tenant_id, actor=principal, action="media.snapshot",
+                                       target_type="alert", target_id=alert.id, camera_id=alert.camera_id,
+                                       range_start=alert.first_seen_at, motive=motive.strip(),
+                                       details={"view": "snapshot"})
+            # Read inside the transaction: a picture the store no longer has leaves no journal line of a viewing.
+            try:
+                content = await self.store.get(alert.tenant_id, alert.snapshot_key)
+            except NotFound as exc:
+                raise SnapshotMissing("this alert's snapshot is no longer stored (retention)") from exc
+        return Snapshot(alert_id=alert.id, camera_id=alert.camera_id, taken_at=alert.first_seen_at, content=content)
 
     async def responders(self, principal: Principal, alert_id: uuid.UUID) -> Responders:
         require_role(principal, QUEUE_READERS, "follow responders")

@@ -28,6 +28,7 @@ from core.errors import Unavailable
 from core.logging import get_logger
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
+from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from identity.accounts import AccountService
@@ -123,8 +124,9 @@ async def build_services(settings: Settings) -> Services:
         camera_networks=CameraNetworkService(db, journal),
         authorisations=AuthorisationService(db, store, journal),
         journal=journal,
-        alerts=AlertService(db, journal),
+        alerts=AlertService(db, journal, store=store),
         evidence=EvidenceService(db=db, store=store, settings=DvrSettings(), secret_box=secrets, journal=journal),
+        camera_wall=CameraWallService(db, DvrSettings()),
         # Live tickets only: the API never opens a camera's credentials, the gateway does.
         live=_live_service(db, journal),
         # The detector's label map is read here, once; without an installed model, rules answer 503 until it is.

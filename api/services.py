@@ -10,6 +10,7 @@ from core.bus import Bus
 from core.db import Database
 from core.objectstore import ObjectStore
 from core.settings import Settings
+from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
@@ -43,6 +44,7 @@ class Services:
     journal: JournalService
     alerts: AlertService
     evidence: EvidenceService
+    camera_wall: CameraWallService
     live: LiveService
     detection: DetectionService
     push: PushService

@@ -72,6 +72,8 @@ class SpooledSegment:
     sha256: str
     codec: str | None
     recorder_id: str
+    # Length of the init section (ftyp + moov) ahead of the first fragment: HLS serves it apart (dvr.hls).
+    init_size: int | None = None
 
     @property
     def object_key(self) -> str:
@@ -104,6 +106,7 @@ class Segment(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
     object_key: str
     version_id: str | None
+    init_size: int | None = None
 
 
 class Gap(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +163,100 @@ class Playback(msgspec.Struct, frozen=True, kw_only=True):
     items: list[PlaybackItem]
     gaps: list[Gap]
     expires_at: datetime
+
+
+class HlsPlayback(msgspec.Struct, frozen=True, kw_only=True):
+    """A camera's recordings over an interval as an HLS (fMP4) media playlist whose segment links are signed and
+    short-lived; `gaps` are the holes in the recording, also marked in the playlist."""
+
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    playlist: str
+    segments: int
+    gaps: list[Gap]
+    expires_at: datetime
+
+
+class RecordedSpan(msgspec.Struct, frozen=True, kw_only=True):
+    start_at: datetime
+    end_at: datetime
+
+
+class TimelineGap(msgspec.Struct, frozen=True, kw_only=True):
+    """A hole in a camera's recording; the cause when the recorder knew it (camera unreachable, stalled...)."""
+
+    start_at: datetime
+    end_at: datetime
+    cause: GapCause | None = None
+    detail: str | None = None
+
+
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    """What was recorded of one camera over a period: recorded spans and the gaps between them."""
+
+    camera_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    recorded: list[RecordedSpan]
+    gaps: list[TimelineGap]
+
+
+class CameraCondition(StrEnum):
+    """A camera's state on the wall, the most urgent first: what the recorder and the detector know of it now."""
+
+    DISABLED = "disabled"
+    OFFLINE = "offline"
+    TAMPER = "tamper"
+    RECORDING_GAPS = "recording_gaps"
+    ONLINE = "online"
+    UNKNOWN = "unknown"  # no recorder has reported on it yet
+
+
+class WallCamera(msgspec.Struct, frozen=True, kw_only=True):
+    """One tile of the camera wall. `last_frame_at`: the end of its last recorded segment."""
+
+    camera_id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_name: str
+    name: str
+    condition: CameraCondition
+    configured_status: str
+    recording_state: str | None
+    recording_since: datetime | None
+    last_frame_at: datetime | None
+    recording_detail: str | None
+    codec: str | None
+    # H.265 does not play in browsers: the live view needs the camera's transcode profile.
+    live_needs_transcode: bool
+    live_transcode: bool
+    recent_gaps: int
+    last_gap_end: datetime | None
+    tamper: bool
+    offline_alert: bool
+
+
+class WallSite(msgspec.Struct, frozen=True, kw_only=True):
+    site_id: uuid.UUID
+    name: str
+    kind: str
+    cameras: list[WallCamera]
+
+
+class WallCommune(msgspec.Struct, frozen=True, kw_only=True):
+    insee_code: str
+    name: str
+    sites: list[WallSite]
+
+
+class CameraWall(msgspec.Struct, frozen=True, kw_only=True):
+    """The cameras in scope by commune and site with their condition; `counts` per condition; `gaps_since` the
+    start of the window that `recent_gaps` counts."""
+
+    generated_at: datetime
+    gaps_since: datetime
+    counts: dict[str, int]
+    communes: list[WallCommune]
 
 
 class ExportStatus(StrEnum):

@@ -36,7 +36,7 @@ from dvr.rules import (
     parse_segment_report,
 )
 from dvr.settings import DvrSettings
-from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec
+from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec, segment_init_size
 
 log = get_logger(__name__)
 
@@ -282,7 +282,8 @@ class StreamRecorder:
             codec = segment_codec(path)
         t = self.target
         segment = SpooledSegment(tenant_id=t.tenant_id, camera_id=t.camera_id, path=path, start_at=start_at,
-                                 end_at=end_at, size=size, sha256=digest, codec=codec, recorder_id=self.recorder_id)
+                                 end_at=end_at, size=size, sha256=digest, codec=codec, recorder_id=self.recorder_id,
+                                 init_size=segment_init_size(path))
         Spool.commit(segment)
         return segment
 

@@ -19,6 +19,7 @@ from dvr.model import (
     Gap,
     GapCause,
     LegalFrame,
+    RecordedSpan,
     Requisition,
     RetentionInputs,
     Segment,
@@ -26,7 +27,8 @@ from dvr.model import (
     Tier,
 )
 
-_SEGMENT_COLUMNS = "id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id"
+_SEGMENT_COLUMNS = ("id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id, "
+                    "init_size")
 _CLIP_COLUMNS = "id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, size_bytes"
 
 
@@ -126,10 +128,11 @@ class DvrRepository:
         """Index one uploaded segment; false when it was already indexed (a retried upload)."""
         inserted = await conn.fetchval(
             "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
-            "object_key, version_id, codec, recorder_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+            "object_key, version_id, codec, recorder_id, init_size) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
             "ON CONFLICT (tenant_id, camera_id, start_at) DO NOTHING RETURNING id",
             new_id(), seg.tenant_id, seg.camera_id, seg.start_at, seg.end_at, seg.size, seg.sha256,
-            seg.object_key, version_id, seg.codec, seg.recorder_id)
+            seg.object_key, version_id, seg.codec, seg.recorder_id, seg.init_size)
         return inserted is not None
 
     async def insert_gap(self, conn: asyncpg.Connection, gap: Gap) -> bool:
@@ -173,6 +176,18 @@ class DvrRepository:
             "WHERE camera_id = $1 AND end_at > $2 AND start_at < $3 ORDER BY start_at", camera_id, start, end)
         return [Gap(tenant_id=r["tenant_id"], camera_id=r["camera_id"], start_at=r["start_at"], end_at=r["end_at"],
                     cause=GapCause(r["cause"]), detail=r["detail"]) for r in rows]
+
+    async def recorded_spans(self, conn: asyncpg.Connection, camera_id: uuid.UUID, start: datetime, end: datetime,
+                             tolerance_s: float) -> list[RecordedSpan]:
+        """The segments over [start, end) merged into continuous spans (neighbours closer than the tolerance)."""
+        rows = await conn.fetch(
+            "SELECT min(start_at) AS start_at, max(end_at) AS end_at FROM ("
+            "  SELECT start_at, end_at, sum(opens) OVER (ORDER BY start_at) AS span FROM ("
+            "    SELECT start_at, end_at, CASE WHEN start_at - lag(end_at) OVER (ORDER BY start_at)"
+            "      <= make_interval(secs => $4) THEN 0 ELSE 1 END AS opens"
+            "    FROM recording_segments WHERE camera_id = $1 AND end_at > $2 AND start_at < $3) AS marked"
+            ") AS numbered GROUP BY span ORDER BY 1", camera_id, start, end, tolerance_s)
+        return [RecordedSpan(start_at=r["start_at"], end_at=r["end_at"]) for r in rows]
 
     async def camera_tenant(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> uuid.UUID | None:
         """The camera's tenant if the connection's scope sees it (row-level security hides the others)."""

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from core.law import LEGAL_MAX_RETENTION_DAYS
 from core.objectstore import LifecycleRule
 from dvr.errors import InvalidCameraUrl, InvalidInterval, RetentionAboveCap
-from dvr.model import RetentionInputs, Segment, Tier
+from dvr.model import CameraCondition, Gap, RecordedSpan, RetentionInputs, Segment, Tier, TimelineGap
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,51 @@ def coverage(segments: Sequence[Segment], start: datetime, end: datetime, tolera
     if end - cursor > tolerance:
         holes.append((cursor, end))
     return Coverage(segments=chosen, holes=holes)
+
+
+def timeline_gaps(spans: Sequence[RecordedSpan], known: Sequence[Gap], start: datetime, end: datetime,
+                  tolerance_s: float) -> list[TimelineGap]:
+    """The holes of [start, end) that no recorded span covers, each with the cause of the recorder's gap row
+    that overlaps it most (None when the recorder noted none: a recorder down, or a camera never recorded)."""
+    tolerance = timedelta(seconds=tolerance_s)
+    holes: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for span in spans:
+        if span.start_at - cursor > tolerance:
+            holes.append((cursor, span.start_at))
+        cursor = max(cursor, span.end_at)
+    if end - cursor > tolerance:
+        holes.append((cursor, end))
+    out = []
+    for hole_start, hole_end in holes:
+        overlaps = [(min(hole_end, g.end_at) - max(hole_start, g.start_at), g) for g in known
+                    if g.end_at > hole_start and g.start_at < hole_end]
+        cause = max(overlaps, key=lambda o: o[0])[1] if overlaps else None
+        out.append(TimelineGap(start_at=hole_start, end_at=hole_end, cause=cause.cause if cause else None,
+                               detail=cause.detail if cause else None))
+    return out
+
+
+def camera_condition(*, configured: str, recording_state: str | None, recording_since: datetime | None,
+                     last_frame_at: datetime | None, recent_gaps: int, tamper: bool, offline_alert: bool,
+                     now: datetime, stale_after_s: float) -> CameraCondition:
+    """The one word a tile shows, the most urgent that holds: disabled, offline (the recorder says so, or an
+    offline alert is open), tamper (an open tamper alert), recording gaps (recent gaps, or a recorder that says
+    it records but wrote nothing for `stale_after_s`), online; unknown before any recorder reported."""
+    if configured == "disabled":
+        return CameraCondition.DISABLED
+    if recording_state == "offline" or offline_alert:
+        return CameraCondition.OFFLINE
+    if tamper:
+        return CameraCondition.TAMPER
+    # Writing nothing for stale_after_s since the last segment (or since it said it records) is a gap in the making.
+    latest = max((t for t in (last_frame_at, recording_since) if t is not None), default=None)
+    stale = recording_state == "recording" and (latest is None or (now - latest).total_seconds() > stale_after_s)
+    if recent_gaps > 0 or stale:
+        return CameraCondition.RECORDING_GAPS
+    if recording_state == "recording":
+        return CameraCondition.ONLINE
+    return CameraCondition.UNKNOWN
 
 
 def fair_share(cameras: int, recorders: int) -> int:

@@ -24,19 +24,30 @@ from core.objectstore import ObjectLocked, ObjectStore, sha256_file
 from core.tenancy import HABILITATED_ROLES, Principal, Role, require_role
 from dvr.errors import ClipNotReady, ExportTooLarge, NotRecorded, RequisitionReleased
 from dvr.events import ClipRecorded
+from dvr.hls import init_size, link_lifetime, playlist
 from dvr.model import (
     Clip,
     ExportJob,
+    HlsPlayback,
     LegalFrame,
     Playback,
     PlaybackItem,
     Requisition,
+    Segment,
     Tier,
+    Timeline,
     clip_key,
 )
 from dvr.remux import assemble
 from dvr.repository import DvrRepository
-from dvr.rules import Retention, check_interval, check_retention_request, effective_retention, minimum_lock_until
+from dvr.rules import (
+    Retention,
+    check_interval,
+    check_retention_request,
+    effective_retention,
+    minimum_lock_until,
+    timeline_gaps,
+)
 from dvr.settings import DvrSettings
 from journal.errors import MotiveRequired
 from journal.keys import KeyPurpose, public_key
@@ -47,6 +58,9 @@ log = get_logger(__name__)
 EventSink = Callable[[Event], Awaitable[None]]
 EVIDENCE_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.SUPERVISOR})
 RETENTION_ROLES = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN})
+# A timeline shows when a camera recorded, no image: the roles that play back, and those who audit or run cameras.
+TIMELINE_ROLES = HABILITATED_ROLES | EVIDENCE_ROLES | {Role.AUDITOR, Role.TENANT_ADMIN}
+TIMELINE_MAX_S = 7 * 86400.0
 
 
 async def _no_publish(_event: Event) -> None:
@@ -89,6 +103,64 @@ class EvidenceService:
                               url=await self.store.presigned_get(tenant_id, s.object_key, version_id=s.version_id,
                                                                  expires=ttl)) for s in segments]
         return Playback(camera_id=camera_id, items=items, gaps=gaps, expires_at=datetime.now(UTC) + ttl)
+
+    async def hls_playback(self, principal: Principal, camera_id: uuid.UUID, start: datetime, end: datetime, *,
+                           motive: str, recipient: str | None = None) -> HlsPlayback:
+        """The recordings of one camera over an interval as an HLS (fMP4) playlist of signed, short-lived links,
+        after journaling who and why (a `media.playback` line, like the list of links)."""
+        require_role(principal, HABILITATED_ROLES | EVIDENCE_ROLES, "play back recordings")
+        check_interval(start, end, max_s=self.settings.playback_max_s, now=datetime.now(UTC))
+        async with self.db.transaction(principal) as conn:
+            tenant_id = await self.repo.camera_tenant(conn, camera_id)
+            if tenant_id is None:
+                raise NotFound("no such camera")
+            found = await self.repo.segments_between(conn, camera_id, start, end)
+            gaps = await self.repo.gaps_between(conn, camera_id, start, end)
+            # Segments recorded before the recorder noted their init section: read from their head in the store.
+            heads = [s.init_size or await self._read_init_size(tenant_id, s) for s in found]
+            segments = [s for s, head in zip(found, heads, strict=True) if head]
+            if not segments:
+                raise NotRecorded("nothing playable was recorded for this camera over the requested interval")
+            await self.journal.record(conn, tenant_id=tenant_id, actor=principal, action="media.playback",
+                                      target_type="camera", target_id=camera_id, camera_id=camera_id,
+                                      range_start=start, range_end=end, motive=motive, recipient=recipient,
+                                      details={"segments": len(segments), "format": "hls"})
+        ttl = link_lifetime(segments, self.settings.playback_url_ttl_s, self.settings.playback_max_s)
+        urls = [await self.store.presigned_get(tenant_id, s.object_key, version_id=s.version_id, expires=ttl)
+                for s in segments]
+        text = playlist(segments, [h for h in heads if h], urls, start=start,
+                        gap_tolerance_s=self.settings.gap_tolerance_s)
+        return HlsPlayback(camera_id=camera_id, start_at=segments[0].start_at, end_at=segments[-1].end_at,
+                           playlist=text, segments=len(segments), gaps=gaps, expires_at=datetime.now(UTC) + ttl)
+
+    async def _read_init_size(self, tenant_id: uuid.UUID, segment: Segment) -> int | None:
+        reader = await self.store.read_stream(tenant_id, segment.object_key, version_id=segment.version_id,
+                                              chunk_size=64 * 1024)
+        try:
+            head = await asyncio.to_thread(reader.read)
+        finally:
+            await asyncio.to_thread(reader.close)
+        size = init_size(head)
+        if size is None:
+            log.warning("dvr.segment_without_init_section", object_key=segment.object_key)
+        return size
+
+    async def timeline(self, principal: Principal, camera_id: uuid.UUID, start: datetime,
+                       end: datetime) -> Timeline:
+        """What was recorded of a camera over a period, and the gaps with their causes. Times only, no image: not
+        a media access, so not journaled."""
+        require_role(principal, TIMELINE_ROLES, "read recording timelines")
+        now = datetime.now(UTC)
+        async with self.db.transaction(principal, readonly=True) as conn:
+            # The camera first: outside the caller's scope it does not exist, whatever the interval.
+            if await self.repo.camera_tenant(conn, camera_id) is None:
+                raise NotFound("no such camera")
+            check_interval(start, end, max_s=TIMELINE_MAX_S, now=now)
+            spans = await self.repo.recorded_spans(conn, camera_id, start, end, self.settings.gap_tolerance_s)
+            known = await self.repo.gaps_between(conn, camera_id, start, end)
+        # The future is not a gap: the timeline's holes stop at the present.
+        gaps = timeline_gaps(spans, known, start, min(end, now), self.settings.gap_tolerance_s)
+        return Timeline(camera_id=camera_id, start_at=start, end_at=end, recorded=spans, gaps=gaps)
 
     async def clip_playback(self, principal: Principal, clip_id: uuid.UUID, *, motive: str) -> PlaybackItem:
         """A short-lived URL for one clip (an alert's clip for an officer or operator), journaled with motive."""

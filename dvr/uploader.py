@@ -21,6 +21,7 @@ from core.events import Event
 from core.logging import get_logger
 from core.objectstore import ObjectStore
 from dvr.events import SegmentRecorded, SpoolHighWater
+from dvr.hls import init_size
 from dvr.model import SpooledSegment
 from dvr.repository import DvrRepository
 from dvr.rules import backoff_delay
@@ -54,7 +55,7 @@ class Spool:
             "tenant_id": str(segment.tenant_id), "camera_id": str(segment.camera_id),
             "start_at": segment.start_at.isoformat(), "end_at": segment.end_at.isoformat(),
             "size": segment.size, "sha256": segment.sha256, "codec": segment.codec,
-            "recorder_id": segment.recorder_id,
+            "recorder_id": segment.recorder_id, "init_size": segment.init_size,
         }
         with tmp.open("w") as f:
             json.dump(payload, f)
@@ -76,7 +77,7 @@ class Spool:
                 tenant_id=uuid.UUID(data["tenant_id"]), camera_id=uuid.UUID(data["camera_id"]),
                 path=sidecar.with_suffix(".mp4"), start_at=datetime.fromisoformat(data["start_at"]),
                 end_at=datetime.fromisoformat(data["end_at"]), size=data["size"], sha256=data["sha256"],
-                codec=data["codec"], recorder_id=data["recorder_id"]))
+                codec=data["codec"], recorder_id=data["recorder_id"], init_size=data.get("init_size")))
         return out
 
     @staticmethod
@@ -124,6 +125,12 @@ def segment_codec(path: Path) -> str | None:
     if len(fourcc) != 4 or not fourcc.isalnum():
         return None
     return _MP4_CODECS.get(fourcc, fourcc.decode("ascii").strip().lower())
+
+
+def segment_init_size(path: Path) -> int | None:
+    """Length of a segment's init section (ftyp + moov ahead of its first fragment), read from its head."""
+    with path.open("rb") as f:
+        return init_size(f.read(_MP4_HEAD))
 
 
 class SegmentUploader:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent
 
@@ -166,6 +167,18 @@ class AlertController(Controller):
             raise ClipNotAttached("the alert's clip is still being cut from the recordings" if alert.clip_status ==
                                   "pending" else "no clip could be made: nothing was recorded over the alert's time")
         return await services.evidence.clip_playback(principal, alert.clip_id, motive=data.motive)
+
+    @post("/{alert_id:uuid}/snapshot/view", status_code=200, media_type="image/jpeg",
+          summary="The alert's snapshot, a JPEG (journaled with the motive; 409 when it has none)",
+          responses={200: ResponseSpec(data_container=bytes, media_type="image/jpeg",
+                                       description="the picture the detector stored when the rule fired")})
+    async def view_snapshot(self, principal: PrincipalDep, services: ServicesDep,
+                            alert_id: FromPath[uuid.UUID], data: JSONBody[MotiveRequest]) -> Response[bytes]:
+        snapshot = await services.alerts.view_snapshot(principal, alert_id, motive=data.motive)
+        # Images of people: never kept by a browser's or a proxy's cache.
+        return Response(snapshot.content, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, no-store",
+                                 "Vigie-Taken-At": snapshot.taken_at.isoformat()})
 
 
 class LogbookController(Controller):

@@ -40,7 +40,8 @@ def content_security_policy(live_url: str, media_url_origin: str = "") -> str:
         f"img-src 'self' blob: data:{media}",
         f"media-src 'self' blob:{media}",
         "font-src 'self'",
-        f"connect-src 'self'{' ' + live if live else ''}",
+        # blob: the playback page hands hls.js the API's playlist as a blob the page made itself.
+        f"connect-src 'self' blob:{' ' + live if live else ''}",
         "worker-src 'self' blob:",
         "manifest-src 'self'",
         "base-uri 'none'",

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar import Controller, Response, get, post, put
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep
 from core.errors import NotFound
 from core.objectstore import FilesystemObjectStore
-from dvr.model import ExportJob, LegalFrame, Playback, PlaybackItem, Requisition, Tier
+from dvr.model import ExportJob, HlsPlayback, LegalFrame, Playback, PlaybackItem, Requisition, Tier, Timeline
 
 # Each limit is the database's CHECK on the column the value lands in (migration 0021), so a value the API accepts is
 # a value the database stores; the motive is the journal's and the export job's (0091).
@@ -80,6 +80,30 @@ class EvidenceController(Controller):
         return await services.evidence.playback(
             principal, camera_id, data.start, data.end, motive=data.motive, recipient=data.recipient
         )
+
+    @post("/cameras/{camera_id:uuid}/playback/hls",
+          summary="A camera's recordings as an HLS (fMP4) playlist of short-lived signed links (journaled)")
+    async def hls_playback(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        camera_id: FromPath[uuid.UUID],
+        data: JSONBody[PlaybackRequest],
+    ) -> HlsPlayback:
+        return await services.evidence.hls_playback(
+            principal, camera_id, data.start, data.end, motive=data.motive, recipient=data.recipient
+        )
+
+    @get("/cameras/{camera_id:uuid}/timeline", summary="Recorded spans and gaps of a camera over a period (7 days max)")
+    async def timeline(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        camera_id: FromPath[uuid.UUID],
+        start: FromQuery[datetime],
+        end: FromQuery[datetime],
+    ) -> Timeline:
+        return await services.evidence.timeline(principal, camera_id, start, end)
 
     @post("/clips/{clip_id:uuid}/view", summary="A short-lived link to an alert's clip (journaled)")
     async def view_clip(
@@ -196,7 +220,8 @@ async def media(
     expires: FromQuery[int],
     signature: FromQuery[str],
     version: FromQuery[str] = "",
-) -> Stream:
+    byte_range: Annotated[str | None, HeaderParameter(name="Range")] = None,
+) -> Stream | Response[bytes]:
     store = services.store
     key = key.lstrip("/")
     # The signature, not a bearer token, authorises this request: links are short-lived and journaled when issued.
@@ -204,13 +229,46 @@ async def media(
         tenant_id, key, version or None, expires, signature
     ):
         raise NotFound("no such media, or the link expired")
+    media_type = "video/mp4" if key.endswith(".mp4") else None
+    if byte_range is not None:
+        # HLS players read a recorded segment's init section and its fragments as byte ranges of the one object.
+        info = await store.stat(tenant_id, key, version_id=version or None)
+        wanted = parse_byte_range(byte_range, info.size)
+        if wanted is None:
+            return Response(b"", status_code=416, headers={"Content-Range": f"bytes */{info.size}",
+                                                           "Cache-Control": "private, no-store"})
+        first, last = wanted
+        part = await store.read_range(tenant_id, key, version_id=version or None, first=first, last=last)
+        return Stream(part.chunks(), status_code=206,
+                      media_type=media_type or part.content_type or "application/octet-stream",
+                      headers={"Cache-Control": "private, no-store", "Content-Length": str(part.size),
+                               "Content-Range": f"bytes {first}-{last}/{info.size}", "Accept-Ranges": "bytes"})
     # Streamed from the store in chunks: a recording or an export package is never held whole in memory.
     reader = await store.read_stream(tenant_id, key, version_id=version or None)
     return Stream(
         reader.chunks(),
-        media_type="video/mp4" if key.endswith(".mp4") else reader.content_type or "application/octet-stream",
-        headers={"Cache-Control": "private, no-store", "Content-Length": str(reader.size)},
+        media_type=media_type or reader.content_type or "application/octet-stream",
+        headers={"Cache-Control": "private, no-store", "Content-Length": str(reader.size), "Accept-Ranges": "bytes"},
     )
+
+
+def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """One HTTP byte range (`bytes=first-last`, `bytes=first-`, `bytes=-suffix`) within an object of `size`
+    bytes, as inclusive bounds; None when it is malformed, multiple or unsatisfiable (answered 416)."""
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash or not (first_text.isdigit() or last_text.isdigit()) or size == 0:
+        return None
+    if not first_text:
+        suffix = int(last_text)
+        return (max(0, size - suffix), size - 1) if suffix > 0 else None
+    if not first_text.isdigit() or (last_text and not last_text.isdigit()):
+        return None
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return (first, last) if first <= last and first < size else None
 
 
 ROUTES = [EvidenceController, media]

@@ -19,3 +19,10 @@ export function useRoute(): string {
   }, []);
   return path;
 }
+
+/** A parameter of the hash's query (#/relecture?camera=…), or null. */
+export function hashParameter(name: string): string | null {
+  const hash = globalThis.location?.hash ?? "";
+  const query = hash.includes("?") ? hash.slice(hash.indexOf("?") + 1) : "";
+  return new URLSearchParams(query).get(name);
+}

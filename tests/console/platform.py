@@ -58,6 +58,7 @@ class DemoPlatform:
             "VIGIE_NATS__STORE_DIR": str(work / "nats"),
             "VIGIE_VAR_DIR": str(work / "var"),
             "VIGIE_OBJECTSTORE_ROOT": str(work / "objects"),
+            # The filesystem store's signed links are served by this API, on its free port.
             "VIGIE_OBJECTSTORE_PRESIGN_BASE_URL": f"{self.api_url}/media",
             "VIGIE_DVR_SPOOL_DIR": str(work / "spool"),
             "VIGIE_DEMO_CAMERAS_BASE_PORT": str(_free_range(8)),

@@ -59,6 +59,10 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
         assert abs((b.start_at - a.end_at).total_seconds()) < 0.5
     for s in segs:
         assert await object_sha256(store, tenant_id, s) == s.sha256
+        # The index knows where each segment's init section ends: HLS playback serves it apart from the fragments.
+        stored = await store.get(tenant_id, s.object_key, version_id=s.version_id)
+        assert s.init_size is not None
+        assert stored[s.init_size + 4:s.init_size + 8] == b"moof"
     resume_s = (after[0].start_at - back_at).total_seconds()
     assert resume_s < 5.0, f"recording resumed {resume_s:.1f} s after the camera came back"
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dvr.errors import InvalidCameraUrl, RetentionAboveCap
-from dvr.model import RetentionInputs, Segment
+from dvr.model import CameraCondition, RetentionInputs, Segment
 from dvr.rules import (
     SegmentClock,
     backoff_delay,
+    camera_condition,
     check_retention_request,
     check_stream_url,
     coverage,
@@ -117,3 +118,27 @@ def test_credentials_are_injected_and_redacted() -> None:
 
 def test_fair_share_splits_the_fleet() -> None:
     assert [fair_share(10, n) for n in (0, 1, 2, 3, 4)] == [10, 10, 5, 4, 3]
+
+
+def test_a_camera_shows_the_most_urgent_condition_that_holds() -> None:
+    now = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+    fresh = now - timedelta(seconds=5)
+    base: dict[str, object] = {"configured": "online", "recording_state": "recording", "last_frame_at": fresh,
+                               "recording_since": now - timedelta(hours=1), "recent_gaps": 0, "tamper": False,
+                               "offline_alert": False}
+
+    def condition(**changes: object) -> CameraCondition:
+        return camera_condition(**{**base, **changes}, now=now, stale_after_s=30)  # type: ignore[arg-type]
+
+    assert condition() is CameraCondition.ONLINE
+    assert condition(configured="disabled", recording_state="offline", tamper=True) is CameraCondition.DISABLED
+    assert condition(recording_state="offline", tamper=True) is CameraCondition.OFFLINE
+    assert condition(offline_alert=True) is CameraCondition.OFFLINE
+    assert condition(tamper=True, recent_gaps=2) is CameraCondition.TAMPER
+    assert condition(recent_gaps=1) is CameraCondition.RECORDING_GAPS
+    assert condition(last_frame_at=now - timedelta(seconds=31)) is CameraCondition.RECORDING_GAPS
+    assert condition(last_frame_at=None) is CameraCondition.RECORDING_GAPS
+    # Just started recording, no segment indexed yet: not a gap.
+    assert condition(last_frame_at=None, recording_since=now - timedelta(seconds=10)) is CameraCondition.ONLINE
+    assert condition(recording_state=None, last_frame_at=None) is CameraCondition.UNKNOWN
+    assert condition(recording_state="starting") is CameraCondition.UNKNOWN

@@ -243,6 +243,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/alerts/{alert_id}/snapshot/view": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The alert's snapshot, a JPEG (journaled with the motive; 409 when it has none) */
+        post: operations["AlertsAlertIdSnapshotViewViewSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/alerts/{alert_id}/sop-steps": {
         parameters: {
             query?: never;
@@ -868,6 +885,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/camera-wall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cameras by commune and site with their condition and last frame time (filters: tenant, commune) */
+        get: operations["CameraWallCameraWall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/cameras": {
         parameters: {
             query?: never;
@@ -974,6 +1008,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/cameras/{camera_id}/playback/hls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A camera's recordings as an HLS (fMP4) playlist of short-lived signed links (journaled) */
+        post: operations["CamerasCameraIdPlaybackHlsHlsPlayback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/cameras/{camera_id}/rules": {
         parameters: {
             query?: never;
@@ -986,6 +1037,23 @@ export interface paths {
         put?: never;
         /** Enable an analytic (needs a legal basis valid today) */
         post: operations["CamerasCameraIdRulesCreateRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cameras/{camera_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recorded spans and gaps of a camera over a period (7 days max) */
+        get: operations["CamerasCameraIdTimelineTimeline"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2076,6 +2144,12 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /**
+         * CameraCondition
+         * @description A camera's state on the wall, the most urgent first: what the recorder and the detector know of it now.
+         * @enum {string}
+         */
+        CameraCondition: "disabled" | "offline" | "tamper" | "recording_gaps" | "online" | "unknown";
         /** CameraCreate */
         CameraCreate: {
             credentials?: components["schemas"]["CameraCredentials"] | null;
@@ -2150,6 +2224,17 @@ export interface components {
             privacy_masks?: components["schemas"]["MaskInput"][];
             status?: "provisioning" | "online" | "offline" | "disabled";
             sub_stream_url?: string | null;
+        };
+        /** CameraWall */
+        CameraWall: {
+            communes: components["schemas"]["WallCommune"][];
+            counts: {
+                [key: string]: number;
+            };
+            /** Format: date-time */
+            gaps_since: string;
+            /** Format: date-time */
+            generated_at: string;
         };
         /** CloseInput */
         CloseInput: {
@@ -2599,6 +2684,20 @@ export interface components {
             occurrences: number;
             /** Format: date-time */
             raised_at: string;
+        };
+        /** HlsPlayback */
+        HlsPlayback: {
+            /** Format: uuid */
+            camera_id: string;
+            /** Format: date-time */
+            end_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            gaps: components["schemas"]["Gap"][];
+            playlist: string;
+            segments: number;
+            /** Format: date-time */
+            start_at: string;
         };
         /** Invitation */
         Invitation: {
@@ -3111,6 +3210,13 @@ export interface components {
             title: string;
             type: string;
         };
+        /** RecordedSpan */
+        RecordedSpan: {
+            /** Format: date-time */
+            end_at: string;
+            /** Format: date-time */
+            start_at: string;
+        };
         /** ReenrolmentIssued */
         ReenrolmentIssued: {
             enrolment: components["schemas"]["EnrolmentLink"];
@@ -3486,6 +3592,26 @@ export interface components {
             /** @default 00:00 */
             start: string;
         };
+        /** Timeline */
+        Timeline: {
+            /** Format: uuid */
+            camera_id: string;
+            /** Format: date-time */
+            end_at: string;
+            gaps: components["schemas"]["TimelineGap"][];
+            recorded: components["schemas"]["RecordedSpan"][];
+            /** Format: date-time */
+            start_at: string;
+        };
+        /** TimelineGap */
+        TimelineGap: {
+            cause?: components["schemas"]["GapCause"] | null;
+            detail?: string | null;
+            /** Format: date-time */
+            end_at: string;
+            /** Format: date-time */
+            start_at: string;
+        };
         /** TokenPair */
         TokenPair: {
             access_token: string;
@@ -3567,6 +3693,42 @@ export interface components {
             /** @enum {string} */
             media: "live" | "snapshot" | "clip";
             motive: string;
+        };
+        /** WallCamera */
+        WallCamera: {
+            /** Format: uuid */
+            camera_id: string;
+            codec: string | null;
+            condition: components["schemas"]["CameraCondition"];
+            configured_status: string;
+            last_frame_at: string | null;
+            last_gap_end: string | null;
+            live_needs_transcode: boolean;
+            live_transcode: boolean;
+            name: string;
+            offline_alert: boolean;
+            recent_gaps: number;
+            recording_detail: string | null;
+            recording_since: string | null;
+            recording_state: string | null;
+            tamper: boolean;
+            /** Format: uuid */
+            tenant_id: string;
+            tenant_name: string;
+        };
+        /** WallCommune */
+        WallCommune: {
+            insee_code: string;
+            name: string;
+            sites: components["schemas"]["WallSite"][];
+        };
+        /** WallSite */
+        WallSite: {
+            cameras: components["schemas"]["WallCamera"][];
+            kind: string;
+            name: string;
+            /** Format: uuid */
+            site_id: string;
         };
         /** Zone */
         Zone: {
@@ -5191,6 +5353,122 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Responders"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AlertsAlertIdSnapshotViewViewSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MotiveRequest"];
+            };
+        };
+        responses: {
+            /** @description the picture the detector stored when the rule fired */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
                 };
             };
             /** @description Invalid request */
@@ -10567,6 +10845,121 @@ export interface operations {
             };
         };
     };
+    CameraWallCameraWall: {
+        parameters: {
+            query?: {
+                tenant_id?: string | null;
+                /** @description only the cameras of this commune */
+                insee_code?: string | null;
+                condition?: components["schemas"]["CameraCondition"][] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraWall"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     CamerasListCameras: {
         parameters: {
             query?: {
@@ -11713,6 +12106,122 @@ export interface operations {
             };
         };
     };
+    CamerasCameraIdPlaybackHlsHlsPlayback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackRequest"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HlsPlayback"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     CamerasCameraIdRulesListRules: {
         parameters: {
             query?: never;
@@ -11847,6 +12356,121 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Rule"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    CamerasCameraIdTimelineTimeline: {
+        parameters: {
+            query: {
+                start: string;
+                end: string;
+            };
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
                 };
             };
             /** @description Invalid request */

@@ -2,7 +2,10 @@
 // wall, playback, the camera wall) is one more entry.
 import type { ComponentType } from "preact";
 import type { MessageKey } from "../i18n/fr";
+import { CamerasPage } from "./cameras";
+import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
+import { PlaybackPage } from "./playback";
 import { QueuePage } from "./queue";
 import { SupervisorPage } from "./supervisor";
 
@@ -21,6 +24,10 @@ export const PAGES: readonly PageDefinition[] = [
   { path: "/file", label: "nav.queue", component: QueuePage, roles: OPERATORS },
   { path: "/main-courante", label: "nav.logbook", component: LogbookPage, roles: [...OPERATORS, "auditor"] },
   { path: "/supervision", label: "nav.supervisor", component: SupervisorPage, roles: SUPERVISORS },
+  { path: "/cameras", label: "nav.cameras", component: CamerasPage,
+    roles: [...OPERATORS, "auditor", "tenant_admin"] },
+  { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
+  { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
