@@ -54,7 +54,7 @@ class Spool:
             "tenant_id": str(segment.tenant_id), "camera_id": str(segment.camera_id),
             "start_at": segment.start_at.isoformat(), "end_at": segment.end_at.isoformat(),
             "size": segment.size, "sha256": segment.sha256, "codec": segment.codec,
-            "recorder_id": segment.recorder_id,
+            "recorder_id": segment.recorder_id, "mask_version": segment.mask_version,
         }
         with tmp.open("w") as f:
             json.dump(payload, f)
@@ -76,7 +76,7 @@ class Spool:
                 tenant_id=uuid.UUID(data["tenant_id"]), camera_id=uuid.UUID(data["camera_id"]),
                 path=sidecar.with_suffix(".mp4"), start_at=datetime.fromisoformat(data["start_at"]),
                 end_at=datetime.fromisoformat(data["end_at"]), size=data["size"], sha256=data["sha256"],
-                codec=data["codec"], recorder_id=data["recorder_id"]))
+                codec=data["codec"], recorder_id=data["recorder_id"], mask_version=data.get("mask_version")))
         return out
 
     @staticmethod
