@@ -122,7 +122,7 @@ def build_factory(feed: ClipFeed, auth_role: str | None) -> Any:
     factory.set_shared(True)
     factory.set_launch(
         f'( appsrc name=src is-live=true format=time caps="{feed.caps}" '
-        "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=0 )"
+        "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=0 )"
     )
 
     def on_configure(_factory: Any, media: Any) -> None:
