@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-BANDS = 64
+BANDS = 32
 GRID = 16
+_PRECISION = 1_000_000
 # Normalised spans: (x0, y0, x1, y1), each edge to be rounded outwards to the grid at the frame's size.
 Span = tuple[float, float, float, float]
 Polygon = Sequence[Sequence[float]]
@@ -37,9 +38,21 @@ def _x_extent_in_band(points: list[tuple[float, float]], y0: float, y1: float) -
     return (min(xs), max(xs)) if xs else None
 
 
+def _outwards(span: Span) -> Span:
+    """The span widened to whole millionths, the precision the filter is written with: ffmpeg then reads exactly the
+    numbers `mask_raster` uses, and the cover never shrinks in the writing."""
+    x0, y0, x1, y1 = span
+    return (math.floor(x0 * _PRECISION) / _PRECISION, math.floor(y0 * _PRECISION) / _PRECISION,
+            math.ceil(x1 * _PRECISION) / _PRECISION, math.ceil(y1 * _PRECISION) / _PRECISION)
+
+
 def mask_spans(polygons: Iterable[Polygon]) -> tuple[Span, ...]:
     """The bands covering every polygon, consecutive bands of one polygon with the same extent merged (a rectangle
     is one span)."""
+    return tuple(_outwards(span) for span in _spans(polygons))
+
+
+def _spans(polygons: Iterable[Polygon]) -> list[Span]:
     spans: list[Span] = []
     for polygon in polygons:
         points = [(_clamp(p[0]), _clamp(p[1])) for p in polygon]
@@ -63,7 +76,7 @@ def mask_spans(polygons: Iterable[Polygon]) -> tuple[Span, ...]:
             current = (extent[0], y0, extent[1], y1)
         if current is not None:
             spans.append(current)
-    return tuple(spans)
+    return spans
 
 
 def _pixels(span: Span, width: int, height: int) -> tuple[int, int, int, int]:

@@ -88,7 +88,8 @@ def mask_encoding(settings: DvrSettings, masks: tuple[tuple[tuple[float, float],
     camera's resolution (unchanged), a keyframe wherever the camera sent one (its GOP, so segments cut where they
     would have been) and about the camera's bitrate; no B-frames, as IP cameras send."""
     kbps = round(bitrate_kbps or settings.mask_default_kbps)
-    return ["-vf", drawbox_filter(masks), "-c:v", settings.mask_encoder, "-preset", settings.mask_preset,
+    return ["-vf", drawbox_filter(masks), "-filter_threads", "1", "-c:v", settings.mask_encoder,
+            "-preset", settings.mask_preset, "-threads", str(settings.mask_threads),
             "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k", "-bf", "0",
             "-force_key_frames", "source", "-pix_fmt", "yuv420p"]
 
@@ -102,8 +103,11 @@ def ffmpeg_command(settings: DvrSettings, out_pattern: str, *, input_fd: int,
     such as non-monotonous timestamps would each wake the supervisor; the codec is read from the segments
     themselves. The camera is read from the ffconcat script on `input_fd`."""
     coding = mask_encoding(settings, masks, bitrate_kbps) if masks else ["-c", "copy"]
+    # A masked camera decodes and encodes on one thread each: one camera keeps up on one core, and many cameras
+    # share the machine's cores without each ffmpeg's thread pool contending for them.
+    decoding = ["-threads", str(settings.mask_threads)] if masks else []
     return [
-        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
+        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", *decoding,
         "-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS,
         "-i", f"pipe:{input_fd}", "-map", "0:v:0", *coding, "-an",
         "-f", "segment", "-segment_time", str(settings.segment_s), "-segment_format", "mp4",

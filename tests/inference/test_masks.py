@@ -62,14 +62,19 @@ def test_the_detector_sees_and_snapshots_show_only_what_the_masks_leave(camera_s
 
         # The alert's snapshot is encoded from the same masked frame.
         snapshot = np.asarray(Image.open(io.BytesIO(encode_jpeg(frame.picture, 80))).convert("RGB"), dtype=np.uint8)
-        verdict = judge(snapshot, POLYGONS, picture)
+        # A JPEG decoder interpolates the half-resolution colour across block edges: the cover's outermost pixel
+        # may take a tint from its unmasked neighbour (no detail of what the mask hides).
+        verdict = judge(snapshot, POLYGONS, picture, edge_px=1)
         assert verdict.leak_pixels == 0, verdict
         assert verdict.psnr_outside_db >= MIN_PSNR_DB, verdict
 
-        # Masks removed: the next frames are the camera's whole picture again.
+        # Masks removed: the frames decoded from then on are the camera's whole picture again.
         reader.masks = ()
-        next_frame(reader)
-        whole = np.asarray(next_frame(reader).picture.to_ndarray(format="rgb24"), dtype=np.uint8)
+        changed_at = time.monotonic()
+        later = next_frame(reader)
+        while later.timestamp <= changed_at:
+            later = next_frame(reader)
+        whole = np.asarray(later.picture.to_ndarray(format="rgb24"), dtype=np.uint8)
         assert judge(whole, POLYGONS, picture).leak_pixels > 0
     finally:
         reader.stop()
