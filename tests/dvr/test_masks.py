@@ -13,9 +13,12 @@ import pytest
 
 from camsim.simulator import CameraSimulator, CameraSpec
 from core.db import Database
+from core.masks import drawbox_filter
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
+from dvr.recorder import ffmpeg_command
 from dvr.remux import assemble
+from dvr.settings import DvrSettings
 from tests.camsim_fixture import FOOTAGE_CACHE
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, segments, start_recorder, wait_for
@@ -97,3 +100,20 @@ async def test_masked_camera_records_masked_segments_and_clips(
         verdict = judge(frame, FIRST_MASKS, camera)
         assert verdict.leak_pixels == 0, verdict
         assert verdict.psnr_outside_db >= MIN_PSNR_DB, verdict
+
+
+def test_only_a_masked_camera_is_re_encoded_and_at_the_cameras_bitrate_and_gop() -> None:
+    dvr = DvrSettings()
+    plain = ffmpeg_command(dvr, "out_%06d.mp4", input_fd=3)
+    assert plain[plain.index("-c") + 1] == "copy"
+    assert "-vf" not in plain
+    masks = tuple(tuple(point for point in polygon) for polygon in FIRST_MASKS)
+    masked = ffmpeg_command(dvr, "out_%06d.mp4", input_fd=3, masks=masks, bitrate_kbps=2500.4)
+    assert "-c" not in masked
+    assert masked[masked.index("-vf") + 1] == drawbox_filter(masks)
+    assert masked[masked.index("-c:v") + 1] == dvr.mask_encoder
+    assert masked[masked.index("-b:v") + 1] == masked[masked.index("-maxrate") + 1] == "2500k"
+    assert masked[masked.index("-force_key_frames") + 1] == "source"
+    # Without a recorded copy to read the camera's bitrate from, the default applies.
+    default = ffmpeg_command(dvr, "out_%06d.mp4", input_fd=3, masks=masks)
+    assert default[default.index("-b:v") + 1] == f"{dvr.mask_default_kbps}k"
