@@ -2,8 +2,11 @@
 
 Run by camsim.simulator under /usr/bin/python3; it imports only the standard library and gi, never the project.
 Frames advance on the wall clock whether or not anyone watches, as a real camera's do; a viewer joins on the
-next keyframe. SIGTERM stops it cleanly, SIGUSR1 toggles a blackout (lens covered), SIGUSR2 corrupts the
-stream's bytes (or stops), SIGSTOP freezes it.
+next keyframe. Like a camera's encoder, each frame is stamped on the frame clock (1/fps steps of the pipeline's running
+time, strictly increasing) rather than with its jittery arrival time, and the parameter sets travel once per keyframe
+(the footage carries them in-band; the payloader adds none, which it would do before every slice of a multi-slice
+IDR, making a receiver see two access units with one timestamp). SIGTERM stops it cleanly, SIGUSR1 toggles a
+blackout (lens covered), SIGUSR2 corrupts the stream's bytes (or stops), SIGSTOP freezes it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ClipFeed:
         self._blackout_active = False
         self._black_position = 0
         self._sources: dict[int, tuple[Any, bool]] = {}  # id(appsrc) -> (appsrc, has seen a keyframe)
+        self._last_pts: dict[int, int] = {}  # id(appsrc) -> the last timestamp it was given (ns of running time)
         self._started = time.monotonic()
         self._sent = 0
 
@@ -58,6 +62,7 @@ class ClipFeed:
 
     def detach(self, appsrc: Any) -> None:
         self._sources.pop(id(appsrc), None)
+        self._last_pts.pop(id(appsrc), None)
 
     def tick(self) -> bool:
         # Catch up on the wall clock after a stall (e.g. SIGSTOP): a live camera skips what it did not send.
@@ -81,11 +86,30 @@ class ClipFeed:
             self._push(payload, is_key)
         return True
 
+    def frame_timestamp(self, appsrc: Any) -> int | None:
+        """The running time of the frame being sent, on the frame clock: rounded to whole frame periods and kept
+        strictly increasing, so a frame sent late (the timer's jitter, a catch-up burst) keeps its own slot."""
+        clock = appsrc.get_clock()
+        if clock is None:
+            return None
+        period = int(Gst.SECOND) // self.fps
+        running = int(clock.get_time()) - int(appsrc.get_base_time())
+        pts = max(0, round(running / period) * period)
+        last = self._last_pts.get(id(appsrc))
+        if last is not None and pts <= last:
+            pts = last + period
+        self._last_pts[id(appsrc)] = pts
+        return pts
+
     def _push(self, payload: bytes, is_key: bool) -> None:
         for key, (appsrc, synced) in list(self._sources.items()):
             if not synced and not is_key:
                 continue
             buffer = Gst.Buffer.new_wrapped(payload)
+            pts = self.frame_timestamp(appsrc)
+            if pts is not None:
+                buffer.pts = buffer.dts = pts
+                buffer.duration = Gst.SECOND // self.fps
             result = appsrc.emit("push-buffer", buffer)
             if result == Gst.FlowReturn.OK:
                 self._sources[key] = (appsrc, True)
@@ -97,8 +121,8 @@ def build_factory(feed: ClipFeed, auth_role: str | None) -> Any:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_shared(True)
     factory.set_launch(
-        f'( appsrc name=src is-live=true format=time do-timestamp=true caps="{feed.caps}" '
-        "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        f'( appsrc name=src is-live=true format=time caps="{feed.caps}" '
+        "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=0 )"
     )
 
     def on_configure(_factory: Any, media: Any) -> None:

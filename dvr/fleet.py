@@ -65,7 +65,11 @@ class FleetRecorder:
             creds = msgspec.json.decode(self.box.open(row["credentials_sealed"], column=CAMERA_CREDENTIALS,
                                                       row_id=row["camera_id"]))
             url = url_with_credentials(url, creds.get("username"), creds.get("password"))
-        return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url)
+        masks = tuple(tuple((float(x), float(y)) for x, y in mask.get("points", []))
+                      for mask in msgspec.json.decode(row["privacy_masks"] or "[]"))
+        masks = tuple(mask for mask in masks if len(mask) >= 3)
+        return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url,
+                            masks=masks, mask_version=row["privacy_masks_version"])
 
     async def run(self, stop: asyncio.Event) -> None:
         async with self._leases() as conn:
@@ -109,6 +113,16 @@ class FleetRecorder:
             for camera_id in held:
                 if camera_id not in self.recorders and camera_id not in self.stopping and camera_id in cameras:
                     self._start_camera(cameras[camera_id])
+            self._follow_mask_changes(cameras)
+
+    def _follow_mask_changes(self, cameras: dict[uuid.UUID, asyncpg.Record]) -> None:
+        """A camera whose privacy masks changed is recorded with the new ones from its next segment on."""
+        for camera_id, (recorder, _task) in self.recorders.items():
+            row = cameras.get(camera_id)
+            if row is None or row["privacy_masks_version"] == recorder.target.mask_version:
+                continue
+            log.info("dvr.masks_changed", camera_id=str(camera_id), version=row["privacy_masks_version"])
+            recorder.retarget(self.target(row))
 
     def _stop_in_background(self, camera_id: uuid.UUID, *, release: bool) -> None:
         """Stop a camera without holding up the lease round: ffmpeg closing its segment and the last upload

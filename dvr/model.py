@@ -29,6 +29,8 @@ class GapCause(StrEnum):
     SPOOL_FULL = "spool_full"
     CODEC_CHANGED = "codec_changed"
     RECORDER_STOPPED = "recorder_stopped"
+    # The camera's privacy masks changed: the recorder closed its run to burn the new ones in from the next segment.
+    MASK_CHANGED = "mask_changed"
 
 
 class LegalFrame(StrEnum):
@@ -47,6 +49,9 @@ class CameraTarget:
     camera_id: uuid.UUID
     name: str
     url: str
+    # Privacy-mask polygons (normalised) burnt into every frame, and the camera's mask version they come from.
+    masks: tuple[tuple[tuple[float, float], ...], ...] = ()
+    mask_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class SpooledSegment:
     recorder_id: str
     # Length of the init section (ftyp + moov) ahead of the first fragment: HLS serves it apart (dvr.hls).
     init_size: int | None = None
+    # The camera's mask version burnt into this segment (None: the stream copied as the camera sent it).
+    mask_version: int | None = None
 
     @property
     def object_key(self) -> str:
@@ -107,6 +114,7 @@ class Segment(msgspec.Struct, frozen=True, kw_only=True):
     object_key: str
     version_id: str | None
     init_size: int | None = None
+    mask_version: int | None = None
 
 
 class Gap(msgspec.Struct, frozen=True, kw_only=True):

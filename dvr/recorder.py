@@ -1,4 +1,4 @@
-"""The recorder of one camera: a supervised ffmpeg `-c copy` segmenter, its gaps, health and outage events."""
+"""The recorder of one camera: a supervised ffmpeg segmenter (stream copy, or masks burnt in), gaps, health, outages."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from core.db import Database
 from core.errors import Unavailable
 from core.events import Event
 from core.logging import get_logger, redact_credentials
+from core.masks import drawbox_filter
 from dvr.errors import InvalidCameraUrl
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
 from dvr.model import CameraTarget, Gap, GapCause, SpooledSegment
@@ -81,15 +82,34 @@ def ffconcat_script(settings: DvrSettings, url: str) -> bytes:
             f"option timeout {int(settings.rtsp_timeout_s * 1_000_000)}\n").encode()
 
 
-def ffmpeg_command(settings: DvrSettings, out_pattern: str, *, input_fd: int) -> list[str]:
+def mask_encoding(settings: DvrSettings, masks: tuple[tuple[tuple[float, float], ...], ...],
+                  bitrate_kbps: float | None) -> list[str]:
+    """The output options of a masked camera: its masks painted black on every decoded frame, then H.264 at the
+    camera's resolution (unchanged), a keyframe wherever the camera sent one (its GOP, so segments cut where they
+    would have been) and about the camera's bitrate; no B-frames, as IP cameras send."""
+    kbps = round(bitrate_kbps or settings.mask_default_kbps)
+    return ["-vf", drawbox_filter(masks), "-filter_threads", "1", "-c:v", settings.mask_encoder,
+            "-preset", settings.mask_preset, "-threads", str(settings.mask_threads),
+            "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k", "-bf", "0",
+            "-force_key_frames", "source", "-pix_fmt", "yuv420p"]
+
+
+def ffmpeg_command(settings: DvrSettings, out_pattern: str, *, input_fd: int,
+                   masks: tuple[tuple[tuple[float, float], ...], ...] = (),
+                   bitrate_kbps: float | None = None) -> list[str]:
     """Frigate's recording preset: stream copy into 10 s MP4 segments, RTSP over TCP; fragmented MP4 so a
-    segment cut short by a crash still plays up to its last fragment. Errors only on stderr: warnings such as
-    non-monotonous timestamps come several times a second per camera and would each wake the supervisor; the
-    codec is read from the segments themselves. The camera is read from the ffconcat script on `input_fd`."""
+    segment cut short by a crash still plays up to its last fragment. A camera with privacy masks is re-encoded
+    with them burnt in instead (`mask_encoding`): nothing unmasked is ever written. Errors only on stderr: warnings
+    such as non-monotonous timestamps would each wake the supervisor; the codec is read from the segments
+    themselves. The camera is read from the ffconcat script on `input_fd`."""
+    coding = mask_encoding(settings, masks, bitrate_kbps) if masks else ["-c", "copy"]
+    # A masked camera decodes and encodes on one thread each: one camera keeps up on one core, and many cameras
+    # share the machine's cores without each ffmpeg's thread pool contending for them.
+    decoding = ["-threads", str(settings.mask_threads)] if masks else []
     return [
-        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
+        settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", *decoding,
         "-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS,
-        "-i", f"pipe:{input_fd}", "-map", "0:v:0", "-c", "copy", "-an",
+        "-i", f"pipe:{input_fd}", "-map", "0:v:0", *coding, "-an",
         "-f", "segment", "-segment_time", str(settings.segment_s), "-segment_format", "mp4",
         "-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof",
         "-reset_timestamps", "1", "-segment_list", "pipe:1", "-segment_list_type", "csv", out_pattern,
@@ -121,6 +141,9 @@ class StreamRecorder:
     last_end: datetime | None = None
     offline_since: datetime | None = None
     codec: str | None = None
+    # The camera's bitrate as recorded without masks, the target of a masked re-encode (None: the default).
+    source_kbps: float | None = None
+    _next_target: CameraTarget | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _process: asyncio.subprocess.Process | None = None
     _rng: random.Random = field(default_factory=random.Random)
@@ -129,6 +152,15 @@ class StreamRecorder:
         # Writing the recording index (gaps, health) is the department role's job: the runtime role the API holds
         # may only read it (migration 0020), so no request can forge a recording row.
         return self.db.cross_tenant("recording index")
+
+    def retarget(self, target: CameraTarget) -> None:
+        """The camera's masks changed: close the current segment and record the next ones with the new masks."""
+        if self._next_target is not None and self._next_target.mask_version == target.mask_version:
+            return  # already closing the run for this version: a second SIGINT would not let ffmpeg finish it
+        self._next_target = target
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGINT)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -148,6 +180,7 @@ class StreamRecorder:
         async with self._index() as conn:
             self.last_end = await self.repo.last_segment_end(conn, t.camera_id)
             previous = await self.repo.health(conn, t.camera_id)
+            self.source_kbps = await self.repo.source_bitrate_kbps(conn, t.camera_id)
         pending = [s.end_at for s in self.spool.pending() if s.camera_id == t.camera_id]
         if pending and (self.last_end is None or max(pending) > self.last_end):
             self.last_end = max(pending)
@@ -162,6 +195,13 @@ class StreamRecorder:
             outcome = await self._run_ffmpeg(cause, detail)
             if self._stop.is_set():
                 break
+            if self._next_target is not None:
+                # Straight on with the new masks: the few frames between the two runs are a gap of their own cause.
+                was = self.target.mask_version
+                self.target, self._next_target = self._next_target, None
+                cause, detail = GapCause.MASK_CHANGED, f"mask version {was} -> {self.target.mask_version}"
+                attempt = 0
+                continue
             if outcome.segments > 0 or attempt == 0 or cause in (GapCause.RECORDER_STOPPED, GapCause.RECORDER_FAILOVER):
                 cause, detail = outcome.cause, outcome.detail
             if time.monotonic() - started > self.settings.stable_after_s:
@@ -179,6 +219,9 @@ class StreamRecorder:
 
     async def _run_ffmpeg(self, gap_cause: GapCause, gap_detail: str) -> RunOutcome:
         t = self.target
+        if self._next_target is not None:
+            self.target = t = self._next_target
+            self._next_target = None
         run = uuid.uuid4().hex[:8]
         folder = await asyncio.to_thread(self.spool.camera_dir, t.tenant_id, t.camera_id)
         script = ffconcat_script(self.settings, t.url)
@@ -190,7 +233,8 @@ class StreamRecorder:
         try:
             os.write(writer, script)
             os.close(writer)
-            command = ffmpeg_command(self.settings, str(folder / f"{run}_%06d.mp4"), input_fd=script_fd)
+            command = ffmpeg_command(self.settings, str(folder / f"{run}_%06d.mp4"), input_fd=script_fd,
+                                     masks=t.masks, bitrate_kbps=self.source_kbps)
             self._process = process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, pass_fds=(script_fd,),
@@ -222,7 +266,8 @@ class StreamRecorder:
                 continue
             name, rel_start, rel_end = report
             start_at, end_at = clock.place(rel_start, rel_end, datetime.now(UTC))
-            await self._segment_done(folder / name, start_at, end_at, outcome, gap_cause, gap_detail)
+            await self._segment_done(folder / name, start_at, end_at, outcome, gap_cause, gap_detail,
+                                     mask_version=t.mask_version if t.masks else None)
         await process.wait()
         await stderr_task
         self._process = None
@@ -248,11 +293,12 @@ class StreamRecorder:
             tail.append(redact_credentials(raw.decode(errors="replace").rstrip()))
 
     async def _segment_done(self, path: os.PathLike[str] | str, start_at: datetime, end_at: datetime,
-                            outcome: RunOutcome, gap_cause: GapCause, gap_detail: str) -> None:
+                            outcome: RunOutcome, gap_cause: GapCause, gap_detail: str, *,
+                            mask_version: int | None = None) -> None:
         t = self.target
         try:
             # Hashing and fsync in one trip to a worker thread: the event loop never reads the file.
-            segment = await asyncio.to_thread(self._seal, Path(path), start_at, end_at, outcome.codec)
+            segment = await asyncio.to_thread(self._seal, Path(path), start_at, end_at, outcome.codec, mask_version)
         except FileNotFoundError:
             log.error("dvr.segment_missing", camera_id=str(t.camera_id), path=str(path))
             return
@@ -271,7 +317,8 @@ class StreamRecorder:
         if outcome.codec:
             self.codec = outcome.codec
 
-    def _seal(self, path: Path, start_at: datetime, end_at: datetime, codec: str | None) -> SpooledSegment | None:
+    def _seal(self, path: Path, start_at: datetime, end_at: datetime, codec: str | None,
+              mask_version: int | None = None) -> SpooledSegment | None:
         """Describe a finished segment (size, SHA-256) and commit it to the spool; None for an empty file."""
         size, digest = describe_segment(path)
         if size == 0:
@@ -283,7 +330,7 @@ class StreamRecorder:
         t = self.target
         segment = SpooledSegment(tenant_id=t.tenant_id, camera_id=t.camera_id, path=path, start_at=start_at,
                                  end_at=end_at, size=size, sha256=digest, codec=codec, recorder_id=self.recorder_id,
-                                 init_size=segment_init_size(path))
+                                 init_size=segment_init_size(path), mask_version=mask_version)
         Spool.commit(segment)
         return segment
 

@@ -28,7 +28,7 @@ from dvr.model import (
 )
 
 _SEGMENT_COLUMNS = ("id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, object_key, version_id, "
-                    "init_size")
+                    "init_size, mask_version")
 _CLIP_COLUMNS = "id, tenant_id, camera_id, alert_id, start_at, end_at, object_key, version_id, sha256, size_bytes"
 
 
@@ -84,6 +84,7 @@ class DvrRepository:
             "renewed AS (UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
             "  WHERE holder = $1 AND expires_at >= now() RETURNING camera_id), "
             "cams AS (SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed, "
+            "    c.privacy_masks::text AS privacy_masks, c.privacy_masks_version, "
             "    l.holder FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
             "  LEFT JOIN recorder_leases l ON l.camera_id = c.id AND l.expires_at >= now() "
             "  WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "
@@ -128,12 +129,20 @@ class DvrRepository:
         """Index one uploaded segment; false when it was already indexed (a retried upload)."""
         inserted = await conn.fetchval(
             "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
-            "object_key, version_id, codec, recorder_id, init_size) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "object_key, version_id, codec, recorder_id, mask_version, init_size) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             "ON CONFLICT (tenant_id, camera_id, start_at) DO NOTHING RETURNING id",
             new_id(), seg.tenant_id, seg.camera_id, seg.start_at, seg.end_at, seg.size, seg.sha256,
-            seg.object_key, version_id, seg.codec, seg.recorder_id, seg.init_size)
+            seg.object_key, version_id, seg.codec, seg.recorder_id, seg.mask_version, seg.init_size)
         return inserted is not None
+
+    async def source_bitrate_kbps(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> float | None:
+        """The camera's own bitrate, read from its latest segment recorded as a plain copy (no masks burnt in)."""
+        value = await conn.fetchval(
+            "SELECT size_bytes * 8 / 1000.0 / extract(epoch FROM end_at - start_at) FROM recording_segments "
+            "WHERE camera_id = $1 AND mask_version IS NULL AND end_at - start_at >= interval '1 second' "
+            "ORDER BY end_at DESC LIMIT 1", camera_id)
+        return None if value is None else float(value)
 
     async def insert_gap(self, conn: asyncpg.Connection, gap: Gap) -> bool:
         inserted = await conn.fetchval(

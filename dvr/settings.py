@@ -63,5 +63,12 @@ class DvrSettings(BaseSettings):
     # Announce every stored segment on NATS (dvr.<tenant>.SegmentRecorded) for an integration that wants it: nothing
     # in the platform consumes it, and each announcement is a JetStream round trip per segment.
     publish_segments: bool = False
+    # A masked camera's main stream is re-encoded with its privacy masks burnt in (docs/masks.md): libx264 at this
+    # preset and thread count, at about the bitrate the camera sends (read from its last unmasked segment; this
+    # default otherwise), with a keyframe wherever the camera put one (same GOP). "h264_nvenc" on a GPU node.
+    mask_encoder: str = "libx264"
+    mask_preset: str = "ultrafast"
+    mask_threads: int = Field(default=1, ge=0, le=64)
+    mask_default_kbps: int = Field(default=4000, ge=100, le=100_000)
     # Shard the fleet by tenant (several dvr deployments); empty records every tenant's cameras.
     tenant_ids: list[uuid.UUID] = Field(default_factory=list)

@@ -56,6 +56,7 @@ class Spool:
             "start_at": segment.start_at.isoformat(), "end_at": segment.end_at.isoformat(),
             "size": segment.size, "sha256": segment.sha256, "codec": segment.codec,
             "recorder_id": segment.recorder_id, "init_size": segment.init_size,
+            "mask_version": segment.mask_version,
         }
         with tmp.open("w") as f:
             json.dump(payload, f)
@@ -77,7 +78,8 @@ class Spool:
                 tenant_id=uuid.UUID(data["tenant_id"]), camera_id=uuid.UUID(data["camera_id"]),
                 path=sidecar.with_suffix(".mp4"), start_at=datetime.fromisoformat(data["start_at"]),
                 end_at=datetime.fromisoformat(data["end_at"]), size=data["size"], sha256=data["sha256"],
-                codec=data["codec"], recorder_id=data["recorder_id"], init_size=data.get("init_size")))
+                codec=data["codec"], recorder_id=data["recorder_id"], init_size=data.get("init_size"),
+                mask_version=data.get("mask_version")))
         return out
 
     @staticmethod

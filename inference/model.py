@@ -135,6 +135,8 @@ class CameraConfig(msgspec.Struct, frozen=True, kw_only=True):
     rules: tuple[Rule, ...] = ()
     legal_bases: tuple[LegalBasis, ...] = ()
     weight: float = 1.0
+    # Privacy-mask polygons (normalised): blacked out of every frame before motion, detection and snapshots.
+    privacy_masks: tuple[tuple[tuple[float, float], ...], ...] = ()
 
 
 class TrackedObject(msgspec.Struct, frozen=True, kw_only=True):

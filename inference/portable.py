@@ -126,6 +126,7 @@ class PortableBackend:
                 self._stop_camera(camera_id)
                 self._start_camera(config)
             elif current.config != config:
+                current.reader.masks = config.privacy_masks
                 current.config = config
                 current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
 
@@ -133,6 +134,7 @@ class PortableBackend:
         url = with_credentials(config.stream_url, config.username, config.password)
         reader = self._reader_factory(config.camera_id, url, reader_options(self._settings),
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
+        reader.masks = config.privacy_masks
         self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader, tracker=IouTracker(),
                                                        rules=CameraRules(config.zones, config.rules))
         reader.start()

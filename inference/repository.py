@@ -27,8 +27,8 @@ class DetectionRepository:
 
     async def active_cameras(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return list(await conn.fetch(
-            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed "
-            "FROM cameras WHERE status <> 'disabled' ORDER BY tenant_id, id"))
+            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed, "
+            "privacy_masks::text AS privacy_masks FROM cameras WHERE status <> 'disabled' ORDER BY tenant_id, id"))
 
     async def legal_bases(self, conn: asyncpg.Connection, camera_ids: Sequence[uuid.UUID] | None = None,
                           ) -> list[asyncpg.Record]:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.logging import get_logger, redact_credentials
+from core.masks import apply_mask, mask_raster
 from inference.model import FrameStats
 from inference.motion import MotionGate, MotionResult, frame_stats
 from inference.ssd import INPUT_SIZE
@@ -165,6 +166,9 @@ class RtspCameraReader:
         self._last_frame_at = time.monotonic()
         self._offline_since = 0.0
         self._frame_size: tuple[int, int] | None = None
+        # Privacy masks (CSI L251-3), replaced whole by the backend when they change: each frame is masked first.
+        self.masks: tuple[tuple[tuple[float, float], ...], ...] = ()
+        self._hidden: tuple[object, tuple[int, int], npt.NDArray[np.bool_]] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -234,6 +238,9 @@ class RtspCameraReader:
             if not container.streams.video:
                 raise ValueError("the stream has no video track")
             video = container.streams.video[0]
+            # One decoding thread: a sub stream is small, and libavcodec's error concealment (which marks a frame
+            # rebuilt from damaged data as corrupt) does not run under slice threading, PyAV's default.
+            video.thread_type = "NONE"
             period = 1.0 / self.options.detect_fps
             next_due = 0.0
             for packet in container.demux(video):
@@ -271,7 +278,20 @@ class RtspCameraReader:
             self.last_error = ""
         self.state = StreamState.ONLINE
 
+    def _masked(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """The frame with the camera's privacy masks blacked out (the same cover as its recordings), or as it is."""
+        masks = self.masks
+        if not masks:
+            return frame
+        size = (frame.width, frame.height)
+        if self._hidden is None or self._hidden[0] is not masks or self._hidden[1] != size:
+            self._hidden = (masks, size, mask_raster(masks, frame.width, frame.height))
+        picture = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+        apply_mask(picture, self._hidden[2])
+        return av.VideoFrame.from_ndarray(picture, format="rgb24")
+
     def _prepare(self, frame: av.VideoFrame, now: float) -> None:
+        frame = self._masked(frame)
         size = (frame.width, frame.height)
         if size != self._frame_size:
             if self._frame_size is not None:

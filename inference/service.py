@@ -364,8 +364,15 @@ async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets:
             stream_url=camera["sub_stream_url"] or camera["main_stream_url"], username=username, password=password,
             zones=tuple(zones.get(camera["id"], [])), rules=tuple(runnable), legal_bases=tuple(camera_bases),
             weight=plan_weights.get(plans.get(camera["tenant_id"], "essential"), 1.0),
+            privacy_masks=_masks(camera["privacy_masks"]),
         ))
     return configs
+
+
+def _masks(stored: str | None) -> tuple[tuple[tuple[float, float], ...], ...]:
+    polygons = (tuple((float(x), float(y)) for x, y in mask.get("points", []))
+                for mask in msgspec.json.decode(stored or "[]"))
+    return tuple(polygon for polygon in polygons if len(polygon) >= 3)
 
 
 async def record_usage(conn: asyncpg.Connection, day: date, usage: dict[uuid.UUID, tuple[float, int]]) -> None:

@@ -65,9 +65,9 @@ class CameraSource:
     stream: Stream
     url: str
     transcode: bool
-    # The camera's privacy masks (CSI L251-3) as boxes (x, y, width, height, normalised) that cover each polygon;
-    # a masked camera is always encoded with them burned in.
-    masks: tuple[tuple[float, float, float, float], ...] = ()
+    # The camera's privacy-mask polygons (CSI L251-3, normalised points); a masked camera is always encoded with them
+    # burnt in (core.masks: the same cover as its recordings).
+    masks: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     @property
     def encoded(self) -> bool:

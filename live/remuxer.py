@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.logging import get_logger, redact_credentials
+from core.masks import drawbox_filter
 from live import protocol
 from live.errors import CODEC_UNSUPPORTED, INTERNAL
 from live.fmp4 import FragmentSplitter, StreamError, track_info
 from live.model import CameraSource, TrackInfo
-from live.rules import backoff_delay, mask_filter, offline_reason, playable
+from live.rules import backoff_delay, offline_reason, playable
 from live.settings import LiveSettings
 
 log = get_logger(__name__)
@@ -76,7 +77,7 @@ def ffmpeg_command(settings: LiveSettings, source: CameraSource, *, input_fd: in
     ]
     if source.encoded:
         if source.masks:
-            command += ["-vf", mask_filter(source.masks)]
+            command += ["-vf", drawbox_filter(source.masks)]
         gop = settings.transcode_gop_s
         command += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
                     "-force_key_frames", f"expr:gte(t,n_forced*{gop:g})", "-sc_threshold", "0"]

@@ -84,23 +84,11 @@ def url_with_credentials(url: str, username: str | None, password: str | None) -
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def mask_boxes(polygons: Iterable[Iterable[Iterable[float]]]) -> tuple[tuple[float, float, float, float], ...]:
-    """The box (x, y, width, height, normalised to the frame) covering each privacy-mask polygon: what the gateway
-    blacks out. A box hides at least all of its polygon, never less."""
-    boxes = []
-    for polygon in polygons:
-        points = [(min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0)) for x, y in polygon]
-        if not points:
-            continue
-        xs, ys = [x for x, _ in points], [y for _, y in points]
-        boxes.append((min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
-    return tuple(boxes)
-
-
-def mask_filter(boxes: Iterable[tuple[float, float, float, float]]) -> str:
-    """An ffmpeg filter chain filling each box in black, rounded outwards to whole pixels."""
-    return ",".join(
-        f"drawbox=x=floor(iw*{x:.6f}):y=floor(ih*{y:.6f}):w=ceil(iw*{x + w:.6f})-floor(iw*{x:.6f})"
-        f":h=ceil(ih*{y + h:.6f})-floor(ih*{y:.6f}):color=black:t=fill"
-        for x, y, w, h in boxes
-    )
+def mask_polygons(masks: Iterable[dict[str, object]]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """The polygons of a camera's stored privacy masks (those of three points or more)."""
+    polygons = []
+    for mask in masks:
+        points = mask.get("points")
+        if isinstance(points, list) and len(points) >= 3:
+            polygons.append(tuple((float(x), float(y)) for x, y in points))
+    return tuple(polygons)

@@ -21,7 +21,7 @@ from journal.service import JournalService
 from live.errors import CameraGone, LiveRefused, TicketMismatch, TicketRejected, TicketUsed
 from live.model import CameraSource, LiveView, Stream, TicketClaims, TicketGrant, Viewing
 from live.repository import LiveRepository
-from live.rules import LIVE_ROLES, LIVE_VIEW_READERS, mask_boxes, session_refusal, url_with_credentials
+from live.rules import LIVE_ROLES, LIVE_VIEW_READERS, mask_polygons, session_refusal, url_with_credentials
 from live.settings import LiveSettings
 from live.tickets import TicketSigner
 
@@ -128,9 +128,8 @@ class LiveService:
             opened = self.secrets.open(camera["credentials_sealed"], column=CAMERA_CREDENTIALS, row_id=claims.cam)
             credentials = msgspec.json.decode(opened)
             url = url_with_credentials(url, credentials.get("username"), credentials.get("password"))
-        polygons = [mask.get("points", []) for mask in msgspec.json.decode(camera["privacy_masks"] or "[]")]
         return CameraSource(camera_id=claims.cam, stream=claims.stream, url=url, transcode=camera["live_transcode"],
-                            masks=mask_boxes(polygons))
+                            masks=mask_polygons(msgspec.json.decode(camera["privacy_masks"] or "[]")))
 
     async def heartbeat(self, viewing: Viewing) -> str | None:
         """While a viewing lasts: why its session no longer allows it (revoked, expired, habilitation lapsed), or None

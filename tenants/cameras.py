@@ -115,6 +115,8 @@ class CameraService:
                 conn, principal, "camera.create", ("camera", camera.id), tenant_id=site.tenant_id,
                 camera_id=camera.id, name=camera.name,
             )
+            if camera.privacy_masks:
+                await self._note_masks(conn, principal, camera)
         return camera
 
     async def update_camera(self, principal: Principal, camera_id: uuid.UUID, data: CameraUpdate) -> Camera:
@@ -149,7 +151,17 @@ class CameraService:
                 conn, principal, "camera.update", ("camera", camera_id), tenant_id=camera.tenant_id,
                 camera_id=camera_id, changed=changed, **({"credentials_cleared": True} if cleared else {}),
             )
+            if updated.privacy_masks_version != camera.privacy_masks_version:
+                await self._note_masks(conn, principal, updated)
         return updated
+
+    async def _note_masks(self, conn: asyncpg.Connection, principal: Principal, camera: Camera) -> None:
+        """The masks in force from now on, in the journal: which polygons hid what, from which version."""
+        await self._journal.note(
+            conn, principal, "camera.privacy_masks", ("camera", camera.id), tenant_id=camera.tenant_id,
+            camera_id=camera.id, version=camera.privacy_masks_version,
+            masks=[[list(point) for point in mask.points] for mask in camera.privacy_masks],
+        )
 
     async def delete_camera(self, principal: Principal, camera_id: uuid.UUID) -> None:
         require_role(principal, TENANCY_WRITERS, "delete cameras")

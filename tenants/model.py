@@ -43,7 +43,8 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PrivacyMask(msgspec.Struct, frozen=True):
-    """A polygon in normalised frame coordinates (0..1) hidden from every viewer (CSI L251-3)."""
+    """A polygon in normalised frame coordinates (0..1) hidden from every viewer (CSI L251-3): burnt into the
+    recordings from the next segment on, into live view, snapshots and the detector's frames (docs/masks.md)."""
 
     points: list[tuple[float, float]]
 
@@ -65,6 +66,8 @@ class Camera(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     # The live gateway transcodes this camera to H.264 (an H.265 camera does not play in browsers): docs/live.md.
     live_transcode: bool = False
+    # Bumped by the database at every change of privacy_masks; each recorded segment names the version it was made with.
+    privacy_masks_version: int = 0
 
 
 class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):

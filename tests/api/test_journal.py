@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -142,3 +143,23 @@ async def test_tampering_is_detected_by_audit_verify(
         assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
     finally:
         await admin.close()
+
+
+async def test_a_mask_change_bumps_the_version_and_is_journaled_with_the_masks(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult
+) -> None:
+    admin, mayor = actors["admin@valdoise.demo"], actors["maire@cergy.demo"]
+    camera_id = seeded.cameras["c4"]
+    before = (await client.get(f"/cameras/{camera_id}", headers=admin.headers)).json()["privacy_masks_version"]
+    entrance = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.6], [0.1, 0.6]]
+    patched = await client.patch(f"/cameras/{camera_id}", json={"privacy_masks": [{"points": entrance}]},
+                                 headers=admin.headers)
+    assert patched.status_code == 200
+    assert patched.json()["privacy_masks_version"] == before + 1
+    renamed = await client.patch(f"/cameras/{camera_id}", json={"name": "Parvis (masqué)"}, headers=admin.headers)
+    assert renamed.json()["privacy_masks_version"] == before + 1  # other changes leave the masks' version alone
+    lines = (await client.get(f"/journal?camera_id={camera_id}", headers=mayor.headers)).json()["items"]
+    masks = [line for line in lines if line["action"] == "camera.privacy_masks"]
+    assert len(masks) == 1
+    details = json.loads(masks[0]["details"])
+    assert details == {"version": before + 1, "masks": [entrance]}

@@ -18,7 +18,9 @@ from live.model import Stream, TicketClaims
 from live.service import LiveService
 from live.settings import LiveSettings
 from live.tickets import TicketSigner
+from tests.camsim_fixture import FOOTAGE_CACHE
 from tests.live.conftest import Gateway, LiveWorld, hevc_camera, ticket, watch
+from tests.mask_check import MIN_PSNR_DB, CameraPicture, judge
 
 pytestmark = pytest.mark.integration
 
@@ -290,3 +292,24 @@ async def test_a_camera_with_privacy_masks_is_streamed_with_them_blacked_out(
         assert luma.shape == (288, 384)
         assert luma[:, :192].max() <= 20  # black, whatever the scene does there
         assert luma[:, 200:].std() > 10  # the rest of the scene is seen
+
+
+async def test_a_live_fragment_hides_each_polygon_and_keeps_the_scene_around_it(
+    gateway: Gateway, live_world: LiveWorld, live_service: LiveService, camera_simulator: CameraSimulator,
+) -> None:
+    camera = camera_simulator.camera("vtest")
+    # A doorway (no rectangle) and a window (a triangle), hidden with the same cover as the recordings.
+    polygons = [[(0.05, 0.10), (0.35, 0.05), (0.40, 0.55), (0.10, 0.60)], [(0.60, 0.15), (0.90, 0.20), (0.75, 0.45)]]
+    masked = await live_world.camera("vtest-polygons", camera.main_url, camera.sub_url, masks=polygons)
+    grant = await ticket(live_service, live_world, masked)
+    async with watch(grant.url, grant.ticket) as viewer:
+        online, init, fragments = await viewer.init_and_fragments(2, within=30)
+    assert online["masked"] is True
+    with av.open(io.BytesIO(init + b"".join(fragments)), format="mp4") as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    picture = CameraPicture(FOOTAGE_CACHE, "vtest", "sub")
+    for frame in (frames[0], frames[-1]):
+        verdict = judge(frame, polygons, picture)
+        assert verdict.masked_pixels > 0
+        assert verdict.leak_pixels == 0, verdict
+        assert verdict.psnr_outside_db >= MIN_PSNR_DB, verdict

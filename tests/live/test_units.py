@@ -15,14 +15,14 @@ import pytest
 from pydantic import ValidationError
 
 from cli.secrets import generate_secrets
+from core.masks import drawbox_filter
 from live.errors import TicketRejected
 from live.fmp4 import FragmentSplitter, StreamError, track_info
 from live.model import CameraSource, SessionState, Stream, TicketClaims
 from live.remuxer import Closing, Viewer, ffmpeg_command, input_script
 from live.rules import (
     backoff_delay,
-    mask_boxes,
-    mask_filter,
+    mask_polygons,
     offline_reason,
     playable,
     session_refusal,
@@ -198,15 +198,17 @@ def test_ffmpeg_copies_unless_the_camera_asks_for_a_transcode_and_never_sees_cre
         input_script(settings, "rtsp://10.0.0.5/main\nfile '/etc/passwd'")
 
 
-def test_privacy_masks_become_boxes_that_cover_each_polygon() -> None:
-    boxes = mask_boxes([[(0.2, 0.1), (0.6, 0.3), (0.4, 0.7)], [(-1, 0.5), (1.5, 0.5), (0.5, 2)]])
-    assert boxes[0] == pytest.approx((0.2, 0.1, 0.4, 0.6))
-    assert boxes[1] == pytest.approx((0.0, 0.5, 1.0, 0.5))
-    assert mask_boxes([]) == ()
-    chain = mask_filter(boxes).split(",")
-    assert len(chain) == 2
-    assert chain[0].startswith("drawbox=x=floor(iw*0.200000):y=floor(ih*0.100000):w=ceil(iw*0.600000)")
+def test_privacy_masks_are_burnt_in_with_the_recordings_cover() -> None:
+    polygons = mask_polygons([{"points": [[0.2, 0.1], [0.6, 0.3], [0.4, 0.7]]}, {"points": [[0.1, 0.1], [0.2, 0.2]]},
+                              {"points": [[-1, 0.5], [1.5, 0.5], [0.5, 2]]}])
+    # A two-point "polygon" hides nothing and is dropped; the others keep their points.
+    assert polygons == (((0.2, 0.1), (0.6, 0.3), (0.4, 0.7)), ((-1.0, 0.5), (1.5, 0.5), (0.5, 2.0)))
+    assert mask_polygons([]) == ()
     masked = ffmpeg_command(LiveSettings(), CameraSource(uuid.uuid4(), Stream.SUB, "rtsp://h/s", transcode=False,
-                                                         masks=boxes), input_fd=3)
-    assert masked[masked.index("-vf") + 1] == mask_filter(boxes)
+                                                         masks=polygons), input_fd=3)
+    assert masked[masked.index("-vf") + 1] == drawbox_filter(polygons)
     assert masked[masked.index("-c:v") + 1] == "libx264"
+    plain = ffmpeg_command(LiveSettings(), CameraSource(uuid.uuid4(), Stream.SUB, "rtsp://h/s", transcode=False),
+                           input_fd=3)
+    assert "-vf" not in plain
+    assert plain[plain.index("-c") + 1] == "copy"
