@@ -1,9 +1,9 @@
-"""Background loops of the dvr process: the periodic retention sweep and the minimum-retention lock lookup."""
+"""Background loops of the dvr process: the periodic retention sweep (one leader at a time) and the minimum-retention
+lock lookup."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,6 +13,7 @@ import asyncpg
 
 from core.db import Database
 from core.errors import Unavailable
+from core.leadership import Leadership, Term
 from core.logging import get_logger
 from dvr.fleet import FleetRecorder
 from dvr.model import SpooledSegment, Tier
@@ -43,14 +44,21 @@ def minimum_lock(db: Database, *, cache_s: float = 60.0) -> Callable[[SpooledSeg
     return lookup
 
 
-async def run_sweeper(service: RetentionService, interval_s: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
+# Every recorder process runs the sweeper; one at a time sweeps, the others wait to take over.
+SWEEPER_LEADERSHIP = "dvr.retention_sweeper"
+
+
+async def run_sweeper(service: RetentionService, interval_s: float, stop: asyncio.Event, *,
+                      retry_s: float = 15.0) -> None:
+    """The retention sweep every `interval_s` in the one recorder that leads; the others retry every `retry_s`."""
+
+    async def sweep(term: Term) -> None:
         try:
-            await service.sweep()
+            await service.sweep(term=term)
         except (Unavailable, OSError, asyncpg.PostgresError) as exc:
             log.warning("dvr.sweep_failed", error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    await Leadership(service.db, SWEEPER_LEADERSHIP, retry_s=retry_s).run(stop, sweep, interval_s=interval_s)
 
 
 async def record_until(stop: asyncio.Event, fleet: FleetRecorder, uploader: SegmentUploader, *,

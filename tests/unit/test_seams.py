@@ -31,6 +31,8 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "dvr/fleet.py": frozenset({"recorder leases"}),
     "dvr/recorder.py": frozenset({"recording index"}),
     "dvr/uploader.py": frozenset({"recording index"}),
+    # Singletons (the retention sweeper, ...) hold their advisory lock on a department connection while they lead.
+    "core/leadership.py": frozenset({"leadership"}),
     # Retention destroys recordings of every tenant and writes the destruction register.
     "dvr/retention.py": frozenset({"retention sweep"}),
     # Requested exports of every tenant are claimed by whichever recorder process comes first, then settled.
