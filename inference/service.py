@@ -336,8 +336,9 @@ async def switch_off_unauthorised_rules(conn: asyncpg.Connection, today: date) -
 
 async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets: SecretBox,
                               plan_weights: dict[str, float]) -> list[CameraConfig]:
-    """Every active camera with its zones, the rules that may run today, and its tenant's fair-share weight."""
-    cameras = await _repo.active_cameras(conn)
+    """Every active camera authorised today, with its zones, the rules that may run today, and its tenant's
+    fair-share weight."""
+    cameras = await _repo.active_cameras(conn, today)
     ids = [c["id"] for c in cameras]
     zones: dict[uuid.UUID, list[Zone]] = {}
     for row in await _repo.zones(conn, ids):

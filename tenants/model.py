@@ -104,6 +104,21 @@ class Authorisation(msgspec.Struct, frozen=True, kw_only=True):
     order_scan: OrderScan | None = None
 
 
+class AuthorisationExpiry(msgspec.Struct, frozen=True, kw_only=True):
+    """A camera whose authorisation ends within the window asked, or that has none today (it does not record)."""
+
+    camera_id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_name: str
+    # "unauthorised" (no current authorisation: no recording, no analytics) or "expiring".
+    state: Literal["unauthorised", "expiring"]
+    authorised_until: date | None
+    days_left: int | None
+    # The tightest renewal warning reached: 60, 30 or 7 days ahead (None when unauthorised).
+    warning_days: int | None
+    prefectoral_order_number: str | None
+
+
 class Force(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     department_id: uuid.UUID
