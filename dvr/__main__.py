@@ -1,5 +1,6 @@
 """`python -m dvr`: record the cameras this process leases, upload segments, sweep retention, cut alerts' clips, build
-requested exports, and anchor the access journal (the department jobs that need the object store)."""
+requested exports, anchor the access journal and cut its lines past three years (the department jobs that need the
+object store)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from dvr.retention import RetentionService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
-from dvr.workers import minimum_lock, record_until, run_sweeper
+from dvr.workers import minimum_lock, record_until, run_journal_retention, run_sweeper
 from journal.anchors import JournalAnchorer, anchor_space
+from journal.retention import JournalRetention
 
 
 async def main() -> None:
@@ -67,6 +69,8 @@ async def main() -> None:
         await asyncio.gather(record_until(stop, fleet, uploader),
                              run_sweeper(RetentionService(db=db, store=store), dvr.sweep_interval_s, stop),
                              exports.run(stop), anchorer.run(stop),
+                             run_journal_retention(JournalRetention(db=db, anchorer=anchorer),
+                                                   dvr.journal_retention_interval_s, stop),
                              bus.consume(clip_consumer(dvr), EventCodec(*ALERT_EVENTS), clips.handle, stop=stop))
     await bus.close()
     await db.close()

@@ -1,5 +1,5 @@
-"""Background loops of the dvr process: the periodic retention sweep (one leader at a time) and the minimum-retention
-lock lookup."""
+"""Background loops of the dvr process: the periodic retention sweep and the journal's three-year cut (one leader at a
+time each) and the minimum-retention lock lookup."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from dvr.repository import DvrRepository
 from dvr.retention import RetentionService
 from dvr.rules import Retention, effective_retention, minimum_lock_until
 from dvr.uploader import SegmentUploader
+from journal.errors import EvidenceKeyMissing
+from journal.retention import JournalRetention
 
 log = get_logger(__name__)
 
@@ -59,6 +61,26 @@ async def run_sweeper(service: RetentionService, interval_s: float, stop: asynci
             log.warning("dvr.sweep_failed", error=str(exc))
 
     await Leadership(service.db, SWEEPER_LEADERSHIP, retry_s=retry_s).run(stop, sweep, interval_s=interval_s)
+
+
+JOURNAL_RETENTION_LEADERSHIP = "journal.retention"
+
+
+async def run_journal_retention(retention: JournalRetention, interval_s: float, stop: asyncio.Event, *,
+                                retry_s: float = 60.0) -> None:
+    """The journal's three-year cut every `interval_s` in the one process that leads; a failed run is retried at
+    the next interval (nothing is removed without its anchor)."""
+
+    async def cut(_term: Term) -> None:
+        try:
+            await retention.cut_once()
+        except EvidenceKeyMissing as exc:
+            log.error("journal.retention_key_missing", error=str(exc))
+        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+            log.warning("journal.retention_failed", error=str(exc))
+
+    await Leadership(retention.db, JOURNAL_RETENTION_LEADERSHIP, retry_s=retry_s).run(stop, cut,
+                                                                                      interval_s=interval_s)
 
 
 async def record_until(stop: asyncio.Event, fleet: FleetRecorder, uploader: SegmentUploader, *,

@@ -39,6 +39,8 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "dvr/export_builder.py": frozenset({"export jobs"}),
     # The anchoring job signs every tenant's chain head into one checkpoint.
     "journal/anchors.py": frozenset({"journal anchoring"}),
+    # The journal's three-year retention cuts every tenant's chain and anchors the new starts in one transaction.
+    "journal/retention.py": frozenset({"journal retention"}),
     # The detector loads every camera's configuration, switches lapsed rules off, and meters usage per tenant.
     "inference/worker.py": frozenset({"detection config sync", "detector usage metering"}),
     # Forces and their officers' devices live in the department's directory and the officers' home tenants.
