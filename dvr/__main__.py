@@ -25,7 +25,15 @@ from dvr.retention import RetentionService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
-from dvr.workers import minimum_lock, record_until, run_journal_retention, run_sweeper
+from dvr.workers import (
+    health_event,
+    minimum_lock,
+    record_until,
+    run_health_watch,
+    run_journal_retention,
+    run_sweeper,
+)
+from health.watch import HealthWatch, PublishedTransition
 from journal.anchors import JournalAnchorer, anchor_space
 from journal.retention import JournalRetention
 
@@ -57,6 +65,11 @@ async def main() -> None:
     exports = ExportBuilder(db=db, store=store, settings=dvr, secret_box=secret_box)
     anchorer = JournalAnchorer(db=db, store=store, secret_box=secret_box,
                                space=anchor_space(settings.database.name), interval_s=dvr.journal_anchor_interval_s)
+
+    async def publish_health(transition: PublishedTransition) -> None:
+        await publish(health_event(transition))
+
+    health_watch = HealthWatch(db=db, publish=publish_health)
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await uploader.recover()
@@ -71,6 +84,7 @@ async def main() -> None:
                              exports.run(stop), anchorer.run(stop),
                              run_journal_retention(JournalRetention(db=db, anchorer=anchorer),
                                                    dvr.journal_retention_interval_s, stop),
+                             run_health_watch(health_watch, dvr.health_watch_interval_s, stop),
                              bus.consume(clip_consumer(dvr), EventCodec(*ALERT_EVENTS), clips.handle, stop=stop))
     await bus.close()
     await db.close()

@@ -65,7 +65,8 @@ class FleetRecorder:
             creds = msgspec.json.decode(self.box.open(row["credentials_sealed"], column=CAMERA_CREDENTIALS,
                                                       row_id=row["camera_id"]))
             url = url_with_credentials(url, creds.get("username"), creds.get("password"))
-        return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url)
+        return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url,
+                            expected_bitrate_kbps=row["expected_bitrate_kbps"])
 
     async def run(self, stop: asyncio.Event) -> None:
         async with self._leases() as conn:

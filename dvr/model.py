@@ -47,6 +47,8 @@ class CameraTarget:
     camera_id: uuid.UUID
     name: str
     url: str
+    # The camera's profile: under half of this bitrate for a few segments in a row, the main stream is degraded.
+    expected_bitrate_kbps: int | None = None
 
 
 @dataclass(frozen=True)

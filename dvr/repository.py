@@ -84,6 +84,7 @@ class DvrRepository:
             "renewed AS (UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
             "  WHERE holder = $1 AND expires_at >= now() RETURNING camera_id), "
             "cams AS (SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed, "
+            "    c.expected_bitrate_kbps, "
             "    l.holder FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
             "  LEFT JOIN recorder_leases l ON l.camera_id = c.id AND l.expires_at >= now() "
             "  WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "

@@ -15,12 +15,14 @@ from core.db import Database
 from core.errors import Unavailable
 from core.leadership import Leadership, Term
 from core.logging import get_logger
+from dvr.events import CameraHealthChanged
 from dvr.fleet import FleetRecorder
 from dvr.model import SpooledSegment, Tier
 from dvr.repository import DvrRepository
 from dvr.retention import RetentionService
 from dvr.rules import Retention, effective_retention, minimum_lock_until
 from dvr.uploader import SegmentUploader
+from health.watch import HealthWatch, PublishedTransition
 from journal.errors import EvidenceKeyMissing
 from journal.retention import JournalRetention
 
@@ -61,6 +63,30 @@ async def run_sweeper(service: RetentionService, interval_s: float, stop: asynci
             log.warning("dvr.sweep_failed", error=str(exc))
 
     await Leadership(service.db, SWEEPER_LEADERSHIP, retry_s=retry_s).run(stop, sweep, interval_s=interval_s)
+
+
+HEALTH_WATCH_LEADERSHIP = "camera.health_watch"
+
+
+async def run_health_watch(watch: HealthWatch, interval_s: float, stop: asyncio.Event, *,
+                           retry_s: float = 15.0) -> None:
+    """Camera health re-evaluated, transitions published and tickets opened every `interval_s` by one leader."""
+
+    async def once(_term: Term) -> None:
+        try:
+            await watch.run_once()
+        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+            log.warning("health.watch_failed", error=str(exc))
+
+    await Leadership(watch.db, HEALTH_WATCH_LEADERSHIP, retry_s=retry_s).run(stop, once, interval_s=interval_s)
+
+
+def health_event(transition: PublishedTransition) -> CameraHealthChanged:
+    """The event of a stored transition; its id derives from the transition, so a republish is a duplicate."""
+    return CameraHealthChanged(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"urn:vigie:camera-health-transition:{transition.transition_id}"),
+        tenant_id=transition.tenant_id, camera_id=transition.camera_id, from_state=transition.from_state,
+        to_state=transition.to_state, detail=transition.detail, changed_at=transition.at)
 
 
 JOURNAL_RETENTION_LEADERSHIP = "journal.retention"

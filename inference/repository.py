@@ -28,7 +28,7 @@ class DetectionRepository:
     async def active_cameras(self, conn: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
         """Enabled cameras with a prefectoral authorisation current `today`: without one, no analytics run."""
         return list(await conn.fetch(
-            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed "
+            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed, expected_fps "
             "FROM cameras WHERE status <> 'disabled' AND camera_authorised(tenant_id, id, $1) "
             "ORDER BY tenant_id, id", today))
 

@@ -165,6 +165,7 @@ class RtspCameraReader:
         self._last_frame_at = time.monotonic()
         self._offline_since = 0.0
         self._frame_size: tuple[int, int] | None = None
+        self._previous_grey: npt.NDArray[np.uint8] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -284,7 +285,8 @@ class RtspCameraReader:
         motion = self._gate.observe(grey)
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
-            motion=motion, stats=frame_stats(grey, motion.changed_share), picture=frame,
+            motion=motion, stats=frame_stats(grey, motion.changed_share, self._previous_grey), picture=frame,
         ))
+        self._previous_grey = grey
         self.counters.sampled += 1
         self._on_frame()

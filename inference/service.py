@@ -365,6 +365,7 @@ async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets:
             stream_url=camera["sub_stream_url"] or camera["main_stream_url"], username=username, password=password,
             zones=tuple(zones.get(camera["id"], [])), rules=tuple(runnable), legal_bases=tuple(camera_bases),
             weight=plan_weights.get(plans.get(camera["tenant_id"], "essential"), 1.0),
+            expected_fps=None if camera["expected_fps"] is None else float(camera["expected_fps"]),
         ))
     return configs
 

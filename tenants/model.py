@@ -147,6 +147,7 @@ Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
 TenantKind = Literal["commune", "epci"]
 SubscriptionStatus = Literal["trial", "active", "suspended", "terminated"]
 SiteKind = Literal["college", "school", "social", "administrative", "public_space", "transport", "sports", "other"]
+# What an administrator may set; the others follow the camera's health (migration 0127).
 CameraStatus = Literal["provisioning", "online", "offline", "disabled"]
 ForceKind = Literal["police_nationale", "gendarmerie", "police_municipale", "sdis"]
 
