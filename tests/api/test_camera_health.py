@@ -159,6 +159,12 @@ async def test_availability_per_camera_and_day_is_a_view_billing_reads(
     assert row["availability"] == pytest.approx(16 / 24)
     async with database.for_tenants([seeded.tenants["marines"]], readonly=True) as conn:
         assert await conn.fetchval("SELECT count(*) FROM camera_availability_v WHERE camera_id = $1", camera) == 0
+    async with database.for_tenants([tenant], readonly=True) as conn:
+        # Billing's SLA reads the same history as unavailability: offline and frozen spans (not degraded ones).
+        outages = await conn.fetch("SELECT start_at, end_at, source FROM billing_camera_outages_v "
+                                   "WHERE camera_id = $1 ORDER BY start_at", camera)
+    assert [(o["start_at"], o["end_at"], o["source"]) for o in outages] == [
+        (at(6), at(12), "camera_health"), (at(20), at(22), "camera_health")]
     response = await client.get(f"/cameras/{camera}/health?days=3", headers=actors["admin@valdoise.demo"].headers)
     days = {d["day"]: d for d in response.json()["availability"]}
     assert days[day.isoformat()]["availability"] == pytest.approx(16 / 24)
