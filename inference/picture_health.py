@@ -29,6 +29,9 @@ class PictureHealthMonitor:
 
     hold_s: float = 20.0
     expected_fps: float | None = None
+    # A still picture waits longer (a static scene under a denoising encoder can repeat itself for a while);
+    # None: hold_s.
+    frozen_hold_s: float | None = None
     state: str | None = None
     detail: str | None = None
     _candidate: tuple[str, str | None] | None = None
@@ -67,7 +70,8 @@ class PictureHealthMonitor:
         if self._candidate is None or self._candidate[0] != wanted[0]:
             self._candidate, self._candidate_since = wanted, t
             return None
-        if t - self._candidate_since >= self.hold_s:
+        hold = self.frozen_hold_s if wanted[0] == "frozen" and self.frozen_hold_s is not None else self.hold_s
+        if t - self._candidate_since >= hold:
             self._candidate = None
             return self._set(*wanted)
         return None

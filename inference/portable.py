@@ -143,7 +143,8 @@ class PortableBackend:
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
         self.cameras[config.camera_id] = CameraRuntime(
             config=config, reader=reader, tracker=IouTracker(), rules=CameraRules(config.zones, config.rules),
-            picture=PictureHealthMonitor(hold_s=self._settings.picture_hold_s, expected_fps=config.expected_fps))
+            picture=PictureHealthMonitor(hold_s=self._settings.picture_hold_s, expected_fps=config.expected_fps,
+                                         frozen_hold_s=self._settings.picture_frozen_hold_s))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))

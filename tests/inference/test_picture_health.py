@@ -44,6 +44,11 @@ def test_a_still_picture_is_frozen_only_once_it_lasted() -> None:
     assert [state for state, _ in frozen] == ["frozen"]
     # Moving again: back online after hold_s.
     assert [s for s, _ in feed(monitor, 11.0, 6.0, stats())] == ["online"]
+    # Where still scenes last (a denoising encoder at night), a still picture is given longer.
+    patient = PictureHealthMonitor(hold_s=4.0, frozen_hold_s=30.0)
+    feed(patient, 0.0, 5.0, stats())
+    assert feed(patient, 5.0, 20.0, stats(delta=0.0)) == []
+    assert [s for s, _ in feed(patient, 25.0, 12.0, stats(delta=0.0))] == ["frozen"]
 
 
 def test_covered_blurred_or_turned_away_is_tampered() -> None:
