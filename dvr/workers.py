@@ -1,5 +1,5 @@
-"""Background loops of the dvr process: the periodic retention sweep and the journal's three-year cut (one leader at a
-time each) and the minimum-retention lock lookup."""
+"""Background loops of the dvr process: the retention sweep, the journal's three-year cut and the camera health watch
+(one leader at a time each), and the minimum-retention lock lookup."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ async def run_health_watch(watch: HealthWatch, interval_s: float, stop: asyncio.
             await watch.run_once()
         except (Unavailable, OSError, asyncpg.PostgresError) as exc:
             log.warning("health.watch_failed", error=str(exc))
+        except Exception:
+            # Retried at the next interval: a failed watch must not stop the recorders of this process.
+            log.exception("health.watch_crashed")
 
     await Leadership(watch.db, HEALTH_WATCH_LEADERSHIP, retry_s=retry_s).run(stop, once, interval_s=interval_s)
 
@@ -104,6 +107,9 @@ async def run_journal_retention(retention: JournalRetention, interval_s: float, 
             log.error("journal.retention_key_missing", error=str(exc))
         except (Unavailable, OSError, asyncpg.PostgresError) as exc:
             log.warning("journal.retention_failed", error=str(exc))
+        except Exception:
+            # Retried at the next interval (the cut rolled back): it must not stop the recorders of this process.
+            log.exception("journal.retention_crashed")
 
     await Leadership(retention.db, JOURNAL_RETENTION_LEADERSHIP, retry_s=retry_s).run(stop, cut,
                                                                                       interval_s=interval_s)
