@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -24,7 +24,7 @@ from core.logging import get_logger
 from health.model import SignalState
 from health.reporter import HealthReporter
 from inference.model import CameraConfig
-from inference.portable import PortableBackend
+from inference.portable import HealthSink
 from inference.scheduler import UsageMeter
 from inference.service import load_camera_configs, record_usage, switch_off_unauthorised_rules
 from inference.settings import InferenceSettings
@@ -42,6 +42,13 @@ class Backend(CameraSet, Protocol):
     meter: UsageMeter
 
     async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@runtime_checkable
+class WatchesPictures(Protocol):
+    """A backend that judges each camera's picture health and hands changes to `health` (the portable one)."""
+
+    health: HealthSink | None
 
 
 class Publishing(Protocol):
@@ -116,7 +123,7 @@ async def serve(db: Database, backend: Backend, publisher: Publishing, *, secret
     """Run the worker until `stop`: detection, publishing, configuration sync, usage metering and the cameras'
     picture health side by side."""
     reports = PictureHealthReports(HealthReporter(db, "detector"))
-    if isinstance(backend, PortableBackend):
+    if isinstance(backend, WatchesPictures):
         # The DeepStream backend does not compute picture statistics per camera yet: no picture health there.
         backend.health = reports
     async with asyncio.TaskGroup() as tasks:
