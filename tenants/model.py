@@ -65,6 +65,9 @@ class Camera(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     # The live gateway transcodes this camera to H.264 (an H.265 camera does not play in browsers): docs/live.md.
     live_transcode: bool = False
+    # The camera's profile: its health is degraded well under this sub-stream frame rate or main-stream bitrate.
+    expected_fps: float | None = None
+    expected_bitrate_kbps: int | None = None
 
 
 class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,6 +146,9 @@ Insee = Annotated[str, msgspec.Meta(min_length=5, max_length=5)]
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+# Equal to the CHECKs on cameras (migration 0127).
+ExpectedFps = Annotated[float, msgspec.Meta(gt=0, le=120)]
+ExpectedBitrate = Annotated[int, msgspec.Meta(ge=16, le=100000)]
 Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
 TenantKind = Literal["commune", "epci"]
 SubscriptionStatus = Literal["trial", "active", "suspended", "terminated"]
@@ -221,6 +227,8 @@ class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     status: CameraStatus | msgspec.UnsetType = msgspec.UNSET
     privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
     live_transcode: bool | msgspec.UnsetType = msgspec.UNSET
+    expected_fps: ExpectedFps | msgspec.UnsetType | None = msgspec.UNSET
+    expected_bitrate_kbps: ExpectedBitrate | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class EventTypeGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -27,7 +27,8 @@ _TENANT = (
 _SITE = "id, tenant_id, name, kind, address, insee_code, latitude, longitude, created_at, updated_at"
 _CAMERA = (
     "id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed IS NOT NULL AS "
-    "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at, live_transcode"
+    "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at, live_transcode, "
+    "expected_fps::float8 AS expected_fps, expected_bitrate_kbps"
 )
 _AUTH = (
     "a.id, a.tenant_id, a.camera_id, a.prefectoral_order_number, a.purposes, a.max_retention_days, "

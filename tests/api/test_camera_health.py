@@ -265,3 +265,23 @@ async def _ticketed(watch: HealthWatch) -> list[uuid.UUID]:
     async with watch.db.cross_tenant("camera health watch") as conn:
         rows = await conn.fetch("SELECT camera_id FROM maintenance_tickets WHERE id = ANY ($1::uuid[])", ids)
     return [r["camera_id"] for r in rows]
+
+
+async def test_the_cameras_profile_is_set_through_the_api(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, department_pool: asyncpg.Pool,
+    cameras_to_retire: list[uuid.UUID],
+) -> None:
+    camera = await _camera(department_pool, seeded, "cergy", "c4", "profil")
+    cameras_to_retire.append(camera)
+    admin = actors["admin@valdoise.demo"].headers
+    response = await client.patch(f"/cameras/{camera}", json={"expected_fps": 12.5, "expected_bitrate_kbps": 2048},
+                                  headers=admin)
+    assert response.status_code == 200, response.text
+    assert (response.json()["expected_fps"], response.json()["expected_bitrate_kbps"]) == (12.5, 2048)
+    async with department_pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT expected_fps, expected_bitrate_kbps FROM cameras WHERE id = $1", camera)
+    assert row is not None
+    assert (float(row["expected_fps"]), row["expected_bitrate_kbps"]) == (12.5, 2048)
+    for bad in ({"expected_fps": 0}, {"expected_bitrate_kbps": 8}):
+        refused = await client.patch(f"/cameras/{camera}", json=bad, headers=admin)
+        assert refused.status_code == 400, bad
