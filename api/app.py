@@ -31,6 +31,7 @@ from core.settings import Settings
 from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
+from health.service import HealthService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
 from identity.enrolment import EnrolmentService
@@ -134,6 +135,7 @@ async def build_services(settings: Settings) -> Services:
         push=PushService(db, journal, secrets),
         # Documents render in their own processes (weasyprint holds the GIL): one, so requests keep flowing.
         billing=BillingService(db, journal, store, render_workers=1),
+        health=HealthService(db, journal),
         store=store,
         oidc=oidc,
         bus=bus,

@@ -12,6 +12,7 @@ from core.objectstore import ObjectStore
 from core.settings import Settings
 from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
+from health.service import HealthService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
 from identity.enrolment import EnrolmentService
@@ -49,6 +50,7 @@ class Services:
     detection: DetectionService
     push: PushService
     billing: BillingService
+    health: HealthService
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None

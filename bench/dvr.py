@@ -189,8 +189,14 @@ async def seed(settings: Settings, cameras: list[tuple[str, str]]) -> uuid.UUID:
         await conn.execute("INSERT INTO sites (id, tenant_id, name, kind, insee_code) "
                            "VALUES ($1, $2, 'bench', 'other', '95127')", site_id, tenant_id)
         for name, url in cameras:
+            camera_id = uuid.uuid4()
             await conn.execute("INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code) "
-                               "VALUES ($1, $2, $3, $4, $5, '95127')", uuid.uuid4(), tenant_id, site_id, name, url)
+                               "VALUES ($1, $2, $3, $4, $5, '95127')", camera_id, tenant_id, site_id, name, url)
+            # Recorded only under a current prefectoral authorisation.
+            await conn.execute(
+                "INSERT INTO camera_authorisations (id, tenant_id, camera_id, prefectoral_order_number, purposes, "
+                "max_retention_days, valid_from, valid_until) VALUES ($1, $2, $3, 'AP-bench', ARRAY['voie publique'], "
+                "30, paris_today() - 1, paris_today() + 365)", uuid.uuid4(), tenant_id, camera_id)
     return tenant_id
 
 

@@ -1,5 +1,6 @@
 """`python -m dvr`: record the cameras this process leases, upload segments, sweep retention, cut alerts' clips, build
-requested exports, and anchor the access journal (the department jobs that need the object store)."""
+requested exports, anchor the access journal and cut its lines past three years (the department jobs that need the
+object store)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,17 @@ from dvr.retention import RetentionService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool
-from dvr.workers import minimum_lock, record_until, run_sweeper
+from dvr.workers import (
+    health_event,
+    minimum_lock,
+    record_until,
+    run_health_watch,
+    run_journal_retention,
+    run_sweeper,
+)
+from health.watch import HealthWatch, PublishedTransition
 from journal.anchors import JournalAnchorer, anchor_space
+from journal.retention import JournalRetention
 
 
 async def main() -> None:
@@ -55,6 +65,11 @@ async def main() -> None:
     exports = ExportBuilder(db=db, store=store, settings=dvr, secret_box=secret_box)
     anchorer = JournalAnchorer(db=db, store=store, secret_box=secret_box,
                                space=anchor_space(settings.database.name), interval_s=dvr.journal_anchor_interval_s)
+
+    async def publish_health(transition: PublishedTransition) -> None:
+        await publish(health_event(transition))
+
+    health_watch = HealthWatch(db=db, publish=publish_health)
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await uploader.recover()
@@ -67,6 +82,9 @@ async def main() -> None:
         await asyncio.gather(record_until(stop, fleet, uploader),
                              run_sweeper(RetentionService(db=db, store=store), dvr.sweep_interval_s, stop),
                              exports.run(stop), anchorer.run(stop),
+                             run_journal_retention(JournalRetention(db=db, anchorer=anchorer),
+                                                   dvr.journal_retention_interval_s, stop),
+                             run_health_watch(health_watch, dvr.health_watch_interval_s, stop),
                              bus.consume(clip_consumer(dvr), EventCodec(*ALERT_EVENTS), clips.handle, stop=stop))
     await bus.close()
     await db.close()

@@ -1,4 +1,5 @@
-"""Events dvr publishes on JetStream stream DVR, subjects dvr.<tenant>.<event type>: recordings, gaps, clips."""
+"""Events dvr publishes on JetStream stream DVR, subjects dvr.<tenant>.<event type>: recordings, gaps, clips, and the
+cameras' health transitions (the health watch runs in the recorder process)."""
 
 from __future__ import annotations
 
@@ -71,8 +72,19 @@ class ClipUnavailable(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class CameraHealthChanged(Event, frozen=True, kw_only=True):
+    """A camera's health changed (online, offline, degraded, frozen, tampered, unauthorised), as combined from what
+    the recorders and the detector see; published once per stored transition by the health watch."""
+
+    camera_id: uuid.UUID
+    from_state: str | None
+    to_state: str
+    detail: str | None
+    changed_at: AwareDatetime
+
+
 DVR_EVENTS: tuple[type[Event], ...] = (SegmentRecorded, RecordingGapDetected, RecordingInterrupted, RecordingResumed,
-                                       SpoolHighWater, ClipRecorded, ClipUnavailable)
+                                       SpoolHighWater, ClipRecorded, ClipUnavailable, CameraHealthChanged)
 
 # Declared by every process that publishes or consumes it (the recorder, the alerts process), from this one spec.
 DVR_STREAM = StreamSpec("DVR", ["dvr.>"])

@@ -69,7 +69,8 @@ class FleetRecorder:
                       for mask in msgspec.json.decode(row["privacy_masks"] or "[]"))
         masks = tuple(mask for mask in masks if len(mask) >= 3)
         return CameraTarget(tenant_id=row["tenant_id"], camera_id=row["camera_id"], name=row["name"], url=url,
-                            masks=masks, mask_version=row["privacy_masks_version"])
+                            masks=masks, mask_version=row["privacy_masks_version"],
+                            expected_bitrate_kbps=row["expected_bitrate_kbps"])
 
     async def run(self, stop: asyncio.Event) -> None:
         async with self._leases() as conn:

@@ -52,6 +52,8 @@ class CameraTarget:
     # Privacy-mask polygons (normalised) burnt into every frame, and the camera's mask version they come from.
     masks: tuple[tuple[tuple[float, float], ...], ...] = ()
     mask_version: int = 0
+    # The camera's profile: under half of this bitrate for a few segments in a row, the main stream is degraded.
+    expected_bitrate_kbps: int | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from dvr.rules import (
 )
 from dvr.settings import DvrSettings
 from dvr.uploader import SegmentUploader, Spool, describe_segment, segment_codec, segment_init_size
+from health.model import SignalState
+from health.reporter import HealthReporter
 
 log = get_logger(__name__)
 
@@ -124,6 +126,13 @@ class RunOutcome:
     codec: str | None = None
 
 
+# The recorder's states that say something of the camera's health ("starting" says nothing yet).
+_HEALTH_SIGNALS: dict[str, SignalState] = {"recording": "online", "offline": "offline"}
+# Consecutive segments under half the profile's bitrate before the stream counts as degraded (one short segment at a
+# reconnection is no degradation).
+BITRATE_SEGMENTS = 3
+
+
 @dataclass
 class StreamRecorder:
     """Records one camera until stopped: reconnects with capped, fully jittered backoff, detects stalls, reports
@@ -144,6 +153,8 @@ class StreamRecorder:
     # The camera's bitrate as recorded without masks, the target of a masked re-encode (None: the default).
     source_kbps: float | None = None
     _next_target: CameraTarget | None = None
+    low_bitrate_segments: int = 0
+    bitrate_degraded: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _process: asyncio.subprocess.Process | None = None
     _rng: random.Random = field(default_factory=random.Random)
@@ -310,12 +321,30 @@ class StreamRecorder:
             gap_cause, gap_detail = GapCause.CODEC_CHANGED, f"stream codec changed {self.codec} -> {outcome.codec}"
             log.warning("dvr.codec_changed", camera_id=str(t.camera_id), was=self.codec, now=outcome.codec)
         await self.uploader.submit(segment)
+        await self._check_bitrate(segment)
         if outcome.segments == 0:
             await self._first_segment(start_at, gap_cause, gap_detail, outcome.codec)
         outcome.segments += 1
         self.last_end = end_at
         if outcome.codec:
             self.codec = outcome.codec
+
+    async def _check_bitrate(self, segment: SpooledSegment) -> None:
+        """The main stream's bitrate against the camera's profile: under half of it for BITRATE_SEGMENTS segments
+        in a row, the camera's health is degraded; back above, online again."""
+        expected = self.target.expected_bitrate_kbps
+        seconds = (segment.end_at - segment.start_at).total_seconds()
+        if not expected or seconds <= 0:
+            return
+        kbps = segment.size * 8 / seconds / 1000
+        self.low_bitrate_segments = self.low_bitrate_segments + 1 if kbps < 0.5 * expected else 0
+        degraded = self.low_bitrate_segments >= BITRATE_SEGMENTS
+        if degraded != self.bitrate_degraded:
+            self.bitrate_degraded = degraded
+            t = self.target
+            await HealthReporter(self.db, "recorder").report(
+                t.tenant_id, t.camera_id, "degraded" if degraded else "online",
+                f"débit {kbps:.0f} kbit/s sous le profil ({expected} kbit/s)" if degraded else None)
 
     def _seal(self, path: Path, start_at: datetime, end_at: datetime, codec: str | None,
               mask_version: int | None = None) -> SpooledSegment | None:
@@ -378,6 +407,10 @@ class StreamRecorder:
                                            last_segment_end=self.last_end, codec=codec, detail=detail)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("dvr.health_not_recorded", camera_id=str(t.camera_id), error=str(exc))
+        if state in _HEALTH_SIGNALS:
+            # The camera's health, as the recorder sees the main stream (combined with the detector's view).
+            signal_state = "degraded" if state == "recording" and self.bitrate_degraded else _HEALTH_SIGNALS[state]
+            await HealthReporter(self.db, "recorder").report(t.tenant_id, t.camera_id, signal_state, detail)
 
     async def _publish(self, event: Event) -> None:
         try:

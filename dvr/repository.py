@@ -72,7 +72,9 @@ class DvrRepository:
     async def lease_round(self, conn: asyncpg.Connection, recorder_id: str, ttl_s: float,
                           tenant_ids: Sequence[uuid.UUID] | None = None) -> LeaseRound:
         """One round trip per poll: refresh this recorder, forget long-dead ones, renew the leases it still holds,
-        and read the recordable cameras with their live lease holders and how many recorders are alive.
+        and read the recordable cameras with their live lease holders and how many recorders are alive. A camera is
+        recordable when enabled, its tenant subscribed, and a prefectoral authorisation current (migration 0125):
+        one whose authorisation lapses drops out of the list and its recorder stops at this round.
 
         Data-modifying CTEs all see the statement's starting snapshot, so the camera list shows each lease as it
         was before this renewal; that changes no holder, only expiry times.
@@ -84,10 +86,11 @@ class DvrRepository:
             "renewed AS (UPDATE recorder_leases SET expires_at = now() + make_interval(secs => $2) "
             "  WHERE holder = $1 AND expires_at >= now() RETURNING camera_id), "
             "cams AS (SELECT c.tenant_id, c.id AS camera_id, c.name, c.main_stream_url, c.credentials_sealed, "
-            "    c.privacy_masks::text AS privacy_masks, c.privacy_masks_version, "
+            "    c.privacy_masks::text AS privacy_masks, c.privacy_masks_version, c.expected_bitrate_kbps, "
             "    l.holder FROM cameras c JOIN tenants t ON t.id = c.tenant_id "
             "  LEFT JOIN recorder_leases l ON l.camera_id = c.id AND l.expires_at >= now() "
             "  WHERE c.status <> 'disabled' AND t.subscription_status IN ('trial', 'active') "
+            "  AND camera_authorised(c.tenant_id, c.id, paris_today()) "
             "  AND ($3::uuid[] IS NULL OR c.tenant_id = ANY ($3::uuid[]))), "
             "head AS (SELECT 1 + (SELECT count(*) FROM recorder_instances "
             "    WHERE id <> $1 AND heartbeat_at >= now() - make_interval(secs => $2)) AS live, "

@@ -12,6 +12,7 @@ import asyncpg
 
 from core.db import Database
 from core.errors import NotFound, Unavailable
+from core.leadership import Term
 from core.logging import get_logger
 from core.objectstore import FilesystemObjectStore, ObjectLocked, ObjectStore
 from dvr.model import Clip, Segment, Tier
@@ -44,7 +45,9 @@ class RetentionService:
         # role may do (the runtime role cannot delete a recording, by design of migration 0020).
         return self.db.cross_tenant("retention sweep")
 
-    async def sweep(self, *, now: datetime | None = None) -> SweepReport:
+    async def sweep(self, *, now: datetime | None = None, term: Term | None = None) -> SweepReport:
+        """One pass over every camera; under a leadership `term`, the pass stops as soon as the term is lost (a
+        successor may be sweeping: two sweepers racing on one version would register a wrong cause)."""
         now = now or datetime.now(UTC)
         destroyed = held = locked = orphans = 0
         async with self._department() as conn:
@@ -60,7 +63,7 @@ class RetentionService:
                         tiers[tier] = effective_retention(inputs)
             per_tenant.setdefault(tenant_id, {})[camera_id] = tiers
             for tier, retention in tiers.items():
-                d, h, lk = await self._sweep_camera(tenant_id, camera_id, tier, retention, now)
+                d, h, lk = await self._sweep_camera(tenant_id, camera_id, tier, retention, now, term)
                 destroyed, held, locked = destroyed + d, held + h, locked + lk
                 orphans += await self._sweep_orphans(tenant_id, camera_id, tier, retention, now)
         for tenant_id, per_camera in per_tenant.items():
@@ -77,10 +80,13 @@ class RetentionService:
         return report
 
     async def _sweep_camera(self, tenant_id: uuid.UUID, camera_id: uuid.UUID, tier: Tier, retention: Retention,
-                            now: datetime) -> tuple[int, int, int]:
+                            now: datetime, term: Term | None) -> tuple[int, int, int]:
         cutoff = now - timedelta(days=retention.max_days)
         destroyed = held_count = locked = 0
         while True:
+            if term is not None and not await term.still_leading():
+                log.warning("dvr.sweep_leadership_lost", camera_id=str(camera_id))
+                return destroyed, held_count, locked
             async with self._department() as conn:
                 items: list[Segment | Clip]
                 if tier is Tier.CONTINUOUS:

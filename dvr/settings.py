@@ -60,6 +60,10 @@ class DvrSettings(BaseSettings):
     export_max_attempts: int = 3
     # The journal anchoring job (a department job this process runs): one signed checkpoint at most this often.
     journal_anchor_interval_s: float = 3600.0
+    # The journal retention job (lines past three years removed, the cut anchored): one leader runs it this often.
+    journal_retention_interval_s: float = 86400.0
+    # The camera health watch (re-evaluation, events, maintenance tickets): one leader runs it this often.
+    health_watch_interval_s: float = 30.0
     # Announce every stored segment on NATS (dvr.<tenant>.SegmentRecorded) for an integration that wants it: nothing
     # in the platform consumes it, and each announcement is a JetStream round trip per segment.
     publish_segments: bool = False

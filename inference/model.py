@@ -137,6 +137,8 @@ class CameraConfig(msgspec.Struct, frozen=True, kw_only=True):
     weight: float = 1.0
     # Privacy-mask polygons (normalised): blacked out of every frame before motion, detection and snapshots.
     privacy_masks: tuple[tuple[tuple[float, float], ...], ...] = ()
+    # The camera's profile: its sub stream's frame rate (the picture is degraded well under it); None when unknown.
+    expected_fps: float | None = None
 
 
 class TrackedObject(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,6 +158,10 @@ class FrameStats(msgspec.Struct, frozen=True, kw_only=True):
     sharpness: float  # mean absolute Laplacian
     scene_change: float  # share of pixels far from the long-term background
     flat_share: float  # share of the image in large textureless blocks (a hand or tape on the lens)
+    # Mean absolute difference with the previous sampled frame (luma levels): 0 when the picture no longer changes.
+    frame_delta: float | None = None
+    # Luma histogram (16 bins, shares summing to 1): a camera turned away shows another scene's distribution.
+    histogram: tuple[float, ...] | None = None
 
 
 class FrameAnalysis(msgspec.Struct, frozen=True, kw_only=True):

@@ -56,9 +56,13 @@ class MotionGate:
         self._background = None
 
 
-def frame_stats(grey: GreyImage, scene_change: float) -> FrameStats:
-    """Luma, contrast, sharpness and flat-area share of a small grey frame, for the camera-tamper rule."""
+def frame_stats(grey: GreyImage, scene_change: float, previous: GreyImage | None = None) -> FrameStats:
+    """Luma, contrast, sharpness and flat-area share of a small grey frame, for the camera-tamper rule, and its
+    difference with the `previous` sampled frame (the frozen-picture check)."""
     image = grey.astype(np.float32)
+    delta = None
+    if previous is not None and previous.shape == grey.shape:
+        delta = float(np.abs(image - previous.astype(np.float32)).mean())
     laplacian = np.abs(4 * image[1:-1, 1:-1] - image[:-2, 1:-1] - image[2:, 1:-1] - image[1:-1, :-2]
                        - image[1:-1, 2:])
     h, w = image.shape
@@ -67,4 +71,5 @@ def frame_stats(grey: GreyImage, scene_change: float) -> FrameStats:
     flat_share = float((blocks.std(axis=(1, 3)) < 2.0).mean()) if blocks.size else 0.0
     return FrameStats(mean_luma=float(image.mean()), contrast=float(image.std()),
                       sharpness=float(laplacian.mean()) if laplacian.size else 0.0,
-                      scene_change=scene_change, flat_share=flat_share)
+                      scene_change=scene_change, flat_share=flat_share, frame_delta=delta,
+                      histogram=tuple(float(v) for v in np.bincount(grey.ravel() >> 4, minlength=16) / grey.size))

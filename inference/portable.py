@@ -25,6 +25,7 @@ from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
+from inference.picture_health import PictureHealthMonitor
 from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.scheduler import FairScheduler, UsageMeter
@@ -60,6 +61,7 @@ class CameraRuntime:
     last_objects: tuple[TrackedObject, ...] = ()
     announced: set[int] = field(default_factory=set)
     counters: CameraCounters = field(default_factory=CameraCounters)
+    picture: PictureHealthMonitor = field(default_factory=PictureHealthMonitor)
 
     @property
     def camera_id(self) -> uuid.UUID:
@@ -89,6 +91,10 @@ def reader_options(settings: InferenceSettings) -> ReaderOptions:
     )
 
 
+# Where the backend hands a camera's new picture health (tenant, camera, state, detail): the worker reports it.
+HealthSink = Callable[[uuid.UUID, uuid.UUID, str, str | None], None]
+
+
 class PortableBackend:
     """Serves any number of cameras with one detector; cameras are added, changed or removed while it runs."""
 
@@ -103,6 +109,7 @@ class PortableBackend:
         self.meter = meter or UsageMeter()
         self._reader_factory = reader_factory
         self.cameras: dict[uuid.UUID, CameraRuntime] = {}
+        self.health: HealthSink | None = None
         self._ready: dict[uuid.UUID, _Ready] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,6 +134,7 @@ class PortableBackend:
                 self._start_camera(config)
             elif current.config != config:
                 current.reader.masks = config.privacy_masks
+                current.picture.expected_fps = config.expected_fps
                 current.config = config
                 current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
 
@@ -135,8 +143,10 @@ class PortableBackend:
         reader = self._reader_factory(config.camera_id, url, reader_options(self._settings),
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
         reader.masks = config.privacy_masks
-        self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader, tracker=IouTracker(),
-                                                       rules=CameraRules(config.zones, config.rules))
+        self.cameras[config.camera_id] = CameraRuntime(
+            config=config, reader=reader, tracker=IouTracker(), rules=CameraRules(config.zones, config.rules),
+            picture=PictureHealthMonitor(hold_s=self._settings.picture_hold_s, expected_fps=config.expected_fps,
+                                         frozen_hold_s=self._settings.picture_frozen_hold_s))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))
@@ -169,6 +179,7 @@ class PortableBackend:
             return
         tenant = runtime.tenant_id
         if change.state is StreamState.OFFLINE:
+            self._picture_changed(runtime, runtime.picture.on_stream_lost(change.reason))
             runtime.tracker.reset()
             runtime.last_objects = ()
             self._sink.submit(CameraWentOffline(tenant_id=tenant, camera_id=change.camera_id, reason=change.reason),
@@ -178,6 +189,13 @@ class PortableBackend:
             self._sink.submit(CameraRestored(tenant_id=tenant, camera_id=change.camera_id,
                                              offline_for_s=change.offline_for_s), change.camera_id)
             log.info("inference.camera_restored", camera_id=str(change.camera_id), offline_for_s=change.offline_for_s)
+
+    def _picture_changed(self, runtime: CameraRuntime, change: tuple[str, str | None] | None) -> None:
+        if change is None:
+            return
+        log.info("inference.picture_health", camera_id=str(runtime.camera_id), state=change[0], detail=change[1])
+        if self.health is not None:
+            self.health(runtime.tenant_id, runtime.camera_id, change[0], change[1])
 
     # Detector loop -------------------------------------------------------------------------------------
 
@@ -214,6 +232,9 @@ class PortableBackend:
             if frame is None:
                 continue
             runtime.counters.frames += 1
+            counters = runtime.reader.counters
+            self._picture_changed(runtime, runtime.picture.on_frame(
+                frame.timestamp, frame.stats, counters.decoded, counters.corrupt_frames + counters.corrupt_packets))
             waiting = self._ready.get(camera_id)
             if waiting is not None:
                 runtime.counters.superseded += 1

@@ -25,10 +25,13 @@ class DetectionRepository:
         value = await conn.fetchval("SELECT tenant_id FROM cameras WHERE id = $1", camera_id)
         return None if value is None else uuid.UUID(str(value))
 
-    async def active_cameras(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def active_cameras(self, conn: asyncpg.Connection, today: date) -> list[asyncpg.Record]:
+        """Enabled cameras with a prefectoral authorisation current `today`: without one, no analytics run."""
         return list(await conn.fetch(
-            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed, "
-            "privacy_masks::text AS privacy_masks FROM cameras WHERE status <> 'disabled' ORDER BY tenant_id, id"))
+            "SELECT id, tenant_id, name, main_stream_url, sub_stream_url, credentials_sealed, expected_fps, "
+            "privacy_masks::text AS privacy_masks "
+            "FROM cameras WHERE status <> 'disabled' AND camera_authorised(tenant_id, id, $1) "
+            "ORDER BY tenant_id, id", today))
 
     async def legal_bases(self, conn: asyncpg.Connection, camera_ids: Sequence[uuid.UUID] | None = None,
                           ) -> list[asyncpg.Record]:

@@ -169,6 +169,7 @@ class RtspCameraReader:
         # Privacy masks (CSI L251-3), replaced whole by the backend when they change: each frame is masked first.
         self.masks: tuple[tuple[tuple[float, float], ...], ...] = ()
         self._hidden: tuple[object, tuple[int, int], npt.NDArray[np.bool_]] | None = None
+        self._previous_grey: npt.NDArray[np.uint8] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -304,7 +305,8 @@ class RtspCameraReader:
         motion = self._gate.observe(grey)
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
-            motion=motion, stats=frame_stats(grey, motion.changed_share), picture=frame,
+            motion=motion, stats=frame_stats(grey, motion.changed_share, self._previous_grey), picture=frame,
         ))
+        self._previous_grey = grey
         self.counters.sampled += 1
         self._on_frame()

@@ -336,8 +336,9 @@ async def switch_off_unauthorised_rules(conn: asyncpg.Connection, today: date) -
 
 async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets: SecretBox,
                               plan_weights: dict[str, float]) -> list[CameraConfig]:
-    """Every active camera with its zones, the rules that may run today, and its tenant's fair-share weight."""
-    cameras = await _repo.active_cameras(conn)
+    """Every active camera authorised today, with its zones, the rules that may run today, and its tenant's
+    fair-share weight."""
+    cameras = await _repo.active_cameras(conn, today)
     ids = [c["id"] for c in cameras]
     zones: dict[uuid.UUID, list[Zone]] = {}
     for row in await _repo.zones(conn, ids):
@@ -365,6 +366,7 @@ async def load_camera_configs(conn: asyncpg.Connection, *, today: date, secrets:
             zones=tuple(zones.get(camera["id"], [])), rules=tuple(runnable), legal_bases=tuple(camera_bases),
             weight=plan_weights.get(plans.get(camera["tenant_id"], "essential"), 1.0),
             privacy_masks=_masks(camera["privacy_masks"]),
+            expected_fps=None if camera["expected_fps"] is None else float(camera["expected_fps"]),
         ))
     return configs
 

@@ -48,6 +48,10 @@ class InferenceSettings(BaseSettings):
     reconnect_cap_s: float = 30.0
     # A camera failing this long after its last frame is announced offline (short blips are not).
     offline_after_s: float = 3.0
+    # How long a frozen, tampered or degraded picture must last before the camera's health says so.
+    picture_hold_s: float = 20.0
+    # A picture that stops changing while frames keep coming: judged over a longer time (static night scenes).
+    picture_frozen_hold_s: float = 60.0
     config_refresh_s: float = 5.0
     usage_flush_s: float = 30.0
     snapshot_quality: int = Field(80, ge=30, le=95)

@@ -1,4 +1,5 @@
-"""The detection worker's loops: the backend, the publisher, the configuration sync and usage metering side by side.
+"""The detection worker's loops: the backend, the publisher, the configuration sync, usage metering and the cameras'
+picture health side by side.
 
 The sync and the metering are department jobs: they read and write every tenant's detection settings and usage
 through the department role, each under its own `cross_tenant` reason.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -19,7 +21,10 @@ from core.crypto import SecretBox
 from core.db import Database
 from core.errors import Unavailable
 from core.logging import get_logger
+from health.model import SignalState
+from health.reporter import HealthReporter
 from inference.model import CameraConfig
+from inference.portable import HealthSink
 from inference.scheduler import UsageMeter
 from inference.service import load_camera_configs, record_usage, switch_off_unauthorised_rules
 from inference.settings import InferenceSettings
@@ -37,6 +42,13 @@ class Backend(CameraSet, Protocol):
     meter: UsageMeter
 
     async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@runtime_checkable
+class WatchesPictures(Protocol):
+    """A backend that judges each camera's picture health and hands changes to `health` (the portable one)."""
+
+    health: HealthSink | None
 
 
 class Publishing(Protocol):
@@ -87,10 +99,35 @@ async def flush_usage(db: Database, meter: UsageMeter, *, timezone: str, every_s
             return
 
 
+class PictureHealthReports:
+    """The backend's picture-health changes, reported in order (one queue, one writer) by the detector's watcher."""
+
+    def __init__(self, reporter: HealthReporter) -> None:
+        self.reporter = reporter
+        self.queue: asyncio.Queue[tuple[uuid.UUID, uuid.UUID, SignalState, str | None]] = asyncio.Queue()
+
+    def __call__(self, tenant_id: uuid.UUID, camera_id: uuid.UUID, state: str, detail: str | None) -> None:
+        self.queue.put_nowait((tenant_id, camera_id, cast(SignalState, state), detail))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not (stop.is_set() and self.queue.empty()):
+            try:
+                tenant_id, camera_id, state, detail = await asyncio.wait_for(self.queue.get(), timeout=0.5)
+            except TimeoutError:
+                continue
+            await self.reporter.report(tenant_id, camera_id, state, detail)
+
+
 async def serve(db: Database, backend: Backend, publisher: Publishing, *, secrets: SecretBox,
                 settings: InferenceSettings, stop: asyncio.Event) -> None:
-    """Run the worker until `stop`: detection, publishing, configuration sync and usage metering side by side."""
+    """Run the worker until `stop`: detection, publishing, configuration sync, usage metering and the cameras'
+    picture health side by side."""
+    reports = PictureHealthReports(HealthReporter(db, "detector"))
+    if isinstance(backend, WatchesPictures):
+        # The DeepStream backend does not compute picture statistics per camera yet: no picture health there.
+        backend.health = reports
     async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(reports.run(stop))
         tasks.create_task(backend.run(stop))
         tasks.create_task(publisher.run(stop))
         tasks.create_task(keep_cameras_in_sync(

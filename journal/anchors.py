@@ -28,7 +28,7 @@ from journal.errors import EvidenceKeyMissing
 from journal.keys import KeyPurpose, key_id, signing_key
 from journal.model import AnchorCheckpoint, AnchorSet
 from journal.repository import JournalRepository
-from journal.rules import anchor_document, pin_anchors, read_anchor
+from journal.rules import anchor_document, pin_anchors, read_anchor, signed_bases
 
 log = get_logger(__name__)
 
@@ -36,7 +36,7 @@ ANCHOR_PREFIX = "journal-anchors/"
 # The journal is kept three years (the CSI's sister regimes); its anchors at least as long, with a margin.
 ANCHOR_RETENTION = timedelta(days=3 * 366 + 30)
 # One anchoring job at a time across every process that runs it (transaction-scoped advisory lock).
-_ANCHOR_LOCK = 0x4A524E4C
+ANCHOR_LOCK = 0x4A524E4C
 
 
 def anchor_space(database_name: str) -> uuid.UUID:
@@ -64,28 +64,34 @@ class JournalAnchorer:
         """Anchor now if the last anchor is older than the interval (or `force`); None when another process holds
         the job or it is not due yet. EvidenceKeyMissing until `vigie evidence init-key` ran."""
         async with self.db.cross_tenant("journal anchoring") as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _ANCHOR_LOCK):
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", ANCHOR_LOCK):
                 return None
             now = datetime.now(UTC)
             last = await self.repo.last_anchor_at(conn)
             if not force and last is not None and now - last < timedelta(seconds=self.interval_s):
                 return None
-            private = await signing_key(conn, self.secret_box, KeyPurpose.JOURNAL_ANCHOR, self.repo)
-            heads = await self.repo.heads(conn)
-            anchor = AnchorCheckpoint(anchor_id=new_id(), anchored_at=now, key_id=key_id(private.public_key()),
-                                      chains=[(t, p, h) for t, (p, h) in heads.items()])
-            document, payload = anchor_document(anchor, private)
-            retain_until = now + ANCHOR_RETENTION
-            key = anchor_key(now, anchor.anchor_id)
-            await self.store.ensure_tenant_space(self.space)
-            stored = await self.store.put(self.space, key, document, content_type="application/json",
-                                          retain_until=retain_until)
-            await self.repo.insert_anchor(conn, anchor_id=anchor.anchor_id, anchored_at=now, object_key=key,
-                                          version_id=stored.version_id, key_id=anchor.key_id,
-                                          chains=len(anchor.chains),
-                                          payload_sha256=hashlib.sha256(payload).hexdigest(),
-                                          retain_until=retain_until)
-        log.info("journal.anchored", anchor_id=str(anchor.anchor_id), chains=len(anchor.chains), key=key)
+            return await self.anchor_in(conn, now)
+
+    async def anchor_in(self, conn: asyncpg.Connection, now: datetime) -> AnchorCheckpoint:
+        """Sign and store the heads (and cut chains' starts) as `conn`'s transaction sees them; the caller holds
+        ANCHOR_LOCK in that transaction, on the department role."""
+        private = await signing_key(conn, self.secret_box, KeyPurpose.JOURNAL_ANCHOR, self.repo)
+        heads = await self.repo.heads(conn)
+        bases = await self.repo.chain_bases(conn)
+        anchor = AnchorCheckpoint(anchor_id=new_id(), anchored_at=now, key_id=key_id(private.public_key()),
+                                  chains=[(t, p, h) for t, (p, h) in heads.items()],
+                                  bases=[(t, b.position, b.previous) for t, b in bases.items()])
+        document, payload = anchor_document(anchor, private)
+        retain_until = now + ANCHOR_RETENTION
+        key = anchor_key(now, anchor.anchor_id)
+        await self.store.ensure_tenant_space(self.space)
+        stored = await self.store.put(self.space, key, document, content_type="application/json",
+                                      retain_until=retain_until)
+        await self.repo.insert_anchor(conn, anchor_id=anchor.anchor_id, anchored_at=now, object_key=key,
+                                      version_id=stored.version_id, key_id=anchor.key_id, chains=len(anchor.chains),
+                                      payload_sha256=hashlib.sha256(payload).hexdigest(), retain_until=retain_until)
+        log.info("journal.anchored", anchor_id=str(anchor.anchor_id), chains=len(anchor.chains),
+                 bases=len(anchor.bases), key=key)
         return anchor
 
     async def run(self, stop: asyncio.Event, *, poll_s: float = 60.0) -> None:
@@ -130,4 +136,5 @@ async def load_anchors(store: ObjectStore, space: uuid.UUID, trusted: Mapping[st
             problems.append(f"anchor {where}: {exc}")
     expected, contradictions = pin_anchors(anchors)
     newest = max((a.anchored_at for a in anchors), default=None)
-    return AnchorSet(expected=expected, anchors=len(anchors), newest=newest, problems=problems + contradictions)
+    return AnchorSet(expected=expected, anchors=len(anchors), newest=newest, problems=problems + contradictions,
+                     bases=signed_bases(anchors))

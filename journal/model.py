@@ -56,12 +56,14 @@ class VerificationReport(msgspec.Struct, frozen=True):
 
 
 class AnchorCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """One signed anchor as read back: every chain's head (tenant, position, hash) at `anchored_at`."""
+    """One signed anchor as read back: every chain's head (tenant, position, hash) at `anchored_at`, and where each
+    cut chain now starts (tenant, first kept position, hash of the last removed line)."""
 
     anchor_id: uuid.UUID
     anchored_at: datetime
     key_id: str
     chains: list[tuple[uuid.UUID, int, bytes]]
+    bases: list[tuple[uuid.UUID, int, bytes]] = msgspec.field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -75,3 +77,29 @@ class AnchorSet(msgspec.Struct, frozen=True, kw_only=True):
     anchors: int
     newest: datetime | None
     problems: list[str]
+    # Per tenant, the chain starts (first kept position, hash it links to) that a signed anchor recorded.
+    bases: dict[uuid.UUID, set[tuple[int, bytes]]] = msgspec.field(default_factory=dict)
+
+
+class ChainBase(msgspec.Struct, frozen=True):
+    """Where a chain starts after the journal's retention cut its oldest lines: the first kept position and the hash
+    of the last removed line, which that first kept line must link to."""
+
+    position: int
+    previous: bytes
+
+
+class JournalCut(msgspec.Struct, frozen=True, kw_only=True):
+    """What one retention cut removed from a tenant's chain (journal_cuts, migration 0126)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    cut_at: datetime
+    cutoff: datetime
+    first_removed: int
+    last_removed: int
+    removed_count: int
+    last_removed_hash: bytes
+    removed_digest: bytes
+    oldest_removed_at: datetime
+    newest_removed_at: datetime

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from journal.model import GENESIS_HASH, JournalEntry
+from journal.model import GENESIS_HASH, ChainBase, JournalCut, JournalEntry
 
 _COLUMNS = (
     "tenant_id, position, id, occurred_at, actor_user_id, actor_role, action, target_type, target_id, "
@@ -104,6 +104,55 @@ class JournalRepository:
         """Every chain head that has at least one line (department role: all tenants)."""
         rows = await conn.fetch("SELECT tenant_id, position, hash FROM journal_heads WHERE position > 0")
         return {r["tenant_id"]: (int(r["position"]), bytes(r["hash"])) for r in rows}
+
+    # -- retention cuts (journal_cuts, migration 0126) ------------------------------------------------------------
+    async def retention_cutoff(self, conn: asyncpg.Connection) -> datetime:
+        """Three years before the transaction's start, in the database's own calendar arithmetic (the one the
+        removal trigger and the table's check use)."""
+        value: datetime = await conn.fetchval("SELECT now() - interval '3 years'")
+        return value
+
+    async def tenants_with_lines_before(self, conn: asyncpg.Connection, cutoff: datetime) -> list[uuid.UUID]:
+        rows = await conn.fetch("SELECT DISTINCT tenant_id FROM access_journal WHERE occurred_at < $1", cutoff)
+        return [r["tenant_id"] for r in rows]
+
+    async def due_prefix(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, cutoff: datetime,
+                         limit: int) -> list[asyncpg.Record]:
+        """The lines at the start of the tenant's chain up to (not including) its first line that is not due: a
+        cut never leaves a hole in the middle of a chain."""
+        return list(await conn.fetch(
+            "SELECT position, hash, occurred_at FROM access_journal WHERE tenant_id = $1 AND position < coalesce("
+            "  (SELECT min(position) FROM access_journal WHERE tenant_id = $1 AND occurred_at >= $2), "
+            "  9223372036854775807) ORDER BY position LIMIT $3", tenant_id, cutoff, limit))
+
+    async def insert_cut(self, conn: asyncpg.Connection, cut: JournalCut) -> None:
+        await conn.execute(
+            "INSERT INTO journal_cuts (id, tenant_id, cut_at, cutoff, first_removed, last_removed, removed_count, "
+            "last_removed_hash, removed_digest, oldest_removed_at, newest_removed_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            cut.id, cut.tenant_id, cut.cut_at, cut.cutoff, cut.first_removed, cut.last_removed, cut.removed_count,
+            cut.last_removed_hash, cut.removed_digest, cut.oldest_removed_at, cut.newest_removed_at)
+
+    async def remove_lines(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, first: int, last: int) -> int:
+        """Delete the lines a cut just recorded (the trigger of migration 0126 refuses any other)."""
+        result = await conn.execute(
+            "DELETE FROM access_journal WHERE tenant_id = $1 AND position BETWEEN $2 AND $3", tenant_id, first, last)
+        return int(str(result).rsplit(" ", 1)[-1])
+
+    async def chain_bases(self, conn: asyncpg.Connection) -> dict[uuid.UUID, ChainBase]:
+        """Where each cut chain starts now: after its latest cut."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (tenant_id) tenant_id, last_removed, last_removed_hash FROM journal_cuts "
+            "ORDER BY tenant_id, last_removed DESC")
+        return {r["tenant_id"]: ChainBase(int(r["last_removed"]) + 1, bytes(r["last_removed_hash"])) for r in rows}
+
+    async def cuts(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> list[JournalCut]:
+        rows = await conn.fetch(
+            "SELECT id, tenant_id, cut_at, cutoff, first_removed, last_removed, removed_count, last_removed_hash, "
+            "removed_digest, oldest_removed_at, newest_removed_at FROM journal_cuts WHERE tenant_id = $1 "
+            "ORDER BY last_removed", tenant_id)
+        return [JournalCut(**{**dict(r), "last_removed_hash": bytes(r["last_removed_hash"]),
+                              "removed_digest": bytes(r["removed_digest"])}) for r in rows]
 
     # -- evidence keys (export_signing_keys) and anchors ----------------------------------------------------------
     async def evidence_key(self, conn: asyncpg.Connection, purpose: str) -> asyncpg.Record | None:

@@ -12,7 +12,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from journal.model import GENESIS_HASH, AnchorCheckpoint, ChainProblem, JournalEntry
+from journal.model import GENESIS_HASH, AnchorCheckpoint, ChainBase, ChainProblem, JournalEntry
 
 MEDIA_ACTIONS = frozenset({"media.live", "media.playback", "media.export", "media.snapshot", "media.clip"})
 
@@ -57,15 +57,22 @@ def verify_chain(
     entries: Iterable[JournalEntry],
     head: tuple[int, bytes] | None,
     anchored: Mapping[int, tuple[bytes, str]] | None = None,
+    base: ChainBase | None = None,
 ) -> tuple[int, list[ChainProblem]]:
     """Walk one tenant's chain in position order; report edits, removals, reorderings and a truncated tail, and
     every anchored position whose line no longer has the hash a signed anchor recorded (a chain rewritten
-    consistently, hashes recomputed, links and head included, is caught only there)."""
+    consistently, hashes recomputed, links and head included, is caught only there).
+
+    A chain whose oldest lines the retention cut starts at `base`: the first kept line must sit at its position and
+    link to the last removed line's hash; positions before it are gone by design, anchored or not."""
     problems: list[ChainProblem] = []
-    anchored = anchored or {}
-    expected_position, previous = 1, GENESIS_HASH
+    anchored = {p: pin for p, pin in (anchored or {}).items() if base is None or p >= base.position}
+    expected_position, previous = (1, GENESIS_HASH) if base is None else (base.position, base.previous)
     count = 0
     for entry in entries:
+        if base is not None and entry.position < base.position:
+            problems.append(ChainProblem(tenant_id, entry.position, "is still stored, though a cut removed it"))
+            continue
         pinned = anchored.get(entry.position)
         if pinned is not None and pinned[0] != entry.hash:
             problems.append(ChainProblem(tenant_id, entry.position,
@@ -106,13 +113,17 @@ _ANCHOR_DOMAIN = (ANCHOR_FORMAT + "\n").encode()
 
 def anchor_document(anchor: AnchorCheckpoint, private_key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
     """The stored object (payload and signature) and the exact payload bytes that were signed."""
-    payload = msgspec.json.encode({
+    body: dict[str, object] = {
         "format": ANCHOR_FORMAT,
         "anchor_id": str(anchor.anchor_id),
         "anchored_at": anchor.anchored_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "key_id": anchor.key_id,
         "chains": [[str(t), p, h.hex()] for t, p, h in sorted(anchor.chains)],
-    })
+    }
+    if anchor.bases:
+        # Only once the retention has cut a chain: earlier anchors keep their exact form.
+        body["bases"] = [[str(t), p, h.hex()] for t, p, h in sorted(anchor.bases)]
+    payload = msgspec.json.encode(body)
     signature = private_key.sign(_ANCHOR_DOMAIN + payload)
     document = msgspec.json.encode({"payload": payload.decode(), "signature": base64.b64encode(signature).decode()})
     return document, payload
@@ -129,6 +140,7 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True):
     anchored_at: datetime
     key_id: str
     chains: list[tuple[uuid.UUID, int, str]]
+    bases: list[tuple[uuid.UUID, int, str]] = []
 
 
 def read_anchor(document: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> AnchorCheckpoint:
@@ -140,6 +152,7 @@ def read_anchor(document: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Anc
         signature = base64.b64decode(outer.signature, validate=True)
         body = msgspec.json.decode(payload, type=_Payload)
         chains = [(t, p, bytes.fromhex(h)) for t, p, h in body.chains]
+        bases = [(t, p, bytes.fromhex(h)) for t, p, h in body.bases]
     except (msgspec.DecodeError, ValueError) as exc:
         raise ValueError(f"unreadable anchor: {exc}") from exc
     if body.format != ANCHOR_FORMAT:
@@ -152,7 +165,7 @@ def read_anchor(document: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Anc
     except InvalidSignature as exc:
         raise ValueError("its signature is invalid") from exc
     return AnchorCheckpoint(anchor_id=body.anchor_id, anchored_at=body.anchored_at, key_id=body.key_id,
-                            chains=chains)
+                            chains=chains, bases=bases)
 
 
 def pin_anchors(anchors: Iterable[AnchorCheckpoint]) -> tuple[dict[uuid.UUID, dict[int, tuple[bytes, str]]], list[str]]:
@@ -169,3 +182,20 @@ def pin_anchors(anchors: Iterable[AnchorCheckpoint]) -> tuple[dict[uuid.UUID, di
                 problems.append(f"anchor {anchor.label} contradicts anchor {earlier[1]} on tenant {tenant_id} "
                                 f"position {position}")
     return expected, problems
+
+
+def signed_bases(anchors: Iterable[AnchorCheckpoint]) -> dict[uuid.UUID, set[tuple[int, bytes]]]:
+    """Per tenant, every chain start a signed anchor recorded after a retention cut."""
+    bases: dict[uuid.UUID, set[tuple[int, bytes]]] = {}
+    for anchor in anchors:
+        for tenant_id, position, previous in anchor.bases:
+            bases.setdefault(tenant_id, set()).add((position, previous))
+    return bases
+
+
+def removed_digest(hashes: Iterable[bytes]) -> bytes:
+    """SHA-256 over the removed lines' hashes in position order: the cut's record of exactly what it removed."""
+    digest = hashlib.sha256()
+    for line_hash in hashes:
+        digest.update(line_hash)
+    return digest.digest()

@@ -107,15 +107,23 @@ class JournalService:
         expected = anchors.expected if anchors is not None else {}
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
             heads = await self._repo.chains(conn)
+            bases = await self._repo.chain_bases(conn)
             for tenant_id in expected.keys() - heads.keys():
                 # A whole chain the anchors recorded is gone from the database.
                 heads[tenant_id] = (-1, b"")
             for tenant_id, head in heads.items():
                 entries = [e async for e in self._repo.iterate(conn, tenant_id)]
+                base = bases.get(tenant_id)
                 count, found = verify_chain(tenant_id, entries, None if head[0] < 0 else head,
-                                            expected.get(tenant_id))
+                                            expected.get(tenant_id), base)
                 total += count
                 problems.extend(found)
+                if base is not None and anchors is not None and anchors.anchors and \
+                        (base.position, base.previous) not in anchors.bases.get(tenant_id, set()):
+                    # A cut is recorded in the database, which its owner could forge to hide removed lines: only a
+                    # signed anchor written before the cut committed vouches for it.
+                    problems.append(ChainProblem(tenant_id, base.position,
+                                                 "starts after a retention cut that no signed anchor recorded"))
         if anchors is None:
             return VerificationReport(chains=len(heads), entries=total, problems=problems)
         return VerificationReport(chains=len(heads), entries=total, problems=problems, anchors=anchors.anchors,

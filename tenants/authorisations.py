@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
@@ -20,18 +21,25 @@ from core.db import Database
 from core.errors import InvalidInput, NotFound
 from core.ids import new_id
 from core.objectstore import ObjectReader, ObjectStore
-from core.tenancy import DEPARTMENT_ADMINS, STAFF_READERS, Principal, require_role
+from core.tenancy import DEPARTMENT_ADMINS, STAFF_READERS, Principal, Role, require_role
 from journal.service import JournalService
 from tenants import rules
-from tenants.model import Authorisation, AuthorisationCreate, OrderScan
+from tenants.model import Authorisation, AuthorisationCreate, AuthorisationExpiry, OrderScan
 from tenants.repository import TenancyRepository
 
 # Only the department records what the prefecture authorised: a commune cannot grant itself a legal basis.
 AUTHORISATION_RECORDERS = DEPARTMENT_ADMINS
+# Who is warned of authorisations coming to an end: the department (it files renewals) and the tenant's admins.
+EXPIRY_READERS = frozenset({Role.DEPARTMENT_ADMIN, Role.TENANT_ADMIN})
 
 
 def _today() -> date:
     return datetime.now(UTC).date()
+
+
+def _paris_today() -> date:
+    # The orders' dates are French calendar days (paris_today() in SQL, migration 0125).
+    return datetime.now(ZoneInfo("Europe/Paris")).date()
 
 
 def order_scan_key(camera_id: uuid.UUID, authorisation_id: uuid.UUID, sha256: str) -> str:
@@ -54,6 +62,27 @@ class AuthorisationService:
             if await self._repo.camera(conn, camera_id) is None:
                 raise NotFound("no such camera")
             return await self._repo.authorisations(conn, camera_id)
+
+    async def expiring(self, principal: Principal, *, within_days: int = max(rules.EXPIRY_WARNING_DAYS),
+                       tenant_id: uuid.UUID | None = None, today: date | None = None) -> list[AuthorisationExpiry]:
+        """Cameras in scope whose authorisation ends within `within_days` (warned 60, 30 and 7 days ahead), and
+        those with none today, which neither record nor run analytics; soonest first."""
+        require_role(principal, EXPIRY_READERS, "read authorisation expiries")
+        today = today or _paris_today()
+        async with self._db.transaction(principal, readonly=True) as conn:
+            rows = await self._repo.authorisation_windows(conn, tenant_id)
+        found: list[AuthorisationExpiry] = []
+        for row in rows:
+            until = rules.authorised_until(list(zip(row["valid_from"], row["valid_until"], strict=True)), today)
+            days_left = None if until is None else (until - today).days
+            if days_left is not None and days_left > within_days:
+                continue
+            found.append(AuthorisationExpiry(
+                camera_id=row["camera_id"], tenant_id=row["tenant_id"], camera_name=row["name"],
+                state="unauthorised" if until is None else "expiring", authorised_until=until, days_left=days_left,
+                warning_days=None if days_left is None else rules.expiry_warning(days_left),
+                prefectoral_order_number=row["latest_order"]))
+        return sorted(found, key=lambda e: (e.days_left is not None, e.days_left or 0, e.camera_name))
 
     async def get_authorisation(self, principal: Principal, authorisation_id: uuid.UUID) -> Authorisation:
         require_role(principal, STAFF_READERS, "read authorisations")

@@ -68,6 +68,9 @@ class Camera(msgspec.Struct, frozen=True, kw_only=True):
     live_transcode: bool = False
     # Bumped by the database at every change of privacy_masks; each recorded segment names the version it was made with.
     privacy_masks_version: int = 0
+    # The camera's profile: its health is degraded well under this sub-stream frame rate or main-stream bitrate.
+    expected_fps: float | None = None
+    expected_bitrate_kbps: int | None = None
 
 
 class AuthorisedEventType(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +110,21 @@ class Authorisation(msgspec.Struct, frozen=True, kw_only=True):
     order_scan: OrderScan | None = None
 
 
+class AuthorisationExpiry(msgspec.Struct, frozen=True, kw_only=True):
+    """A camera whose authorisation ends within the window asked, or that has none today (it does not record)."""
+
+    camera_id: uuid.UUID
+    tenant_id: uuid.UUID
+    camera_name: str
+    # "unauthorised" (no current authorisation: no recording, no analytics) or "expiring".
+    state: Literal["unauthorised", "expiring"]
+    authorised_until: date | None
+    days_left: int | None
+    # The tightest renewal warning reached: 60, 30 or 7 days ahead (None when unauthorised).
+    warning_days: int | None
+    prefectoral_order_number: str | None
+
+
 class Force(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     department_id: uuid.UUID
@@ -131,10 +149,14 @@ Insee = Annotated[str, msgspec.Meta(min_length=5, max_length=5)]
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+# Equal to the CHECKs on cameras (migration 0127).
+ExpectedFps = Annotated[float, msgspec.Meta(gt=0, le=120)]
+ExpectedBitrate = Annotated[int, msgspec.Meta(ge=16, le=100000)]
 Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
 TenantKind = Literal["commune", "epci"]
 SubscriptionStatus = Literal["trial", "active", "suspended", "terminated"]
 SiteKind = Literal["college", "school", "social", "administrative", "public_space", "transport", "sports", "other"]
+# What an administrator may set; the others follow the camera's health (migration 0127).
 CameraStatus = Literal["provisioning", "online", "offline", "disabled"]
 ForceKind = Literal["police_nationale", "gendarmerie", "police_municipale", "sdis"]
 
@@ -208,6 +230,8 @@ class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     status: CameraStatus | msgspec.UnsetType = msgspec.UNSET
     privacy_masks: Annotated[list[MaskInput], msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
     live_transcode: bool | msgspec.UnsetType = msgspec.UNSET
+    expected_fps: ExpectedFps | msgspec.UnsetType | None = msgspec.UNSET
+    expected_bitrate_kbps: ExpectedBitrate | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class EventTypeGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

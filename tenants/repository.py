@@ -28,7 +28,7 @@ _SITE = "id, tenant_id, name, kind, address, insee_code, latitude, longitude, cr
 _CAMERA = (
     "id, tenant_id, site_id, name, main_stream_url, sub_stream_url, credentials_sealed IS NOT NULL AS "
     "has_credentials, insee_code, latitude, longitude, status, privacy_masks, created_at, updated_at, live_transcode, "
-    "privacy_masks_version"
+    "privacy_masks_version, expected_fps::float8 AS expected_fps, expected_bitrate_kbps"
 )
 _AUTH = (
     "a.id, a.tenant_id, a.camera_id, a.prefectoral_order_number, a.purposes, a.max_retention_days, "
@@ -216,6 +216,22 @@ class TenancyRepository:
             camera_id,
         )
         return [_authorisation(r) for r in rows]
+
+    async def authorisation_windows(self, conn: asyncpg.Connection, tenant_id: uuid.UUID | None,
+                                    ) -> list[asyncpg.Record]:
+        """Every enabled camera in scope with the windows of the authorisations the department recorded (the ones
+        that give a legal basis), latest order first."""
+        return list(await conn.fetch(
+            "SELECT c.id AS camera_id, c.tenant_id, c.name, coalesce(array_agg(a.valid_from ORDER BY a.valid_from) "
+            "  FILTER (WHERE a.id IS NOT NULL), '{}') AS valid_from, "
+            "coalesce(array_agg(a.valid_until ORDER BY a.valid_from) FILTER (WHERE a.id IS NOT NULL), '{}') "
+            "  AS valid_until, "
+            "(array_agg(a.prefectoral_order_number ORDER BY a.valid_until DESC) FILTER (WHERE a.id IS NOT NULL))[1] "
+            "  AS latest_order "
+            "FROM cameras c LEFT JOIN camera_authorisations a "
+            "  ON a.tenant_id = c.tenant_id AND a.camera_id = c.id AND a.department_recorded "
+            "WHERE c.status <> 'disabled' AND ($1::uuid IS NULL OR c.tenant_id = $1) "
+            "GROUP BY c.id, c.tenant_id, c.name ORDER BY c.tenant_id, c.name", tenant_id))
 
     async def authorisation(self, conn: asyncpg.Connection, authorisation_id: uuid.UUID) -> Authorisation | None:
         r = await conn.fetchrow(f"SELECT {_AUTH} FROM camera_authorisations a WHERE a.id = $1", authorisation_id)

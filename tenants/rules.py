@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 from core.errors import InvalidInput, LegalRuleViolation
@@ -253,3 +253,27 @@ def check_order_scan(first_bytes: bytes, size: int) -> None:
         )
     if not first_bytes.startswith(_PDF_MAGIC):
         raise InvalidInput("the scan is not a PDF document (it does not start with %PDF-)", field="body")
+
+
+# Renewal warnings (issue 15): the department and the tenant see a camera's authorisation coming to its end this
+# many days ahead, so the renewal file reaches the prefecture before recording has to stop.
+EXPIRY_WARNING_DAYS = (60, 30, 7)
+
+
+def authorised_until(windows: Sequence[tuple[date, date]], today: date) -> date | None:
+    """The last day of uninterrupted authorisation from `today` (windows inclusive at both ends, a renewal taking
+    over the day after or earlier continues the cover), or None when no window covers `today`."""
+    end: date | None = None
+    for valid_from, valid_until in sorted(windows):
+        if end is None:
+            if valid_from <= today <= valid_until:
+                end = valid_until
+        elif valid_from <= end + timedelta(days=1):
+            end = max(end, valid_until)
+    return end
+
+
+def expiry_warning(days_left: int) -> int | None:
+    """The tightest warning threshold (60, 30 or 7 days) `days_left` falls under, or None beyond all of them."""
+    under = [threshold for threshold in EXPIRY_WARNING_DAYS if days_left <= threshold]
+    return min(under) if under else None

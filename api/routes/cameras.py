@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from tenants.model import Authorisation, AuthorisationCreate, Camera, CameraCreate, CameraUpdate
+from tenants.model import (
+    Authorisation,
+    AuthorisationCreate,
+    AuthorisationExpiry,
+    Camera,
+    CameraCreate,
+    CameraUpdate,
+)
 from tenants.rules import ORDER_SCAN_MAX_BYTES, ORDER_SCAN_MEDIA_TYPE
+
+WithinDays = Annotated[int, QueryParameter(ge=1, le=366, description="how many days ahead, 60 by default")]
 
 
 async def require_pdf_body(request: Request[Any, Any, Any]) -> None:
@@ -99,6 +108,16 @@ class CameraController(Controller):
 class AuthorisationController(Controller):
     path = "/authorisations"
     tags = ["cameras"]
+
+    @get("/expiring", summary="Cameras whose authorisation ends soon (warned 60, 30 and 7 days ahead) or is missing")
+    async def list_expiring(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        within_days: WithinDays = 60,
+        tenant_id: FromQuery[uuid.UUID | None] = None,
+    ) -> list[AuthorisationExpiry]:
+        return await services.authorisations.expiring(principal, within_days=within_days, tenant_id=tenant_id)
 
     @get("/{authorisation_id:uuid}", summary="Read an authorisation")
     async def get_authorisation(

@@ -43,6 +43,7 @@ class ForeignObjects:
     contract_id: uuid.UUID
     invoice_id: uuid.UUID
     run_id: uuid.UUID
+    ticket_id: uuid.UUID
 
     def ids(self) -> list[str]:
         return [str(getattr(self, f.name)) for f in fields(self) if f.name != "department_id"]
@@ -239,6 +240,11 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         user_id,
     )
     plan_id, contract_id, invoice_id, run_id = await _foreign_billing(conn, department_id, tenant.id, camera.id)
+    ticket_id = new_id()
+    await conn.execute(
+        "INSERT INTO maintenance_tickets (id, tenant_id, camera_id, health_state, detail, outage_since) "
+        "VALUES ($1, $2, $3, 'offline', $4, now() - interval '1 hour')", ticket_id, tenant.id, camera.id,
+        f"Panne {CANARY}")
     zone_id, rule_id = new_id(), new_id()  # written by add_foreign_detection, once this commits
     return ForeignObjects(
         department_id,
@@ -264,6 +270,7 @@ async def create_foreign_department(conn: asyncpg.Connection) -> ForeignObjects:
         contract_id,
         invoice_id,
         run_id,
+        ticket_id,
     )
 
 

@@ -174,3 +174,75 @@ async def test_the_new_routes_refuse_a_forged_or_missing_token(client: AsyncTest
             response = await client.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, response.status_code)
             assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_admins_see_authorisations_ending_60_30_7_days_ahead_and_cameras_without_one(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, department_pool: asyncpg.Pool,
+) -> None:
+    """Renewal warnings (issue 15 item 2): the department and the tenant's admins see each camera whose
+    authorisation ends within 60, 30 or 7 days, and each camera with none (which neither records nor detects)."""
+    tenant = seeded.tenants["cergy"]
+    today = date.today()
+    # Ends in: 5 days (7-day warning), 25 (30), 50 (60), 200 (none), 5 but renewed from the day after (none).
+    ends = {"h-5": [5], "h-25": [25], "h-50": [50], "h-200": [200], "h-renewed": [5, 1800], "h-none": []}
+    cameras: dict[str, uuid.UUID] = {}
+    async with department_pool.acquire() as conn:
+        site = await conn.fetchval("SELECT site_id FROM cameras WHERE id = $1", seeded.cameras["c4"])
+        for name, windows in ends.items():
+            camera = new_id()
+            cameras[name] = camera
+            await conn.execute(
+                "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code, status) "
+                "VALUES ($1, $2, $3, $4, 'rtsp://10.0.0.9/main', '95127', 'online')",
+                camera, tenant, site, f"{name}-{camera.hex[:6]}")
+            start = today - timedelta(days=400)
+            for days in windows:
+                await conn.execute(
+                    "INSERT INTO camera_authorisations (id, tenant_id, camera_id, prefectoral_order_number, purposes, "
+                    "max_retention_days, valid_from, valid_until) VALUES ($1, $2, $3, $4, '{crime_prevention}', 30, "
+                    "$5, $6)", new_id(), tenant, camera, f"AP-{name}-{days}", start, today + timedelta(days=days))
+                start = today + timedelta(days=days + 1)
+    try:
+        for email in ("admin@valdoise.demo", "maire@cergy.demo"):
+            response = await client.get("/authorisations/expiring", headers=actors[email].headers)
+            assert response.status_code == 200, response.text
+            found = {uuid.UUID(e["camera_id"]): e for e in response.json()}
+            mine = {name: found.get(camera) for name, camera in cameras.items()}
+            assert (mine["h-5"] or {}).get("warning_days") == 7, email
+            assert (mine["h-25"] or {}).get("warning_days") == 30
+            assert (mine["h-50"] or {}).get("warning_days") == 60
+            assert mine["h-5"]["days_left"] == 5
+            assert mine["h-5"]["state"] == "expiring"
+            assert mine["h-5"]["prefectoral_order_number"] == "AP-h-5-5"  # type: ignore[index]
+            assert mine["h-200"] is None
+            assert mine["h-renewed"] is None
+            assert mine["h-none"] is not None
+            assert mine["h-none"]["state"] == "unauthorised"
+            assert mine["h-none"]["warning_days"] is None
+            # The seeded cameras are authorised for three years: none of them is listed.
+            assert not set(found) & set(seeded.cameras.values())
+        soon = await client.get("/authorisations/expiring?within_days=10", headers=actors["maire@cergy.demo"].headers)
+        listed = {uuid.UUID(e["camera_id"]) for e in soon.json()}
+        assert cameras["h-5"] in listed
+        assert cameras["h-none"] in listed
+        assert not listed & {cameras["h-25"], cameras["h-50"]}
+        # Another commune's admin sees none of Cergy's cameras; an operator is not warned (renewals are not theirs).
+        other = await client.get("/authorisations/expiring", headers=actors["maire@marines.demo"].headers)
+        assert other.status_code == 200
+        assert not {uuid.UUID(e["camera_id"]) for e in other.json()} & set(
+            cameras.values())
+        refused = await client.get("/authorisations/expiring", headers=actors["operateur1@valdoise.demo"].headers)
+        assert refused.status_code == 403
+        bad = await client.get("/authorisations/expiring?within_days=0", headers=actors["admin@valdoise.demo"].headers)
+        assert bad.status_code == 400
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        # A disabled camera is no one's concern (the department role cannot delete cameras: they go out of service).
+        async with department_pool.acquire() as conn:
+            await conn.execute("UPDATE cameras SET status = 'disabled' WHERE id = ANY ($1::uuid[])",
+                               list(cameras.values()))
+        after = await client.get("/authorisations/expiring", headers=actors["admin@valdoise.demo"].headers)
+        assert not {uuid.UUID(e["camera_id"]) for e in after.json()} & set(cameras.values())
+    finally:
+        async with department_pool.acquire() as conn:
+            await conn.execute("UPDATE cameras SET status = 'disabled' WHERE id = ANY ($1::uuid[])",
+                               list(cameras.values()))

@@ -159,6 +159,7 @@ def body_template(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]
             "method": "transfer",
         },
         ("post", "/billing/invoices/{invoice_id}/credit-note"): {"reason": "matrix"},
+        ("post", "/maintenance-tickets/{ticket_id}/resolve"): {"note": "matrix"},
     }
     return templates.get((method, path))
 

@@ -128,7 +128,11 @@ async def test_tampering_is_detected_by_audit_verify(
             original["motive"],
         )
         assert (await asyncio.to_thread(audit_verify, settings))[0] == 0
-        # 2. the newest line removed
+        # 2. the newest line removed. A plain DELETE is refused even to the owner (migration 0126: only a recorded
+        # retention cut removes lines, only past three years); a superuser switches the trigger off first.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await admin.execute(f"DELETE {where}", tenant, last)
+        await admin.execute("SET session_replication_role = replica")
         tail = await admin.fetchrow(f"DELETE {where} RETURNING *", tenant, last)
         code, output = await asyncio.to_thread(audit_verify, settings)
         assert code == 1

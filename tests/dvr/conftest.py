@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -76,6 +77,18 @@ def tenant() -> uuid.UUID:
     return uuid.uuid4()
 
 
+async def authorise(conn: asyncpg.Connection, tenant_id: uuid.UUID, camera_id: uuid.UUID, *,
+                    valid_from: date | None = None, valid_until: date | None = None) -> uuid.UUID:
+    """A prefectoral authorisation recorded by the department (current from a year ago for four years by default)."""
+    authorisation_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO camera_authorisations (id, tenant_id, camera_id, prefectoral_order_number, purposes, "
+        "max_retention_days, valid_from, valid_until) VALUES ($1, $2, $3, $4, ARRAY['voie publique'], 30, $5, $6)",
+        authorisation_id, tenant_id, camera_id, f"AP-{camera_id.hex[:8]}",
+        valid_from or date.today() - timedelta(days=365), valid_until or date.today() + timedelta(days=4 * 365))
+    return authorisation_id
+
+
 @dataclass
 class World:
     """One department, one tenant and one site, created with the department role; cameras added on demand."""
@@ -86,13 +99,16 @@ class World:
     site_id: uuid.UUID
 
     async def camera(self, url: str, *, name: str | None = None, tenant_id: uuid.UUID | None = None,
-                     site_id: uuid.UUID | None = None) -> uuid.UUID:
+                     site_id: uuid.UUID | None = None, authorised: bool = True) -> uuid.UUID:
+        """A camera, with a current prefectoral authorisation unless `authorised` is false (it would not record)."""
         camera_id = uuid.uuid4()
         async with self.pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code, status) "
                 "VALUES ($1, $2, $3, $4, $5, '95127', 'online')", camera_id, tenant_id or self.tenant_id,
                 site_id or self.site_id, name or f"cam-{camera_id.hex[:8]}", url)
+            if authorised:
+                await authorise(conn, tenant_id or self.tenant_id, camera_id)
         return camera_id
 
     async def tenant(self, retention_days: int = 30) -> tuple[uuid.UUID, uuid.UUID]:

@@ -16,7 +16,7 @@ from core.db import Database
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from dvr.repository import DvrRepository
-from tests.dvr.conftest import World
+from tests.dvr.conftest import World, authorise
 from tests.dvr.harness import fast_settings, segments, start_recorder, wait_for
 
 pytestmark = pytest.mark.integration
@@ -45,6 +45,8 @@ async def _camera_with_credentials(pool: asyncpg.Pool, world: World, settings: S
         "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, credentials_sealed, insee_code, status) "
         "VALUES ($1, $2, $3, $4, $5, $6, '95127', 'online')", camera_id, tenant_id, site_id,
         f"cam-{camera_id.hex[:8]}", url, sealed)
+    async with pool.acquire() as conn:
+        await authorise(conn, tenant_id, camera_id)
     return tenant_id, camera_id
 
 

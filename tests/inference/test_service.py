@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from core.settings import Settings
 from core.tenancy import Principal, Role, Scope
 from inference import service, worker
 from inference.errors import ForbiddenAnalysis, InvalidRule, InvalidZone, RuleNotAuthorised
-from inference.model import RuleInput, RuleType, ZoneInput
+from inference.model import CameraConfig, RuleInput, RuleType, ZoneInput
 from inference.scheduler import UsageMeter
 from tests.inference.conftest import World, add_camera, authorise
 
@@ -139,8 +141,6 @@ async def test_worker_switches_off_rules_whose_basis_lapsed_and_loads_runnable_c
 
 async def test_usage_is_metered_per_tenant_and_day(world: World, department_pool: asyncpg.Pool,
                                                     database: Database) -> None:
-    import asyncio
-
     alpha, beta = world.tenants
     meter = UsageMeter()
     meter.record_batch([alpha, alpha, beta], 0.3)
@@ -189,3 +189,46 @@ async def test_the_detection_service_checks_roles_journals_and_needs_the_install
     ]
     assert [json.loads(r["details"]) if isinstance(r["details"], str) else r["details"] for r in rows] == [
         {"name": "parvis", "kind": "zone"}, {"rule_type": "camera_tamper", "enabled": True}, {"name": "parvis"}]
+
+
+async def test_a_camera_without_a_current_authorisation_runs_no_analytics(
+        world: World, department_pool: asyncpg.Pool, database: Database, settings: Settings) -> None:
+    """The worker's configuration sync, as `python -m inference` runs it, hands the backend only cameras with a
+    prefectoral authorisation current today: none, expired, or recorded by a tenant admin means no detection."""
+    alpha, _ = world.tenants
+    secrets = SecretBox(settings.data_key.get_secret_value())
+    async with department_pool.acquire() as conn:
+        authorised = await add_camera(conn, world, alpha, "authorised", "rtsp://127.0.0.1:1/sub")
+        expired = await add_camera(conn, world, alpha, "expired", "rtsp://127.0.0.1:2/sub")
+        await conn.execute("UPDATE camera_authorisations SET valid_from = $2, valid_until = $3 WHERE camera_id = $1",
+                           expired, TODAY - timedelta(days=5 * 365), TODAY - timedelta(days=1))
+        tenant_recorded = await add_camera(conn, world, alpha, "tenant-recorded", "rtsp://127.0.0.1:3/sub")
+        await conn.execute("UPDATE camera_authorisations SET department_recorded = false WHERE camera_id = $1",
+                           tenant_recorded)
+        never = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code, status) "
+            "SELECT $1, $2, id, 'never', 'rtsp://127.0.0.1:4/sub', '95127', 'online' FROM sites "
+            "WHERE tenant_id = $2 LIMIT 1", never, alpha)
+
+    class Applied:
+        def __init__(self) -> None:
+            self.configs: list[list[uuid.UUID]] = []
+
+        def apply(self, configs: Sequence[CameraConfig]) -> None:
+            self.configs.append([c.camera_id for c in configs])
+            stop.set()
+
+    stop, backend = asyncio.Event(), Applied()
+    await worker.keep_cameras_in_sync(database, backend, secrets=secrets, plan_weights={}, timezone="Europe/Paris",
+                                      refresh_s=60, stop=stop)
+    seen = set(backend.configs[0])
+    assert authorised in seen
+    assert not seen & {expired, tenant_recorded, never}
+
+    # The day the authorisation ends is still covered; the day after, analytics stop.
+    async with department_pool.acquire() as conn:
+        until = await conn.fetchval("SELECT valid_until FROM camera_authorisations WHERE camera_id = $1", authorised)
+        for day, expected in ((until, True), (until + timedelta(days=1), False)):
+            configs = await service.load_camera_configs(conn, today=day, secrets=secrets, plan_weights={})
+            assert (authorised in {c.camera_id for c in configs}) is expected

@@ -29,7 +29,7 @@ from inference.events import DETECTION_EVENTS, CameraRestored, CameraWentOffline
 from inference.mediapipe import DetectorModelFiles
 from inference.model import CameraConfig, RuleInput, ZoneInput
 from inference.onnx_detector import OnnxDetector
-from inference.portable import PortableBackend
+from inference.portable import HealthSink, PortableBackend
 from inference.publisher import DetectionPublisher
 from inference.settings import InferenceSettings
 from inference.worker import serve
@@ -188,3 +188,82 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
         usage = await service.detector_usage(conn, alpha, date.today() - timedelta(days=1),
                                              date.today() + timedelta(days=1))
     assert sum(day.frames for day in usage) > 0
+
+
+class NoObjects:
+    """A detector that sees nothing: this test is about the picture, not what is in it."""
+
+    labels = ["Person"]
+
+    def detect(self, frames: list[object]) -> list[list[object]]:
+        return [[] for _ in frames]
+
+
+class OnlyTheseTenantsWatched(OnlyTheseTenants):
+    """The same filter, passing the worker's picture-health reports through to the backend."""
+
+    @property
+    def health(self) -> HealthSink | None:
+        return self._backend.health
+
+    @health.setter
+    def health(self, sink: HealthSink | None) -> None:
+        self._backend.health = sink
+
+
+async def test_the_worker_reports_picture_health_and_the_cameras_status_follows(
+    world: World, settings: Settings, department_pool: asyncpg.Pool, database: Database,
+    camera_simulator: CameraSimulator, tmp_path: Path,
+) -> None:
+    """`python -m inference` judges each camera's sub stream and writes its health: the simulator's blackout is a
+    tampered camera, a killed one offline; the camera's status follows, and the transitions are stored."""
+    alpha, _ = world.tenants
+    cam = camera_simulator.add_camera(CameraSpec(f"picture-{uuid.uuid4().hex[:6]}", "vtest"))
+    async with department_pool.acquire() as conn:
+        camera = await add_camera(conn, world, alpha, "parvis", cam.sub_url)
+    options = InferenceSettings(offline_after_s=1.5, read_timeout_s=2.0, open_timeout_s=3.0, reconnect_base_s=0.2,
+                                reconnect_cap_s=1.0, config_refresh_s=0.5, picture_hold_s=2.0)
+    bus = await Bus.connect(settings.nats.url, name="inference-health-test")
+    publisher = DetectionPublisher(bus, FilesystemObjectStore(tmp_path / "objects"))
+    await publisher.prepare()
+    backend = PortableBackend(NoObjects(), publisher, options)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    worker = asyncio.create_task(serve(database, OnlyTheseTenantsWatched(backend, world.tenants), publisher,
+                                       secrets=SecretBox(settings.data_key.get_secret_value()), settings=options,
+                                       stop=stop))
+
+    async def health() -> tuple[str | None, str]:
+        async with department_pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT h.state, c.status FROM cameras c LEFT JOIN camera_health h "
+                                      "ON h.camera_id = c.id WHERE c.id = $1", camera)
+        assert row is not None
+        return row["state"], row["status"]
+
+    async def until(state: str, timeout_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (await health())[0] != state:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"camera health {await health()} after {timeout_s} s, not {state}")
+            await asyncio.sleep(0.2)
+
+    try:
+        await until("online", 30)
+        cam.toggle_blackout()
+        await until("tampered", 30)
+        assert await health() == ("tampered", "tampered")
+        cam.toggle_blackout()
+        await until("online", 30)
+        cam.kill()
+        await until("offline", 30)
+        assert await health() == ("offline", "offline")
+    finally:
+        stop.set()
+        await worker
+        await bus.close()
+        camera_simulator.remove_camera(cam.name)
+    async with department_pool.acquire() as conn:
+        transitions = [r["to_state"] for r in await conn.fetch(
+            "SELECT to_state FROM camera_health_transitions WHERE camera_id = $1 ORDER BY at, id", camera)]
+        signal = await conn.fetchval("SELECT source FROM camera_health_signals WHERE camera_id = $1", camera)
+    assert transitions == ["online", "tampered", "online", "offline"]
+    assert signal == "detector"

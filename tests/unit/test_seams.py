@@ -15,8 +15,8 @@ from core.events import Event
 ROOT = Path(__file__).resolve().parents[2]
 # The platform's own code. Tests and benchmarks are harnesses: they seed and measure with raw connections on purpose,
 # but even they reach JetStream through core.bus.
-CHECKED = ("core", "api", "tenants", "identity", "journal", "alerts", "dvr", "inference", "mobile_push", "cli",
-           "camsim", "billing", "live", "bench")
+CHECKED = ("core", "api", "tenants", "identity", "journal", "health", "alerts", "dvr", "inference", "mobile_push",
+           "cli", "camsim", "billing", "live", "bench")
 HARNESSES = ("bench",)
 DOMAINS = ("tenants", "identity", "alerts", "dvr", "inference", "mobile_push", "billing", "live")
 
@@ -31,12 +31,20 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "dvr/fleet.py": frozenset({"recorder leases"}),
     "dvr/recorder.py": frozenset({"recording index"}),
     "dvr/uploader.py": frozenset({"recording index"}),
+    # Recorders and detectors report what they see of every tenant's cameras; the health watch re-evaluates them all,
+    # publishes their transitions and opens maintenance tickets.
+    "health/reporter.py": frozenset({"camera health"}),
+    "health/watch.py": frozenset({"camera health watch"}),
+    # Singletons (the retention sweeper, ...) hold their advisory lock on a department connection while they lead.
+    "core/leadership.py": frozenset({"leadership"}),
     # Retention destroys recordings of every tenant and writes the destruction register.
     "dvr/retention.py": frozenset({"retention sweep"}),
     # Requested exports of every tenant are claimed by whichever recorder process comes first, then settled.
     "dvr/export_builder.py": frozenset({"export jobs"}),
     # The anchoring job signs every tenant's chain head into one checkpoint.
     "journal/anchors.py": frozenset({"journal anchoring"}),
+    # The journal's three-year retention cuts every tenant's chain and anchors the new starts in one transaction.
+    "journal/retention.py": frozenset({"journal retention"}),
     # The detector loads every camera's configuration, switches lapsed rules off, and meters usage per tenant.
     "inference/worker.py": frozenset({"detection config sync", "detector usage metering"}),
     # Forces and their officers' devices live in the department's directory and the officers' home tenants.

@@ -1,0 +1,1 @@
+"""Camera health: what the recorders and the detector see of each camera, its state, history and maintenance."""
