@@ -106,7 +106,7 @@ class Pipeline:
     async def start(self) -> None:
         bus = await Bus.connect(self.settings.nats.url, name="bench-alerts")
         for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
-            await bus.ensure_stream(stream)
+            await bus.provision_stream(stream)
         await bus.close()
         env = self.settings.child_env(VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
                                       VIGIE_ALERTS_TIMER_POLL_S="3600", VIGIE_ALERTS_DURABLE="bench-alerts")

@@ -24,8 +24,9 @@ def inbox_prefix(user: str) -> str:
 
 
 def _declare(*streams: str) -> list[str]:
-    """Create a stream idempotently at start (info, create, update its configuration)."""
-    return [f"$JS.API.STREAM.{op}.{s}" for s in streams for op in ("INFO", "CREATE", "UPDATE")]
+    """Check a stream at start (its info only: `vigie bus provision`, as the admin, creates and updates streams, so
+    no process can rewrite or downgrade one)."""
+    return [f"$JS.API.STREAM.INFO.{s}" for s in streams]
 
 
 def _consume(*streams: str) -> list[str]:

@@ -194,8 +194,8 @@ def fault_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
 async def fault_bus(fault_nats: NatsServerProcess) -> AsyncIterator[Bus]:
     bus = await Bus.connect(fault_nats.url, name="alerts-fault-tests")
     for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+        await bus.provision_stream(stream)
+    await bus.provision_dead_letter_stream()
     yield bus
     await bus.close()
 
