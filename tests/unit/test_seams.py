@@ -49,8 +49,9 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     # Evidence keys are provisioned, and the journal verified against its anchors, from the command line.
     "cli/evidence.py": frozenset({"evidence key provisioning", "journal verification"}),
 }
-# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, and the embedded servers.
-RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py"})
+# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, the embedded servers, and
+# leadership, whose session-level advisory lock needs a connection of its own (a pool's reset would unlock it).
+RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py", "core/leadership.py"})
 # JetStream is reached through core.bus only.
 JETSTREAM_ALLOWED = frozenset({"core/bus.py"})
 
