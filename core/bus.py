@@ -13,6 +13,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoServersError
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig
@@ -361,8 +362,9 @@ class Bus:
                 return await sub.fetch(1, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
                 return []
-        except (ConnectionError, NoServersError) as exc:
-            log.warning("bus.fetch_failed", error=str(exc))
+        except (ConnectionError, NatsError) as exc:
+            # A reconnection, or the stream or consumer electing a new leader (no responders, 503): pull again.
+            log.warning("bus.fetch_failed", stream=spec.stream, consumer=spec.durable, error=repr(exc))
             await asyncio.sleep(0.5)
             return []
 
@@ -426,7 +428,8 @@ class Bus:
         if len(outcomes) != len(decoded):
             outcomes = [RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(decoded)} events")] \
                 * len(decoded)
-        await asyncio.gather(*(self._settle(m, spec, e, o) for (m, e), o in zip(decoded, outcomes, strict=True)))
+        await asyncio.gather(*(self._settle_safely(m, spec, e, o)
+                               for (m, e), o in zip(decoded, outcomes, strict=True)))
 
     async def _decode(self, msg: Msg, spec: ConsumerSpec, codec: EventCodec) -> Event | None:
         try:
@@ -443,9 +446,18 @@ class Bus:
         try:
             await handler(event, msg)
         except Exception as exc:  # every failure is settled: nak with backoff or dead-letter
-            await self._settle(msg, spec, event, exc)
+            await self._settle_safely(msg, spec, event, exc)
         else:
-            await self._settle(msg, spec, event, None)
+            await self._settle_safely(msg, spec, event, None)
+
+    async def _settle_safely(self, msg: Msg, spec: ConsumerSpec, event: Event, error: BaseException | None) -> None:
+        """`_settle`, where a lost connection or a leader change leaves the message unsettled: the server delivers
+        it again after ack_wait (consumers are idempotent), and the consumer keeps running."""
+        try:
+            await self._settle(msg, spec, event, error)
+        except (ConnectionError, NatsError, Unavailable) as exc:
+            log.warning("bus.settle_failed", stream=spec.stream, consumer=spec.durable, error=repr(exc),
+                        event_id=str(event.event_id))
 
     async def _settle(self, msg: Msg, spec: ConsumerSpec, event: Event, error: BaseException | None) -> None:
         """Ack, defer, retry with backoff or dead-letter one message, given what handling its event raised."""
