@@ -49,6 +49,9 @@ class InferenceSettings(BaseSettings):
     # A camera failing this long after its last frame is announced offline (short blips are not).
     offline_after_s: float = 3.0
     config_refresh_s: float = 5.0
+    # Several workers share the cameras by lease (inference.fleet): a dead worker's cameras move after the TTL.
+    lease_ttl_s: float = Field(10.0, gt=0)
+    lease_poll_s: float = Field(2.0, gt=0)
     usage_flush_s: float = 30.0
     snapshot_quality: int = Field(80, ge=30, le=95)
     timezone: str = "Europe/Paris"

@@ -87,14 +87,23 @@ async def flush_usage(db: Database, meter: UsageMeter, *, timezone: str, every_s
             return
 
 
+class Leasing(CameraSet, Protocol):
+    """The cameras of this worker among several (inference.fleet): the sync's list in, the held part to the backend."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 async def serve(db: Database, backend: Backend, publisher: Publishing, *, secrets: SecretBox,
-                settings: InferenceSettings, stop: asyncio.Event) -> None:
-    """Run the worker until `stop`: detection, publishing, configuration sync and usage metering side by side."""
+                settings: InferenceSettings, stop: asyncio.Event, fleet: Leasing | None = None) -> None:
+    """Run the worker until `stop`: detection, publishing, configuration sync (through the fleet's leases when
+    several workers share the cameras) and usage metering side by side."""
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(backend.run(stop))
         tasks.create_task(publisher.run(stop))
+        if fleet is not None:
+            tasks.create_task(fleet.run(stop))
         tasks.create_task(keep_cameras_in_sync(
-            db, backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
+            db, fleet or backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
             refresh_s=settings.config_refresh_s, stop=stop))
         tasks.create_task(flush_usage(db, backend.meter, timezone=settings.timezone,
                                       every_s=settings.usage_flush_s, stop=stop))

@@ -39,6 +39,8 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "journal/anchors.py": frozenset({"journal anchoring"}),
     # The detector loads every camera's configuration, switches lapsed rules off, and meters usage per tenant.
     "inference/worker.py": frozenset({"detection config sync", "detector usage metering"}),
+    # Detection workers share the cameras by lease: the round sees every tenant's cameras and the others' leases.
+    "inference/fleet.py": frozenset({"detector leases"}),
     # Forces and their officers' devices live in the department's directory and the officers' home tenants.
     "mobile_push/dispatcher.py": frozenset({"push force directory", "push retry scan"}),
     # Command-line department jobs.
