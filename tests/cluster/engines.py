@@ -86,6 +86,17 @@ class PostgresNode:
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
+    def init(self, extra_settings: list[str]) -> None:
+        """initdb, listening on loopback, ready to stream to a standby; `extra_settings` are postgresql.conf lines."""
+        self.run(str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "--no-sync")
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\n".join([
+                "listen_addresses = '127.0.0.1'", "wal_level = replica", "max_wal_senders = 10",
+                "hot_standby = on", "wal_keep_size = '256MB'", "max_connections = 200",
+                "shared_buffers = '64MB'", *extra_settings, ""]))
+        with (self.data_dir / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n")
+
     def start(self) -> None:
         self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "60",
                  "-o", f"-p {self.port} -k {self.data_dir.parent}", "start")
@@ -124,15 +135,7 @@ class ReplicatedPostgres:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.folder, "postgres", "postgres")
-        self.primary.run(str(PG_BIN / "initdb"), "-D", str(self.primary.data_dir), "-U", "postgres", "-A", "trust",
-                         "--no-sync")
-        with (self.primary.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("\n".join([
-                "listen_addresses = '127.0.0.1'", "wal_level = replica", "max_wal_senders = 10",
-                "hot_standby = on", "wal_keep_size = '256MB'", "max_connections = 200",
-                "shared_buffers = '64MB'", *self.extra_settings, ""]))
-        with (self.primary.data_dir / "pg_hba.conf").open("a") as hba:
-            hba.write("host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n")
+        self.primary.init(self.extra_settings)
         self.primary.start()
         self.primary.run(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U",
                          "postgres", "-D", str(self.standby.data_dir), "-R", "-X", "stream", "-c", "fast")
