@@ -4,6 +4,7 @@ ships the same permission table."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import uuid
@@ -14,7 +15,7 @@ import pytest
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, AlertRaised, DispatchOrdered
 from alerts.events import subject_for as alert_subject
-from cli.bus import provision_url
+from cli.bus import cmd_bus_provision, provision_url
 from core.bus import REFUSED, Bus, ConsumerSpec, Reject, StreamNotProvisioned, stream_sequence
 from core.embedded import NatsServerProcess
 from core.errors import Unavailable
@@ -254,7 +255,8 @@ def test_the_permission_table_names_the_platforms_streams_and_subjects() -> None
     assert table["api"]["subscribe"]["allow"] == ["_INBOX_api.>"]
 
 
-async def test_a_process_can_neither_create_nor_rewrite_a_stream(own_nats: NatsServerProcess) -> None:
+async def test_a_process_can_neither_create_nor_rewrite_a_stream(own_nats: NatsServerProcess,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """Only the admin (`vigie bus provision`) declares streams: a process started with one replica configured could
     otherwise set an R3 stream back to one."""
     settings = _settings(own_nats.url)
@@ -265,7 +267,11 @@ async def test_a_process_can_neither_create_nor_rewrite_a_stream(own_nats: NatsS
         refused_before = REFUSED._value.get()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(engine.provision_stream(ALERTS_STREAM), 3)
-        await provision_url(own_nats.url)
+        # `vigie bus provision`, as the NATS admin with its own password (no anonymous user on a deployment).
+        assert await cmd_bus_provision(settings, argparse.Namespace()) == 0
+        printed = capsys.readouterr().out
+        assert "ALERTS: created with 1 replica(s)" in printed
+        assert "DETECTIONS/alerts-engine: declared" in printed
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(engine.provision_stream(ALERTS_STREAM), 3)
         assert REFUSED._value.get() >= refused_before + 2
