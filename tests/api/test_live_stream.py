@@ -224,7 +224,7 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
             assert "alerts stream" in missing.json()["detail"]
             bus = await Bus.connect(nats.url, name="live-stream-tests")
             try:
-                await bus.provision_stream(ALERTS_STREAM)  # what the alert engine does when it starts
+                await bus.provision_stream(ALERTS_STREAM)  # what `vigie bus provision` does
             finally:
                 await bus.close()
             async with client.stream("GET", "/alerts/stream", headers=operator) as response:
