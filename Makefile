@@ -10,7 +10,7 @@ LOCKS := requirements
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck deptry audit unit bench bench-api install install-demo system-deps lock clean
+.PHONY: demo test test-cluster lint typecheck deptry audit unit bench bench-api install install-demo system-deps lock clean
 
 # One locked set, hashes required, then the project itself without dependencies (the lock holds them all, setuptools
 # included); check_lock.py fails when pyproject.toml asks for something the lock lacks.
@@ -60,6 +60,11 @@ audit: $(STAMP)
 
 test: install lint typecheck deptry audit
 	$(BIN)/pytest
+
+# The platform on real distributed engines with failures (tests/cluster): a 3-node NATS cluster, Postgres primary and
+# standby, S3 with object lock, two copies of each process; writes bench/results/cluster.json.
+test-cluster: $(STAMP)
+	$(BIN)/pytest tests/cluster -m cluster -p no:randomly
 
 bench: install
 	$(MAKE) $(BENCHES)

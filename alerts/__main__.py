@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 import uvloop
 
@@ -13,9 +14,10 @@ from alerts.engine import AlertEngine
 from alerts.escalation import EscalationDispatcher
 from alerts.events import ALERTS_STREAM
 from alerts.repository import ALERT_OUTBOX
-from alerts.settings import AlertsSettings
-from core.bus import Bus, ConsumerSpec
+from alerts.settings import AlertsSettings, detections_consumer, escalation_consumer
+from core.bus import Bus
 from core.db import open_database
+from core.errors import VigieError
 from core.events import EventCodec
 from core.logging import configure_logging
 from core.outbox import OutboxRelay
@@ -35,15 +37,13 @@ async def main() -> None:
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(2, 8),
                              department_pool_size=(1, 3))
     bus = await Bus.connect_as(settings, "alerts")
-    for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+    # Streams are declared by `vigie bus provision`; a process only checks them, so it never downgrades one.
+    await bus.require_streams((DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM))
     relay = OutboxRelay(db, bus, ALERT_OUTBOX, batch=own.relay_batch)
     engine = AlertEngine(db, on_commit=relay.wake, publish_committed=relay.committed)
     escalation = EscalationDispatcher(db)
     clips = AlertClipService(db)
-    detections = ConsumerSpec("DETECTIONS", own.durable, "detections.>", batch=own.consumer_batch,
-                              inflight_batches=own.inflight_batches, max_ack_pending=4 * own.consumer_batch)
+    detections = detections_consumer(own)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -51,7 +51,7 @@ async def main() -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(bus.consume_batches(detections, EventCodec(*DETECTION_EVENTS), engine.on_batch,
                                                   stop=stop))
-            tasks.create_task(bus.consume(ConsumerSpec("PUSH", own.push_durable, "push.>"),
+            tasks.create_task(bus.consume(escalation_consumer(own),
                                           EventCodec(*PUSH_EVENTS), escalation.handle_push, stop=stop))
             for clip_events in clip_consumers(own):
                 tasks.create_task(bus.consume(clip_events, EventCodec(*CLIP_EVENTS), clips.handle, stop=stop))
@@ -65,4 +65,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     # uvloop: the engine, relay and consumers are event-loop work on NATS and Postgres sockets.
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except VigieError as exc:  # streams not provisioned, a dependency down: say which, without a traceback
+        sys.exit(f"alerts: {exc.detail}")

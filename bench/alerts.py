@@ -28,6 +28,7 @@ import uvloop
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, DispatchOrdered
 from bench.common import RESULTS, write_result
+from cli.bus import provision_url
 from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.bus import Bus, Following
@@ -37,7 +38,7 @@ from core.embedded import NatsServerProcess
 from core.events import EventCodec
 from core.migrate import drop_database, prepare_database
 from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
-from inference.events import DETECTIONS_STREAM, RuleTriggered
+from inference.events import RuleTriggered
 
 CAMERAS = ["c1", "c2", "c4", "c5", "c6", "c7"]
 TENANT_OF = {"c1": "departement", "c2": "departement", "c4": "cergy", "c5": "cergy", "c6": "marines", "c7": "marines"}
@@ -104,10 +105,8 @@ class Pipeline:
         self.orders: list[tuple[uuid.UUID, uuid.UUID]] = []
 
     async def start(self) -> None:
-        bus = await Bus.connect(self.settings.nats.url, name="bench-alerts")
-        for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
-            await bus.ensure_stream(stream)
-        await bus.close()
+        # Every stream, as `vigie bus provision` declares them: `python -m alerts` checks them all at start.
+        await provision_url(self.settings.nats.url)
         env = self.settings.child_env(VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
                                       VIGIE_ALERTS_TIMER_POLL_S="3600", VIGIE_ALERTS_DURABLE="bench-alerts")
         self.process = await asyncio.create_subprocess_exec(  # this interpreter, a fixed module

@@ -110,8 +110,8 @@ async def _measure(settings: Settings, account_file: Path, account: dict[str, An
     sender = FcmSender(account, base_url=fcm_url)
     bus = await Bus.connect(settings.nats.url, name="bench-push")
     for stream in (ALERTS_STREAM, PUSH_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+        await bus.provision_stream(stream)
+    await bus.provision_dead_letter_stream()
     dispatcher = PushDispatcher(db, sender, box, own)
     fcm = httpx2.AsyncClient(base_url=fcm_url, timeout=30)
     figures: dict[str, Any] = {}

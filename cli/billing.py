@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from billing.service import BillingService
 from billing.settings import BillingSettings
 from core.db import open_database
 from core.errors import Unavailable, VigieError
+from core.leadership import leadership
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
 from journal.service import JournalService
@@ -55,22 +57,33 @@ def _month(text: str) -> Month:
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     async with billing_service(settings) as service:
         code = await _department(service, args.department)
-        started = time.perf_counter()
-        run = await service.run_department_month(code, str(args.month))
-        outcome = run.outcome
-        print(f"{args.month}: {len(outcome.issued)} issued, {len(outcome.already_issued)} already issued, "
-              f"{outcome.nothing_to_bill} with nothing to bill ({time.perf_counter() - started:.1f} s, run {run.id})")
-        for ref in outcome.issued:
-            print(f"  issued {ref.number}  {ref.total_ttc} € TTC  tenant {ref.tenant_id}")
-        for problem in outcome.problems:
-            print(f"  NOT BILLED {problem.tenant_name}: {problem.problem}", file=sys.stderr)
-        for camera in outcome.unplanned_cameras:
-            print(f"  camera without a plan: {camera.name} ({camera.camera_id}), {camera.days} days", file=sys.stderr)
-        if not args.no_documents:
-            department_id = await service.department_id(code)
-            ids = [ref.invoice_id for ref in outcome.issued]
-            stored = await service.render_documents(department_id, ids)
-            print(f"  {len(stored)} documents stored")
+        # One monthly run of a department at a time, whichever machine or scheduled job starts it.
+        async with leadership(settings.database.department_dsn, f"billing-run:{code}") as lead:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lead.held.wait(), timeout=3.0)
+            if not lead.leading:
+                print(f"a billing run of department {code} is already under way; nothing done", file=sys.stderr)
+                return 1
+            return await _run(service, code, args)
+
+
+async def _run(service: BillingService, code: str, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    run = await service.run_department_month(code, str(args.month))
+    outcome = run.outcome
+    print(f"{args.month}: {len(outcome.issued)} issued, {len(outcome.already_issued)} already issued, "
+          f"{outcome.nothing_to_bill} with nothing to bill ({time.perf_counter() - started:.1f} s, run {run.id})")
+    for ref in outcome.issued:
+        print(f"  issued {ref.number}  {ref.total_ttc} € TTC  tenant {ref.tenant_id}")
+    for problem in outcome.problems:
+        print(f"  NOT BILLED {problem.tenant_name}: {problem.problem}", file=sys.stderr)
+    for camera in outcome.unplanned_cameras:
+        print(f"  camera without a plan: {camera.name} ({camera.camera_id}), {camera.days} days", file=sys.stderr)
+    if not args.no_documents:
+        department_id = await service.department_id(code)
+        ids = [ref.invoice_id for ref in outcome.issued]
+        stored = await service.render_documents(department_id, ids)
+        print(f"  {len(stored)} documents stored")
     return 1 if outcome.problems else 0
 
 

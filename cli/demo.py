@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from api.app import create_app, serve_metrics
+from cli.bus import provision_settings
 from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, SeedResult, seed_demo, seed_demo_detection
 from core.crypto import SecretBox
 from core.db import open_database
@@ -154,6 +155,8 @@ async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
         nats.start()
     children: list[subprocess.Popen[bytes]] = []
     try:
+        # Once, before any process starts: they only check the streams.
+        await provision_settings(settings)
         start_processes(settings, children)
         serve_metrics(settings.api.metrics_address)
         config = uvicorn.Config(

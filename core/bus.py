@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoServersError
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from prometheus_client import Counter
 
-from core.errors import Unavailable
+from core.errors import Unavailable, VigieError
 from core.events import Event, EventCodec, EventDecodeError
 from core.logging import get_logger
 from core.nats_auth import inbox_prefix, tls_context
@@ -36,6 +37,18 @@ DEAD_LETTERED = Counter(
 HANDLED = Counter("vigie_bus_handled_total", "Messages handled", ["stream", "consumer", "outcome"])
 # The server refused a publish or a subscription of this process: its NATS permissions and its code disagree.
 REFUSED = Counter("vigie_bus_permission_violations_total", "Publishes or subscriptions the NATS server refused")
+PUBLISH_RETRIES = Counter("vigie_bus_publish_retries_total", "Publishes retried (no stream leader, no ack in time)")
+
+# What a publish meets while a stream elects a new leader or the client reconnects to another node: after a leader's
+# kill -9 the first ack came 5-7 s later on a 3-node cluster. The same Nats-Msg-Id is sent again, so a publish the
+# old leader had stored is answered as a duplicate, never stored twice.
+_TRANSIENT = (NatsTimeoutError, TimeoutError, NoServersError, ConnectionError, ConnectionReconnectingError,
+              NoStreamResponseError, ServiceUnavailableError)
+
+
+class StreamNotProvisioned(VigieError):
+    """A stream this process needs is missing or has fewer replicas than configured: `vigie bus provision` declares
+    them; a process never creates or rewrites a stream itself."""
 
 
 class Retry(Exception):
@@ -75,6 +88,9 @@ class StreamSpec:
     replicas: int = 1
 
 
+DEAD_LETTER_SPEC = StreamSpec(DEAD_LETTER_STREAM, [f"{DEAD_LETTER_PREFIX}.>"], max_age_s=30 * 86400)
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """A durable pull consumer and its redelivery policy."""
@@ -102,10 +118,12 @@ BatchHandler = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | No
 class Bus:
     """One NATS connection and its JetStream context."""
 
-    def __init__(self, nc: NatsClient, *, replicas: int = 1) -> None:
+    def __init__(self, nc: NatsClient, *, replicas: int = 1, publish_retry_s: float = 20.0) -> None:
         self._nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self._replicas = replicas
+        # How long a publish keeps retrying through a leader change before it gives up (Unavailable).
+        self._publish_retry_s = publish_retry_s
 
     @classmethod
     async def connect_as(cls, settings: Settings, process: str, *, name: str | None = None,
@@ -114,12 +132,14 @@ class Bus:
         user, password = settings.nats_credentials(process)
         # The permissions are the process's (whatever its user is called): so is its reply inbox.
         return await cls.connect(settings.nats.url, name=name or process, replicas=settings.nats.stream_replicas,
+                                 publish_retry_s=settings.nats.publish_retry_s,
                                  connect_timeout_s=connect_timeout_s, user=user, password=password,
                                  tls=tls_context(settings.nats.tls_ca_file, settings.nats.tls_cert_file,
                                                  settings.nats.tls_key_file), inbox=inbox_prefix(process))
 
     @classmethod
-    async def connect(cls, url: str, *, name: str, replicas: int = 1, connect_timeout_s: float = 5.0,
+    async def connect(cls, url: str, *, name: str, replicas: int = 1, publish_retry_s: float = 20.0,
+                      connect_timeout_s: float = 5.0,
                       user: str | None = None, password: str | None = None, tls: ssl.SSLContext | None = None,
                       inbox: str | None = None) -> Bus:
         """Connect with a user and password, or with none (a server's anonymous user: the test harness and the
@@ -158,7 +178,7 @@ class Bus:
             # A refused password is retried like an absent server: the errors the server gave say which.
             refused = [e for e in errors if "authorization" in e.lower()]
             raise Unavailable(f"NATS unreachable at {url}: {(refused or errors or [str(exc)])[-1]}") from exc
-        return cls(nc, replicas=replicas)
+        return cls(nc, replicas=replicas, publish_retry_s=publish_retry_s)
 
     @property
     def connected(self) -> bool:
@@ -167,37 +187,90 @@ class Bus:
     async def close(self) -> None:
         await self._nc.close()
 
-    async def ensure_stream(self, spec: StreamSpec) -> None:
-        config = StreamConfig(
+    def _stream_config(self, spec: StreamSpec, replicas: int) -> StreamConfig:
+        return StreamConfig(
             name=spec.name,
             subjects=spec.subjects,
             retention=spec.retention,
             storage=StorageType.FILE,
             max_age=spec.max_age_s,
             duplicate_window=spec.duplicate_window_s,
-            num_replicas=max(spec.replicas, self._replicas),
+            num_replicas=replicas,
         )
-        try:
-            await self.js.stream_info(spec.name)
-        except NotFoundError:
-            await self.js.add_stream(config)
-        else:
-            await self.js.update_stream(config)
 
-    async def ensure_dead_letter_stream(self) -> None:
-        await self.ensure_stream(StreamSpec(DEAD_LETTER_STREAM, [f"{DEAD_LETTER_PREFIX}.>"], max_age_s=30 * 86400))
+    def wanted_replicas(self, spec: StreamSpec) -> int:
+        return max(spec.replicas, self._replicas)
+
+    async def provision_stream(self, spec: StreamSpec) -> str:
+        """Declare a stream with the configured replicas and limits (`vigie bus provision`, and the embedded, demo
+        and test platforms once at start). Never lowers the replicas a stream already has. Returns what was done."""
+        wanted = self.wanted_replicas(spec)
+        try:
+            info = await self.js.stream_info(spec.name)
+        except NotFoundError:
+            await self.js.add_stream(self._stream_config(spec, wanted))
+            return f"{spec.name}: created with {wanted} replica(s)"
+        existing = int(info.config.num_replicas or 1)
+        replicas = max(existing, wanted)
+        await self.js.update_stream(self._stream_config(spec, replicas))
+        kept = f" (kept {existing}, more than the {wanted} configured)" if existing > wanted else ""
+        return f"{spec.name}: {replicas} replica(s){kept}, limits updated"
+
+    async def provision_dead_letter_stream(self) -> str:
+        return await self.provision_stream(DEAD_LETTER_SPEC)
+
+    async def provision_consumer(self, spec: ConsumerSpec) -> str:
+        """Declare a durable consumer with its redelivery policy (it has as many replicas as its stream)."""
+        await self.js.add_consumer(spec.stream, config=self._consumer_config(spec))
+        return f"{spec.stream}/{spec.durable}: declared"
+
+    async def require_stream(self, spec: StreamSpec) -> None:
+        """What a process does at start: check that the stream exists with at least the configured replicas.
+        It never creates or rewrites one, so a process started with a smaller replica count cannot downgrade it."""
+        wanted = self.wanted_replicas(spec)
+        try:
+            info = await self.js.stream_info(spec.name)
+        except NotFoundError as exc:
+            raise StreamNotProvisioned(f"stream {spec.name} is missing: run `vigie bus provision` first") from exc
+        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
+            raise Unavailable(f"the event bus does not answer: {exc}") from exc
+        existing = int(info.config.num_replicas or 1)
+        if existing < wanted:
+            raise StreamNotProvisioned(f"stream {spec.name} has {existing} replica(s), {wanted} configured: run "
+                                       "`vigie bus provision`")
+        missing = set(spec.subjects) - set(info.config.subjects or [])
+        if missing:
+            raise StreamNotProvisioned(f"stream {spec.name} does not take {sorted(missing)}: run "
+                                       "`vigie bus provision`")
+
+    async def require_streams(self, specs: Sequence[StreamSpec]) -> None:
+        """require_stream for each, and the dead-letter stream every consumer and publisher may need."""
+        for spec in (*specs, DEAD_LETTER_SPEC):
+            await self.require_stream(spec)
+
+    async def _publish_retrying(self, subject: str, payload: bytes, headers: dict[str, str],
+                                timeout_s: float) -> PubAck:
+        """One publish, sent again under the same Nats-Msg-Id through a leader change or a reconnection, with a
+        growing pause, for at most the bus's publish_retry_s; then Unavailable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_retry_s
+        pause = 0.1
+        while True:
+            try:
+                return await self.js.publish(subject, payload, timeout=timeout_s, headers=headers)
+            except _TRANSIENT as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise Unavailable(f"publish to {subject} failed: {exc!r}") from exc
+                PUBLISH_RETRIES.inc()
+                log.info("bus.publish_retry", subject=subject, msg_id=headers.get("Nats-Msg-Id"), error=repr(exc))
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, 2.0)
 
     async def publish(self, subject: str, event: Event, *, timeout_s: float = 5.0) -> int:
         """Publish one event; returns the stream sequence. A duplicate event_id returns the first sequence."""
-        try:
-            ack = await self.js.publish(
-                subject,
-                EventCodec.encode(event),
-                timeout=timeout_s,
-                headers={"Nats-Msg-Id": str(event.event_id)},
-            )
-        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
-            raise Unavailable(f"publish to {subject} failed: {exc}") from exc
+        ack = await self._publish_retrying(subject, EventCodec.encode(event), {"Nats-Msg-Id": str(event.event_id)},
+                                           timeout_s)
         return int(ack.seq)
 
     async def publish_encoded(self, subject: str, payload: bytes, *, msg_id: str, timeout_s: float = 5.0,
@@ -205,10 +278,7 @@ class Bus:
         """Publish an already encoded event (an outbox row, a queued detection) under its own Nats-Msg-Id;
         `reason` travels in Vigie-Reason, as on every dead letter (a producer's unencodable event)."""
         headers = {"Nats-Msg-Id": msg_id} if reason is None else {"Nats-Msg-Id": msg_id, "Vigie-Reason": reason[:1000]}
-        try:
-            return await self.js.publish(subject, payload, timeout=timeout_s, headers=headers)
-        except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
-            raise Unavailable(f"publish to {subject} failed: {exc}") from exc
+        return await self._publish_retrying(subject, payload, headers, timeout_s)
 
     async def stream_exists(self, name: str) -> bool:
         """Whether the stream is declared; Unavailable when the server does not answer."""
@@ -257,13 +327,13 @@ class Bus:
             "Vigie-Original-Subject": msg.subject,
             "Vigie-Consumer": spec.durable,
         }
-        await self.js.publish(f"{DEAD_LETTER_PREFIX}.{spec.stream}.{spec.durable}", msg.data, headers=headers)
+        await self._publish_retrying(f"{DEAD_LETTER_PREFIX}.{spec.stream}.{spec.durable}", msg.data, headers, 5.0)
         DEAD_LETTERED.labels(spec.stream, spec.durable, reason.split(":", 1)[0][:60]).inc()
         log.warning("bus.dead_lettered", stream=spec.stream, consumer=spec.durable, seq=seq, reason=reason)
         await msg.term()
 
-    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
-        config = ConsumerConfig(
+    def _consumer_config(self, spec: ConsumerSpec) -> ConsumerConfig:
+        return ConsumerConfig(
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
             filter_subject=spec.filter_subject,
@@ -272,8 +342,11 @@ class Bus:
             ack_wait=spec.ack_wait_s,
             max_ack_pending=spec.max_ack_pending,
         )
+
+    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
+        # A durable `vigie bus provision` declared is used as it is; one it did not know (a test's) is created.
         return await self.js.pull_subscribe(spec.filter_subject, durable=spec.durable, stream=spec.stream,
-                                            config=config)
+                                            config=self._consumer_config(spec))
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription, spec: ConsumerSpec) -> list[Msg]:
         """What is already there (up to a batch), else the first message to arrive. Never a wait for a batch to fill:
@@ -289,8 +362,9 @@ class Bus:
                 return await sub.fetch(1, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
                 return []
-        except (ConnectionError, NoServersError) as exc:
-            log.warning("bus.fetch_failed", error=str(exc))
+        except (ConnectionError, NatsError) as exc:
+            # A reconnection, or the stream or consumer electing a new leader (no responders, 503): pull again.
+            log.warning("bus.fetch_failed", stream=spec.stream, consumer=spec.durable, error=repr(exc))
             await asyncio.sleep(0.5)
             return []
 
@@ -354,7 +428,8 @@ class Bus:
         if len(outcomes) != len(decoded):
             outcomes = [RuntimeError(f"batch handler gave {len(outcomes)} outcomes for {len(decoded)} events")] \
                 * len(decoded)
-        await asyncio.gather(*(self._settle(m, spec, e, o) for (m, e), o in zip(decoded, outcomes, strict=True)))
+        await asyncio.gather(*(self._settle_safely(m, spec, e, o)
+                               for (m, e), o in zip(decoded, outcomes, strict=True)))
 
     async def _decode(self, msg: Msg, spec: ConsumerSpec, codec: EventCodec) -> Event | None:
         try:
@@ -371,9 +446,18 @@ class Bus:
         try:
             await handler(event, msg)
         except Exception as exc:  # every failure is settled: nak with backoff or dead-letter
-            await self._settle(msg, spec, event, exc)
+            await self._settle_safely(msg, spec, event, exc)
         else:
-            await self._settle(msg, spec, event, None)
+            await self._settle_safely(msg, spec, event, None)
+
+    async def _settle_safely(self, msg: Msg, spec: ConsumerSpec, event: Event, error: BaseException | None) -> None:
+        """`_settle`, where a lost connection or a leader change leaves the message unsettled: the server delivers
+        it again after ack_wait (consumers are idempotent), and the consumer keeps running."""
+        try:
+            await self._settle(msg, spec, event, error)
+        except (ConnectionError, NatsError, Unavailable) as exc:
+            log.warning("bus.settle_failed", stream=spec.stream, consumer=spec.durable, error=repr(exc),
+                        event_id=str(event.event_id))
 
     async def _settle(self, msg: Msg, spec: ConsumerSpec, event: Event, error: BaseException | None) -> None:
         """Ack, defer, retry with backoff or dead-letter one message, given what handling its event raised."""

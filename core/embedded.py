@@ -72,14 +72,28 @@ class NatsServerProcess:
     passwords: dict[str, str] = field(default_factory=_development_passwords)
     anonymous_admin: bool = True
     tls: bool = False
+    # A node of a cluster on loopback (a test's): its name, its route port and its peers' route ports.
+    server_name: str = ""
+    cluster_port: int = 0
+    peer_cluster_ports: list[int] = field(default_factory=list)
+    # fsync before every acknowledgement (the default acknowledges first and syncs every two minutes).
+    sync_always: bool = False
 
     def config(self) -> dict[str, object]:
         """The server's configuration (nats-server reads JSON)."""
+        jetstream: dict[str, object] = {"store_dir": str(self.store_dir)}
+        if self.sync_always:
+            jetstream["sync_interval"] = "always"
         config: dict[str, object] = {
             "host": "127.0.0.1", "port": self.port, "http_port": self.monitor_port,
-            "jetstream": {"store_dir": str(self.store_dir)},
+            "jetstream": jetstream,
             "authorization": authorization(self.passwords),
         }
+        if self.server_name:
+            config["server_name"] = self.server_name
+        if self.cluster_port:
+            config["cluster"] = {"name": "vigie", "host": "127.0.0.1", "port": self.cluster_port,
+                                 "routes": [f"nats-route://127.0.0.1:{p}" for p in self.peer_cluster_ports]}
         if self.anonymous_admin:
             config["no_auth_user"] = ADMIN_USER
         if self.tls:

@@ -23,9 +23,10 @@ def inbox_prefix(user: str) -> str:
     return "_INBOX" if user == ADMIN_USER else f"_INBOX_{user}"
 
 
-def _declare(*streams: str) -> list[str]:
-    """Create a stream idempotently at start (info, create, update its configuration)."""
-    return [f"$JS.API.STREAM.{op}.{s}" for s in streams for op in ("INFO", "CREATE", "UPDATE")]
+def _check_streams(*streams: str) -> list[str]:
+    """Check a stream at start (its info only: `vigie bus provision`, as the admin, creates and updates streams, so
+    no process can rewrite or downgrade one)."""
+    return [f"$JS.API.STREAM.INFO.{s}" for s in streams]
 
 
 def _consume(*streams: str) -> list[str]:
@@ -45,15 +46,15 @@ PUBLISH: Mapping[str, list[str]] = {
     "api": [f"$JS.API.STREAM.INFO.{ALERTS}", f"$JS.API.CONSUMER.CREATE.{ALERTS}", f"$JS.API.CONSUMER.CREATE.{ALERTS}.>",
             f"$JS.API.CONSUMER.INFO.{ALERTS}.>", f"$JS.API.CONSUMER.DELETE.{ALERTS}.>", f"$JS.FC.{ALERTS}.>"],
     # The detector publishes detections and the dead letters of what it could not encode, nothing else.
-    "inference": ["detections.>", *_dead_letters(DETECTIONS), *_declare(DETECTIONS, DEADLETTER)],
+    "inference": ["detections.>", *_dead_letters(DETECTIONS), *_check_streams(DETECTIONS, DEADLETTER)],
     # The alert engine turns detections, pushes' outcomes and clips into alerts and dispatch orders.
-    "alerts": ["alerts.>", *_dead_letters(DETECTIONS, PUSH, DVR), *_declare(DETECTIONS, ALERTS, PUSH, DVR, DEADLETTER),
-               *_consume(DETECTIONS, PUSH, DVR)],
+    "alerts": ["alerts.>", *_dead_letters(DETECTIONS, PUSH, DVR),
+               *_check_streams(DETECTIONS, ALERTS, PUSH, DVR, DEADLETTER), *_consume(DETECTIONS, PUSH, DVR)],
     # Recorders cut alerts' clips and report recordings.
-    "dvr": ["dvr.>", *_dead_letters(ALERTS), *_declare(DVR, ALERTS, DEADLETTER), *_consume(ALERTS)],
+    "dvr": ["dvr.>", *_dead_letters(ALERTS), *_check_streams(DVR, ALERTS, DEADLETTER), *_consume(ALERTS)],
     # The push dispatcher consumes dispatch orders and reports deliveries; it can publish neither detections nor
     # orders.
-    "mobile_push": ["push.>", *_dead_letters(ALERTS), *_declare(ALERTS, PUSH, DEADLETTER), *_consume(ALERTS)],
+    "mobile_push": ["push.>", *_dead_letters(ALERTS), *_check_streams(ALERTS, PUSH, DEADLETTER), *_consume(ALERTS)],
 }
 PROCESS_USERS = tuple(PUBLISH)
 

@@ -33,8 +33,11 @@ class DatabaseSettings(BaseModel):
 
     # Superuser DSN, used only to create the database and the three roles (bootstrap).
     admin_dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/postgres")
+    # One host, a socket folder, or several "host:port" separated by commas (a primary and its standbys): a
+    # connection then goes to the first that accepts `target_session_attrs`, so a promoted standby is found.
     host: str = "127.0.0.1"
     port: int = 5432
+    target_session_attrs: str = "read-write"
     name: str = "vigie"
     owner_role: str = "vigie_owner"
     owner_password: SecretStr = SecretStr(DEV_PASSWORDS["owner_password"])
@@ -68,6 +71,9 @@ class DatabaseSettings(BaseModel):
         host = self.host
         if host.startswith("/"):
             return f"postgresql://{quote(role)}:{quote(password.get_secret_value())}@/{self.name}?host={host}"
+        if "," in host:
+            return (f"postgresql://{quote(role)}:{quote(password.get_secret_value())}@{host}/{self.name}"
+                    f"?target_session_attrs={self.target_session_attrs}")
         return f"postgresql://{quote(role)}:{quote(password.get_secret_value())}@{host}:{self.port}/{self.name}"
 
     @property
@@ -91,6 +97,8 @@ class NatsSettings(BaseModel):
     store_dir: Path = PROJECT_ROOT / "var" / "nats"
     stream_replicas: int = 1
     duplicate_window_s: float = 120.0
+    # How long a publish is sent again (same Nats-Msg-Id) through a stream leader change before it fails.
+    publish_retry_s: float = 20.0
     # This process's NATS user (core.nats_auth: its own by default: api, alerts, dvr, inference, mobile_push) and
     # password; on dev and test platforms an empty password is that user's development password.
     user: str = ""
@@ -218,6 +226,7 @@ class Settings(BaseSettings):
             "VIGIE_DATABASE__NAME": db.name,
             "VIGIE_DATABASE__HOST": db.host,
             "VIGIE_DATABASE__PORT": str(db.port),
+            "VIGIE_DATABASE__TARGET_SESSION_ATTRS": db.target_session_attrs,
             "VIGIE_DATABASE__ADMIN_DSN": db.admin_dsn.get_secret_value(),
             "VIGIE_DATABASE__EMBEDDED_FALLBACK": "false",
             "VIGIE_NATS__URL": self.nats.url,

@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import open_database
+from core.errors import VigieError
 from core.events import Event, EventCodec
 from core.logging import configure_logging
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
@@ -46,9 +48,8 @@ async def main() -> None:
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
                              app_pool_size=(1, 4), department_pool_size=(2, 10))
     bus = await Bus.connect_as(settings, "dvr")
-    for stream in (DVR_STREAM, ALERTS_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+    # Streams are declared by `vigie bus provision`; a process only checks them, so it never downgrades one.
+    await bus.require_streams((DVR_STREAM, ALERTS_STREAM))
     store = open_object_store(ObjectStoreSettings())
     recorder_id, spool, stop = new_recorder_id(), Spool(dvr.spool_dir), asyncio.Event()
     secret_box = SecretBox(settings.data_key.get_secret_value())
@@ -91,4 +92,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except VigieError as exc:  # streams not provisioned, a dependency down: say which, without a traceback
+        sys.exit(f"dvr: {exc.detail}")

@@ -75,7 +75,7 @@ class ExportBuilder:
         while not stop.is_set():
             try:
                 built = await self.build_next()
-            except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+            except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("dvr.export_queue_unavailable", error=str(exc))
                 built = None
             if built is None:
@@ -100,7 +100,7 @@ class ExportBuilder:
             await self._finish(job, ExportStatus.FAILED, exc.detail)
         except _ClaimLost:
             log.warning("dvr.export_claim_lost", job_id=str(job["id"]))
-        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+        except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Transient (store, ffmpeg, database): the claim is left to lapse and the job is tried again.
             log.warning("dvr.export_failed", job_id=str(job["id"]), attempt=job["attempts"], error=str(exc))
         except Exception:

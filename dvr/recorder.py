@@ -372,7 +372,7 @@ class StreamRecorder:
             try:
                 async with self._index() as conn:
                     await self.repo.insert_gap(conn, gap)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("dvr.gap_not_recorded", camera_id=str(t.camera_id), error=str(exc))
             log.info("dvr.gap", camera_id=str(t.camera_id), start=gap.start_at.isoformat(),
                      end=gap.end_at.isoformat(), cause=cause.value)
@@ -405,7 +405,7 @@ class StreamRecorder:
                 await self.repo.set_health(conn, tenant_id=t.tenant_id, camera_id=t.camera_id, state=state,
                                            since=datetime.now(UTC), recorder_id=self.recorder_id,
                                            last_segment_end=self.last_end, codec=codec, detail=detail)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("dvr.health_not_recorded", camera_id=str(t.camera_id), error=str(exc))
         if state in _HEALTH_SIGNALS:
             # The camera's health, as the recorder sees the main stream (combined with the detector's view).

@@ -59,7 +59,7 @@ async def run_sweeper(service: RetentionService, interval_s: float, stop: asynci
     async def sweep(term: Term) -> None:
         try:
             await service.sweep(term=term)
-        except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+        except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("dvr.sweep_failed", error=str(exc))
 
     await Leadership(service.db, SWEEPER_LEADERSHIP, retry_s=retry_s).run(stop, sweep, interval_s=interval_s)

@@ -14,6 +14,7 @@ from core.logging import configure_logging
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from inference.backends import make_backend
+from inference.fleet import DetectorFleet
 from inference.publisher import DetectionPublisher
 from inference.settings import InferenceSettings
 from inference.worker import serve
@@ -24,7 +25,7 @@ async def main() -> None:
     configure_logging(settings.log_level)
     # Every query of the worker is a department job (configuration sync, usage metering): one runtime connection.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
-                             app_pool_size=(1, 1), department_pool_size=(1, 3))
+                             app_pool_size=(1, 1), department_pool_size=(1, 4))
     bus = await Bus.connect_as(settings, "inference")
     publisher = DetectionPublisher(bus, open_object_store(ObjectStoreSettings()),
                                    snapshot_quality=inference.snapshot_quality, queue_max=inference.publish_queue_max)
@@ -34,8 +35,10 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
+        # Every worker takes its share of the cameras by lease, so any number of copies can run.
+        fleet = DetectorFleet(db, backend, ttl_s=inference.lease_ttl_s, poll_s=inference.lease_poll_s)
         await serve(db, backend, publisher, stop=stop, secrets=SecretBox(settings.data_key.get_secret_value()),
-                    settings=inference)
+                    settings=inference, fleet=fleet)
     finally:
         await bus.close()
         await db.close()

@@ -105,8 +105,8 @@ class DetectionPublisher:
         self._wake.set()
 
     async def prepare(self) -> None:
-        await self._bus.ensure_stream(DETECTIONS_STREAM)
-        await self._bus.ensure_dead_letter_stream()
+        # Declared by `vigie bus provision`: the worker only checks it, never rewrites it.
+        await self._bus.require_streams((DETECTIONS_STREAM,))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set, then flush what is queued (for at most a few seconds)."""

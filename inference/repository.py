@@ -158,3 +158,45 @@ class DetectionRepository:
         return list(await conn.fetch(
             "SELECT day, detector_seconds, frames FROM detector_usage "
             "WHERE tenant_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day", tenant_id, since, until))
+
+    # -- detector leases (department role): the workers share the cameras ----------------------------------------
+    async def detector_lease_round(self, conn: asyncpg.Connection, detector_id: str, host: str, pid: int,
+                                   ttl_s: float) -> tuple[int, set[uuid.UUID], dict[uuid.UUID, str]]:
+        """Heartbeat this worker, forget long-dead ones, renew its live leases; returns the live workers (this one
+        included), the leases renewed and every live lease's holder."""
+        await conn.execute(
+            "INSERT INTO detector_instances (id, host, pid) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()", detector_id, host, pid)
+        await conn.execute("DELETE FROM detector_instances WHERE heartbeat_at < now() - make_interval(secs => $1 * 4)",
+                           ttl_s)
+        held = await conn.fetch(
+            "UPDATE detector_leases SET expires_at = now() + make_interval(secs => $2) "
+            "WHERE holder = $1 AND expires_at >= now() RETURNING camera_id", detector_id, ttl_s)
+        live = await conn.fetchval(
+            "SELECT count(*) FROM detector_instances WHERE heartbeat_at >= now() - make_interval(secs => $1)", ttl_s)
+        holders = await conn.fetch("SELECT camera_id, holder FROM detector_leases WHERE expires_at >= now()")
+        return (max(1, int(live)), {r["camera_id"] for r in held},
+                {r["camera_id"]: r["holder"] for r in holders})
+
+    async def acquire_detector_lease(self, conn: asyncpg.Connection, holder: str, tenant_id: uuid.UUID,
+                                     camera_id: uuid.UUID, ttl_s: float) -> bool:
+        """Take a free or expired lease (or keep ours); false when another live worker holds it."""
+        got = await conn.fetchval(
+            "INSERT INTO detector_leases (camera_id, tenant_id, holder, expires_at) "
+            "VALUES ($1, $2, $3, now() + make_interval(secs => $4)) "
+            "ON CONFLICT (camera_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, "
+            "  acquired_at = CASE WHEN detector_leases.holder = EXCLUDED.holder THEN detector_leases.acquired_at "
+            "                     ELSE now() END "
+            "WHERE detector_leases.holder = EXCLUDED.holder OR detector_leases.expires_at < now() "
+            "RETURNING holder", camera_id, tenant_id, holder, ttl_s)
+        return bool(got == holder)
+
+    async def release_detector_leases(self, conn: asyncpg.Connection, holder: str,
+                                      camera_ids: Sequence[uuid.UUID] | None = None) -> None:
+        """Release some leases of this worker, or all of them and its instance row (a clean stop)."""
+        if camera_ids is None:
+            await conn.execute("DELETE FROM detector_leases WHERE holder = $1", holder)
+            await conn.execute("DELETE FROM detector_instances WHERE id = $1", holder)
+        else:
+            await conn.execute("DELETE FROM detector_leases WHERE holder = $1 AND camera_id = ANY ($2::uuid[])",
+                               holder, list(camera_ids))

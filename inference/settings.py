@@ -53,6 +53,9 @@ class InferenceSettings(BaseSettings):
     # A picture that stops changing while frames keep coming: judged over a longer time (static night scenes).
     picture_frozen_hold_s: float = 60.0
     config_refresh_s: float = 5.0
+    # Several workers share the cameras by lease (inference.fleet): a dead worker's cameras move after the TTL.
+    lease_ttl_s: float = Field(10.0, gt=0)
+    lease_poll_s: float = Field(2.0, gt=0)
     usage_flush_s: float = 30.0
     snapshot_quality: int = Field(80, ge=30, le=95)
     timezone: str = "Europe/Paris"

@@ -68,7 +68,7 @@ async def keep_cameras_in_sync(db: Database, backend: CameraSet, *, secrets: Sec
             async with db.cross_tenant("detection config sync") as conn, conn.transaction():
                 switched_off = await switch_off_unauthorised_rules(conn, today)
                 configs = await load_camera_configs(conn, today=today, secrets=secrets, plan_weights=plan_weights)
-        except (OSError, asyncpg.PostgresError, Unavailable) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as exc:
             log.warning("inference.config_refresh_failed", error=str(exc))
         else:
             for rule_id in switched_off:
@@ -92,7 +92,7 @@ async def flush_usage(db: Database, meter: UsageMeter, *, timezone: str, every_s
                 async with db.cross_tenant("detector usage metering") as conn, conn.transaction():
                     await record_usage(conn, datetime.now(tz).date(),
                                        {t: (u.detector_seconds, u.frames) for t, u in pending.items()})
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 meter.restore(pending)
                 log.warning("inference.usage_flush_failed", error=str(exc))
         if stop.is_set():
@@ -118,10 +118,16 @@ class PictureHealthReports:
             await self.reporter.report(tenant_id, camera_id, state, detail)
 
 
+class Leasing(CameraSet, Protocol):
+    """The cameras of this worker among several (inference.fleet): the sync's list in, the held part to the backend."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 async def serve(db: Database, backend: Backend, publisher: Publishing, *, secrets: SecretBox,
-                settings: InferenceSettings, stop: asyncio.Event) -> None:
-    """Run the worker until `stop`: detection, publishing, configuration sync, usage metering and the cameras'
-    picture health side by side."""
+                settings: InferenceSettings, stop: asyncio.Event, fleet: Leasing | None = None) -> None:
+    """Run the worker until `stop`: detection, publishing, configuration sync (through the fleet's leases when
+    several workers share the cameras), usage metering and the cameras' picture health side by side."""
     reports = PictureHealthReports(HealthReporter(db, "detector"))
     if isinstance(backend, WatchesPictures):
         # The DeepStream backend does not compute picture statistics per camera yet: no picture health there.
@@ -130,8 +136,10 @@ async def serve(db: Database, backend: Backend, publisher: Publishing, *, secret
         tasks.create_task(reports.run(stop))
         tasks.create_task(backend.run(stop))
         tasks.create_task(publisher.run(stop))
+        if fleet is not None:
+            tasks.create_task(fleet.run(stop))
         tasks.create_task(keep_cameras_in_sync(
-            db, backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
+            db, fleet or backend, secrets=secrets, plan_weights=settings.plan_weights, timezone=settings.timezone,
             refresh_s=settings.config_refresh_s, stop=stop))
         tasks.create_task(flush_usage(db, backend.meter, timezone=settings.timezone,
                                       every_s=settings.usage_flush_s, stop=stop))

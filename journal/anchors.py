@@ -105,7 +105,7 @@ class JournalAnchorer:
                 if not warned:
                     log.error("journal.anchor_key_missing", error=str(exc))
                     warned = True
-            except (Unavailable, OSError, asyncpg.PostgresError) as exc:
+            except (Unavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("journal.anchor_failed", error=str(exc))
             except Exception:
                 # A failed anchor is retried at the next poll; it must not stop the process that runs the job.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
-from core.bus import Bus, ConsumerSpec
+from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import open_database
+from core.errors import VigieError
 from core.events import EventCodec
 from core.logging import configure_logging
 from core.outbox import OutboxRelay
@@ -18,7 +20,7 @@ from mobile_push.dispatcher import PushDispatcher
 from mobile_push.events import PUSH_STREAM
 from mobile_push.fcm import FcmSender
 from mobile_push.repository import PUSH_OUTBOX
-from mobile_push.settings import PushSettings
+from mobile_push.settings import PushSettings, orders_consumer
 
 
 async def main() -> None:
@@ -34,9 +36,8 @@ async def main() -> None:
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
                              app_pool_size=(2, 8), department_pool_size=(1, 4))
     bus = await Bus.connect_as(settings, "mobile_push")
-    for stream in (ALERTS_STREAM, PUSH_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+    # Streams are declared by `vigie bus provision`; a process only checks them, so it never downgrades one.
+    await bus.require_streams((ALERTS_STREAM, PUSH_STREAM))
     relay = OutboxRelay(db, bus, PUSH_OUTBOX, idle_s=own.outbox_poll_s)
     secrets = SecretBox(settings.data_key.get_secret_value())
     dispatcher = PushDispatcher(db, sender, secrets, own, committed=relay.wake)
@@ -45,9 +46,7 @@ async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as tasks:
-            # A few orders at a time: each fans out to a whole force in one FCM batch already.
-            orders = ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=8)
-            tasks.create_task(bus.consume(orders, EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop))
+            tasks.create_task(bus.consume(orders_consumer(), EventCodec(*ALERT_EVENTS), dispatcher.handle, stop=stop))
             tasks.create_task(dispatcher.run_retries(stop))
             tasks.create_task(relay.run(stop))
             tasks.create_task(relay.watch_lag(stop))
@@ -58,4 +57,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except VigieError as exc:  # streams not provisioned, a dependency down: say which, without a traceback
+        sys.exit(f"mobile_push: {exc.detail}")

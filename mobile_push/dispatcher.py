@@ -295,7 +295,8 @@ class PushDispatcher:
         while not stop.is_set():
             try:
                 sent = await self.send_due()
-            except (OSError, asyncpg.PostgresError, VigieError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, VigieError) as exc:
+                # InterfaceError: the connection died under the transaction (a primary lost, its standby promoted).
                 log.warning("push.retry_loop_failed", error=str(exc))
                 sent = 0
             if sent:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.bus import ConsumerSpec
 from core.settings import PROJECT_ROOT
 
 
@@ -32,3 +33,9 @@ class PushSettings(BaseSettings):
     batch_size: int = 500
     # `python -m mobile_push` starts the project's local FCM endpoint on this port first (demo only).
     local_endpoint_port: int | None = None
+
+
+def orders_consumer() -> ConsumerSpec:
+    """The dispatchers' durable on ALERTS, shared by every copy: a few orders at a time, each fanning out to a whole
+    force in one FCM batch already."""
+    return ConsumerSpec("ALERTS", "mobile_push", "alerts.>", batch=8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cli.bus import provision_url
 from core.db import Database, create_pool
 from core.embedded import NatsServerProcess
 from core.migrate import prepare_database
@@ -22,6 +24,9 @@ os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
     server = NatsServerProcess(store_dir=tmp_path_factory.mktemp("nats"))
     server.start()
+    # The platform's processes only check their streams: the test platform declares them once, as `vigie bus
+    # provision` does on a deployed one.
+    asyncio.run(provision_url(server.url))
     yield server
     server.stop()
 

@@ -69,7 +69,7 @@ async def people(alerts_client: AsyncTestClient[Litestar], demo: SeedResult) -> 
 async def bus(settings: Settings) -> AsyncIterator[Bus]:
     connected = await Bus.connect(settings.nats.url, name="alerts-tests")
     for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM):
-        await connected.ensure_stream(stream)
-    await connected.ensure_dead_letter_stream()
+        await connected.provision_stream(stream)
+    await connected.provision_dead_letter_stream()
     yield connected
     await connected.close()

@@ -187,3 +187,22 @@ async def test_an_event_that_fails_the_batch_is_isolated(db: Database, demo: See
     assert [outcomes[0], outcomes[2]] == [None, None]
     assert isinstance(outcomes[1], asyncpg.PostgresError)
     assert len(await alerts_of(db, demo, rule)) == 2
+
+
+async def test_two_engines_on_the_same_camera_and_rule_raise_one_alert(db: Database, demo: SeedResult) -> None:
+    """Two copies of the alerts process share the detections consumer, so the events of one camera and rule reach
+    both at once, in small batches, some twice (a redelivery to the other copy). The per-(camera, rule) advisory lock
+    serialises their decisions: one alert, every event folded into it once, whatever the interleaving."""
+    rule = f"two-engines-{uuid.uuid4().hex[:6]}"
+    events = [event(demo, "cergy", "c4", rule, (1,), i) for i in range(40)]
+    engines = [AlertEngine(db), AlertEngine(db)]
+    batches = [events[i:i + 4] for i in range(0, len(events), 4)]
+    # Each engine takes every other batch; the last batches are redelivered to the other engine as well.
+    work = [engines[n % 2].on_batch(b) for n, b in enumerate(batches)]
+    work += [engines[(n + 1) % 2].on_batch(b) for n, b in enumerate(batches[-3:])]
+    outcomes = await asyncio.gather(*work)
+    assert all(o is None for batch in outcomes for o in batch)
+    rows = await alerts_of(db, demo, rule)
+    assert len(rows) == 1, rows
+    occurrences, sources, outbox = rows[0][1], rows[0][10], rows[0][8]
+    assert (occurrences, sources, outbox) == (40, 40, 1)

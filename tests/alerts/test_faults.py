@@ -46,8 +46,9 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import SecretStr
 
-from alerts.events import ALERT_EVENTS, ALERTS_STREAM, AlertRaised, DispatchOrdered
+from alerts.events import ALERT_EVENTS, AlertRaised, DispatchOrdered
 from bench.common import write_result
+from cli.bus import provision_url
 from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.bus import DEAD_LETTER_STREAM, Bus
@@ -56,7 +57,7 @@ from core.embedded import NatsServerProcess
 from core.events import EventCodec
 from core.migrate import prepare_database
 from core.settings import DatabaseSettings, Settings
-from inference.events import DETECTIONS_STREAM, RuleTriggered
+from inference.events import RuleTriggered
 from tests.processes import ModuleProcess
 
 with warnings.catch_warnings():
@@ -192,10 +193,9 @@ def fault_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
 
 @pytest.fixture
 async def fault_bus(fault_nats: NatsServerProcess) -> AsyncIterator[Bus]:
+    # Every stream, as `vigie bus provision` declares them: `python -m alerts` checks them all at start.
+    await provision_url(fault_nats.url)
     bus = await Bus.connect(fault_nats.url, name="alerts-fault-tests")
-    for stream in (DETECTIONS_STREAM, ALERTS_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
     yield bus
     await bus.close()
 

@@ -83,7 +83,7 @@ def fast_api(api_settings: Settings, seeded: SeedResult, tmp_path_factory: pytes
 @pytest.fixture
 async def alerts_bus(settings: Settings) -> AsyncIterator[Bus]:
     bus = await Bus.connect(settings.nats.url, name="live-access-tests")
-    await bus.ensure_stream(ALERTS_STREAM)
+    await bus.provision_stream(ALERTS_STREAM)
     yield bus
     await bus.close()
 

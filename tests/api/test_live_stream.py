@@ -88,7 +88,7 @@ async def operator(served_api: ServedApi, seeded: SeedResult) -> dict[str, str]:
 async def alerts_bus(settings: Settings) -> AsyncIterator[Bus]:
     bus = await Bus.connect(settings.nats.url, name="live-stream-tests")
     # The alerts process declares it in production; the stream endpoint consumes it.
-    await bus.ensure_stream(ALERTS_STREAM)
+    await bus.provision_stream(ALERTS_STREAM)
     yield bus
     await bus.close()
 
@@ -224,7 +224,7 @@ async def test_live_stream_answers_503_until_the_alerts_stream_exists(
             assert "alerts stream" in missing.json()["detail"]
             bus = await Bus.connect(nats.url, name="live-stream-tests")
             try:
-                await bus.ensure_stream(ALERTS_STREAM)  # what the alert engine does when it starts
+                await bus.provision_stream(ALERTS_STREAM)  # what `vigie bus provision` does
             finally:
                 await bus.close()
             async with client.stream("GET", "/alerts/stream", headers=operator) as response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from billing.metering import Month
 from cli.billing import _guarded, cmd_deposit, cmd_run, cmd_validate
 from cli.main import parser
+from core.leadership import leadership
 from core.settings import Settings
 from tests.billing.conftest import Setup
 
@@ -62,3 +64,16 @@ async def test_refusals_are_plain_sentences(
     with pytest.raises(SystemExit):
         parser().parse_args(["billing", "run", "--month", "2026-13"])
     assert "is not a month" in capsys.readouterr().err
+
+
+async def test_a_second_run_of_the_same_department_waits_for_none_and_does_nothing(
+    settings: Settings, configured: Setup, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two scheduled jobs (or two operators) starting the month's run together: the advisory-lock leadership lets one
+    run; the other says so and bills nothing."""
+    async with leadership(settings.database.department_dsn, "billing-run:78") as first:
+        await asyncio.wait_for(first.held.wait(), 10)
+        assert await cmd_run(settings, _args(month=Month(2026, 8))) == 1
+        out, err = capsys.readouterr()
+        assert "a billing run of department 78 is already under way; nothing done" in err
+        assert "issued" not in out

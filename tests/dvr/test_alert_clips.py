@@ -62,8 +62,8 @@ async def pipeline(settings: Settings, database: Database, world: World,
     tenant_id, site_id = await world.tenant()
     bus = await Bus.connect(settings.nats.url, name="alert-clips-test")
     for stream in (ALERTS_STREAM, DVR_STREAM):
-        await bus.ensure_stream(stream)
-    await bus.ensure_dead_letter_stream()
+        await bus.provision_stream(stream)
+    await bus.provision_dead_letter_stream()
     dvr = fast_settings(tmp_path / "spool", clip_pre_s=PRE_S, clip_post_s=POST_S)
     store = FilesystemObjectStore(tmp_path / "objects", presign_secret=b"c" * 32, presign_base_url="http://x/media")
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from nats.aio.msg import Msg
 
-from core.bus import DEAD_LETTER_STREAM, Bus, ConsumerSpec, Reject, RetryAfter, StreamSpec
+from core.bus import DEAD_LETTER_STREAM, Bus, ConsumerSpec, Reject, RetryAfter, StreamNotProvisioned, StreamSpec
 from core.embedded import NatsServerProcess
+from core.errors import Unavailable
 from core.events import Event, EventCodec
 
 pytestmark = pytest.mark.integration
@@ -23,14 +26,14 @@ class ThingObserved(Event, frozen=True, kw_only=True):
 
 async def _bus(nats_server: NatsServerProcess) -> Bus:
     bus = await Bus.connect(nats_server.url, name="test")
-    await bus.ensure_dead_letter_stream()
+    await bus.provision_dead_letter_stream()
     return bus
 
 
 async def test_publish_is_deduplicated_by_event_id(nats_server: NatsServerProcess) -> None:
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
-    await bus.ensure_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
     event = ThingObserved(tenant_id=uuid.uuid4(), label="x")
     first = await bus.publish(f"{stream.lower()}.a", event)
     again = await bus.publish(f"{stream.lower()}.a", event)
@@ -44,7 +47,7 @@ async def test_consumer_acks_retries_and_dead_letters(nats_server: NatsServerPro
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
     subject = stream.lower()
-    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{subject}.>"]))
     tenant = uuid.uuid4()
     events = {label: ThingObserved(tenant_id=tenant, label=label) for label in ("ok", "flaky", "poison", "broken")}
     await bus.publish_many([(f"{subject}.{label}", e) for label, e in events.items()])
@@ -109,7 +112,7 @@ async def test_consumer_outlives_idle_periods(nats_server: NatsServerProcess) ->
     """An empty stream makes every fetch time out; the consumer keeps waiting and handles what comes later."""
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
-    await bus.ensure_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{stream.lower()}.>"]))
     seen = asyncio.Event()
 
     async def handler(event: Event, msg: Msg) -> None:
@@ -133,7 +136,7 @@ async def test_retry_after_waits_on_its_own_budget_then_dead_letters(nats_server
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
     subject = stream.lower()
-    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{subject}.>"]))
     tenant = uuid.uuid4()
     await bus.publish_many([(f"{subject}.{label}", ThingObserved(tenant_id=tenant, label=label))
                             for label in ("soon", "never")])
@@ -168,7 +171,7 @@ async def test_batch_consumer_settles_each_event_by_its_own_outcome(nats_server:
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
     subject = stream.lower()
-    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{subject}.>"]))
     tenant = uuid.uuid4()
     labels = [f"ok-{i}" for i in range(20)] + ["flaky", "poison", "broken"]
     await bus.publish_many([(f"{subject}.{label}", ThingObserved(tenant_id=tenant, label=label)) for label in labels])
@@ -219,7 +222,7 @@ async def test_batch_consumer_retries_every_event_when_the_handler_fails(nats_se
     bus = await _bus(nats_server)
     stream = f"T{uuid.uuid4().hex[:8]}"
     subject = stream.lower()
-    await bus.ensure_stream(StreamSpec(stream, [f"{subject}.>"]))
+    await bus.provision_stream(StreamSpec(stream, [f"{subject}.>"]))
     tenant = uuid.uuid4()
     await bus.publish_many([(f"{subject}.{i}", ThingObserved(tenant_id=tenant, label=str(i))) for i in range(5)])
     attempts: Counter[str] = Counter()
@@ -248,3 +251,55 @@ async def test_batch_consumer_retries_every_event_when_the_handler_fails(nats_se
     assert failed
     assert dict(attempts) == {str(i): 2 if str(i) in failed else 1 for i in range(5)}
     await bus.close()
+
+
+async def test_provisioning_never_lowers_replicas_and_a_process_only_checks(nats_server: NatsServerProcess) -> None:
+    """A stream declared with limits keeps them; a process configured with more replicas than the stream has refuses
+    to start with the reason, instead of rewriting the stream; a missing stream is named."""
+    bus = await _bus(nats_server)
+    stream = f"T{uuid.uuid4().hex[:8]}"
+    spec = StreamSpec(stream, [f"{stream.lower()}.>"], max_age_s=3600, duplicate_window_s=60)
+    with pytest.raises(StreamNotProvisioned, match=f"stream {stream} is missing"):
+        await bus.require_stream(spec)
+    assert "created with 1 replica" in await bus.provision_stream(spec)
+    await bus.require_stream(spec)
+    info = await bus.js.stream_info(stream)
+    assert (info.config.num_replicas, info.config.max_age, info.config.duplicate_window) == (1, 3600, 60)
+    # What a process configured for a 3-node cluster sees on this one-node server.
+    wants_three = await Bus.connect(nats_server.url, name="test", replicas=3)
+    with pytest.raises(StreamNotProvisioned, match=f"stream {stream} has 1 replica\\(s\\), 3 configured"):
+        await wants_three.require_stream(spec)
+    await wants_three.close()
+    await bus.close()
+
+
+async def test_a_publish_waits_through_an_outage_and_is_stored_once(tmp_path: Path) -> None:
+    """The server is killed (-9) while an event is being published and comes back 2 s later: the publish, sent
+    again under the same Nats-Msg-Id, is acknowledged once the stream answers, and the stream holds it once.
+    A publish with no server for longer than the budget fails with Unavailable."""
+    server = NatsServerProcess(store_dir=tmp_path / "nats")
+    server.start()
+    bus = await Bus.connect(server.url, name="test", publish_retry_s=15.0)
+    try:
+        spec = StreamSpec("OUTAGE", ["outage.>"])
+        await bus.provision_stream(spec)
+        before = ThingObserved(tenant_id=uuid.uuid4(), label="before")
+        await bus.publish("outage.a", before)
+        server.kill()
+        during = ThingObserved(tenant_id=uuid.uuid4(), label="during")
+        publishing = asyncio.create_task(bus.publish("outage.a", during, timeout_s=1.0))
+        await asyncio.sleep(2.0)
+        assert not publishing.done()
+        server.start()
+        assert await asyncio.wait_for(publishing, 20) == 2
+        assert await bus.publish("outage.a", during) == 2  # the same event again: deduplicated
+        assert (await bus.js.stream_info("OUTAGE")).state.messages == 2
+        short = await Bus.connect(server.url, name="short", publish_retry_s=1.0)
+        server.kill()
+        with pytest.raises(Unavailable, match=r"publish to outage\.a failed"):
+            await short.publish("outage.a", ThingObserved(tenant_id=uuid.uuid4(), label="lost"), timeout_s=0.5)
+        with contextlib.suppress(ConnectionError):  # closing flushes to a server that is gone
+            await short.close()
+    finally:
+        await bus.close()
+        server.stop()

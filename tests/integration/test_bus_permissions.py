@@ -4,6 +4,7 @@ ships the same permission table."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import uuid
@@ -14,7 +15,8 @@ import pytest
 
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM, AlertRaised, DispatchOrdered
 from alerts.events import subject_for as alert_subject
-from core.bus import REFUSED, Bus, ConsumerSpec, Reject, stream_sequence
+from cli.bus import cmd_bus_provision, provision_url
+from core.bus import REFUSED, Bus, ConsumerSpec, Reject, StreamNotProvisioned, stream_sequence
 from core.embedded import NatsServerProcess
 from core.errors import Unavailable
 from core.events import Event, EventCodec
@@ -43,6 +45,8 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
 
 
 def _settings(url: str, **nats: object) -> Settings:
+    # A refused publish gets no ack: retried as through a leader change, it fails after the short budget set here.
+    nats.setdefault("publish_retry_s", 1.0)
     return Settings(environment="test", nats=NatsSettings(url=url, embedded=False, **nats))
 
 
@@ -79,8 +83,8 @@ async def test_the_detector_cannot_publish_a_dispatch_order_while_the_alert_engi
     push = await Bus.connect_as(settings, "mobile_push")
     engine = await Bus.connect_as(settings, "alerts")
     try:
-        await admin.ensure_stream(ALERTS_STREAM)
-        await admin.ensure_stream(DETECTIONS_STREAM)
+        await admin.provision_stream(ALERTS_STREAM)
+        await admin.provision_stream(DETECTIONS_STREAM)
         forged, refused_before = _order(), REFUSED._value.get()
         with pytest.raises(Unavailable):
             await detector.publish(alert_subject(forged), forged, timeout_s=1.0)
@@ -105,7 +109,7 @@ async def test_a_process_cannot_listen_to_what_it_does_not_consume(own_nats: Nat
     admin = await Bus.connect(own_nats.url, name="harness")
     detector = await Bus.connect_as(settings, "inference")
     try:
-        await admin.ensure_stream(ALERTS_STREAM)
+        await admin.provision_stream(ALERTS_STREAM)
         received: list[object] = []
 
         async def on_message(msg: object) -> None:
@@ -147,16 +151,12 @@ async def test_every_process_does_its_whole_job_under_its_own_permissions(own_na
     buses = {user: await Bus.connect_as(settings, user) for user in PROCESS_USERS}
     refused_before = REFUSED._value.get()
     try:
-        # Each declares the streams it declares at start (any start order), and the dead-letter stream.
-        await buses["alerts"].ensure_stream(DETECTIONS_STREAM)
-        for stream in (DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM):
-            await buses["alerts"].ensure_stream(stream)
+        # `vigie bus provision` declares the streams as the admin; each process checks those it needs at start.
+        await provision_url(own_nats.url)
+        await buses["alerts"].require_streams((DETECTIONS_STREAM, ALERTS_STREAM, PUSH_STREAM, DVR_STREAM))
         for user, streams in (("inference", [DETECTIONS_STREAM]), ("dvr", [DVR_STREAM, ALERTS_STREAM]),
                               ("mobile_push", [ALERTS_STREAM, PUSH_STREAM])):
-            for stream in streams:
-                await buses[user].ensure_stream(stream)
-            await buses[user].ensure_dead_letter_stream()
-        await buses["alerts"].ensure_dead_letter_stream()
+            await buses[user].require_streams(streams)
         assert await buses["api"].stream_exists(ALERTS_STREAM.name)
 
         # The detector publishes a detection and dead-letters what it cannot encode; the engine consumes it.
@@ -253,3 +253,28 @@ def test_the_permission_table_names_the_platforms_streams_and_subjects() -> None
     assert not any(s.startswith(("alerts.", "push.", "dvr.")) for s in table["inference"]["publish"]["allow"])
     assert not any(s.startswith(("alerts.", "detections.")) for s in table["mobile_push"]["publish"]["allow"])
     assert table["api"]["subscribe"]["allow"] == ["_INBOX_api.>"]
+
+
+async def test_a_process_can_neither_create_nor_rewrite_a_stream(own_nats: NatsServerProcess,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the admin (`vigie bus provision`) declares streams: a process started with one replica configured could
+    otherwise set an R3 stream back to one."""
+    settings = _settings(own_nats.url)
+    engine = await Bus.connect_as(settings, "alerts")
+    try:
+        with pytest.raises(StreamNotProvisioned, match=r"ALERTS is missing: run `vigie bus provision`"):
+            await engine.require_streams((ALERTS_STREAM,))
+        refused_before = REFUSED._value.get()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(engine.provision_stream(ALERTS_STREAM), 3)
+        # `vigie bus provision`, as the NATS admin with its own password (no anonymous user on a deployment).
+        assert await cmd_bus_provision(settings, argparse.Namespace()) == 0
+        printed = capsys.readouterr().out
+        assert "ALERTS: created with 1 replica(s)" in printed
+        assert "DETECTIONS/alerts-engine: declared" in printed
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(engine.provision_stream(ALERTS_STREAM), 3)
+        assert REFUSED._value.get() >= refused_before + 2
+        await engine.require_streams((ALERTS_STREAM,))
+    finally:
+        await engine.close()

@@ -47,6 +47,8 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "journal/retention.py": frozenset({"journal retention"}),
     # The detector loads every camera's configuration, switches lapsed rules off, and meters usage per tenant.
     "inference/worker.py": frozenset({"detection config sync", "detector usage metering"}),
+    # Detection workers share the cameras by lease: the round sees every tenant's cameras and the others' leases.
+    "inference/fleet.py": frozenset({"detector leases"}),
     # Forces and their officers' devices live in the department's directory and the officers' home tenants.
     "mobile_push/dispatcher.py": frozenset({"push force directory", "push retry scan"}),
     # Command-line department jobs.
@@ -57,8 +59,9 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     # Evidence keys are provisioned, and the journal verified against its anchors, from the command line.
     "cli/evidence.py": frozenset({"evidence key provisioning", "journal verification"}),
 }
-# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, and the embedded servers.
-RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py"})
+# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, the embedded servers, and
+# leadership, whose session-level advisory lock needs a connection of its own (a pool's reset would unlock it).
+RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py", "core/leadership.py"})
 # JetStream is reached through core.bus only.
 JETSTREAM_ALLOWED = frozenset({"core/bus.py"})
 
