@@ -35,8 +35,9 @@ CHART = PROJECT_ROOT / "infra" / "helm" / "vigie"
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
 RULES = CHART / "files" / "alerting-rules.yml"
 RULE_TESTS = PROJECT_ROOT / "infra" / "prometheus" / "alerting-rules.test.yml"
-# Metrics of the charts installed beside Vigie (CloudNativePG, cert-manager) that the rules watch.
-EXTERNAL = {"cnpg_pg_replication_lag", "certmanager_certificate_expiration_timestamp_seconds"}
+# Metrics of the charts installed beside Vigie (CloudNativePG, cert-manager, kube-state-metrics) the rules watch.
+EXTERNAL = {"cnpg_pg_replication_lag", "certmanager_certificate_expiration_timestamp_seconds",
+            "kube_job_status_failed", "kube_cronjob_status_last_successful_time"}
 _MODULES = (alerts.engine, api.middleware, core.bus, core.db, core.outbox, dvr.uploader, inference.metrics,
             inference.publisher, mobile_push.fcm)
 
@@ -67,7 +68,7 @@ def exported_series() -> set[str]:
 
 def _metric_names(expression: str) -> set[str]:
     without_strings = re.sub(r'"[^"]*"', "", expression)
-    return set(re.findall(r"\b(?:vigie|cnpg|certmanager)_[a-z0-9_]+\b", without_strings))
+    return set(re.findall(r"\b(?:vigie|cnpg|certmanager|kube)_[a-z0-9_]+\b", without_strings))
 
 
 def test_every_process_metric_of_the_issue_is_exported() -> None:
