@@ -251,7 +251,8 @@ resource "helm_release" "vigie" {
     }
     models = { persistentVolumeClaim = var.models_volume_claim }
     processes = {
-      "inference-gpu" = { env = { VIGIE_INFERENCE_BACKEND = var.detector_backend } }
+      inference       = { enabled = var.cpu_detectors }
+      "inference-gpu" = { enabled = var.gpu_detectors, env = { VIGIE_INFERENCE_BACKEND = var.detector_backend } }
     }
     objectStore = {
       certificate = var.object_store == "rook-ceph"

@@ -173,3 +173,15 @@ variable "cluster_issuer" {
   type        = string
   default     = "vigie-public"
 }
+
+variable "gpu_detectors" {
+  description = "Run detectors on the GPU nodes (DeepStream image); false for a cluster without GPUs."
+  type        = bool
+  default     = true
+}
+
+variable "cpu_detectors" {
+  description = "Run detectors on CPU nodes (the portable onnxruntime detector)."
+  type        = bool
+  default     = true
+}
