@@ -10,6 +10,7 @@ import types
 import uuid
 from pathlib import Path
 
+import httpx2
 import pytest
 import yaml
 from prometheus_client import REGISTRY, CollectorRegistry, Metric
@@ -23,6 +24,7 @@ import dvr.uploader
 import inference.metrics
 import inference.publisher
 import mobile_push.fcm
+from core.metrics import parse_address, serve_metrics
 from core.settings import PROJECT_ROOT
 from dvr.metrics import RecorderCollector
 from inference.metrics import QueueDepthCollector
@@ -158,3 +160,29 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
     tested = subprocess.run([promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True,
                             check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_the_listener_serves_a_registry_on_the_configured_address() -> None:
+    registry = CollectorRegistry()
+    registry.register(QueueDepthCollector(lambda: {uuid.UUID(int=7): 3}))
+    bound = serve_metrics("127.0.0.1:0", process="test", registry=registry)
+    assert bound is not None
+    host, port = bound
+    text = httpx2.get(f"http://{host}:{port}/metrics", timeout=5).text
+    assert 'vigie_inference_queue_depth{tenant_id="00000000-0000-0000-0000-000000000007"} 3.0' in text
+    # The same port again: logged, not raised (the process's work matters more than its metrics).
+    assert serve_metrics(f"127.0.0.1:{port}", process="test", registry=registry) is None
+    assert serve_metrics("", process="test") is None
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("0.0.0.0:9103", ("0.0.0.0", 9103)), (":9104", ("127.0.0.1", 9104)), ("[::1]:9105", ("::1", 9105)),
+])
+def test_addresses_are_host_and_port(address: str, expected: tuple[str, int]) -> None:
+    assert parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["9103", "host:", "host:port", "host:70000"])
+def test_a_malformed_address_is_refused_with_its_value(address: str) -> None:
+    with pytest.raises(ValueError, match="is not host:port"):
+        parse_address(address)
