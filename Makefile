@@ -56,7 +56,10 @@ deptry: $(STAMP)
 
 # Known vulnerabilities in the locked pins (pip-audit; needs PyPI).
 audit: $(STAMP)
-	$(BIN)/python scripts/audit.py $(LOCKS)/dev.txt $(LOCKS)/pyds-stubs.txt $(LOCKS)/tools.txt
+	# checkov.txt is left out: checkov pins ecdsa 0.19.2 (an advisory with no fixed release yet), and it only reads the
+	# repository's own files, offline, in its own environment.
+	$(BIN)/python scripts/audit.py $(LOCKS)/dev.txt $(LOCKS)/pyds-stubs.txt $(LOCKS)/tools.txt \
+		$(LOCKS)/deploy-tools.txt $(LOCKS)/helm-layer.txt
 
 test: install lint typecheck deptry audit check-deploy
 	$(BIN)/pytest
