@@ -124,7 +124,7 @@ resource "helm_release" "nats" {
           users = [for user, permissions in local.nats_permissions : {
             user = user
             # A raw value (<< >>): nats-server reads the variable from its environment.
-            password    = "<< $${local.nats_password_env[user]} >>"
+            password    = format("<< $%s >>", local.nats_password_env[user])
             permissions = permissions
           }]
         }
