@@ -5,9 +5,9 @@ variable "kubeconfig_path" {
 }
 
 variable "kubeconfig_context" {
-  description = "Context of the kubeconfig to install into (empty: the current one)."
+  description = "Context of the kubeconfig to install into (null: the current one)."
   type        = string
-  default     = ""
+  default     = null
 }
 
 variable "namespace" {
