@@ -201,6 +201,7 @@ def plan(demand: Demand, costs: Costs) -> Plan:
         *(option(f"main stream, {days} days", d.bitrate_mbps, days)
           for days in (7, 15) if days < d.retention_days),
     ]
+    # Measured at 4 Mbit/s; the recorder's work (copy, hash, upload) grows with the bytes.
     recorder_cores = d.cameras * c.recorder_core_per_camera.value * (d.bitrate_mbps / 4.0)
     ingest_gbps = d.cameras * d.bitrate_mbps / 1000
     # A recorder node also takes its cameras' streams in and sends them to the store: 10 Gbit/s NICs kept at 40 %

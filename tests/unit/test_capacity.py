@@ -7,8 +7,18 @@ from pathlib import Path
 
 import pytest
 
+import cli.main
 from cli.capacity import DEFAULTS, Demand, load_costs, plan, stored_bytes
-from cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _leave_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cli.main configures logging on the stream pytest captures and then closes; the command logs nothing."""
+    monkeypatch.setattr(cli.main, "configure_logging", lambda _level: None)
+
+
+def main(argv: list[str]) -> int:
+    return cli.main.main(argv)
 
 
 def test_2000_cameras_at_4_mbits_for_30_days_store_about_2_6_petabytes() -> None:
