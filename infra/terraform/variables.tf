@@ -185,3 +185,15 @@ variable "cpu_detectors" {
   type        = bool
   default     = true
 }
+
+variable "internal_issuer" {
+  description = "cert-manager ClusterIssuer of the department's internal CA (the object store's internal certificate)."
+  type        = string
+  default     = "vigie-internal-ca"
+}
+
+variable "internal_ca_config_map" {
+  description = "ConfigMap (key ca.crt) in the Vigie namespace holding that CA, trusted by the processes."
+  type        = string
+  default     = "vigie-internal-ca"
+}

@@ -70,6 +70,9 @@ env:
   mountPath: /tmp
 - name: var
   mountPath: /app/var
+- name: internal-ca
+  mountPath: /etc/vigie/ca
+  readOnly: true
 {{- end -}}
 
 {{- define "vigie.scratchVolumes" -}}
@@ -79,4 +82,9 @@ env:
 - name: var
   emptyDir:
     sizeLimit: 2Gi
+- name: internal-ca
+  configMap:
+    name: {{ .Values.objectStore.caConfigMap }}
+    # A managed S3 with a public certificate needs no internal CA.
+    optional: true
 {{- end -}}
