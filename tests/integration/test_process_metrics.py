@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from core.embedded import free_port
+from core.embedded import NatsServerProcess, free_port
 from core.settings import Settings
 from tests.processes import ModuleProcess
 
@@ -45,23 +46,30 @@ def _scrape(url: str, process: ModuleProcess, timeout_s: float) -> str:
         time.sleep(0.3)
 
 
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
+    """A bus of its own: the processes find no event of the other tests to act on (new durables start at the
+    beginning of a stream)."""
+    server = NatsServerProcess(store_dir=tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("module", sorted(EXPECTED))
 def test_each_process_serves_its_metrics_on_its_own_address(module: str, settings: Settings,
-                                                            tmp_path: Path) -> None:
+                                                            private_nats: NatsServerProcess, tmp_path: Path) -> None:
     variable, families = EXPECTED[module]
     port = free_port()
     env = settings.child_env(**{
-        variable: f"127.0.0.1:{port}", "VIGIE_LOG_LEVEL": "INFO",
+        variable: f"127.0.0.1:{port}", "VIGIE_LOG_LEVEL": "INFO", "VIGIE_NATS__URL": private_nats.url,
         "VIGIE_OBJECTSTORE_BACKEND": "fs", "VIGIE_OBJECTSTORE_ROOT": str(tmp_path / "objects"),
         "VIGIE_DVR_SPOOL_DIR": str(tmp_path / "spool"),
-        # Durables of their own: this test never takes events meant for another test's consumers.
-        "VIGIE_ALERTS_DURABLE": "metrics-test-engine", "VIGIE_ALERTS_PUSH_DURABLE": "metrics-test-escalation",
-        "VIGIE_ALERTS_CLIP_DURABLE": "metrics-test-clips", "VIGIE_DVR_CLIP_DURABLE": "metrics-test-dvr-clips",
         # The push dispatcher talks to the project's local FCM endpoint (its service account made on first use).
         "VIGIE_PUSH_SERVICE_ACCOUNT_FILE": str(tmp_path / "service-account.json"),
         "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": str(free_port()),
-        # Tenants nobody has: the processes start, serve and record nothing.
+        # A tenant nobody has: the recorder starts, serves and records nothing.
         "VIGIE_DVR_TENANT_IDS": '["00000000-0000-0000-0000-000000000000"]',
         "VIGIE_API__METRICS_ADDRESS": "",
     })
