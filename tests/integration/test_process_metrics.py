@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from core.embedded import NatsServerProcess, free_port
+from core.migrate import drop_database, prepare_database
 from core.settings import Settings
 from tests.processes import ModuleProcess
 
@@ -46,6 +48,17 @@ def _scrape(url: str, process: ModuleProcess, timeout_s: float) -> str:
         time.sleep(0.3)
 
 
+@pytest.fixture(scope="module")
+async def private_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """A database of its own, migrated and empty: the detector finds no other test's cameras to read, the engines
+    no other test's rows."""
+    name = f"vigie_metrics_{uuid.uuid4().hex[:10]}"
+    prepared = await prepare_database(settings.model_copy(update={
+        "database": settings.database.model_copy(update={"name": name})}))
+    yield prepared
+    await drop_database(prepared)
+
+
 @pytest.fixture
 def private_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
     """A bus of its own: the processes find no event of the other tests to act on (new durables start at the
@@ -58,19 +71,17 @@ def private_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("module", sorted(EXPECTED))
-def test_each_process_serves_its_metrics_on_its_own_address(module: str, settings: Settings,
+def test_each_process_serves_its_metrics_on_its_own_address(module: str, private_settings: Settings,
                                                             private_nats: NatsServerProcess, tmp_path: Path) -> None:
     variable, families = EXPECTED[module]
     port = free_port()
-    env = settings.child_env(**{
+    env = private_settings.child_env(**{
         variable: f"127.0.0.1:{port}", "VIGIE_LOG_LEVEL": "INFO", "VIGIE_NATS__URL": private_nats.url,
         "VIGIE_OBJECTSTORE_BACKEND": "fs", "VIGIE_OBJECTSTORE_ROOT": str(tmp_path / "objects"),
         "VIGIE_DVR_SPOOL_DIR": str(tmp_path / "spool"),
         # The push dispatcher talks to the project's local FCM endpoint (its service account made on first use).
         "VIGIE_PUSH_SERVICE_ACCOUNT_FILE": str(tmp_path / "service-account.json"),
         "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": str(free_port()),
-        # A tenant nobody has: the recorder starts, serves and records nothing.
-        "VIGIE_DVR_TENANT_IDS": '["00000000-0000-0000-0000-000000000000"]',
         "VIGIE_API__METRICS_ADDRESS": "",
     })
     process = ModuleProcess(module, env, tmp_path / f"{module}.log")
