@@ -4,7 +4,7 @@ locals {
   nats_permissions = jsondecode(file("${path.module}/nats-permissions.json"))
   # Each user's password comes from the secret store (the vigie-nats-users Secret the chart's ExternalSecret
   # writes), read by nats-server from its environment: never in this state or in a values file.
-  nats_password_env = { for user in keys(local.nats_permissions) : user => "NATS_PASSWORD_${upper(user)}" }
+  nats_password_env = { for user in concat(keys(local.nats_permissions), ["admin"]) : user => "NATS_PASSWORD_${upper(user)}" }
 
   object_store_endpoint = var.object_store == "rook-ceph" ? "rook-ceph-rgw-vigie.rook-ceph.svc:443" : var.external_object_store_endpoint
 
@@ -123,12 +123,16 @@ resource "helm_release" "nats" {
       }
       merge = {
         authorization = {
-          users = [for user, permissions in local.nats_permissions : {
+          users = concat([for user, permissions in local.nats_permissions : {
             user = user
             # A raw value (<< >>): nats-server reads the variable from its environment.
             password    = format("<< $%s >>", local.nats_password_env[user])
             permissions = permissions
-          }]
+            }], [{
+            # `vigie bus provision` (the chart's hook Job): declares streams and consumers; no process uses it.
+            user     = "admin"
+            password = format("<< $%s >>", local.nats_password_env["admin"])
+          }])
         }
       }
     }

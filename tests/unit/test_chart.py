@@ -74,10 +74,15 @@ def test_the_api_and_the_detectors_autoscale_and_every_process_has_a_disruption_
     assert all(b["spec"]["maxUnavailable"] == 1 for b in budgets)
 
 
-def test_migrations_run_as_a_hook_and_billing_monthly(manifests: list[dict[str, Any]]) -> None:
-    (job,) = of_kind(manifests, "Job").values()
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["vigie", "migrate"]
+def test_migrations_and_bus_provisioning_run_as_hooks_and_billing_monthly(manifests: list[dict[str, Any]]) -> None:
+    jobs = {job["spec"]["template"]["spec"]["containers"][0]["args"][1]: job
+            for job in of_kind(manifests, "Job").values()}
+    assert set(jobs) == {"migrate", "bus"}
+    assert all(job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade" for job in jobs.values())
+    assert jobs["migrate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["vigie", "migrate"]
+    provision = jobs["bus"]["spec"]["template"]["spec"]["containers"][0]
+    assert provision["args"] == ["vigie", "bus", "provision"]
+    assert {"name": "VIGIE_NATS__USER", "value": "admin"} in provision["env"]
     cron = of_kind(manifests, "CronJob")["vigie-billing-run"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert "vigie billing run --month" in cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0][
@@ -88,6 +93,7 @@ def test_secrets_come_from_external_secrets_one_per_process(manifests: list[dict
     external = of_kind(manifests, "ExternalSecret")
     assert {"vigie-api-secrets", "vigie-dvr-secrets", "vigie-inference-secrets", "vigie-alerts-secrets",
             "vigie-mobile-push-secrets", "vigie-live-secrets", "vigie-billing-secrets", "vigie-migrate-secrets",
+            "vigie-bus-provision-secrets",
             "vigie-fcm-service-account", "vigie-nats-users", "vigie-pg-backup-s3"} <= set(external)
     api = {d["secretKey"] for d in external["vigie-api-secrets"]["spec"]["data"]}
     assert "VIGIE_DATABASE__DEPARTMENT_PASSWORD" not in api
