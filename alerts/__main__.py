@@ -20,6 +20,7 @@ from core.db import open_database
 from core.errors import VigieError
 from core.events import EventCodec
 from core.logging import configure_logging
+from core.metrics import serve_metrics
 from core.outbox import OutboxRelay
 from core.settings import get_settings
 from dvr.events import DVR_STREAM
@@ -30,9 +31,7 @@ from mobile_push.events import PUSH_EVENTS, PUSH_STREAM
 async def main() -> None:
     settings, own = get_settings(), AlertsSettings()
     configure_logging(settings.log_level)
-    if own.metrics_port:
-        from prometheus_client import start_http_server
-        start_http_server(own.metrics_port, addr="127.0.0.1")
+    serve_metrics(own.metrics_address, process="alerts")
     # The department role serves the relay and the escalation timers, which see every tenant's rows.
     db = await open_database(settings.database.app_dsn, settings.database.department_dsn, app_pool_size=(2, 8),
                              department_pool_size=(1, 3))

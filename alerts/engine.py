@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from prometheus_client import Counter, Histogram
 
 from alerts import planner
 from alerts.ingest_repository import AlertIngestRepository
@@ -22,6 +24,12 @@ from core.outbox import Outbox, OutboxRow
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 
 log = get_logger(__name__)
+
+EVENTS = Counter("vigie_alerts_events_total", "Detection events the engine settled, by outcome (handled: acked; "
+                 "failed: retried or dead-lettered by the consumer)", ["outcome"])
+BATCH_SECONDS = Histogram("vigie_alerts_batch_seconds", "Time the engine took to settle one fetched batch",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+_HANDLED, _FAILED = EVENTS.labels("handled"), EVENTS.labels("failed")
 
 # Failures of the database, not of an event (connection lost, server shutting down or starting up, out of
 # resources, serialization or deadlock): the whole transaction is retried later, nothing was committed.
@@ -57,6 +65,15 @@ class AlertEngine:
 
     async def on_batch(self, events: Sequence[Event]) -> list[BaseException | None]:
         """The batch bus handler: one outcome per event (None: ack; otherwise what that event raised)."""
+        started = time.perf_counter()
+        outcomes = await self._settle(events)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        failed = sum(1 for outcome in outcomes if outcome is not None)
+        _HANDLED.inc(len(outcomes) - failed)
+        _FAILED.inc(failed)
+        return outcomes
+
+    async def _settle(self, events: Sequence[Event]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(events)
         hits = [(i, e) for i, e in enumerate(events) if isinstance(e, RuleTriggered)]
         if hits:

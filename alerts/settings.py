@@ -10,7 +10,8 @@ from core.bus import ConsumerSpec
 class AlertsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIE_ALERTS_", extra="ignore")
 
-    metrics_port: int = 9102  # 0: no /metrics endpoint (tests run several processes)
+    # Prometheus metrics on their own listener (host:port, port 0: any free one); empty: not served.
+    metrics_address: str = "127.0.0.1:9102"
     consumer_batch: int = 256
     # Batches of detections handled at once: one's database round trips overlap the next one's.
     inflight_batches: int = 1

@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
 
 import api.routes
+import core.metrics
 from alerts.service import AlertService
 from api.deps import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
@@ -57,24 +58,9 @@ VERSION = "0.1.0"
 
 
 def serve_metrics(address: str) -> tuple[str, int] | None:
-    """Prometheus metrics on their own listener ("host:port", "[v6]:port"), never on the API's public port: what the
-    platform measures (routes, rates, dead letters) is for its operators. Empty: not served. Returns where it
-    listens."""
-    if not address:
-        return None
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    from prometheus_client import start_http_server
-
-    try:
-        server, _thread = start_http_server(int(port), addr=host)
-    except OSError as exc:
-        # The API still serves; the operators see the error (another process holds the port).
-        log.error("api.metrics_unavailable", address=address, error=str(exc))
-        return None
-    bound = server.server_address
-    log.info("api.metrics_listening", host=bound[0], port=bound[1])
-    return str(bound[0]), int(bound[1])
+    """The API's Prometheus listener ("host:port"), never on its public port: what the platform measures (routes,
+    rates, dead letters) is for its operators. Empty: not served. Returns where it listens."""
+    return core.metrics.serve_metrics(address, process="api")
 
 
 def discover_routes() -> list[Any]:

@@ -107,7 +107,7 @@ class Pipeline:
     async def start(self) -> None:
         # Every stream, as `vigie bus provision` declares them: `python -m alerts` checks them all at start.
         await provision_url(self.settings.nats.url)
-        env = self.settings.child_env(VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
+        env = self.settings.child_env(VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_ADDRESS="",
                                       VIGIE_ALERTS_TIMER_POLL_S="3600", VIGIE_ALERTS_DURABLE="bench-alerts")
         self.process = await asyncio.create_subprocess_exec(  # this interpreter, a fixed module
             sys.executable, "-m", "alerts", cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from alerts.settings import AlertsSettings
 from api.app import create_app, serve_metrics
 from cli.bus import provision_settings
 from cli.seed import DEMO_PASSWORD, SECOND_FACTOR, SeedResult, seed_demo, seed_demo_detection
@@ -18,7 +19,10 @@ from core.crypto import SecretBox
 from core.db import open_database
 from core.embedded import NatsServerProcess, wait_for_port
 from core.settings import Settings
+from dvr.settings import DvrSettings
+from inference.settings import InferenceSettings
 from live.settings import LiveSettings
+from mobile_push.settings import PushSettings
 
 # The simulated cameras: camera n answers on CAMERAS_BASE_PORT + n - 1.
 CAMERAS_BASE_PORT = int(os.environ.get("VIGIE_DEMO_CAMERAS_BASE_PORT", "8554"))
@@ -97,6 +101,9 @@ def _banner(settings: Settings, seeded: SeedResult) -> str:
         f"  API            {base}",
         f"  OpenAPI        {base}/schema/openapi.json   (Swagger UI: {base}/schema/swagger)",
         f"  Health         {base}/healthz  {base}/readyz   Metrics http://{settings.api.metrics_address}/metrics",
+        f"  Worker metrics http://{AlertsSettings().metrics_address} (alerts), {DvrSettings().metrics_address} (dvr), "
+        f"{InferenceSettings().metrics_address} (inference), {PushSettings().metrics_address} (push), "
+        f"{LiveSettings().metrics_address} (live): /metrics on each",
         f"  NATS           {settings.nats.url}",
         f"  Cameras        rtsp://127.0.0.1:{CAMERAS_BASE_PORT}/main … :{CAMERAS_BASE_PORT + 7}/main (simulated)",
         f"  Live video     {LiveSettings().public_url}/live/cameras/<camera id>?stream=sub|main   (WebSocket; "

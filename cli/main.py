@@ -16,6 +16,7 @@ import pyotp
 
 from cli.billing import add_commands as add_billing_commands
 from cli.bus import add_commands as add_bus_commands
+from cli.capacity import add_commands as add_capacity_commands
 from cli.evidence import add_commands as add_evidence_commands
 from cli.evidence import provision_evidence_keys
 from cli.secrets import add_commands as add_secret_commands
@@ -161,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     totp.set_defaults(run=cmd_totp)
     add_billing_commands(sub)
     add_bus_commands(sub)
+    add_capacity_commands(sub)
     return root
 
 

@@ -10,6 +10,8 @@ import gc
 import signal
 import sys
 
+from prometheus_client import REGISTRY
+
 from alerts.events import ALERT_EVENTS, ALERTS_STREAM
 from core.bus import Bus
 from core.crypto import SecretBox
@@ -17,12 +19,14 @@ from core.db import open_database
 from core.errors import VigieError
 from core.events import Event, EventCodec
 from core.logging import configure_logging
+from core.metrics import serve_metrics
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from dvr.alert_clips import AlertClipRecorder, clip_consumer
 from dvr.events import DVR_STREAM, subject_for
 from dvr.export_builder import ExportBuilder
 from dvr.fleet import FleetRecorder, new_recorder_id
+from dvr.metrics import RecorderCollector
 from dvr.retention import RetentionService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
@@ -63,6 +67,8 @@ async def main() -> None:
     fleet = FleetRecorder(settings=dvr, db=db, uploader=uploader, spool=spool, publish=publish,
                           secret_box=secret_box, recorder_id=recorder_id, tenant_ids=dvr.tenant_ids or None)
     clips = AlertClipRecorder(EvidenceService(db=db, store=store, settings=dvr, secret_box=secret_box), publish, dvr)
+    REGISTRY.register(RecorderCollector(fleet, uploader))
+    serve_metrics(dvr.metrics_address, process="dvr")
     exports = ExportBuilder(db=db, store=store, settings=dvr, secret_box=secret_box)
     anchorer = JournalAnchorer(db=db, store=store, secret_box=secret_box,
                                space=anchor_space(settings.database.name), interval_s=dvr.journal_anchor_interval_s)

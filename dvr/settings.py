@@ -16,6 +16,8 @@ class DvrSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIGIE_DVR_", extra="ignore")
 
+    # Prometheus metrics on their own listener (host:port, port 0: any free one); empty: not served.
+    metrics_address: str = "127.0.0.1:9103"
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     # Scheduling priority of the ffmpeg children relative to the recorder (0 = same): the supervisor renews

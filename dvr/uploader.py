@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import Histogram
+
 from core.db import Database
 from core.errors import NotFound, Unavailable
 from core.events import Event
@@ -31,6 +33,9 @@ log = get_logger(__name__)
 EventSink = Callable[[Event], Awaitable[None]]
 RetainUntil = Callable[[SpooledSegment], Awaitable[datetime | None]]
 _SIDECAR = ".json"
+
+UPLOAD_LAG = Histogram("vigie_dvr_upload_lag_seconds", "From a segment's end to its upload and index row",
+                       buckets=(0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0))
 
 
 class Spool:
@@ -171,6 +176,11 @@ class SegmentUploader:
     def backlog(self) -> int:
         return len(self._queue)
 
+    def oldest_pending_end(self) -> datetime | None:
+        """End of the oldest segment still waiting for upload (queued or backing off), None when none waits."""
+        ends = [segment.end_at for _, _, segment, _ in list(self._queue)]
+        return min(ends, default=None)
+
     async def recover(self) -> int:
         """Queue what a previous run left in the spool; returns how many segments were found."""
         found = await asyncio.to_thread(self._spool.pending)
@@ -254,6 +264,7 @@ class SegmentUploader:
                 continue
             self._spooled_bytes -= segment.size
             self.uploaded += 1
+            UPLOAD_LAG.observe(max((utc_now() - segment.end_at).total_seconds(), 0.0))
             await self._check_high_water()
 
     async def _upload(self, segment: SpooledSegment, *, retry: bool) -> None:

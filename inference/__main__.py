@@ -6,15 +6,20 @@ import asyncio
 import signal
 import sys
 
+from prometheus_client import REGISTRY
+
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import open_database
 from core.errors import VigieError
 from core.logging import configure_logging
+from core.metrics import serve_metrics
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import get_settings
 from inference.backends import make_backend
 from inference.fleet import DetectorFleet
+from inference.metrics import QueueDepthCollector
+from inference.portable import PortableBackend
 from inference.publisher import DetectionPublisher
 from inference.settings import InferenceSettings
 from inference.worker import serve
@@ -30,6 +35,9 @@ async def main() -> None:
     publisher = DetectionPublisher(bus, open_object_store(ObjectStoreSettings()),
                                    snapshot_quality=inference.snapshot_quality, queue_max=inference.publish_queue_max)
     backend = make_backend(inference, publisher)
+    if isinstance(backend, PortableBackend):  # DeepStream queues inside its pipeline (nvstreammux)
+        REGISTRY.register(QueueDepthCollector(backend.queue_depth_by_tenant))
+    serve_metrics(inference.metrics_address, process="inference")
     await publisher.prepare()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -40,6 +40,7 @@ from inference.deepstream_config import (
 )
 from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
+from inference.metrics import DETECTED_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.publisher import EventSink
 from inference.scheduler import UsageMeter
@@ -270,6 +271,7 @@ class DeepStreamBackend:
         gst, _ = _gst()
         allowed = frozenset(i for i, label in enumerate(self.labels) if label in self.settings.tracked_labels)
         for frame in self._frames(info.get_buffer()):
+            DETECTED_FRAMES.inc()
             item = frame.frame_user_meta_list
             while item is not None:
                 user = pyds.NvDsUserMeta.cast(item.data)

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
+from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
 from inference.picture_health import PictureHealthMonitor
 from inference.publisher import EventSink
@@ -34,6 +35,7 @@ from inference.ssd import RawDetection
 from inference.tracker import DetectedBox, IouTracker
 
 log = get_logger(__name__)
+
 
 
 class Detector(Protocol):
@@ -238,12 +240,14 @@ class PortableBackend:
             waiting = self._ready.get(camera_id)
             if waiting is not None:
                 runtime.counters.superseded += 1
+                DROPPED_FRAMES.inc()
                 self._ready[camera_id] = _Ready(frame)
                 continue
             if self._needs_detection(runtime, frame):
                 self._ready[camera_id] = _Ready(frame)
             else:
                 runtime.counters.gated_out += 1
+                GATED_OUT_FRAMES.inc()
                 self._analyse(runtime, frame, runtime.last_objects)
 
     async def _detect_batch(self) -> None:
@@ -257,6 +261,8 @@ class PortableBackend:
         self.batches += 1
         self.detector_seconds += elapsed
         self.meter.record_batch([r.tenant_id for r in chosen], elapsed)
+        BATCH_SECONDS.observe(elapsed)
+        DETECTED_FRAMES.inc(len(chosen))
         labels = self._detector.labels
         for runtime, frame, detections in zip(chosen, frames, results, strict=True):
             if runtime.camera_id not in self.cameras:
@@ -294,6 +300,15 @@ class PortableBackend:
     def _emit(self, runtime: CameraRuntime, event: ObjectDetected | RuleTriggered, frame: DecodedFrame) -> None:
         runtime.counters.events += 1
         self._sink.submit(event, runtime.camera_id, frame.picture)
+
+    def queue_depth_by_tenant(self) -> dict[uuid.UUID, int]:
+        """Frames waiting for a detector slot, per tenant (the fair scheduler's backlog)."""
+        depth: dict[uuid.UUID, int] = {}
+        for camera_id in list(self._ready):
+            runtime = self.cameras.get(camera_id)
+            if runtime is not None:
+                depth[runtime.tenant_id] = depth.get(runtime.tenant_id, 0) + 1
+        return depth
 
     def stats(self) -> dict[str, object]:
         """Counters per camera, for logs, the bench and tests."""

@@ -22,6 +22,8 @@ class InferenceSettings(BaseSettings):
                                       protected_namespaces=())
 
     backend: Literal["portable", "deepstream"] = "portable"
+    # Prometheus metrics on their own listener (host:port, port 0: any free one); empty: not served.
+    metrics_address: str = "127.0.0.1:9104"
     models_dir: Path = PROJECT_ROOT / "var" / "models"
     # Production points these at its own model; empty means the MediaPipe SSD prepared under models_dir.
     model_path: Path | None = None

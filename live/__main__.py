@@ -7,11 +7,11 @@ import os
 import socket
 
 import uvicorn
-from prometheus_client import start_http_server
 
 from core.crypto import SecretBox
 from core.db import open_database
 from core.logging import configure_logging
+from core.metrics import serve_metrics
 from core.settings import get_settings
 from live.gateway import create_gateway
 from live.hub import ViewerHub
@@ -31,9 +31,7 @@ async def main() -> None:
     service = LiveService(db=db, signer=TicketSigner(live.ticket_key.get_secret_value()), settings=live,
                           secrets=SecretBox(settings.data_key.get_secret_value()))
     gateway_id, hub = f"{socket.gethostname()}:{os.getpid()}", ViewerHub(live)
-    if live.metrics_address:
-        host, port = live.metrics_address.rsplit(":", 1)
-        start_http_server(int(port), addr=host, registry=hub.registry)
+    serve_metrics(live.metrics_address, process="live", registry=hub.registry)
     app = create_gateway(service, hub, live, gateway_id)
     server = uvicorn.Server(uvicorn.Config(app, host=live.host, port=live.port, log_config=None,
                                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S))

@@ -14,6 +14,7 @@ from core.db import open_database
 from core.errors import VigieError
 from core.events import EventCodec
 from core.logging import configure_logging
+from core.metrics import serve_metrics
 from core.outbox import OutboxRelay
 from core.settings import get_settings
 from mobile_push.dispatcher import PushDispatcher
@@ -26,6 +27,7 @@ from mobile_push.settings import PushSettings, orders_consumer
 async def main() -> None:
     settings, own = get_settings(), PushSettings()
     configure_logging(settings.log_level)
+    serve_metrics(own.metrics_address, process="mobile_push")
     if own.local_endpoint_port is not None:  # demo: the project's local FCM endpoint, in this process
         from mobile_push.fcm_endpoint import start_local
 

@@ -15,6 +15,7 @@ import google.auth.exceptions
 from firebase_admin import credentials, exceptions, messaging
 from firebase_admin._http_client import HttpxAsyncClient  # type: ignore[import-untyped]
 from firebase_admin._retry import HttpxRetry  # type: ignore[import-untyped]
+from prometheus_client import Counter, Histogram
 
 from core.ids import new_id
 from mobile_push.model import FcmError, PushMessage, SendOutcome
@@ -24,6 +25,12 @@ from mobile_push.model import FcmError, PushMessage, SendOutcome
 # resolved on the phone: nothing about the alarm crosses Google's or Apple's servers.
 IOS_ALERT_KEY = "VIGIE_NEW_DISPATCH"
 SUPPORTED_VERSION = "7.7."
+
+SEND_SECONDS = Histogram("vigie_push_send_seconds", "Time FCM took to answer one batch of up to 500 messages",
+                         buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
+# OK, or an FcmError: UNREGISTERED, INVALID_TOKEN and SENDER_ID_MISMATCH are the devices' token errors, CREDENTIALS
+# is the platform's own service account refused.
+OUTCOMES = Counter("vigie_push_send_outcomes_total", "Messages sent to FCM, by outcome", ["outcome"])
 
 
 def build_message(push: PushMessage) -> messaging.Message:
@@ -139,6 +146,14 @@ class FcmSender:
 
     async def send(self, pushes: Sequence[PushMessage]) -> list[SendOutcome]:
         """One outcome per message, in order; never raises for what FCM answers."""
+        started = time.perf_counter()
+        outcomes = await self._send(pushes)
+        SEND_SECONDS.observe(time.perf_counter() - started)
+        for outcome in outcomes:
+            OUTCOMES.labels(outcome.error.value if outcome.error is not None else "OK").inc()
+        return outcomes
+
+    async def _send(self, pushes: Sequence[PushMessage]) -> list[SendOutcome]:
         outcomes: list[SendOutcome] = []
         for start in range(0, len(pushes), 500):
             chunk = list(pushes[start : start + 500])

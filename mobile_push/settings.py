@@ -31,6 +31,8 @@ class PushSettings(BaseSettings):
     retry_poll_s: float = 0.2
     outbox_poll_s: float = 0.1
     batch_size: int = 500
+    # Prometheus metrics on their own listener (host:port, port 0: any free one); empty: not served.
+    metrics_address: str = "127.0.0.1:9105"
     # `python -m mobile_push` starts the project's local FCM endpoint on this port first (demo only).
     local_endpoint_port: int | None = None
 

@@ -1,13 +1,19 @@
-output "nats_users_file" {
-  description = "The NATS users and their permissions, to include in every node of the JetStream cluster."
-  value       = local_sensitive_file.nats_users.filename
+output "api_url" {
+  description = "Public URL of the API and the console."
+  value       = "https://${var.public_host}"
 }
 
-output "env_files" {
-  description = "Env files to install beside each process (python -m api | dvr | inference | alerts | mobile_push)."
-  value = concat(
-    [local_sensitive_file.api_env.filename],
-    [for f in local_sensitive_file.recorder_env : f.filename],
-    [for f in local_sensitive_file.worker_env : f.filename],
-  )
+output "live_url" {
+  description = "Public URL of the live-video gateway."
+  value       = "wss://${var.live_host}"
+}
+
+output "object_store_endpoint" {
+  description = "The object store the processes use (internal endpoint)."
+  value       = local.object_store_endpoint
+}
+
+output "nats_users" {
+  description = "The NATS users configured on the JetStream cluster, one per process."
+  value       = keys(local.nats_permissions)
 }

@@ -1,3 +1,21 @@
+variable "kubeconfig_path" {
+  description = "Kubeconfig of the department's cluster."
+  type        = string
+  default     = "~/.kube/config"
+}
+
+variable "kubeconfig_context" {
+  description = "Context of the kubeconfig to install into (null: the current one)."
+  type        = string
+  default     = null
+}
+
+variable "namespace" {
+  description = "Namespace of Vigie, its NATS cluster and its Postgres cluster."
+  type        = string
+  default     = "vigie"
+}
+
 variable "department_code" {
   description = "INSEE code of the département running the centre (e.g. 95)."
   type        = string
@@ -7,87 +25,57 @@ variable "department_code" {
   }
 }
 
-variable "public_url" {
-  description = "Public HTTPS URL of the API, behind the TLS proxy."
+variable "image_repository" {
+  description = "Repository of the Vigie image (infra/docker/Dockerfile), in the department's registry."
+  type        = string
+}
+
+variable "image_digest" {
+  description = "sha256 digest of the Vigie image to run: pods pull by digest, never by a moving tag."
+  type        = string
+  validation {
+    condition     = can(regex("^sha256:[0-9a-f]{64}$", var.image_digest))
+    error_message = "image_digest is sha256: followed by 64 hexadecimal digits."
+  }
+}
+
+variable "gpu_image_repository" {
+  description = "Repository of the DeepStream detector image (infra/docker/Dockerfile.deepstream)."
+  type        = string
+}
+
+variable "gpu_image_digest" {
+  description = "sha256 digest of the DeepStream detector image."
+  type        = string
+  validation {
+    condition     = can(regex("^sha256:[0-9a-f]{64}$", var.gpu_image_digest))
+    error_message = "gpu_image_digest is sha256: followed by 64 hexadecimal digits."
+  }
+}
+
+variable "public_host" {
+  description = "Host name of the API and the console (HTTPS, certificate from cert-manager)."
+  type        = string
+}
+
+variable "live_host" {
+  description = "Host name of the live-video gateway (WSS)."
+  type        = string
+}
+
+variable "media_host" {
+  description = "Host name browsers reach the object store at: presigned links to clips and exports name it."
   type        = string
 }
 
 variable "trusted_proxies" {
-  description = "CIDRs of the TLS proxies / load balancers in front of the API (they set X-Forwarded-For)."
+  description = "CIDRs of the load balancers in front of the ingress (they set X-Forwarded-For)."
   type        = list(string)
 }
 
-variable "postgres_host" {
-  description = "Postgres primary (Patroni endpoint or managed instance)."
-  type        = string
-}
-
-variable "postgres_app_password" {
-  type      = string
-  sensitive = true
-}
-
-variable "postgres_department_password" {
-  type      = string
-  sensitive = true
-}
-
-variable "nats_urls" {
-  description = "The three nodes of the JetStream cluster (server >= 2.12.3, sync_interval always)."
+variable "camera_cidrs" {
+  description = "Networks of the cameras (RTSP), reached by the recorders, the detectors and the live gateway."
   type        = list(string)
-  validation {
-    condition     = length(var.nats_urls) >= 3
-    error_message = "production runs a three-node JetStream cluster."
-  }
-}
-
-variable "object_store_endpoint" {
-  description = "MinIO endpoint (host:port), TLS."
-  type        = string
-}
-
-variable "object_store_access_key" {
-  type      = string
-  sensitive = true
-}
-
-variable "object_store_secret_key" {
-  type      = string
-  sensitive = true
-}
-
-variable "data_key" {
-  description = "32-byte urlsafe-base64 key sealing camera credentials, TOTP seeds and signing keys (`vigie secrets generate`)."
-  type        = string
-  sensitive   = true
-}
-
-variable "presign_secret" {
-  description = "Secret signing the API's /media links (`vigie secrets generate`); the processes refuse the development one."
-  type        = string
-  sensitive   = true
-}
-
-variable "nats_passwords" {
-  description = "NATS password of each process's user: api, inference, alerts, dvr, mobile_push (`vigie secrets generate`)."
-  type        = map(string)
-  sensitive   = true
-  validation {
-    condition     = alltrue([for user in ["api", "inference", "alerts", "dvr", "mobile_push"] : length(lookup(var.nats_passwords, user, "")) >= 24])
-    error_message = "nats_passwords needs a password of at least 24 characters for api, inference, alerts, dvr and mobile_push."
-  }
-}
-
-variable "nats_tls_ca_file" {
-  description = "Path, on the hosts, of the CA that signed the NATS servers' certificates (TLS to the cluster); empty: none."
-  type        = string
-  default     = ""
-}
-
-variable "api_metrics_address" {
-  description = "host:port of the API's Prometheus listener (internal network only; never routed by the public load balancer)."
-  type        = string
-  default     = "0.0.0.0:9100"
 }
 
 variable "oidc_issuer" {
@@ -96,14 +84,116 @@ variable "oidc_issuer" {
   default     = ""
 }
 
-variable "recorder_shards" {
-  description = "Tenant ids per recorder deployment; an empty list records every tenant."
-  type        = list(list(string))
-  default     = [[]]
+variable "oidc_client_id" {
+  description = "Client id registered with the identity provider (its secret is in the secret store)."
+  type        = string
+  default     = ""
 }
 
-variable "output_dir" {
-  description = "Where the env files are written."
+variable "detector_backend" {
+  description = "Detector of the GPU nodes: deepstream (NVIDIA DeepStream) or portable (onnxruntime, CUDA when present)."
   type        = string
-  default     = "./rendered"
+  default     = "deepstream"
+  validation {
+    condition     = contains(["deepstream", "portable"], var.detector_backend)
+    error_message = "detector_backend is deepstream or portable."
+  }
+}
+
+variable "model_path" {
+  description = "Path of the detector's ONNX model inside the models volume (mounted at /models)."
+  type        = string
+  default     = "/models/detector.onnx"
+}
+
+variable "model_labels_path" {
+  description = "Path of the model's labels file inside the models volume."
+  type        = string
+  default     = "/models/detector.labels.txt"
+}
+
+variable "models_volume_claim" {
+  description = "PersistentVolumeClaim (ReadOnlyMany) holding the detector model, in the Vigie namespace."
+  type        = string
+  default     = "vigie-models"
+}
+
+variable "secret_store" {
+  description = "ClusterSecretStore of external-secrets holding Vigie's secrets (Vault, OpenBao, a cloud KMS...)."
+  type        = string
+  default     = "vigie-secrets"
+}
+
+variable "secret_key" {
+  description = "Key of Vigie's secrets in that store; its properties are listed in infra/terraform/README.md."
+  type        = string
+  default     = "vigie/production"
+}
+
+variable "object_store" {
+  description = "rook-ceph: an RGW object store in the cluster; external: a managed sovereign S3 with object lock."
+  type        = string
+  default     = "rook-ceph"
+  validation {
+    condition     = contains(["rook-ceph", "external"], var.object_store)
+    error_message = "object_store is rook-ceph or external."
+  }
+}
+
+variable "external_object_store_endpoint" {
+  description = "host:port of the managed S3 (object_store = external); it must support object lock."
+  type        = string
+  default     = ""
+}
+
+variable "postgres_storage_size" {
+  description = "Volume of each of the three Postgres instances."
+  type        = string
+  default     = "500Gi"
+}
+
+variable "postgres_backup_bucket" {
+  description = "S3 destination of CloudNativePG's base backups and WAL archive (s3://bucket/path)."
+  type        = string
+}
+
+variable "postgres_backup_endpoint" {
+  description = "HTTPS endpoint of the S3 holding the Postgres backups (another failure domain than the cluster)."
+  type        = string
+}
+
+variable "nats_storage_size" {
+  description = "JetStream file store of each of the three NATS nodes."
+  type        = string
+  default     = "100Gi"
+}
+
+variable "cluster_issuer" {
+  description = "cert-manager ClusterIssuer that signs the public certificates (ACME or the department's CA)."
+  type        = string
+  default     = "vigie-public"
+}
+
+variable "gpu_detectors" {
+  description = "Run detectors on the GPU nodes (DeepStream image); false for a cluster without GPUs."
+  type        = bool
+  default     = true
+}
+
+variable "cpu_detectors" {
+  description = "Run detectors on CPU nodes (the portable onnxruntime detector)."
+  type        = bool
+  default     = true
+}
+
+variable "internal_issuer" {
+  description = "cert-manager ClusterIssuer of the department's internal CA (the object store's internal certificate)."
+  type        = string
+  default     = "vigie-internal-ca"
+}
+
+variable "internal_ca_config_map" {
+  description = "ConfigMap (key ca.crt) in the Vigie namespace holding that CA, trusted by the processes."
+  type        = string
+  default     = "vigie-internal-ca"
 }

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from alerts.engine import AlertEngine
 from alerts.events import ALERT_EVENTS
@@ -81,7 +82,14 @@ async def test_batch_rejects_bad_events_alone_and_ignores_redelivery(db: Databas
     unknown_tenant = RuleTriggered(**{**{f: getattr(good[0], f) for f in good[0].__struct_fields__},
                                       "event_id": uuid.uuid4(), "tenant_id": uuid.uuid4()})
     batch = [good[0], foreign, unknown_camera, good[1], unknown_tenant, good[0]]
+    handled, failed = (REGISTRY.get_sample_value("vigie_alerts_events_total", {"outcome": o}) or 0.0
+                       for o in ("handled", "failed"))
+    batches = REGISTRY.get_sample_value("vigie_alerts_batch_seconds_count") or 0.0
     outcomes = await engine.on_batch(batch)
+    # The metrics behind the events/s and batch-time panels.
+    assert REGISTRY.get_sample_value("vigie_alerts_events_total", {"outcome": "handled"}) == handled + 3
+    assert REGISTRY.get_sample_value("vigie_alerts_events_total", {"outcome": "failed"}) == failed + 3
+    assert REGISTRY.get_sample_value("vigie_alerts_batch_seconds_count") == batches + 1
     assert [outcomes[i] for i in (0, 3, 5)] == [None, None, None]
     assert all(isinstance(outcomes[i], Reject) for i in (1, 2, 4))
     assert [str(outcomes[i]).split()[:2] for i in (1, 2, 4)] == [["unknown", "camera"]] * 2 + [["unknown", "tenant"]]

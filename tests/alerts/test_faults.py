@@ -230,7 +230,7 @@ async def _publish_steadily(bus: Bus, events: list[RuleTriggered], rate: float) 
 
 def _alerts_env(settings: Settings, nats_url: str) -> dict[str, str]:
     return settings.model_copy(update={"nats": settings.nats.model_copy(update={"url": nats_url})}).child_env(
-        VIGIE_ENVIRONMENT="test", VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_PORT="0",
+        VIGIE_ENVIRONMENT="test", VIGIE_LOG_LEVEL="WARNING", VIGIE_ALERTS_METRICS_ADDRESS="",
         VIGIE_ALERTS_DURABLE="alerts-engine-faults", VIGIE_ALERTS_PUSH_DURABLE="alerts-escalation-faults")
 
 

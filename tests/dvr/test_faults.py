@@ -14,12 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import httpx2
 import pytest
+from prometheus_client import CollectorRegistry
 
 from camsim.simulator import CameraSimulator
 from core.db import Database
+from core.embedded import free_port
 from core.objectstore_s3 import S3ObjectStore
 from core.settings import Settings
+from dvr.metrics import RecorderCollector
 from dvr.model import GapCause
 from dvr.repository import DvrRepository
 from dvr.uploader import Spool
@@ -55,6 +59,9 @@ async def test_object_store_outage_loses_no_segment(
     spool = Spool(dvr.spool_dir)
     loop = asyncio.get_running_loop()
     rec = start_recorder(settings, dvr, database, store, [tenant_id])
+    # What `python -m dvr` serves on /metrics and the spool-growing alert watches.
+    metrics = CollectorRegistry()
+    metrics.register(RecorderCollector(rec.fleet, rec.uploader))
     gateway_down = False
     try:
         async def recording() -> bool:
@@ -72,6 +79,9 @@ async def test_object_store_outage_loses_no_segment(
         indexed_late_in_outage = await _indexed_count(department_pool, tenant_id)
         stranded = [s for s in await asyncio.to_thread(spool.pending) if s.tenant_id == tenant_id]
         failures_during_outage = rec.uploader.failures
+        spool_bytes_in_outage = metrics.get_sample_value("vigie_dvr_spool_bytes") or 0
+        oldest_pending_in_outage = metrics.get_sample_value("vigie_dvr_oldest_pending_segment_seconds") or 0
+        failures_metric_in_outage = metrics.get_sample_value("vigie_dvr_upload_failures_total") or 0
 
         await asyncio.to_thread(ceph_rgw.start_gateway)
         gateway_down = False
@@ -91,6 +101,7 @@ async def test_object_store_outage_loses_no_segment(
             per_camera = [await segments(department_pool, c) for c in cameras]
             return all(any(s.start_at >= up_at for s in segs) for segs in per_camera)
         await wait_for(recording_after, 30, "a segment of each camera recorded after the store came back")
+        oldest_pending_after = metrics.get_sample_value("vigie_dvr_oldest_pending_segment_seconds") or 0
     finally:
         if gateway_down:
             await asyncio.to_thread(ceph_rgw.start_gateway)
@@ -98,6 +109,14 @@ async def test_object_store_outage_loses_no_segment(
 
     # The store really was down: uploads failed and nothing reached the index while it was.
     assert failures_during_outage > 0
+    # The metrics showed it: the spool held the stranded segments, the oldest waiting since about the outage's start;
+    # once the store was back, nothing waited long.
+    assert failures_metric_in_outage == failures_during_outage
+    # (One segment may sit on disk a moment before the uploader is handed it.)
+    sizes = [s.size for s in stranded]
+    assert spool_bytes_in_outage >= sum(sizes) - max(sizes)
+    assert oldest_pending_in_outage >= OUTAGE_S - 15
+    assert oldest_pending_after < 15
     assert indexed_late_in_outage == indexed_early_in_outage
     # The recorder kept recording into the spool throughout the outage.
     expected_per_camera = OUTAGE_S / dvr.segment_s
@@ -193,11 +212,14 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
     processes: dict[int, asyncio.subprocess.Process] = {}
     spools: dict[int, Path] = {}
     logs: list[Path] = []
+    metrics_ports: list[int] = []
     loop = asyncio.get_running_loop()
     try:
         for n in range(2):
             spool, log = tmp_path / f"spool-{n}", tmp_path / f"dvr-{n}.log"
             env = _recorder_env(settings, tenant_id, tmp_path / "objects", spool, ttl_s, poll_s, segment_s)
+            metrics_ports.append(free_port())
+            env["VIGIE_DVR_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_ports[-1]}"
             with log.open("wb") as out:
                 p = await asyncio.create_subprocess_exec(sys.executable, "-m", "dvr", env=env, stdout=out,
                                                          stderr=asyncio.subprocess.STDOUT)
@@ -262,6 +284,15 @@ async def test_kill_9_of_a_recorder_hands_its_cameras_over(
             return {r["camera_id"] for r in rows} == victim_cameras
         await wait_for(failover_gaps, 10, "a recorder_failover gap row spanning the kill on each taken-over camera")
         assert processes[survivor_pid].returncode is None
+        # The survivor's own /metrics: it records all four cameras now, none offline, and has uploaded segments.
+        survivor_port = metrics_ports[list(processes).index(survivor_pid)]
+        async with httpx2.AsyncClient(timeout=5) as http:
+            scraped = (await http.get(f"http://127.0.0.1:{survivor_port}/metrics")).text
+        samples = {line.split()[0]: float(line.split()[1]) for line in scraped.splitlines()
+                   if line.startswith("vigie_dvr_")}
+        assert samples["vigie_dvr_cameras_recording"] == 4
+        assert samples["vigie_dvr_cameras_offline"] == 0
+        assert samples["vigie_dvr_segments_uploaded_total"] > 0
     finally:
         for p in processes.values():
             if p.returncode is None:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from camsim.simulator import CameraSimulator, CameraSpec
 from core.db import Database
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
+from dvr.metrics import RecorderCollector
 from dvr.repository import DvrRepository
 from tests.dvr.conftest import World
 from tests.dvr.harness import fast_settings, object_sha256, segments, start_recorder, wait_for
@@ -32,6 +34,17 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
         store = FilesystemObjectStore(tmp_path / "objects")
         dvr = fast_settings(tmp_path / "spool")
         rec = start_recorder(settings, dvr, database, store, [tenant_id])
+        # What `python -m dvr` serves on /metrics, sampled through the run.
+        metrics = CollectorRegistry()
+        metrics.register(RecorderCollector(rec.fleet, rec.uploader))
+        lag_count = REGISTRY.get_sample_value("vigie_dvr_upload_lag_seconds_count") or 0.0
+        offline_seen: list[float] = []
+
+        async def sample_offline() -> None:
+            while True:
+                offline_seen.append(metrics.get_sample_value("vigie_dvr_cameras_offline") or 0.0)
+                await asyncio.sleep(0.1)
+        sampler = asyncio.create_task(sample_offline())
         try:
             async def enough() -> bool:
                 return len(await segments(department_pool, camera_id)) >= 3
@@ -45,7 +58,12 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
             async def resumed() -> bool:
                 return any(s.start_at > back_at for s in await segments(department_pool, camera_id))
             await wait_for(resumed, 30, "a segment after the camera came back")
+            assert metrics.get_sample_value("vigie_dvr_cameras_recording") == 1
+            assert metrics.get_sample_value("vigie_dvr_cameras_offline") == 0
+            assert (metrics.get_sample_value("vigie_dvr_segments_uploaded_total") or 0) >= 4
+            assert (REGISTRY.get_sample_value("vigie_dvr_upload_lag_seconds_count") or 0) >= lag_count + 4
         finally:
+            sampler.cancel()
             await rec.close()
     finally:
         camera_simulator.remove_camera("dvr-outage")
@@ -78,6 +96,8 @@ async def test_camera_outage_is_a_gap_and_recording_resumes(
     assert gap.end_at == after[0].start_at
     kinds = [type(e) for e in rec.events]
     assert RecordingInterrupted in kinds
+    # The camera-offline alert's gauge saw the outage.
+    assert max(offline_seen) == 1
     assert RecordingResumed in kinds
     assert any(isinstance(e, RecordingGapDetected) and e.start_at == gap.start_at for e in rec.events)
     assert health is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+from prometheus_client import REGISTRY
 
 from camsim.simulator import CameraSimulator, CameraSpec, free_port
 from core.bus import Bus
@@ -120,6 +121,8 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
     publisher = DetectionPublisher(bus, store)
     await publisher.prepare()
     backend = PortableBackend(detector, publisher, options)
+    detected_before = REGISTRY.get_sample_value("vigie_inference_frames_total", {"outcome": "detected"}) or 0.0
+    batches_before = REGISTRY.get_sample_value("vigie_inference_batch_seconds_count") or 0.0
     stop = asyncio.Event()
     # What `python -m inference` runs, on this test's database, bus and store.
     worker = asyncio.create_task(serve(database, OnlyTheseTenants(backend, world.tenants), publisher,
@@ -132,6 +135,10 @@ async def test_worker_detects_applies_new_rules_live_and_reports_outages(
         assert isinstance(person, ObjectDetected)
         assert person.tenant_id == alpha
         assert person.snapshot_key is not None
+        # What the detector dashboard plots: frames through the detector and the time of each batch.
+        detected = REGISTRY.get_sample_value("vigie_inference_frames_total", {"outcome": "detected"})
+        assert (detected or 0) > detected_before
+        assert (REGISTRY.get_sample_value("vigie_inference_batch_seconds_count") or 0) > batches_before
         snapshot = await store.get(alpha, person.snapshot_key)
         assert snapshot[:2] == b"\xff\xd8"  # a JPEG
         # The camera that needs credentials is read with the sealed ones from the database.

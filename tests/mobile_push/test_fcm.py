@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from mobile_push.fcm import FcmSender
 from mobile_push.fcm_endpoint import FAULTS, Fault, FcmEndpoint
@@ -89,8 +90,13 @@ async def test_refused_service_account_is_a_credentials_error_for_the_whole_batc
     clean_fcm: FcmEndpoint, sender: FcmSender
 ) -> None:
     clean_fcm.state.refuse_credentials = True
+    refused_before = _sample("vigie_push_send_outcomes_total", outcome="CREDENTIALS")
+    batches_before = _sample("vigie_push_send_seconds_count")
     outcomes = await sender.send([push(new_fcm_token()), push(new_fcm_token())])
     assert {o.error for o in outcomes} == {FcmError.CREDENTIALS}
+    # What the push-credentials alert watches: two messages refused, one batch timed.
+    assert _sample("vigie_push_send_outcomes_total", outcome="CREDENTIALS") == refused_before + 2
+    assert _sample("vigie_push_send_seconds_count") == batches_before + 1
     assert "invalid_grant" in outcomes[0].detail
     assert clean_fcm.state.received == []  # nothing reached messages:send without a token
 
@@ -102,3 +108,7 @@ async def test_injected_latency_delays_the_answer(clean_fcm: FcmEndpoint, sender
     (outcome,) = await sender.send([push(token)])
     assert outcome.error is None
     assert time.perf_counter() - started >= 0.3
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
