@@ -24,10 +24,10 @@ from camsim.footage import encoded_clip
 from core.events import Event
 from inference.mediapipe import prepare_detector_model
 from inference.model import CameraConfig
-from inference.motion import MotionGate, frame_stats
+from inference.motion import MotionGate, frame_stats, small_grey
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
-from inference.rtsp import GREY_WIDTH, DecodedFrame, ReaderCounters, ReaderOptions, StreamState
+from inference.rtsp import DecodedFrame, ReaderCounters, ReaderOptions, StreamState
 from inference.settings import InferenceSettings
 from inference.ssd import INPUT_SIZE, preprocess
 
@@ -52,14 +52,14 @@ def vtest_frames(count: int) -> list[av.VideoFrame]:
     return frames
 
 
-def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timestamp: float) -> DecodedFrame:
+def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timestamp: float, *,
+            max_stretch: float = 1.5) -> DecodedFrame:
     """What RtspCameraReader does for each sampled frame (grey, motion, stats; the detector input is lazy)."""
-    grey_height = round(GREY_WIDTH * frame.height / frame.width / 2) * 2
-    grey = np.asarray(frame.to_ndarray(width=GREY_WIDTH, height=grey_height, format="gray"), dtype=np.uint8)
+    grey = small_grey(frame)
     motion = gate.observe(grey)
     return DecodedFrame(camera_id=camera_id, timestamp=timestamp, captured_at=datetime.now(UTC),
                         frame_size=(frame.width, frame.height), motion=motion,
-                        stats=frame_stats(grey, motion.changed_share), picture=frame)
+                        stats=frame_stats(grey, motion.changed_share), picture=frame, max_stretch=max_stretch)
 
 
 class ReplayReader:
@@ -69,7 +69,8 @@ class ReplayReader:
     refills the slot as soon as the detector took the previous frame (a saturated camera).
     """
 
-    def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool) -> None:
+    def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
+                 max_stretch: float = 1.5) -> None:
         from inference.rtsp import FrameSlot
 
         self.camera_id = camera_id
@@ -79,6 +80,7 @@ class ReplayReader:
         self.last_error = ""
         self._frames = frames
         self._lockstep = lockstep
+        self._max_stretch = max_stretch
         self._gate = MotionGate()
         self._index = 0
         self._stop = threading.Event()
@@ -86,7 +88,8 @@ class ReplayReader:
 
     def advance(self) -> None:
         frame = self._frames[self._index % len(self._frames)]
-        self.slot.put(prepare(self.camera_id, frame, self._gate, self._index / DETECT_FPS))
+        self.slot.put(prepare(self.camera_id, frame, self._gate, self._index / DETECT_FPS,
+                              max_stretch=self._max_stretch))
         self._index += 1
 
     def start(self) -> None:

@@ -29,7 +29,7 @@ from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.settings import InferenceSettings
-from inference.ssd import RawDetection
+from inference.ssd import RawDetection, unletterbox
 from inference.tracker import DetectedBox, IouTracker
 
 log = get_logger(__name__)
@@ -85,8 +85,17 @@ def reader_options(settings: InferenceSettings) -> ReaderOptions:
         read_timeout_s=settings.read_timeout_s, reconnect_base_s=settings.reconnect_base_s,
         reconnect_cap_s=settings.reconnect_cap_s, offline_after_s=settings.offline_after_s,
         motion_pixel_threshold=settings.motion_pixel_threshold, motion_min_changed=settings.motion_min_changed,
-        motion_scene_change=settings.motion_scene_change,
+        motion_scene_change=settings.motion_scene_change, max_stretch=settings.max_stretch,
     )
+
+
+def make_tracker(settings: InferenceSettings) -> IouTracker:
+    return IouTracker(min_hits=settings.track_min_hits, min_displacement=settings.track_min_displacement)
+
+
+def keep_detection(detection: RawDetection, label: str, thresholds: dict[str, float]) -> bool:
+    """Whether a detection clears its label's own threshold (the model's score_threshold was applied before)."""
+    return detection.score >= thresholds.get(label, 0.0)
 
 
 class PortableBackend:
@@ -133,7 +142,8 @@ class PortableBackend:
         url = with_credentials(config.stream_url, config.username, config.password)
         reader = self._reader_factory(config.camera_id, url, reader_options(self._settings),
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
-        self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader, tracker=IouTracker(),
+        self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader,
+                                                       tracker=make_tracker(self._settings),
                                                        rules=CameraRules(config.zones, config.rules))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
@@ -240,7 +250,10 @@ class PortableBackend:
                 continue  # removed while the batch ran
             runtime.counters.detected += 1
             runtime.last_detect_at = frame.timestamp
-            boxes = [DetectedBox(labels[d.class_id], d.score, d.box) for d in detections]
+            content = frame.detector_content
+            thresholds = self._settings.class_score_thresholds
+            boxes = [DetectedBox(labels[d.class_id], d.score, unletterbox(d.box, content)) for d in detections
+                     if keep_detection(d, labels[d.class_id], thresholds)]
             objects = tuple(runtime.tracker.update(boxes, frame.timestamp))
             runtime.last_objects = objects
             if self._settings.publish_object_events:

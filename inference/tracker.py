@@ -7,6 +7,7 @@ microseconds. DeepStream uses its own nvtracker; both hand the rules the same Tr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ class _Track:
     last_update: float
     hits: int = 1
     misses: int = 0
+    born_at: tuple[float, float] = (0.0, 0.0)  # where it stood (bottom-centre) when first detected
+    confirmed: bool = False
 
     def predicted(self, t: float) -> Box:
         dt = min(t - self.last_update, 1.0)  # a long gap makes extrapolation meaningless
@@ -42,13 +45,23 @@ class DetectedBox:
     box: Box
 
 
+def _feet(box: Box) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2, box[3])
+
+
 class IouTracker:
-    """Follows objects across the frames the detector saw; a track is reported once confirmed by `min_hits`."""
+    """Follows objects across the frames the detector saw; a track is reported once confirmed: matched in
+    `min_hits` frames and, for the labels in `displacement_labels`, moved by `min_displacement` (frame fractions)
+    from where it was first seen. A lamp post the detector takes for a person never moves, so it never reaches
+    the rules; a person does within a second or two. Once confirmed, a track stays confirmed when it stops."""
 
     def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = 5,
-                 max_age_s: float = 30.0) -> None:
+                 max_age_s: float = 30.0, min_displacement: float = 0.0,
+                 displacement_labels: frozenset[str] = frozenset({"Person"})) -> None:
         self._iou_threshold = iou_threshold
         self._min_hits = min_hits
+        self._min_displacement = min_displacement
+        self._displacement_labels = displacement_labels
         self._max_misses = max_misses
         self._max_age_s = max_age_s
         self._tracks: list[_Track] = []
@@ -91,12 +104,18 @@ class IouTracker:
                 track.misses += 1
         for index, det in enumerate(detections):
             if index not in matched_detections:
-                self._tracks.append(_Track(self._next_id, det.label, det.score, det.box, (0.0, 0.0, 0.0, 0.0), t))
+                self._tracks.append(_Track(self._next_id, det.label, det.score, det.box, (0.0, 0.0, 0.0, 0.0), t,
+                                           born_at=_feet(det.box)))
                 self._next_id += 1
         self._tracks = [tr for tr in self._tracks
                         if tr.misses <= self._max_misses and t - tr.last_update <= self._max_age_s]
+        for tr in self._tracks:
+            if not tr.confirmed and tr.hits >= self._min_hits:
+                moved = (tr.label not in self._displacement_labels
+                         or math.dist(_feet(tr.box), tr.born_at) >= self._min_displacement)
+                tr.confirmed = moved
         return [TrackedObject(track_id=tr.track_id, label=tr.label, score=tr.score, box=tr.box)
-                for tr in self._tracks if tr.misses == 0 and tr.hits >= self._min_hits]
+                for tr in self._tracks if tr.misses == 0 and tr.confirmed]
 
     def reset(self) -> None:
         """Forget every track (the camera reconnected or its picture changed size)."""
