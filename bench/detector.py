@@ -22,14 +22,16 @@ import numpy as np
 
 from camsim.footage import encoded_clip
 from core.events import Event
+from inference.analytics import CameraRules
 from inference.mediapipe import prepare_detector_model
-from inference.model import CameraConfig
+from inference.model import CameraConfig, FrameAnalysis
 from inference.motion import MotionGate, frame_stats, small_grey
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.rtsp import DecodedFrame, ReaderCounters, ReaderOptions, StreamState
 from inference.settings import InferenceSettings
-from inference.ssd import INPUT_SIZE, preprocess
+from inference.ssd import INPUT_SIZE, postprocess, preprocess, ssd_anchors
+from inference.tracker import DetectedBox, IouTracker
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -217,6 +219,49 @@ async def gating(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[st
         "frames": len(footage),
         "motion_prepare_ms_per_frame": 1000 * motion_cost / len(footage),
     }
+
+
+def stage_costs(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str, float]:
+    """CPU milliseconds per frame of each stage of the portable backend, measured alone on the same frames:
+    what the backend adds around `InferenceSession.run` (the raw loop's only stage)."""
+    count = len(frames)
+    costs: dict[str, float] = {}
+    clock = [time.process_time()]
+
+    def lap(name: str) -> None:
+        now = time.process_time()
+        costs[name] = round(1000 * (now - clock[0]) / count, 3)
+        clock[0] = now
+
+    gate = MotionGate()
+    for frame in frames:
+        grey = small_grey(frame)
+        frame_stats(grey, gate.observe(grey).changed_share)
+    lap("motion_check")
+    decoded = [prepare(uuid.uuid4(), f, MotionGate(), 0.0) for f in frames]
+    clock[0] = time.process_time()
+    inputs = [d.detector_input for d in decoded]
+    lap("resize_to_model_input")
+    tensors = [preprocess(inputs[i:i + BATCH]) for i in range(0, count, BATCH)]
+    lap("normalise")
+    outputs = [detector.run_raw(t) for t in tensors]
+    lap("inference")
+    anchors = ssd_anchors()
+    found = [postprocess(boxes[i], logits[i], anchors, score_threshold=detector.score_threshold,
+                         iou_threshold=detector.iou_threshold, allowed_classes=detector.allowed_classes)
+             for boxes, logits in outputs for i in range(len(boxes))]
+    lap("ssd_decode_and_nms")
+    tracker = IouTracker()
+    tracked = [tracker.update([DetectedBox(detector.labels[d.class_id], d.score, d.box) for d in detections],
+                              index / DETECT_FPS) for index, detections in enumerate(found)]
+    lap("tracker")
+    rules = CameraRules([], [])
+    camera, tenant, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    for index, objects in enumerate(tracked):
+        rules.evaluate(FrameAnalysis(camera_id=camera, tenant_id=tenant, timestamp=index / DETECT_FPS,
+                                     objects=tuple(objects)), now)
+    lap("rules")
+    return costs
 
 
 def decode_cost_per_frame() -> float:

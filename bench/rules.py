@@ -54,16 +54,18 @@ class Variant:
     rule_params: dict[str, Any]
 
 
-BASELINE: dict[str, Any] = {"max_stretch": 10.0, "track_min_hits": 2, "track_min_displacement": 0.0}
+BASELINE: dict[str, Any] = {"max_stretch": 10.0, "track_min_hits": 2, "track_min_displacement": 0.0,
+                            "join_fragments": False}
 VARIANTS = [
     Variant("baseline: stretched input, tracks after 2 hits", BASELINE, {}),
     Variant("letterbox (no stretch at all)", {**BASELINE, "max_stretch": 1.0}, {}),
     Variant("letterbox beyond a 1.5 stretch", {**BASELINE, "max_stretch": 1.5}, {}),
     Variant("confirmation: 3 hits and 3 % displacement", {**BASELINE, "track_min_hits": 3,
                                                           "track_min_displacement": 0.03}, {}),
+    Variant("fragments joined", {**BASELINE, "join_fragments": True}, {}),
     Variant("rule min score 0.5", BASELINE, {"min_score": 0.5}),
     Variant("rule min box height 8 %", BASELINE, {"min_box_height": 0.08}),
-    Variant("default settings (letterbox + confirmation)", {}, {}),
+    Variant("default settings", {}, {}),
 ]
 
 

@@ -85,17 +85,20 @@ class _RuleState:
 class CameraRules:
     """The rules of one camera with the memory they need between frames (dwell times, sides of lines, baselines)."""
 
-    def __init__(self, zones: Iterable[Zone], rules: Iterable[Rule], *, frame_size: tuple[int, int] = (16, 9)):
+    def __init__(self, zones: Iterable[Zone], rules: Iterable[Rule], *, frame_size: tuple[int, int] = (16, 9),
+                 join_fragments: bool = True):
         self.zones = {z.id: z for z in zones}
         self.rules = [r for r in rules if r.enabled]
         self.frame_size = frame_size
+        self._join_fragments = join_fragments
         self._tracks: dict[int, _TrackHistory] = {}
         self._last_seen: dict[int, float] = {}
         self._state: dict[uuid.UUID, _RuleState] = {r.id: _RuleState() for r in self.rules}
 
     def evaluate(self, analysis: FrameAnalysis, local_now: datetime) -> list[RuleHit]:
         t = analysis.timestamp
-        self._inherit(analysis.objects, t)
+        if self._join_fragments:
+            self._inherit(analysis.objects, t)
         for obj in analysis.objects:
             self._tracks.setdefault(obj.track_id, _TrackHistory(first_seen=t, label=obj.label)).add(t, obj)
             self._last_seen[obj.track_id] = t

@@ -29,8 +29,8 @@ from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.settings import InferenceSettings
-from inference.ssd import RawDetection, unletterbox
-from inference.tracker import DetectedBox, IouTracker
+from inference.ssd import RawDetection, passes_class_threshold, unletterbox
+from inference.tracker import DetectedBox, DisplacementConfirmation, IouTracker
 
 log = get_logger(__name__)
 
@@ -56,6 +56,7 @@ class CameraRuntime:
     reader: RtspCameraReader
     tracker: IouTracker
     rules: CameraRules
+    confirmation: DisplacementConfirmation
     last_detect_at: float = -math.inf
     last_objects: tuple[TrackedObject, ...] = ()
     announced: set[int] = field(default_factory=set)
@@ -90,12 +91,7 @@ def reader_options(settings: InferenceSettings) -> ReaderOptions:
 
 
 def make_tracker(settings: InferenceSettings) -> IouTracker:
-    return IouTracker(min_hits=settings.track_min_hits, min_displacement=settings.track_min_displacement)
-
-
-def keep_detection(detection: RawDetection, label: str, thresholds: dict[str, float]) -> bool:
-    """Whether a detection clears its label's own threshold (the model's score_threshold was applied before)."""
-    return detection.score >= thresholds.get(label, 0.0)
+    return IouTracker(min_hits=settings.track_min_hits)
 
 
 class PortableBackend:
@@ -136,7 +132,8 @@ class PortableBackend:
                 self._start_camera(config)
             elif current.config != config:
                 current.config = config
-                current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
+                current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
+                                            join_fragments=self._settings.join_fragments)
 
     def _start_camera(self, config: CameraConfig) -> None:
         url = with_credentials(config.stream_url, config.username, config.password)
@@ -144,7 +141,10 @@ class PortableBackend:
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
         self.cameras[config.camera_id] = CameraRuntime(config=config, reader=reader,
                                                        tracker=make_tracker(self._settings),
-                                                       rules=CameraRules(config.zones, config.rules))
+                                                       confirmation=DisplacementConfirmation(
+                                                           self._settings.track_min_displacement),
+                                                       rules=CameraRules(config.zones, config.rules,
+                                                                         join_fragments=self._settings.join_fragments))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))
@@ -253,8 +253,9 @@ class PortableBackend:
             content = frame.detector_content
             thresholds = self._settings.class_score_thresholds
             boxes = [DetectedBox(labels[d.class_id], d.score, unletterbox(d.box, content)) for d in detections
-                     if keep_detection(d, labels[d.class_id], thresholds)]
-            objects = tuple(runtime.tracker.update(boxes, frame.timestamp))
+                     if passes_class_threshold(d.score, labels[d.class_id], thresholds)]
+            objects = tuple(runtime.confirmation.filter(runtime.tracker.update(boxes, frame.timestamp),
+                                                        frame.timestamp))
             runtime.last_objects = objects
             if self._settings.publish_object_events:
                 for obj in objects:

@@ -40,6 +40,10 @@ class InferenceSettings(BaseSettings):
     # moved from where they were first seen, before the rules hear of them.
     track_min_hits: int = Field(2, ge=1, le=50)
     track_min_displacement: float = Field(0.0, ge=0, le=1)
+    # A new track where a lost one stood continues its rule memory (no second alert for the same person).
+    join_fragments: bool = True
+    # The cameras' usual aspect ratio: DeepStream scales every stream to one muxer size, chosen from it.
+    camera_aspect: tuple[int, int] = (16, 9)
     publish_object_events: bool = True
     detect_fps: float = Field(5.0, gt=0, le=30)
     max_batch: int = Field(8, ge=1, le=256)

@@ -8,6 +8,7 @@ microseconds. DeepStream uses its own nvtracker; both hand the rules the same Tr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from inference.events import Box
 from inference.model import TrackedObject
 from inference.ssd import iou_matrix
+
+# The DeepStream adapter's nvtracker drops targets after the same number of missed frames.
+MAX_MISSES = 5
 
 
 @dataclass
@@ -27,8 +31,6 @@ class _Track:
     last_update: float
     hits: int = 1
     misses: int = 0
-    born_at: tuple[float, float] = (0.0, 0.0)  # where it stood (bottom-centre) when first detected
-    confirmed: bool = False
 
     def predicted(self, t: float) -> Box:
         dt = min(t - self.last_update, 1.0)  # a long gap makes extrapolation meaningless
@@ -49,19 +51,48 @@ def _feet(box: Box) -> tuple[float, float]:
     return ((box[0] + box[2]) / 2, box[3])
 
 
-class IouTracker:
-    """Follows objects across the frames the detector saw; a track is reported once confirmed: matched in
-    `min_hits` frames and, for the labels in `displacement_labels`, moved by `min_displacement` (frame fractions)
-    from where it was first seen. A lamp post the detector takes for a person never moves, so it never reaches
-    the rules; a person does within a second or two. Once confirmed, a track stays confirmed when it stops."""
+class DisplacementConfirmation:
+    """Holds a reported track back from the rules until it has moved `min_displacement` (frame fractions) from
+    where it was first reported, for the labels in `labels`; once through, it stays through when it stops.
 
-    def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = 5,
-                 max_age_s: float = 30.0, min_displacement: float = 0.0,
-                 displacement_labels: frozenset[str] = frozenset({"Person"})) -> None:
+    A lamp post the detector takes for a person never moves, so it never reaches the rules; a person does within
+    a second or two. Both backends apply it after their tracker (IouTracker here, nvtracker on GPU nodes).
+    """
+
+    def __init__(self, min_displacement: float, labels: frozenset[str] = frozenset({"Person"}),
+                 forget_after_s: float = 30.0) -> None:
+        self._min_displacement = min_displacement
+        self._labels = labels
+        self._forget_after_s = forget_after_s
+        self._first_seen: dict[int, tuple[float, float]] = {}
+        self._confirmed: set[int] = set()
+        self._last_seen: dict[int, float] = {}
+
+    def filter(self, objects: Sequence[TrackedObject], t: float) -> list[TrackedObject]:
+        kept = []
+        for obj in objects:
+            self._last_seen[obj.track_id] = t
+            if obj.track_id not in self._confirmed:
+                start = self._first_seen.setdefault(obj.track_id, _feet(obj.box))
+                if obj.label in self._labels and math.dist(_feet(obj.box), start) < self._min_displacement:
+                    continue
+                self._confirmed.add(obj.track_id)
+                self._first_seen.pop(obj.track_id, None)
+            kept.append(obj)
+        for track_id in [k for k, seen in self._last_seen.items() if t - seen > self._forget_after_s]:
+            del self._last_seen[track_id]
+            self._first_seen.pop(track_id, None)
+            self._confirmed.discard(track_id)
+        return kept
+
+
+class IouTracker:
+    """Follows objects across the frames the detector saw; a track is reported once confirmed by `min_hits`."""
+
+    def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = MAX_MISSES,
+                 max_age_s: float = 30.0) -> None:
         self._iou_threshold = iou_threshold
         self._min_hits = min_hits
-        self._min_displacement = min_displacement
-        self._displacement_labels = displacement_labels
         self._max_misses = max_misses
         self._max_age_s = max_age_s
         self._tracks: list[_Track] = []
@@ -104,18 +135,12 @@ class IouTracker:
                 track.misses += 1
         for index, det in enumerate(detections):
             if index not in matched_detections:
-                self._tracks.append(_Track(self._next_id, det.label, det.score, det.box, (0.0, 0.0, 0.0, 0.0), t,
-                                           born_at=_feet(det.box)))
+                self._tracks.append(_Track(self._next_id, det.label, det.score, det.box, (0.0, 0.0, 0.0, 0.0), t))
                 self._next_id += 1
         self._tracks = [tr for tr in self._tracks
                         if tr.misses <= self._max_misses and t - tr.last_update <= self._max_age_s]
-        for tr in self._tracks:
-            if not tr.confirmed and tr.hits >= self._min_hits:
-                moved = (tr.label not in self._displacement_labels
-                         or math.dist(_feet(tr.box), tr.born_at) >= self._min_displacement)
-                tr.confirmed = moved
         return [TrackedObject(track_id=tr.track_id, label=tr.label, score=tr.score, box=tr.box)
-                for tr in self._tracks if tr.misses == 0 and tr.confirmed]
+                for tr in self._tracks if tr.misses == 0 and tr.hits >= self._min_hits]
 
     def reset(self) -> None:
         """Forget every track (the camera reconnected or its picture changed size)."""

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from inference.model import TrackedObject
 from inference.motion import MotionGate, frame_stats, small_grey
 from inference.rtsp import DecodedFrame
 from inference.scheduler import FairScheduler, UsageMeter
@@ -26,7 +27,7 @@ from inference.ssd import (
     ssd_anchors,
     unletterbox,
 )
-from inference.tracker import DetectedBox, IouTracker
+from inference.tracker import DetectedBox, DisplacementConfirmation, IouTracker
 
 # SSD ------------------------------------------------------------------------------------------------------
 
@@ -245,22 +246,23 @@ def test_a_letterboxed_detector_input_holds_the_picture_unstretched_above_black_
 
 # Track confirmation -----------------------------------------------------------------------------------------
 
-def test_a_person_track_is_reported_only_once_it_has_moved_and_then_stays_reported() -> None:
-    tracker = IouTracker(min_hits=2, min_displacement=0.03)
+def test_a_person_track_reaches_the_rules_only_once_it_has_moved_and_then_stays() -> None:
+    tracker = IouTracker(min_hits=2)
+    confirmation = DisplacementConfirmation(0.03)
     post = DetectedBox("Person", 0.6, (0.8, 0.2, 0.82, 0.35))  # a lamp post the detector takes for a person
     reported: list[set[int]] = []
     for step in range(12):
         x = 0.1 + 0.01 * min(step, 6)  # walks 6 steps, then stands still
         walker = DetectedBox("Person", 0.8, (x, 0.5, x + 0.05, 0.7))
-        reported.append({o.track_id for o in tracker.update([post, walker], step * 0.2)})
+        t = step * 0.2
+        reported.append({o.track_id for o in confirmation.filter(tracker.update([post, walker], t), t)})
     post_id, walker_id = 1, 2
     assert all(post_id not in ids for ids in reported)
-    assert walker_id not in reported[2]
-    assert walker_id in reported[3]  # 3 % reached at the fourth frame
-    assert all(walker_id in ids for ids in reported[3:])  # standing still later does not hide them
-    car = IouTracker(min_hits=2, min_displacement=0.03)
-    parked = DetectedBox("Car", 0.8, (0.1, 0.1, 0.3, 0.3))
-    assert [o.label for o in (car.update([parked], 0.0) + car.update([parked], 0.2))] == ["Car"]
+    assert walker_id not in reported[3]  # reported by the tracker from the second frame, 2 % from there
+    assert walker_id in reported[4]  # 3 % from where the tracker first reported it
+    assert all(walker_id in ids for ids in reported[4:])  # standing still later does not hide them
+    parked = TrackedObject(track_id=9, label="Car", score=0.8, box=(0.1, 0.1, 0.3, 0.3))
+    assert confirmation.filter([parked], 3.0) == [parked]  # only people need to move
 
 
 # Small grey image -------------------------------------------------------------------------------------------
