@@ -303,6 +303,7 @@ async def main() -> None:
         cpu_ratios.append(cpu_run / base_cpu)
     baseline_fps, fps = float(np.median(baseline)), float(np.median(whole))
     gate = await gating(detector, frames)
+    stages = stage_costs(detector, frames)
     decode_s = decode_cost_per_frame()
     cores = os.cpu_count() or 2
     # Every frame detected (worst case): detector stage at `fps` on all cores, plus decoding on the same cores.
@@ -320,6 +321,8 @@ async def main() -> None:
         "event_intervals_with_a_person_detected": round(gate["event_intervals_detected"], 3),
         "decode_ms_per_frame": round(1000 * decode_s, 2),
         "motion_check_ms_per_frame": round(gate["motion_prepare_ms_per_frame"], 2),
+        "cpu_ms_per_frame_by_stage": stages,
+        "overhead_cpu_ms_per_frame": round(sum(v for k, v in stages.items() if k != "inference"), 3),
         "runs": {"baseline_fps": [round(v, 2) for v in baseline], "fps": [round(v, 2) for v in whole],
                  "ratios": [round(v, 3) for v in ratios], "cpu_time_ratios": [round(v, 3) for v in cpu_ratios]},
         "events_emitted_in_throughput_runs": events, "batch": BATCH, "cpu_count": cores,
