@@ -39,6 +39,7 @@ STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not hav
 # instead of raising the same alert again.
 SUCCESSOR_DISTANCE = 0.04
 SUCCESSOR_SPEED = 0.15
+SUCCESSOR_MAX_GAP_S = GRACE_S
 
 
 @dataclass
@@ -125,7 +126,7 @@ class CameraRules:
         """New tracks standing where a lost track of the same label was last seen continue its memory."""
         seen = {o.track_id for o in objects}
         lost = {tid: h for tid, h in self._tracks.items()
-                if tid not in seen and h.samples and t - self._last_seen.get(tid, -math.inf) <= GRACE_S}
+                if tid not in seen and h.samples and t - self._last_seen.get(tid, -math.inf) <= SUCCESSOR_MAX_GAP_S}
         for obj in objects:
             if obj.track_id in self._tracks or not lost:
                 continue
