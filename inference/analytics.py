@@ -33,11 +33,19 @@ HISTORY_S = 12.0
 # line and its "already reported" mark, so one missed frame does not restart timers or repeat an alert.
 GRACE_S = 2.0
 STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not having moved
+# A track that appears within this distance (frame fractions, per second since) of where a track of the same label
+# was lost less than GRACE_S ago is taken as the same object: the tracker lost it for a frame or two and started
+# over (fragmentation); the new track inherits the old one's "already reported", dwell and side-of-line memory
+# instead of raising the same alert again.
+SUCCESSOR_DISTANCE = 0.04
+SUCCESSOR_SPEED = 0.15
+SUCCESSOR_MAX_GAP_S = GRACE_S
 
 
 @dataclass
 class _TrackHistory:
     first_seen: float
+    label: str = ""
     samples: deque[tuple[float, Point, Box]] = field(default_factory=lambda: deque(maxlen=256))
     # Kept apart from `samples` (which only covers HISTORY_S) so stillness can be measured over minutes.
     still_point: Point | None = None
@@ -78,18 +86,22 @@ class _RuleState:
 class CameraRules:
     """The rules of one camera with the memory they need between frames (dwell times, sides of lines, baselines)."""
 
-    def __init__(self, zones: Iterable[Zone], rules: Iterable[Rule], *, frame_size: tuple[int, int] = (16, 9)):
+    def __init__(self, zones: Iterable[Zone], rules: Iterable[Rule], *, frame_size: tuple[int, int] = (16, 9),
+                 join_fragments: bool = True):
         self.zones = {z.id: z for z in zones}
         self.rules = [r for r in rules if r.enabled]
         self.frame_size = frame_size
+        self._join_fragments = join_fragments
         self._tracks: dict[int, _TrackHistory] = {}
         self._last_seen: dict[int, float] = {}
         self._state: dict[uuid.UUID, _RuleState] = {r.id: _RuleState() for r in self.rules}
 
     def evaluate(self, analysis: FrameAnalysis, local_now: datetime) -> list[RuleHit]:
         t = analysis.timestamp
+        if self._join_fragments:
+            self._inherit(analysis.objects, t)
         for obj in analysis.objects:
-            self._tracks.setdefault(obj.track_id, _TrackHistory(first_seen=t)).add(t, obj)
+            self._tracks.setdefault(obj.track_id, _TrackHistory(first_seen=t, label=obj.label)).add(t, obj)
             self._last_seen[obj.track_id] = t
         gone = {k for k, seen in self._last_seen.items() if t - seen > GRACE_S}
         for track_id in gone:
@@ -110,11 +122,41 @@ class CameraRules:
                 hits.append(hit)
         return hits
 
+    def _inherit(self, objects: Sequence[TrackedObject], t: float) -> None:
+        """New tracks standing where a lost track of the same label was last seen continue its memory."""
+        seen = {o.track_id for o in objects}
+        lost = {tid: h for tid, h in self._tracks.items()
+                if tid not in seen and h.samples and t - self._last_seen.get(tid, -math.inf) <= SUCCESSOR_MAX_GAP_S}
+        for obj in objects:
+            if obj.track_id in self._tracks or not lost:
+                continue
+            point = anchor(obj.box)
+            best, best_distance = None, math.inf
+            for tid, history in lost.items():
+                last_t, last_point, _ = history.samples[-1]
+                if history.label != obj.label:
+                    continue
+                distance = math.dist(point, last_point)
+                if distance <= SUCCESSOR_DISTANCE + SUCCESSOR_SPEED * (t - last_t) and distance < best_distance:
+                    best, best_distance = tid, distance
+            if best is None:
+                continue
+            del lost[best]
+            for state in self._state.values():
+                if best in state.fired_tracks:
+                    state.fired_tracks.add(obj.track_id)
+                if best in state.armed_tracks:
+                    state.armed_tracks[obj.track_id] = state.armed_tracks[best]
+                if best in state.last_side:
+                    state.last_side[obj.track_id] = state.last_side[best]
+
     # Each rule returns at most one hit per frame, grouping the tracks it concerns.
 
     def _evaluate_rule(self, rule: Rule, state: _RuleState, analysis: FrameAnalysis) -> RuleHit | None:
         zone = self.zones.get(rule.zone_id) if rule.zone_id is not None else None
-        objects = [o for o in analysis.objects if o.label in rule.params.classes]
+        params = rule.params
+        objects = [o for o in analysis.objects if o.label in params.classes and o.score >= params.min_score
+                   and o.box[3] - o.box[1] >= params.min_box_height]
         t = analysis.timestamp
         match rule.rule_type:
             case RuleType.INTRUSION:

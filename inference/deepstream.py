@@ -33,9 +33,11 @@ from inference.analytics import CameraRules
 from inference.deepstream_config import (
     BOX_LAYER,
     CLASS_LAYER,
-    NvinferOptions,
+    nvdcf_config,
     nvdsanalytics_config,
     nvinfer_config,
+    nvinfer_options,
+    pipeline_geometry,
     tracker_config,
 )
 from inference.errors import BackendUnavailable
@@ -45,7 +47,16 @@ from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, Track
 from inference.publisher import EventSink
 from inference.scheduler import UsageMeter
 from inference.settings import InferenceSettings
-from inference.ssd import NUM_ANCHORS, RawDetection, postprocess, ssd_anchors
+from inference.ssd import (
+    INPUT_SIZE,
+    NUM_ANCHORS,
+    RawDetection,
+    passes_class_threshold,
+    postprocess,
+    ssd_anchors,
+    unletterbox,
+)
+from inference.tracker import DisplacementConfirmation
 
 if TYPE_CHECKING:
     import pyds
@@ -125,10 +136,16 @@ def analytics_status(track_id: int, info: AnalyticsObjLike) -> AnalyticsStatus:
 
 def detections_from_tensors(boxes: npt.NDArray[np.float32], logits: npt.NDArray[np.float32],
                             anchors: npt.NDArray[np.float32], *, score_threshold: float, iou_threshold: float,
-                            allowed_classes: frozenset[int] | None) -> list[RawDetection]:
-    """nvinfer's raw output layers of one frame → detections, with the portable backend's own decoder."""
-    return postprocess(boxes.reshape(NUM_ANCHORS, 4), logits.reshape(NUM_ANCHORS, -1), anchors,
-                       score_threshold=score_threshold, iou_threshold=iou_threshold, allowed_classes=allowed_classes)
+                            allowed_classes: frozenset[int] | None, labels: Sequence[str] = (),
+                            class_thresholds: dict[str, float] | None = None,
+                            content: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)) -> list[RawDetection]:
+    """nvinfer's raw output layers of one frame → detections in fractions of the frame, with the portable
+    backend's own decoder, per-label thresholds and letterbox mapping."""
+    found = postprocess(boxes.reshape(NUM_ANCHORS, 4), logits.reshape(NUM_ANCHORS, -1), anchors,
+                        score_threshold=score_threshold, iou_threshold=iou_threshold, allowed_classes=allowed_classes)
+    thresholds = class_thresholds or {}
+    return [RawDetection(d.class_id, d.score, unletterbox(d.box, content)) for d in found
+            if not labels or passes_class_threshold(d.score, labels[d.class_id], thresholds)]
 
 
 # The pipeline (needs DeepStream: GPU nodes only) ----------------------------------------------------------
@@ -167,6 +184,7 @@ class _Source:
     config: CameraConfig
     stream: int
     rules: CameraRules
+    confirmation: DisplacementConfirmation
 
 
 @dataclass
@@ -195,13 +213,17 @@ class DeepStreamBackend:
             for camera_id, config in wanted.items():
                 current = self.sources.get(camera_id)
                 if current is None:
-                    source = _Source(config, self._next_stream, CameraRules(config.zones, config.rules))
+                    source = _Source(config, self._next_stream,
+                                     CameraRules(config.zones, config.rules,
+                                                 join_fragments=self.settings.join_fragments),
+                                     DisplacementConfirmation(self.settings.track_min_displacement))
                     self._next_stream += 1
                     self.sources[camera_id] = source
                     self._rest("camera_add", source)
                 elif current.config != config:
                     current.config = config
-                    current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
+                    current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
+                                                join_fragments=self.settings.join_fragments)
             (self.work_dir / "analytics.txt").write_text(
                 nvdsanalytics_config([(s.stream, s.config) for s in self.sources.values()]))
 
@@ -224,21 +246,23 @@ class DeepStreamBackend:
     def build(self) -> Any:
         gst, _ = _gst()
         infer_path = self.work_dir / "nvinfer.txt"
-        infer_path.write_text(nvinfer_config(NvinferOptions(
-            onnx_path=self.settings.onnx_path, labels_path=self.settings.labels_file, num_classes=len(self.labels),
-            batch_size=self.settings.max_batch)))
+        infer_path.write_text(nvinfer_config(nvinfer_options(self.settings, len(self.labels))))
+        tracker_path = self.work_dir / "nvdcf.yml"
+        tracker_path.write_text(nvdcf_config(self.settings))
+        geometry = pipeline_geometry(self.settings)
         (self.work_dir / "analytics.txt").write_text(nvdsanalytics_config([]))
         pipeline = gst.Pipeline()
         sources = gst.ElementFactory.make("nvmultiurisrcbin", "sources")
         for key, value in {"port": REST_PORT, "max-batch-size": self.settings.max_batch, "live-source": 1,
-                           "batched-push-timeout": 40000, "width": 1280, "height": 720, "drop-pipeline-eos": 1,
+                           "batched-push-timeout": 40000, "width": geometry.muxer_width,
+                           "height": geometry.muxer_height, "drop-pipeline-eos": 1,
                            "smart-record": 2, "smart-rec-cache": 20, "smart-rec-container": 0,
                            "smart-rec-dir-path": str(self.work_dir)}.items():
             sources.set_property(key, value)
         infer = gst.ElementFactory.make("nvinfer", "detector")
         infer.set_property("config-file-path", str(infer_path))
         tracker = gst.ElementFactory.make("nvtracker", "tracker")
-        for key, value in tracker_config().items():
+        for key, value in tracker_config(tracker_path).items():
             tracker.set_property(key, int(value) if value.isdigit() else value)
         analytics = gst.ElementFactory.make("nvdsanalytics", "analytics")
         analytics.set_property("config-file", str(self.work_dir / "analytics.txt"))
@@ -283,7 +307,9 @@ class DeepStreamBackend:
                     logits = _layer_array(layers[CLASS_LAYER], NUM_ANCHORS * len(self.labels))
                     detections = detections_from_tensors(
                         boxes, logits, self._anchors, score_threshold=self.settings.score_threshold,
-                        iou_threshold=self.settings.nms_iou_threshold, allowed_classes=allowed)
+                        iou_threshold=self.settings.nms_iou_threshold, allowed_classes=allowed,
+                        labels=self.labels, class_thresholds=self.settings.class_score_thresholds,
+                        content=pipeline_geometry(self.settings).content)
                     self._attach(frame, detections)
                 item = item.next
         return gst.PadProbeReturn.OK
@@ -330,6 +356,9 @@ class DeepStreamBackend:
 
     def _evaluate(self, source: _Source, analysis: FrameAnalysis, frame_size: tuple[int, int]) -> None:
         source.rules.frame_size = frame_size
+        confirmed = tuple(source.confirmation.filter(analysis.objects, analysis.timestamp))
+        analysis = FrameAnalysis(camera_id=analysis.camera_id, tenant_id=analysis.tenant_id,
+                                 timestamp=analysis.timestamp, objects=confirmed, stats=analysis.stats)
         now = datetime.now(UTC)
         for hit in source.rules.evaluate(analysis, now.astimezone(ZoneInfo(self.settings.timezone))):
             self.sink.submit(RuleTriggered(

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.model import CameraConfig, RuleType, Zone
-from inference.ssd import INPUT_SIZE
+from inference.settings import InferenceSettings
+from inference.ssd import INPUT_SIZE, letterbox_size
+from inference.tracker import MAX_MISSES
 
 ANALYTICS_WIDTH = 1920
 ANALYTICS_HEIGHT = 1080
@@ -33,6 +35,40 @@ class NvinferOptions:
     precision: str = "fp16"
     gpu_id: int = 0
     interval: int = 0  # frames skipped between inferences (0: every frame the muxer batches)
+    maintain_aspect_ratio: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineGeometry:
+    """Sizes that make nvinfer see what the portable backend feeds its detector.
+
+    nvinfer can only stretch or letterbox fully; the portable backend stretches up to `max_stretch` and pads the
+    rest. So the muxer scales every camera to the aspect ratio of the portable backend's content area (the
+    permitted stretch, uniform over the frame, which leaves normalised coordinates unchanged), and nvinfer then
+    letterboxes that frame without distortion, padding right and bottom as the portable backend does.
+    """
+
+    muxer_width: int
+    muxer_height: int
+    content: tuple[int, int]  # pixels of the model's square input the picture fills
+
+    @property
+    def maintain_aspect_ratio(self) -> bool:
+        return self.content != (INPUT_SIZE, INPUT_SIZE)
+
+
+def pipeline_geometry(settings: InferenceSettings, muxer_width: int = 1280) -> PipelineGeometry:
+    aspect_width, aspect_height = settings.camera_aspect
+    content = letterbox_size(aspect_width * 100, aspect_height * 100, settings.max_stretch)
+    height = max(2, round(muxer_width * content[1] / content[0] / 2) * 2)
+    return PipelineGeometry(muxer_width=muxer_width, muxer_height=height, content=content)
+
+
+def nvinfer_options(settings: InferenceSettings, num_classes: int) -> NvinferOptions:
+    """nvinfer's options from the settings that drive the portable backend: same model, batch and geometry."""
+    return NvinferOptions(onnx_path=settings.onnx_path, labels_path=settings.labels_file, num_classes=num_classes,
+                          batch_size=settings.max_batch,
+                          maintain_aspect_ratio=pipeline_geometry(settings).maintain_aspect_ratio)
 
 
 def _render(sections: dict[str, dict[str, str]]) -> str:
@@ -64,22 +100,51 @@ def nvinfer_config(options: NvinferOptions) -> str:
         "offsets": "127.5;127.5;127.5",
         "model-color-format": "0",
         "infer-dims": f"3;{INPUT_SIZE};{INPUT_SIZE}",
-        "maintain-aspect-ratio": "0",
+        "maintain-aspect-ratio": "1" if options.maintain_aspect_ratio else "0",
+        "symmetric-padding": "0",  # padding right and bottom, as the portable backend's letterbox
         "network-type": "100",
         "output-tensor-meta": "1",
         "output-blob-names": f"{BOX_LAYER};{CLASS_LAYER}",
     }})
 
 
-def tracker_config(*, width: int = 640, height: int = 384) -> dict[str, str]:
-    """nvtracker properties (NvDCF, performance profile shipped with DeepStream)."""
+def tracker_config(ll_config: Path, *, width: int = 640, height: int = 384) -> dict[str, str]:
+    """nvtracker properties: NvDCF with the low-level configuration `nvdcf_config` wrote to `ll_config`."""
     return {
         "tracker-width": str(width),
         "tracker-height": str(height),
         "ll-lib-file": "/opt/nvidia/deepstream/deepstream/lib/libnvds_nvmultiobjecttracker.so",
-        "ll-config-file": ("/opt/nvidia/deepstream/deepstream/samples/configs/deepstream-app/"
-                           "config_tracker_NvDCF_perf.yml"),
+        "ll-config-file": str(ll_config),
     }
+
+
+def nvdcf_config(settings: InferenceSettings) -> str:
+    """NvDCF's low-level configuration (YAML) with the portable tracker's confirmation and expiry: a target is
+    reported from its `track_min_hits`-th frame and dropped after MAX_MISSES frames unseen. The displacement
+    confirmation has no NvDCF setting: the adapter applies DisplacementConfirmation after nvtracker, as the
+    portable backend does after IouTracker."""
+    return "\n".join([
+        "%YAML:1.0",
+        "BaseConfig:",
+        f"  minDetectorConfidence: {settings.score_threshold}",
+        "TargetManagement:",
+        "  enableBboxUnClipping: 0",
+        f"  probationAge: {settings.track_min_hits - 1}",
+        f"  maxShadowTrackingAge: {MAX_MISSES}",
+        "  earlyTerminationAge: 1",
+        "  maxTargetsPerStream: 150",
+        "TrajectoryManagement:",
+        "  useUniqueID: 0",
+        "DataAssociator:",
+        "  dataAssociatorType: 0",
+        "  associationMatcherType: 1",
+        "  checkClassMatch: 1",
+        "StateEstimator:",
+        "  stateEstimatorType: 1",
+        "VisualTracker:",
+        "  visualTrackerType: 1",
+        "",
+    ])
 
 
 def analytics_label(zone: Zone) -> str:

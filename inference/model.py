@@ -75,6 +75,10 @@ class RuleParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Parameters of every rule type; each rule reads the ones it needs, the service checks their ranges."""
 
     classes: tuple[str, ...] = ("Person",)
+    # Per rule (so per zone): detections below this score, or boxes shorter than this share of the frame's height
+    # (too far away to tell what they are), are not considered by this rule.
+    min_score: float = 0.0
+    min_box_height: float = 0.0
     dwell_s: float = 30.0
     direction: Literal["both", "left_to_right", "right_to_left"] = "both"
     allowed_direction: Point = (1.0, 0.0)

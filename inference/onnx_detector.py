@@ -57,10 +57,10 @@ class OnnxDetector:
         self._input = inputs[0].name
         self._outputs = [o.name for o in outputs]
         self._anchors = ssd_anchors()
-        self._score_threshold = score_threshold
-        self._iou_threshold = iou_threshold
-        self._allowed = (None if tracked_labels is None
-                         else frozenset(i for i, label in enumerate(self.labels) if label in tracked_labels))
+        self.score_threshold = score_threshold
+        self.iou_threshold = iou_threshold
+        self.allowed_classes = (None if tracked_labels is None
+                                else frozenset(i for i, label in enumerate(self.labels) if label in tracked_labels))
 
     @classmethod
     def from_settings(cls, settings: InferenceSettings) -> OnnxDetector:
@@ -81,6 +81,6 @@ class OnnxDetector:
         if not frames:
             return []
         boxes, logits = self.run_raw(preprocess(frames))
-        return [postprocess(boxes[i], logits[i], self._anchors, score_threshold=self._score_threshold,
-                            iou_threshold=self._iou_threshold, allowed_classes=self._allowed)
+        return [postprocess(boxes[i], logits[i], self._anchors, score_threshold=self.score_threshold,
+                            iou_threshold=self.iou_threshold, allowed_classes=self.allowed_classes)
                 for i in range(len(frames))]

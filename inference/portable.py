@@ -31,8 +31,8 @@ from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.settings import InferenceSettings
-from inference.ssd import RawDetection
-from inference.tracker import DetectedBox, IouTracker
+from inference.ssd import RawDetection, passes_class_threshold, unletterbox
+from inference.tracker import DetectedBox, DisplacementConfirmation, IouTracker
 
 log = get_logger(__name__)
 
@@ -59,6 +59,7 @@ class CameraRuntime:
     reader: RtspCameraReader
     tracker: IouTracker
     rules: CameraRules
+    confirmation: DisplacementConfirmation
     last_detect_at: float = -math.inf
     last_objects: tuple[TrackedObject, ...] = ()
     announced: set[int] = field(default_factory=set)
@@ -89,12 +90,16 @@ def reader_options(settings: InferenceSettings) -> ReaderOptions:
         read_timeout_s=settings.read_timeout_s, reconnect_base_s=settings.reconnect_base_s,
         reconnect_cap_s=settings.reconnect_cap_s, offline_after_s=settings.offline_after_s,
         motion_pixel_threshold=settings.motion_pixel_threshold, motion_min_changed=settings.motion_min_changed,
-        motion_scene_change=settings.motion_scene_change,
+        motion_scene_change=settings.motion_scene_change, max_stretch=settings.max_stretch,
     )
 
 
 # Where the backend hands a camera's new picture health (tenant, camera, state, detail): the worker reports it.
 HealthSink = Callable[[uuid.UUID, uuid.UUID, str, str | None], None]
+
+
+def make_tracker(settings: InferenceSettings) -> IouTracker:
+    return IouTracker(min_hits=settings.track_min_hits)
 
 
 class PortableBackend:
@@ -138,7 +143,8 @@ class PortableBackend:
                 current.reader.masks = config.privacy_masks
                 current.picture.expected_fps = config.expected_fps
                 current.config = config
-                current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size)
+                current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
+                                            join_fragments=self._settings.join_fragments)
 
     def _start_camera(self, config: CameraConfig) -> None:
         url = with_credentials(config.stream_url, config.username, config.password)
@@ -146,7 +152,9 @@ class PortableBackend:
                                       self._on_stream_change_threadsafe, self._on_frame_threadsafe)
         reader.masks = config.privacy_masks
         self.cameras[config.camera_id] = CameraRuntime(
-            config=config, reader=reader, tracker=IouTracker(), rules=CameraRules(config.zones, config.rules),
+            config=config, reader=reader, tracker=make_tracker(self._settings),
+            confirmation=DisplacementConfirmation(self._settings.track_min_displacement),
+            rules=CameraRules(config.zones, config.rules, join_fragments=self._settings.join_fragments),
             picture=PictureHealthMonitor(hold_s=self._settings.picture_hold_s, expected_fps=config.expected_fps,
                                          frozen_hold_s=self._settings.picture_frozen_hold_s))
         reader.start()
@@ -269,8 +277,12 @@ class PortableBackend:
                 continue  # removed while the batch ran
             runtime.counters.detected += 1
             runtime.last_detect_at = frame.timestamp
-            boxes = [DetectedBox(labels[d.class_id], d.score, d.box) for d in detections]
-            objects = tuple(runtime.tracker.update(boxes, frame.timestamp))
+            content = frame.detector_content
+            thresholds = self._settings.class_score_thresholds
+            boxes = [DetectedBox(labels[d.class_id], d.score, unletterbox(d.box, content)) for d in detections
+                     if passes_class_threshold(d.score, labels[d.class_id], thresholds)]
+            objects = tuple(runtime.confirmation.filter(runtime.tracker.update(boxes, frame.timestamp),
+                                                        frame.timestamp))
             runtime.last_objects = objects
             if self._settings.publish_object_events:
                 for obj in objects:

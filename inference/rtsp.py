@@ -26,12 +26,11 @@ import numpy.typing as npt
 from core.logging import get_logger, redact_credentials
 from core.masks import apply_mask, mask_raster
 from inference.model import FrameStats
-from inference.motion import MotionGate, MotionResult, frame_stats
-from inference.ssd import INPUT_SIZE
+from inference.motion import MotionGate, MotionResult, frame_stats, small_grey
+from inference.ssd import INPUT_SIZE, letterbox_size
 
 log = get_logger(__name__)
 
-GREY_WIDTH = 160
 # probesize small: the SDP already carries SPS/PPS, and a large probe would buffer seconds of a low-bitrate stream.
 LIVE_OPTIONS = {"rtsp_transport": "tcp", "probesize": "8192"}
 
@@ -47,14 +46,26 @@ class DecodedFrame:
     motion: MotionResult
     stats: FrameStats
     picture: av.VideoFrame
+    max_stretch: float = 1.5
     _detector_input: npt.NDArray[np.uint8] | None = None
 
     @property
+    def detector_content(self) -> tuple[int, int]:
+        """Pixels of the 300x300 input the picture fills: all of it when stretched, less when letterboxed."""
+        return letterbox_size(self.picture.width, self.picture.height, self.max_stretch)
+
+    @property
     def detector_input(self) -> npt.NDArray[np.uint8]:
-        """300x300 RGB, stretched as the model was trained; computed on first use (most frames are gated out)."""
+        """300x300 RGB, letterboxed (top-left, black padding) or stretched; made on first use (most frames are
+        gated out)."""
         if self._detector_input is None:
-            self._detector_input = np.asarray(
-                self.picture.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"), dtype=np.uint8)
+            width, height = self.detector_content
+            rgb = np.asarray(self.picture.to_ndarray(width=width, height=height, format="rgb24"), dtype=np.uint8)
+            if (width, height) != (INPUT_SIZE, INPUT_SIZE):
+                padded = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+                padded[:height, :width] = rgb
+                rgb = padded
+            self._detector_input = rgb
         return self._detector_input
 
 
@@ -142,6 +153,7 @@ class ReaderOptions:
     motion_pixel_threshold: int = 25
     motion_min_changed: float = 0.002
     motion_scene_change: float = 0.6
+    max_stretch: float = 1.5
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -299,13 +311,12 @@ class RtspCameraReader:
                 self.counters.size_changes += 1
                 log.info("inference.stream_resized", camera_id=str(self.camera_id), old=self._frame_size, new=size)
             self._frame_size = size
-        grey_height = max(2, round(GREY_WIDTH * frame.height / max(frame.width, 1) / 2) * 2)
-        grey: npt.NDArray[np.uint8] = np.asarray(
-            frame.to_ndarray(width=GREY_WIDTH, height=grey_height, format="gray"), dtype=np.uint8)
+        grey = small_grey(frame)
         motion = self._gate.observe(grey)
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
             motion=motion, stats=frame_stats(grey, motion.changed_share, self._previous_grey), picture=frame,
+            max_stretch=self.options.max_stretch,
         ))
         self._previous_grey = grey
         self.counters.sampled += 1

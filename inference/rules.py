@@ -174,6 +174,7 @@ def _check_ranges(params: RuleParams) -> None:
         ("max_objects", 1 <= params.max_objects <= 10000), ("min_tracks", 2 <= params.min_tracks <= 1000),
         ("speedup_factor", 1 < params.speedup_factor <= 100), ("min_speed", 0 < params.min_speed <= 10),
         ("owner_radius", 0 < params.owner_radius <= 1),
+        ("min_score", 0 <= params.min_score < 1), ("min_box_height", 0 <= params.min_box_height < 1),
         ("ground_aspect_ratio", 0.5 <= params.ground_aspect_ratio <= 10),
         ("allowed_direction", math.hypot(*params.allowed_direction) > 0), ("classes", len(params.classes) > 0),
     ]

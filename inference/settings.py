@@ -33,6 +33,19 @@ class InferenceSettings(BaseSettings):
     # Labels that produce tracks and ObjectDetected events; the rest of what the model sees is ignored.
     tracked_labels: tuple[str, ...] = ("Person", "Car", "Vehicle", "Bicycle", "Box", "Laptop", "Bottle", "Book",
                                        "Camera", "Dog")
+    # A label's own minimum score, above score_threshold (e.g. {"Car": 0.6}); labels not named use score_threshold.
+    class_score_thresholds: dict[str, float] = Field(default_factory=dict)
+    # How much the picture's aspect ratio may be distorted to fill the model's square input; beyond it the picture
+    # is letterboxed (padded). 1: always letterbox; 4:3 sub streams (1.33) are stretched, 2.35:1 ones padded.
+    max_stretch: float = Field(1.5, ge=1, le=10)
+    # Track confirmation: frames a track must be matched in, and how far (frame fractions) a person must have
+    # moved from where they were first seen, before the rules hear of them.
+    track_min_hits: int = Field(2, ge=1, le=50)
+    track_min_displacement: float = Field(0.0, ge=0, le=1)
+    # A new track where a lost one stood continues its rule memory (no second alert for the same person).
+    join_fragments: bool = True
+    # The cameras' usual aspect ratio: DeepStream scales every stream to one muxer size, chosen from it.
+    camera_aspect: tuple[int, int] = (16, 9)
     publish_object_events: bool = True
     detect_fps: float = Field(5.0, gt=0, le=30)
     max_batch: int = Field(8, ge=1, le=256)

@@ -7,6 +7,8 @@ microseconds. DeepStream uses its own nvtracker; both hand the rules the same Tr
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +16,9 @@ import numpy as np
 from inference.events import Box
 from inference.model import TrackedObject
 from inference.ssd import iou_matrix
+
+# The DeepStream adapter's nvtracker drops targets after the same number of missed frames.
+MAX_MISSES = 5
 
 
 @dataclass
@@ -42,10 +47,49 @@ class DetectedBox:
     box: Box
 
 
+def _feet(box: Box) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2, box[3])
+
+
+class DisplacementConfirmation:
+    """Holds a reported track back from the rules until it has moved `min_displacement` (frame fractions) from
+    where it was first reported, for the labels in `labels`; once through, it stays through when it stops.
+
+    A lamp post the detector takes for a person never moves, so it never reaches the rules; a person does within
+    a second or two. Both backends apply it after their tracker (IouTracker here, nvtracker on GPU nodes).
+    """
+
+    def __init__(self, min_displacement: float, labels: frozenset[str] = frozenset({"Person"}),
+                 forget_after_s: float = 30.0) -> None:
+        self._min_displacement = min_displacement
+        self._labels = labels
+        self._forget_after_s = forget_after_s
+        self._first_seen: dict[int, tuple[float, float]] = {}
+        self._confirmed: set[int] = set()
+        self._last_seen: dict[int, float] = {}
+
+    def filter(self, objects: Sequence[TrackedObject], t: float) -> list[TrackedObject]:
+        kept = []
+        for obj in objects:
+            self._last_seen[obj.track_id] = t
+            if obj.track_id not in self._confirmed:
+                start = self._first_seen.setdefault(obj.track_id, _feet(obj.box))
+                if obj.label in self._labels and math.dist(_feet(obj.box), start) < self._min_displacement:
+                    continue
+                self._confirmed.add(obj.track_id)
+                self._first_seen.pop(obj.track_id, None)
+            kept.append(obj)
+        for track_id in [k for k, seen in self._last_seen.items() if t - seen > self._forget_after_s]:
+            del self._last_seen[track_id]
+            self._first_seen.pop(track_id, None)
+            self._confirmed.discard(track_id)
+        return kept
+
+
 class IouTracker:
     """Follows objects across the frames the detector saw; a track is reported once confirmed by `min_hits`."""
 
-    def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = 5,
+    def __init__(self, *, iou_threshold: float = 0.2, min_hits: int = 2, max_misses: int = MAX_MISSES,
                  max_age_s: float = 30.0) -> None:
         self._iou_threshold = iou_threshold
         self._min_hits = min_hits

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -22,11 +23,25 @@ from inference.deepstream_config import (
     ANALYTICS_WIDTH,
     NvinferOptions,
     analytics_label,
+    nvdcf_config,
     nvdsanalytics_config,
     nvinfer_config,
+    nvinfer_options,
+    pipeline_geometry,
 )
 from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone
-from inference.ssd import NUM_ANCHORS, postprocess, ssd_anchors
+from inference.rtsp import DecodedFrame
+from inference.settings import InferenceSettings
+from inference.ssd import (
+    INPUT_SIZE,
+    NUM_ANCHORS,
+    letterbox_size,
+    passes_class_threshold,
+    postprocess,
+    ssd_anchors,
+    unletterbox,
+)
+from inference.tracker import MAX_MISSES, DetectedBox, IouTracker
 
 TENANT = uuid.uuid4()
 
@@ -158,3 +173,57 @@ def test_pyds_is_imported_by_one_module_only_and_lazily() -> None:
     probe = subprocess.run([sys.executable, "-c", "import sys, inference.deepstream, inference.portable; "
                             "print('pyds' in sys.modules)"], capture_output=True, text=True, check=True, cwd=root)
     assert probe.stdout.strip() == "False"
+
+
+# One configuration for both backends ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("max_stretch", [1.0, 1.5, 10.0])
+def test_nvinfer_sees_the_picture_the_portable_detector_sees(max_stretch: float) -> None:
+    settings = InferenceSettings(max_stretch=max_stretch, camera_aspect=(16, 9))
+    geometry = pipeline_geometry(settings)
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 255, size=(9, 16, 3), dtype=np.uint8)
+    camera = av.VideoFrame.from_ndarray(np.kron(blocks, np.ones((80, 80, 1), dtype=np.uint8)), format="rgb24")
+    portable = DecodedFrame(camera_id=uuid.uuid4(), timestamp=0.0, captured_at=None,  # type: ignore[arg-type]
+                            frame_size=(1280, 720), motion=None, stats=None,  # type: ignore[arg-type]
+                            picture=camera, max_stretch=settings.max_stretch)
+    # nvstreammux scales to its size; nvinfer with maintain-aspect-ratio pads right and bottom, or stretches.
+    muxed = camera.reformat(width=geometry.muxer_width, height=geometry.muxer_height)
+    options = parse(nvinfer_config(nvinfer_options(settings, 24)))["property"]
+    keep_aspect = options["maintain-aspect-ratio"] == "1"
+    assert options["symmetric-padding"] == "0"
+    content = letterbox_size(muxed.width, muxed.height) if keep_aspect else (INPUT_SIZE, INPUT_SIZE)
+    assert content == portable.detector_content == geometry.content
+    seen_by_nvinfer = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+    seen_by_nvinfer[:content[1], :content[0]] = muxed.to_ndarray(width=content[0], height=content[1],
+                                                                 format="rgb24")
+    difference = np.abs(seen_by_nvinfer.astype(int) - portable.detector_input.astype(int))
+    assert difference.mean() < 4  # only resampling differs
+
+
+def test_the_tracker_and_thresholds_of_both_backends_come_from_the_same_settings() -> None:
+    settings = InferenceSettings(track_min_hits=3, score_threshold=0.45, class_score_thresholds={"Car": 0.7})
+    nvdcf = dict(line.strip().split(": ", 1) for line in nvdcf_config(settings).splitlines() if ": " in line)
+    assert int(nvdcf["probationAge"]) + 1 == settings.track_min_hits  # reported from its third frame
+    assert float(nvdcf["minDetectorConfidence"]) == settings.score_threshold
+    assert int(nvdcf["maxShadowTrackingAge"]) == MAX_MISSES
+    tracker = IouTracker(min_hits=settings.track_min_hits)
+    box = DetectedBox("Person", 0.9, (0.1, 0.1, 0.2, 0.4))
+    seen = [bool(tracker.update([box], t * 0.2)) for t in range(4)]
+    assert seen == [False, False, True, True]  # the portable tracker: the same third frame
+    # The same raw tensors give the same detections in both backends, per-label thresholds and letterbox included.
+    labels = ["???"] * 24
+    labels[4], labels[23] = "Person", "Car"
+    anchors = ssd_anchors()
+    logits = np.full((NUM_ANCHORS, 24), -8.0, dtype=np.float32)
+    logits[10, 4], logits[700, 23], logits[1500, 23] = 2.0, 0.2, 2.0  # person .88, car .55 (under .7), car .88
+    encodings = np.zeros((NUM_ANCHORS, 4), dtype=np.float32)
+    content = pipeline_geometry(InferenceSettings(max_stretch=1.0)).content
+    ds = detections_from_tensors(encodings.ravel(), logits.ravel(), anchors, score_threshold=0.45,
+                                 iou_threshold=0.45, allowed_classes=None, labels=labels,
+                                 class_thresholds=settings.class_score_thresholds, content=content)
+    portable = [(d.class_id, d.score, unletterbox(d.box, content))
+                for d in postprocess(encodings, logits, anchors, score_threshold=0.45, iou_threshold=0.45)
+                if passes_class_threshold(d.score, labels[d.class_id], settings.class_score_thresholds)]
+    assert [(d.class_id, d.score, d.box) for d in ds] == portable
+    assert sorted(labels[d.class_id] for d in ds) == ["Car", "Person"]

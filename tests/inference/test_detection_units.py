@@ -6,22 +6,28 @@ import math
 import uuid
 from dataclasses import dataclass
 
+import av
 import numpy as np
 import pytest
 
-from inference.motion import MotionGate, frame_stats
+from inference.model import TrackedObject
+from inference.motion import MotionGate, frame_stats, small_grey
+from inference.rtsp import DecodedFrame
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.ssd import (
     BOX_SCALES,
+    INPUT_SIZE,
     NUM_ANCHORS,
     decode_boxes,
     iou_matrix,
+    letterbox_size,
     non_max_suppression,
     postprocess,
     preprocess,
     ssd_anchors,
+    unletterbox,
 )
-from inference.tracker import DetectedBox, IouTracker
+from inference.tracker import DetectedBox, DisplacementConfirmation, IouTracker
 
 # SSD ------------------------------------------------------------------------------------------------------
 
@@ -203,3 +209,70 @@ def test_metering_splits_batch_time_among_its_frames_and_survives_a_failed_flush
     again = meter.drain()
     assert again[b].detector_seconds == pytest.approx(0.03)
     assert meter.totals[a].frames == 3
+
+
+# Letterboxing -----------------------------------------------------------------------------------------------
+
+def test_letterboxing_keeps_the_aspect_ratio_and_maps_boxes_back_to_the_picture() -> None:
+    assert letterbox_size(640, 272) == (300, 128)
+    assert letterbox_size(384, 288) == (300, 225)
+    assert letterbox_size(272, 640) == (128, 300)
+    assert letterbox_size(300, 300) == (INPUT_SIZE, INPUT_SIZE)
+    # A bounded stretch: 4:3 fills the square, 2.35:1 is squeezed by 1.5 and padded for the rest.
+    assert letterbox_size(384, 288, 1.5) == (INPUT_SIZE, INPUT_SIZE)
+    assert letterbox_size(640, 272, 1.5) == (300, 191)
+    # A box over the whole content area is the whole picture; padding below maps past it and is clipped.
+    assert unletterbox((0.0, 0.0, 1.0, 128 / 300), (300, 128)) == pytest.approx((0.0, 0.0, 1.0, 1.0))
+    assert unletterbox((0.5, 0.2, 0.6, 0.9), (300, 128))[3] == 1.0
+
+
+def test_a_letterboxed_detector_input_holds_the_picture_unstretched_above_black_padding() -> None:
+    picture = np.zeros((272, 640, 3), dtype=np.uint8)
+    picture[:, 320:] = 255  # right half white
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    decoded = DecodedFrame(camera_id=uuid.uuid4(), timestamp=0.0, captured_at=None,  # type: ignore[arg-type]
+                           frame_size=(640, 272), motion=None, stats=None, picture=frame)  # type: ignore[arg-type]
+    decoded.max_stretch = 1.0
+    image = decoded.detector_input
+    assert image.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    assert image[:128, 160:].mean() > 240  # the halves where they were
+    assert image[:128, :140].mean() < 15
+    assert image[130:].max() == 0  # padding
+    stretched = DecodedFrame(camera_id=uuid.uuid4(), timestamp=0.0, captured_at=None,  # type: ignore[arg-type]
+                             frame_size=(640, 272), motion=None, stats=None,  # type: ignore[arg-type]
+                             picture=frame, max_stretch=10.0)
+    assert stretched.detector_input[250:].mean() > 100  # the picture fills the square
+
+
+# Track confirmation -----------------------------------------------------------------------------------------
+
+def test_a_person_track_reaches_the_rules_only_once_it_has_moved_and_then_stays() -> None:
+    tracker = IouTracker(min_hits=2)
+    confirmation = DisplacementConfirmation(0.03)
+    post = DetectedBox("Person", 0.6, (0.8, 0.2, 0.82, 0.35))  # a lamp post the detector takes for a person
+    reported: list[set[int]] = []
+    for step in range(12):
+        x = 0.1 + 0.01 * min(step, 6)  # walks 6 steps, then stands still
+        walker = DetectedBox("Person", 0.8, (x, 0.5, x + 0.05, 0.7))
+        t = step * 0.2
+        reported.append({o.track_id for o in confirmation.filter(tracker.update([post, walker], t), t)})
+    post_id, walker_id = 1, 2
+    assert all(post_id not in ids for ids in reported)
+    assert walker_id not in reported[3]  # reported by the tracker from the second frame, 2 % from there
+    assert walker_id in reported[4]  # 3 % from where the tracker first reported it
+    assert all(walker_id in ids for ids in reported[4:])  # standing still later does not hide them
+    parked = TrackedObject(track_id=9, label="Car", score=0.8, box=(0.1, 0.1, 0.3, 0.3))
+    assert confirmation.filter([parked], 3.0) == [parked]  # only people need to move
+
+
+# Small grey image -------------------------------------------------------------------------------------------
+
+def test_small_grey_reads_the_luma_plane_subsampled_by_an_integer_step() -> None:
+    luma = np.tile(np.arange(384, dtype=np.uint16) % 256, (288, 1)).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(np.dstack([luma] * 3), format="rgb24").reformat(format="yuv420p")
+    grey = small_grey(frame)
+    assert grey.shape == (96, 128)  # 384 / 3, 288 / 3
+    luma_plane = frame.to_ndarray()[:288]  # yuv420p as an array: the Y rows, then the chroma
+    assert np.array_equal(grey, luma_plane[::3, ::3])
+    rgb = av.VideoFrame.from_ndarray(np.dstack([luma] * 3), format="rgb24")
+    assert small_grey(rgb).shape == (96, 128)  # other pixel formats go through a conversion

@@ -361,3 +361,35 @@ def test_a_briefly_missed_track_keeps_its_state_but_a_lost_one_does_not() -> Non
     # Lost for longer than the grace period: the same track id coming back is a new presence.
     later = [frame(8 + t / 5) for t in range(20)] + [frame(12.0, inside)]
     assert [h.rule_id for f in later for h in engine.evaluate(f, NOON)] == [intrusion.id]
+
+
+def test_a_fragmented_track_inside_the_zone_does_not_raise_the_same_intrusion_again() -> None:
+    z = zone(LEFT_HALF)
+    engine = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    # The tracker loses person 1 for two frames inside the zone and finds them again as track 7.
+    first = walk(1, (0.9, 0.5), (0.3, 0.5), 3)
+    again = walk(7, (0.24, 0.5), (0.1, 0.5), 1, t0=3.6)
+    newcomer = walk(9, (0.45, 0.9), (0.3, 0.9), 1, t0=3.6)  # someone else, far from where track 1 was lost
+    hits = run(engine, frames_of(first, again, newcomer))
+    assert [ids for _, ids in hits] == [{1}, {9}]
+
+
+def test_a_fragment_continues_the_side_of_the_line_so_a_crossing_in_the_gap_counts_once() -> None:
+    line = zone([(0.5, 0.2), (0.5, 0.8)], kind="line")
+    engine = CameraRules([line], [rule(RuleType.LINE_CROSSING, line)])
+    before = walk(1, (0.8, 0.5), (0.52, 0.5), 2)
+    after = walk(4, (0.46, 0.5), (0.2, 0.5), 2, t0=2.4)  # lost while on the line, found past it
+    assert [ids for _, ids in run(engine, frames_of(before, after))] == [{4}]
+
+
+def test_a_rule_ignores_detections_below_its_score_or_too_small_to_tell() -> None:
+    z = zone(LEFT_HALF)
+    faint = CameraRules([z], [rule(RuleType.INTRUSION, z, min_score=0.9)])
+    assert run(faint, frames_of(walk(1, (0.9, 0.5), (0.1, 0.5), 2))) == []  # walk() scores 0.8
+    tiny = CameraRules([z], [rule(RuleType.INTRUSION, z, min_box_height=0.2)])
+    assert run(tiny, frames_of(walk(1, (0.9, 0.5), (0.1, 0.5), 2))) == []  # boxes are 0.15 high
+    tall_enough = CameraRules([z], [rule(RuleType.INTRUSION, z, min_box_height=0.1)])
+    assert len(run(tall_enough, frames_of(walk(1, (0.9, 0.5), (0.1, 0.5), 2)))) == 1
+    with pytest.raises(InvalidRule, match="min_box_height"):
+        check_rule("intrusion", RuleParams(min_box_height=1.5), zone=z, bases=[basis("forbidden_zone")],
+                   today=date(2026, 6, 1), model_labels=LABELS)
