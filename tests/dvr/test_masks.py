@@ -20,7 +20,7 @@ from dvr.recorder import ffmpeg_command
 from dvr.remux import assemble
 from dvr.settings import DvrSettings
 from tests.camsim_fixture import FOOTAGE_CACHE
-from tests.dvr.conftest import World
+from tests.dvr.conftest import World, authorise
 from tests.dvr.harness import fast_settings, segments, start_recorder, wait_for
 from tests.dvr.test_timestamps import decode_warnings
 from tests.mask_check import MIN_PSNR_DB, CameraPicture, decode_rgb, judge
@@ -47,6 +47,7 @@ async def test_masked_camera_records_masked_segments_and_clips(
             "INSERT INTO cameras (id, tenant_id, site_id, name, main_stream_url, insee_code, status, privacy_masks) "
             "VALUES ($1, $2, $3, 'masquée', $4, '95127', 'online', $5::jsonb)", camera_id, tenant_id, site_id,
             cam.main_url, as_json(FIRST_MASKS))
+        await authorise(conn, tenant_id, camera_id)  # without a current authorisation nothing is recorded
         assert await conn.fetchval("SELECT privacy_masks_version FROM cameras WHERE id = $1", camera_id) == 1
     store = FilesystemObjectStore(tmp_path / "objects")
     dvr = fast_settings(tmp_path / "spool")
