@@ -39,6 +39,8 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     "core/leadership.py": frozenset({"leadership"}),
     # Retention destroys recordings of every tenant and writes the destruction register.
     "dvr/retention.py": frozenset({"retention sweep"}),
+    # After a database restore, the index is rebuilt for every tenant's stored segments (`vigie dvr reindex`).
+    "dvr/reindex.py": frozenset({"recording reindex"}),
     # Requested exports of every tenant are claimed by whichever recorder process comes first, then settled.
     "dvr/export_builder.py": frozenset({"export jobs"}),
     # The anchoring job signs every tenant's chain head into one checkpoint.
