@@ -27,6 +27,7 @@ export const fr = {
   "signin.totpSubmit": "Valider",
   "signin.oidc": "Se connecter avec le fournisseur d’identité (ProConnect)",
   "signin.back": "Recommencer",
+  "signin.oidcRefused": "Le fournisseur d’identité n’a pas permis la connexion : {detail}",
   "signin.expired": "Votre session a pris fin : reconnectez-vous.",
 
   "error.generic": "Une erreur est survenue.",
