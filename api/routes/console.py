@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,11 +64,14 @@ def security_headers(live_url: str, media_url_origin: str = "") -> dict[str, str
     }
 
 
-_HEADERS = security_headers(LiveSettings().public_url, media_origin(ObjectStoreSettings()))
+@cache
+def _headers() -> dict[str, str]:
+    # Read at the first response, not at import: `vigie demo` settles the media links' base before serving.
+    return security_headers(LiveSettings().public_url, media_origin(ObjectStoreSettings()))
 
 
 async def _add_headers(response: Response[Any]) -> Response[Any]:
-    for name, value in _HEADERS.items():
+    for name, value in _headers().items():
         response.headers[name] = value
     # index.html names the hashed bundles: it must never be cached, while the bundles themselves may be.
     response.headers.setdefault("Cache-Control", "no-cache")
