@@ -13,13 +13,13 @@ import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from cli.seed import SeedResult
 from core.settings import PROJECT_ROOT, Settings
 from tests.api.conftest import Actor
 from tests.api.test_live_stream import ServedApi
-from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS, artifact
+from tests.browser.chromium import artifact, launched_chromium
 from tests.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.integration
@@ -51,10 +51,8 @@ def served(api_settings: Settings, seeded: SeedResult, provider: OidcProvider,
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+    async with launched_chromium() as launched:
         yield launched
-        await launched.close()
 
 
 async def test_the_operator_signs_in_to_the_console_through_the_identity_provider(
