@@ -37,6 +37,7 @@ export const adminFr = {
   "admin.tenants.plan": "Formule",
   "admin.tenants.planFrom": "Depuis le",
   "admin.tenants.planUntil": "Jusqu’au",
+  "admin.tenants.cameraOutOfScope": "caméra {id}… (hors du périmètre du CSU)",
   "admin.tenants.notBilled": "non facturée",
   "admin.tenants.planPrice": "{name} ({price} € HT / mois)",
   "admin.tenants.billingUnavailable": "Les données de facturation ne sont pas accessibles à votre rôle.",

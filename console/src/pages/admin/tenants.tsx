@@ -170,7 +170,8 @@ function TenantContract(props: { tenant: Tenant }) {
         const [found, catalogue, all] = await Promise.all([
           loadContracts(props.tenant.id), api.GET("/billing/plans").then(unwrap), loadCameras(),
         ]);
-        const current = found[0];
+        const today = new Date().toISOString().slice(0, 10);
+        const current = found.find((c) => c.start_date <= today && (!c.end_date || c.end_date >= today)) ?? found.at(-1);
         const planned = current ? unwrap(await api.GET("/billing/contracts/{contract_id}/cameras", {
           params: { path: { contract_id: current.id } },
         })) : [];
@@ -191,10 +192,15 @@ function TenantContract(props: { tenant: Tenant }) {
 
   if (refused) return <p>{t("admin.tenants.billingUnavailable")}</p>;
   if (contracts === null) return <p aria-busy="true">{t("admin.loading")}</p>;
-  const contract = contracts[0];
   const today = new Date().toISOString().slice(0, 10);
-  const planOf = (camera: Camera): CameraPlan | undefined => cameraPlans.find((row) =>
+  const contract = contracts.find((c) => c.start_date <= today && (!c.end_date || c.end_date >= today)) ?? contracts.at(-1);
+  const planOf = (camera: { id: string }): CameraPlan | undefined => cameraPlans.find((row) =>
     row.camera_id === camera.id && row.start_date <= today && (!row.end_date || row.end_date > today));
+  // A commune the centre does not supervise is billed all the same, but its cameras are outside the admin's scope:
+  // its plan rows are listed by camera number.
+  const unseen = [...new Set(cameraPlans.map((row) => row.camera_id))]
+    .filter((id) => !cameras.some((camera) => camera.id === id))
+    .map((id) => ({ id, name: t("admin.tenants.cameraOutOfScope", { id: id.slice(0, 8) }) }));
   return (
     <section class="inline-form" aria-labelledby="contract-title">
       <h2 id="contract-title">{t("admin.tenants.contract")}</h2>
@@ -217,7 +223,7 @@ function TenantContract(props: { tenant: Tenant }) {
           </tr>
         </thead>
         <tbody>
-          {cameras.map((camera) => {
+          {[...cameras, ...unseen].map((camera) => {
             const row = planOf(camera);
             const plan = row ? plans.find((candidate) => candidate.id === row.plan_id) : undefined;
             const price = [...(plan?.prices ?? [])].sort((a, b) => a.effective_from.localeCompare(b.effective_from))
