@@ -94,7 +94,7 @@ def _marines_contract(api: PageApi, tenant_id: str) -> dict[str, Any]:
             return dict(contract)
     return dict(api.call("POST", "/billing/contracts", {
         "tenant_id": tenant_id, "reference": f"CONV-{uuid.uuid4().hex[:6]}", "start_date": today,
-        "buyer_name": "Commune de Marines", "buyer_siret": "21950370500019",
+        "buyer_name": "Commune de Marines", "buyer_siret": "21950127700012",
         "buyer_address_line": "1 place de la Mairie", "buyer_postcode": "95640", "buyer_city": "Marines",
         "billing_contact_name": "Service financier", "billing_contact_email": "finances@marines.example",
     }, expected=201))
@@ -171,8 +171,8 @@ def test_cameras_add_move_test_connection_and_authorise(
     page.locator("#new-site").select_option(label="Mairie de Marines (95370)")
     page.locator("#new-name").fill(name)
     page.locator("#new-main").fill(porte["main_stream_url"])
-    page.locator("#new-username").fill("admin")
-    page.locator("#new-password").fill("s3cret-camera-password")
+    page.locator("#new-username").fill("viewer")
+    page.locator("#new-password").fill("not-the-camera-password")
     page.get_by_role("button", name="Enregistrer", exact=True).click()
     expect(page.get_by_role("status").filter(has_text=f"Caméra « {name} » ajoutée.")).to_be_visible()
     row = table.locator("tr", has=page.get_by_role("rowheader", name=name))
@@ -186,7 +186,7 @@ def test_cameras_add_move_test_connection_and_authorise(
     expect(page.locator("#edit-password")).to_have_value("")
     read = api.call("GET", f"/cameras/{camera_id}")
     assert read["has_credentials"] is True
-    assert "s3cret-camera-password" not in str(read) and "credentials" not in read
+    assert "not-the-camera-password" not in str(read) and "credentials" not in read
 
     # Move it to the other site of Marines.
     page.locator("#edit-site").select_option(label="Place du marché (95370)")
@@ -195,9 +195,17 @@ def test_cameras_add_move_test_connection_and_authorise(
     expect(row.locator("td").first).to_have_text("Place du marché")
     assert api.call("GET", f"/cameras/{camera_id}")["site_id"] != porte["site_id"]
 
-    # One frame from the camera through the live gateway.
+    # The test goes to the camera itself: with a wrong password, no image; with the camera's own, one frame.
     page.get_by_role("button", name="Tester la connexion").click()
     probe = page.locator(".frame-probe")
+    expect(probe).to_have_attribute("data-state", "failed", timeout=45_000)
+    expect(probe.get_by_role("img")).to_have_count(0)
+    page.locator("#edit-username").fill("viewer")
+    page.locator("#edit-password").fill("demo")
+    page.get_by_role("button", name="Enregistrer", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Modifications enregistrées")).to_be_visible()
+    expect(page.locator("#edit-password")).to_have_value("")
+    page.get_by_role("button", name="Tester la connexion").click()
     expect(probe).to_have_attribute("data-state", "frame", timeout=45_000)
     frame = probe.get_by_role("img", name=f"Image reçue de la caméra {name}")
     expect(frame).to_be_visible()

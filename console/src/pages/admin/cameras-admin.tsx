@@ -143,7 +143,7 @@ export function CamerasAdminPage() {
   );
 }
 
-function Codec(props: { camera: Camera; health: WallCamera | undefined }) {
+export function Codec(props: { camera: Camera; health: WallCamera | undefined }) {
   const codec = props.health?.codec;
   if (!codec) return <span>{t("admin.cameras.codecUnknown")}</span>;
   if (codec !== "hevc") return <span>{codec.toUpperCase()}</span>;

@@ -6,7 +6,7 @@ import { formatTime } from "../../format";
 import { t } from "../../i18n/fr";
 import { type LiveStatus, LivePlayer } from "../../video/live-player";
 
-const GIVE_UP_MS = 20_000;
+const GIVE_UP_MS = 30_000;
 
 export interface ProbeResult {
   codec: string;
@@ -25,6 +25,7 @@ export function FrameProbe(props: { cameraId: string; name: string }) {
     const element = video.current;
     if (!element) return;
     let codec = "";
+    let lastReason = "";
     let done = false;
     let objectUrl: string | null = null;
     const player = new LivePlayer(element, async () => unwrap(await api.POST("/cameras/{camera_id}/live", {
@@ -32,6 +33,7 @@ export function FrameProbe(props: { cameraId: string; name: string }) {
       body: { motive: t("admin.cameras.testMotive"), stream: "sub" },
     })), (status: LiveStatus) => {
       if (status.state === "online") codec = status.codec ?? "";
+      if (status.state === "offline" && status.reason) lastReason = status.reason;
       if (status.state === "codec_unsupported" || status.state === "refused") {
         finish();
         setFailure(t("admin.cameras.testFailed", { reason: status.state === "codec_unsupported"
@@ -63,7 +65,8 @@ export function FrameProbe(props: { cameraId: string; name: string }) {
     const timer = setTimeout(() => {
       if (done) return;
       finish();
-      setFailure(t("admin.cameras.testTimeout"));
+      setFailure(lastReason ? t("admin.cameras.testTimeoutReason", { reason: lastReason })
+                            : t("admin.cameras.testTimeout"));
     }, GIVE_UP_MS);
     element.addEventListener("loadeddata", capture);
     player.start();
