@@ -2,7 +2,7 @@ import { render, screen } from "@testing-library/preact";
 import { describe, expect, it } from "vitest";
 import { Codec } from "../src/pages/admin/cameras-admin";
 import type { Camera, WallCamera } from "../src/pages/admin/data";
-import { onPlainPlot, onTiles, scaleBarKm } from "../src/pages/admin/projection";
+import { onPlainPlot, onTiles, placeLabels, scaleBarKm } from "../src/pages/admin/projection";
 
 const marines = { name: "Mairie de Marines", lat: 49.1447, lon: 1.9836 };
 const gare = { name: "Gare de Cergy-Préfecture", lat: 49.0367, lon: 2.0783 };
@@ -55,5 +55,19 @@ describe("camera codec", () => {
     expect(screen.getByText("H264")).toBeTruthy();
     render(<Codec camera={camera} health={undefined} />);
     expect(screen.getByText("inconnu (aucun segment enregistré)")).toBeTruthy();
+  });
+});
+
+describe("map labels", () => {
+  it("pushes overlapping labels apart and keeps them inside the frame", () => {
+    const labels = placeLabels([
+      { x: 600, y: 480, text: "Parvis de la préfecture" },
+      { x: 601, y: 484, text: "Gare de Cergy-Préfecture" },
+      { x: 890, y: 100, text: "Maison départementale" },
+    ], 900);
+    expect(Math.abs(labels[0]!.y - labels[1]!.y)).toBeGreaterThanOrEqual(16);
+    expect(labels[1]!.moved).toBe(true);
+    expect(labels[0]!.moved).toBe(false);
+    expect(labels[2]!.anchor).toBe("end");
   });
 });

@@ -57,4 +57,5 @@ async def test_a_lingering_session_of_a_changed_camera_is_replaced(monkeypatch: 
     assert hub.sessions[new.key] is second
     for task in list(hub._stopping):
         await task
-    assert isinstance(first, FakeRemuxer) and first.stopped
+    assert isinstance(first, FakeRemuxer)
+    assert first.stopped

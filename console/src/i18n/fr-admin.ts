@@ -54,6 +54,7 @@ export const adminFr = {
   "admin.cameras.expiring": "Autorisations préfectorales à renouveler",
   "admin.cameras.expiringNone": "Aucune autorisation n’arrive à échéance dans les 60 jours.",
   "admin.cameras.expiresIn": "{name} : autorisation n° {order} jusqu’au {date} ({days} jour(s) restants, alerte à {warning} jours)",
+  "admin.cameras.expiryBadge": "n° {order} jusqu’au {date} : {days} jour(s) restants, alerte à {warning} jours",
   "admin.cameras.unauthorised": "{name} : aucune autorisation en vigueur (ni enregistrement ni analyse)",
   "admin.cameras.site": "Site",
   "admin.cameras.name": "Nom de la caméra",
@@ -92,6 +93,10 @@ export const adminFr = {
   "admin.cameraStatus.online": "en service",
   "admin.cameraStatus.offline": "hors service",
   "admin.cameraStatus.disabled": "désactivée",
+  "admin.cameraStatus.degraded": "dégradée",
+  "admin.cameraStatus.frozen": "image figée",
+  "admin.cameraStatus.tampered": "sabotée",
+  "admin.cameraStatus.unauthorised": "sans autorisation en vigueur",
 
   "admin.authz.order": "N° de l’arrêté préfectoral",
   "admin.authz.purposes": "Finalités (CSI art. L251-2)",

@@ -186,7 +186,8 @@ def test_cameras_add_move_test_connection_and_authorise(
     expect(page.locator("#edit-password")).to_have_value("")
     read = api.call("GET", f"/cameras/{camera_id}")
     assert read["has_credentials"] is True
-    assert "not-the-camera-password" not in str(read) and "credentials" not in read
+    assert "not-the-camera-password" not in str(read)
+    assert "credentials" not in read
 
     # Move it to the other site of Marines.
     page.locator("#edit-site").select_option(label="Place du marché (95370)")
@@ -216,7 +217,7 @@ def test_cameras_add_move_test_connection_and_authorise(
     # Authorisations: a missing purpose is refused next to its field.
     order = f"2026-{uuid.uuid4().hex[:5]}"
     page.locator("#authz-order").fill(order)
-    page.get_by_role("button", name="Enregistrer l’autorisation").click()
+    page.get_by_role("button", name="Enregistrer l\N{RIGHT SINGLE QUOTATION MARK}autorisation").click()
     expect(page.locator("#authz-purposes-error")).to_contain_text("L251-2")
 
     # Created with five days left: warned 7 days ahead on the list.
@@ -224,7 +225,7 @@ def test_cameras_add_move_test_connection_and_authorise(
     until = (datetime.now(UTC).date() + timedelta(days=5)).isoformat()
     page.locator("#authz-until").fill(until)
     page.get_by_label("zone interdite").check()
-    page.get_by_role("button", name="Enregistrer l’autorisation").click()
+    page.get_by_role("button", name="Enregistrer l\N{RIGHT SINGLE QUOTATION MARK}autorisation").click()
     expect(page.get_by_role("status").filter(has_text=f"Autorisation n° {order} enregistrée.")).to_be_visible()
     authorisation = page.locator("#authorisations tr", has_text=order)
     expect(authorisation).to_contain_text("zone interdite")
@@ -238,7 +239,7 @@ def test_cameras_add_move_test_connection_and_authorise(
         files=[{"name": "arrete.pdf", "mimeType": "application/pdf", "buffer": ORDER_PDF}])
     expect(authorisation).to_contain_text("Déposé le")
     with page.expect_download() as download:
-        authorisation.get_by_role("button", name="Télécharger l’arrêté").click()
+        authorisation.get_by_role("button", name="Télécharger l\N{RIGHT SINGLE QUOTATION MARK}arrêté").click()
     assert Path(download.value.path()).read_bytes() == ORDER_PDF
     _accessible(page, "cameras-authorisations", portal_artifacts)
     assert refused == []

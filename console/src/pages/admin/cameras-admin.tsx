@@ -114,9 +114,9 @@ export function CamerasAdminPage() {
                 <td>{row.has_credentials ? t("admin.yes") : t("admin.no")}</td>
                 <td>{expiry ? <span class={`badge warning-${expiry.warning_days ?? "none"}`}>
                   {expiry.state === "unauthorised" ? t("admin.authz.none")
-                    : t("admin.cameras.expiresIn", { name: row.name, order: expiry.prefectoral_order_number ?? "",
-                                                     date: formatDate(expiry.authorised_until ?? ""),
-                                                     days: expiry.days_left ?? 0, warning: expiry.warning_days ?? 0 })}
+                    : t("admin.cameras.expiryBadge", { order: expiry.prefectoral_order_number ?? "",
+                                                       date: formatDate(expiry.authorised_until ?? ""),
+                                                       days: expiry.days_left ?? 0, warning: expiry.warning_days ?? 0 })}
                 </span> : t("admin.none")}</td>
                 <td>
                   <button type="button" class="secondary" aria-label={t("admin.cameras.editTitle", { name: row.name })}
@@ -164,7 +164,8 @@ function CameraForm(props: { camera?: Camera; health?: WallCamera | undefined; s
   // Write-only: never filled from the camera (the API does not return them), sent only when both are typed.
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [status, setStatus] = useState<Status>((existing?.status as Status | undefined) ?? "provisioning");
+  // The health-driven states (unauthorised, degraded…) show as they are; an administrator sets only STATUSES.
+  const [status, setStatus] = useState<string>(existing?.status ?? "provisioning");
   const [transcode, setTranscode] = useState(existing?.live_transcode ?? false);
   const [saved, setSaved] = useState(false);
   const [hasCredentials, setHasCredentials] = useState(existing?.has_credentials ?? false);
@@ -183,7 +184,9 @@ function CameraForm(props: { camera?: Camera; health?: WallCamera | undefined; s
           params: { path: { camera_id: existing.id } },
           body: {
             ...(siteId !== existing.site_id ? { site_id: siteId } : {}),
-            name, main_stream_url: mainUrl, sub_stream_url: subUrl || null, status, live_transcode: transcode,
+            name, main_stream_url: mainUrl, sub_stream_url: subUrl || null,
+            ...(status !== existing.status ? { status: status as Status } : {}),
+            ...(transcode !== existing.live_transcode ? { live_transcode: transcode } : {}),
             ...credentials,
           },
         }));
@@ -248,7 +251,10 @@ function CameraForm(props: { camera?: Camera; health?: WallCamera | undefined; s
         <>
           <Field id="edit-status" label={t("admin.cameras.status")} error={errors.field("status")}>
             <select id="edit-status" value={status} {...describedBy("edit-status", errors.field("status"))}
-                    onChange={(e) => setStatus((e.currentTarget as HTMLSelectElement).value as Status)}>
+                    onChange={(e) => setStatus((e.currentTarget as HTMLSelectElement).value)}>
+              {(STATUSES as readonly string[]).includes(existing.status) ? null : (
+                <option value={existing.status} disabled>{tDynamic("admin.cameraStatus", existing.status)}</option>
+              )}
               {STATUSES.map((value) => <option key={value} value={value}>{tDynamic("admin.cameraStatus", value)}</option>)}
             </select>
           </Field>

@@ -90,3 +90,33 @@ export function scaleBarKm(kmPerUnit: number, width: number): number {
   const magnitude = 10 ** Math.floor(Math.log10(target));
   return [1, 2, 5, 10].map((step) => step * magnitude).filter((km) => km <= target).at(-1) ?? magnitude;
 }
+
+export interface Label {
+  x: number;
+  y: number;
+  anchor: "start" | "end";
+  /** Whether the label was pushed away from its marker (then a leader line joins them). */
+  moved: boolean;
+}
+
+/** Labels beside their markers, pushed down line by line until none overlaps another (sites of one town are often
+ * a few hundred metres apart), and to the marker's left where the frame's right edge would cut them. */
+export function placeLabels(points: { x: number; y: number; text: string }[], width: number,
+                            lineHeight = 16, charWidth = 7.2): Label[] {
+  const boxes: { left: number; right: number; top: number }[] = [];
+  const labels: Label[] = new Array<Label>(points.length);
+  const order = points.map((point, index) => ({ point, index })).sort((a, b) => a.point.y - b.point.y);
+  for (const { point, index } of order) {
+    const textWidth = point.text.length * charWidth;
+    const anchor = point.x + 10 + textWidth > width ? "end" : "start";
+    const left = anchor === "start" ? point.x + 10 : point.x - 10 - textWidth;
+    let top = point.y - lineHeight / 2;
+    while (boxes.some((box) => box.left < left + textWidth && left < box.right && Math.abs(box.top - top) < lineHeight)) {
+      top += lineHeight;
+    }
+    boxes.push({ left, right: left + textWidth, top });
+    labels[index] = { x: anchor === "start" ? point.x + 10 : point.x - 10, y: top + lineHeight * 0.75, anchor,
+                      moved: Math.abs(top - (point.y - lineHeight / 2)) > 0.5 };
+  }
+  return labels;
+}

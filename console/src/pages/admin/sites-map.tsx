@@ -6,7 +6,7 @@ import type { components } from "../../api/schema";
 import { useFormErrors } from "../../components/use-problem";
 import { t, tDynamic } from "../../i18n/fr";
 import { loadSites, loadTenants, type Site } from "./data";
-import { onPlainPlot, onTiles, type Placed, scaleBarKm, type Tile } from "./projection";
+import { onPlainPlot, onTiles, type Placed, placeLabels, scaleBarKm, type Tile } from "./projection";
 import "./admin.css";
 
 type MapConfig = components["schemas"]["MapConfig"];
@@ -59,6 +59,7 @@ export function SitesMapPage() {
     }
   }
 
+  const labels = placeLabels(placed.map(({ item, x, y }) => ({ x, y, text: item.name })), WIDTH);
   return (
     <section aria-labelledby="map-title">
       <h1 id="map-title">{t("admin.map.title")}</h1>
@@ -76,12 +77,16 @@ export function SitesMapPage() {
             <image key={tile.href} href={tile.href} x={tile.x} y={tile.y} width={tile.size} height={tile.size} />
           ))}
           {config.tile_url ? null : <PlainGrid />}
-          {placed.map(({ item, x, y }, index) => (
-            <g key={item.id} class="site-marker" data-site-id={item.id}>
-              <circle cx={x} cy={y} r="7" fill={colour(item.tenant_id)} stroke="#ffffff" stroke-width="2" />
-              <text x={x + 10} y={y + (index % 2 === 0 ? -6 : 16)} class="site-label">{item.name}</text>
-            </g>
-          ))}
+          {placed.map(({ item, x, y }, index) => {
+            const label = labels[index]!;
+            return (
+              <g key={item.id} class="site-marker" data-site-id={item.id}>
+                {label.moved ? <line x1={x} y1={y} x2={label.x} y2={label.y - 4} class="leader" /> : null}
+                <circle cx={x} cy={y} r="7" fill={colour(item.tenant_id)} stroke="#ffffff" stroke-width="2" />
+                <text x={label.x} y={label.y} text-anchor={label.anchor} class="site-label">{item.name}</text>
+              </g>
+            );
+          })}
           {barKm !== null ? (
             <g class="scale-bar">
               <line x1={20} y1={HEIGHT - 24} x2={20 + barWidth} y2={HEIGHT - 24} stroke="#111827" stroke-width="3" />
