@@ -259,6 +259,9 @@ def test_a_mayor_of_marines_sees_only_marines(
     table.locator("tr", has=page.get_by_role("rowheader", name=MARINES_CAMERAS[0], exact=True)) \
         .get_by_role("button").click()
     expect(page.get_by_text("Seul le département enregistre les autorisations préfectorales.")).to_be_visible()
+    # The seed's authorisation of the camera, read-only: its event types and no upload field.
+    expect(page.locator("#authorisations")).to_contain_text("zone interdite")
+    expect(page.locator("#authorisations input[type=file]")).to_have_count(0)
     expect(page.get_by_role("button", name="Tester la connexion")).to_have_count(0)
     _accessible(page, "cameras-mayor-marines", portal_artifacts)
 

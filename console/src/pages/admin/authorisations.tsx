@@ -23,7 +23,7 @@ const FIELDS = ["prefectoral_order_number", "purposes", "valid_from", "valid_unt
                 "authorised_viewers", "event_types"] as const;
 
 export function Authorisations(props: { cameraId: string; onChange: () => void }) {
-  const [list, setList] = useState<Authorisation[]>([]);
+  const [list, setList] = useState<Authorisation[] | null>(null);
   const errors = useFormErrors([]);
 
   const reload = async (): Promise<void> => {
@@ -35,13 +35,16 @@ export function Authorisations(props: { cameraId: string; onChange: () => void }
       errors.capture(error);
     }
   };
-  useEffect(() => void reload(), [props.cameraId]);
+  useEffect(() => {
+    setList(null);
+    void reload();
+  }, [props.cameraId]);
 
   return (
     <section class="inline-form" aria-labelledby="authz-title">
       <h2 id="authz-title">{t("admin.cameras.authorisations")}</h2>
       {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
-      {list.length === 0 ? <p>{t("admin.authz.none")}</p> : (
+      {list === null ? <p aria-busy="true">{t("admin.loading")}</p> : list.length === 0 ? <p>{t("admin.authz.none")}</p> : (
         <table class="data" id="authorisations">
           <thead>
             <tr>
