@@ -2,6 +2,9 @@
 // wall, playback, the camera wall) is one more entry.
 import type { ComponentType } from "preact";
 import type { MessageKey } from "../i18n/fr";
+import { CamerasAdminPage } from "./admin/cameras-admin";
+import { SitesMapPage } from "./admin/sites-map";
+import { TenantsPage } from "./admin/tenants";
 import { CamerasPage } from "./cameras";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
@@ -28,6 +31,10 @@ export const PAGES: readonly PageDefinition[] = [
     roles: [...OPERATORS, "auditor", "tenant_admin"] },
   { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
   { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
+  { path: "/collectivites", label: "nav.tenants", component: TenantsPage, roles: ["department_admin", "tenant_admin"] },
+  { path: "/sites-cameras", label: "nav.camerasAdmin", component: CamerasAdminPage,
+    roles: ["department_admin", "tenant_admin"] },
+  { path: "/carte", label: "nav.sitesMap", component: SitesMapPage, roles: ["department_admin", "tenant_admin"] },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
