@@ -1,4 +1,8 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
+import { forcesFr } from "./fr-forces";
+import { usersFr } from "./fr-users";
+import { zonesFr } from "./fr-zones";
+
 export const fr = {
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
@@ -261,6 +265,7 @@ export const fr = {
   "gapCause.spool_full": "tampon local plein",
   "gapCause.codec_changed": "changement de codec",
   "gapCause.recorder_stopped": "enregistreur arrêté",
+  ...zonesFr, ...usersFr, ...forcesFr,
 } as const;
 
 export type MessageKey = keyof typeof fr;

@@ -3,6 +3,9 @@
 import type { ComponentType } from "preact";
 import type { MessageKey } from "../i18n/fr";
 import { CamerasPage } from "./cameras";
+import { ForcesPage } from "./forces/forces";
+import { UsersPage } from "./users/users";
+import { ZonesPage } from "./zones/zones";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
 import { PlaybackPage } from "./playback";
@@ -28,6 +31,9 @@ export const PAGES: readonly PageDefinition[] = [
     roles: [...OPERATORS, "auditor", "tenant_admin"] },
   { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
   { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
+  { path: "/admin/zones", label: "nav.zones", component: ZonesPage, roles: ["department_admin"] },
+  { path: "/admin/utilisateurs", label: "nav.users", component: UsersPage, roles: ["department_admin"] },
+  { path: "/admin/forces", label: "nav.forces", component: ForcesPage, roles: ["department_admin"] },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
