@@ -121,7 +121,7 @@ function ForceRow(props: { force: Force; communeName: (code: string) => string; 
   return (
     <tr data-force-name={force.name}>
       <td colSpan={5}>
-        <form class="form-grid" aria-label={t("forces.edit", { name: force.name })} onSubmit={(e) => void save(e)}>
+        <form noValidate class="form-grid" aria-label={t("forces.edit", { name: force.name })} onSubmit={(e) => void save(e)}>
           <Field id={`${prefix}-name`} label={t("forces.name")} error={errors.field("name")}>
             <input id={`${prefix}-name`} value={name} onInput={(e) => setName(value(e))}
                    {...describedBy(`${prefix}-name`, errors.field("name"))} />
@@ -168,7 +168,7 @@ function ForceForm(props: { tenants: Tenant[]; communes: Commune[]; onCreated: (
   }
 
   return (
-    <form class="inline-form" aria-labelledby="force-add-title" onSubmit={(e) => void submit(e)}>
+    <form noValidate class="inline-form" aria-labelledby="force-add-title" onSubmit={(e) => void submit(e)}>
       <h2 id="force-add-title">{t("forces.addTitle")}</h2>
       {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
       <div class="form-grid">
@@ -283,7 +283,7 @@ function RoutingRules(props: { forces: Force[]; communes: Commune[]; communeName
           ))}
         </tbody>
       </table>
-      <form class="inline-form" aria-labelledby="routing-add-title" onSubmit={(e) => void submit(e)}>
+      <form noValidate class="inline-form" aria-labelledby="routing-add-title" onSubmit={(e) => void submit(e)}>
         <h3 id="routing-add-title">{t("routing.addTitle")}</h3>
         {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
         <div class="form-grid">
@@ -386,7 +386,7 @@ function PolicyForm(props: { policy: Policy; saved: boolean; onSaved: (policy: P
   }
 
   return (
-    <form class="policy card" aria-labelledby={`${prefix}-title`} data-policy={props.policy.rule_type}
+    <form noValidate class="policy card" aria-labelledby={`${prefix}-title`} data-policy={props.policy.rule_type}
           onSubmit={(e) => void submit(e)}>
       <h3 id={`${prefix}-title`}>{tDynamic("rule", props.policy.rule_type)}
         {props.saved ? null : <span class="hint"> — {t("policies.default")}</span>}</h3>

@@ -275,7 +275,7 @@ function InviteForm(props: { tenants: Tenant[]; forces: Force[];
   }
 
   return (
-    <form class="inline-form" aria-labelledby="invite-title" onSubmit={(e) => void submit(e)} noValidate>
+    <form noValidate class="inline-form" aria-labelledby="invite-title" onSubmit={(e) => void submit(e)}>
       <h2 id="invite-title">{t("users.inviteTitle")}</h2>
       <p class="hint">{t("users.inviteHint")}</p>
       {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
@@ -400,7 +400,7 @@ function UserPanel(props: { user: User; tenants: Tenant[]; forces: Force[]; tena
           </li>
         ))}
       </ul>
-      <form class="inline-form" aria-labelledby="role-add-title" onSubmit={(e) => void addRole(e)}>
+      <form noValidate class="inline-form" aria-labelledby="role-add-title" onSubmit={(e) => void addRole(e)}>
         <h3 id="role-add-title">{t("users.addRole")}</h3>
         {membershipErrors.form ? <p class="form-error" role="alert">{membershipErrors.form}</p> : null}
         <div class="form-grid">
@@ -414,7 +414,7 @@ function UserPanel(props: { user: User; tenants: Tenant[]; forces: Force[]; tena
         </div>
         <button type="submit">{t("users.addRoleSubmit")}</button>
       </form>
-      <form class="inline-form" aria-labelledby="hab-title" onSubmit={(e) => void saveHabilitation(e)}>
+      <form noValidate class="inline-form" aria-labelledby="hab-title" onSubmit={(e) => void saveHabilitation(e)}>
         <h3 id="hab-title">{t("users.habilitation")}</h3>
         <p>{habilitationText(user.habilitation.expires_on)}</p>
         {habilitationErrors.form ? <p class="form-error" role="alert">{habilitationErrors.form}</p> : null}

@@ -23,12 +23,12 @@ export function CoordinatesList(props: { shape: Shape; onChange: (shape: Shape) 
           <li key={index}>
             <label>
               {t("zones.pointX", { n: index + 1 })}
-              <input type="number" min={0} max={1} step={0.01} value={x}
+              <input type="number" min={0} max={1} step="any" value={x}
                      onChange={(e) => set(index, 0, (e.currentTarget as HTMLInputElement).value)} />
             </label>
             <label>
               {t("zones.pointY", { n: index + 1 })}
-              <input type="number" min={0} max={1} step={0.01} value={y}
+              <input type="number" min={0} max={1} step="any" value={y}
                      onChange={(e) => set(index, 1, (e.currentTarget as HTMLInputElement).value)} />
             </label>
             <button type="button" class="secondary"

@@ -128,7 +128,7 @@ export function RulesPanel(props: { cameraId: string; zones: readonly Zone[] }) 
           ))}
         </tbody>
       </table>
-      <form class="inline-form" aria-labelledby="rule-add-title" onSubmit={(e) => void add(e)}>
+      <form noValidate class="inline-form" aria-labelledby="rule-add-title" onSubmit={(e) => void add(e)}>
         <h3 id="rule-add-title">{t("rules.addTitle")}</h3>
         {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
         <fieldset class={errors.field("rule_type") ? "rule-options invalid" : "rule-options"}

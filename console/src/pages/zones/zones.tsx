@@ -156,7 +156,7 @@ export function ZonesPage() {
                        draft={draft} onDraft={(shape) => draft && setDraft({ ...draft, ...shape })} />
           <div class="zones-side">
             {draft ? (
-              <form class="inline-form" aria-labelledby="draft-title" onSubmit={(e) => void save(e)}>
+              <form noValidate class="inline-form" aria-labelledby="draft-title" onSubmit={(e) => void save(e)}>
                 <h2 id="draft-title">{t(`zones.draft.${draft.kind}`)}</h2>
                 <p class="hint">{t(draft.kind === "line" ? "zones.drawLineHint" : "zones.drawHint")}</p>
                 {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
