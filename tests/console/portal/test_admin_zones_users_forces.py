@@ -1,13 +1,18 @@
 """The department admin's pages in the console: zones and rules drawn on the live frame with their legal gating,
 users and habilitations, forces and routing; a mayor neither sees nor opens them."""
 
+# The console speaks French: its labels hold typographic apostrophes and dashes.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.console.browser import accessibility_violations
@@ -17,6 +22,14 @@ ADMIN = "admin@valdoise.demo"
 MAYOR = "maire@marines.demo"
 CAMERA = "Entrée principale"  # c1 at Cergy: forbidden_zone and abandoned_object granted, no wrong_way
 ADMIN_PAGES = ("Zones et règles", "Utilisateurs", "Forces et routage")
+
+
+@pytest.fixture(autouse=True)
+def patient_expectations() -> Iterator[None]:
+    """The platform shares two cores with its detector and recorders: an answer may take more than the default 5 s."""
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 def _api(page: Page, method: str, path: str, **kwargs: Any) -> Any:
@@ -86,7 +99,8 @@ def test_admin_draws_a_zone_and_a_line_on_the_live_frame_and_sees_unlawful_analy
     expect(page.locator("circle.handle")).to_have_count(2)
     handle = page.locator("circle.handle[data-point='1']").bounding_box()
     box = overlay.bounding_box()
-    assert handle is not None and box is not None
+    assert handle is not None
+    assert box is not None
     page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
     page.mouse.down()
     page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.7 * box["height"], steps=5)
@@ -167,7 +181,7 @@ def test_admin_invites_a_person_and_sees_the_enrolment_link(signed_in: SignIn, p
     form.get_by_label("Date de l’enquête administrative").fill((date.today() - timedelta(days=30)).isoformat())
     form.get_by_label("Fin de validité de l’habilitation").fill((date.today() + timedelta(days=10)).isoformat())
     form.get_by_role("button", name="Inviter").click()
-    link = page.get_by_label("Lien d’inscription")
+    link = page.get_by_label("Lien d’inscription", exact=True)
     expect(link).to_be_visible()
     assert "#" in (link.input_value() or "")
     expect(page.locator(f"tr[data-invitation-email='{email}']")).to_contain_text("en attente")

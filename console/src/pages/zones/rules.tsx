@@ -118,11 +118,13 @@ export function RulesPanel(props: { cameraId: string; zones: readonly Zone[] }) 
               <td>{(rule.enabled ?? true) ? t("rules.enabled")
                    : rule.disabled_reason ? t("rules.disabledBecause", { reason: rule.disabled_reason })
                      : t("rules.disabled")}</td>
-              <td class="actions">
-                <button type="button" class="secondary" onClick={() => void toggle(rule)}>
-                  {(rule.enabled ?? true) ? t("rules.disable") : t("rules.enable")}
-                </button>
-                <button type="button" class="danger" onClick={() => void remove(rule)}>{t("rules.remove")}</button>
+              <td>
+                <div class="actions">
+                  <button type="button" class="secondary" onClick={() => void toggle(rule)}>
+                    {(rule.enabled ?? true) ? t("rules.disable") : t("rules.enable")}
+                  </button>
+                  <button type="button" class="danger" onClick={() => void remove(rule)}>{t("rules.remove")}</button>
+                </div>
               </td>
             </tr>
           ))}
