@@ -189,10 +189,18 @@ def test_admin_invites_a_person_and_sees_the_enrolment_link(signed_in: SignIn, p
     assert any(item["email"] == email and item["status"] == "pending" for item in invitations)
     _check_page(page, portal_artifacts, "users-invite")
 
-    page.get_by_role("button", name="Gérer Inès Opératrice").click()
-    panel = page.locator("[data-user-panel='operateur1@valdoise.demo']")
+    # A habilitation ending in ten days is warned about at the top of the page.
+    page.get_by_role("button", name="Gérer Karim Opérateur").click()
+    panel = page.locator("[data-user-panel='operateur2@valdoise.demo']")
     expect(panel.get_by_role("button", name="Forcer la réinscription")).to_be_visible()
     expect(panel.get_by_role("button", name="Verrouiller le compte")).to_be_visible()
+    ends = date.today() + timedelta(days=10)
+    panel.get_by_label("Fin de validité de l’habilitation").fill(ends.isoformat())
+    panel.get_by_role("button", name="Enregistrer l’habilitation").click()
+    warning = page.locator(".warning-box")
+    expect(warning).to_contain_text("Karim Opérateur")
+    expect(warning).to_contain_text(f"expire le {ends:%d/%m/%Y} (dans 10 jour(s))")
+    expect(page.locator("tr[data-user-email='operateur2@valdoise.demo'] .habilitation-expiring")).to_be_visible()
     _check_page(page, portal_artifacts, "users-account")
 
 
@@ -219,12 +227,18 @@ def test_admin_edits_routing_and_alert_policies(signed_in: SignIn, portal_artifa
     rules = _api(page, "GET", "/routing-rules")
     assert any(r["note"] == note and r["start_minute"] == 22 * 60 and r["end_minute"] == 1440 for r in rules)
 
+    # An alert policy needs its severity: without one the API's refusal shows next to it.
     policy = page.locator("form[data-policy='intrusion']")
+    policy.get_by_label("Gravité (1 à 5)").fill("")
     policy.get_by_label("Délai de prise en charge (secondes)").fill("90")
+    policy.get_by_role("button", name="Enregistrer « Intrusion »").click()
+    expect(policy.locator("#policy-intrusion-severity-error")).to_be_visible()
+    policy.get_by_label("Gravité (1 à 5)").fill("4")
     policy.get_by_role("button", name="Enregistrer « Intrusion »").click()
     expect(page.get_by_text("Politique « Intrusion » enregistrée.")).to_be_visible()
     policies = {p["rule_type"]: p for p in _api(page, "GET", "/alert-policies")}
     assert policies["intrusion"]["sla_claim_s"] == 90
+    assert policies["intrusion"]["severity"] == 4
     _check_page(page, portal_artifacts, "forces-routing")
 
 

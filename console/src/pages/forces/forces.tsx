@@ -342,8 +342,9 @@ function Policies(props: { onNotice: (text: string) => void }) {
   }, []);
 
   const known = new Set(policies.map((policy) => policy.rule_type));
-  const rows: Policy[] = [...policies, ...EVENT_TYPES.filter((type) => !known.has(type)).map((type): Policy => ({
-    rule_type: type, severity: 3, sla_claim_s: 60, dedupe_window_s: 120, cooldown_s: 60, auto_dispatch: false }))];
+  // A type without a stored policy runs on the engine's defaults: its form starts empty rather than guess them.
+  const rows: (Policy | { rule_type: PolicyType })[] = [
+    ...policies, ...EVENT_TYPES.filter((type) => !known.has(type)).map((type) => ({ rule_type: type }))];
 
   return (
     <section aria-labelledby="policies-title">
@@ -363,23 +364,27 @@ function Policies(props: { onNotice: (text: string) => void }) {
   );
 }
 
-function PolicyForm(props: { policy: Policy; saved: boolean; onSaved: (policy: Policy) => void }) {
-  const [draft, setDraft] = useState<Record<string, string>>({
-    severity: String(props.policy.severity), sla_claim_s: String(props.policy.sla_claim_s),
-    dedupe_window_s: String(props.policy.dedupe_window_s), cooldown_s: String(props.policy.cooldown_s) });
-  const [auto, setAuto] = useState(props.policy.auto_dispatch);
+function PolicyForm(props: { policy: Policy | { rule_type: PolicyType | string }; saved: boolean;
+                             onSaved: (policy: Policy) => void }) {
   const names = ["severity", "sla_claim_s", "dedupe_window_s", "cooldown_s"] as const;
+  const stored = "severity" in props.policy ? props.policy : null;
+  const [draft, setDraft] = useState<Record<string, string>>(
+    Object.fromEntries(names.map((name) => [name, stored ? String(stored[name]) : ""])));
+  const [auto, setAuto] = useState(stored?.auto_dispatch ?? false);
   const errors = useFormErrors([...names, "auto_dispatch"]);
   const prefix = `policy-${props.policy.rule_type}`;
 
   async function submit(event: Event): Promise<void> {
     event.preventDefault();
     errors.clear();
-    const number = (name: string): number => Number.parseInt(draft[name] ?? "", 10);
+    // An empty optional field is left out (the API applies its default); the severity is always sent, so that a
+    // missing one is refused next to its field.
+    const given = Object.fromEntries(names.filter((name) => name === "severity" || (draft[name] ?? "").trim() !== "")
+      .map((name) => [name, (draft[name] ?? "").trim() === "" ? null : Number(draft[name])]));
     try {
       props.onSaved(unwrap(await api.PUT("/alert-policies", { body: {
-        rule_type: props.policy.rule_type as PolicyType, severity: number("severity"), sla_claim_s: number("sla_claim_s"),
-        dedupe_window_s: number("dedupe_window_s"), cooldown_s: number("cooldown_s"), auto_dispatch: auto } })));
+        rule_type: props.policy.rule_type as PolicyType, auto_dispatch: auto, ...given,
+      } as components["schemas"]["PolicyInput"] })));
     } catch (error) {
       errors.capture(error);
     }
@@ -393,7 +398,7 @@ function PolicyForm(props: { policy: Policy; saved: boolean; onSaved: (policy: P
       {errors.form ? <p class="form-error" role="alert">{errors.form}</p> : null}
       {names.map((name) => (
         <Field key={name} id={`${prefix}-${name}`} label={tDynamic("policies", name)} error={errors.field(name)}>
-          <input id={`${prefix}-${name}`} type="number" value={draft[name] ?? ""}
+          <input id={`${prefix}-${name}`} type="number" value={draft[name] ?? ""} placeholder={t("policies.engineDefault")}
                  onInput={(e) => setDraft({ ...draft, [name]: value(e) })}
                  {...describedBy(`${prefix}-${name}`, errors.field(name))} />
         </Field>

@@ -18,3 +18,11 @@ export function habilitationState(expiresOn: string | null | undefined, today: D
   if (left < 0) return "expired";
   return left <= WARN_DAYS ? "expiring" : "valid";
 }
+
+const dayFormat = new Intl.DateTimeFormat("fr-FR", { day: "2-digit", month: "2-digit", year: "numeric", timeZone: "UTC" });
+
+/** A calendar day (yyyy-mm-dd) as the French read it: 13/12/2026. */
+export function formatDay(day: string): string {
+  const [year, month, date] = day.split("-").map(Number);
+  return dayFormat.format(new Date(Date.UTC(year ?? 1970, (month ?? 1) - 1, date ?? 1)));
+}

@@ -8,7 +8,7 @@ import { describedBy, Field } from "../../components/field";
 import { useFormErrors } from "../../components/use-problem";
 import { formatDateTime } from "../../format";
 import { t, tDynamic } from "../../i18n/fr";
-import { daysLeft, HABILITATED_ROLES, habilitationState } from "./habilitation";
+import { daysLeft, formatDay, HABILITATED_ROLES, habilitationState } from "./habilitation";
 import "./users.css";
 
 type User = components["schemas"]["User"];
@@ -158,9 +158,10 @@ export function habilitationText(expiresOn: string | null | undefined): string {
   const state = habilitationState(expiresOn);
   if (!expiresOn || state === "none") return t("users.noHabilitation");
   const left = daysLeft(expiresOn);
-  if (state === "expired") return t("users.habilitationExpired", { date: expiresOn });
-  if (state === "expiring") return t("users.habilitationExpiring", { date: expiresOn, n: left });
-  return t("users.habilitationValid", { date: expiresOn });
+  const day = formatDay(expiresOn);
+  if (state === "expired") return t("users.habilitationExpired", { date: day });
+  if (state === "expiring") return t("users.habilitationExpiring", { date: day, n: left });
+  return t("users.habilitationValid", { date: day });
 }
 
 function LinkBox(props: { who: string; enrolment: EnrolmentLink; onClose: () => void }) {
