@@ -44,6 +44,11 @@ def _api(page: Page, method: str, path: str, **kwargs: Any) -> Any:
     return response.json() if response.body() else None
 
 
+def _user_id(page: Page, email: str) -> str:
+    users = _api(page, "GET", "/users?limit=200")["items"]
+    return str(next(user["id"] for user in users if user["email"] == email))
+
+
 def _check_page(page: Page, artifacts: Path, name: str) -> None:
     assert accessibility_violations(page) == []
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
@@ -201,6 +206,15 @@ def test_admin_invites_a_person_and_sees_the_enrolment_link(signed_in: SignIn, p
     expect(warning).to_contain_text("Karim Opérateur")
     expect(warning).to_contain_text(f"expire le {ends:%d/%m/%Y} (dans 10 jour(s))")
     expect(page.locator("tr[data-user-email='operateur2@valdoise.demo'] .habilitation-expiring")).to_be_visible()
+
+    # Lock, then reactivate (the account is shared with other tests: it ends as it began).
+    row = page.locator("tr[data-user-email='operateur2@valdoise.demo']")
+    panel.get_by_role("button", name="Verrouiller le compte").click()
+    expect(row).to_contain_text("verrouillé")
+    assert _api(page, "GET", f"/users/{_user_id(page, 'operateur2@valdoise.demo')}")["status"] == "disabled"
+    panel.get_by_role("button", name="Réactiver le compte").click()
+    expect(row).to_contain_text("actif")
+    assert _api(page, "GET", f"/users/{_user_id(page, 'operateur2@valdoise.demo')}")["status"] == "active"
     _check_page(page, portal_artifacts, "users-account")
 
 
