@@ -1,5 +1,8 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
 import { adminFr } from "./fr-admin";
+import { forcesFr } from "./fr-forces";
+import { usersFr } from "./fr-users";
+import { zonesFr } from "./fr-zones";
 
 export const fr = {
   ...adminFr,
@@ -265,6 +268,7 @@ export const fr = {
   "gapCause.spool_full": "tampon local plein",
   "gapCause.codec_changed": "changement de codec",
   "gapCause.recorder_stopped": "enregistreur arrêté",
+  ...zonesFr, ...usersFr, ...forcesFr,
 } as const;
 
 export type MessageKey = keyof typeof fr;

@@ -6,6 +6,9 @@ import { CamerasAdminPage } from "./admin/cameras-admin";
 import { SitesMapPage } from "./admin/sites-map";
 import { TenantsPage } from "./admin/tenants";
 import { CamerasPage } from "./cameras";
+import { ForcesPage } from "./forces/forces";
+import { UsersPage } from "./users/users";
+import { ZonesPage } from "./zones/zones";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
 import { PlaybackPage } from "./playback";
@@ -35,6 +38,9 @@ export const PAGES: readonly PageDefinition[] = [
   { path: "/sites-cameras", label: "nav.camerasAdmin", component: CamerasAdminPage,
     roles: ["department_admin", "tenant_admin"] },
   { path: "/carte", label: "nav.sitesMap", component: SitesMapPage, roles: ["department_admin", "tenant_admin"] },
+  { path: "/admin/zones", label: "nav.zones", component: ZonesPage, roles: ["department_admin"] },
+  { path: "/admin/utilisateurs", label: "nav.users", component: UsersPage, roles: ["department_admin"] },
+  { path: "/admin/forces", label: "nav.forces", component: ForcesPage, roles: ["department_admin"] },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
