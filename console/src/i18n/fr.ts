@@ -1,5 +1,8 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
+import { mayorFr } from "./fr-mayor";
+
 export const fr = {
+  ...mayorFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
   "nav.label": "Navigation principale",

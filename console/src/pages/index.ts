@@ -5,6 +5,9 @@ import type { MessageKey } from "../i18n/fr";
 import { CamerasPage } from "./cameras";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
+import { MayorAccessesPage } from "./mayor/accesses";
+import { MayorBillingPage } from "./mayor/billing";
+import { MayorDashboardPage } from "./mayor/dashboard";
 import { PlaybackPage } from "./playback";
 import { QueuePage } from "./queue";
 import { SupervisorPage } from "./supervisor";
@@ -21,6 +24,8 @@ const OPERATORS = ["operator", "supervisor", "department_admin"] as const;
 const SUPERVISORS = ["supervisor", "department_admin", "auditor"] as const;
 
 export const PAGES: readonly PageDefinition[] = [
+  // First for the mayor: the page a tenant admin lands on.
+  { path: "/commune", label: "nav.mayorDashboard", component: MayorDashboardPage, roles: ["tenant_admin"] },
   { path: "/file", label: "nav.queue", component: QueuePage, roles: OPERATORS },
   { path: "/main-courante", label: "nav.logbook", component: LogbookPage, roles: [...OPERATORS, "auditor"] },
   { path: "/supervision", label: "nav.supervisor", component: SupervisorPage, roles: SUPERVISORS },
@@ -28,6 +33,8 @@ export const PAGES: readonly PageDefinition[] = [
     roles: [...OPERATORS, "auditor", "tenant_admin"] },
   { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
   { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
+  { path: "/factures", label: "nav.mayorBilling", component: MayorBillingPage, roles: ["tenant_admin", "finance"] },
+  { path: "/acces-images", label: "nav.mayorAccesses", component: MayorAccessesPage, roles: ["tenant_admin"] },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
