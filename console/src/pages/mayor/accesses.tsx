@@ -23,6 +23,13 @@ function startOfDay(day: string): string | undefined {
   return day ? new Date(`${day}T00:00:00`).toISOString() : undefined;
 }
 
+function range(access: Access): string {
+  if (!access.range_start) return "";
+  const from = formatDateTime(access.range_start);
+  return access.range_end ? t("mayor.accesses.rangeValue", { from, to: formatDateTime(access.range_end) })
+                          : t("mayor.accesses.rangeFrom", { from });
+}
+
 export function MayorAccessesPage() {
   const tenantId = currentSession()?.tenantId ?? "";
   const [cameras, setCameras] = useState<Dashboard | null>(null);
@@ -108,10 +115,7 @@ export function MayorAccessesPage() {
                 <td>{tDynamic("role", access.actor_role)}</td>
                 <td>{access.camera_name ?? t("mayor.accesses.removedCamera")}</td>
                 <td>{tDynamic("mayor.action", access.action)}</td>
-                <td>{access.range_start
-                  ? t("mayor.accesses.rangeValue", { from: formatDateTime(access.range_start),
-                                                      to: access.range_end ? formatDateTime(access.range_end) : "" })
-                  : ""}</td>
+                <td>{range(access)}</td>
                 <td>{access.motive}</td>
               </tr>
             ))}

@@ -7,7 +7,7 @@ import { currentSession } from "../../auth/session";
 import { describedBy, Field } from "../../components/field";
 import { useFormErrors } from "../../components/use-problem";
 import { t, tDynamic } from "../../i18n/fr";
-import { currentMonth, euros, formatDay, saveDocument } from "./format";
+import { currentMonth, euros, formatDay, percent, saveDocument } from "./format";
 
 type Contract = components["schemas"]["Contract"];
 type Invoice = components["schemas"]["InvoiceSummary"];
@@ -63,7 +63,7 @@ export function MayorBillingPage() {
                   <td>{contract.end_date
                     ? t("mayor.contracts.fromTo", { from: formatDay(contract.start_date), to: formatDay(contract.end_date) })
                     : t("mayor.contracts.from", { from: formatDay(contract.start_date) })}</td>
-                  <td>{t("mayor.percent", { value: String(contract.availability_target) })}</td>
+                  <td>{percent(contract.availability_target)}</td>
                   <td>{contract.billing_contact_name} ({contract.billing_contact_email})</td>
                 </tr>
               ))}

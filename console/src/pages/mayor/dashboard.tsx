@@ -8,7 +8,7 @@ import { describedBy, Field } from "../../components/field";
 import { useFormErrors } from "../../components/use-problem";
 import { formatDateTime, formatDuration } from "../../format";
 import { t, tDynamic } from "../../i18n/fr";
-import { currentMonth, formatDay, hours, percent } from "./format";
+import { currentMonth, formatDay, percent } from "./format";
 import "./mayor.css";
 
 type Dashboard = components["schemas"]["CommuneDashboard"];
@@ -110,8 +110,8 @@ function CameraTable({ dashboard }: { dashboard: Dashboard }) {
                   {tDynamic("mayor.health", camera.health_state ?? "unknown")}</span></td>
                 <td>{camera.health_since ? formatDateTime(camera.health_since) : t("mayor.times.none")}</td>
                 <td>{percent(camera.availability)}</td>
-                <td>{hours(camera.observed_s)}</td>
-                <td>{hours(camera.observed_s - camera.available_s)}</td>
+                <td>{formatDuration(camera.observed_s)}</td>
+                <td>{formatDuration(camera.observed_s - camera.available_s)}</td>
                 <td>{camera.open_tickets}</td>
               </tr>
             ))}
@@ -182,7 +182,7 @@ function AlertFigures({ figures }: { figures: Figures }) {
 }
 
 const CHART_HEIGHT = 120;
-const BAR_WIDTH = 14;
+const BAR_WIDTH = 28;
 
 function Timeline({ days }: { days: DayCount[] }) {
   const peak = Math.max(1, ...days.map((day) => day.raised));

@@ -3,7 +3,6 @@ import { t } from "../../i18n/fr";
 
 const dayFormat = new Intl.DateTimeFormat("fr-FR", { dateStyle: "short", timeZone: "UTC" });
 const decimal = new Intl.NumberFormat("fr-FR", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-const oneDecimal = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
 
 /** The current month as `YYYY-MM`, in the centre's time zone. */
 export function currentMonth(now: Date = new Date()): string {
@@ -19,12 +18,8 @@ export function formatDay(day: string): string {
   return dayFormat.format(new Date(`${day}T00:00:00Z`));
 }
 
-export function percent(value: number | null | undefined): string {
-  return value === null || value === undefined ? t("mayor.notObserved") : t("mayor.percent", { value: decimal.format(value) });
-}
-
-export function hours(seconds: number): string {
-  return t("mayor.hours", { h: oneDecimal.format(Math.max(0, seconds) / 3600) });
+export function percent(value: number | string | null | undefined): string {
+  return value === null || value === undefined ? t("mayor.notObserved") : t("mayor.percent", { value: decimal.format(Number(value)) });
 }
 
 export function euros(amount: string): string {
