@@ -1940,6 +1940,23 @@ export interface paths {
         patch: operations["TenantsTenantIdUpdateTenant"];
         trace?: never;
     };
+    "/tenants/{tenant_id}/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's cameras over a month: health now, availability so far, open tickets */
+        get: operations["TenantsTenantIdDashboardDashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tenants/{tenant_id}/detection-plan": {
         parameters: {
             query?: never;
@@ -1966,6 +1983,23 @@ export interface paths {
         };
         /** Detector-seconds per day, for invoicing */
         get: operations["TenantsTenantIdDetectorUsageDetectorUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenants/{tenant_id}/image-accesses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every journaled access to the tenant's images: who, camera, when, motive */
+        get: operations["TenantsTenantIdImageAccessesImageAccesses"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2368,6 +2402,21 @@ export interface components {
             /** Format: uuid */
             tenant_id: string;
         };
+        /** CameraMonth */
+        CameraMonth: {
+            availability: number | null;
+            available_s: number;
+            /** Format: uuid */
+            camera_id: string;
+            health_since: string | null;
+            health_state: string | null;
+            insee_code: string;
+            name: string;
+            observed_s: number;
+            open_tickets: number;
+            site_name: string;
+            status: string;
+        };
         /** CameraNetwork */
         CameraNetwork: {
             /** Format: date-time */
@@ -2451,6 +2500,21 @@ export interface components {
             department_code: string;
             insee_code: string;
             name: string;
+        };
+        /** CommuneDashboard */
+        CommuneDashboard: {
+            availability: number | null;
+            available_s: number;
+            cameras: components["schemas"]["CameraMonth"][];
+            /** Format: date */
+            first_day: string;
+            /** Format: date */
+            last_day: string;
+            month: string;
+            observed_s: number;
+            /** Format: uuid */
+            tenant_id: string;
+            tenant_name: string;
         };
         /** CommuneReport */
         CommuneReport: {
@@ -2919,6 +2983,22 @@ export interface components {
             /** Format: date-time */
             start_at: string;
         };
+        /** ImageAccess */
+        ImageAccess: {
+            action: string;
+            actor_name: string | null;
+            actor_role: string;
+            actor_user_id: string | null;
+            camera_id: string | null;
+            camera_name: string | null;
+            /** Format: uuid */
+            id: string;
+            motive: string | null;
+            /** Format: date-time */
+            occurred_at: string;
+            range_end: string | null;
+            range_start: string | null;
+        };
         /** Invitation */
         Invitation: {
             /** Format: date-time */
@@ -3249,6 +3329,11 @@ export interface components {
         /** Page[User] */
         "Page_identity.model.User_": {
             items: components["schemas"]["User"][];
+            next_cursor: string | null;
+        };
+        /** Page[ImageAccess] */
+        "Page_journal.image_accesses.ImageAccess_": {
+            items: components["schemas"]["ImageAccess"][];
             next_cursor: string | null;
         };
         /** Page[JournalEntry] */
@@ -19988,6 +20073,121 @@ export interface operations {
             };
         };
     };
+    TenantsTenantIdDashboardDashboard: {
+        parameters: {
+            query?: {
+                /** @description a calendar month, YYYY-MM; the current one by default */
+                month?: string | null;
+            };
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommuneDashboard"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     TenantsTenantIdDetectionPlanSetPlan: {
         parameters: {
             query?: never;
@@ -20123,6 +20323,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageDay"][];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's scope) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicting state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field breaks a rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    TenantsTenantIdImageAccessesImageAccesses: {
+        parameters: {
+            query?: {
+                camera_id?: string | null;
+                since?: string | null;
+                until?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_journal.image_accesses.ImageAccess_"];
                 };
             };
             /** @description Invalid request */

@@ -1,11 +1,13 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
 import { adminFr } from "./fr-admin";
 import { forcesFr } from "./fr-forces";
+import { mayorFr } from "./fr-mayor";
 import { usersFr } from "./fr-users";
 import { zonesFr } from "./fr-zones";
 
 export const fr = {
   ...adminFr,
+  ...mayorFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
   "nav.label": "Navigation principale",

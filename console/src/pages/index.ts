@@ -11,6 +11,9 @@ import { UsersPage } from "./users/users";
 import { ZonesPage } from "./zones/zones";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
+import { MayorAccessesPage } from "./mayor/accesses";
+import { MayorBillingPage } from "./mayor/billing";
+import { MayorDashboardPage } from "./mayor/dashboard";
 import { PlaybackPage } from "./playback";
 import { QueuePage } from "./queue";
 import { SupervisorPage } from "./supervisor";
@@ -27,6 +30,8 @@ const OPERATORS = ["operator", "supervisor", "department_admin"] as const;
 const SUPERVISORS = ["supervisor", "department_admin", "auditor"] as const;
 
 export const PAGES: readonly PageDefinition[] = [
+  // First for the mayor: the page a tenant admin lands on.
+  { path: "/commune", label: "nav.mayorDashboard", component: MayorDashboardPage, roles: ["tenant_admin"] },
   { path: "/file", label: "nav.queue", component: QueuePage, roles: OPERATORS },
   { path: "/main-courante", label: "nav.logbook", component: LogbookPage, roles: [...OPERATORS, "auditor"] },
   { path: "/supervision", label: "nav.supervisor", component: SupervisorPage, roles: SUPERVISORS },
@@ -41,6 +46,8 @@ export const PAGES: readonly PageDefinition[] = [
   { path: "/admin/zones", label: "nav.zones", component: ZonesPage, roles: ["department_admin"] },
   { path: "/admin/utilisateurs", label: "nav.users", component: UsersPage, roles: ["department_admin"] },
   { path: "/admin/forces", label: "nav.forces", component: ForcesPage, roles: ["department_admin"] },
+  { path: "/factures", label: "nav.mayorBilling", component: MayorBillingPage, roles: ["tenant_admin", "finance"] },
+  { path: "/acces-images", label: "nav.mayorAccesses", component: MayorAccessesPage, roles: ["tenant_admin"] },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {
