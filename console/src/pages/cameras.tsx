@@ -1,11 +1,13 @@
 // The camera wall: every camera in scope by commune and site with its condition and last frame time, refreshed
 // every few seconds; filters by commune, tenant and condition; links to the live view and to playback.
 import { useEffect, useState } from "preact/hooks";
+import { currentSession } from "../auth/session";
 import { Field } from "../components/field";
 import { useFormErrors } from "../components/use-problem";
 import { formatDateTime } from "../format";
 import { t, tDynamic } from "../i18n/fr";
 import { type CameraCondition, type CameraWall, flatten, loadWall } from "../video/cameras";
+import { watchesImages } from "./roles";
 
 const REFRESH_MS = 5000;
 const CONDITIONS: CameraCondition[] = ["offline", "tamper", "recording_gaps", "online", "disabled", "unknown"];
@@ -17,6 +19,8 @@ export function CamerasPage() {
   const [tenant, setTenant] = useState("");
   const [condition, setCondition] = useState("");
   const errors = useFormErrors([]);
+  // A mayor or an auditor sees the cameras' condition, not their images: no link to pages they are refused.
+  const watcher = watchesImages(currentSession()?.role);
 
   useEffect(() => {
     let active = true;
@@ -89,10 +93,12 @@ export function CamerasPage() {
                                                  : t("cameras.noFrame")}</span>
                     {camera.recent_gaps > 0 ? <span>{t("cameras.gaps", { n: camera.recent_gaps })}</span> : null}
                     {camera.live_needs_transcode && !camera.live_transcode ? <span class="warning">{t("cameras.h265")}</span> : null}
-                    <span class="links">
-                      <a href={`#/direct?camera=${camera.camera_id}`}>{t("cameras.watch")}</a>{" "}
-                      <a href={`#/relecture?camera=${camera.camera_id}`}>{t("cameras.replay")}</a>
-                    </span>
+                    {watcher ? (
+                      <span class="links">
+                        <a href={`#/direct?camera=${camera.camera_id}`}>{t("cameras.watch")}</a>{" "}
+                        <a href={`#/relecture?camera=${camera.camera_id}`}>{t("cameras.replay")}</a>
+                      </span>
+                    ) : null}
                   </li>
                 ))}
               </ul>

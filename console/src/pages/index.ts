@@ -16,6 +16,7 @@ import { MayorBillingPage } from "./mayor/billing";
 import { MayorDashboardPage } from "./mayor/dashboard";
 import { PlaybackPage } from "./playback";
 import { QueuePage } from "./queue";
+import { OPERATORS, SUPERVISORS } from "./roles";
 import { SupervisorPage } from "./supervisor";
 
 export interface PageDefinition {
@@ -26,8 +27,6 @@ export interface PageDefinition {
   roles: readonly string[];
 }
 
-const OPERATORS = ["operator", "supervisor", "department_admin"] as const;
-const SUPERVISORS = ["supervisor", "department_admin", "auditor"] as const;
 
 export const PAGES: readonly PageDefinition[] = [
   // First for the mayor: the page a tenant admin lands on.
