@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alerts.service import AlertService
+from audit.service import AuditService
 from billing.service import BillingService
 from core.bus import Bus
 from core.db import Database
@@ -54,3 +55,5 @@ class Services:
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None
+    # Stateless: it works on the database and the store given by the handler.
+    audit: AuditService = field(default_factory=AuditService)
