@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alerts.service import AlertService
-from audit.service import AuditService
 from billing.service import BillingService
 from core.bus import Bus
 from core.db import Database
@@ -21,6 +20,7 @@ from identity.federation import FederationService
 from identity.oidc import OidcClient
 from identity.sessions import SessionService
 from inference.service import DetectionService
+from journal.desk.service import AuditService
 from journal.service import JournalService
 from live.service import LiveService
 from mobile_push.service import PushService

@@ -13,10 +13,10 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from api.routes.journal import Action, MotiveWords, Person, check_period, journal_filter
-from audit.model import AuditLine, DestructionRow, ExportRow, JournalVerification, RequisitionRow
-from audit.service import RegisterKind
-from audit.verification import DEFAULT_DEPTH, MAX_DEPTH
 from journal.anchors import anchor_space
+from journal.desk.model import AuditLine, DestructionRow, ExportRow, JournalVerification, RequisitionRow
+from journal.desk.service import RegisterKind
+from journal.desk.verification import DEFAULT_DEPTH, MAX_DEPTH
 
 Depth = Annotated[int, QueryParameter(ge=1, le=MAX_DEPTH, description="lines recomputed per chain, newest first")]
 

@@ -1,5 +1,8 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
+import { auditorFr } from "./fr-auditor";
+
 export const fr = {
+  ...auditorFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
   "nav.label": "Navigation principale",

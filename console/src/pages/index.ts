@@ -2,6 +2,9 @@
 // wall, playback, the camera wall) is one more entry.
 import type { ComponentType } from "preact";
 import type { MessageKey } from "../i18n/fr";
+import { AuditJournalPage } from "./auditor/journal";
+import { AuditRegistersPage } from "./auditor/registers";
+import { AuditVerificationPage } from "./auditor/verification";
 import { CamerasPage } from "./cameras";
 import { LivePage } from "./live";
 import { LogbookPage } from "./logbook";
@@ -19,6 +22,7 @@ export interface PageDefinition {
 
 const OPERATORS = ["operator", "supervisor", "department_admin"] as const;
 const SUPERVISORS = ["supervisor", "department_admin", "auditor"] as const;
+const AUDITORS = ["auditor", "department_admin"] as const;
 
 export const PAGES: readonly PageDefinition[] = [
   { path: "/file", label: "nav.queue", component: QueuePage, roles: OPERATORS },
@@ -28,6 +32,9 @@ export const PAGES: readonly PageDefinition[] = [
     roles: [...OPERATORS, "auditor", "tenant_admin"] },
   { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
   { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
+  { path: "/audit/journal", label: "nav.auditJournal", component: AuditJournalPage, roles: AUDITORS },
+  { path: "/audit/integrite", label: "nav.auditVerification", component: AuditVerificationPage, roles: AUDITORS },
+  { path: "/audit/registres", label: "nav.auditRegisters", component: AuditRegistersPage, roles: AUDITORS },
 ];
 
 export function pagesFor(role: string): PageDefinition[] {

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from audit.csv_export import csv_document
-from audit.model import AuditLine, DestructionRow, ExportRow, JournalVerification, RequisitionRow
-from audit.repository import AuditRepository
-from audit.verification import verify_scope
 from core.db import Database
 from core.errors import InvalidInput
 from core.objectstore import ObjectStore
 from core.tenancy import Principal, Role, require_role
+from journal.desk.csv_export import csv_document
+from journal.desk.model import AuditLine, DestructionRow, ExportRow, JournalVerification, RequisitionRow
+from journal.desk.repository import AuditRepository
+from journal.desk.verification import verify_scope
 from journal.model import JournalFilter
 
 AUDIT_ROLES = frozenset({Role.AUDITOR, Role.DEPARTMENT_ADMIN})

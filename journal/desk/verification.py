@@ -13,11 +13,11 @@ import asyncpg
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.model import ChainFinding, ChainStatus, FindingKind, JournalVerification, LastAnchor
-from audit.repository import AuditRepository
 from core.errors import NotFound
 from core.objectstore import FilesystemObjectStore, ObjectStore, ObjectVersion
 from journal.anchors import ANCHOR_PREFIX
+from journal.desk.model import ChainFinding, ChainStatus, FindingKind, JournalVerification, LastAnchor
+from journal.desk.repository import AuditRepository
 from journal.keys import KeyPurpose, trusted_keys
 from journal.model import GENESIS_HASH, AnchorCheckpoint, ChainBase
 from journal.repository import JournalRepository

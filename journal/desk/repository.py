@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from audit.model import AuditLine, DestructionRow, ExportRow, RequisitionRow
+from journal.desk.model import AuditLine, DestructionRow, ExportRow, RequisitionRow
 from journal.model import JournalEntry, JournalFilter
 from journal.repository import FILTER_SQL, filter_arguments
 
