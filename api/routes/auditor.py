@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, Response, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
@@ -101,15 +101,39 @@ class AuditorController(Controller):
                             limit: Limit = 50, cursor: Cursor = None) -> Page[ExportRow]:
         return await self._page(principal, services, "transmissions", since, until, limit, cursor)  # type: ignore[return-value]
 
-    @get("/registers/{kind:str}/csv", summary="A register over a period as a CSV document", media_type="text/csv")
-    async def register_csv(self, principal: PrincipalDep, services: ServicesDep, kind: FromPath[RegisterKind],
-                           since: FromQuery[datetime | None] = None,
-                           until: FromQuery[datetime | None] = None) -> Response[bytes]:
-        check_period(since, until)
-        body = await services.audit.register_csv(services.db, principal, kind, since=since, until=until)
-        return _csv(body, kind)
+    @get("/registers/destructions/csv", summary="The destruction register over a period as CSV",
+         media_type="text/csv")
+    async def destructions_csv(self, principal: PrincipalDep, services: ServicesDep,
+                               since: FromQuery[datetime | None] = None,
+                               until: FromQuery[datetime | None] = None) -> Response[bytes]:
+        return await self._csv(principal, services, "destructions", since, until)
 
-    async def _page(self, principal: PrincipalDep, services: ServicesDep, kind: FromPath[RegisterKind],
+    @get("/registers/requisitions/csv", summary="The requisition register over a period as CSV",
+         media_type="text/csv")
+    async def requisitions_csv(self, principal: PrincipalDep, services: ServicesDep,
+                               since: FromQuery[datetime | None] = None,
+                               until: FromQuery[datetime | None] = None) -> Response[bytes]:
+        return await self._csv(principal, services, "requisitions", since, until)
+
+    @get("/registers/exports/csv", summary="The export register over a period as CSV", media_type="text/csv")
+    async def exports_csv(self, principal: PrincipalDep, services: ServicesDep,
+                          since: FromQuery[datetime | None] = None,
+                          until: FromQuery[datetime | None] = None) -> Response[bytes]:
+        return await self._csv(principal, services, "exports", since, until)
+
+    @get("/registers/transmissions/csv", summary="The transmission register over a period as CSV",
+         media_type="text/csv")
+    async def transmissions_csv(self, principal: PrincipalDep, services: ServicesDep,
+                                since: FromQuery[datetime | None] = None,
+                                until: FromQuery[datetime | None] = None) -> Response[bytes]:
+        return await self._csv(principal, services, "transmissions", since, until)
+
+    async def _csv(self, principal: PrincipalDep, services: ServicesDep, kind: RegisterKind,
+                   since: datetime | None, until: datetime | None) -> Response[bytes]:
+        check_period(since, until)
+        return _csv(await services.audit.register_csv(services.db, principal, kind, since=since, until=until), kind)
+
+    async def _page(self, principal: PrincipalDep, services: ServicesDep, kind: RegisterKind,
                     since: datetime | None, until: datetime | None, limit: int,
                     cursor: str | None) -> Page[DestructionRow | RequisitionRow | ExportRow]:
         check_period(since, until)

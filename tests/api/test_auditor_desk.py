@@ -31,7 +31,8 @@ pytestmark = pytest.mark.integration
 AUDITOR, ADMIN = "auditeur@valdoise.demo", "admin@valdoise.demo"
 OTHERS = ("operateur1@valdoise.demo", "superviseur@valdoise.demo", "maire@cergy.demo", "finances@valdoise.demo")
 DESK = ("/journal/search", "/journal/search/csv", "/journal/verification", "/registers/destructions",
-        "/registers/requisitions", "/registers/exports", "/registers/transmissions", "/registers/requisitions/csv")
+        "/registers/requisitions", "/registers/exports", "/registers/transmissions", "/registers/destructions/csv",
+        "/registers/requisitions/csv", "/registers/exports/csv", "/registers/transmissions/csv")
 
 
 def _rows(body: bytes) -> list[list[str]]:
@@ -252,7 +253,10 @@ async def test_the_registers_list_their_rows_by_period_and_download_as_csv(
     assert header[:3] == ["Enregistrée le", "Commune", "Procédure"]
     mine = next(r for r in rows if r[2] == procedure)
     assert mine[header.index("OPJ")] == "'@Lt. Morel"
-    assert (await client.get("/registers/nothing/csv", headers=auditor.headers)).status_code == 400
+    for kind in ("destructions", "exports", "transmissions"):
+        listed = await client.get(f"/registers/{kind}/csv", params=period, headers=auditor.headers)
+        assert listed.status_code == 200, listed.text
+        assert len(_rows(listed.content)) >= 2
 
 
 

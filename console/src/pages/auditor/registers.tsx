@@ -30,6 +30,19 @@ async function fetchPage(kind: Kind, query: { since?: string; until?: string; li
   }
 }
 
+async function fetchCsv(kind: Kind, query: { since?: string; until?: string }) {
+  switch (kind) {
+    case "destructions":
+      return api.GET("/registers/destructions/csv", { params: { query }, parseAs: "blob" });
+    case "requisitions":
+      return api.GET("/registers/requisitions/csv", { params: { query }, parseAs: "blob" });
+    case "exports":
+      return api.GET("/registers/exports/csv", { params: { query }, parseAs: "blob" });
+    case "transmissions":
+      return api.GET("/registers/transmissions/csv", { params: { query }, parseAs: "blob" });
+  }
+}
+
 const span = (from: string, to: string) =>
   t("auditor.registers.periodValue", { from: formatDateTime(from), to: formatDateTime(to) });
 
@@ -128,9 +141,7 @@ export function AuditRegistersPage() {
   async function download(): Promise<void> {
     errors.clear();
     try {
-      await saveCsv(await api.GET("/registers/{kind}/csv", {
-        params: { path: { kind: shownKind }, query: period }, parseAs: "blob",
-      }));
+      await saveCsv(await fetchCsv(shownKind, period));
     } catch (error) {
       errors.capture(error);
     }
