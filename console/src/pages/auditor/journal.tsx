@@ -1,5 +1,5 @@
 // The auditor's journal search: by camera, person, motive and period, paginated, and the same search as CSV.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, unwrap } from "../../api/client";
 import type { components } from "../../api/schema";
 import { describedBy, Field } from "../../components/field";
@@ -27,12 +27,16 @@ export function AuditJournalPage() {
   const [lines, setLines] = useState<Line[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [loaded, setLoaded] = useState(false);
+  // Only the latest request fills the table: an earlier one answering late must not replace its result.
+  const latest = useRef(0);
   const errors = useFormErrors(FIELDS);
 
   async function load(query: Search, after: string | null): Promise<void> {
+    const request = ++latest.current;
     const page = unwrap(await api.GET("/journal/search", {
       params: { query: { ...query, limit: 50, ...(after ? { cursor: after } : {}) } },
     }));
+    if (request !== latest.current) return;
     setLines((previous) => (after ? [...previous, ...page.items] : page.items));
     setCursor(page.next_cursor);
     setLoaded(true);

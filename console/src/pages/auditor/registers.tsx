@@ -1,6 +1,6 @@
 // The registers: recordings destroyed, judicial requisitions, exports and their transmission to the prosecutor,
 // over a period, paginated, and the same as CSV.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, unwrap } from "../../api/client";
 import type { components } from "../../api/schema";
 import { describedBy, Field } from "../../components/field";
@@ -111,10 +111,14 @@ export function AuditRegistersPage() {
   const [shownKind, setShownKind] = useState<Kind>("requisitions");
   const [cursor, setCursor] = useState<string | null>(null);
   const [loaded, setLoaded] = useState(false);
+  // Only the latest request fills the table: an earlier one answering late must not replace its result.
+  const latest = useRef(0);
   const errors = useFormErrors(["since", "until"]);
 
   async function load(which: Kind, query: { since?: string; until?: string }, after: string | null) {
+    const request = ++latest.current;
     const page = await fetchPage(which, { ...query, limit: 50, ...(after ? { cursor: after } : {}) });
+    if (request !== latest.current) return;
     setRows((previous) => (after ? [...previous, ...page.items] : page.items));
     setShownKind(which);
     setCursor(page.next_cursor);
