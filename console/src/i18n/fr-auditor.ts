@@ -24,7 +24,7 @@ export const auditorFr = {
   "auditor.journal.action": "Action",
   "auditor.journal.motiveColumn": "Motif",
   "auditor.journal.recipient": "Destinataire",
-  "auditor.journal.system": "système ({role})",
+  "role.system": "système",
 
   "auditor.verification.title": "Intégrité du journal",
   "auditor.verification.intro":

@@ -130,7 +130,7 @@ export function AuditJournalPage() {
                 <tr key={line.id} data-camera={line.camera_id ?? ""}>
                   <td>{formatDateTime(line.occurred_at)}</td>
                   <td>{line.tenant_name}</td>
-                  <td>{line.actor_name ?? t("auditor.journal.system", { role: tDynamic("role", line.actor_role) })}</td>
+                  <td>{line.actor_name ?? tDynamic("role", line.actor_role)}</td>
                   <td>{line.action}</td>
                   <td>{line.camera_name ?? ""}</td>
                   <td>{line.motive ?? ""}</td>
