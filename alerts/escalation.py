@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from alerts import rules
-from alerts.events import DispatchOrdered, EscalationRaised, Urgency
+from alerts.events import DispatchOrdered, EscalationRaised, ResponderStatusChanged, Urgency
 from alerts.model import TimerRow
 from alerts.repository import ALERT_OUTBOX, AlertRepository
 from core.bus import Reject, Retry
@@ -68,6 +68,10 @@ class EscalationDispatcher:
                 await self._repo.log(conn, tenant_id=event.tenant_id, alert_id=dispatch.alert_id, author_id=None,
                                      kind="auto", action=f"responder.{status}",
                                      text=f"Intervenant {event.officer_id} : {status}")
+                # In the same transaction: the operators' queue hears of it exactly when it is recorded.
+                await self._outbox.add(conn, [ResponderStatusChanged(
+                    tenant_id=event.tenant_id, dispatch_id=dispatch.id, alert_id=dispatch.alert_id,
+                    officer_id=event.officer_id, status=status)])  # type: ignore[arg-type]
         except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
             raise Retry(f"database: {exc}") from exc
 

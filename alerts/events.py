@@ -124,9 +124,19 @@ class EscalationRaised(Event, frozen=True, kw_only=True):
     action: Literal["repush_next_officer", "call_force_by_phone"]
 
 
+class ResponderStatusChanged(Event, frozen=True, kw_only=True):
+    """An officer's phone reported a new status for a dispatch (the receipt, then the human statuses): relayed on the
+    alert's stream so that the operators' queue shows it as it comes, without asking."""
+
+    dispatch_id: uuid.UUID
+    alert_id: uuid.UUID
+    officer_id: uuid.UUID
+    status: Literal["delivered", "acknowledged", "en_route", "on_scene", "closed"]
+
+
 ALERT_EVENTS: tuple[type[Event], ...] = (
     AlertRaised, AlertStateChanged, DispatchOrdered, DispatchWithdrawn, EscalationRaised, AlertClipAttached,
-    AlertClipUnavailable,
+    AlertClipUnavailable, ResponderStatusChanged,
 )
 
 _KINDS: dict[type[Event], str] = {
@@ -137,6 +147,7 @@ _KINDS: dict[type[Event], str] = {
     EscalationRaised: "escalation_raised",
     AlertClipAttached: "clip_attached",
     AlertClipUnavailable: "clip_unavailable",
+    ResponderStatusChanged: "responder_status",
 }
 
 

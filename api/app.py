@@ -32,6 +32,7 @@ from core.settings import Settings
 from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
 from dvr.settings import DvrSettings
+from health.commune import CommuneDashboardService
 from health.service import HealthService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
@@ -43,6 +44,7 @@ from identity.repository import IdentityRepository
 from identity.sessions import SessionService
 from inference.service import DetectionService, ModelLabels
 from inference.settings import InferenceSettings
+from journal.image_accesses import ImageAccessService
 from journal.service import JournalService
 from live.service import LiveService
 from live.settings import LiveSettings
@@ -122,6 +124,8 @@ async def build_services(settings: Settings) -> Services:
         # Documents render in their own processes (weasyprint holds the GIL): one, so requests keep flowing.
         billing=BillingService(db, journal, store, render_workers=1),
         health=HealthService(db, journal),
+        commune_dashboard=CommuneDashboardService(db),
+        image_accesses=ImageAccessService(db),
         store=store,
         oidc=oidc,
         bus=bus,

@@ -17,8 +17,9 @@ PUBLIC_PATHS = [
     r"^/\.well-known/",
     "^/auth/login",
     "^/auth/refresh$",
-    # The console's sign-in and refresh (the refresh token comes in its cookie); its logout needs the bearer.
-    "^/auth/console/(login|refresh)",
+    # The console's sign-in, its options and federated start, and refresh (the refresh token comes in its cookie);
+    # its logout needs the bearer.
+    "^/auth/console/(login|refresh|options$|oidc/start$)",
     # The console's static files: the application signs in by itself.
     "^/console(/|$)",
     "^/auth/oidc/",

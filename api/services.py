@@ -12,6 +12,7 @@ from core.objectstore import ObjectStore
 from core.settings import Settings
 from dvr.camera_wall import CameraWallService
 from dvr.service import EvidenceService
+from health.commune import CommuneDashboardService
 from health.service import HealthService
 from identity.accounts import AccountService
 from identity.authorization import AuthorizationService
@@ -21,6 +22,7 @@ from identity.oidc import OidcClient
 from identity.sessions import SessionService
 from inference.service import DetectionService
 from journal.desk.service import AuditService
+from journal.image_accesses import ImageAccessService
 from journal.service import JournalService
 from live.service import LiveService
 from mobile_push.service import PushService
@@ -52,6 +54,8 @@ class Services:
     push: PushService
     billing: BillingService
     health: HealthService
+    commune_dashboard: CommuneDashboardService
+    image_accesses: ImageAccessService
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None

@@ -14,7 +14,8 @@ import httpx2
 import pyotp
 
 from bench.common import cores, hey_fixed_rate, supporting_services_on, write_result, wrk
-from cli.main import department_database, ensure_signing_key
+from cli.database import department_database
+from cli.main import ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.crypto import SecretBox
 from core.embedded import NatsServerProcess, free_port, wait_for_port

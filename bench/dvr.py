@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from camsim.simulator import CameraSimulator, CameraSpec
-from cli.main import department_database
+from cli.database import department_database
 from core.embedded import NatsServerProcess
 from core.migrate import drop_database, prepare_database
 from core.objectstore import FilesystemObjectStore

@@ -32,7 +32,8 @@ from alerts.repository import ALERT_OUTBOX
 from alerts.rules import RECEIPT_TIMEOUT_S
 from api.app import create_app
 from bench.common import write_result
-from cli.main import department_database, ensure_signing_key
+from cli.database import department_database
+from cli.main import ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.bus import Bus, ConsumerSpec
 from core.crypto import FCM_TOKENS, SecretBox

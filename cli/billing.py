@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,9 +16,10 @@ from billing import validation
 from billing.metering import Month
 from billing.service import BillingService
 from billing.settings import BillingSettings
+from cli.database import department_database
 from core.db import open_database
 from core.errors import Unavailable, VigieError
-from core.leadership import leadership
+from core.leadership import Leadership
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
 from journal.service import JournalService
@@ -57,11 +57,10 @@ def _month(text: str) -> Month:
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     async with billing_service(settings) as service:
         code = await _department(service, args.department)
-        # One monthly run of a department at a time, whichever machine or scheduled job starts it.
-        async with leadership(settings.database.department_dsn, f"billing-run:{code}") as lead:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lead.held.wait(), timeout=3.0)
-            if not lead.leading:
+        # One monthly run of a department at a time, whichever machine or scheduled job starts it: the lock is held
+        # on a department connection of its own (the run itself reads through the runtime role).
+        async with department_database(settings) as lock_db, Leadership(lock_db, f"billing-run:{code}").term() as term:
+            if term is None:
                 print(f"a billing run of department {code} is already under way; nothing done", file=sys.stderr)
                 return 1
             return await _run(service, code, args)

@@ -151,6 +151,9 @@ async def seed_department(settings: Settings) -> SeedResult:
 
 async def run_demo(settings: Settings, *, with_api: bool = True) -> int:
     """`settings` point at a migrated database with a signing key (cli.main prepares both)."""
+    # The filesystem store's signed links are served by this demo's API wherever its address is: the API signs them,
+    # the recorder's clips name them (read from the environment by this process and every child).
+    os.environ.setdefault("VIGIE_OBJECTSTORE_PRESIGN_BASE_URL", f"{settings.api.public_url.rstrip('/')}/media")
     seeded = await seed_department(settings)
     if not with_api:
         print("database migrated and seeded")

@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cli.database import department_database
 from core.crypto import SecretBox
-from core.db import Database, open_database
 from core.objectstore_settings import ObjectStoreSettings, open_object_store
 from core.settings import Settings
 from journal.anchors import JournalAnchorer, anchor_space, load_anchors
@@ -22,28 +20,18 @@ from journal.keys import KeyPurpose, key_id, load_public_pem, provision_key, pub
 from journal.service import JournalService
 
 
-@asynccontextmanager
-async def _department_database(settings: Settings) -> AsyncIterator[Database]:
-    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
-                             app_pool_size=(1, 1), department_pool_size=(1, 1))
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
 async def provision_evidence_keys(settings: Settings) -> dict[KeyPurpose, tuple[str, bool]]:
     """Create the export signing key and the journal anchor key where missing (idempotent); each key's id and
     whether it was created now."""
     box = SecretBox(settings.data_key.get_secret_value())
-    async with _department_database(settings) as db, db.cross_tenant("evidence key provisioning") as conn, \
+    async with department_database(settings) as db, db.cross_tenant("evidence key provisioning") as conn, \
             conn.transaction():
         return {purpose: await provision_key(conn, box, purpose) for purpose in KeyPurpose}
 
 
 async def cmd_evidence_init_key(settings: Settings, _: argparse.Namespace) -> int:
     keys = await provision_evidence_keys(settings)
-    async with _department_database(settings) as db, db.anonymous(readonly=True) as conn:
+    async with department_database(settings) as db, db.anonymous(readonly=True) as conn:
         pems = {purpose: await public_key(conn, purpose) for purpose in KeyPurpose}
     for purpose, (kid, created) in keys.items():
         print(f"{purpose.value} key {kid}: {'created' if created else 'already provisioned'}")
@@ -53,7 +41,7 @@ async def cmd_evidence_init_key(settings: Settings, _: argparse.Namespace) -> in
 
 async def cmd_audit_anchor(settings: Settings, _: argparse.Namespace) -> int:
     box = SecretBox(settings.data_key.get_secret_value())
-    async with _department_database(settings) as db:
+    async with department_database(settings) as db:
         anchorer = JournalAnchorer(db=db, store=open_object_store(ObjectStoreSettings()), secret_box=box,
                                    space=anchor_space(settings.database.name))
         try:
@@ -73,7 +61,7 @@ async def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     for path in args.public_key or []:
         key = load_public_pem(await asyncio.to_thread(Path(path).read_bytes))
         pinned[key_id(key)] = key
-    async with _department_database(settings) as db, db.cross_tenant("journal verification") as conn:
+    async with department_database(settings) as db, db.cross_tenant("journal verification") as conn:
         # The provisioned keys (all of them: old anchors stay verifiable), plus any key pinned on the command line.
         trusted = {**await trusted_keys(conn, KeyPurpose.JOURNAL_ANCHOR), **pinned}
         anchors = await load_anchors(open_object_store(ObjectStoreSettings()), anchor_space(settings.database.name),

@@ -7,8 +7,7 @@ import argparse
 import asyncio
 import csv
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,11 +16,12 @@ import pyotp
 from cli.billing import add_commands as add_billing_commands
 from cli.bus import add_commands as add_bus_commands
 from cli.capacity import add_commands as add_capacity_commands
+from cli.database import department_database
+from cli.dvr import add_commands as add_dvr_commands
 from cli.evidence import add_commands as add_evidence_commands
 from cli.evidence import provision_evidence_keys
 from cli.secrets import add_commands as add_secret_commands
 from core.crypto import SecretBox
-from core.db import Database, open_database
 from core.errors import InvalidInput
 from core.logging import configure_logging
 from core.migrate import prepare_database
@@ -32,17 +32,6 @@ from identity.totp import open_seed
 from tenants.model import Commune
 from tenants.repository import TenancyRepository
 from tenants.rules import check_insee_format
-
-
-@asynccontextmanager
-async def department_database(settings: Settings) -> AsyncIterator[Database]:
-    """One connection of each role for a command: these commands are department jobs (cross-tenant)."""
-    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
-                             app_pool_size=(1, 1), department_pool_size=(1, 1))
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -163,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     add_billing_commands(sub)
     add_bus_commands(sub)
     add_capacity_commands(sub)
+    add_dvr_commands(sub)
     return root
 
 

@@ -9,12 +9,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
@@ -64,6 +65,9 @@ class ObjectInfo:
     retention_mode: LockMode | None
     retain_until: datetime | None
     legal_hold: bool
+    # What the writer attached to the version (`put_file(metadata=…)`) plus its `sha256`: lets the index be rebuilt
+    # from the store alone (dvr.reindex).
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class ObjectStore(Protocol):
 
     async def put_file(
         self, tenant_id: uuid.UUID, key: str, path: Path, *, content_type: str, sha256: str,
-        retain_until: datetime | None = None, legal_hold: bool = False,
+        retain_until: datetime | None = None, legal_hold: bool = False, metadata: Mapping[str, str] | None = None,
     ) -> StoredObject: ...
 
     async def get(self, tenant_id: uuid.UUID, key: str, *, version_id: str | None = None) -> bytes: ...
@@ -157,6 +161,19 @@ def check_key(key: str) -> None:
         raise ValueError(f"invalid object key {key!r}")
 
 
+_METADATA_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def check_metadata(metadata: Mapping[str, str] | None) -> None:
+    """Names an S3 header carries unchanged (lower case, no underscore) and printable ASCII values; `sha256` is the
+    store's own."""
+    for name, value in (metadata or {}).items():
+        if not _METADATA_NAME.match(name) or name == "sha256":
+            raise ValueError(f"invalid metadata name {name!r}")
+        if not value.isascii() or not value.isprintable() or len(value) > 256:
+            raise ValueError(f"invalid metadata value for {name!r}")
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -192,6 +209,7 @@ class _Meta:
     delete_marker: bool = False
     retain_until: float | None = None
     legal_hold: bool = False
+    metadata: dict[str, str] | None = None
 
 
 class FilesystemObjectStore:
@@ -257,8 +275,9 @@ class FilesystemObjectStore:
 
     async def put_file(
         self, tenant_id: uuid.UUID, key: str, path: Path, *, content_type: str, sha256: str,
-        retain_until: datetime | None = None, legal_hold: bool = False,
+        retain_until: datetime | None = None, legal_hold: bool = False, metadata: Mapping[str, str] | None = None,
     ) -> StoredObject:
+        check_metadata(metadata)
         vdir = self._versions_dir(tenant_id, key)
 
         def copy(dest: Path) -> None:
@@ -278,18 +297,21 @@ class FilesystemObjectStore:
 
         def stat_and_commit() -> StoredObject:
             # The size is read in the same worker-thread trip as the commit: one hop off the event loop per object.
-            return self._commit(vdir, key, copy, path.stat().st_size, sha256, content_type, retain_until, legal_hold)
+            return self._commit(vdir, key, copy, path.stat().st_size, sha256, content_type, retain_until, legal_hold,
+                                metadata)
 
         return await asyncio.to_thread(stat_and_commit)
 
     def _commit(self, vdir: Path, key: str, write: Callable[[Path], None], size: int, sha256: str, content_type: str,
-                retain_until: datetime | None, legal_hold: bool) -> StoredObject:
+                retain_until: datetime | None, legal_hold: bool,
+                metadata: Mapping[str, str] | None = None) -> StoredObject:
         vdir.mkdir(parents=True, exist_ok=True)
         version_id = self._new_version_id()
         write(vdir / f"{version_id}.data")
         meta = _Meta(version_id=version_id, created_at=time.time(), size=size, sha256=sha256,
                      content_type=content_type, legal_hold=legal_hold,
-                     retain_until=retain_until.timestamp() if retain_until else None)
+                     retain_until=retain_until.timestamp() if retain_until else None,
+                     metadata=dict(metadata) if metadata else None)
         _fsync_write(vdir / f"{version_id}.json", json.dumps(asdict(meta)).encode())
         _fsync_dir(vdir)
         return StoredObject(key=key, version_id=version_id, size=size, sha256=sha256)
@@ -346,7 +368,7 @@ class FilesystemObjectStore:
         return ObjectInfo(key=key, version_id=meta.version_id, size=meta.size,
                           last_modified=datetime.fromtimestamp(meta.created_at, UTC),
                           retention_mode="COMPLIANCE" if until else None, retain_until=until,
-                          legal_hold=meta.legal_hold)
+                          legal_hold=meta.legal_hold, metadata={**(meta.metadata or {}), "sha256": meta.sha256})
 
     async def list_versions(self, tenant_id: uuid.UUID, prefix: str = "") -> list[ObjectVersion]:
         return await asyncio.to_thread(self._list_versions, tenant_id, prefix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +30,7 @@ from core.objectstore import (
     ObjectVersion,
     StoredObject,
     check_key,
+    check_metadata,
 )
 
 T = TypeVar("T")
@@ -37,6 +38,8 @@ T = TypeVar("T")
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "InvalidArgument"}
 _LOCKED = {"AccessDenied", "InvalidRequest", "ObjectLocked"}
 _MARKER_SUFFIX = "-delete-markers"
+# User metadata travels as these headers (S3 lower-cases their names).
+_USER_METADATA = "x-amz-meta-"
 
 
 def parse_s3_time(value: str) -> datetime:
@@ -131,15 +134,17 @@ class S3ObjectStore:
 
     async def put_file(
         self, tenant_id: uuid.UUID, key: str, path: Path, *, content_type: str, sha256: str,
-        retain_until: datetime | None = None, legal_hold: bool = False,
+        retain_until: datetime | None = None, legal_hold: bool = False, metadata: Mapping[str, str] | None = None,
     ) -> StoredObject:
         check_key(key)
+        check_metadata(metadata)
         await self.ensure_tenant_space(tenant_id)
         size = (await asyncio.to_thread(path.stat)).st_size
         lock = self._lock_args(retain_until, legal_hold)
+        headers = {f"{_USER_METADATA}{name}": value for name, value in (metadata or {}).items()}
         result = await self._call(lambda: self._client.fput_object(
             self.bucket(tenant_id), key, str(path), content_type=content_type,
-            metadata={"x-amz-meta-sha256": sha256}, **lock,  # type: ignore[arg-type]
+            metadata={**headers, f"{_USER_METADATA}sha256": sha256}, **lock,  # type: ignore[arg-type]
         ), key=key)
         return StoredObject(key=key, version_id=result.version_id, size=size, sha256=sha256)
 
@@ -193,6 +198,7 @@ class S3ObjectStore:
             last_modified=(st.last_modified or datetime.now(UTC)).astimezone(UTC),
             retention_mode=lock_mode, retain_until=parse_s3_time(until) if until else None,
             legal_hold=headers.get("x-amz-object-lock-legal-hold", "OFF").upper() == "ON",
+            metadata={k.removeprefix(_USER_METADATA): v for k, v in headers.items() if k.startswith(_USER_METADATA)},
         )
 
     async def list_versions(self, tenant_id: uuid.UUID, prefix: str = "") -> list[ObjectVersion]:

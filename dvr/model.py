@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import NewType
+from typing import NewType, Protocol
 
 import msgspec
 
@@ -66,6 +66,33 @@ class RetentionInputs:
     tier_days: int | None
 
 
+class SegmentFacts(Protocol):
+    """What the recording index keeps of a segment, whether it comes from the spool or back from the store."""
+
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+    @property
+    def camera_id(self) -> uuid.UUID: ...
+    @property
+    def start_at(self) -> datetime: ...
+    @property
+    def end_at(self) -> datetime: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def codec(self) -> str | None: ...
+    @property
+    def recorder_id(self) -> str: ...
+    @property
+    def init_size(self) -> int | None: ...
+    @property
+    def mask_version(self) -> int | None: ...
+    @property
+    def object_key(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class SpooledSegment:
     """A finished segment on local disk with its sidecar; it stays there until the store and the index have it."""
@@ -87,6 +114,22 @@ class SpooledSegment:
     @property
     def object_key(self) -> str:
         return segment_key(self.camera_id, self.start_at)
+
+
+# The metadata a segment's object carries (`ObjectStore.put_file(metadata=…)`): with its key, tenant and stored hash,
+# everything its index row holds, so that the index can be rebuilt from the store after a database restore.
+SEGMENT_METADATA = ("vigie-start", "vigie-end", "vigie-codec", "vigie-recorder", "vigie-init-size",
+                    "vigie-mask-version")
+
+
+def segment_metadata(segment: SpooledSegment) -> dict[str, str]:
+    """The segment's index facts as object metadata (an empty value for an absent one)."""
+    return {
+        "vigie-start": segment.start_at.isoformat(), "vigie-end": segment.end_at.isoformat(),
+        "vigie-codec": segment.codec or "", "vigie-recorder": segment.recorder_id,
+        "vigie-init-size": "" if segment.init_size is None else str(segment.init_size),
+        "vigie-mask-version": "" if segment.mask_version is None else str(segment.mask_version),
+    }
 
 
 def segment_key(camera_id: uuid.UUID, start_at: datetime) -> str:

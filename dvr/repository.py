@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,7 @@ from dvr.model import (
     Requisition,
     RetentionInputs,
     Segment,
-    SpooledSegment,
+    SegmentFacts,
     Tier,
 )
 
@@ -128,7 +128,7 @@ class DvrRepository:
             "SELECT max(end_at) FROM recording_segments WHERE camera_id = $1", camera_id)
         return value
 
-    async def insert_segment(self, conn: asyncpg.Connection, seg: SpooledSegment, version_id: str | None) -> bool:
+    async def insert_segment(self, conn: asyncpg.Connection, seg: SegmentFacts, version_id: str | None) -> bool:
         """Index one uploaded segment; false when it was already indexed (a retried upload)."""
         inserted = await conn.fetchval(
             "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
@@ -251,6 +251,21 @@ class DvrRepository:
             f"SELECT {_CLIP_COLUMNS} FROM clips WHERE camera_id = $1 AND end_at <= $2 ORDER BY end_at LIMIT $3",
             camera_id, before, limit)
         return [_clip(r) for r in rows]
+
+    async def every_camera(self, conn: asyncpg.Connection,
+                           tenant_id: uuid.UUID | None = None) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(camera, tenant) of every camera of the department, or of one tenant (a department connection)."""
+        rows = await conn.fetch("SELECT id, tenant_id FROM cameras WHERE $1::uuid IS NULL OR tenant_id = $1 "
+                                "ORDER BY tenant_id, id", tenant_id)
+        return [(r["id"], r["tenant_id"]) for r in rows]
+
+    async def indexed_segment_keys(self, conn: asyncpg.Connection, camera_id: uuid.UUID,
+                                   since: date | None) -> set[str]:
+        """Object keys of the camera's indexed segments, those starting on or after the day `since` when given."""
+        rows = await conn.fetch(
+            "SELECT object_key FROM recording_segments WHERE camera_id = $1 "
+            "AND ($2::date IS NULL OR start_at >= $2::date::timestamp AT TIME ZONE 'UTC')", camera_id, since)
+        return {r["object_key"] for r in rows}
 
     async def indexed_keys(self, conn: asyncpg.Connection, camera_id: uuid.UUID) -> set[str]:
         rows = await conn.fetch("SELECT object_key FROM recording_segments WHERE camera_id = $1 UNION "

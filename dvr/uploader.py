@@ -24,7 +24,7 @@ from core.logging import get_logger
 from core.objectstore import ObjectStore
 from dvr.events import SegmentRecorded, SpoolHighWater
 from dvr.hls import init_size
-from dvr.model import SpooledSegment
+from dvr.model import SpooledSegment, segment_metadata
 from dvr.repository import DvrRepository
 from dvr.rules import backoff_delay
 
@@ -273,7 +273,8 @@ class SegmentUploader:
         if version_id is None:
             retain_until = await self._retain_until(segment)
             stored = await self._store.put_file(tenant_id, key, segment.path, content_type="video/mp4",
-                                                sha256=segment.sha256, retain_until=retain_until)
+                                                sha256=segment.sha256, retain_until=retain_until,
+                                                metadata=segment_metadata(segment))
             version_id = stored.version_id
         # The recording index is written by the department role only (the runtime role reads it): migration 0020.
         async with self._db.cross_tenant("recording index") as conn:

@@ -118,6 +118,18 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     disabled_reason: str | None = None
 
 
+class RuleOption(msgspec.Struct, frozen=True, kw_only=True):
+    """An analytic as the rules editor offers it on one camera: what it needs drawn, its décret event type, and
+    whether it may be enabled today (`reason` and `reference` say why not)."""
+
+    rule_type: RuleType
+    event_type: str | None
+    needs: Literal["zone", "line"] | None
+    available: bool
+    reason: str | None = None
+    reference: str | None = None
+
+
 class LegalBasis(msgspec.Struct, frozen=True, kw_only=True):
     """One authorised event type of a camera's authorisation and its validity window (inclusive)."""
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
+from typing import Literal
+
+import msgspec
 
 from inference.errors import ForbiddenAnalysis, InvalidRule, InvalidZone, RuleNotAuthorised
 from inference.events import Box
@@ -20,6 +23,7 @@ from inference.model import (
     ZONE_RULES,
     LegalBasis,
     Point,
+    RuleOption,
     RuleParams,
     RuleType,
     TimeWindow,
@@ -127,6 +131,30 @@ def legal_basis_valid(rule_type: RuleType, bases: Iterable[LegalBasis], today: d
     if event_type is None:
         return True
     return any(b.event_type == event_type and b.valid_from <= today <= b.valid_until for b in bases)
+
+
+def rule_option(kind: RuleType, bases: Iterable[LegalBasis], today: date,
+                model_labels: frozenset[str] | None) -> RuleOption:
+    """Whether `kind` may be enabled on a camera with these legal bases today, and why not (the checks of
+    `check_rule` that do not depend on the rule's parameters); `model_labels` None: no model installed."""
+    needs: Literal["zone", "line"] | None = "zone" if kind in ZONE_RULES else "line" if kind in LINE_RULES else None
+    event_type = LEGAL_EVENT_TYPE[kind]
+    option = RuleOption(rule_type=kind, event_type=event_type, needs=needs, available=True)
+    if not legal_basis_valid(kind, bases, today):
+        return msgspec.structs.replace(
+            option, available=False, reference=LEGAL_REFERENCE,
+            reason=f"no legal basis for '{event_type}' is recorded on this camera's authorisation for "
+                   f"{today.isoformat()}")
+    required = MODEL_CLASSES_REQUIRED.get(kind)
+    if model_labels is None:
+        return msgspec.structs.replace(option, available=False,
+                                       reason="the detection model is not installed on this platform")
+    if required is not None and not required & model_labels:
+        return msgspec.structs.replace(
+            option, available=False,
+            reason=f"{kind} needs a model that declares one of {', '.join(sorted(required))}; the configured model "
+                   "does not")
+    return option
 
 
 def check_rule(

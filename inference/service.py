@@ -29,6 +29,7 @@ from inference.model import (
     LegalBasis,
     Rule,
     RuleInput,
+    RuleOption,
     RuleParams,
     RuleType,
     UsageDay,
@@ -37,7 +38,7 @@ from inference.model import (
 )
 from inference.onnx_detector import read_labels
 from inference.repository import DetectionRepository, _json
-from inference.rules import check_rule, legal_basis_valid, validate_zone
+from inference.rules import check_rule, legal_basis_valid, rule_option, validate_zone
 from journal.service import JournalService
 
 # Who draws zones and enables rules: the tenant's admins and the CSU's operators (CSI: audited).
@@ -141,6 +142,19 @@ class DetectionService:
             await self.journal.note(conn, principal, "detection.rule.delete", ("rule", rule_id),
                                     tenant_id=rule.tenant_id, camera_id=rule.camera_id,
                                     rule_type=rule.rule_type.value)
+
+    async def rule_options(self, principal: Principal, camera_id: uuid.UUID) -> list[RuleOption]:
+        """Every analytic the platform offers and whether it may be enabled on the camera today, with the reason
+        when not (no legal basis on the authorisation, no model class for it): the rules editor greys those out."""
+        require_role(principal, STAFF_READERS, "read detection rules")
+        async with self.db.transaction(principal, readonly=True) as conn:
+            await _camera_tenant(conn, camera_id)
+            bases = _bases(await _repo.legal_bases(conn, [camera_id]))
+        try:
+            labels: frozenset[str] | None = self.labels.get()
+        except Unavailable:
+            labels = None
+        return [rule_option(kind, bases, _today(), labels) for kind in RuleType]
 
     async def detector_usage(self, principal: Principal, tenant_id: uuid.UUID, since: date,
                              until: date) -> list[UsageDay]:

@@ -46,6 +46,11 @@ class ViewerHub:
                 f"this camera already has {self.settings.viewer_cap} viewers, the most this gateway serves; "
                 "close another view of it and retry")
         session = self.sessions.get(source.key)
+        if session is not None and not session.viewers and session.source != source:
+            # Lingering since before the camera changed (address, credentials, masks, transcode): not reused, or the
+            # new viewer would get the old stream, e.g. an administrator's connection test after a password change.
+            self._done(session)
+            session = None
         if session is None or session.finished:
             session = StreamRemuxer(source, self.settings, on_done=self._done)
             self.sessions[source.key] = session

@@ -133,6 +133,8 @@ class CameraService:
             camera = await self._camera(conn, camera_id)
             if not values:
                 return camera
+            if "site_id" in values:
+                values["insee_code"] = await self._destination_commune(conn, camera, values["site_id"])
             urls: dict[str, str | None] = {f: values[f] for f in ("main_stream_url", "sub_stream_url") if f in values}
             await self._check_hosts(conn, camera.tenant_id, urls)
             new_urls = [values.get(f, getattr(camera, f)) for f in ("main_stream_url", "sub_stream_url")]
@@ -146,7 +148,7 @@ class CameraService:
             except asyncpg.UniqueViolationError as exc:
                 raise DuplicateName("camera", str(values.get("name"))) from exc
             assert updated is not None
-            changed = sorted(k if k != "credentials_sealed" else "credentials" for k in values)
+            changed = sorted(k if k != "credentials_sealed" else "credentials" for k in values if k != "insee_code")
             await self._journal.note(
                 conn, principal, "camera.update", ("camera", camera_id), tenant_id=camera.tenant_id,
                 camera_id=camera_id, changed=changed, **({"credentials_cleared": True} if cleared else {}),
@@ -154,6 +156,16 @@ class CameraService:
             if updated.privacy_masks_version != camera.privacy_masks_version:
                 await self._note_masks(conn, principal, updated)
         return updated
+
+    async def _destination_commune(self, conn: asyncpg.Connection, camera: Camera, site_id: uuid.UUID) -> str:
+        """A camera moves between the sites of its own tenant only: its recordings, authorisations and contract are
+        the tenant's. Answers the commune of the destination, which the camera takes."""
+        site = await self._repo.site(conn, site_id)
+        if site is None:
+            raise InvalidInput("site_id names no site of yours", field="site_id")
+        if site.tenant_id != camera.tenant_id:
+            raise InvalidInput("a camera moves only between the sites of its own tenant", field="site_id")
+        return site.insee_code
 
     async def _note_masks(self, conn: asyncpg.Connection, principal: Principal, camera: Camera) -> None:
         """The masks in force from now on, in the journal: which polygons hid what, from which version."""

@@ -221,6 +221,8 @@ class CameraCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class CameraUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Moves the camera to another site of the same tenant (its commune follows the site).
+    site_id: uuid.UUID | msgspec.UnsetType = msgspec.UNSET
     name: Name | msgspec.UnsetType = msgspec.UNSET
     main_stream_url: Url | msgspec.UnsetType = msgspec.UNSET
     sub_stream_url: Url | msgspec.UnsetType | None = msgspec.UNSET

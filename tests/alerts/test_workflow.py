@@ -4,6 +4,7 @@ responders' statuses, escalation timers, evaluation, main courante, dead-letter 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -178,6 +179,14 @@ async def test_operator_workflow_routing_rls_relay_and_escalation(
         device_id=None, status="acknowledged"))  # type: ignore[arg-type]
     responders = (await client.get(f"/alerts/{marines}/responders", headers=people[OP1].headers)).json()
     assert [s["status"] for s in responders["statuses"]] == ["delivered", "acknowledged"]
+    # Each new status goes to the operators' live queue on the alert's stream, once (the redelivery adds none).
+    async with department_pool.acquire() as conn:
+        relayed = await conn.fetch(
+            "SELECT convert_from(payload, 'UTF8')::jsonb AS event FROM alert_outbox WHERE subject = $1 "
+            "AND convert_from(payload, 'UTF8')::jsonb ->> 'alert_id' = $2 ORDER BY seq",
+            f"alerts.{demo.tenants['marines']}.responder_status", str(marines))
+    assert [(json.loads(r["event"])["status"], json.loads(r["event"])["dispatch_id"]) for r in relayed] == [
+        ("delivered", str(gn.dispatch_id)), ("acknowledged", str(gn.dispatch_id))]
     assert {d["force_kind"]: d["status"] for d in responders["dispatches"]}["gendarmerie"] == "acknowledged"
     async with department_pool.acquire() as conn:
         await conn.execute("UPDATE escalation_timers SET due_at = now() - interval '1 second' WHERE alert_id = $1",

@@ -9,8 +9,8 @@ from http.cookies import SimpleCookie
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.console_session import REFRESH_COOKIE, REFRESH_PATH
 from api.routes.console import CONSOLE_DIST, media_origin
-from api.routes.console_auth import REFRESH_COOKIE, REFRESH_PATH
 from cli.seed import DEMO_PASSWORD, SeedResult
 from core.objectstore_settings import ObjectStoreSettings
 from tests.api.conftest import Actor

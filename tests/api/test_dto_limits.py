@@ -21,7 +21,8 @@ from litestar.params import HeaderParameter, ParameterKwarg
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from cli.main import department_database, ensure_signing_key
+from cli.database import department_database
+from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.crypto import SecretBox
 from core.ids import new_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -17,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.console_session import CONSOLE_OIDC_COOKIE, REFRESH_COOKIE, REFRESH_PATH
 from cli.seed import SeedResult
 from core.settings import AuthSettings, OidcSettings, Settings
 from identity.oidc import BROWSER_COOKIE
@@ -24,6 +26,7 @@ from tests.api.conftest import Actor
 from tests.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.integration
+CONSOLE = {"X-Vigie-Console": "1"}
 REDIRECT = "http://testserver.local/auth/oidc/callback"
 ADMIN, OFFICER, OPERATOR = "admin@valdoise.demo", "policier@cergy.demo", "operateur2@valdoise.demo"
 
@@ -69,8 +72,8 @@ async def _link(
     assert response.status_code in (201, 409), response.text
 
 
-async def _through_provider(client: AsyncTestClient[Litestar]) -> dict[str, str]:
-    start = await client.get("/auth/oidc/start", follow_redirects=False)
+async def _through_provider(client: AsyncTestClient[Litestar], start_path: str = "/auth/oidc/start") -> dict[str, str]:
+    start = await client.get(start_path, follow_redirects=False)
     assert start.status_code == 302, start.text
     assert BROWSER_COOKIE in start.headers.get("set-cookie", "")
     assert "httponly" in start.headers["set-cookie"].lower()
@@ -294,3 +297,76 @@ async def test_a_code_without_its_pkce_verifier_is_refused(
     other = await _through_provider(federated)  # a second flow: its state carries another verifier
     response = await federated.get("/auth/oidc/callback", params={"code": params["code"], "state": other["state"]})
     assert response.status_code == 401
+
+
+def _console_refresh_cookie(response_headers: list[str]) -> str:
+    for header in response_headers:
+        if header.startswith(f"{REFRESH_COOKIE}="):
+            lowered = header.lower()
+            assert "httponly" in lowered
+            assert "samesite=strict" in lowered
+            assert "secure" in lowered
+            assert f"path={REFRESH_PATH}" in lowered
+            return SimpleCookie(header)[REFRESH_COOKIE].value
+    raise AssertionError(f"no {REFRESH_COOKIE} cookie in {response_headers}")
+
+
+async def test_the_console_offers_the_provider_only_when_one_is_configured(
+    federated: AsyncTestClient[Litestar], client: AsyncTestClient[Litestar],
+) -> None:
+    assert (await federated.get("/auth/console/options")).json() == {"oidc": True}
+    assert (await client.get("/auth/console/options")).json() == {"oidc": False}
+    refused = await client.get("/auth/console/oidc/start", follow_redirects=False)
+    assert refused.status_code == 404
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_console_sign_in_through_the_provider_comes_back_with_the_refresh_cookie(
+    federated: AsyncTestClient[Litestar], provider: OidcProvider, linked_officer: str,
+) -> None:
+    """The console's flow shares the registered callback: a cookie set at its start makes the callback answer with a
+    redirect to the console and the console's refresh cookie (HttpOnly, Strict, refresh path), never tokens in JSON."""
+    provider.state.next_email, provider.state.next_amr = OFFICER, ["pwd"]
+    params = await _through_provider(federated, "/auth/console/oidc/start")
+    assert federated.cookies.get(CONSOLE_OIDC_COOKIE) == "1"
+    back = await federated.get("/auth/oidc/callback", params=params, follow_redirects=False)
+    assert back.status_code == 303, back.text
+    assert back.headers["location"] == "/console/"
+    assert "access_token" not in back.text
+    token = _console_refresh_cookie(back.headers.get_list("set-cookie"))
+    # Both flow cookies are spent: a later app sign-in in this browser gets JSON again.
+    spent = [h.lower() for h in back.headers.get_list("set-cookie") if h.startswith(f"{CONSOLE_OIDC_COOKIE}=")]
+    assert len(spent) == 1
+    assert "max-age=0" in spent[0]
+    session = await federated.post("/auth/console/refresh", headers={**CONSOLE, "cookie": f"{REFRESH_COOKIE}={token}"})
+    assert session.status_code == 200, session.text
+    me = await federated.get("/me", headers={"authorization": f"Bearer {session.json()['access_token']}"})
+    assert me.json()["email"] == OFFICER
+
+
+async def test_a_console_sign_in_needing_the_second_factor_or_refused_says_so_in_the_hash(
+    federated: AsyncTestClient[Litestar], provider: OidcProvider, actors: dict[str, Actor],
+    department_pool: asyncpg.Pool,
+) -> None:
+    await _link(federated, actors[ADMIN], await _user_id(department_pool, OPERATOR), provider.state.issuer,
+                provider.state.subject_for(OPERATOR))
+    provider.state.next_email, provider.state.next_amr = OPERATOR, ["pwd"]
+    params = await _through_provider(federated, "/auth/console/oidc/start")
+    challenged = await federated.get("/auth/oidc/callback", params=params, follow_redirects=False)
+    assert challenged.status_code == 303
+    location = urlsplit(challenged.headers["location"])
+    assert (location.path, location.fragment.split("?")[0]) == ("/console/", "/")
+    challenge = parse_qs(location.fragment.split("?", 1)[1])["second-factor"][0]
+    assert not any(h.startswith(f"{REFRESH_COOKIE}=") for h in challenged.headers.get_list("set-cookie"))
+    # The challenge is the one the console's TOTP step takes (a wrong code is refused on it, not as unknown).
+    wrong = await federated.post("/auth/console/login/totp", headers=CONSOLE,
+                                 json={"challenge": challenge, "code": "000000"})
+    assert wrong.status_code == 401, wrong.text
+
+    provider.state.next_email = "personne@inconnu.example"
+    params = await _through_provider(federated, "/auth/console/oidc/start")
+    refused = await federated.get("/auth/oidc/callback", params=params, follow_redirects=False)
+    assert refused.status_code == 303
+    fragment = urlsplit(refused.headers["location"]).fragment
+    assert parse_qs(fragment.split("?", 1)[1])["refus"][0]
+    assert not any(h.startswith(f"{REFRESH_COOKIE}=") for h in refused.headers.get_list("set-cookie"))

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from cli.seed import SeedResult
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from tests.api.conftest import sign_in
 from tests.api.test_live_stream import ServedApi
-from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS, artifact, hls_js
+from tests.browser.chromium import artifact, hls_js, launched_chromium
 from tests.recorded_segments import Recording, index_recording
 
 pytestmark = pytest.mark.integration
@@ -57,10 +57,8 @@ async def recording(served: ServedApi, seeded: SeedResult, objects_root: Path, d
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+    async with launched_chromium() as launched:
         yield launched
-        await launched.close()
 
 
 async def _player(browser: Browser, served: ServedApi) -> Page:

@@ -13,8 +13,9 @@ import httpx2
 import pyotp
 import pytest
 
+from cli.database import department_database
 from cli.evidence import provision_evidence_keys
-from cli.main import department_database, ensure_signing_key
+from cli.main import ensure_signing_key
 from cli.seed import DEMO_PASSWORD, SeedResult, seed_demo
 from core.crypto import SecretBox
 from core.embedded import free_port, wait_for_port

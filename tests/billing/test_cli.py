@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import zipfile
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pytest
 
 from billing.metering import Month
 from cli.billing import _guarded, cmd_deposit, cmd_run, cmd_validate
+from cli.database import department_database
 from cli.main import parser
-from core.leadership import leadership
+from core.leadership import Leadership
 from core.settings import Settings
 from tests.billing.conftest import Setup
 
@@ -71,8 +71,8 @@ async def test_a_second_run_of_the_same_department_waits_for_none_and_does_nothi
 ) -> None:
     """Two scheduled jobs (or two operators) starting the month's run together: the advisory-lock leadership lets one
     run; the other says so and bills nothing."""
-    async with leadership(settings.database.department_dsn, "billing-run:78") as first:
-        await asyncio.wait_for(first.held.wait(), 10)
+    async with department_database(settings) as lock_db, Leadership(lock_db, "billing-run:78").term() as first:
+        assert first is not None
         assert await cmd_run(settings, _args(month=Month(2026, 8))) == 1
         out, err = capsys.readouterr()
         assert "a billing run of department 78 is already under way; nothing done" in err

@@ -3,7 +3,11 @@ are kept as test artifacts."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from playwright.async_api import Browser, async_playwright
 
 from core.settings import PROJECT_ROOT
 
@@ -24,3 +28,14 @@ def hls_js() -> str:
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+@asynccontextmanager
+async def launched_chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, for a module's async browser tests."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

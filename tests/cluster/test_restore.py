@@ -2,7 +2,8 @@
 archives its WAL to a local repository; the server is then lost, and a point-in-time restore brings the database
 back as it was at a chosen instant. Afterwards `vigie audit verify` finds the access journal intact against its
 signed anchors, and the segment index matches the object store: every indexed segment is there with its hash, and
-the only stored segments without an index row are those uploaded after the restore point.
+the only stored segments without an index row are those uploaded after the restore point, which `vigie dvr reindex`
+then indexes from the store alone.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from cli.evidence import provision_evidence_keys
 from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.crypto import SecretBox
-from core.ids import new_id
+from core.db import open_database
 from core.migrate import prepare_database
 from core.objectstore import FilesystemObjectStore
 from core.settings import DatabaseSettings, Settings
-from dvr.model import segment_key
+from dvr.model import SpooledSegment, segment_metadata
+from dvr.repository import DvrRepository
 from journal.service import JournalService
 from tests.cluster.engines import PostgresNode, chown_for_postgres, postgres_available
 
@@ -123,28 +125,28 @@ async def _journal(settings: Settings, tenant: uuid.UUID, label: str, count: int
 
 async def _segments(settings: Settings, store: FilesystemObjectStore, demo: SeedResult, folder: Path,
                     start: datetime, count: int) -> set[str]:
-    """Segments as the recorder stores them: the object first, then its index row; returns their keys."""
+    """Segments as the recorder's uploader stores them: the object with its index facts, then its index row."""
     camera = demo.cameras["c1"]
     tenant = demo.camera_tenants["c1"]
     keys: set[str] = set()
-    conn = await asyncpg.connect(settings.database.department_dsn)
+    db = await open_database(settings.database.app_dsn, settings.database.department_dsn,
+                             app_pool_size=(1, 1), department_pool_size=(1, 1))
     try:
         for n in range(count):
             begins = start + timedelta(seconds=10 * n)
             body = f"segment {camera} {begins.isoformat()}".encode() * 100
             path = folder / f"segment-{uuid.uuid4().hex}.mp4"  # the store may keep the file itself
             path.write_bytes(body)
-            digest = hashlib.sha256(body).hexdigest()
-            key = segment_key(camera, begins)
-            stored = await store.put_file(tenant, key, path, content_type="video/mp4", sha256=digest)
-            await conn.execute(
-                "INSERT INTO recording_segments (id, tenant_id, camera_id, start_at, end_at, size_bytes, sha256, "
-                "object_key, version_id, codec, recorder_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'h264', "
-                "'drill')", new_id(), tenant, camera, begins, begins + timedelta(seconds=10), len(body), digest,
-                key, stored.version_id)
-            keys.add(key)
+            segment = SpooledSegment(tenant_id=tenant, camera_id=camera, path=path, start_at=begins,
+                                     end_at=begins + timedelta(seconds=10), size=len(body),
+                                     sha256=hashlib.sha256(body).hexdigest(), codec="h264", recorder_id="drill")
+            stored = await store.put_file(tenant, segment.object_key, path, content_type="video/mp4",
+                                          sha256=segment.sha256, metadata=segment_metadata(segment))
+            async with db.cross_tenant("recording index") as conn:
+                await DvrRepository().insert_segment(conn, segment, stored.version_id)
+            keys.add(segment.object_key)
     finally:
-        await conn.close()
+        await db.close()
     return keys
 
 
@@ -235,3 +237,19 @@ async def test_a_point_in_time_restore_keeps_the_journal_verifiable_and_the_inde
         assert hashlib.sha256(stored).hexdigest() == row["sha256"]
     in_store = {v.key for v in await store.list_versions(tenant, "continuous/") if not v.is_delete_marker}
     assert in_store - indexed == after_target
+
+    # `vigie dvr reindex` gives the segments uploaded after the restore point their rows back, from the store alone:
+    # then the index and the store hold the same segments, each with the hash the store recorded.
+    code, output = await asyncio.to_thread(_vigie, settings, store_root, "dvr", "reindex", "--since", "2026-01-05")
+    assert code == 0, output
+    assert f"indexed {len(after_target)}" in output
+    conn = await asyncpg.connect(settings.database.department_dsn)
+    try:
+        rows = await conn.fetch("SELECT object_key, version_id, sha256 FROM recording_segments "
+                                "WHERE recorder_id = 'drill'")
+    finally:
+        await conn.close()
+    assert {r["object_key"] for r in rows} == in_store
+    for row in rows:
+        stored = await store.get(tenant, row["object_key"], version_id=row["version_id"])
+        assert hashlib.sha256(stored).hexdigest() == row["sha256"]

@@ -34,7 +34,8 @@ def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            # French, as the operators' browsers are: date and month inputs then read dd/mm/yyyy.
+            args=["--disable-background-networking", "--disable-component-update", "--disable-sync", "--lang=fr-FR"])
         try:
             yield launched
         finally:

@@ -52,14 +52,13 @@ class DemoPlatform:
             **os.environ,
             "VIGIE_DATABASE__NAME": f"vigie_console_{uuid.uuid4().hex[:10]}",
             "VIGIE_API__PORT": str(self.api_port),
+            # `vigie demo` derives the signed media links' base from it (the console's clips and playback use them).
             "VIGIE_API__PUBLIC_URL": self.api_url,
             "VIGIE_API__METRICS_ADDRESS": "",
             "VIGIE_NATS__URL": f"nats://127.0.0.1:{free_port()}",
             "VIGIE_NATS__STORE_DIR": str(work / "nats"),
             "VIGIE_VAR_DIR": str(work / "var"),
             "VIGIE_OBJECTSTORE_ROOT": str(work / "objects"),
-            # The filesystem store's signed links are served by this API, on its free port.
-            "VIGIE_OBJECTSTORE_PRESIGN_BASE_URL": f"{self.api_url}/media",
             "VIGIE_DVR_SPOOL_DIR": str(work / "spool"),
             "VIGIE_DEMO_CAMERAS_BASE_PORT": str(_free_range(8)),
             "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": str(self.fcm_port),

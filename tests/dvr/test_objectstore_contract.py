@@ -54,6 +54,21 @@ async def test_put_file_and_download_round_trip(any_store: StoreUnderTest, tenan
     assert dest.read_bytes() == payload
 
 
+async def test_metadata_travels_with_the_version_and_is_checked(any_store: StoreUnderTest, tenant: uuid.UUID,
+                                                               tmp_path: Path) -> None:
+    src = tmp_path / "seg.mp4"
+    src.write_bytes(b"segment")
+    facts = {"vigie-start": "2026-12-01T08:00:00+00:00", "vigie-codec": "", "vigie-init-size": "812"}
+    stored = await any_store.store.put_file(tenant, "cam/meta.mp4", src, content_type="video/mp4", sha256="b" * 64,
+                                            metadata=facts)
+    info = await any_store.store.stat(tenant, "cam/meta.mp4", version_id=stored.version_id)
+    assert dict(info.metadata) == {**facts, "sha256": "b" * 64}
+    for bad in ({"Vigie_Start": "x"}, {"sha256": "c" * 64}, {"vigie-note": "été"}):
+        with pytest.raises(ValueError, match="metadata"):
+            await any_store.store.put_file(tenant, "cam/bad.mp4", src, content_type="video/mp4", sha256="b" * 64,
+                                           metadata=bad)
+
+
 async def test_filesystem_store_takes_a_spooled_file_without_copying_it(tmp_path: Path) -> None:
     store, tenant = FilesystemObjectStore(tmp_path / "objects"), uuid.uuid4()
     await store.ensure_tenant_space(tenant)

@@ -49,6 +49,12 @@ async def platform(
     tag = uuid.uuid4().hex[:6]
     # Fresh durables that start at new messages: orders left on the stream by earlier tests are not this test's.
     consumers = (("PUSH", f"alerts-e2e-{tag}", "push.>"), ("ALERTS", f"push-e2e-{tag}", "alerts.>"))
+    # What earlier tests left unsent in the outboxes goes out first: relayed later, it would be new to these durables
+    # and compete with this test's own events.
+    for outbox in (ALERT_OUTBOX, PUSH_OUTBOX):
+        relay = OutboxRelay(database, bus, outbox)
+        while await relay.relay_once():
+            pass
     for stream, durable, subject in consumers:
         await bus.js.add_consumer(stream, ConsumerConfig(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=subject,
@@ -84,58 +90,62 @@ async def test_detection_to_acknowledgement_and_escalation(
             async with client.browser() as browser:
                 await client.sign_in(SignInPage(browser, email, DEMO_PASSWORD))
             await client.register()
-        watched = await bus.js.subscribe(f"alerts.{demo.tenants['marines']}.>", stream="ALERTS",
-                                         ordered_consumer=True)
+        try:
+            # From now on: the stream's history of earlier tests is not this test's to read through.
+            watched = await bus.js.subscribe(f"alerts.{demo.tenants['marines']}.>", stream="ALERTS",
+                                             ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
 
-        # A simulated camera's event becomes an alert; the operator verifies it and dispatches two forces.
-        alert_id = await AlertEngine(database).handle(RuleTriggered(
-            tenant_id=demo.tenants["marines"], camera_id=demo.cameras["c7"], rule_id=uuid.uuid4(),
-            rule_type="person_on_ground", legal_event_type="person_on_ground", zone_id=None, track_ids=(41,),
-            boxes=((0.1, 0.1, 0.3, 0.6),), labels=("Person",), scores=(0.92,), detail="e2e",
-            snapshot_key="snapshots/e2e.jpg"))
-        assert alert_id is not None
-        operator = people[OPERATOR].headers
-        assert (await api.post(f"/alerts/{alert_id}/claim", headers=operator)).status_code == 200
-        verified = await api.post(f"/alerts/{alert_id}/verify", headers=operator,
-                                  json={"media": "snapshot", "motive": "levée de doute e2e"})
-        assert verified.status_code == 200, verified.text
-        dispatched = await api.post(f"/alerts/{alert_id}/dispatch", headers=operator, json={
-            "force_ids": [str(demo.forces["pm_marines"]), str(demo.forces["gn_marines"])], "ttl_s": 120})
-        assert dispatched.status_code == 200, dispatched.text
+            # A simulated camera's event becomes an alert; the operator verifies it and dispatches two forces.
+            alert_id = await AlertEngine(database).handle(RuleTriggered(
+                tenant_id=demo.tenants["marines"], camera_id=demo.cameras["c7"], rule_id=uuid.uuid4(),
+                rule_type="person_on_ground", legal_event_type="person_on_ground", zone_id=None, track_ids=(41,),
+                boxes=((0.1, 0.1, 0.3, 0.6),), labels=("Person",), scores=(0.92,), detail="e2e",
+                snapshot_key="snapshots/e2e.jpg"))
+            assert alert_id is not None
+            operator = people[OPERATOR].headers
+            assert (await api.post(f"/alerts/{alert_id}/claim", headers=operator)).status_code == 200
+            verified = await api.post(f"/alerts/{alert_id}/verify", headers=operator,
+                                      json={"media": "snapshot", "motive": "levée de doute e2e"})
+            assert verified.status_code == 200, verified.text
+            dispatched = await api.post(f"/alerts/{alert_id}/dispatch", headers=operator, json={
+                "force_ids": [str(demo.forces["pm_marines"]), str(demo.forces["gn_marines"])], "ttl_s": 120})
+            assert dispatched.status_code == 200, dispatched.text
 
-        # The push reaches the local FCM endpoint; the phone fetches the alert and acknowledges.
-        handled: list[str] = []
-        deadline = asyncio.get_running_loop().time() + 20
-        while str(alert_id) not in handled and asyncio.get_running_loop().time() < deadline:
-            handled += [d["alert_id"] for d in await pm.handle_pushes(wait_s=2, acknowledge=True)]
-        assert str(alert_id) in handled
+            # The push reaches the local FCM endpoint; the phone fetches the alert and acknowledges.
+            handled: list[str] = []
+            deadline = asyncio.get_running_loop().time() + 20
+            while str(alert_id) not in handled and asyncio.get_running_loop().time() < deadline:
+                handled += [d["alert_id"] for d in await pm.handle_pushes(wait_s=2, acknowledge=True)]
+            assert str(alert_id) in handled
 
-        # The operator sees `acknowledged` in the alerts queue's responders view.
-        statuses: dict[str, str] = {}
-        while asyncio.get_running_loop().time() < deadline + 10:
-            responders = (await api.get(f"/alerts/{alert_id}/responders", headers=operator)).json()
-            statuses = {d["force_kind"]: d["status"] for d in responders["dispatches"]}
-            if statuses.get("police_municipale") == "acknowledged":
-                break
-            await asyncio.sleep(0.2)
-        assert statuses.get("police_municipale") == "acknowledged", responders
+            # The operator sees `acknowledged` in the alerts queue's responders view.
+            statuses: dict[str, str] = {}
+            while asyncio.get_running_loop().time() < deadline + 10:
+                responders = (await api.get(f"/alerts/{alert_id}/responders", headers=operator)).json()
+                statuses = {d["force_kind"]: d["status"] for d in responders["dispatches"]}
+                if statuses.get("police_municipale") == "acknowledged":
+                    break
+                await asyncio.sleep(0.2)
+            assert statuses.get("police_municipale") == "acknowledged", responders
 
-        # The gendarme's phone got the push but never answers: the receipt timer escalates it within timer + 5 s.
-        assert await gendarme.receive(wait_s=5)
-        codec = EventCodec(*ALERT_EVENTS)
-        ordered_at, escalated_at = None, None
-        limit = asyncio.get_running_loop().time() + RECEIPT_TIMEOUT_S + 15
-        while escalated_at is None and asyncio.get_running_loop().time() < limit:
-            with contextlib.suppress(TimeoutError):
-                event = codec.decode((await watched.next_msg(timeout=1)).data)
-                if isinstance(event, DispatchOrdered) and event.force_kind == "gendarmerie" \
-                        and event.escalation_level == 0 and event.alert_id == alert_id:
-                    ordered_at = event.occurred_at
-                if isinstance(event, EscalationRaised) and event.alert_id == alert_id:
-                    escalated_at = event.occurred_at
-        await watched.unsubscribe()
-        assert ordered_at is not None
-        assert escalated_at is not None
-        assert (escalated_at - ordered_at).total_seconds() <= RECEIPT_TIMEOUT_S + 5
-        for client in (pm, gendarme):
-            await client.remove()
+            # The gendarme's phone got the push but never answers: the receipt timer escalates it within timer + 5 s.
+            assert await gendarme.receive(wait_s=5)
+            codec = EventCodec(*ALERT_EVENTS)
+            ordered_at, escalated_at = None, None
+            limit = asyncio.get_running_loop().time() + RECEIPT_TIMEOUT_S + 15
+            while escalated_at is None and asyncio.get_running_loop().time() < limit:
+                with contextlib.suppress(TimeoutError):
+                    event = codec.decode((await watched.next_msg(timeout=1)).data)
+                    if isinstance(event, DispatchOrdered) and event.force_kind == "gendarmerie" \
+                            and event.escalation_level == 0 and event.alert_id == alert_id:
+                        ordered_at = event.occurred_at
+                    if isinstance(event, EscalationRaised) and event.alert_id == alert_id:
+                        escalated_at = event.occurred_at
+            await watched.unsubscribe()
+            assert ordered_at is not None
+            assert escalated_at is not None
+            assert (escalated_at - ordered_at).total_seconds() <= RECEIPT_TIMEOUT_S + 5
+        finally:
+            # Removed whatever happened: a phone left registered would receive the next tests' orders.
+            for client in (pm, gendarme):
+                await client.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -39,12 +40,27 @@ def new_phone(api: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient) -> R
     return ReferenceClient.connect(str(api.base_url), fcm_http, transport=TestClientTransport(api))
 
 
+# Phones registered by the running test; whatever it left (a failed assertion) is removed after it, so that the next
+# test's orders to the same officers reach only its own phones.
+_registered: list[ReferenceClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def no_phone_outlives_its_test() -> AsyncIterator[None]:
+    yield
+    while _registered:
+        client = _registered.pop()
+        with contextlib.suppress(RuntimeError):  # already removed by the test (404)
+            await client.remove()
+
+
 async def phone(api: AsyncTestClient[Litestar], fcm_http: httpx2.AsyncClient, email: str) -> ReferenceClient:
     """A phone signed in through the platform's page (OAuth for native apps, DPoP-bound) with its device registered."""
     client = new_phone(api, fcm_http)
     async with client.browser() as browser:
         await client.sign_in(SignInPage(browser, email, DEMO_PASSWORD))
     await client.register()
+    _registered.append(client)
     return client
 
 

@@ -35,10 +35,13 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     # publishes their transitions and opens maintenance tickets.
     "health/reporter.py": frozenset({"camera health"}),
     "health/watch.py": frozenset({"camera health watch"}),
-    # Singletons (the retention sweeper, ...) hold their advisory lock on a department connection while they lead.
+    # Singletons (the retention sweeper, the journal's cut, the health watch, the monthly billing run) hold their
+    # advisory lock on a department connection while they lead.
     "core/leadership.py": frozenset({"leadership"}),
     # Retention destroys recordings of every tenant and writes the destruction register.
     "dvr/retention.py": frozenset({"retention sweep"}),
+    # After a database restore, the index is rebuilt for every tenant's stored segments (`vigie dvr reindex`).
+    "dvr/reindex.py": frozenset({"recording reindex"}),
     # Requested exports of every tenant are claimed by whichever recorder process comes first, then settled.
     "dvr/export_builder.py": frozenset({"export jobs"}),
     # The anchoring job signs every tenant's chain head into one checkpoint.
@@ -59,9 +62,9 @@ CROSS_TENANT_ALLOWED: dict[str, frozenset[str]] = {
     # Evidence keys are provisioned, and the journal verified against its anchors, from the command line.
     "cli/evidence.py": frozenset({"evidence key provisioning", "journal verification"}),
 }
-# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, the embedded servers, and
-# leadership, whose session-level advisory lock needs a connection of its own (a pool's reset would unlock it).
-RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py", "core/leadership.py"})
+# Where a pool or a raw connection may be opened: the kernel that builds them, migrations, the embedded servers.
+# (Leadership takes its connection out of a department pool for the whole term: see core/leadership.py.)
+RAW_CONNECTION_ALLOWED = frozenset({"core/db.py", "core/migrate.py", "core/embedded.py"})
 # JetStream is reached through core.bus only.
 JETSTREAM_ALLOWED = frozenset({"core/bus.py"})
 

@@ -105,6 +105,18 @@ export function refreshSession(): Promise<Session | null> {
   return refreshing;
 }
 
+/** What the sign-in page offers besides the password; nothing more when the API cannot be asked. */
+export async function signInOptions(): Promise<{ oidc: boolean }> {
+  try {
+    const response = await fetch("/auth/console/options", { headers: CONSOLE_HEADERS, credentials: "same-origin" });
+    if (!response.ok) return { oidc: false };
+    const body = (await response.json()) as { oidc?: unknown };
+    return { oidc: body.oidc === true };
+  } catch {
+    return { oidc: false };
+  }
+}
+
 export async function signOut(): Promise<void> {
   const session = current;
   setSession(null);

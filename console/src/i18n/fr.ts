@@ -1,7 +1,14 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
+import { adminFr } from "./fr-admin";
 import { auditorFr } from "./fr-auditor";
+import { forcesFr } from "./fr-forces";
+import { mayorFr } from "./fr-mayor";
+import { usersFr } from "./fr-users";
+import { zonesFr } from "./fr-zones";
 
 export const fr = {
+  ...adminFr,
+  ...mayorFr,
   ...auditorFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
@@ -30,6 +37,7 @@ export const fr = {
   "signin.totpSubmit": "Valider",
   "signin.oidc": "Se connecter avec le fournisseur d’identité (ProConnect)",
   "signin.back": "Recommencer",
+  "signin.oidcRefused": "Le fournisseur d’identité n’a pas permis la connexion : {detail}",
   "signin.expired": "Votre session a pris fin : reconnectez-vous.",
 
   "error.generic": "Une erreur est survenue.",
@@ -264,6 +272,7 @@ export const fr = {
   "gapCause.spool_full": "tampon local plein",
   "gapCause.codec_changed": "changement de codec",
   "gapCause.recorder_stopped": "enregistreur arrêté",
+  ...zonesFr, ...usersFr, ...forcesFr,
 } as const;
 
 export type MessageKey = keyof typeof fr;

@@ -1,14 +1,24 @@
 // Sign-in: email and password, then the second factor when the role needs one.
-import { useState } from "preact/hooks";
-import { secondFactor, signIn } from "../auth/session";
+import { useEffect, useState } from "preact/hooks";
+import { secondFactor, signIn, signInOptions } from "../auth/session";
 import { describedBy, Field } from "../components/field";
 import { useFormErrors } from "../components/use-problem";
 import { t } from "../i18n/fr";
+import { hashParameter } from "../router";
 
 export function SignInPage() {
-  const [challenge, setChallenge] = useState<string | null>(null);
+  // Back from the identity provider: the API's callback names the second factor's challenge, or why it refused.
+  const [challenge, setChallenge] = useState<string | null>(() => hashParameter("second-factor"));
+  const [refusal] = useState<string | null>(() => hashParameter("refus"));
+  const [oidc, setOidc] = useState(false);
   const [busy, setBusy] = useState(false);
   const errors = useFormErrors(["email", "password", "code"]);
+
+  useEffect(() => {
+    // The challenge is spent once read: a reload or a bookmark must not carry it.
+    if (hashParameter("second-factor") || hashParameter("refus")) history.replaceState(null, "", "#/");
+    void signInOptions().then((options) => setOidc(options.oidc));
+  }, []);
 
   async function submitPassword(event: Event): Promise<void> {
     event.preventDefault();
@@ -49,6 +59,11 @@ export function SignInPage() {
             {errors.form}
           </p>
         ) : null}
+        {refusal && !errors.form ? (
+          <p class="form-error" role="alert">
+            {t("signin.oidcRefused", { detail: refusal })}
+          </p>
+        ) : null}
         {challenge ? (
           <form onSubmit={(event) => void submitCode(event)} noValidate>
             <Field id="code" label={t("signin.totp")} error={errors.field("code")}>
@@ -75,6 +90,11 @@ export function SignInPage() {
             <button type="submit" disabled={busy}>
               {t("signin.submit")}
             </button>
+            {oidc ? (
+              <a class="button secondary" href="/auth/console/oidc/start">
+                {t("signin.oidc")}
+              </a>
+            ) : null}
           </form>
         )}
       </div>

@@ -77,15 +77,8 @@ export function AlertPanel(props: {
     void loadDetail().catch(errors.capture);
   }, [alert.id, props.version]);
 
-  // Responders report from their phones: while a dispatch is open, their statuses are read every two seconds.
-  useEffect(() => {
-    if (alert.state !== "dispatched") return;
-    const timer = setInterval(() => {
-      void api.GET("/alerts/{alert_id}/responders", { params: { path: { alert_id: alert.id } } })
-        .then(unwrap).then(setResponders).catch(() => undefined);
-    }, 2_000);
-    return () => clearInterval(timer);
-  }, [alert.id, alert.state]);
+  // Responders report from their phones: each new status arrives on the live queue as a `responder_status` event of
+  // this alert, which bumps `version` and reloads the panel (no polling).
 
   const current = detail?.alert ?? alert;
   const dispatches = responders?.dispatches ?? detail?.dispatches ?? [];
