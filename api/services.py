@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alerts.service import AlertService
 from billing.service import BillingService
@@ -21,6 +21,7 @@ from identity.federation import FederationService
 from identity.oidc import OidcClient
 from identity.sessions import SessionService
 from inference.service import DetectionService
+from journal.desk.service import AuditService
 from journal.image_accesses import ImageAccessService
 from journal.service import JournalService
 from live.service import LiveService
@@ -58,3 +59,5 @@ class Services:
     store: ObjectStore
     oidc: OidcClient | None
     bus: Bus | None = None
+    # Stateless: it works on the database and the store given by the handler.
+    audit: AuditService = field(default_factory=AuditService)

@@ -32,6 +32,20 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     hash: bytes
 
 
+class JournalFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What a journal search asks for; every field left None matches every line. `person` and `motive` are
+    matched literally (any case) inside the actor's name or e-mail and inside the motive."""
+
+    camera_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    actor_user_id: uuid.UUID | None = None
+    person: str | None = None
+    motive: str | None = None
+    action: str | None = None
+
+
 class ChainProblem(msgspec.Struct, frozen=True):
     """A break found by verification: where, and what is wrong."""
 

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
 
-from journal.model import GENESIS_HASH, ChainBase, JournalCut, JournalEntry
+from journal.model import GENESIS_HASH, ChainBase, JournalCut, JournalEntry, JournalFilter
 
 _COLUMNS = (
     "tenant_id, position, id, occurred_at, actor_user_id, actor_role, action, target_type, target_id, "
     "camera_id, range_start, range_end, motive, recipient, details, prev_hash, hash"
 )
+
+
+# The search's conditions on `access_journal j`, parameters $1..$8 in the order of `filter_arguments`.
+FILTER_SQL = (
+    "($1::uuid IS NULL OR j.camera_id = $1) AND ($2::uuid IS NULL OR j.tenant_id = $2)"
+    " AND ($3::timestamptz IS NULL OR j.occurred_at >= $3) AND ($4::timestamptz IS NULL OR j.occurred_at < $4)"
+    " AND ($5::uuid IS NULL OR j.actor_user_id = $5)"
+    " AND ($6::text IS NULL OR j.actor_user_id IN (SELECT u.id FROM users u"
+    "      WHERE u.display_name ILIKE $6 ESCAPE '\\' OR u.email ILIKE $6 ESCAPE '\\'))"
+    " AND ($7::text IS NULL OR j.motive ILIKE $7 ESCAPE '\\')"
+    " AND ($8::text IS NULL OR j.action = $8 OR starts_with(j.action, $8 || '.'))"
+)
+
+
+def _contains(words: str | None) -> str | None:
+    """An ILIKE pattern that finds `words` literally: % and _ typed by a person are not wildcards."""
+    if words is None or not words.strip():
+        return None
+    return "%" + re.sub(r"([\\%_])", r"\\\1", words.strip()) + "%"
+
+
+def filter_arguments(search: JournalFilter) -> list[object]:
+    return [search.camera_id, search.tenant_id, search.since, search.until, search.actor_user_id,
+            _contains(search.person), _contains(search.motive), search.action or None]
 
 
 def _entry(row: asyncpg.Record) -> JournalEntry:
@@ -64,24 +89,15 @@ class JournalRepository:
     async def page(
         self,
         conn: asyncpg.Connection,
+        search: JournalFilter,
         *,
-        camera_id: uuid.UUID | None,
-        tenant_id: uuid.UUID | None,
-        since: datetime | None,
-        until: datetime | None,
         after: uuid.UUID | None,
         limit: int,
     ) -> list[JournalEntry]:
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM access_journal"
-            " WHERE ($1::uuid IS NULL OR camera_id = $1) AND ($2::uuid IS NULL OR tenant_id = $2)"
-            " AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)"
-            " AND ($5::uuid IS NULL OR id < $5)"
-            " ORDER BY id DESC LIMIT $6",
-            camera_id,
-            tenant_id,
-            since,
-            until,
+            f"SELECT {_COLUMNS} FROM access_journal j WHERE {FILTER_SQL}"
+            " AND ($9::uuid IS NULL OR j.id < $9) ORDER BY j.id DESC LIMIT $10",
+            *filter_arguments(search),
             after,
             limit,
         )

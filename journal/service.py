@@ -11,7 +11,7 @@ import msgspec
 from core.ids import new_id
 from core.tenancy import Principal
 from journal.errors import MotiveRequired
-from journal.model import AnchorSet, ChainProblem, JournalEntry, VerificationReport
+from journal.model import AnchorSet, ChainProblem, JournalEntry, JournalFilter, VerificationReport
 from journal.repository import JournalRepository
 from journal.rules import MEDIA_ACTIONS, chain_hash, verify_chain
 
@@ -87,17 +87,12 @@ class JournalService:
     async def page(
         self,
         conn: asyncpg.Connection,
+        search: JournalFilter | None = None,
         *,
-        camera_id: uuid.UUID | None = None,
-        tenant_id: uuid.UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
         after: uuid.UUID | None = None,
         limit: int = 50,
     ) -> list[JournalEntry]:
-        return await self._repo.page(
-            conn, camera_id=camera_id, tenant_id=tenant_id, since=since, until=until, after=after, limit=limit
-        )
+        return await self._repo.page(conn, search or JournalFilter(), after=after, limit=limit)
 
     async def verify(self, conn: asyncpg.Connection, anchors: AnchorSet | None = None) -> VerificationReport:
         """Check every tenant's chain, and against `anchors` (read from the object-locked store) every position they

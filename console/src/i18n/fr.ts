@@ -1,5 +1,6 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
 import { adminFr } from "./fr-admin";
+import { auditorFr } from "./fr-auditor";
 import { forcesFr } from "./fr-forces";
 import { mayorFr } from "./fr-mayor";
 import { usersFr } from "./fr-users";
@@ -8,6 +9,7 @@ import { zonesFr } from "./fr-zones";
 export const fr = {
   ...adminFr,
   ...mayorFr,
+  ...auditorFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
   "nav.label": "Navigation principale",

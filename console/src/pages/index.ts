@@ -2,6 +2,9 @@
 // wall, playback, the camera wall) is one more entry.
 import type { ComponentType } from "preact";
 import type { MessageKey } from "../i18n/fr";
+import { AuditJournalPage } from "./auditor/journal";
+import { AuditRegistersPage } from "./auditor/registers";
+import { AuditVerificationPage } from "./auditor/verification";
 import { CamerasAdminPage } from "./admin/cameras-admin";
 import { SitesMapPage } from "./admin/sites-map";
 import { TenantsPage } from "./admin/tenants";
@@ -27,6 +30,7 @@ export interface PageDefinition {
   roles: readonly string[];
 }
 
+const AUDITORS = ["auditor", "department_admin"] as const;
 
 export const PAGES: readonly PageDefinition[] = [
   // First for the mayor: the page a tenant admin lands on.
@@ -38,6 +42,9 @@ export const PAGES: readonly PageDefinition[] = [
     roles: [...OPERATORS, "auditor", "tenant_admin"] },
   { path: "/direct", label: "nav.live", component: LivePage, roles: OPERATORS },
   { path: "/relecture", label: "nav.playback", component: PlaybackPage, roles: OPERATORS },
+  { path: "/audit/journal", label: "nav.auditJournal", component: AuditJournalPage, roles: AUDITORS },
+  { path: "/audit/integrite", label: "nav.auditVerification", component: AuditVerificationPage, roles: AUDITORS },
+  { path: "/audit/registres", label: "nav.auditRegisters", component: AuditRegistersPage, roles: AUDITORS },
   { path: "/collectivites", label: "nav.tenants", component: TenantsPage, roles: ["department_admin", "tenant_admin"] },
   { path: "/sites-cameras", label: "nav.camerasAdmin", component: CamerasAdminPage,
     roles: ["department_admin", "tenant_admin"] },
