@@ -3,7 +3,6 @@ requisition, export and transmission registers, and each as CSV (auditors and de
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from api.routes.journal import Action, MotiveWords, Person, check_period, journal_filter
+from api.routes.journal import JOURNAL_SEARCH, JournalSearchDep, check_period
 from journal.anchors import anchor_space
 from journal.desk.model import AuditLine, DestructionRow, ExportRow, JournalVerification, RequisitionRow
 from journal.desk.service import RegisterKind
@@ -31,43 +30,28 @@ class AuditorController(Controller):
     path = "/"
     tags = ["audit"]
 
-    @get("/journal/search", summary="The journal searched by camera, person, motive, action and period, with names")
+    @get("/journal/search", summary="The journal searched by camera, person, motive, action and period, with names",
+         dependencies=JOURNAL_SEARCH)
     async def search_journal(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
-        camera_id: FromQuery[uuid.UUID | None] = None,
-        tenant_id: FromQuery[uuid.UUID | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        actor_user_id: FromQuery[uuid.UUID | None] = None,
-        person: Person = None,
-        motive: MotiveWords = None,
-        action: Action = None,
+        search: JournalSearchDep,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[AuditLine]:
-        search = journal_filter(camera_id, tenant_id, since, until, actor_user_id, person, motive, action)
         lines = await services.audit.journal_lines(services.db, principal, search, after=decode_cursor(cursor),
                                                    limit=limit + 1)
         return page_of(lines, limit, lambda line: line.id)
 
     @get("/journal/search/csv", summary="The same search as a CSV document (10 000 lines at most)",
-         media_type="text/csv")
+         media_type="text/csv", dependencies=JOURNAL_SEARCH)
     async def search_journal_csv(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
-        camera_id: FromQuery[uuid.UUID | None] = None,
-        tenant_id: FromQuery[uuid.UUID | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        actor_user_id: FromQuery[uuid.UUID | None] = None,
-        person: Person = None,
-        motive: MotiveWords = None,
-        action: Action = None,
+        search: JournalSearchDep,
     ) -> Response[bytes]:
-        search = journal_filter(camera_id, tenant_id, since, until, actor_user_id, person, motive, action)
         return _csv(await services.audit.journal_csv(services.db, principal, search), "journal")
 
     @get("/journal/verification",

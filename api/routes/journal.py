@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import FromQuery, QueryParameter
 
@@ -31,44 +32,41 @@ def check_period(since: datetime | None, until: datetime | None) -> None:
         raise ValidationException(detail=message, extra=[{"key": "until", "message": message, "source": "query"}])
 
 
-def journal_filter(
-    camera_id: uuid.UUID | None,
-    tenant_id: uuid.UUID | None,
-    since: datetime | None,
-    until: datetime | None,
-    actor_user_id: uuid.UUID | None,
-    person: str | None,
-    motive: str | None,
-    action: str | None,
+def provide_journal_filter(
+    camera_id: FromQuery[uuid.UUID | None] = None,
+    tenant_id: FromQuery[uuid.UUID | None] = None,
+    since: FromQuery[datetime | None] = None,
+    until: FromQuery[datetime | None] = None,
+    actor_user_id: FromQuery[uuid.UUID | None] = None,
+    person: Person = None,
+    motive: MotiveWords = None,
+    action: Action = None,
 ) -> JournalFilter:
-    """The search, once its period is checked: a period that ends before it starts is refused on `until`."""
+    """The search from the query, once its period is checked: a period that ends before it starts is refused on
+    `until`. One definition for every endpoint that searches the journal (its page, the desk, their CSV)."""
     check_period(since, until)
     return JournalFilter(camera_id=camera_id, tenant_id=tenant_id, since=since, until=until,
                          actor_user_id=actor_user_id, person=person, motive=motive, action=action)
+
+
+JOURNAL_SEARCH = {"search": Provide(provide_journal_filter, sync_to_thread=False)}
+JournalSearchDep = NamedDependency[JournalFilter]
 
 
 class JournalController(Controller):
     path = "/journal"
     tags = ["journal"]
 
-    @get("/", summary="Journal lines in scope, newest first")
+    @get("/", summary="Journal lines in scope, newest first", dependencies=JOURNAL_SEARCH)
     async def list_journal(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
-        camera_id: FromQuery[uuid.UUID | None] = None,
-        tenant_id: FromQuery[uuid.UUID | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        actor_user_id: FromQuery[uuid.UUID | None] = None,
-        person: Person = None,
-        motive: MotiveWords = None,
-        action: Action = None,
+        search: JournalSearchDep,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[JournalEntry]:
         require_role(principal, JOURNAL_READERS, "read the access journal")
-        search = journal_filter(camera_id, tenant_id, since, until, actor_user_id, person, motive, action)
         async with services.db.transaction(principal, readonly=True) as conn:
             entries = await services.journal.page(conn, search, after=decode_cursor(cursor), limit=limit + 1)
         return page_of(entries, limit, lambda entry: entry.id)
