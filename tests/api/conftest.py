@@ -103,3 +103,15 @@ async def actors(client: AsyncTestClient[Litestar], seeded: SeedResult) -> dict[
         body = await sign_in(client, user.email, totp_secret=user.totp_secret)
         signed[user.email] = Actor(user.role, user.email, body["access_token"], uuid.UUID(body["tenant_id"]))
     return signed
+
+
+def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of `status` with a detail, naming `field` when one is given."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["detail"]
+    if field is not None:
+        assert body.get("field") == field, body
+    return body

@@ -17,20 +17,13 @@ from pydantic import ValidationError
 from api.map_settings import MapSettings
 from api.routes.console import content_security_policy
 from cli.seed import SeedResult
-from tests.api.conftest import Actor
+from tests.api.conftest import Actor, assert_problem
 
 pytestmark = pytest.mark.integration
 
 ADMIN, MAYOR_CERGY, MAYOR_MARINES = "admin@valdoise.demo", "maire@cergy.demo", "maire@marines.demo"
 
 
-def _problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    if field is not None:
-        assert body["field"] == field, body
-    return body
 
 
 async def _sites(client: AsyncTestClient[Litestar], actor: Actor) -> list[dict[str, Any]]:
@@ -66,13 +59,12 @@ async def test_a_camera_moves_between_the_sites_of_its_tenant_only(
                for line in journal)
 
     # Another tenant's site: refused on the field, even for the department (the camera's records are its tenant's).
-    _problem(await client.patch(f"/cameras/{camera['id']}", headers=admin.headers, json={"site_id": marines["id"]}),
-             422, "site_id")
-    _problem(await client.patch(f"/cameras/{camera['id']}", headers=admin.headers,
-                                json={"site_id": str(uuid.uuid4())}), 422, "site_id")
+    for elsewhere in (marines["id"], str(uuid.uuid4())):
+        moved = await client.patch(f"/cameras/{camera['id']}", headers=admin.headers, json={"site_id": elsewhere})
+        assert_problem(moved, 422, "site_id")
     # Another commune's mayor neither sees the camera nor moves it.
-    _problem(await client.patch(f"/cameras/{camera['id']}", headers=actors[MAYOR_MARINES].headers,
-                                json={"site_id": marines["id"]}), 404)
+    assert_problem(await client.patch(f"/cameras/{camera['id']}", headers=actors[MAYOR_MARINES].headers,
+                                      json={"site_id": marines["id"]}), 404)
     after = await client.get(f"/cameras/{camera['id']}", headers=admin.headers)
     assert after.json()["site_id"] == cergy[1]["id"]
 

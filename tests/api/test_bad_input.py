@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
-from tests.api.conftest import Actor
+from tests.api.conftest import Actor, assert_problem
 
 pytestmark = pytest.mark.integration
 
 
-def _problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 async def _site(client: AsyncTestClient[Litestar], mayor: Actor, seeded: SeedResult) -> str:
@@ -55,7 +45,7 @@ async def test_invalid_rtsp_url(
     response = await client.post(
         "/cameras", headers=mayor.headers, json={"site_id": site_id, "name": "x", "main_stream_url": url}
     )
-    _problem(response, 422, field)
+    assert_problem(response, 422, field)
     listed = await client.get(f"/cameras?site_id={site_id}", headers=mayor.headers)
     assert listed.json()["items"] == []  # nothing half-written
 
@@ -66,7 +56,7 @@ async def test_retention_over_thirty_days_cites_the_law(
     response = await client.patch(
         f"/tenants/{seeded.tenants['cergy']}", json={"retention_days": 45}, headers=actors["maire@cergy.demo"].headers
     )
-    body = _problem(response, 422, "retention_days")
+    body = assert_problem(response, 422, "retention_days")
     assert body["reference"] == "CSI L252-5"
     assert "L252-5" in body["detail"]
 
@@ -86,17 +76,18 @@ async def test_authorisation_rules(
     }
     url = f"/cameras/{camera}/authorisations"
     expired = {**valid, "valid_from": "2018-01-01", "valid_until": "2022-01-01"}
-    _problem(await client.post(url, json=expired, headers=mayor.headers), 422, "valid_until")
-    _problem(await client.post(url, json={**valid, "purposes": []}, headers=mayor.headers), 422, "purposes")
-    _problem(await client.post(url, json={**valid, "purposes": ["marketing"]}, headers=mayor.headers), 422, "purposes")
-    over = _problem(
+    assert_problem(await client.post(url, json=expired, headers=mayor.headers), 422, "valid_until")
+    assert_problem(await client.post(url, json={**valid, "purposes": []}, headers=mayor.headers), 422, "purposes")
+    refused = await client.post(url, json={**valid, "purposes": ["marketing"]}, headers=mayor.headers)
+    assert_problem(refused, 422, "purposes")
+    over = assert_problem(
         await client.post(url, json={**valid, "max_retention_days": 31}, headers=mayor.headers),
         422,
         "max_retention_days",
     )
     assert over["reference"] == "CSI L252-5"
     too_long = {**valid, "valid_until": (today + timedelta(days=6 * 366)).isoformat()}
-    _problem(await client.post(url, json=too_long, headers=mayor.headers), 422, "valid_until")
+    assert_problem(await client.post(url, json=too_long, headers=mayor.headers), 422, "valid_until")
     face = {
         **valid,
         "event_types": [
@@ -108,7 +99,7 @@ async def test_authorisation_rules(
             }
         ],
     }
-    body = _problem(await client.post(url, json=face, headers=mayor.headers), 422, "event_types[0].event_type")
+    body = assert_problem(await client.post(url, json=face, headers=mayor.headers), 422, "event_types[0].event_type")
     assert "EU AI Act" in body["detail"]
     ok = await client.post(
         url,
@@ -134,12 +125,12 @@ async def test_unknown_insee_code(
 ) -> None:
     mayor = actors["maire@cergy.demo"]
     url = f"/tenants/{seeded.tenants['cergy']}/sites"
-    _problem(
+    assert_problem(
         await client.post(url, json={"name": "a", "kind": "other", "insee_code": "99999"}, headers=mayor.headers),
         422,
         "insee_code",
     )
-    _problem(
+    assert_problem(
         await client.post(url, json={"name": "a", "kind": "other", "insee_code": "9512"}, headers=mayor.headers),
         400,
         "insee_code",
@@ -152,7 +143,7 @@ async def test_duplicate_camera_name(
     mayor = actors["maire@cergy.demo"]
     site_id = await _site(client, mayor, seeded)
     camera = {"site_id": site_id, "name": "Parvis nord", "main_stream_url": "rtsp://10.0.0.9/s"}  # exists in Cergy
-    _problem(await client.post("/cameras", json=camera, headers=mayor.headers), 409, "name")
+    assert_problem(await client.post("/cameras", json=camera, headers=mayor.headers), 409, "name")
 
 
 @pytest.mark.parametrize(
@@ -179,7 +170,7 @@ async def test_malformed_bodies(
     client: AsyncTestClient[Litestar], actors: dict[str, Actor], body: bytes, headers: dict[str, str], status: int
 ) -> None:
     response = await client.post("/cameras", content=body, headers={**actors["maire@cergy.demo"].headers, **headers})
-    _problem(response, status)
+    assert_problem(response, status)
 
 
 async def test_oversized_body(client: AsyncTestClient[Litestar], actors: dict[str, Actor]) -> None:
@@ -187,7 +178,7 @@ async def test_oversized_body(client: AsyncTestClient[Litestar], actors: dict[st
     response = await client.post(
         "/cameras", content=huge, headers={**actors["maire@cergy.demo"].headers, "content-type": "application/json"}
     )
-    _problem(response, 413)
+    assert_problem(response, 413)
 
 
 async def test_foreign_id_and_missing_id_answer_the_same(
@@ -203,8 +194,8 @@ async def test_foreign_id_and_missing_id_answer_the_same(
 
 async def test_bad_cursor_and_limit(client: AsyncTestClient[Litestar], actors: dict[str, Actor]) -> None:
     headers = actors["operateur1@valdoise.demo"].headers
-    _problem(await client.get("/cameras?cursor=@@@", headers=headers), 422, "cursor")
-    _problem(await client.get("/cameras?limit=100000", headers=headers), 400)
+    assert_problem(await client.get("/cameras?cursor=@@@", headers=headers), 422, "cursor")
+    assert_problem(await client.get("/cameras?limit=100000", headers=headers), 400)
 
 
 async def test_pagination_walks_every_item_once(client: AsyncTestClient[Litestar], actors: dict[str, Actor]) -> None:
@@ -225,8 +216,8 @@ async def test_pagination_walks_every_item_once(client: AsyncTestClient[Litestar
 async def test_nul_characters_are_refused_not_crashed_on(client: AsyncTestClient[Litestar]) -> None:
     body = b'{"email": "a\\u0000@b.fr", "password": "x"}'
     response = await client.post("/auth/login", content=body, headers={"content-type": "application/json"})
-    _problem(response, 400)
+    assert_problem(response, 400)
     literal = b'{"email": "a\\\\u0000@b.fr", "password": "x"}'  # the six characters \u0000, not a NUL
     response = await client.post("/auth/login", content=literal, headers={"content-type": "application/json"})
     assert response.status_code == 401
-    _problem(await client.get("/healthz?x=%00"), 400)
+    assert_problem(await client.get("/healthz?x=%00"), 400)

@@ -18,20 +18,13 @@ from litestar.testing import AsyncTestClient
 from cli.seed import SeedResult
 from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.settings import Settings
-from tests.api.conftest import Actor
+from tests.api.conftest import Actor, assert_problem
 
 pytestmark = pytest.mark.integration
 
 ADMIN, MAYOR, OFFICER = "admin@valdoise.demo", "maire@cergy.demo", "policier@cergy.demo"
 
 
-def _problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    if field is not None:
-        assert body["field"] == field, body
-    return body
 
 
 @pytest.fixture
@@ -62,16 +55,17 @@ async def test_a_camera_must_name_an_address_of_the_department_networks(
         body[field] = url
         return await client.post("/cameras", headers=mayor.headers, json=body)
 
-    _problem(await create("rtsp://169.254.169.254:80/x"), 422, "main_stream_url")
-    _problem(await create("rtsp://169.254.169.254:80/x", "sub_stream_url"), 422, "sub_stream_url")
-    assert "IP address" in _problem(await create("rtsp://metadata.google.internal/x"), 422, "main_stream_url")["detail"]
-    assert "camera networks" in _problem(await create("rtsp://192.168.5.5/x"), 422, "main_stream_url")["detail"]
+    assert_problem(await create("rtsp://169.254.169.254:80/x"), 422, "main_stream_url")
+    assert_problem(await create("rtsp://169.254.169.254:80/x", "sub_stream_url"), 422, "sub_stream_url")
+    metadata_service = await create("rtsp://metadata.google.internal/x")
+    assert "IP address" in assert_problem(metadata_service, 422, "main_stream_url")["detail"]
+    assert "camera networks" in assert_problem(await create("rtsp://192.168.5.5/x"), 422, "main_stream_url")["detail"]
     created = await create("rtsp://10.0.0.7:554/main")
     assert created.status_code == 201, created.text
     # A change is checked the same way.
     moved = await client.patch(f"/cameras/{created.json()['id']}", headers=mayor.headers,
                                json={"main_stream_url": "rtsp://169.254.169.254/latest/meta-data"})
-    _problem(moved, 422, "main_stream_url")
+    assert_problem(moved, 422, "main_stream_url")
 
 
 async def test_department_admins_declare_the_networks_and_it_is_journaled(
@@ -84,12 +78,12 @@ async def test_department_admins_declare_the_networks_and_it_is_journaled(
     wanted = {"networks": [*({"network": n["network"], "label": n["label"]} for n in demo_networks),
                            {"network": "192.168.0.0/16", "label": "Réseau vidéo de Cergy"}]}
     assert (await client.put("/camera-networks", headers=mayor.headers, json=wanted)).status_code == 403
-    _problem(await client.put("/camera-networks", headers=admin.headers,
-                              json={"networks": [{"network": "169.254.0.0/16", "label": "x"}]}), 422,
-             "networks[0].network")
-    _problem(await client.put("/camera-networks", headers=admin.headers,
-                              json={"networks": [{"network": "0.0.0.0/0", "label": "everything"}]}), 422,
-             "networks[0].network")
+    assert_problem(await client.put("/camera-networks", headers=admin.headers,
+                                    json={"networks": [{"network": "169.254.0.0/16", "label": "x"}]}), 422,
+                   "networks[0].network")
+    assert_problem(await client.put("/camera-networks", headers=admin.headers,
+                                    json={"networks": [{"network": "0.0.0.0/0", "label": "everything"}]}), 422,
+                   "networks[0].network")
     replaced = await client.put("/camera-networks", headers=admin.headers, json=wanted)
     assert replaced.status_code == 200, replaced.text
     assert "192.168.0.0/16" in {n["network"] for n in replaced.json()}

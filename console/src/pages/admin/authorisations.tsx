@@ -9,6 +9,7 @@ import { useFormErrors } from "../../components/use-problem";
 import { formatDateTime } from "../../format";
 import { t, tDynamic } from "../../i18n/fr";
 import { type Authorisation, formatDate, isDepartmentAdmin } from "./data";
+import { saveDocument } from "../../components/download";
 
 export const PURPOSES = [
   "public_buildings", "national_defence", "traffic_regulation", "traffic_offences", "crime_prevention",
@@ -116,12 +117,7 @@ function OrderScan(props: { authorisation: Authorisation; onFiled: () => void })
       const result = await api.GET("/authorisations/{authorisation_id}/order-scan", {
         params: { path: { authorisation_id: authorisation.id } }, parseAs: "blob",
       });
-      const blob = unwrap(result) as Blob;
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(blob);
-      link.download = `arrete-prefectoral-${authorisation.prefectoral_order_number}.pdf`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      saveDocument(unwrap(result) as Blob, `arrete-prefectoral-${authorisation.prefectoral_order_number}.pdf`);
     } catch (failure) {
       setError(failure instanceof ApiProblem ? failure.problem.detail : t("error.network"));
     }

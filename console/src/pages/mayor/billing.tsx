@@ -7,7 +7,8 @@ import { currentSession } from "../../auth/session";
 import { describedBy, Field } from "../../components/field";
 import { useFormErrors } from "../../components/use-problem";
 import { t, tDynamic } from "../../i18n/fr";
-import { currentMonth, euros, formatDay, percent, saveDocument } from "./format";
+import { saveDocument } from "../../components/download";
+import { currentMonth, euros, formatDay, percent } from "./format";
 
 type Contract = components["schemas"]["Contract"];
 type Invoice = components["schemas"]["InvoiceSummary"];

@@ -25,15 +25,3 @@ export function percent(value: number | string | null | undefined): string {
 export function euros(amount: string): string {
   return t("mayor.euros", { amount: decimal.format(Number(amount)) });
 }
-
-/** Hands a fetched document to the browser as a download under its own name. */
-export function saveDocument(blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
