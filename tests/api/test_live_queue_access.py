@@ -171,13 +171,19 @@ async def test_a_reconnect_with_last_event_id_receives_what_it_missed_in_order_a
                 await department_pool.execute("UPDATE users SET habilitation_expires_on = $2 WHERE id = $1",
                                               user["id"], user["habilitation_expires_on"])
         # The ended streams gave their slots back: three open again.
+        statuses: list[int] = []
         for _ in range(20):
-            async with (
-                client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r1,
-                client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r2,
-                client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r3,
-            ):
-                statuses = [r.status_code for r in (r1, r2, r3)]
+            try:
+                async with (
+                    client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r1,
+                    client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r2,
+                    client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as r3,
+                ):
+                    statuses = [r.status_code for r in (r1, r2, r3)]
+            except httpx2.RemoteProtocolError:
+                # A kept-alive connection of an ended stream, closed by the server as the client reused it: the
+                # transport's race, not a slot refused; the next round opens fresh connections.
+                statuses = []
             if statuses == [200, 200, 200]:
                 break
             await asyncio.sleep(0.5)
