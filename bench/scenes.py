@@ -158,16 +158,19 @@ def _whole(sprite: Sprite) -> bool:
 
 def material() -> Material:
     """The plate, the person cut-outs and the bag, all from vtest."""
-    path = source_path("vtest")
-    sampled = [f for i, (_, f) in enumerate(_frames(path)) if i % 8 == 0]
-    plate = np.median(np.stack(sampled).astype(np.float32), axis=0)
     boxes = _boxes()
     wanted = {round(t * FPS): t for t in boxes}
+    sampled: list[Image] = []
+    annotated: dict[int, Image] = {}
+    for index, (_, frame) in enumerate(_frames(source_path("vtest"))):
+        if index % 8 == 0:
+            sampled.append(frame)
+        if index in wanted:
+            annotated[index] = frame
+    plate = np.median(np.stack(sampled).astype(np.float32), axis=0)
     people: list[Sprite] = []
     heights: list[tuple[float, float]] = []
-    for index, (_, frame) in enumerate(_frames(path)):
-        if index not in wanted:
-            continue
+    for index, frame in sorted(annotated.items()):
         frame_boxes = boxes[wanted[index]]
         for box in frame_boxes:
             heights.append((box[3], box[3] - box[1]))

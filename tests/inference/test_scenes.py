@@ -44,6 +44,7 @@ def test_same_seed_same_ground_truth_and_frames(material: scenes.Material) -> No
     assert [s.truth for s in other] != [s.truth for s in first]
 
 
+@pytest.mark.bench  # about 70 s on the shared 2-core box, on top of the material: out of the default run
 def test_bench_rules_scores_a_built_scene(material: scenes.Material, tmp_path: Path) -> None:
     """A shortened fall scene: rendered with ffmpeg, replayed through the portable backend, scored."""
     from bench import rules
