@@ -80,6 +80,7 @@ class _RuleState:
     last_side: dict[int, float] = field(default_factory=dict)
     last_fired: float = -math.inf
     condition_since: float | None = None
+    condition_seen: float = -math.inf  # when the condition last held
     baseline: deque[float] = field(default_factory=lambda: deque(maxlen=600))
 
 
@@ -343,12 +344,15 @@ class CameraRules:
 
     def _sustained(self, rule: Rule, state: _RuleState, condition: bool, t: float,
                    objects: Sequence[TrackedObject], detail: str) -> RuleHit | None:
-        """Fire once a condition has held for hold_s, then not again before cooldown_s."""
+        """Fire once a condition has held for hold_s, then not again before cooldown_s. A lapse shorter than
+        GRACE_S (a person missed in one frame of a crowd) does not restart the hold."""
         if not condition:
-            state.condition_since = None
+            if t - state.condition_seen >= GRACE_S:
+                state.condition_since = None
             return None
-        if state.condition_since is None:
+        if state.condition_since is None or t - state.condition_seen >= GRACE_S:
             state.condition_since = t
+        state.condition_seen = t
         if t - state.condition_since < rule.params.hold_s or t - state.last_fired < rule.params.cooldown_s:
             return None
         state.last_fired = t

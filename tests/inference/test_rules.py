@@ -255,6 +255,23 @@ def test_excessive_density_fires_once_the_count_holds_then_cools_down() -> None:
     assert run(sparse, [frame(t / 5, *crowd[:3]) for t in range(50)]) == []
 
 
+def test_excessive_density_holds_through_a_missed_person_but_not_a_real_lapse() -> None:
+    z = zone(LEFT_HALF)
+    crowd = [person(i, 0.1 + 0.05 * i, 0.5) for i in range(5)]
+    engine = CameraRules([z], [rule(RuleType.EXCESSIVE_DENSITY, z, max_objects=3, hold_s=4, cooldown_s=60)])
+    # Every seventh frame the detector misses two of the five: the count dips to 3 for one frame.
+    flicker = [frame(t / 5, *(crowd[:3] if t % 7 == 6 else crowd)) for t in range(40)]
+    hits = run(engine, flicker)
+    assert len(hits) == 1
+    assert hits[0][0] == pytest.approx(4.0, abs=0.21)
+    # Three seconds below the limit (longer than the grace) start the hold again.
+    engine = CameraRules([z], [rule(RuleType.EXCESSIVE_DENSITY, z, max_objects=3, hold_s=4, cooldown_s=60)])
+    lapse = [frame(t / 5, *(crowd[:3] if 10 <= t < 25 else crowd)) for t in range(60)]
+    hits = run(engine, lapse)
+    assert len(hits) == 1
+    assert hits[0][0] == pytest.approx(9.0, abs=0.21)
+
+
 def test_crowd_movement_detects_a_sudden_collective_dispersal_but_not_calm_walking() -> None:
     engine = CameraRules([], [rule(RuleType.CROWD_MOVEMENT, min_tracks=5)])
     centre = (0.5, 0.5)
