@@ -4,6 +4,7 @@ factor and signs in; the refresh cookie keeps the session over a reload. Without
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -79,9 +80,13 @@ async def test_the_operator_signs_in_to_the_console_through_the_identity_provide
         await expect(page).not_to_have_url(re.compile("second-factor"))  # read once, then gone from the address bar
         await page.screenshot(path=str(artifact("console-oidc-second-factor.png")), full_page=True)
         navigation = page.get_by_role("navigation", name="Navigation principale")
-        # Another suite of the run may have spent this step's code (a code works once): the next one is accepted.
-        for candidate in (pyotp.TOTP(secret).now(), pyotp.TOTP(secret).at(time.time() + 30)):
-            await code.fill(candidate)
+        # Another suite of the run may have spent this step's code (a code works once): then the next step's code,
+        # typed once that step has begun, is accepted (a refused code is one miss; the challenge allows three).
+        totp = pyotp.TOTP(secret)
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(totp.interval - time.time() % totp.interval + 0.2)  # into the next step
+            await code.fill(totp.now())
             await page.get_by_role("button", name="Valider").click()
             try:
                 await expect(navigation).to_be_visible(timeout=5_000)
