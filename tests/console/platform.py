@@ -68,6 +68,9 @@ class DemoPlatform:
             "VIGIE_LIVE_PUBLIC_URL": f"ws://127.0.0.1:{live_port}",
             "VIGIE_LIVE_METRICS_ADDRESS": "",
             "VIGIE_ALERTS_METRICS_PORT": "0",
+            # Every test of a package signs in from 127.0.0.1 (browsers and API clients): the per-address budget of
+            # a real deployment (20 a minute) would refuse a busy minute of the suite, not an attacker.
+            "VIGIE_AUTH__LOGIN_RATE_PER_IP_PER_MINUTE": "10000",
         }
         self.log = work / "demo.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -45,8 +45,10 @@ def _api_client(platform: DemoPlatform, email: str) -> httpx.Client:
     while int(time.time() // TOTP_STEP_S) <= _steps_used.get(email, -1):
         time.sleep(0.5)
     client = httpx.Client(base_url=platform.api_url, timeout=30)
-    first = client.post("/auth/login", json={"email": email, "password": DEMO_PASSWORD}).json()
-    second = client.post("/auth/login/totp", json={"challenge": first["challenge"], "code": _code(platform, email)})
+    login = client.post("/auth/login", json={"email": email, "password": DEMO_PASSWORD})
+    assert login.status_code == 200, login.text
+    second = client.post("/auth/login/totp", json={"challenge": login.json()["challenge"],
+                                                    "code": _code(platform, email)})
     _steps_used[email] = int(time.time() // TOTP_STEP_S)
     assert second.status_code == 200, second.text
     client.headers["Authorization"] = f"Bearer {second.json()['access_token']}"
