@@ -33,6 +33,7 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from camsim.footage import VTEST_PATH, source_path
+from inference.rules import point_in_polygon
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -188,19 +189,6 @@ def material() -> Material:
     return Material(plate, people, Sprite(bag_rgb, bag_alpha), (float(a), float(b)))
 
 
-def _inside(point: tuple[float, float], polygon: list[list[float]]) -> bool:
-    x, y = point
-    inside = False
-    j = len(polygon) - 1
-    for i in range(len(polygon)):
-        xi, yi = polygon[i]
-        xj, yj = polygon[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
 def _entries(actor: Actor, polygon: list[list[float]], duration: float) -> list[tuple[float, float]]:
     """[enter, leave] intervals of an actor's feet inside a polygon (fractions), at the scene's frame times."""
     width, height = SIZE
@@ -210,7 +198,7 @@ def _entries(actor: Actor, polygon: list[list[float]], duration: float) -> list[
     for index in range(round(duration * FPS) + 1):
         t = index / FPS
         at = actor.at(t)
-        inside = at is not None and _inside((at[0] / width, at[1] / height), polygon)
+        inside = at is not None and point_in_polygon((at[0] / width, at[1] / height), [(p[0], p[1]) for p in polygon])
         if inside and start is None:
             start = t
         if not inside and start is not None:
@@ -310,7 +298,7 @@ def scenes(seed: int = SEED, people: int = 12) -> list[Scene]:
         inside = 0
         for actor in crowd.actors:
             at = actor.at(t)
-            if at is not None and _inside((at[0] / SIZE[0], at[1] / SIZE[1]), WALKWAY):
+            if at is not None and point_in_polygon((at[0] / SIZE[0], at[1] / SIZE[1]), [(p[0], p[1]) for p in WALKWAY]):
                 inside += 1
         counts.append((t, inside > crowd.params["max_objects"]))
     intervals: list[list[float]] = []
