@@ -104,7 +104,8 @@ async def build_services(settings: Settings) -> Services:
         sessions=sessions,
         accounts=AccountService(db, secrets, settings.auth, sessions.principals, journal, repository),
         enrolment=EnrolmentService(
-            db, secrets, settings.auth, sessions.principals, journal, repository, throttle=sessions.throttle
+            db, secrets, settings.auth, sessions.principals, journal, repository, throttle=sessions.throttle,
+            console_url=settings.auth.enrolment_console(settings.api.public_url),
         ),
         authorization=AuthorizationService(db, sessions, public_url=settings.api.public_url),
         federation=FederationService(db, sessions, journal, repository),

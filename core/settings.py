@@ -135,10 +135,15 @@ class AuthSettings(BaseModel):
     platform_failures_per_minute: int = 300
     totp_issuer: str = "Vigie"
     # Enrolment links (an invitation, a forced re-enrolment): lifetime, wrong passwords or codes before the link is
-    # burned, and the console page that opens them (the token travels in the fragment, which no server receives).
+    # burned, and the console that opens them (its /inscription page; the token travels in the fragment, which no
+    # server receives). Empty: the console the API serves, on `api.public_url`.
     enrolment_ttl_s: int = 72 * 3600
     enrolment_max_misses: int = 5
-    enrolment_page: str = "http://127.0.0.1:8000/enrol"
+    enrolment_console_url: str = ""
+
+    def enrolment_console(self, api_public_url: str) -> str:
+        """The console enrolment links open: the configured one, else the one the API serves."""
+        return self.enrolment_console_url or f"{api_public_url.rstrip('/')}/console/"
 
 
 class OidcSettings(BaseModel):

@@ -79,10 +79,13 @@ class EnrolmentService:
         repository: IdentityRepository | None = None,
         enrolments: EnrolmentRepository | None = None,
         throttle: SigninThrottle | None = None,
+        *,
+        console_url: str,
     ) -> None:
         self._db = db
         self._secrets = secrets
         self._settings = settings
+        self._console_url = console_url
         self._principals = principals
         self._journal = journal or JournalService()
         self._repo = repository or IdentityRepository()
@@ -190,7 +193,9 @@ class EnrolmentService:
         return ReenrolmentIssued(user_id=user_id, enrolment=self._link_of(token, expires))
 
     def _link_of(self, token: str, expires: datetime) -> EnrolmentLink:
-        return EnrolmentLink(token=token, link=f"{self._settings.enrolment_page}#{token}", expires_at=expires)
+        # The console's enrolment page reads the token from the fragment: browsers never send it to a server.
+        link = f"{self._console_url}#/inscription?jeton={token}"
+        return EnrolmentLink(token=token, link=link, expires_at=expires)
 
     # --- the person holding the link
     async def view(self, token: str, *, client_ip: str) -> EnrolmentView:

@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { currentSession, onSessionChange, refreshSession, signOut, type Session } from "./auth/session";
 import { t, tDynamic } from "./i18n/fr";
 import { PAGES, pagesFor } from "./pages";
+import { ENROLMENT_PATH, EnrolmentPage } from "./pages/enrolment/enrolment";
 import { SignInPage } from "./pages/signin";
 import { navigate, useRoute } from "./router";
 
@@ -18,6 +19,8 @@ export function App() {
     return stop;
   }, []);
 
+  // An enrolment link opens without a session (the person has no credentials yet, or is replacing them).
+  if (path === ENROLMENT_PATH) return <EnrolmentPage />;
   if (restoring && !session) return <main id="contenu" class="centered" aria-busy="true" />;
   if (!session) return <SignInPage />;
 

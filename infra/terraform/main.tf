@@ -26,10 +26,9 @@ locals {
     VIGIE_OBJECTSTORE_PUBLIC_ENDPOINT = var.media_host
     VIGIE_OBJECTSTORE_SECURE          = "true"
     # The internal CA of the in-cluster gateway; null removes the chart's default (a managed S3's public certificate).
-    VIGIE_OBJECTSTORE_CA_FILE  = var.object_store == "rook-ceph" ? "/etc/vigie/ca/ca.crt" : null
-    VIGIE_AUTH__ISSUER         = "https://${var.public_host}"
-    VIGIE_AUTH__ENROLMENT_PAGE = "https://${var.public_host}/enrol"
-    VIGIE_API__PUBLIC_URL      = "https://${var.public_host}"
+    VIGIE_OBJECTSTORE_CA_FILE = var.object_store == "rook-ceph" ? "/etc/vigie/ca/ca.crt" : null
+    VIGIE_AUTH__ISSUER        = "https://${var.public_host}"
+    VIGIE_API__PUBLIC_URL     = "https://${var.public_host}"
     # Only these peers are believed when they name the client in X-Forwarded-For: without them every sign-in would
     # count against the load balancer's own address.
     VIGIE_API__TRUSTED_PROXIES  = jsonencode(var.trusted_proxies)

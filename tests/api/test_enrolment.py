@@ -53,7 +53,8 @@ def _shape(value: Any) -> Any:
 
 
 async def test_an_invited_person_sets_their_own_password_and_second_factor(
-    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, department_pool: asyncpg.Pool
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, department_pool: asyncpg.Pool,
+    api_settings: Settings,
 ) -> None:
     admin = actors["admin@valdoise.demo"]
     body = _operator_invitation(seeded)
@@ -66,7 +67,9 @@ async def test_an_invited_person_sets_their_own_password_and_second_factor(
     assert "secret" not in invited.text
     assert issued["invitation"]["status"] == "pending"
     token = issued["enrolment"]["token"]
-    assert issued["enrolment"]["link"].endswith(f"#{token}")  # in the fragment: never sent to a server
+    # The served console's enrolment page, the token in the fragment: never sent to a server.
+    console = f"{api_settings.api.public_url}/console/"
+    assert issued["enrolment"]["link"] == f"{console}#/inscription?jeton={token}"
     listed = (await client.get("/users?limit=200", headers=admin.headers)).json()["items"]
     assert body["email"] not in {u["email"] for u in listed}
     async with department_pool.acquire() as conn:

@@ -1,6 +1,7 @@
 // Every string the console shows, in French, in one place: pages take their text from here, never inline.
 import { adminFr } from "./fr-admin";
 import { auditorFr } from "./fr-auditor";
+import { enrolmentFr } from "./fr-enrolment";
 import { forcesFr } from "./fr-forces";
 import { mayorFr } from "./fr-mayor";
 import { usersFr } from "./fr-users";
@@ -10,6 +11,7 @@ export const fr = {
   ...adminFr,
   ...mayorFr,
   ...auditorFr,
+  ...enrolmentFr,
   "app.title": "Vigie — console des opérateurs",
   "app.skip": "Aller au contenu",
   "nav.label": "Navigation principale",

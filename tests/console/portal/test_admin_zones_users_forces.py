@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.console.browser import accessibility_violations
+from tests.console.platform import DemoPlatform
 from tests.console.portal.conftest import SignIn
 
 ADMIN = "admin@valdoise.demo"
@@ -164,7 +165,9 @@ def test_admin_draws_a_zone_and_a_line_on_the_live_frame_and_sees_unlawful_analy
     assert len(_api(page, "GET", f"/cameras/{camera_id}")["privacy_masks"]) == len(masks) - 1
 
 
-def test_admin_invites_a_person_and_sees_the_enrolment_link(signed_in: SignIn, portal_artifacts: Path) -> None:
+def test_admin_invites_a_person_and_sees_the_enrolment_link(
+    signed_in: SignIn, portal_artifacts: Path, portal_platform: DemoPlatform,
+) -> None:
     page = signed_in(ADMIN)
     page.get_by_role("navigation", name="Navigation principale").get_by_role("link", name="Utilisateurs").click()
     expect(page.get_by_role("heading", name="Utilisateurs et habilitations")).to_be_visible()
@@ -188,7 +191,20 @@ def test_admin_invites_a_person_and_sees_the_enrolment_link(signed_in: SignIn, p
     form.get_by_role("button", name="Inviter").click()
     link = page.get_by_label("Lien d’inscription", exact=True)
     expect(link).to_be_visible()
-    assert "#" in (link.input_value() or "")
+    # The console's enrolment page, the token in the fragment; it opens in the person's own browser, no session.
+    value = link.input_value() or ""
+    assert value.startswith(f"{portal_platform.api_url}/console/#/inscription?jeton=")
+    browser = page.context.browser
+    assert browser is not None
+    person = browser.new_context(locale="fr-FR")
+    try:
+        enrolment = person.new_page()
+        enrolment.goto(value)
+        expect(enrolment.get_by_role("heading", name="Activer votre accès à Vigie")).to_be_visible()
+        expect(enrolment.locator("dl.facts")).to_contain_text(email)
+        expect(enrolment.get_by_role("img", name="Code QR du second facteur à scanner")).to_be_visible()
+    finally:
+        person.close()
     expect(page.locator(f"tr[data-invitation-email='{email}']")).to_contain_text("en attente")
     invitations = _api(page, "GET", "/invitations?limit=200")["items"]
     assert any(item["email"] == email and item["status"] == "pending" for item in invitations)
