@@ -1,5 +1,6 @@
 """Reads ffmpeg's fragmented MP4 output: cuts the byte stream into the init segment (ftyp+moov) and media fragments
-(moof+mdat), and reads the video track's codec and size from the init segment's sample description."""
+(moof+mdat), tells the fragments that open on a keyframe, and reads the video track's codec and size from the init
+segment's sample description."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ class StreamError(ValueError):
 
 @dataclass(frozen=True)
 class Unit:
-    """An init segment (`init`) or a media fragment (`fragment`), as whole bytes."""
+    """An init segment (`init`) or a media fragment (`fragment`), as whole bytes; `keyframe`: a fragment whose first
+    sample a decoder can start at."""
 
     kind: str
     data: bytes
+    keyframe: bool = False
 
 
 class FragmentSplitter:
@@ -52,7 +55,8 @@ class FragmentSplitter:
             elif kind == b"mdat":
                 if not self._pending:
                     raise StreamError("mdat without moof")
-                units.append(Unit("fragment", b"".join((*self._pending, raw))))
+                fragment = b"".join((*self._pending, raw))
+                units.append(Unit("fragment", fragment, keyframe=opens_on_keyframe(fragment)))
                 self._pending = []
             elif kind in (b"ftyp", b"moof") or kind in _FRAGMENT_PREFIX:
                 self._pending.append(raw)
@@ -105,6 +109,50 @@ def _find(data: bytes, start: int, end: int, path: list[bytes]) -> list[tuple[in
         if kind == head:
             found += [(payload, box_end)] if not rest else _find(data, payload, box_end, rest)
     return found
+
+
+# Sample flags (ISO/IEC 14496-12 8.8.3.1): a sample a decoder cannot start at has sample_is_non_sync_sample set.
+_NON_SYNC_SAMPLE = 0x00010000
+# tfhd optional fields, in order, by flag: base_data_offset (8 bytes), sample_description_index, default duration,
+# default size (4 each), then default_sample_flags (0x20).
+_TFHD_FIELDS = ((0x01, 8), (0x02, 4), (0x08, 4), (0x10, 4))
+_TFHD_DEFAULT_FLAGS = 0x20
+# trun: data_offset (0x01) then first_sample_flags (0x04); per-sample duration (0x100) and size (0x200) precede each
+# sample's flags (0x400).
+_TRUN_DATA_OFFSET, _TRUN_FIRST_FLAGS = 0x01, 0x04
+_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS = 0x100, 0x200, 0x400
+
+
+def _full_box_flags(data: bytes, payload: int) -> int:
+    return int.from_bytes(data[payload + 1:payload + 4], "big")
+
+
+def opens_on_keyframe(fragment: bytes) -> bool:
+    """Whether a media fragment's first sample is a sync sample. Fragments are cut shorter than a keyframe interval,
+    so a viewer may only start, or resume after a drop, at one of these. A fragment that states no flags at all is
+    taken as one (what a fragment cut at every keyframe is)."""
+    for traf_start, traf_end in _find(fragment, 0, len(fragment), [b"moof", b"traf"]):
+        default_flags: int | None = None
+        for kind, payload, _ in _children(fragment, traf_start, traf_end):
+            if kind == b"tfhd":
+                flags, offset = _full_box_flags(fragment, payload), payload + 8  # version+flags, track_ID
+                offset += sum(size for flag, size in _TFHD_FIELDS if flags & flag)
+                if flags & _TFHD_DEFAULT_FLAGS:
+                    (default_flags,) = struct.unpack_from(">I", fragment, offset)
+            elif kind == b"trun":
+                flags, offset = _full_box_flags(fragment, payload), payload + 8  # version+flags, sample_count
+                offset += 4 if flags & _TRUN_DATA_OFFSET else 0
+                if flags & _TRUN_FIRST_FLAGS:
+                    (first,) = struct.unpack_from(">I", fragment, offset)
+                elif flags & _TRUN_FLAGS:
+                    offset += (4 if flags & _TRUN_DURATION else 0) + (4 if flags & _TRUN_SIZE else 0)
+                    (first,) = struct.unpack_from(">I", fragment, offset)
+                elif default_flags is not None:
+                    first = default_flags
+                else:
+                    return True
+                return not first & _NON_SYNC_SAMPLE
+    raise StreamError("a fragment without a track run")
 
 
 # A visual sample entry: 8 bytes of SampleEntry, then pre_defined/reserved (16), width and height (2 each), then

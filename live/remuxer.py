@@ -65,10 +65,11 @@ def input_script(settings: LiveSettings, url: str) -> bytes:
 def ffmpeg_command(settings: LiveSettings, source: CameraSource, *, input_fd: int) -> list[str]:
     """The camera (from the script on `input_fd`) over RTSP/TCP, its first video stream copied (or, for a camera with
     live_transcode or privacy masks, encoded to H.264 with a keyframe every transcode_gop_s, masks blacked out) into
-    fragmented MP4 on stdout: an empty
-    moov first (the init segment), then one fragment per keyframe interval. `min_frag_duration` keeps a keyframe
-    that the camera sends as several packets in one fragment, so every fragment a late joiner may start with opens
-    on a whole keyframe."""
+    fragmented MP4 on stdout: an empty moov first (the init segment), then a fragment every `fragment_ms` and at
+    every keyframe. A frame waits in ffmpeg until its fragment is cut, so short fragments are what keeps the live
+    view close to the camera (one per keyframe interval would hold the first frame of each a whole interval).
+    `min_frag_duration` (1 ms) never cuts between packets of one instant, so a keyframe the camera sends as several
+    packets stays whole, in the fragment it opens."""
     command = [
         settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
         *(f"-{option}" if index % 2 == 0 else option for index, option in enumerate(_PROBE)),
@@ -84,7 +85,7 @@ def ffmpeg_command(settings: LiveSettings, source: CameraSource, *, input_fd: in
     else:
         command += ["-c", "copy"]
     return [*command, "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
-            "-min_frag_duration", "100000", "pipe:1"]
+            "-frag_duration", str(settings.fragment_ms * 1000), "-min_frag_duration", "1000", "pipe:1"]
 
 
 @dataclass(frozen=True)
@@ -98,22 +99,25 @@ class Closing:
 class _Fragment:
     """A queued media fragment (compared by identity: two fragments never are the same item)."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "keyframe")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, keyframe: bool) -> None:
         self.data = data
+        self.keyframe = keyframe
 
 
 class Viewer:
-    """What one socket is to be sent, in order. Status messages and init segments are never dropped; a viewer that
-    falls behind by more than `max_fragments` fragments loses its oldest ones (each fragment opens on a keyframe, so
-    playback resumes cleanly at the live edge)."""
+    """What one socket is to be sent, in order. Status messages and init segments are never dropped. Media starts at
+    a fragment that opens on a keyframe (a joiner waits for the next one); a viewer that falls behind by more than
+    `max_fragments` fragments loses the oldest, whole keyframe intervals at a time (or everything queued, then waits
+    for the next keyframe), so its decoder always resumes on a picture it can decode, at the live edge."""
 
     def __init__(self, max_fragments: int) -> None:
         self._items: deque[str | bytes | _Fragment | Closing] = deque()
         self._fragments = 0
         self._ready = asyncio.Event()
         self._max = max_fragments
+        self._decodable = False
         self.dropped = 0
         self.closing: Closing | None = None
 
@@ -125,18 +129,37 @@ class Viewer:
         if self._fragments:
             self._items = deque(i for i in self._items if not isinstance(i, _Fragment))
             self._fragments = 0
+        self._decodable = False
         self._put(data)
 
-    def send_fragment(self, data: bytes) -> None:
+    def send_fragment(self, data: bytes, *, keyframe: bool = True) -> None:
         if self.closing is not None:
             return
-        while self._fragments >= self._max:
-            oldest = next(index for index, item in enumerate(self._items) if isinstance(item, _Fragment))
-            del self._items[oldest]
-            self._fragments -= 1
+        if not (self._decodable or keyframe):
             self.dropped += 1
+            return
+        if self._fragments >= self._max:
+            self._drop_backlog(keyframe)
+            if not (self._decodable or keyframe):
+                self.dropped += 1
+                return
+        self._decodable = True
         self._fragments += 1
-        self._put(_Fragment(data))
+        self._put(_Fragment(data, keyframe))
+
+    def _drop_backlog(self, incoming_keyframe: bool) -> None:
+        """Drop queued fragments up to the newest queued keyframe (or all of them when the incoming fragment is one,
+        or when that would still leave the queue full)."""
+        queued = [item for item in self._items if isinstance(item, _Fragment)]
+        newest_key = max((n for n, item in enumerate(queued) if item.keyframe), default=None)
+        if incoming_keyframe or newest_key is None or len(queued) - newest_key >= self._max:
+            cut, self._decodable = len(queued), False
+        else:
+            cut = newest_key
+        gone = {id(item) for item in queued[:cut]}
+        self._items = deque(item for item in self._items if id(item) not in gone)
+        self._fragments -= cut
+        self.dropped += cut
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -204,7 +227,7 @@ class StreamRemuxer:
 
     def add(self, viewer: Viewer) -> None:
         """A viewer joins: the current status, then (when online) the init segment; fragments follow from the next
-        keyframe interval."""
+        keyframe."""
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -324,7 +347,7 @@ class StreamRemuxer:
                         self._online(track, unit.data)
                     elif self.state == "online":
                         for viewer in list(self.viewers):
-                            viewer.send_fragment(unit.data)
+                            viewer.send_fragment(unit.data, keyframe=unit.keyframe)
         except StreamError as exc:
             broken = f"unreadable stream from the camera: {exc}"
         finally:

@@ -46,8 +46,11 @@ class LiveSettings(BaseSettings):
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 5.0
     stable_after_s: float = 30.0
-    # Fragments (one per keyframe interval) queued for a slow viewer before its oldest are dropped.
-    viewer_queue_fragments: int = Field(default=4, ge=1)
+    # Longest fragment ffmpeg writes (it also cuts at every keyframe): a frame waits in ffmpeg until its fragment is
+    # cut, so this bounds what the fragmenting adds to the live view's delay.
+    fragment_ms: int = Field(default=100, ge=10, le=2000)
+    # Fragments queued for a slow viewer before the oldest are dropped (50 of 100 ms: about 5 s behind the camera).
+    viewer_queue_fragments: int = Field(default=50, ge=1)
     # How often an open viewing re-checks its session (revoked, expired, habilitation lapsed) and marks itself alive.
     heartbeat_s: float = 30.0
     # Keyframe interval of the transcode profile (cameras with live_transcode set), in seconds.

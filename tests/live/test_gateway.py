@@ -14,6 +14,7 @@ import av
 import pytest
 
 from camsim.simulator import CameraSimulator, CameraSpec
+from live.fmp4 import opens_on_keyframe
 from live.model import Stream, TicketClaims
 from live.service import LiveService
 from live.settings import LiveSettings
@@ -64,12 +65,17 @@ async def test_a_viewer_gets_an_init_segment_and_fragments_that_decode_at_the_st
         grant = await ticket(live_service, live_world, camera_id, stream)
         assert grant.url == gateway.url(camera_id, stream.value)
         async with watch(grant.url, grant.ticket) as viewer:
-            online, init, fragments = await viewer.init_and_fragments(2)
+            # About two seconds: fragments are cut every 100 ms and at each keyframe (every second in the footage).
+            online, init, fragments = await viewer.init_and_fragments(20)
             assert online["codec"].startswith("avc1.")
             assert online["mime"] == f'video/mp4; codecs="{online["codec"]}"'
             assert (online["width"], online["height"], online["transcoded"]) == (*size, False)
             assert init[4:8] == b"ftyp"
             assert all(f[4:8] == b"moof" for f in fragments)
+            # The first opens on a keyframe (the decoder starts there); others are cut within the keyframe interval,
+            # so no frame waits a whole interval in the gateway.
+            assert opens_on_keyframe(fragments[0])
+            assert sum(not opens_on_keyframe(f) for f in fragments) >= len(fragments) // 2
             sizes = decoded_sizes(init, fragments)
             assert len(sizes) >= 5
             assert set(sizes) == {size}
@@ -98,6 +104,7 @@ async def test_viewers_of_one_camera_share_one_upstream_ffmpeg_which_stops_after
         async with watch(second.url, second.ticket) as two:
             online, init, fragments = await two.init_and_fragments(1)
             assert online["state"] == "online"
+            assert opens_on_keyframe(fragments[0])
             assert set(decoded_sizes(init, fragments)) == {(320, 136)}
             assert set(gateway.ffmpeg_children()) - before == mine
             # The main stream is another upstream session.
@@ -126,7 +133,7 @@ async def test_the_viewer_cap_refuses_the_next_viewer_with_a_clear_message(
         assert code == 4429
         assert "3 viewers" in reason
         assert json.loads(texts[-1]) == {"type": "error", "code": 4429, "reason": reason}
-        row = await live_world.view(grants[3].view_id)
+        row = await ended_view(live_world, grants[3].view_id)
         assert row["end_reason"] == "viewer_cap"
         # The others keep watching.
         frame = await a.recv()
@@ -222,7 +229,8 @@ async def test_a_revoked_session_cannot_start_and_stops_watching(
         async with watch(pending.url, pending.ticket) as late:
             code, reason, _ = await late.closed()
             assert (code, reason) == (4401, "session revoked")
-        row = await live_world.view(watching.view_id)
+        # The gateway records the end once the socket is closed: waited for, like every other ended viewing.
+        row = await ended_view(live_world, watching.view_id)
         assert row["end_reason"] == "closed 4401: session revoked"
         assert row["last_seen_at"] >= row["started_at"]
     finally:

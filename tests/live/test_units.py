@@ -119,20 +119,58 @@ def test_the_splitter_refuses_what_is_not_fragmented_mp4() -> None:
         FragmentSplitter().feed(b"RTSP/1.0 401 Unauthorized\r\n")
 
 
-async def test_a_slow_viewer_loses_its_oldest_fragments_but_never_a_status_or_an_init() -> None:
-    viewer = Viewer(max_fragments=2)
+def test_fragments_are_cut_every_tenth_of_a_second_and_those_opening_on_a_keyframe_say_so(tmp_path: Path) -> None:
+    """The gateway's own muxer options on 3 s of 25 fps with a keyframe every second: about ten fragments a second
+    (a frame waits in ffmpeg only until its fragment is cut), a cut at each keyframe, and the splitter marks exactly
+    the fragments that open on one."""
+    muxer = ffmpeg_command(LiveSettings(), CameraSource(uuid.uuid4(), Stream.SUB, "rtsp://cam/sub", transcode=False),
+                           input_fd=7)
+    muxer = muxer[muxer.index("-f", muxer.index("-c")):-1]
+    out = tmp_path / "live.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=25:duration=3",
+         "-c:v", "libx264", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", *muxer, str(out)], check=True, timeout=60)
+    units = FragmentSplitter().feed(out.read_bytes())
+    fragments = units[1:]
+    assert units[0].kind == "init"
+    assert len(fragments) >= 25  # 75 frames, at most 3 (120 ms) per fragment
+    assert [n for n, unit in enumerate(fragments) if unit.keyframe] == [0, 9, 18]  # frames 0, 25 and 50
+
+
+async def test_a_joining_viewer_starts_at_a_keyframe_and_never_loses_a_status_or_an_init() -> None:
+    viewer = Viewer(max_fragments=10)
     viewer.send_text("online")
     viewer.send_init(b"init")
-    for n in range(5):
-        viewer.send_fragment(f"f{n}".encode())
-    assert viewer.dropped == 3
-    assert [await viewer.next() for _ in range(4)] == ["online", b"init", b"f3", b"f4"]
-    viewer.send_fragment(b"old")
+    viewer.send_fragment(b"p1", keyframe=False)  # joined mid-interval: nothing it could decode yet
+    viewer.send_fragment(b"k1", keyframe=True)
+    viewer.send_fragment(b"p2", keyframe=False)
+    assert viewer.dropped == 1
+    assert [await viewer.next() for _ in range(4)] == ["online", b"init", b"k1", b"p2"]
+    viewer.send_fragment(b"old", keyframe=False)
     viewer.send_text("online again")
     viewer.send_init(b"init2")  # a new ffmpeg run: fragments of the previous one are useless
+    viewer.send_fragment(b"p3", keyframe=False)
     viewer.close(4415, "codec")
-    viewer.send_fragment(b"after close")
+    viewer.send_fragment(b"after close", keyframe=True)
     assert [await viewer.next() for _ in range(3)] == ["online again", b"init2", Closing(4415, "codec")]
+
+
+async def test_a_slow_viewer_loses_whole_keyframe_intervals_and_resumes_on_a_keyframe() -> None:
+    viewer = Viewer(max_fragments=4)
+    for name, key in (("k1", True), ("p1", False), ("k2", True), ("p2", False), ("p3", False)):
+        viewer.send_fragment(name.encode(), keyframe=key)
+    # Full at p3: dropped up to the newest keyframe, k2, which the decoder can start at.
+    assert viewer.dropped == 2
+    assert [await viewer.next() for _ in range(3)] == [b"k2", b"p2", b"p3"]
+
+    lagging = Viewer(max_fragments=3)
+    for name, key in (("k1", True), ("p1", False), ("p2", False), ("p3", False), ("p4", False), ("k2", True)):
+        lagging.send_fragment(name.encode(), keyframe=key)
+    # Full at p3 with no later keyframe queued: all three go, then p3 and p4, until the next keyframe.
+    assert lagging.dropped == 5
+    lagging.send_fragment(b"p5", keyframe=False)
+    assert await lagging.next() == b"k2"
+    assert await lagging.next() == b"p5"
 
 
 def test_a_session_allows_live_viewing_only_while_valid_and_habilitated() -> None:
@@ -185,6 +223,7 @@ def test_ffmpeg_copies_unless_the_camera_asks_for_a_transcode_and_never_sees_cre
     assert copy[copy.index("-c") + 1] == "copy"
     assert "libx264" not in copy
     assert "frag_keyframe+empty_moov+default_base_moof" in copy
+    assert copy[copy.index("-frag_duration") + 1] == "100000"  # microseconds
     assert copy[-1] == "pipe:1"
     assert copy[copy.index("-i") + 1] == "pipe:7"
     assert not any("10.0.0.5" in arg or "admin" in arg for arg in copy)
