@@ -1,11 +1,13 @@
 """Detector benchmark → bench/results/detector.json: whole portable backend vs a raw onnxruntime loop on the same
 frames in the same run, motion gating on quiet footage with event intervals, and cameras per 2 cores at 5 fps.
 
-Run: `python -m bench.detector` (make bench-detector). About a minute on 2 cores.
+Run: `python -m bench.detector` (make bench-detector). About a minute on 2 cores. `--model nanodet` measures
+NanoDet-g instead of the default SSD (prepared by scripts/convert_nanodet.py) into bench/results/detector-nanodet.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -29,8 +31,8 @@ from inference.motion import MotionGate, frame_stats, small_grey
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.rtsp import DecodedFrame, ReaderCounters, ReaderOptions, StreamState
-from inference.settings import InferenceSettings
-from inference.ssd import INPUT_SIZE, postprocess, preprocess, ssd_anchors
+from inference.settings import InferenceSettings, ModelKind
+from inference.ssd import INPUT_SIZE
 from inference.tracker import DetectedBox, IouTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,13 +57,14 @@ def vtest_frames(count: int) -> list[av.VideoFrame]:
 
 
 def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timestamp: float, *,
-            max_stretch: float = 1.5) -> DecodedFrame:
+            max_stretch: float = 1.5, input_size: int = INPUT_SIZE) -> DecodedFrame:
     """What RtspCameraReader does for each sampled frame (grey, motion, stats; the detector input is lazy)."""
     grey = small_grey(frame)
     motion = gate.observe(grey)
     return DecodedFrame(camera_id=camera_id, timestamp=timestamp, captured_at=datetime.now(UTC),
                         frame_size=(frame.width, frame.height), motion=motion,
-                        stats=frame_stats(grey, motion.changed_share), picture=frame, max_stretch=max_stretch)
+                        stats=frame_stats(grey, motion.changed_share), picture=frame, max_stretch=max_stretch,
+                        input_size=input_size)
 
 
 class ReplayReader:
@@ -72,7 +75,7 @@ class ReplayReader:
     """
 
     def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
-                 max_stretch: float = 1.5) -> None:
+                 max_stretch: float = 1.5, input_size: int = INPUT_SIZE) -> None:
         from inference.rtsp import FrameSlot
 
         self.camera_id = camera_id
@@ -83,6 +86,7 @@ class ReplayReader:
         self._frames = frames
         self._lockstep = lockstep
         self._max_stretch = max_stretch
+        self._input_size = input_size
         self._gate = MotionGate()
         self._index = 0
         self._stop = threading.Event()
@@ -91,7 +95,7 @@ class ReplayReader:
     def advance(self) -> None:
         frame = self._frames[self._index % len(self._frames)]
         self.slot.put(prepare(self.camera_id, frame, self._gate, self._index / DETECT_FPS,
-                              max_stretch=self._max_stretch))
+                              max_stretch=self._max_stretch, input_size=self._input_size))
         self._index += 1
 
     def start(self) -> None:
@@ -126,8 +130,9 @@ def camera(tenant: uuid.UUID) -> CameraConfig:
 
 def raw_loop_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float) -> tuple[float, float]:
     """The baseline: InferenceSession.run on a pre-allocated batch, nothing else. Returns (wall fps, CPU fps)."""
-    batch = preprocess([np.asarray(f.to_ndarray(width=INPUT_SIZE, height=INPUT_SIZE, format="rgb24"),
-                                   dtype=np.uint8) for f in frames[:BATCH]])
+    size = detector.input_size
+    batch = detector.preprocess([np.asarray(f.to_ndarray(width=size, height=size, format="rgb24"), dtype=np.uint8)
+                                 for f in frames[:BATCH]])
     detector.run_raw(batch)
     done, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
@@ -139,13 +144,14 @@ def raw_loop_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: f
 async def backend_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float,
                       ) -> tuple[float, float, dict[str, int]]:
     """The whole portable backend, saturated: BATCH cameras always have a frame ready, every frame is detected."""
-    settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0)
+    settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0, model_kind=detector.kind)
     tenant = uuid.uuid4()
     readers: dict[uuid.UUID, ReplayReader] = {}
 
     def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
                 on_frame: object) -> ReplayReader:
-        readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False)
+        readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False,
+                                          input_size=options.input_size)
         return readers[camera_id]
 
     sink = CountingSink()
@@ -184,12 +190,12 @@ def quiet_footage(frames: list[av.VideoFrame], length: int, events: list[tuple[i
 async def gating(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str, float]:
     events = [(60, 90), (150, 165), (240, 270)]
     footage = quiet_footage(frames, 330, events)
-    settings = InferenceSettings()
+    settings = InferenceSettings(model_kind=detector.kind)
     readers: dict[uuid.UUID, ReplayReader] = {}
 
     def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
                 on_frame: object) -> ReplayReader:
-        readers[camera_id] = ReplayReader(camera_id, footage, lockstep=True)
+        readers[camera_id] = ReplayReader(camera_id, footage, lockstep=True, input_size=options.input_size)
         return readers[camera_id]
 
     backend = PortableBackend(detector, CountingSink(), settings, reader_factory=factory)  # type: ignore[arg-type]
@@ -238,19 +244,16 @@ def stage_costs(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str
         grey = small_grey(frame)
         frame_stats(grey, gate.observe(grey).changed_share)
     lap("motion_check")
-    decoded = [prepare(uuid.uuid4(), f, MotionGate(), 0.0) for f in frames]
+    decoded = [prepare(uuid.uuid4(), f, MotionGate(), 0.0, input_size=detector.input_size) for f in frames]
     clock[0] = time.process_time()
     inputs = [d.detector_input for d in decoded]
     lap("resize_to_model_input")
-    tensors = [preprocess(inputs[i:i + BATCH]) for i in range(0, count, BATCH)]
+    tensors = [detector.preprocess(inputs[i:i + BATCH]) for i in range(0, count, BATCH)]
     lap("normalise")
     outputs = [detector.run_raw(t) for t in tensors]
     lap("inference")
-    anchors = ssd_anchors()
-    found = [postprocess(boxes[i], logits[i], anchors, score_threshold=detector.score_threshold,
-                         iou_threshold=detector.iou_threshold, allowed_classes=detector.allowed_classes)
-             for boxes, logits in outputs for i in range(len(boxes))]
-    lap("ssd_decode_and_nms")
+    found = [detections for boxes, classes in outputs for detections in detector.decode(boxes, classes)]
+    lap("decode_and_nms")
     tracker = IouTracker()
     tracked = [tracker.update([DetectedBox(detector.labels[d.class_id], d.score, d.box) for d in detections],
                               index / DETECT_FPS) for index, detections in enumerate(found)]
@@ -281,11 +284,23 @@ def commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-async def main() -> None:
-    files = prepare_detector_model(ROOT / "var" / "models")
-    settings = InferenceSettings()
-    detector = OnnxDetector(files.onnx, files.labels, score_threshold=settings.score_threshold,
-                            iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels)
+def load_detector(kind: ModelKind) -> OnnxDetector:
+    """The model of that kind under var/models, with the worker's default thresholds and tracked labels."""
+    if kind == "ssd":
+        prepare_detector_model(ROOT / "var" / "models")
+    settings = InferenceSettings(model_kind=kind, models_dir=ROOT / "var" / "models")
+    return OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
+                        iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels, kind=kind)
+
+
+def results_name(stem: str, kind: ModelKind) -> str:
+    """The default model keeps the historical file name; another model gets its own."""
+    return f"{stem}.json" if kind == "ssd" else f"{stem}-{kind}.json"
+
+
+async def main(kind: ModelKind = "ssd") -> None:
+    load_before = os.getloadavg()
+    detector = load_detector(kind)
     frames = vtest_frames(200)
     # Pairs run back to back, so a neighbour's load on this shared machine hits both sides of a pair alike; the
     # ratio is the median of the pairs' ratios. CPU-time rates (frames per CPU-second) are immune to that load.
@@ -326,9 +341,12 @@ async def main() -> None:
         "runs": {"baseline_fps": [round(v, 2) for v in baseline], "fps": [round(v, 2) for v in whole],
                  "ratios": [round(v, 3) for v in ratios], "cpu_time_ratios": [round(v, 3) for v in cpu_ratios]},
         "events_emitted_in_throughput_runs": events, "batch": BATCH, "cpu_count": cores,
-        "providers": detector.providers,
+        "providers": detector.providers, "model": kind, "input_size": detector.input_size,
+        # The machine is shared: its load before the run (others' work) and after (with this bench's own).
+        "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
+                                    "after": [round(v, 2) for v in os.getloadavg()]},
         "method": ("fps: frames/s through PortableBackend.step (slot hand-off, fair scheduler, batched inference, "
-                   "SSD decode+NMS, tracker, rules, event emit) with 4 saturated replay cameras on vtest at "
+                   "decode+NMS, tracker, rules, event emit) with 4 saturated replay cameras on vtest at "
                    "384x288; baseline: InferenceSession.run on a pre-allocated batch of 4; ratio: median of 5 "
                    "back-to-back pairs of 4 s runs. Gating: 330 frames at 5 fps of vtest's median background with "
                    "noise and drift, three spliced intervals of real vtest frames. cameras_per_2_cores: 5 fps per "
@@ -337,9 +355,16 @@ async def main() -> None:
         "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "detector.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / results_name("detector", kind)).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
+def model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=["ssd", "nanodet"], default="ssd",
+                        help="the detector to measure: the default SSD, or NanoDet-g (scripts/convert_nanodet.py)")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    model_argument(arguments)
+    asyncio.run(main(arguments.parse_args().model))

@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import sys
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,17 +24,25 @@ from typing import Any, Literal
 import av
 import numpy as np
 
-from bench.detector import ROOT, CountingSink, ReplayReader, commit, quiet_footage
+from bench.detector import (
+    ROOT,
+    CountingSink,
+    ReplayReader,
+    commit,
+    load_detector,
+    model_argument,
+    quiet_footage,
+    results_name,
+)
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
-from inference.mediapipe import prepare_detector_model
 from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.rtsp import ReaderOptions
-from inference.settings import InferenceSettings
-from inference.ssd import INPUT_SIZE, iou_matrix, letterbox_size, unletterbox
+from inference.settings import InferenceSettings, ModelKind
+from inference.ssd import iou_matrix, letterbox_size, unletterbox
 
 RESULTS = ROOT / "bench" / "results"
 DATA = ROOT / "bench" / "data"
@@ -41,6 +50,12 @@ DETECT_FPS = 5.0
 SUB_WIDTH = 384  # wider clips are scaled to this width (a camera's sub stream); narrower ones are kept
 TOLERANCE_S = (1.0, 1.5)  # an alert may precede an annotated time by 1 s, or follow it by 1.5 s
 QUIET_MINUTES = 10.0
+# What the abandoned-object rule watches, in each model's vocabulary: the annotations name the SSD's classes (the
+# Open Images subset has no bag), NanoDet's COCO classes include backpack, handbag and suitcase.
+LEFT_OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
+    "ssd": ("Box", "Bottle", "Laptop", "Book", "Camera"),
+    "nanodet": ("Backpack", "Handbag", "Suitcase", "Bottle", "Laptop", "Book"),
+}
 
 
 def footage_path(clip: dict[str, Any]) -> Path:
@@ -148,7 +163,7 @@ def zones_of(clip: dict[str, Any], tenant: uuid.UUID, camera: uuid.UUID) -> dict
             for name, z in clip["zones"].items()}
 
 
-def build_config(clip: dict[str, Any], params: dict[str, Any]
+def build_config(clip: dict[str, Any], params: dict[str, Any], kind_of_model: ModelKind = "ssd"
                  ) -> tuple[CameraConfig, dict[uuid.UUID, tuple[str, str]]]:
     """The camera with the clip's zones and one rule per annotated rule type (one per direction for lines), and
     what each rule id stands for: (rule type, direction on screen or "")."""
@@ -179,6 +194,8 @@ def build_config(clip: dict[str, Any], params: dict[str, Any]
             continue
         spec = events[kind]
         own = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("params", {}).items()}
+        if "classes" in own and kind == "abandoned_object":
+            own["classes"] = LEFT_OBJECT_CLASSES[kind_of_model]
         rule_id = uuid.uuid4()
         meaning[rule_id] = (kind, "")
         rules.append(Rule(id=rule_id, tenant_id=tenant, camera_id=camera, rule_type=RuleType(kind),
@@ -211,7 +228,8 @@ async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: Ca
 
     def factory(camera: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
                 on_frame: object) -> ReplayReader:
-        readers[camera] = ReplayReader(camera, frames, lockstep=True, max_stretch=options.max_stretch)
+        readers[camera] = ReplayReader(camera, frames, lockstep=True, max_stretch=options.max_stretch,
+                                       input_size=options.input_size)
         return readers[camera]
 
     sink = RecordingSink()
@@ -279,9 +297,11 @@ def average_precision(scored: list[tuple[float, bool]], positives: int) -> float
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
-def detector_ap(model: Path, labels: Path, clips: list[dict[str, Any]], *, max_stretch: float) -> dict[str, Any]:
+def detector_ap(settings: InferenceSettings, clips: list[dict[str, Any]], *, max_stretch: float) -> dict[str, Any]:
     """Person AP@0.5 of the detector alone on the annotated frames, at sub-stream size."""
-    detector = OnnxDetector(model, labels, score_threshold=0.05, iou_threshold=0.45, tracked_labels=("Person",))
+    detector = OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=0.05, iou_threshold=0.45,
+                            tracked_labels=("Person",), kind=settings.model_kind)
+    size = detector.input_size
     person = detector.labels.index("Person")
     scored: list[tuple[float, bool]] = []
     positives = 0
@@ -298,9 +318,9 @@ def detector_ap(model: Path, labels: Path, clips: list[dict[str, Any]], *, max_s
                     continue
                 sub_w, sub_h = sub_size(frame.width, frame.height)
                 small = frame.reformat(width=sub_w, height=sub_h)
-                content = letterbox_size(sub_w, sub_h, max_stretch)
+                content = letterbox_size(sub_w, sub_h, max_stretch, size)
                 rgb = small.to_ndarray(width=content[0], height=content[1], format="rgb24")
-                padded = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+                padded = np.zeros((size, size, 3), dtype=np.uint8)
                 padded[:content[1], :content[0]] = rgb
                 found = [d for d in detector.detect([padded])[0] if d.class_id == person]
                 truth = np.asarray([[x1 / width, y1 / height, x2 / width, y2 / height]
@@ -308,7 +328,7 @@ def detector_ap(model: Path, labels: Path, clips: list[dict[str, Any]], *, max_s
                 positives += len(truth)
                 taken: set[int] = set()
                 for det in found:  # detections come best first
-                    box = np.asarray([unletterbox(det.box, content)], dtype=np.float32)
+                    box = np.asarray([unletterbox(det.box, content, size)], dtype=np.float32)
                     overlaps = iou_matrix(box, truth)[0] if len(truth) else np.zeros(0)
                     best = int(np.argmax(overlaps)) if overlaps.size else -1
                     ok = best >= 0 and overlaps[best] >= 0.5 and best not in taken
@@ -341,7 +361,7 @@ async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: In
             zone.id if kind in (RuleType.INTRUSION, RuleType.LOITERING, RuleType.EXCESSIVE_DENSITY) else None)
         extra: dict[str, Any] = {"max_objects": 3} if kind is RuleType.EXCESSIVE_DENSITY else {}
         if kind is RuleType.ABANDONED_OBJECT:
-            extra["classes"] = ("Box", "Bottle", "Laptop", "Book", "Camera")
+            extra["classes"] = LEFT_OBJECT_CLASSES[settings.model_kind]
         rules.append(Rule(id=uuid.uuid4(), tenant_id=tenant, camera_id=camera, rule_type=kind, zone_id=zone_id,
                           params=RuleParams(**{**params, **extra})))
     config = CameraConfig(camera_id=camera, tenant_id=tenant, name="quiet", stream_url="rtsp://replay/sub",
@@ -357,27 +377,32 @@ async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: In
             "false_alerts": counts}
 
 
-async def main(only: Sequence[str] = ()) -> None:
-    """Every clip and variant into bench/results/rules.json; with `only` (clip names), those clips with the baseline
-    and the default settings, printed and not written."""
-    files = prepare_detector_model(ROOT / "var" / "models")
+async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: bool = False) -> None:
+    """Every clip and variant into bench/results/rules.json (rules-<model>.json for another model); with `only`
+    (clip names), those clips with the baseline and the default settings, printed and not written; with
+    `default_only`, the default settings alone (and quiet footage), into rules-default.json (rules-<model>-default.json
+    for another model)."""
+    load_before = os.getloadavg()
+    load_detector(kind)  # prepares the SSD when missing; fails early when NanoDet was not converted
     clips = [json.loads(p.read_text()) for p in sorted(DATA.glob("*.json"))]
     if only:
         clips = [c for c in clips if c["clip"] in only]
     footage = {clip["clip"]: clip_frames(footage_path(clip))[0] for clip in clips}
     results: dict[str, Any] = {}
-    for variant in VARIANTS if not only else [VARIANTS[0], VARIANTS[-1]]:
-        settings = InferenceSettings(**variant.settings)
-        detector = OnnxDetector(files.onnx, files.labels, score_threshold=settings.score_threshold,
-                                iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels)
+    variants = [VARIANTS[-1]] if default_only else VARIANTS if not only else [VARIANTS[0], VARIANTS[-1]]
+    for variant in variants:
+        settings = InferenceSettings(**variant.settings, model_kind=kind, models_dir=ROOT / "var" / "models")
+        detector = OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
+                                iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels,
+                                kind=kind)
         per_clip = []
         for clip in clips:
-            config, meaning = build_config(clip, variant.rule_params)
+            config, meaning = build_config(clip, variant.rule_params, kind)
             per_clip.append((clip, meaning, await replay(detector, footage[clip["clip"]], config, settings)))
         results[variant.name] = {
             "settings": variant.settings, "rule_params": variant.rule_params,
             "rules": score_rules(per_clip),
-            "detector": detector_ap(files.onnx, files.labels, clips, max_stretch=settings.max_stretch),
+            "detector": detector_ap(settings, clips, max_stretch=settings.max_stretch),
         }
         if only:
             print(json.dumps({variant.name: results[variant.name]["rules"]}))
@@ -406,12 +431,23 @@ async def main(only: Sequence[str] = ()) -> None:
                    "gating; one alert per track per rule hit; greedy matching within the tolerance; unmatched "
                    "alerts inside an annotated ambiguous span are ignored. Detector AP: PASCAL all-point AP at IoU "
                    "0.5 on the annotated person boxes."),
+        "model": kind,
+        "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
+                                    "after": [round(v, 2) for v in os.getloadavg()]},
         "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "rules.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = results_name("rules", kind)
+    (RESULTS / (name.replace(".json", "-default.json") if default_only else name)).write_text(
+        json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "variants"}, indent=2))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("clips", nargs="*", help="only these clips (printed, not written)")
+    model_argument(arguments)
+    arguments.add_argument("--default-only", action="store_true",
+                           help="the default settings alone, not every lever (a model comparison)")
+    parsed = arguments.parse_args()
+    asyncio.run(main(parsed.clips, parsed.model, parsed.default_only))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inference.deepstream import DeepStreamBackend, require_deepstream
+from inference.errors import BackendUnavailable
 from inference.mediapipe import prepare_detector_model
 from inference.onnx_detector import OnnxDetector, read_labels
 from inference.portable import PortableBackend
@@ -15,6 +16,10 @@ from inference.worker import Backend
 def make_backend(settings: InferenceSettings, sink: EventSink) -> Backend:
     """Both run the same model, rules and events; DeepStream is refused at once where its SDK is missing."""
     if settings.backend == "deepstream":
+        if settings.model_kind != "ssd":
+            # nvinfer's configuration and box parsing are the SSD's (inference/deepstream_config.py).
+            raise BackendUnavailable(f"the DeepStream backend runs the SSD only, not {settings.model_kind}: set "
+                                     "VIGIE_INFERENCE_BACKEND=portable")
         require_deepstream()
         if settings.model_path is None:
             prepare_detector_model(settings.models_dir)

@@ -91,6 +91,7 @@ def reader_options(settings: InferenceSettings) -> ReaderOptions:
         reconnect_cap_s=settings.reconnect_cap_s, offline_after_s=settings.offline_after_s,
         motion_pixel_threshold=settings.motion_pixel_threshold, motion_min_changed=settings.motion_min_changed,
         motion_scene_change=settings.motion_scene_change, max_stretch=settings.max_stretch,
+        input_size=settings.input_size,
     )
 
 
@@ -279,7 +280,8 @@ class PortableBackend:
             runtime.last_detect_at = frame.timestamp
             content = frame.detector_content
             thresholds = self._settings.class_score_thresholds
-            boxes = [DetectedBox(labels[d.class_id], d.score, unletterbox(d.box, content)) for d in detections
+            boxes = [DetectedBox(labels[d.class_id], d.score, unletterbox(d.box, content, frame.input_size))
+                     for d in detections
                      if passes_class_threshold(d.score, labels[d.class_id], thresholds)]
             objects = tuple(runtime.confirmation.filter(runtime.tracker.update(boxes, frame.timestamp),
                                                         frame.timestamp))

@@ -47,22 +47,23 @@ class DecodedFrame:
     stats: FrameStats
     picture: av.VideoFrame
     max_stretch: float = 1.5
+    input_size: int = INPUT_SIZE  # the model's square input, pixels a side
     _detector_input: npt.NDArray[np.uint8] | None = None
 
     @property
     def detector_content(self) -> tuple[int, int]:
-        """Pixels of the 300x300 input the picture fills: all of it when stretched, less when letterboxed."""
-        return letterbox_size(self.picture.width, self.picture.height, self.max_stretch)
+        """Pixels of the model's square input the picture fills: all of it when stretched, less when letterboxed."""
+        return letterbox_size(self.picture.width, self.picture.height, self.max_stretch, self.input_size)
 
     @property
     def detector_input(self) -> npt.NDArray[np.uint8]:
-        """300x300 RGB, letterboxed (top-left, black padding) or stretched; made on first use (most frames are
-        gated out)."""
+        """The model's square input in RGB, letterboxed (top-left, black padding) or stretched; made on first use
+        (most frames are gated out)."""
         if self._detector_input is None:
             width, height = self.detector_content
             rgb = np.asarray(self.picture.to_ndarray(width=width, height=height, format="rgb24"), dtype=np.uint8)
-            if (width, height) != (INPUT_SIZE, INPUT_SIZE):
-                padded = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+            if (width, height) != (self.input_size, self.input_size):
+                padded = np.zeros((self.input_size, self.input_size, 3), dtype=np.uint8)
                 padded[:height, :width] = rgb
                 rgb = padded
             self._detector_input = rgb
@@ -154,6 +155,7 @@ class ReaderOptions:
     motion_min_changed: float = 0.002
     motion_scene_change: float = 0.6
     max_stretch: float = 1.5
+    input_size: int = INPUT_SIZE
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -316,7 +318,7 @@ class RtspCameraReader:
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
             motion=motion, stats=frame_stats(grey, motion.changed_share, self._previous_grey), picture=frame,
-            max_stretch=self.options.max_stretch,
+            max_stretch=self.options.max_stretch, input_size=self.options.input_size,
         ))
         self._previous_grey = grey
         self.counters.sampled += 1

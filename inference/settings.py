@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.settings import PROJECT_ROOT
@@ -13,6 +13,21 @@ from core.settings import PROJECT_ROOT
 # The default model: what `python -m inference.mediapipe` prepares under models_dir (the MediaPipe SSD, its labels).
 ONNX_FILE = "ssd_mobilenetv2_oidv4.onnx"
 LABELS_FILE = "ssd_mobilenetv2_oidv4.labels.txt"
+
+# The models the worker can decode: "ssd" (MediaPipe's SSD-MobileNetV2, Open Images classes, the default) and
+# "nanodet" (NanoDet-g, COCO classes, prepared by scripts/convert_nanodet.py).
+ModelKind = Literal["ssd", "nanodet"]
+MODEL_FILES: dict[str, tuple[str, str]] = {
+    "ssd": (ONNX_FILE, LABELS_FILE),
+    "nanodet": ("nanodet_g_coco.onnx", "nanodet_g_coco.labels.txt"),
+}
+MODEL_INPUT_SIZE: dict[str, int] = {"ssd": 300, "nanodet": 416}
+# What each model's vocabulary calls the classes worth tracking (COCO has bags and no box, camera or "vehicle").
+TRACKED_LABELS: dict[str, tuple[str, ...]] = {
+    "ssd": ("Person", "Car", "Vehicle", "Bicycle", "Box", "Laptop", "Bottle", "Book", "Camera", "Dog"),
+    "nanodet": ("Person", "Car", "Truck", "Bus", "Motorcycle", "Bicycle", "Backpack", "Handbag", "Suitcase",
+                "Laptop", "Bottle", "Book", "Dog"),
+}
 
 
 class InferenceSettings(BaseSettings):
@@ -25,14 +40,15 @@ class InferenceSettings(BaseSettings):
     # Prometheus metrics on their own listener (host:port, port 0: any free one); empty: not served.
     metrics_address: str = "127.0.0.1:9104"
     models_dir: Path = PROJECT_ROOT / "var" / "models"
+    model_kind: ModelKind = "ssd"
     # Production points these at its own model; empty means the MediaPipe SSD prepared under models_dir.
     model_path: Path | None = None
     labels_path: Path | None = None
     score_threshold: float = Field(0.4, gt=0, lt=1)
     nms_iou_threshold: float = Field(0.45, gt=0, le=1)
     # Labels that produce tracks and ObjectDetected events; the rest of what the model sees is ignored.
-    tracked_labels: tuple[str, ...] = ("Person", "Car", "Vehicle", "Bicycle", "Box", "Laptop", "Bottle", "Book",
-                                       "Camera", "Dog")
+    # Unset: the model kind's own list (TRACKED_LABELS).
+    tracked_labels: tuple[str, ...] = TRACKED_LABELS["ssd"]
     # A label's own minimum score, above score_threshold (e.g. {"Car": 0.6}); labels not named use score_threshold.
     class_score_thresholds: dict[str, float] = Field(default_factory=dict)
     # How much the picture's aspect ratio may be distorted to fill the model's square input; beyond it the picture
@@ -79,10 +95,21 @@ class InferenceSettings(BaseSettings):
                                                                     "premium": 4.0})
     publish_queue_max: int = 10_000
 
+    @model_validator(mode="after")
+    def _tracked_labels_of_the_model(self) -> Self:
+        if "tracked_labels" not in self.model_fields_set:
+            self.tracked_labels = TRACKED_LABELS[self.model_kind]
+        return self
+
     @property
     def onnx_path(self) -> Path:
-        return self.model_path or self.models_dir / ONNX_FILE
+        return self.model_path or self.models_dir / MODEL_FILES[self.model_kind][0]
 
     @property
     def labels_file(self) -> Path:
-        return self.labels_path or self.models_dir / LABELS_FILE
+        return self.labels_path or self.models_dir / MODEL_FILES[self.model_kind][1]
+
+    @property
+    def input_size(self) -> int:
+        """The model's square input, pixels a side."""
+        return MODEL_INPUT_SIZE[self.model_kind]

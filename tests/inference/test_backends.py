@@ -43,6 +43,13 @@ def test_deepstream_without_its_sdk_is_refused_before_any_model_work(monkeypatch
     assert list(tmp_path.iterdir()) == []  # no model was fetched for a backend that cannot run
 
 
+def test_deepstream_refuses_nanodet_whose_boxes_its_parser_cannot_read(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    settings = InferenceSettings(models_dir=tmp_path, backend="deepstream", model_kind="nanodet")
+    with pytest.raises(BackendUnavailable, match="SSD only"):
+        make_backend(settings, Discard())
+
+
 def test_the_portable_backend_is_the_default(detector_model: DetectorModelFiles,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIGIE_INFERENCE_BACKEND", raising=False)
