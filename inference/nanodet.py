@@ -13,7 +13,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from inference.ssd import RawDetection, non_max_suppression
+from inference.ssd import RawDetection, per_class_detections
 
 INPUT_SIZE = 416
 STRIDES = (8, 16, 32)
@@ -120,14 +120,4 @@ def postprocess(
     candidate_scores = best_score[candidates].astype(np.float32)
     # Only the candidates' distributions are decoded: a few dozen cells of 3549.
     boxes = decode_boxes(distributions[candidates], centres[candidates], strides[candidates])
-    detections: list[RawDetection] = []
-    for class_id in np.unique(class_ids):
-        same = np.nonzero(class_ids == class_id)[0]
-        for index in non_max_suppression(boxes[same], candidate_scores[same], iou_threshold):
-            i = same[index]
-            x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            if x2 - x1 <= 0 or y2 - y1 <= 0:
-                continue
-            detections.append(RawDetection(int(class_id), float(candidate_scores[i]), (x1, y1, x2, y2)))
-    detections.sort(key=lambda d: -d.score)
-    return detections[:max_detections]
+    return per_class_detections(boxes, candidate_scores, class_ids, iou_threshold, max_detections)

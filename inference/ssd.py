@@ -158,6 +158,22 @@ def non_max_suppression(boxes: FloatArray, scores: FloatArray, iou_threshold: fl
     return kept
 
 
+def per_class_detections(boxes: FloatArray, scores: FloatArray, class_ids: npt.NDArray[np.int64],
+                         iou_threshold: float, max_detections: int) -> list[RawDetection]:
+    """Candidates kept by non-maximum suppression within each class, non-empty boxes only, best first."""
+    detections: list[RawDetection] = []
+    for class_id in np.unique(class_ids):
+        same = np.nonzero(class_ids == class_id)[0]
+        for index in non_max_suppression(boxes[same], scores[same], iou_threshold):
+            i = same[index]
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            if x2 - x1 <= 0 or y2 - y1 <= 0:
+                continue
+            detections.append(RawDetection(int(class_id), float(scores[i]), (x1, y1, x2, y2)))
+    detections.sort(key=lambda d: -d.score)
+    return detections[:max_detections]
+
+
 def postprocess(
     encodings: FloatArray,
     logits: FloatArray,
@@ -185,14 +201,4 @@ def postprocess(
         candidates, class_ids = candidates[mask], class_ids[mask]
     boxes = decode_boxes(encodings[candidates], anchors[candidates])
     candidate_scores = scores[candidates].astype(np.float32)
-    detections: list[RawDetection] = []
-    for class_id in np.unique(class_ids):
-        same = np.nonzero(class_ids == class_id)[0]
-        for index in non_max_suppression(boxes[same], candidate_scores[same], iou_threshold):
-            i = same[index]
-            x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            if x2 - x1 <= 0 or y2 - y1 <= 0:
-                continue
-            detections.append(RawDetection(int(class_id), float(candidate_scores[i]), (x1, y1, x2, y2)))
-    detections.sort(key=lambda d: -d.score)
-    return detections[:max_detections]
+    return per_class_detections(boxes, candidate_scores, class_ids, iou_threshold, max_detections)

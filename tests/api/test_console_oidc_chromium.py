@@ -17,9 +17,9 @@ from litestar.testing import AsyncTestClient
 from playwright.async_api import Browser, expect
 
 from cli.seed import SeedResult
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from tests.api.conftest import Actor
-from tests.api.test_live_stream import ServedApi
+from tests.api.test_live_stream import ServedApi, served_console
 from tests.browser.chromium import artifact, launched_chromium
 from tests.oidc_provider import OidcProvider
 
@@ -39,15 +39,13 @@ def provider() -> Iterator[OidcProvider]:
 @pytest.fixture(scope="module")
 def served(api_settings: Settings, seeded: SeedResult, provider: OidcProvider,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    if not (PROJECT_ROOT / "console" / "dist" / "index.html").is_file():
-        pytest.fail("console/dist is missing: run make console")
-    server = ServedApi(api_settings, tmp_path_factory.mktemp("served-api") / "api.log")
-    server.env.update(VIGIE_OIDC__ISSUER=provider.state.issuer, VIGIE_OIDC__CLIENT_ID=provider.state.client_id,
-                      VIGIE_OIDC__CLIENT_SECRET=provider.state.client_secret,
-                      VIGIE_OIDC__REDIRECT_URI=f"{server.url}/auth/oidc/callback")
-    server.start()
-    yield server
-    server.stop()
+    def identity_provider(url: str) -> dict[str, str]:
+        return {"VIGIE_OIDC__ISSUER": provider.state.issuer, "VIGIE_OIDC__CLIENT_ID": provider.state.client_id,
+                "VIGIE_OIDC__CLIENT_SECRET": provider.state.client_secret,
+                "VIGIE_OIDC__REDIRECT_URI": f"{url}/auth/oidc/callback"}
+
+    with served_console(api_settings, tmp_path_factory.mktemp("served-api"), identity_provider) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

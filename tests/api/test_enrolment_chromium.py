@@ -20,9 +20,9 @@ from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from cli.seed import SeedResult
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from tests.api.conftest import Actor
-from tests.api.test_live_stream import ServedApi
+from tests.api.test_live_stream import ServedApi, served_console
 from tests.browser.chromium import artifact, launched_chromium
 from tests.console.browser import SERIOUS
 from tests.console.platform import AXE
@@ -35,13 +35,10 @@ PASSWORD, NEW_PASSWORD = "une phrase de passe bien à moi", "une autre phrase, c
 
 @pytest.fixture(scope="module")
 def served(api_settings: Settings, seeded: SeedResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    if not (PROJECT_ROOT / "console" / "dist" / "index.html").is_file():
-        pytest.fail("console/dist is missing: run make console")
-    server = ServedApi(api_settings, tmp_path_factory.mktemp("served-api") / "api.log")
-    server.env["VIGIE_API__PUBLIC_URL"] = server.url  # the links it answers open its own console
-    server.start()
-    yield server
-    server.stop()
+    # The links it answers open its own console.
+    with served_console(api_settings, tmp_path_factory.mktemp("served-api"),
+                        lambda url: {"VIGIE_API__PUBLIC_URL": url}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +47,17 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-def _invitation(seeded: SeedResult) -> dict[str, Any]:
-    return {
+def _invite(served: ServedApi, admin: Actor, seeded: SeedResult) -> tuple[dict[str, Any], str]:
+    """An operator invited through the served API: the invitation and the enrolment link it answered."""
+    body = {
         "email": f"op-{uuid.uuid4().hex[:8]}@valdoise.demo",
         "display_name": "Opératrice invitée",
         "membership": {"tenant_id": str(seeded.tenants["departement"]), "role": "operator"},
         "habilitation": {"agrement_number": "AGR-95-WEB", "enquiry_date": "2025-06-01", "expires_on": "2030-01-01"},
     }
+    invited = httpx2.post(f"{served.url}/users", json=body, headers=admin.headers, timeout=15)
+    assert invited.status_code == 201, invited.text
+    return body, invited.json()["enrolment"]["link"]
 
 
 async def _violations(page: Page) -> list[dict[str, Any]]:
@@ -127,11 +128,7 @@ async def _sign_in(page: Page, served: ServedApi, email: str, password: str, cod
 async def test_an_invited_operator_enrols_in_the_console_then_signs_in_with_their_own_credentials(
     served: ServedApi, browser: Browser, actors: dict[str, Actor], seeded: SeedResult,
 ) -> None:
-    admin = actors[ADMIN].headers
-    body = _invitation(seeded)
-    invited = httpx2.post(f"{served.url}/users", json=body, headers=admin, timeout=15)
-    assert invited.status_code == 201, invited.text
-    link = invited.json()["enrolment"]["link"]
+    body, link = _invite(served, actors[ADMIN], seeded)
     assert link.startswith(f"{served.url}/console/#/inscription?jeton=")
 
     context = await browser.new_context(locale="fr-FR")
@@ -172,13 +169,11 @@ async def test_a_forced_reenrolment_replaces_both_factors_through_the_console(
     served: ServedApi, browser: Browser, actors: dict[str, Actor], seeded: SeedResult,
 ) -> None:
     admin = actors[ADMIN].headers
-    body = _invitation(seeded)
-    invited = httpx2.post(f"{served.url}/users", json=body, headers=admin, timeout=15)
-    assert invited.status_code == 201, invited.text
+    body, first_link = _invite(served, actors[ADMIN], seeded)
     context = await browser.new_context(locale="fr-FR")
     page = await context.new_page()
     try:
-        first_seed, _ = await _enrol_on_the_page(page, invited.json()["enrolment"]["link"], PASSWORD, "enrolment-first")
+        first_seed, _ = await _enrol_on_the_page(page, first_link, PASSWORD, "enrolment-first")
         users = httpx2.get(f"{served.url}/users", params={"limit": 200}, headers=admin, timeout=15).json()["items"]
         user = next(u for u in users if u["email"] == body["email"])
         forced = httpx2.post(f"{served.url}/users/{user['id']}/reenrolment", headers=admin, timeout=15)

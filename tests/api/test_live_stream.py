@@ -13,7 +13,8 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -25,7 +26,7 @@ from api.routes.alerts import HEARTBEAT_S
 from cli.seed import SeedResult
 from core.bus import Bus
 from core.embedded import NatsServerProcess, free_port
-from core.settings import Settings
+from core.settings import PROJECT_ROOT, Settings
 from tests.api.conftest import sign_in
 from tests.processes import ModuleProcess
 
@@ -65,6 +66,21 @@ class ServedApi(ModuleProcess):
                 pass
             time.sleep(0.2)
         pytest.fail(f"python -m api not ready after {timeout_s} s:\n{self.tail()}")
+
+
+@contextmanager
+def served_console(settings: Settings, log_dir: Path,
+                   env: Callable[[str], dict[str, str]] = lambda _url: {}) -> Iterator[ServedApi]:
+    """`python -m api` serving the built console (make console); `env` gives settings that depend on its address."""
+    if not (PROJECT_ROOT / "console" / "dist" / "index.html").is_file():
+        pytest.fail("console/dist is missing: run make console")
+    server = ServedApi(settings, log_dir / "api.log")
+    server.env.update(env(server.url))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
