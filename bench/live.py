@@ -17,7 +17,7 @@ the cameras are simulated (camsim: footage at real-time pace, a keyframe every s
   baseline, in the same run, on the same cameras: N plain `ffmpeg -c copy` remuxes to fragmented MP4 files, one per
   viewer, as a gateway without shared sessions would run, counted the same way.
 
-`python -m bench.live [--cameras 10] [--steps 25,50,100,150] [--window 20] [--latency-seconds 45]` writes
+`python -m bench.live [--cameras 10] [--steps 25,50,100,150,200] [--window 20] [--latency-seconds 45]` writes
 bench/results/live.json.
 """
 
@@ -105,7 +105,8 @@ METHOD = (
     "(the gateway drops fragments for slow viewers) and receives at least {share:.0%} of the window in media time, "
     "less two fragments for those straddling its edges. "
     "CPU = utime + stime from /proc over a {window:g} s window after the viewers got their first fragments: the "
-    "gateway process with its ffmpeg children; viewers_per_2_cores = N x 2 / (CPU s / window). Baseline, same run, "
+    "gateway process with its ffmpeg children (Postgres, which it asks at each viewing's start and heartbeat, is not "
+    "counted); viewers_per_2_cores = N x 2 / (CPU s / window). Baseline, same run, "
     "same cameras, right after each gateway step: N `ffmpeg -rtsp_transport tcp -i <sub url> -c copy -f mp4 "
     "-movflags frag_keyframe+empty_moov <file>` (one per viewer, files in a temporary folder), counted the same "
     "way; one keeps up when it is alive and the fragments it wrote in the window hold as much media time. Steps stop "
@@ -220,8 +221,6 @@ def fragment_span(fragment: bytes, timing: TrackTiming) -> Span:
     return Span(start, start + total, keyframe)
 
 
-
-
 def _stat_fields(pid: int) -> list[str]:
     # The command name may hold spaces and parentheses: fields start after its closing parenthesis.
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -311,8 +310,6 @@ class Window:
         }
 
 
-
-
 @dataclass
 class World:
     """A tenant of its own department, its cameras, an operator with a live session, and tickets for them."""
@@ -372,8 +369,6 @@ def gateway_process(settings: Settings, work: Path, page_origin: str) -> Iterato
         yield f"ws://127.0.0.1:{port}", process.proc.pid
     finally:
         process.stop()
-
-
 
 
 @dataclass
@@ -484,7 +479,6 @@ class WebSocketViewer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-
 
 
 PAGE = """<!doctype html>
@@ -688,8 +682,6 @@ async def measure_latency(world: World, base: str, origin: str, seconds: float) 
         "latency_browser_clock_offset_ms": round(clock_offset_ms, 2),
         "latency_browser_clock_round_trip_ms": round(round_trip_ms, 2),
     }
-
-
 
 
 @dataclass
@@ -913,8 +905,6 @@ def headline(capacity: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     name = f"vigie_bench_live_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="vigie-bench-live-") as tmp:
@@ -970,7 +960,7 @@ def _sub_description(footage: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", type=int, default=10)
-    parser.add_argument("--steps", default="25,50,100,150", help="viewer counts, comma-separated, increasing")
+    parser.add_argument("--steps", default="25,50,100,150,200", help="viewer counts, comma-separated, increasing")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of CPU measured per step and side")
     parser.add_argument("--latency-seconds", type=float, default=45.0, help="how long the page watches")
     parser.add_argument("--footage", default="vtest", help="the simulated cameras' footage (camsim.footage)")
