@@ -103,11 +103,11 @@ METHOD = (
     "browsers do) spread over the cameras' sub streams read and discard everything; a viewer keeps up when it is "
     "not closed, never waits more than {silence:g} s for a fragment, gets no hole in the fragments' decode times "
     "(the gateway drops fragments for slow viewers) and receives at least {share:.0%} of the window in media time, "
-    "less two fragments for those straddling its edges. "
-    "CPU = utime + stime from /proc over a {window:g} s window after the viewers got their first fragments: the "
-    "gateway process with its ffmpeg children (Postgres, which it asks at each viewing's start and heartbeat, is not "
-    "counted); viewers_per_2_cores = N x 2 / (CPU s / window). Baseline, same run, "
-    "same cameras, right after each gateway step: N `ffmpeg -rtsp_transport tcp -i <sub url> -c copy -f mp4 "
+    "less two fragments for those straddling its edges. CPU = utime + stime from /proc over a {window:g} s window "
+    "after the viewers got their first fragments: the gateway process with its ffmpeg children "
+    "(of_which_children_cpu_s: theirs; Postgres, which the gateway asks at each viewing's start and heartbeat, is not "
+    "counted); viewers_per_2_cores = N x 2 / (CPU s / window). Baseline, same run, same cameras, right after each "
+    "gateway step: N `ffmpeg -rtsp_transport tcp -i <sub url> -c copy -f mp4 "
     "-movflags frag_keyframe+empty_moov <file>` (one per viewer, files in a temporary folder), counted the same "
     "way; one keeps up when it is alive and the fragments it wrote in the window hold as much media time. Steps stop "
     "when the gateway's viewers stop keeping up or the machine is saturated ({saturated:.0%} of its cores busy); "
@@ -261,41 +261,45 @@ def machine_jiffies() -> tuple[int, int]:
 
 @dataclass
 class Window:
-    """CPU of the measured processes, this process and the cameras, and the machine's business, over a window."""
+    """CPU of the measured processes (and of their children apart), this process and the cameras, and how busy the
+    machine was, over a window."""
 
     measured: list[int]
     cameras: list[int]
     started_at: float = 0.0
     seconds: float = 0.0
     measured_cpu_s: float = 0.0
+    children_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     cameras_cpu_s: float = 0.0
     machine_busy: float = 0.0
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    _start: tuple[float, float, float, tuple[int, int]] = (0.0, 0.0, 0.0, (0, 0))
+    _start: tuple[float, float, float, float, tuple[int, int]] = (0.0, 0.0, 0.0, 0.0, (0, 0))
 
-    def _sample(self) -> tuple[float, float, float, tuple[int, int]]:
-        measured = 0.0
+    def _sample(self) -> tuple[float, float, float, float, tuple[int, int]]:
+        measured = own = 0.0
         for pid in self.measured:
-            with contextlib.suppress(OSError):  # a baseline ffmpeg that died is judged by its viewer check
+            with contextlib.suppress(OSError):  # a baseline ffmpeg that died is judged by its own check
                 measured += tree_cpu_s(pid)
+                own += process_cpu_s(pid)
         cameras = 0.0
         for pid in self.cameras:
             with contextlib.suppress(OSError):
                 cameras += process_cpu_s(pid)
-        return measured, own_cpu_s(), cameras, machine_jiffies()
+        return measured, measured - own, own_cpu_s(), cameras, machine_jiffies()
 
     def open(self) -> None:
         self.started_at = time.monotonic()
         self._start = self._sample()
 
     def close(self) -> None:
-        measured, client, cameras, (busy, total) = self._sample()
+        measured, children, client, cameras, (busy, total) = self._sample()
         self.seconds = time.monotonic() - self.started_at
         self.measured_cpu_s = measured - self._start[0]
-        self.client_cpu_s = client - self._start[1]
-        self.cameras_cpu_s = cameras - self._start[2]
-        busy0, total0 = self._start[3]
+        self.children_cpu_s = children - self._start[1]
+        self.client_cpu_s = client - self._start[2]
+        self.cameras_cpu_s = cameras - self._start[3]
+        busy0, total0 = self._start[4]
         self.machine_busy = (busy - busy0) / max(total - total0, 1)
         self.load = os.getloadavg()
 
@@ -303,7 +307,7 @@ class Window:
         cores = self.measured_cpu_s / self.seconds
         return {
             "viewers": viewers, "window_s": round(self.seconds, 2), "cpu_s": round(self.measured_cpu_s, 3),
-            "cores_used": round(cores, 4),
+            "of_which_children_cpu_s": round(self.children_cpu_s, 3), "cores_used": round(cores, 4),
             "viewers_per_2_cores": round(viewers * 2 / cores, 1) if cores > 0 else None,
             "cameras_cpu_s": round(self.cameras_cpu_s, 3), "machine_busy_share": round(self.machine_busy, 3),
             "loadavg": [round(v, 2) for v in self.load],
@@ -813,7 +817,8 @@ async def baseline_step(urls: list[str], count: int, window_s: float, out: Path,
     remuxes = BaselineRemuxes([urls[i % len(urls)] for i in range(count)], out)
     try:
         await remuxes.writing(30)
-        await asyncio.sleep(3)
+        # ffmpeg probes its input for 5 s by default, then writes what it read meanwhile at once: past that burst.
+        await asyncio.sleep(5)
         window = Window([p.pid for p in remuxes.processes], camera_pids)
         before = remuxes.sizes()
         window.open()
