@@ -81,6 +81,8 @@ SATURATED_SHARE = 0.95
 # The baseline's steps go on while no more than this share of its remuxes fall behind (one stalled RTSP connection is
 # not the machine running out); a step counts in the headline only when every remux kept up.
 BASELINE_BEHIND_SHARE = 0.1
+# How often a baseline remux reports the media time it has muxed (ffmpeg -progress).
+PROGRESS_PERIOD_S = 0.5
 # Frames presented in the page's first seconds are left out: the first picture waits for a keyframe and a seek.
 LATENCY_WARMUP_S = 3.0
 # The page jumps to the live edge when playback falls this far behind the newest fragment (a stall, dropped data).
@@ -112,13 +114,15 @@ METHOD = (
     "counted); viewers_per_2_cores = N x 2 / (CPU s / window). Baseline, same run, same cameras, right after each "
     "gateway step: N `ffmpeg -rtsp_transport tcp -i <sub url> -c copy -f mp4 "
     "-movflags frag_keyframe+empty_moov <file>` (one per viewer, files in a temporary folder), counted the same "
-    "way; one keeps up when it is alive and the fragments it wrote in the window hold as much media time. Steps stop "
+    "way; one keeps up when it is alive and the media time it reports having muxed (-progress, every "
+    "{progress:g} s; its file's size lags by ffmpeg's write buffer) grows as the window does. Steps stop "
     "when the gateway's viewers stop keeping up or the machine is saturated ({saturated:.0%} of its cores busy); "
     "the baseline stops at the first step where it saturates the machine or over {baseline_behind:.0%} of its "
     "remuxes fall behind. Headline at the largest N "
     "where every gateway viewer kept up; the baseline's at the same N, or at its largest kept-up N below when it "
     "could not run there (baseline_at_viewers says which). Then the headline's N once more with viewers that do not "
-    "offer permessage-deflate (live_step_without_permessage_deflate): what compressing video on the socket costs."
+    "offer permessage-deflate (live_step_without_permessage_deflate): what compressing video on the socket would "
+    "cost (viewers_with_permessage_deflate says whether the gateway accepted it)."
 )
 
 
@@ -760,13 +764,19 @@ class BaselineRemuxes:
         self.files = [out / f"viewer-{i}.mp4" for i in range(len(urls))]
         # Each remux's warnings go to a file beside its output: a remux that falls behind says why, if it knows.
         self.logs = [path.with_suffix(".log") for path in self.files]
+        # Its progress too: the media time it has muxed, every half second, whatever the file's write buffering.
+        self.progress = [path.with_suffix(".progress") for path in self.files]
         self.processes = []
-        for url, path, log in zip(urls, self.files, self.logs, strict=True):
+        for url, path, log, progress in zip(urls, self.files, self.logs, self.progress, strict=True):
             with log.open("wb") as stderr:
                 self.processes.append(subprocess.Popen(
                     ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning", "-rtsp_transport", "tcp", "-i",
-                     url, "-c", "copy", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov", str(path)],
+                     url, "-c", "copy", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov",
+                     "-progress", str(progress), "-stats_period", str(PROGRESS_PERIOD_S), str(path)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr))
+
+    def muxed_seconds(self) -> list[float]:
+        return [progress_seconds(path) or 0.0 for path in self.progress]
 
     def last_words(self, index: int) -> str:
         lines = self.logs[index].read_text(errors="replace").strip().splitlines()
@@ -793,28 +803,20 @@ class BaselineRemuxes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for path in (*self.files, *self.logs):
+        for path in (*self.files, *self.logs, *self.progress):
             path.unlink(missing_ok=True)
 
 
-def written_media(path: Path, from_offset: int, to_offset: int) -> tuple[float, float]:
-    """Media seconds of the fragments a remux wrote wholly between two sizes of its file, and the longest one."""
-    data = path.read_bytes()[:to_offset]
-    timing: TrackTiming | None = None
-    offset, media, longest = 0, 0.0, 0.0
-    while offset + 8 <= len(data):
-        size, kind = struct.unpack_from(">I4s", data, offset)
-        if size < 8 or offset + size > len(data):
-            break  # a box still being written (or a 64-bit size, which a fragment of a sub stream never needs)
-        if kind == b"moov":
-            timing = TrackTiming.of(data[:offset + size])
-        elif kind == b"moof" and timing is not None and offset >= from_offset:
-            span = fragment_span(data[offset:offset + size], timing)
-            seconds = (span.end - span.start) / timing.timescale
-            media += seconds
-            longest = max(longest, seconds)
-        offset += size
-    return media, longest
+def progress_seconds(path: Path) -> float | None:
+    """The media time an ffmpeg has muxed: the last `out_time_us` of its -progress file (None before the first)."""
+    if not path.exists():
+        return None
+    muxed = None
+    for line in path.read_text(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and value.strip().isdigit():
+            muxed = int(value) / 1e6
+    return muxed
 
 
 def keeps_pace(media_s: float, window_s: float, longest_fragment_s: float) -> bool:
@@ -831,21 +833,21 @@ async def baseline_step(urls: list[str], count: int, window_s: float, out: Path,
         # ffmpeg probes its input for 5 s by default, then writes what it read meanwhile at once: past that burst.
         await asyncio.sleep(5)
         window = Window([p.pid for p in remuxes.processes], camera_pids)
-        before = remuxes.sizes()
+        before, muxed_before = remuxes.sizes(), remuxes.muxed_seconds()
         window.open()
         await asyncio.sleep(window_s)
         window.close()
-        after = remuxes.sizes()
+        after, muxed_after = remuxes.sizes(), remuxes.muxed_seconds()
         behind, rates, shares = [], [], []
-        for index, (process, path, first, last) in enumerate(
-                zip(remuxes.processes, remuxes.files, before, after, strict=True)):
+        for index, (process, first, last, media) in enumerate(zip(
+                remuxes.processes, before, after,
+                (end - start for start, end in zip(muxed_before, muxed_after, strict=True)), strict=True)):
             rates.append((last - first) / window.seconds)
-            media, longest = await asyncio.to_thread(written_media, path, first, last)
             shares.append(media / window.seconds)
             if process.poll() is not None:
                 behind.append(f"ffmpeg {index}: exited {process.returncode} ({remuxes.last_words(index)})")
-            elif not keeps_pace(media, window.seconds, longest):
-                behind.append(f"ffmpeg {index}: wrote {media:.1f} s of media in {window.seconds:.1f} s "
+            elif not keeps_pace(media, window.seconds, PROGRESS_PERIOD_S):
+                behind.append(f"ffmpeg {index}: muxed {media:.1f} s of media in {window.seconds:.1f} s "
                               f"({remuxes.last_words(index)})")
     finally:
         await asyncio.to_thread(remuxes.stop)
@@ -966,7 +968,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "method": METHOD.format(footage=sub, sub=_sub_description(sub), slack=LIVE_EDGE_SLACK_S,
                                 warmup=LATENCY_WARMUP_S, silence=SILENCE_LIMIT_S, share=KEEP_UP_SHARE,
                                 window=args.window, saturated=SATURATED_SHARE,
-                                baseline_behind=BASELINE_BEHIND_SHARE),
+                                baseline_behind=BASELINE_BEHIND_SHARE, progress=PROGRESS_PERIOD_S),
     }
 
 

@@ -33,8 +33,10 @@ async def main() -> None:
     gateway_id, hub = f"{socket.gethostname()}:{os.getpid()}", ViewerHub(live)
     serve_metrics(live.metrics_address, process="live", registry=hub.registry)
     app = create_gateway(service, hub, live, gateway_id)
+    # No permessage-deflate: browsers offer it on every socket, and compressing video that is already compressed,
+    # once per viewer, was most of the gateway's CPU for nothing.
     server = uvicorn.Server(uvicorn.Config(app, host=live.host, port=live.port, log_config=None,
-                                           timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
+                                           timeout_graceful_shutdown=SHUTDOWN_GRACE_S, ws_per_message_deflate=False))
     try:
         await server.serve()
     finally:

@@ -68,6 +68,10 @@ async def test_a_viewer_gets_an_init_segment_and_fragments_that_decode_at_the_st
             # About two seconds: fragments are cut every 100 ms and at each keyframe (every second in the footage).
             online, init, fragments = await viewer.init_and_fragments(20)
             assert online["codec"].startswith("avc1.")
+            # The client offered permessage-deflate (browsers always do): compressing video once per viewer would
+            # cost the gateway most of its CPU for nothing, so it declines.
+            assert viewer.ws.response is not None
+            assert "permessage-deflate" not in viewer.ws.response.headers.get("Sec-WebSocket-Extensions", "")
             assert online["mime"] == f'video/mp4; codecs="{online["codec"]}"'
             assert (online["width"], online["height"], online["transcoded"]) == (*size, False)
             assert init[4:8] == b"ftyp"
