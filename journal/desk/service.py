@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
+
+import msgspec
 
 from core.db import Database
 from core.errors import InvalidInput
@@ -16,6 +19,7 @@ from journal.desk.model import AuditLine, DestructionRow, ExportRow, JournalVeri
 from journal.desk.repository import AuditRepository
 from journal.desk.verification import verify_scope
 from journal.model import JournalFilter
+from journal.service import JournalService
 
 AUDIT_ROLES = frozenset({Role.AUDITOR, Role.DEPARTMENT_ADMIN})
 # A CSV holds at most this many rows; past it the caller narrows the period.
@@ -68,8 +72,9 @@ def register_row(kind: RegisterKind, row: RegisterRow) -> Sequence[object]:
 class AuditService:
     """Stateless: the database and the store come from the caller (the API's composition root)."""
 
-    def __init__(self, repository: AuditRepository | None = None) -> None:
+    def __init__(self, repository: AuditRepository | None = None, journal: JournalService | None = None) -> None:
         self._repo = repository or AuditRepository()
+        self._journal = journal or JournalService()
 
     async def journal_lines(self, db: Database, principal: Principal, search: JournalFilter, *,
                             after: uuid.UUID | None, limit: int) -> list[AuditLine]:
@@ -81,7 +86,11 @@ class AuditService:
     async def journal_csv(self, db: Database, principal: Principal, search: JournalFilter) -> bytes:
         lines = await self.journal_lines(db, principal, search, after=None, limit=CSV_MAX_ROWS + 1)
         _check_size(len(lines))
-        return csv_document(JOURNAL_HEADER, (journal_row(line) for line in lines))
+        document = csv_document(JOURNAL_HEADER, (journal_row(line) for line in lines))
+        filters = {name: value for name, value in msgspec.to_builtins(search).items() if value is not None}
+        await self._note_download(db, principal, "journal.csv_download", ("journal", None), document, len(lines),
+                                  filters)
+        return document
 
     async def verification(self, db: Database, principal: Principal, store: ObjectStore, space: uuid.UUID, *,
                            depth: int) -> JournalVerification:
@@ -106,7 +115,19 @@ class AuditService:
         rows = await self.register(db, principal, kind, since=since, until=until, after=None,
                                    limit=CSV_MAX_ROWS + 1)
         _check_size(len(rows))
-        return csv_document(HEADERS[kind], (register_row(kind, row) for row in rows))
+        document = csv_document(HEADERS[kind], (register_row(kind, row) for row in rows))
+        period = {name: value.isoformat() for name, value in (("since", since), ("until", until)) if value}
+        await self._note_download(db, principal, "register.csv_download", ("register", kind), document, len(rows),
+                                  period)
+        return document
+
+    async def _note_download(self, db: Database, principal: Principal, action: str, target: tuple[str, str | None],
+                             document: bytes, rows: int, asked: Mapping[str, object]) -> None:
+        """A copy of the journal or a register leaves the platform: who took it, what was asked, how many rows, and
+        the document's SHA-256 (so a copy found later can be told genuine), in the taker's home tenant's chain."""
+        async with db.transaction(principal) as conn:
+            await self._journal.note(conn, principal, action, target, tenant_id=principal.home_tenant_id, rows=rows,
+                                     sha256=hashlib.sha256(document).hexdigest(), query=asked)
 
 
 def _check_size(count: int) -> None:

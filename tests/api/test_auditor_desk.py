@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +40,16 @@ def _rows(body: bytes) -> list[list[str]]:
     text = body.decode("utf-8")
     assert text.startswith("\ufeff")
     return list(csv.reader(io.StringIO(text[1:])))
+
+
+async def _downloads(pool: asyncpg.Pool, actor: Actor, action: str) -> list[dict[str, object]]:
+    """The journal lines of an actor's CSV downloads, oldest first, their details decoded."""
+    async with pool.acquire() as conn:
+        lines = await conn.fetch(
+            "SELECT target_id, details FROM access_journal WHERE action = $2 "
+            "AND actor_user_id = (SELECT id FROM users WHERE email = $1) ORDER BY occurred_at, position",
+            actor.email, action)
+    return [{"target_id": line["target_id"], "details": json.loads(line["details"])} for line in lines]
 
 
 async def test_the_journal_is_searched_by_camera_person_motive_and_period(
@@ -100,7 +111,8 @@ async def test_the_journal_is_searched_by_camera_person_motive_and_period(
 
 
 async def test_the_journal_search_downloads_as_csv_with_formulas_neutralised(
-    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, database: Database
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor], seeded: SeedResult, database: Database,
+    department_pool: asyncpg.Pool,
 ) -> None:
     motive = f"=HYPERLINK(\"http://x\",\"{uuid.uuid4().hex[:6]}\"), \"quoted\"; line"
     async with database.for_tenants([seeded.tenants["marines"]]) as conn:
@@ -118,6 +130,10 @@ async def test_the_journal_search_downloads_as_csv_with_formulas_neutralised(
     assert len(rows) == 1
     assert rows[0][header.index("Motif")] == "'" + motive
     assert rows[0][header.index("Commune")] == "Marines"
+    # The copy that left is journaled: who took it, what was asked, how many lines, and its SHA-256.
+    taken = await _downloads(department_pool, actors[AUDITOR], "journal.csv_download")
+    assert taken[-1]["details"] == {"rows": 1, "sha256": hashlib.sha256(response.content).hexdigest(),
+                                    "query": {"motive": motive[-20:]}}
 
 
 @pytest.mark.parametrize("query", [{"since": "2026-12-03T10:00:00Z", "until": "2026-12-03T09:00:00Z"},
@@ -257,6 +273,10 @@ async def test_the_registers_list_their_rows_by_period_and_download_as_csv(
         listed = await client.get(f"/registers/{kind}/csv", params=period, headers=auditor.headers)
         assert listed.status_code == 200, listed.text
         assert len(_rows(listed.content)) >= 2
+    taken = await _downloads(department_pool, auditor, "register.csv_download")
+    assert [line["target_id"] for line in taken[-4:]] == ["requisitions", "destructions", "exports", "transmissions"]
+    assert taken[-4]["details"] == {"rows": len(rows), "sha256": hashlib.sha256(document.content).hexdigest(),
+                                    "query": period}
 
 
 
