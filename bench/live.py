@@ -58,6 +58,7 @@ from core.embedded import wait_for_port
 from core.migrate import drop_database, prepare_database
 from core.settings import DatabaseSettings, Settings
 from core.tenancy import Principal, Role, Scope
+from live.fmp4 import child_boxes, find_boxes
 from live.model import Stream
 from live.service import LiveService
 from live.settings import LiveSettings
@@ -126,31 +127,6 @@ METHOD = (
 )
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, box end) of each box in data[start:end]."""
-    offset = start
-    while offset + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, offset)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, offset + 8)
-            header = 16
-        if size < header or offset + size > end:
-            raise ValueError(f"box {kind!r} overruns its parent")
-        yield bytes(kind), offset + header, offset + size
-        offset += size
-
-
-def _find(data: bytes, path: list[bytes], start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Payload spans of every box along `path`."""
-    head, *rest = path
-    found: list[tuple[int, int]] = []
-    for kind, payload, box_end in _boxes(data, start, len(data) if end is None else end):
-        if kind == head:
-            found += [(payload, box_end)] if not rest else _find(data, rest, payload, box_end)
-    return found
-
-
 @dataclass(frozen=True)
 class TrackTiming:
     """What the init segment says about the video track's time: its timescale and the fragments' defaults."""
@@ -161,14 +137,14 @@ class TrackTiming:
 
     @classmethod
     def of(cls, init: bytes) -> TrackTiming:
-        mdhd = _find(init, [b"moov", b"trak", b"mdia", b"mdhd"])
+        mdhd = find_boxes(init, 0, len(init), [b"moov", b"trak", b"mdia", b"mdhd"])
         if not mdhd:
             raise ValueError("the init segment has no mdhd")
         payload = mdhd[0][0]
         # A full box: version 1 has 64-bit creation and modification times before the timescale.
         timescale_at = payload + (20 if init[payload] == 1 else 12)
         (timescale,) = struct.unpack_from(">I", init, timescale_at)
-        trex = _find(init, [b"moov", b"mvex", b"trex"])
+        trex = find_boxes(init, 0, len(init), [b"moov", b"mvex", b"trex"])
         if not trex:
             return cls(timescale)
         # version/flags, track_ID, default_sample_description_index, then duration, size, flags.
@@ -186,7 +162,7 @@ class Span:
 
 
 def fragment_span(fragment: bytes, timing: TrackTiming) -> Span:
-    trafs = _find(fragment, [b"moof", b"traf"])
+    trafs = find_boxes(fragment, 0, len(fragment), [b"moof", b"traf"])
     if not trafs:
         raise ValueError("a media fragment without moof/traf")
     traf_start, traf_end = trafs[0]
@@ -194,7 +170,7 @@ def fragment_span(fragment: bytes, timing: TrackTiming) -> Span:
     start: int | None = None
     total = 0
     first_flags: int | None = None
-    for kind, payload, _end in _boxes(fragment, traf_start, traf_end):
+    for kind, payload, _end in child_boxes(fragment, traf_start, traf_end):
         (flags,) = struct.unpack_from(">I", fragment, payload)
         flags &= 0xFFFFFF
         if kind == b"tfhd":

@@ -86,7 +86,7 @@ class FragmentSplitter:
         return bytes(kind), raw
 
 
-def _children(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+def child_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, box end) of each box in data[start:end]."""
     offset = start
     while offset + 8 <= end:
@@ -101,13 +101,13 @@ def _children(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, i
         offset += size
 
 
-def _find(data: bytes, start: int, end: int, path: list[bytes]) -> list[tuple[int, int]]:
+def find_boxes(data: bytes, start: int, end: int, path: list[bytes]) -> list[tuple[int, int]]:
     """Payload spans of every box along `path` under data[start:end]."""
     head, *rest = path
     found: list[tuple[int, int]] = []
-    for kind, payload, box_end in _children(data, start, end):
+    for kind, payload, box_end in child_boxes(data, start, end):
         if kind == head:
-            found += [(payload, box_end)] if not rest else _find(data, payload, box_end, rest)
+            found += [(payload, box_end)] if not rest else find_boxes(data, payload, box_end, rest)
     return found
 
 
@@ -131,9 +131,9 @@ def opens_on_keyframe(fragment: bytes) -> bool:
     """Whether a media fragment's first sample is a sync sample. Fragments are cut shorter than a keyframe interval,
     so a viewer may only start, or resume after a drop, at one of these. A fragment that states no flags at all is
     taken as one (what a fragment cut at every keyframe is)."""
-    for traf_start, traf_end in _find(fragment, 0, len(fragment), [b"moof", b"traf"]):
+    for traf_start, traf_end in find_boxes(fragment, 0, len(fragment), [b"moof", b"traf"]):
         default_flags: int | None = None
-        for kind, payload, _ in _children(fragment, traf_start, traf_end):
+        for kind, payload, _ in child_boxes(fragment, traf_start, traf_end):
             if kind == b"tfhd":
                 flags, offset = _full_box_flags(fragment, payload), payload + 8  # version+flags, track_ID
                 offset += sum(size for flag, size in _TFHD_FIELDS if flags & flag)
@@ -162,15 +162,15 @@ _VISUAL_ENTRY_FIELDS = 78
 
 def track_info(init: bytes) -> TrackInfo:
     """The first video track of an init segment: its sample entry, the codec string MSE wants, its picture size."""
-    for stsd_start, stsd_end in _find(init, 0, len(init), [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"]):
+    for stsd_start, stsd_end in find_boxes(init, 0, len(init), [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"]):
         # stsd is a full box (version and flags) with an entry count before its entries.
-        for kind, payload, entry_end in _children(init, stsd_start + 8, stsd_end):
+        for kind, payload, entry_end in child_boxes(init, stsd_start + 8, stsd_end):
             if payload + _VISUAL_ENTRY_FIELDS > entry_end:
                 continue
             entry = kind.decode("latin-1")
             width, height = struct.unpack_from(">HH", init, payload + 24)
             codec = entry
-            for child, child_payload, _ in _children(init, payload + _VISUAL_ENTRY_FIELDS, entry_end):
+            for child, child_payload, _ in child_boxes(init, payload + _VISUAL_ENTRY_FIELDS, entry_end):
                 if child == b"avcC" and entry in PLAYABLE_ENTRIES:
                     profile, compatibility, level = init[child_payload + 1:child_payload + 4]
                     codec = f"{entry}.{profile:02x}{compatibility:02x}{level:02x}"
