@@ -24,7 +24,7 @@ from core.db import Database
 from core.errors import Unavailable
 from core.events import Event
 from core.logging import get_logger, redact_credentials
-from core.masks import drawbox_filter
+from core.masks import cover_filter
 from dvr.errors import InvalidCameraUrl
 from dvr.events import RecordingGapDetected, RecordingInterrupted, RecordingResumed
 from dvr.model import CameraTarget, Gap, GapCause, SpooledSegment
@@ -90,7 +90,7 @@ def mask_encoding(settings: DvrSettings, masks: tuple[tuple[tuple[float, float],
     camera's resolution (unchanged), a keyframe wherever the camera sent one (its GOP, so segments cut where they
     would have been) and about the camera's bitrate; no B-frames, as IP cameras send."""
     kbps = round(bitrate_kbps or settings.mask_default_kbps)
-    return ["-vf", drawbox_filter(masks), "-filter_threads", "1", "-c:v", settings.mask_encoder,
+    return ["-vf", cover_filter(masks), "-filter_threads", "1", "-c:v", settings.mask_encoder,
             "-preset", settings.mask_preset, "-threads", str(settings.mask_threads),
             "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k", "-bf", "0",
             "-force_key_frames", "source", "-pix_fmt", "yuv420p"]

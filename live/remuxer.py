@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.logging import get_logger, redact_credentials
-from core.masks import drawbox_filter
+from core.masks import cover_filter
 from live import protocol
 from live.errors import CODEC_UNSUPPORTED, INTERNAL
 from live.fmp4 import FragmentSplitter, StreamError, track_info
@@ -78,7 +78,7 @@ def ffmpeg_command(settings: LiveSettings, source: CameraSource, *, input_fd: in
     ]
     if source.encoded:
         if source.masks:
-            command += ["-vf", drawbox_filter(source.masks)]
+            command += ["-vf", cover_filter(source.masks)]
         gop = settings.transcode_gop_s
         command += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
                     "-force_key_frames", f"expr:gte(t,n_forced*{gop:g})", "-sc_threshold", "0"]

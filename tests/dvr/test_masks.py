@@ -13,7 +13,7 @@ import pytest
 
 from camsim.simulator import CameraSimulator, CameraSpec
 from core.db import Database
-from core.masks import drawbox_filter
+from core.masks import cover_filter
 from core.objectstore import FilesystemObjectStore
 from core.settings import Settings
 from dvr.recorder import ffmpeg_command
@@ -111,7 +111,7 @@ def test_only_a_masked_camera_is_re_encoded_and_at_the_cameras_bitrate_and_gop()
     masks = tuple(tuple(point for point in polygon) for polygon in FIRST_MASKS)
     masked = ffmpeg_command(dvr, "out_%06d.mp4", input_fd=3, masks=masks, bitrate_kbps=2500.4)
     assert "-c" not in masked
-    assert masked[masked.index("-vf") + 1] == drawbox_filter(masks)
+    assert masked[masked.index("-vf") + 1] == cover_filter(masks)
     assert masked[masked.index("-c:v") + 1] == dvr.mask_encoder
     assert masked[masked.index("-b:v") + 1] == masked[masked.index("-maxrate") + 1] == "2500k"
     assert masked[masked.index("-force_key_frames") + 1] == "source"

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from cli.secrets import generate_secrets
-from core.masks import drawbox_filter
+from core.masks import cover_filter
 from live.errors import TicketRejected
 from live.fmp4 import FragmentSplitter, StreamError, track_info
 from live.model import CameraSource, SessionState, Stream, TicketClaims
@@ -245,7 +245,7 @@ def test_privacy_masks_are_burnt_in_with_the_recordings_cover() -> None:
     assert mask_polygons([]) == ()
     masked = ffmpeg_command(LiveSettings(), CameraSource(uuid.uuid4(), Stream.SUB, "rtsp://h/s", transcode=False,
                                                          masks=polygons), input_fd=3)
-    assert masked[masked.index("-vf") + 1] == drawbox_filter(polygons)
+    assert masked[masked.index("-vf") + 1] == cover_filter(polygons)
     assert masked[masked.index("-c:v") + 1] == "libx264"
     plain = ffmpeg_command(LiveSettings(), CameraSource(uuid.uuid4(), Stream.SUB, "rtsp://h/s", transcode=False),
                            input_fd=3)
