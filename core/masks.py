@@ -86,11 +86,17 @@ def _pixels(span: Span, width: int, height: int) -> tuple[int, int, int, int]:
             min(width, math.ceil(width * x1 / GRID) * GRID), min(height, math.ceil(height * y1 / GRID) * GRID))
 
 
+def mask_boxes(polygons: Iterable[Polygon], width: int, height: int) -> tuple[tuple[int, int, int, int], ...]:
+    """The cover of a `width` x `height` frame as pixel boxes (x0, y0, x1, y1, end excluded), empty ones left out:
+    a painter that touches only these pixels hides exactly what `mask_raster` marks."""
+    boxes = (_pixels(span, width, height) for span in mask_spans(polygons))
+    return tuple(box for box in boxes if box[2] > box[0] and box[3] > box[1])
+
+
 def mask_raster(polygons: Iterable[Polygon], width: int, height: int) -> npt.NDArray[np.bool_]:
     """True on every pixel of a `width` x `height` frame that the masks hide."""
     hidden = np.zeros((height, width), dtype=np.bool_)
-    for span in mask_spans(polygons):
-        x0, y0, x1, y1 = _pixels(span, width, height)
+    for x0, y0, x1, y1 in mask_boxes(polygons, width, height):
         hidden[y0:y1, x0:x1] = True
     return hidden
 

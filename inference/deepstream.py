@@ -1,7 +1,8 @@
 """The DeepStream backend (GPU nodes): the only module that touches pyds, imported lazily when the backend starts.
 
 Pipeline: nvmultiurisrcbin (cameras added and removed at run time through its REST API, smart record on) →
-nvstreammux (inside the bin) → nvinfer (generated config, raw SSD tensors) → [probe: SSD decode → object meta] →
+nvstreammux (inside the bin) → nvvideoconvert → RGBA in CPU-mappable memory → [probe: privacy masks painted black,
+picture health sampled] → nvinfer (generated config, raw SSD tensors) → [probe: SSD decode → object meta] →
 nvtracker → nvdsanalytics (generated config) → fakesink, with a probe on nvdsanalytics' src pad that turns NvDs
 metadata into the same TrackedObject / FrameAnalysis structs the portable backend builds, and hands them to the
 asyncio loop with call_soon_threadsafe (the GLib streaming thread never waits on the network).
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
+import platform
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,10 +44,12 @@ from inference.deepstream_config import (
     pipeline_geometry,
     tracker_config,
 )
+from inference.deepstream_pixels import RgbaImage, SurfacePictureHealth, paint_masks
 from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
 from inference.metrics import DETECTED_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
+from inference.portable import HealthSink, picture_monitor, report_picture_health
 from inference.publisher import EventSink
 from inference.scheduler import UsageMeter
 from inference.settings import InferenceSettings
@@ -66,6 +72,12 @@ log = get_logger(__name__)
 UNTRACKED_OBJECT_ID = 0xFFFFFFFFFFFFFFFF
 ANALYTICS_OBJ_META = "NVIDIA.DSANALYTICSOBJ.USER_META"
 REST_PORT = 9010
+# The frames the mask probe maps: RGBA in NVMM memory (get_nvds_buf_surface maps RGBA only).
+MASK_CAPS = "video/x-raw(memory:NVMM), format=RGBA"
+# On a discrete GPU, Python can map a surface only in CUDA unified memory (NvBufSurfaceMemType
+# NVBUF_MEM_CUDA_UNIFIED); on Jetson the default surface array is mapped, and must be unmapped after.
+CUDA_UNIFIED_MEMORY = 3
+ON_JETSON = platform.machine() == "aarch64"
 
 
 # Metadata → structs (pure; pyds objects satisfy these protocols) ------------------------------------------
@@ -185,6 +197,7 @@ class _Source:
     stream: int
     rules: CameraRules
     confirmation: DisplacementConfirmation
+    picture: SurfacePictureHealth
 
 
 @dataclass
@@ -197,6 +210,8 @@ class DeepStreamBackend:
     # Same contract as the portable backend's; the pipeline does not split nvinfer's time per tenant yet, so it
     # stays empty and `flush_usage` writes nothing for this backend.
     meter: UsageMeter = field(default_factory=UsageMeter)
+    # Where picture-health changes go (the worker's PictureHealthReports), as with the portable backend.
+    health: HealthSink | None = None
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigie-deepstream-")))
     sources: dict[uuid.UUID, _Source] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -216,12 +231,16 @@ class DeepStreamBackend:
                     source = _Source(config, self._next_stream,
                                      CameraRules(config.zones, config.rules,
                                                  join_fragments=self.settings.join_fragments),
-                                     DisplacementConfirmation(self.settings.track_min_displacement))
+                                     DisplacementConfirmation(self.settings.track_min_displacement),
+                                     SurfacePictureHealth(picture_monitor(self.settings, config),
+                                                          self.settings.detect_fps))
                     self._next_stream += 1
                     self.sources[camera_id] = source
                     self._rest("camera_add", source)
                 elif current.config != config:
+                    # The mask probe reads the masks from the config at each frame: a change needs no reopening.
                     current.config = config
+                    current.picture.monitor.expected_fps = config.expected_fps
                     current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
                                                 join_fragments=self.settings.join_fragments)
             (self.work_dir / "analytics.txt").write_text(
@@ -259,6 +278,12 @@ class DeepStreamBackend:
                            "smart-record": 2, "smart-rec-cache": 20, "smart-rec-container": 0,
                            "smart-rec-dir-path": str(self.work_dir)}.items():
             sources.set_property(key, value)
+        # Masks go on before anything looks at the pixels: the probe on the caps filter's src pad paints them.
+        convert = gst.ElementFactory.make("nvvideoconvert", "mask-convert")
+        if not ON_JETSON:
+            convert.set_property("nvbuf-memory-type", CUDA_UNIFIED_MEMORY)
+        rgba = gst.ElementFactory.make("capsfilter", "mask-caps")
+        rgba.set_property("caps", gst.Caps.from_string(MASK_CAPS))
         infer = gst.ElementFactory.make("nvinfer", "detector")
         infer.set_property("config-file-path", str(infer_path))
         tracker = gst.ElementFactory.make("nvtracker", "tracker")
@@ -268,12 +293,15 @@ class DeepStreamBackend:
         analytics.set_property("config-file", str(self.work_dir / "analytics.txt"))
         sink = gst.ElementFactory.make("fakesink", "sink")
         sink.set_property("sync", 0)
-        for element in (sources, infer, tracker, analytics, sink):
+        for element in (sources, convert, rgba, infer, tracker, analytics, sink):
             pipeline.add(element)
-        sources.link(infer)
+        sources.link(convert)
+        convert.link(rgba)
+        rgba.link(infer)
         infer.link(tracker)
         tracker.link(analytics)
         analytics.link(sink)
+        rgba.get_static_pad("src").add_probe(gst.PadProbeType.BUFFER, self._on_pixels, 0)
         infer.get_static_pad("src").add_probe(gst.PadProbeType.BUFFER, self._on_inference, 0)
         analytics.get_static_pad("src").add_probe(gst.PadProbeType.BUFFER, self._on_analytics, 0)
         self._pipeline = pipeline
@@ -287,6 +315,59 @@ class DeepStreamBackend:
         while item is not None:
             yield pyds.NvDsFrameMeta.cast(item.data)
             item = item.next
+
+    def _by_stream(self) -> dict[int, _Source]:
+        # list() copies the values in one step: apply() may add or remove a camera meanwhile on the asyncio loop.
+        return {s.stream: s for s in list(self.sources.values())}
+
+    def _on_pixels(self, _pad: Any, info: Any, _data: Any) -> Any:
+        """Paint each masked camera's cover black in its RGBA frame before nvinfer, and sample picture health."""
+        import pyds
+
+        gst, _ = _gst()
+        buffer = info.get_buffer()
+        by_stream = self._by_stream()
+        now = time.monotonic()
+        for frame in self._frames(buffer):
+            source = by_stream.get(frame.pad_index)
+            if source is None:
+                continue
+            batch_id = frame.batch_id
+            try:
+                mapped = self.prepare_frame(source, now,
+                                            functools.partial(pyds.get_nvds_buf_surface, hash(buffer), batch_id))
+            except Exception:  # a frame that could not be masked must not reach nvinfer: fail closed
+                log.exception("inference.mask_probe_failed", camera_id=str(source.config.camera_id))
+                if source.config.privacy_masks:
+                    return gst.PadProbeReturn.DROP
+                continue
+            if mapped and ON_JETSON:
+                pyds.unmap_nvds_buf_surface(hash(buffer), batch_id)
+        return gst.PadProbeReturn.OK
+
+    def prepare_frame(self, source: _Source, t: float, surface: Callable[[], RgbaImage]) -> bool:
+        """One frame of `source` at monotonic `t`: its masks painted into the pixels `surface()` maps, then its
+        picture health sampled on the masked picture (as the portable reader does); True when it was mapped (a
+        frame of an unmasked camera that is not due for a sample is left unmapped)."""
+        masks = source.config.privacy_masks
+        due = source.picture.frame_arrived(t)
+        if not masks and not due:
+            return False
+        pixels = surface()
+        paint_masks(pixels, masks)
+        if due:
+            change = source.picture.sample(t, pixels)
+            if change is not None:
+                self._picture_changed_threadsafe(source, change)
+        return True
+
+    def _picture_changed_threadsafe(self, source: _Source, change: tuple[str, str | None]) -> None:
+        tenant_id, camera_id = source.config.tenant_id, source.config.camera_id
+        if self._loop is None:
+            report_picture_health(self.health, tenant_id, camera_id, change)
+            return
+        # The reports' queue belongs to the asyncio loop; the GLib streaming thread only schedules the report.
+        self._loop.call_soon_threadsafe(lambda: report_picture_health(self.health, tenant_id, camera_id, change))
 
     def _on_inference(self, _pad: Any, info: Any, _data: Any) -> Any:
         """Decode the raw SSD tensors of each frame and attach them as object meta for nvtracker."""
@@ -336,7 +417,7 @@ class DeepStreamBackend:
         import pyds
 
         gst, _ = _gst()
-        by_stream = {s.stream: s for s in self.sources.values()}
+        by_stream = self._by_stream()
         for frame in self._frames(info.get_buffer()):
             source = by_stream.get(frame.pad_index)
             if source is None:
@@ -369,7 +450,15 @@ class DeepStreamBackend:
             self.start_recording(source, before_s=10, duration_s=20)
 
     def start_recording(self, source: _Source, *, before_s: int, duration_s: int) -> None:
-        """Smart record: a pre-event clip from the source bin's encoded-frame cache (nvurisrcbin `start-sr`)."""
+        """Smart record: a pre-event clip from the source bin's encoded-frame cache (nvurisrcbin `start-sr`).
+
+        Never for a masked camera: smart record copies the camera's encoded stream, from before any mask is painted
+        (CSI L251-3). Its alerts' clips are cut from the recorder's masked segments, as every camera's are
+        (dvr/alert_clips.py)."""
+        if source.config.privacy_masks:
+            log.info("inference.smart_record_skipped", camera_id=str(source.config.camera_id),
+                     reason="privacy masks: the encoded stream is unmasked")
+            return
         if self._pipeline is None:
             return
         bin_ = self._pipeline.get_by_name("sources").get_by_name(f"dsnvurisrcbin{source.stream}")

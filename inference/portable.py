@@ -103,6 +103,22 @@ def make_tracker(settings: InferenceSettings) -> IouTracker:
     return IouTracker(min_hits=settings.track_min_hits)
 
 
+def picture_monitor(settings: InferenceSettings, config: CameraConfig) -> PictureHealthMonitor:
+    """A camera's picture-health monitor, with the same holds in both backends."""
+    return PictureHealthMonitor(hold_s=settings.picture_hold_s, expected_fps=config.expected_fps,
+                                frozen_hold_s=settings.picture_frozen_hold_s)
+
+
+def report_picture_health(health: HealthSink | None, tenant_id: uuid.UUID, camera_id: uuid.UUID,
+                          change: tuple[str, str | None] | None) -> None:
+    """Log a camera's new picture health and hand it to the worker's reports (both backends, on the asyncio loop)."""
+    if change is None:
+        return
+    log.info("inference.picture_health", camera_id=str(camera_id), state=change[0], detail=change[1])
+    if health is not None:
+        health(tenant_id, camera_id, change[0], change[1])
+
+
 class PortableBackend:
     """Serves any number of cameras with one detector; cameras are added, changed or removed while it runs."""
 
@@ -156,8 +172,7 @@ class PortableBackend:
             config=config, reader=reader, tracker=make_tracker(self._settings),
             confirmation=DisplacementConfirmation(self._settings.track_min_displacement),
             rules=CameraRules(config.zones, config.rules, join_fragments=self._settings.join_fragments),
-            picture=PictureHealthMonitor(hold_s=self._settings.picture_hold_s, expected_fps=config.expected_fps,
-                                         frozen_hold_s=self._settings.picture_frozen_hold_s))
+            picture=picture_monitor(self._settings, config))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))
@@ -202,11 +217,7 @@ class PortableBackend:
             log.info("inference.camera_restored", camera_id=str(change.camera_id), offline_for_s=change.offline_for_s)
 
     def _picture_changed(self, runtime: CameraRuntime, change: tuple[str, str | None] | None) -> None:
-        if change is None:
-            return
-        log.info("inference.picture_health", camera_id=str(runtime.camera_id), state=change[0], detail=change[1])
-        if self.health is not None:
-            self.health(runtime.tenant_id, runtime.camera_id, change[0], change[1])
+        report_picture_health(self.health, runtime.tenant_id, runtime.camera_id, change)
 
     # Detector loop -------------------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class Backend(CameraSet, Protocol):
 
 @runtime_checkable
 class WatchesPictures(Protocol):
-    """A backend that judges each camera's picture health and hands changes to `health` (the portable one)."""
+    """A backend that judges each camera's picture health and hands changes to `health` (portable and DeepStream)."""
 
     health: HealthSink | None
 
@@ -130,7 +130,6 @@ async def serve(db: Database, backend: Backend, publisher: Publishing, *, secret
     several workers share the cameras), usage metering and the cameras' picture health side by side."""
     reports = PictureHealthReports(HealthReporter(db, "detector"))
     if isinstance(backend, WatchesPictures):
-        # The DeepStream backend does not compute picture statistics per camera yet: no picture health there.
         backend.health = reports
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(reports.run(stop))
