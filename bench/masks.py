@@ -18,8 +18,8 @@ import numpy.typing as npt
 from bench.common import write_result
 from camsim.footage import encoded_clip
 from camsim.simulator import CameraSimulator, CameraSpec
-from core.masks import mask_raster
-from dvr.recorder import ffconcat_script, ffmpeg_command
+from core.masks import GRID, cover_filter, mask_raster, mask_spans
+from dvr.recorder import ffconcat_script, ffmpeg_command, mask_encoding
 from dvr.settings import DvrSettings
 
 ROOT = Path(__file__).resolve().parent
@@ -40,8 +40,49 @@ METHOD = (
     "that falls behind on a shared machine is not flattered. masked_cameras_per_2_cores = 75% of 2 cores / (CPU "
     "seconds per frame x 25 fps). mask_leak_pixels: pixels inside the masks further than 16 from black on any RGB "
     "channel, summed over every tenth frame of every masked segment. psnr_outside_mask_db: PSNR outside the masks "
-    "of those frames against the camera's own frame (the simulator's clip frame that matches best), the minimum."
+    "of those frames against the camera's own frame (the simulator's clip frame that matches best), the minimum. "
+    "stage_cpu_ms_per_frame: after the cameras, one single-threaded ffmpeg at a time over the clip's first 500 "
+    "frames: decoding alone, with the cover (overlay, as recorded; drawbox, as before, the baseline), with the "
+    "encoder and without the cover, and everything."
 )
+
+
+STAGE_FRAMES = 500
+
+
+def drawbox_cover(polygons: tuple[tuple[tuple[float, float], ...], ...]) -> str:
+    """The same cover painted by ffmpeg's drawbox, as the recorder did before: the baseline of the cover's cost."""
+    boxes = []
+    for x0, y0, x1, y1 in mask_spans(polygons):
+        left, top = f"floor(iw*{x0:.6f}/{GRID})*{GRID}", f"floor(ih*{y0:.6f}/{GRID})*{GRID}"
+        right, bottom = f"ceil(iw*{x1:.6f}/{GRID})*{GRID}", f"ceil(ih*{y1:.6f}/{GRID})*{GRID}"
+        boxes.append(f"drawbox=x={left}:y={top}:w={right}-{left}:h={bottom}-{top}:color=black:t=fill")
+    return ",".join(boxes)
+
+
+def cpu_ms_per_frame(clip: Path, options: list[str]) -> float:
+    """CPU milliseconds per frame of one single-threaded ffmpeg over the clip's first STAGE_FRAMES frames."""
+    process = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-f", "h264", "-i", str(clip),
+         "-frames:v", str(STAGE_FRAMES), "-filter_threads", "1", *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    if status:
+        raise RuntimeError(f"ffmpeg {options} failed: {status}")
+    return round((usage.ru_utime + usage.ru_stime) * 1000 / STAGE_FRAMES, 2)
+
+
+def stage_costs(clip: Path, settings: DvrSettings) -> dict[str, float]:
+    """Where a masked camera's CPU goes, each stage alone on the same frames, one after the other."""
+    options = mask_encoding(settings, MASKS, None)
+    encode = options[options.index("-c:v"):]  # the encoder's options, without the cover
+    return {
+        "decode": cpu_ms_per_frame(clip, ["-f", "null", "-"]),
+        "decode_cover_overlay": cpu_ms_per_frame(clip, ["-vf", cover_filter(MASKS), "-f", "null", "-"]),
+        "decode_cover_drawbox_baseline": cpu_ms_per_frame(clip, ["-vf", drawbox_cover(MASKS), "-f", "null", "-"]),
+        "decode_encode_no_cover": cpu_ms_per_frame(clip, [*encode, "-f", "null", "-"]),
+        "decode_cover_encode": cpu_ms_per_frame(clip, ["-vf", cover_filter(MASKS), *encode, "-f", "null", "-"]),
+    }
 
 
 @dataclass
@@ -152,6 +193,7 @@ def main() -> None:
             verdicts = [judge(r.out, thumbs, clip) for r in masked]
     finally:
         simulator.stop()
+    stages = stage_costs(clip, settings)
     copy_cpu = sum(r.cpu_s for r in copies)
     masked_cpu = sum(r.cpu_s for r in masked)
     masked_per_frame = masked_cpu / max(masked_frames, 1)
@@ -169,6 +211,7 @@ def main() -> None:
         "masked_realtime_share": round(masked_frames / max(copy_frames, 1), 3),
         "masked_bitrate_ratio": round(masked_bytes / max(copy_bytes, 1) * copy_frames / max(masked_frames, 1), 3),
         "frames_judged": sum(v[2] for v in verdicts),
+        "stage_cpu_ms_per_frame": stages,
         "encoder": f"{settings.mask_encoder} preset {settings.mask_preset}",
         "cpu_count": os.cpu_count(),
         "method": METHOD,
