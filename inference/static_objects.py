@@ -7,8 +7,10 @@
 # from the moment it appeared, not from when the fast background took it in. Everything runs on the small luma
 # image the motion gate already reads (about 128x96), in 16-bit fixed point; regions are grouped on a grid of
 # 4x4-pixel blocks, which closes the gaps a textured object leaves and keeps the labelling to a few hundred cells.
-# The model does not know what a region is: a person standing still is one too, and the rule drops regions under
-# a tracked person (inference/analytics.py).
+# A region can also be a hole in the slow background (someone standing in the first frame walks off): the edge test
+# tells it apart, the object's outline being in the picture and the hole's in the background, and the picture is
+# taken into the background there. The model does not know what a region is: a person standing still is one too,
+# and the rule drops regions under a tracked person (inference/analytics.py).
 
 from __future__ import annotations
 
@@ -77,10 +79,10 @@ class StaticObjectModel:
         self._fast += (to_fast + (1 << (self._fast_shift - 1))) >> self._fast_shift
         learn = np.where(foreground, 0, (to_slow + (1 << (self._slow_shift - 1))) >> self._slow_shift)
         self._slow += learn.astype(np.int16)
-        return self._regions(static, since, t)
+        return self._regions(frame, self._slow, static, since, t)
 
-    def _regions(self, static: npt.NDArray[np.bool_], since: npt.NDArray[np.float64],
-                 t: float) -> tuple[StaticRegion, ...]:
+    def _regions(self, frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], static: npt.NDArray[np.bool_],
+                 since: npt.NDArray[np.float64], t: float) -> tuple[StaticRegion, ...]:
         height, width = static.shape
         rows, cols = height // BLOCK, width // BLOCK
         if not rows or not cols:
@@ -102,11 +104,33 @@ class StaticObjectModel:
             y1, y2 = int(ys.min()) * BLOCK, (int(ys.max()) + 1) * BLOCK
             x1, x2 = int(xs.min()) * BLOCK, (int(xs.max()) + 1) * BLOCK
             pixels = cropped[y1:y2, x1:x2] & np.repeat(np.repeat(cells, BLOCK, axis=0), BLOCK, axis=1)[y1:y2, x1:x2]
+            if _ghost(frame, slow, (y1, y2, x1, x2)):
+                # Something that was in the background went away (someone standing in the first frame walked
+                # off): the slow background is wrong there, not the picture. Take the picture in.
+                slow[y1:y2, x1:x2][pixels] = frame[y1:y2, x1:x2][pixels]
+                since[y1:y2, x1:x2][pixels] = NOT_SEEN
+                continue
             # The median age of its static pixels: a few edge pixels flickering in and out do not make it younger.
             still_s = t - float(np.median(since[: rows * BLOCK, : cols * BLOCK][y1:y2, x1:x2][pixels]))
             regions.append(StaticRegion(box=(x1 / width, y1 / height, x2 / width, y2 / height),
                                         still_s=round(still_s, 3)))
         return tuple(regions)
+
+
+def _ghost(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], box: tuple[int, int, int, int]) -> bool:
+    """Whether a region is a hole left in the slow background rather than an object in the picture: an object
+    brings its outline into the picture, a hole has it in the background (the classic edge test). Compared over the
+    region's box and one pixel around it."""
+    y1, y2, x1, x2 = box
+    y1, x1 = max(0, y1 - 1), max(0, x1 - 1)
+    y2, x2 = min(frame.shape[0], y2 + 1), min(frame.shape[1], x2 + 1)
+    return _edges(frame[y1:y2, x1:x2]) < _edges(slow[y1:y2, x1:x2])
+
+
+def _edges(image: npt.NDArray[np.int16]) -> int:
+    """Sum of absolute differences between neighbouring pixels: how much outline a patch holds."""
+    wide = image.astype(np.int32)
+    return int(np.abs(np.diff(wide, axis=0)).sum() + np.abs(np.diff(wide, axis=1)).sum())
 
 
 def _components(active: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:

@@ -113,6 +113,15 @@ def test_someone_near_the_object_holds_the_alert_back() -> None:
     assert len(replay(with_block(8.0), farther)) == 1
 
 
+def test_an_object_in_the_first_frame_that_goes_away_leaves_no_ghost() -> None:
+    # The model starts from a frame with the block in it: where it was, the picture no longer matches the slow
+    # background, yet nothing was left there.
+    model = StaticObjectModel()
+    found = [model.observe(image, t) for t, image in with_block(0.0, leaves=5.0)]
+    assert not any(regions for regions in found[50:])
+    assert replay(with_block(0.0, leaves=5.0)) == []
+
+
 def test_slow_global_light_drift_is_not_an_object() -> None:
     # 40 grey levels over two minutes, more than the pixel threshold: the slow background must follow it.
     model = StaticObjectModel()
