@@ -64,7 +64,7 @@ def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timest
     return DecodedFrame(camera_id=camera_id, timestamp=timestamp, captured_at=datetime.now(UTC),
                         frame_size=(frame.width, frame.height), motion=motion,
                         stats=frame_stats(grey, motion.changed_share), picture=frame, max_stretch=max_stretch,
-                        input_size=input_size)
+                        input_size=input_size, grey=grey)
 
 
 class ReplayReader:

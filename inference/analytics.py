@@ -40,6 +40,11 @@ STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not hav
 SUCCESSOR_DISTANCE = 0.04
 SUCCESSOR_SPEED = 0.15
 SUCCESSOR_MAX_GAP_S = GRACE_S
+# Abandoned object: a reported place stays reported while something is seen there, and this long (or stationary_s
+# if longer) after it was last seen, so a passer-by hiding the object for a while does not make it a new one.
+PLACE_MEMORY_S = 30.0
+PERSON_COVER = 0.3  # share of a static region under a person's box from which it is that person standing
+STATIC_LABEL = "static object"  # how a left object found without a detector class is labelled in its alert
 
 
 @dataclass
@@ -82,6 +87,7 @@ class _RuleState:
     condition_since: float | None = None
     condition_seen: float = -math.inf  # when the condition last held
     baseline: deque[float] = field(default_factory=lambda: deque(maxlen=600))
+    places: list[tuple[Box, float]] = field(default_factory=list)  # reported left objects: box, when last seen
 
 
 class CameraRules:
@@ -294,21 +300,48 @@ class CameraRules:
         return None
 
     def _abandoned(self, rule: Rule, state: _RuleState, analysis: FrameAnalysis, t: float) -> RuleHit | None:
-        people = [anchor(o.box) for o in analysis.objects if o.label == "Person"]
+        """An object of a watched class, or a static region (inference.static_objects) that is not a person
+        standing, still for stationary_s with nobody within owner_radius; each place is reported once."""
+        params = rule.params
+        persons = [o for o in analysis.objects if o.label == "Person"]
+        people = [anchor(o.box) for o in persons]
+        forget = max(params.stationary_s, PLACE_MEMORY_S)
+        state.places = [(box, seen) for box, seen in state.places if t - seen <= forget]
+
+        def unattended(box: Box) -> bool:
+            return all(math.dist(anchor(box), p) > params.owner_radius for p in people)
+
         left = []
         for obj in analysis.objects:
-            if obj.label not in rule.params.classes or obj.label == "Person" or obj.track_id in state.fired_tracks:
+            if obj.label not in params.classes or obj.label == "Person" or obj.track_id in state.fired_tracks:
                 continue
             history = self._tracks.get(obj.track_id)
-            if history is None or history.still_for(t) < rule.params.stationary_s:
+            if history is None or history.still_for(t) < params.stationary_s:
                 continue
-            centre = anchor(obj.box)
-            if all(math.dist(centre, p) > rule.params.owner_radius for p in people):
+            if unattended(obj.box) and not _seen_place(state, obj.box, t):
                 left.append(obj)
         state.fired_tracks |= {o.track_id for o in left}
-        if not left:
+        state.places += [(o.box, t) for o in left]
+        regions = []
+        for region in analysis.static_regions:
+            # Seen again where something was already reported (by either path): keep that memory fresh, once.
+            if _seen_place(state, region.box, t) or region.still_s < params.stationary_s:
+                continue
+            # A static region mostly under a tracked person is that person standing, not something they left.
+            if any(_covered(region.box, p.box) >= PERSON_COVER for p in persons) or not unattended(region.box):
+                continue
+            regions.append(region)
+            state.places.append((region.box, t))
+        if not left and not regions:
             return None
-        return _hit(rule, left, f"object still for over {rule.params.stationary_s:.0f} s with nobody near")
+        return RuleHit(
+            rule_id=rule.id, rule_type=rule.rule_type, zone_id=rule.zone_id,
+            track_ids=tuple(o.track_id for o in left),
+            boxes=tuple(o.box for o in left) + tuple(r.box for r in regions),
+            labels=tuple(o.label for o in left) + (STATIC_LABEL,) * len(regions),
+            scores=tuple(round(o.score, 3) for o in left) + (1.0,) * len(regions),
+            detail=f"object still for over {params.stationary_s:.0f} s with nobody near",
+        )
 
     def _person_on_ground(self, rule: Rule, state: _RuleState, objects: list[TrackedObject],
                           t: float) -> RuleHit | None:
@@ -372,6 +405,23 @@ def tamper_reasons(stats: FrameStats, sharpness_baseline: float | None) -> list[
     if stats.scene_change > 0.6 and "blackout" not in reasons:
         reasons.append("scene change")
     return reasons
+
+
+def _covered(box: Box, by: Box) -> float:
+    """The share of `box` inside `by`."""
+    width = min(box[2], by[2]) - max(box[0], by[0])
+    height = min(box[3], by[3]) - max(box[1], by[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
+
+
+def _seen_place(state: _RuleState, box: Box, t: float) -> bool:
+    """Whether `box` is a place already reported (mostly overlapping it, either way); refreshes that memory."""
+    for index, (place, _) in enumerate(state.places):
+        if max(_covered(box, place), _covered(place, box)) >= 0.5:
+            state.places[index] = (place, t)
+            return True
+    return False
 
 
 def _hit(rule: Rule, objects: Sequence[TrackedObject], detail: str) -> RuleHit:

@@ -180,6 +180,14 @@ class FrameStats(msgspec.Struct, frozen=True, kw_only=True):
     histogram: tuple[float, ...] | None = None
 
 
+class StaticRegion(msgspec.Struct, frozen=True, kw_only=True):
+    """A patch of the picture that appeared and then stayed still, whatever it is (inference.static_objects): a
+    left object, or a person standing, which the rules tell apart with the tracked people."""
+
+    box: Box
+    still_s: float  # how long it has differed from the long-term background
+
+
 class FrameAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     """What a backend hands to the rules for one analysed frame."""
 
@@ -188,6 +196,9 @@ class FrameAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: float  # seconds, monotonic per camera
     objects: tuple[TrackedObject, ...]
     stats: FrameStats | None = None
+    # Only the portable backend computes them, and only for cameras with an abandoned-object rule; DeepStream has
+    # no pixel access yet and hands none.
+    static_regions: tuple[StaticRegion, ...] = ()
 
 
 class RuleHit(msgspec.Struct, frozen=True, kw_only=True):

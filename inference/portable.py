@@ -25,13 +25,15 @@ from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
-from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
+from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleType, StaticRegion, TrackedObject
+from inference.motion import small_grey
 from inference.picture_health import PictureHealthMonitor
 from inference.publisher import EventSink
 from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, StreamState, with_credentials
 from inference.scheduler import FairScheduler, UsageMeter
 from inference.settings import InferenceSettings
 from inference.ssd import RawDetection, passes_class_threshold, unletterbox
+from inference.static_objects import StaticObjectModel
 from inference.tracker import DetectedBox, DisplacementConfirmation, IouTracker
 
 log = get_logger(__name__)
@@ -65,6 +67,9 @@ class CameraRuntime:
     announced: set[int] = field(default_factory=set)
     counters: CameraCounters = field(default_factory=CameraCounters)
     picture: PictureHealthMonitor = field(default_factory=PictureHealthMonitor)
+    # Only for cameras with an enabled abandoned-object rule: fed every frame taken, gated out or not.
+    static: StaticObjectModel | None = None
+    static_regions: tuple[StaticRegion, ...] = ()
 
     @property
     def camera_id(self) -> uuid.UUID:
@@ -119,6 +124,20 @@ def report_picture_health(health: HealthSink | None, tenant_id: uuid.UUID, camer
         health(tenant_id, camera_id, change[0], change[1])
 
 
+def static_model(config: CameraConfig, settings: InferenceSettings,
+                 current: StaticObjectModel | None = None) -> StaticObjectModel | None:
+    """The camera's static-object model when one of its enabled rules looks for abandoned objects (kept, with what
+    it learnt, when it already has one), else None: other cameras do not pay for it."""
+    waits = [r.params.stationary_s for r in config.rules if r.enabled and r.rule_type is RuleType.ABANDONED_OBJECT]
+    if not waits:
+        return None
+    model = current or StaticObjectModel(pixel_threshold=settings.static_pixel_threshold,
+                                         min_area=settings.static_min_area, max_area=settings.static_max_area)
+    # Taken into the background only well after the longest wait, so it is reported first.
+    model.forget_s = max(settings.static_forget_s, 2 * max(waits))
+    return model
+
+
 class PortableBackend:
     """Serves any number of cameras with one detector; cameras are added, changed or removed while it runs."""
 
@@ -160,6 +179,7 @@ class PortableBackend:
                 current.reader.masks = config.privacy_masks
                 current.picture.expected_fps = config.expected_fps
                 current.config = config
+                current.static = static_model(config, self._settings, current.static)
                 current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
                                             join_fragments=self._settings.join_fragments)
 
@@ -172,7 +192,7 @@ class PortableBackend:
             config=config, reader=reader, tracker=make_tracker(self._settings),
             confirmation=DisplacementConfirmation(self._settings.track_min_displacement),
             rules=CameraRules(config.zones, config.rules, join_fragments=self._settings.join_fragments),
-            picture=picture_monitor(self._settings, config))
+            picture=picture_monitor(self._settings, config), static=static_model(config, self._settings))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))
@@ -254,6 +274,12 @@ class PortableBackend:
             if frame is None:
                 continue
             runtime.counters.frames += 1
+            if runtime.static is not None:
+                # Before gating: a bag put down slowly may never count as motion, and the model needs every frame.
+                grey = frame.grey if frame.grey is not None else small_grey(frame.picture)
+                runtime.static_regions = runtime.static.observe(grey, frame.timestamp)
+            else:
+                runtime.static_regions = ()
             counters = runtime.reader.counters
             self._picture_changed(runtime, runtime.picture.on_frame(
                 frame.timestamp, frame.stats, counters.decoded, counters.corrupt_frames + counters.corrupt_packets))
@@ -312,7 +338,8 @@ class PortableBackend:
     def _analyse(self, runtime: CameraRuntime, frame: DecodedFrame, objects: tuple[TrackedObject, ...]) -> None:
         runtime.rules.frame_size = frame.frame_size
         analysis = FrameAnalysis(camera_id=runtime.camera_id, tenant_id=runtime.tenant_id,
-                                 timestamp=frame.timestamp, objects=objects, stats=frame.stats)
+                                 timestamp=frame.timestamp, objects=objects, stats=frame.stats,
+                                 static_regions=runtime.static_regions)
         local_now: datetime = frame.captured_at.astimezone(self._tz)
         for hit in runtime.rules.evaluate(analysis, local_now):
             self._emit(runtime, RuleTriggered(

@@ -48,6 +48,7 @@ class DecodedFrame:
     picture: av.VideoFrame
     max_stretch: float = 1.5
     input_size: int = INPUT_SIZE  # the model's square input, pixels a side
+    grey: npt.NDArray[np.uint8] | None = None  # the small luma image the motion gate read (inference.motion)
     _detector_input: npt.NDArray[np.uint8] | None = None
 
     @property
@@ -318,7 +319,7 @@ class RtspCameraReader:
         self.slot.put(DecodedFrame(
             camera_id=self.camera_id, timestamp=now, captured_at=datetime.now(UTC), frame_size=size,
             motion=motion, stats=frame_stats(grey, motion.changed_share, self._previous_grey), picture=frame,
-            max_stretch=self.options.max_stretch, input_size=self.options.input_size,
+            max_stretch=self.options.max_stretch, input_size=self.options.input_size, grey=grey,
         ))
         self._previous_grey = grey
         self.counters.sampled += 1

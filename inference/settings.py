@@ -71,6 +71,13 @@ class InferenceSettings(BaseSettings):
     motion_pixel_threshold: int = 25
     motion_min_changed: float = 0.002
     motion_scene_change: float = 0.6
+    # Abandoned objects without a detector class (inference.static_objects), on cameras with that rule: grey-level
+    # change per pixel against the long-term background, the plausible size of an object in frame fractions, and
+    # how long something still there is kept apart from the background (at least twice the rule's stationary_s).
+    static_pixel_threshold: int = Field(25, ge=1, le=255)
+    static_min_area: float = Field(0.001, gt=0, lt=1)
+    static_max_area: float = Field(0.05, gt=0, le=1)
+    static_forget_s: float = Field(600.0, gt=0)
     # Without motion or moving tracks, still refresh stationary tracks this often (abandoned object, person down).
     keepalive_s: float = 5.0
     open_timeout_s: float = 10.0
