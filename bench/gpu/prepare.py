@@ -1,8 +1,9 @@
 """Builds the GPU bundle (var/gpu-bundle, < 64 MiB) that bench/gpu/run.py needs on a machine with no network.
 
 Contents: the SSD as a plain op list (JSON) + fp16 weights (npz) that run.py executes with PyTorch, reference
-outputs of onnxruntime on real frames (to check the GPU numbers are right), H.264 sample streams (Annex B), and
-the PyAV wheel (abi3, with NVDEC) in case the machine lacks it. Run here: `python -m bench.gpu.prepare`.
+outputs of onnxruntime on real frames (to check the GPU numbers are right), the detector's settings and anchors
+(pipeline.json, anchors.npy), bench/masks.py's cover filter and the NVENC options (masks.json), H.264 sample streams
+(Annex B), and the PyAV wheel (abi3, with NVDEC) in case the machine lacks it. Run here: `python -m bench.gpu.prepare`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from bench.masks import MASKS
 from camsim.footage import VTEST_PATH, encoded_clip, source_path
+from core.masks import cover_filter
 from inference.mediapipe import prepare_detector_model
 from inference.onnx_detector import OnnxDetector
-from inference.ssd import preprocess
+from inference.settings import InferenceSettings
+from inference.ssd import BOX_SCALES, INPUT_SIZE, letterbox_size, preprocess, ssd_anchors
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "var" / "gpu-bundle"
 AV_WHEEL = "av==18.1.0"
+# The GPU path of issue 15: NVENC at its fastest preset, keyframes where the camera sent them (IDR, so segments
+# still start on them), no B-frames, the recorder's default 4 Mbit/s.
+NVENC_OPTIONS = ["-c:v", "h264_nvenc", "-preset", "p1", "-forced-idr", "1", "-force_key_frames", "source",
+                 "-bf", "0", "-b:v", "4000k"]
 
 
 def export_graph(model_path: Path) -> None:
@@ -61,6 +69,22 @@ def reference_outputs(files_onnx: Path, labels: Path) -> None:
     shutil.copy(labels, BUNDLE / "labels.txt")
 
 
+def export_settings() -> None:
+    """What run.py needs of the project without importing it: the detector's defaults, its anchors and the
+    letterbox of a 1080p picture (run.py computes its own and checks it against this one)."""
+    defaults = {name: field.default for name, field in InferenceSettings.model_fields.items()}
+    max_stretch = float(defaults["max_stretch"])
+    settings = {
+        "input_size": INPUT_SIZE, "box_scales": list(BOX_SCALES), "max_stretch": max_stretch,
+        "score_threshold": float(defaults["score_threshold"]), "iou_threshold": float(defaults["nms_iou_threshold"]),
+        "content_1920x1080": list(letterbox_size(1920, 1080, max_stretch, INPUT_SIZE)),
+    }
+    (BUNDLE / "pipeline.json").write_text(json.dumps(settings, indent=2) + "\n")
+    np.save(BUNDLE / "anchors.npy", ssd_anchors())
+    masks = {"masks": MASKS, "cover_filter": cover_filter(MASKS), "nvenc_options": NVENC_OPTIONS}
+    (BUNDLE / "masks.json").write_text(json.dumps(masks, indent=2) + "\n")
+
+
 def encode_1080p(seconds: float = 10.0) -> None:
     """vtest upscaled to 1920x1080 at 25 fps, 1 s GOP: the stream size DeepStream's published figures use."""
     codec = av.CodecContext.create("libx264", "w")
@@ -85,6 +109,7 @@ def main() -> int:
     files = prepare_detector_model(ROOT / "var" / "models")
     export_graph(files.onnx)
     reference_outputs(files.onnx, files.labels)
+    export_settings()
     cache = ROOT / "var" / "camsim"
     for name, stream in (("vtest", "sub"), ("bikes", "main"), ("bikes", "sub")):
         shutil.copy(encoded_clip(cache, name, stream).data, BUNDLE / f"{name}-{stream}.h264")

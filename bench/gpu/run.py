@@ -1,12 +1,37 @@
-"""GPU capacity check for one NVIDIA H100/H200 (no network): NVDEC decode of many copies of the sample streams,
-batched CUDA inference of the detector, and the two together; prints streams sustained at 5 fps and 25 fps.
+"""GPU capacity check for one NVIDIA H100/H200 (no network): NVDEC decode, batched CUDA inference, both together.
 
-Self-contained: needs only Python ≥ 3.11, numpy and PyTorch with CUDA on the machine, plus the bundle made by
-`python -m bench.gpu.prepare` (var/gpu-bundle: model as op list + fp16 weights, reference outputs, H.264 streams,
-the PyAV wheel). Each part falls back and says so when something is missing (no NVDEC, no CUDA, no PyAV).
-Finishes in about 5 minutes. Usage: python bench/gpu/run.py [--bundle var/gpu-bundle] [--out DIR]
+Self-contained: needs only Python >= 3.11, numpy and PyTorch with CUDA on the machine, pipeline_parts.py beside this
+file, and the bundle made by `python -m bench.gpu.prepare` (var/gpu-bundle: model as op list + fp16 weights,
+reference outputs, detector settings and anchors, the masks' cover filter, H.264 streams, the PyAV wheel); ffmpeg
+for the masked re-encode. Each part falls back and says so (`notes`) when something is missing (no NVDEC, no CUDA,
+no PyAV, no ffmpeg or no NVENC). Usage: python bench/gpu/run.py [--bundle var/gpu-bundle] [--out DIR] [--quick]
+
+Writes DIR/gpu.json ($OUT or bench/results by default) with these parts:
+- `decode`: NVDEC and CPU decode rates of the sample streams; `inference`: the SSD alone on CUDA, fp32 and fp16,
+  against onnxruntime's outputs; `pipeline`: the 384x288 sub streams, decoded, scaled to 300x300 on the GPU and
+  inferred (one entry per stream count; kept unchanged as the comparison for the 1080p pipeline).
+- `postprocess_check`: the GPU's box decode and NMS against the same code on numpy (the code unit-tested against
+  inference.ssd): `gpu_matches_numpy`, `max_box_diff`; `detections_fp16` and `detections_onnxruntime` on the four
+  reference frames; `letterbox_mean_abs_diff` / `letterbox_max_abs_diff`: the GPU's model input for a 1080p frame
+  against the portable backend's (PyAV scaling to the content size, black padding), in 0-255 units.
+- `pipeline_1080p`, one entry per stream count (32 and 128): N NVDEC decoders of the 1080p25 stream, as fast as they
+  go, each keeping only its newest frame. PyAV hands decoded frames over in host memory (NV12), so each batch is
+  copied to the GPU plane by plane, luma and chroma resized there to the content size of the portable backend's
+  letterbox (`content`: at most a 1.5 stretch, the rest padded black right and bottom), converted to RGB (BT.601),
+  normalised, then one fp16 inference for the whole (padded, fixed-size) batch, SSD box decode and per-class NMS
+  on the GPU, and the detections per frame brought back. Figures: `processed_fps` (frames through the whole
+  pipeline per second), `streams_at_5fps` / `streams_at_25fps` (processed_fps / 5 and / 25), `mean_batch`,
+  `decoded_fps` (all decoders together), and per stage, the GPU synchronised between stages, `<stage>_ms_per_batch`
+  and `<stage>_ms_per_frame` for `decode_wait` (waiting for a new frame from any decoder), `upload_resize` (copy
+  to the GPU, resize, colour conversion, normalisation), `inference`, `decode_nms` (box decode, NMS, detections
+  counted on the host); `resize` (the interpolation used), `nvdec`.
+- `masked_nvenc`: when ffmpeg lists h264_nvenc, K ffmpeg processes side by side (K = 8, 16, 32, stopping after the
+  first K at which one falls below real time), each decoding the looped 1080p25 stream (`-hwaccel cuda` when
+  ffmpeg has it), painting bench/masks.py's masks with core.masks.cover_filter and encoding with NVENC (the options
+  in masks.json), output discarded. Per K: `per_process_fps_mean` / `per_process_fps_min`, `realtime_share_min`
+  (slowest process / 25 fps), `cpu_s_per_camera_s` (CPU seconds of a process, read with wait4, per second of
+  video), `aggregate_fps` and `masked_cameras_sustained` (aggregate_fps / 25); `probe`: one process alone first.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -14,8 +39,10 @@ import ctypes
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,7 +50,23 @@ from typing import Any
 
 import numpy as np
 
+# pipeline_parts.py travels beside this file; found whether run as a script or as a module.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_parts import (
+    NUMPY,
+    ArrayBackend,
+    content_size,
+    detect,
+    masked_encode_command,
+    nvenc_entry,
+    pipeline_entry,
+    yuv_to_rgb,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
+# The best anchors of each frame that are decoded and go through NMS: MediaPipe's own cap on detections.
+CANDIDATES = 100
+MASKED_FRAMES = 750  # 30 s of video per masked ffmpeg
 RESULT: dict[str, Any] = {"notes": []}
 
 
@@ -342,6 +385,300 @@ def pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: floa
     say(f"pipeline: {json.dumps(entry)}")
 
 
+# Full pipeline at 1080p ------------------------------------------------------------------------------------------
+
+def torch_backend() -> ArrayBackend:
+    import torch
+
+    return ArrayBackend(torch, lambda values, index, axis: torch.take_along_dim(values, index, dim=axis))
+
+
+def load_settings(bundle: Path) -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads((bundle / "pipeline.json").read_text())
+    return settings
+
+
+def detect_on(encodings: Any, logits: Any, anchors: Any, backend: ArrayBackend, settings: dict[str, Any]) -> Any:
+    return detect(encodings, logits, anchors, backend, box_scales=settings["box_scales"],
+                  score_threshold=settings["score_threshold"], iou_threshold=settings["iou_threshold"],
+                  candidates=CANDIDATES)
+
+
+class GpuLetterbox:
+    """NV12 frames already on the GPU ([B, H*3/2, W] uint8) → the model's fp16 input, letterboxed as the portable
+    backend does. Luma and chroma are resized to the content size before the colour conversion: both steps are
+    linear (up to the final clipping), and converting 75 000 pixels a frame is cheaper than 2 million."""
+
+    def __init__(self, batch: int, width: int, height: int, settings: dict[str, Any]) -> None:
+        import torch
+
+        self.torch = torch
+        self.width, self.height = width, height
+        size = settings["input_size"]
+        self.content = content_size(width, height, settings["max_stretch"], size)
+        # Black padding: RGB 0, which the normalisation x / 127.5 - 1 maps to -1.
+        self.model_input = torch.full((batch, 3, size, size), -1.0, dtype=torch.float16, device="cuda")
+        self.mode = "bilinear, antialiased"
+        try:
+            self.resize(torch.zeros((1, 1, height, width), device="cuda"))
+        except (RuntimeError, TypeError, NotImplementedError):  # an older PyTorch without antialiasing
+            self.mode = "area"
+
+    def resize(self, planes: Any) -> Any:
+        content_width, content_height = self.content
+        if self.mode == "area":
+            return self.torch.nn.functional.interpolate(planes, size=(content_height, content_width), mode="area")
+        return self.torch.nn.functional.interpolate(planes, size=(content_height, content_width), mode="bilinear",
+                                                    align_corners=False, antialias=True)
+
+    def __call__(self, frames: Any) -> Any:
+        count = frames.shape[0]
+        luma = self.resize(frames[:, :self.height].unsqueeze(1).float())
+        chroma = frames[:, self.height:].reshape(count, self.height // 2, self.width // 2, 2)
+        chroma = self.resize(chroma.permute(0, 3, 1, 2).float())
+        rgb = yuv_to_rgb(luma[:, 0], chroma[:, 0], chroma[:, 1], torch_backend())
+        content_width, content_height = self.content
+        self.model_input[:count, :, :content_height, :content_width] = (rgb / 127.5 - 1.0).half()
+        return self.model_input[:count]
+
+
+def nv12_planes(frame: Any) -> Any:
+    """A decoded frame as one NV12 array [H*3/2, W]: what NVDEC hands over; a software frame is converted."""
+    picture = frame if frame.format.name == "nv12" else frame.reformat(format="nv12")
+    return picture.to_ndarray()
+
+
+def postprocess_check(av: Any, bundle: Path, model: Any) -> None:
+    """The GPU's decode + NMS against the same code on numpy, and its letterboxed input against PyAV's."""
+    import torch
+
+    settings = load_settings(bundle)
+    anchors = np.load(bundle / "anchors.npy")
+    reference = np.load(bundle / "reference.npz")
+    frames = reference["frames"]
+    batch = torch.from_numpy(frames.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).to("cuda", torch.float16)
+    with torch.inference_mode():
+        encodings, logits = (output.float() for output in model(batch))
+        on_gpu = detect_on(encodings, logits, torch.from_numpy(anchors).to("cuda"), torch_backend(), settings)
+    on_host = detect_on(encodings.cpu().numpy(), logits.cpu().numpy(), anchors, NUMPY, settings)
+    onnx = detect_on(reference["boxes"], reference["logits"], anchors, NUMPY, settings)
+    kept_gpu = on_gpu.kept.cpu().numpy()
+    both = kept_gpu & on_host.kept
+    results: dict[str, Any] = {
+        "gpu_matches_numpy": bool((kept_gpu == on_host.kept).all()),
+        "max_box_diff": float(np.abs(on_gpu.boxes.cpu().numpy()[both] - on_host.boxes[both]).max(initial=0.0)),
+        "detections_fp16": [int(n) for n in kept_gpu.sum(-1)],
+        "detections_onnxruntime": [int(n) for n in onnx.kept.sum(-1)],
+    }
+    with av.open(str(bundle / "vtest-1080p25.h264"), format="h264") as container:
+        frame = next(iter(container.decode(video=0)))
+    letterbox = GpuLetterbox(1, frame.width, frame.height, settings)
+    with torch.inference_mode():
+        ours = letterbox(torch.from_numpy(nv12_planes(frame))[None].to("cuda"))
+    ours_rgb = ((ours[0].float() + 1.0) * 127.5).permute(1, 2, 0).cpu().numpy()
+    content_width, content_height = letterbox.content
+    portable = np.zeros_like(ours_rgb)
+    portable[:content_height, :content_width] = frame.to_ndarray(width=content_width, height=content_height,
+                                                                 format="rgb24")
+    difference = np.abs(ours_rgb - portable)
+    results["letterbox_mean_abs_diff"] = round(float(difference.mean()), 2)
+    results["letterbox_max_abs_diff"] = round(float(difference.max()), 1)
+    results["content"] = list(letterbox.content)
+    if list(letterbox.content) != settings["content_1920x1080"]:
+        note(f"content size {letterbox.content} differs from the project's {settings['content_1920x1080']}")
+    RESULT["postprocess_check"] = results
+    say(f"postprocess check: {json.dumps(results)}")
+
+
+def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: float) -> None:
+    """`streams` decoders of the 1080p25 stream (as fast as they go) each keep their newest frame; the main thread
+    takes all new frames, letterboxes them on the GPU, infers them as one fp16 batch, decodes boxes and runs NMS
+    on the GPU; each stage is timed with the GPU synchronised after it."""
+    import torch
+
+    settings = load_settings(bundle)
+    path = bundle / "vtest-1080p25.h264"
+    hw = bool(RESULT["environment"].get("libnvcuvid.so.1"))
+    with av.open(str(path), format="h264") as container:
+        first = next(iter(container.decode(video=0)))
+    width, height = first.width, first.height
+    slots: list[Any] = [None] * streams
+    decoded = [0] * streams
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def reader(index: int) -> None:
+        while not stop.is_set():
+            try:
+                options: dict[str, Any] = {}
+                if hw:
+                    from av.codec.hwaccel import HWAccel
+
+                    options["hwaccel"] = HWAccel(device_type="cuda", allow_software_fallback=False)
+                with av.open(str(path), format="h264", **options) as container:
+                    for frame in container.decode(video=0):
+                        if stop.is_set():
+                            return
+                        planes = nv12_planes(frame)
+                        with lock:
+                            slots[index] = planes
+                            decoded[index] += 1
+            except Exception as exc:  # reported; this reader stops, the others go on
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
+
+    # One fixed batch shape: slots without a new frame keep their last one, computed and not counted.
+    device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
+    letterbox = GpuLetterbox(streams, width, height, settings)
+    anchors = torch.from_numpy(np.load(bundle / "anchors.npy")).to("cuda")
+    backend = torch_backend()
+    with torch.inference_mode():
+        for _ in range(2):  # cudnn.benchmark tunes the shape on the first pass
+            encodings, logits = (output.float() for output in model(letterbox(device_frames)))
+            detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    stages = dict.fromkeys(("decode_wait", "upload_resize", "inference", "decode_nms"), 0.0)
+    processed = batches = 0
+    with lock:
+        decoded_before = sum(decoded)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - started < seconds:
+            mark = time.perf_counter()
+            while True:
+                with lock:
+                    ready = [(i, s) for i, s in enumerate(slots) if s is not None]
+                    for i, _ in ready:
+                        slots[i] = None
+                if ready or time.perf_counter() - started >= seconds:
+                    break
+                time.sleep(0.0005)
+            now = time.perf_counter()
+            stages["decode_wait"] += now - mark
+            if not ready:
+                break
+            mark = now
+            for index, planes in ready:
+                device_frames[index].copy_(torch.from_numpy(planes))
+            batch = letterbox(device_frames)
+            torch.cuda.synchronize()
+            now = time.perf_counter()
+            stages["upload_resize"] += now - mark
+            mark = now
+            encodings, logits = model(batch)
+            torch.cuda.synchronize()
+            now = time.perf_counter()
+            stages["inference"] += now - mark
+            mark = now
+            found = detect_on(encodings.float(), logits.float(), anchors, backend, settings)
+            found.kept.sum(-1).cpu()  # detections per frame: what the host acts on
+            stages["decode_nms"] += time.perf_counter() - mark
+            processed += len(ready)
+            batches += 1
+    elapsed = time.perf_counter() - started
+    with lock:
+        decoded_after = sum(decoded)
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    entry = pipeline_entry(streams, processed, batches, elapsed, decoded_after - decoded_before, stages)
+    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": hw})
+    if errors:
+        entry["errors"] = sorted(set(errors))[:3]
+    RESULT.setdefault("pipeline_1080p", []).append(entry)
+    say(f"pipeline 1080p: {json.dumps(entry)}")
+
+
+# Masked re-encode on NVENC ------------------------------------------------------------------------------------
+
+def run_side_by_side(commands: list[list[str]], timeout_s: float) -> tuple[list[float], list[float], list[str]]:
+    """Starts every command at once; each one's wall time and CPU seconds (wait4), and the errors of those that
+    failed or ran past `timeout_s`."""
+    walls: list[float] = [0.0] * len(commands)
+    cpu: list[float] = [0.0] * len(commands)
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        pending: dict[int, tuple[int, float, Path]] = {}
+        # Held until reaped: a dropped Popen is polled by the next Popen's clean-up, which could reap it first.
+        processes = []
+        for index, command in enumerate(commands):
+            log = Path(scratch) / f"{index}.log"
+            with log.open("wb") as stderr:
+                processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr))
+            pending[processes[-1].pid] = (index, time.monotonic(), log)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            for pid in list(pending):
+                flags = os.WNOHANG if time.monotonic() < deadline else 0
+                if not flags:
+                    os.kill(pid, 9)
+                reaped, status, usage = os.wait4(pid, flags)
+                if not reaped:
+                    continue
+                index, began, log = pending.pop(pid)
+                processes[index].returncode = os.waitstatus_to_exitcode(status)
+                walls[index] = time.monotonic() - began
+                cpu[index] = usage.ru_utime + usage.ru_stime
+                code = processes[index].returncode
+                if code:
+                    tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+                    errors.append(f"exit {code}: {' / '.join(tail)}")
+            time.sleep(0.01)
+    return walls, cpu, errors
+
+
+def nvenc_tests(bundle: Path, quick: bool) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        note("no ffmpeg on this machine: masked NVENC re-encode skipped")
+        return
+    listed = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60,
+                            check=False).stdout
+    if "h264_nvenc" not in listed:
+        note("ffmpeg lists no h264_nvenc encoder: masked NVENC re-encode skipped")
+        return
+    hwaccels = subprocess.run([ffmpeg, "-hide_banner", "-hwaccels"], capture_output=True, text=True, timeout=60,
+                              check=False).stdout.split()
+    masks = json.loads((bundle / "masks.json").read_text())
+    source = bundle / "vtest-1080p25.h264"
+    frames = 125 if quick else MASKED_FRAMES
+
+    def commands(count: int, cuda_decode: bool) -> list[list[str]]:
+        command = masked_encode_command(ffmpeg, source, masks["cover_filter"], masks["nvenc_options"], frames,
+                                        cuda_decode=cuda_decode)
+        return [command] * count
+
+    cuda_decode = "cuda" in hwaccels
+    walls, cpu, errors = run_side_by_side(commands(1, cuda_decode), 120)
+    if errors and cuda_decode:
+        note(f"masked NVENC with -hwaccel cuda failed ({errors[0]}): decoding on the CPU instead")
+        cuda_decode = False
+        walls, cpu, errors = run_side_by_side(commands(1, cuda_decode), 120)
+    if errors:
+        # NVIDIA's compute chips may have no NVENC engine (the A100 has none; likely the H100/H200 too).
+        note(f"masked NVENC re-encode failed, skipped: {errors[0]}")
+        RESULT["masked_nvenc"] = {"errors": errors}
+        return
+    results: dict[str, Any] = {"cuda_decode": cuda_decode, "frames_per_process": frames,
+                               "probe": nvenc_entry(1, frames, walls, cpu), "runs": []}
+    say(f"masked NVENC, one process: {json.dumps(results['probe'])}")
+    for count in (8,) if quick else (8, 16, 32):
+        walls, cpu, errors = run_side_by_side(commands(count, cuda_decode), 300)
+        if errors:
+            results["runs"].append({"processes": count, "errors": sorted(set(errors))[:3]})
+            break
+        entry = nvenc_entry(count, frames, walls, cpu)
+        results["runs"].append(entry)
+        say(f"masked NVENC: {json.dumps(entry)}")
+        if entry["realtime_share_min"] < 1:
+            break
+    RESULT["masked_nvenc"] = results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, default=ROOT / "var" / "gpu-bundle")
@@ -373,12 +710,29 @@ def main() -> int:
                 pipeline_test(av, args.bundle, model, streams, 10.0 if not args.quick else 3.0)
             except Exception as exc:
                 note(f"pipeline with {streams} streams failed: {exc!r}")
+        say("== full pipeline at 1080p")
+        try:
+            postprocess_check(av, args.bundle, model)
+        except Exception as exc:
+            note(f"postprocess check failed: {exc!r}")
+        for streams in (32, 128) if not args.quick else (8,):
+            try:
+                full_pipeline_test(av, args.bundle, model, streams, 10.0 if not args.quick else 3.0)
+            except Exception as exc:
+                note(f"1080p pipeline with {streams} streams failed: {exc!r}")
+    say("== masked re-encode on NVENC")
+    try:
+        nvenc_tests(args.bundle, args.quick)
+    except Exception as exc:
+        note(f"masked NVENC re-encode failed: {exc!r}")
     RESULT["wall_s"] = round(time.monotonic() - started, 1)
     RESULT["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(RESULT, indent=2) + "\n")
     say("== summary")
-    say(json.dumps({k: RESULT.get(k) for k in ("decode", "inference", "pipeline", "notes", "wall_s")}, indent=2))
+    summary = ("decode", "inference", "pipeline", "postprocess_check", "pipeline_1080p", "masked_nvenc", "notes",
+               "wall_s")
+    say(json.dumps({k: RESULT.get(k) for k in summary}, indent=2))
     return 0
 
 
