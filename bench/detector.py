@@ -33,6 +33,7 @@ from inference.portable import PortableBackend
 from inference.rtsp import DecodedFrame, ReaderCounters, ReaderOptions, StreamState
 from inference.settings import InferenceSettings, ModelKind
 from inference.ssd import INPUT_SIZE
+from inference.static_objects import StaticObjectModel
 from inference.tracker import DetectedBox, IouTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,6 +265,11 @@ def stage_costs(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str
         rules.evaluate(FrameAnalysis(camera_id=camera, tenant_id=tenant, timestamp=index / DETECT_FPS,
                                      objects=tuple(objects)), now)
     lap("rules")
+    static = StaticObjectModel()
+    for index, d in enumerate(decoded):
+        if d.grey is not None:
+            static.observe(d.grey, index / DETECT_FPS)
+    lap("static_objects")  # only cameras with an abandoned-object rule pay it
     return costs
 
 

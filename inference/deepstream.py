@@ -44,12 +44,12 @@ from inference.deepstream_config import (
     pipeline_geometry,
     tracker_config,
 )
-from inference.deepstream_pixels import RgbaImage, SurfacePictureHealth, paint_masks
+from inference.deepstream_pixels import RgbaImage, SurfacePictureHealth, paint_masks, rgba_luma
 from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
 from inference.metrics import DETECTED_FRAMES
-from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, TrackedObject
-from inference.portable import HealthSink, picture_monitor, report_picture_health
+from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, StaticRegion, TrackedObject
+from inference.portable import HealthSink, picture_monitor, report_picture_health, static_model
 from inference.publisher import EventSink
 from inference.scheduler import UsageMeter
 from inference.settings import InferenceSettings
@@ -62,6 +62,7 @@ from inference.ssd import (
     ssd_anchors,
     unletterbox,
 )
+from inference.static_objects import StaticObjectModel
 from inference.tracker import DisplacementConfirmation
 
 if TYPE_CHECKING:
@@ -198,6 +199,15 @@ class _Source:
     rules: CameraRules
     confirmation: DisplacementConfirmation
     picture: SurfacePictureHealth
+    # Cameras with an abandoned-object rule: the static-object model, fed by the same samples as picture health.
+    static: StaticObjectModel | None = None
+    static_regions: tuple[StaticRegion, ...] = ()
+
+
+def frame_analysis(source: _Source, timestamp: float, objects: tuple[TrackedObject, ...]) -> FrameAnalysis:
+    """What the rules judge of one frame: its tracked objects, and the static objects the pixel probe found in it."""
+    return FrameAnalysis(camera_id=source.config.camera_id, tenant_id=source.config.tenant_id, timestamp=timestamp,
+                         objects=objects, static_regions=source.static_regions)
 
 
 @dataclass
@@ -233,7 +243,8 @@ class DeepStreamBackend:
                                                  join_fragments=self.settings.join_fragments),
                                      DisplacementConfirmation(self.settings.track_min_displacement),
                                      SurfacePictureHealth(picture_monitor(self.settings, config),
-                                                          self.settings.detect_fps))
+                                                          self.settings.detect_fps),
+                                     static_model(config, self.settings))
                     self._next_stream += 1
                     self.sources[camera_id] = source
                     self._rest("camera_add", source)
@@ -241,6 +252,9 @@ class DeepStreamBackend:
                     # The mask probe reads the masks from the config at each frame: a change needs no reopening.
                     current.config = config
                     current.picture.monitor.expected_fps = config.expected_fps
+                    current.static = static_model(config, self.settings, current.static)
+                    if current.static is None:
+                        current.static_regions = ()
                     current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
                                                 join_fragments=self.settings.join_fragments)
             (self.work_dir / "analytics.txt").write_text(
@@ -347,8 +361,9 @@ class DeepStreamBackend:
 
     def prepare_frame(self, source: _Source, t: float, surface: Callable[[], RgbaImage]) -> bool:
         """One frame of `source` at monotonic `t`: its masks painted into the pixels `surface()` maps, then its
-        picture health sampled on the masked picture (as the portable reader does); True when it was mapped (a
-        frame of an unmasked camera that is not due for a sample is left unmapped)."""
+        picture health and, for a camera with an abandoned-object rule, its static objects judged on the masked
+        picture at `detect_fps` (as the portable backend does); True when it was mapped (a frame of an unmasked
+        camera that is not due for a sample is left unmapped)."""
         masks = source.config.privacy_masks
         due = source.picture.frame_arrived(t)
         if not masks and not due:
@@ -356,7 +371,11 @@ class DeepStreamBackend:
         pixels = surface()
         paint_masks(pixels, masks)
         if due:
-            change = source.picture.sample(t, pixels)
+            grey = rgba_luma(pixels)
+            if source.static is not None:
+                # Read by the analytics probe of the same frame, downstream in this streaming thread.
+                source.static_regions = source.static.observe(grey, t)
+            change = source.picture.sample(t, grey)
             if change is not None:
                 self._picture_changed_threadsafe(source, change)
         return True
@@ -428,8 +447,7 @@ class DeepStreamBackend:
                 metas.append(pyds.NvDsObjectMeta.cast(item.data))
                 item = item.next
             objects = frame_objects(metas, frame.source_frame_width, frame.source_frame_height, self.labels)
-            analysis = FrameAnalysis(camera_id=source.config.camera_id, tenant_id=source.config.tenant_id,
-                                     timestamp=frame.buf_pts / 1e9, objects=objects)
+            analysis = frame_analysis(source, frame.buf_pts / 1e9, objects)
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._evaluate, source, analysis,
                                                 (frame.source_frame_width, frame.source_frame_height))
@@ -439,7 +457,8 @@ class DeepStreamBackend:
         source.rules.frame_size = frame_size
         confirmed = tuple(source.confirmation.filter(analysis.objects, analysis.timestamp))
         analysis = FrameAnalysis(camera_id=analysis.camera_id, tenant_id=analysis.tenant_id,
-                                 timestamp=analysis.timestamp, objects=confirmed, stats=analysis.stats)
+                                 timestamp=analysis.timestamp, objects=confirmed, stats=analysis.stats,
+                                 static_regions=analysis.static_regions)
         now = datetime.now(UTC)
         for hit in source.rules.evaluate(analysis, now.astimezone(ZoneInfo(self.settings.timezone))):
             self.sink.submit(RuleTriggered(

@@ -67,9 +67,8 @@ class SurfacePictureHealth:
         self._next_due = max(self._next_due + period, t - period)
         return True
 
-    def sample(self, t: float, surface: RgbaImage) -> tuple[str, str | None] | None:
-        """The monitor's new state when this frame changed it."""
-        grey = rgba_luma(surface)
+    def sample(self, t: float, grey: GreyImage) -> tuple[str, str | None] | None:
+        """The monitor's new state when this frame (its small grey image, `rgba_luma`) changed it."""
         # The motion gate's changed share is only the tamper rule's "scene change", which the monitor ignores (it
         # judges a moved camera by its learnt histogram): no motion gate is kept here for it.
         stats = frame_stats(grey, 0.0, self._previous)

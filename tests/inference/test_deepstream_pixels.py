@@ -4,6 +4,7 @@ camera. The frames are numpy arrays shaped as pyds.get_nvds_buf_surface maps the
 
 from __future__ import annotations
 
+import functools
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from core.masks import mask_raster
-from inference.deepstream import DeepStreamBackend
+from inference.deepstream import DeepStreamBackend, frame_analysis
 from inference.deepstream_pixels import SurfacePictureHealth, paint_masks, rgba_luma
-from inference.model import CameraConfig
+from inference.model import CameraConfig, Rule, RuleParams, RuleType
 from inference.motion import small_grey
 from inference.portable import picture_monitor
 from inference.rtsp import ReaderOptions, RtspCameraReader
@@ -139,7 +140,7 @@ def test_picture_health_verdicts_are_the_same_fed_by_either_backend() -> None:
         assert decoded is not None
         from_portable.append(portable.on_frame(t, decoded.stats, n + 1))
         assert deepstream.frame_arrived(t)
-        from_deepstream.append(deepstream.sample(t, rgba(picture)))
+        from_deepstream.append(deepstream.sample(t, rgba_luma(rgba(picture))))
 
     assert from_deepstream == from_portable
     states = [change[0] for change in from_portable if change is not None]
@@ -240,3 +241,41 @@ def test_each_frame_is_masked_and_judged_and_changes_are_reported_like_the_porta
     surface = rgba(picture)
     ds.prepare_frame(ds.sources[masked.camera_id], 0.08, lambda: surface)
     assert not surface[mask_raster(POLYGONS, 1280, 720), :3].any()
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.rule_types: list[str] = []
+
+    def submit(self, event: Any, camera_id: uuid.UUID, picture: object = None) -> None:
+        self.rule_types.append(event.rule_type)
+
+
+def test_a_left_object_is_found_in_the_gpu_frames_as_in_the_portable_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds, _ = backend(tmp_path, monkeypatch)
+    alerts = Alerts()
+    ds.sink = alerts
+    watched_id = uuid.uuid4()
+    rule = Rule(id=uuid.uuid4(), tenant_id=TENANT, camera_id=watched_id, rule_type=RuleType.ABANDONED_OBJECT,
+                params=RuleParams(stationary_s=20.0, classes=("Box",)))
+    watched, plain = camera(camera_id=watched_id, rules=(rule,)), camera()
+    ds.apply([watched, plain])
+    source = ds.sources[watched_id]
+    assert source.static is not None
+    assert ds.sources[plain.camera_id].static is None
+    rng = np.random.default_rng(11)
+    for n in range(45 * 5):
+        t = n / 5.0
+        grey = np.clip(120 + rng.normal(0.0, 3.0, (288, 384)), 0, 255)
+        if t >= 8.0:
+            grey[144:168, 180:210] -= 80  # a dark bag, about 0.65 % of the picture, left at 8 s
+        picture = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        assert ds.prepare_frame(source, t, functools.partial(rgba, picture))
+        ds._evaluate(source, frame_analysis(source, t, ()), (384, 288))
+    assert alerts.rule_types == ["abandoned_object"]
+    # Without the rule the model goes, with what it found.
+    ds.apply([camera(camera_id=watched_id), plain])
+    unwatched = ds.sources[watched_id]
+    assert unwatched.static is None
+    assert unwatched.static_regions == ()
