@@ -33,18 +33,24 @@ HISTORY_S = 12.0
 # line and its "already reported" mark, so one missed frame does not restart timers or repeat an alert.
 GRACE_S = 2.0
 STILL_DISTANCE = 0.02  # frame fractions: below this an object counts as not having moved
-# A track that appears within this distance (frame fractions, per second since) of where a track of the same label
-# was lost less than GRACE_S ago is taken as the same object: the tracker lost it for a frame or two and started
-# over (fragmentation); the new track inherits the old one's "already reported", dwell and side-of-line memory
-# instead of raising the same alert again.
-SUCCESSOR_DISTANCE = 0.04
-SUCCESSOR_SPEED = 0.15
+# A track that appears near where a track of the same label was lost less than GRACE_S ago is taken as the same
+# object: the tracker lost it for a frame or two and started over (fragmentation); the new track inherits the old
+# one's "already reported", dwell and side-of-line memory instead of raising the same alert again. "Near" is measured
+# in the lost object's own height, so that it means the same for a person close to the camera and one far away: a
+# quarter of it (box jitter) plus one height per second lost (a brisk walk, about 1.7 m/s for a person).
+SUCCESSOR_REACH_HEIGHTS = 0.25
+SUCCESSOR_HEIGHTS_PER_S = 1.0
 SUCCESSOR_MAX_GAP_S = GRACE_S
 # Abandoned object: a reported place stays reported while something is seen there, and this long (or stationary_s
 # if longer) after it was last seen, so a passer-by hiding the object for a while does not make it a new one.
 PLACE_MEMORY_S = 30.0
 PERSON_COVER = 0.3  # share of a static region under a person's box from which it is that person standing
 STATIC_LABEL = "static object"  # how a left object found without a detector class is labelled in its alert
+# A track last seen with its box against the frame's border (within this share of the frame) while moving towards
+# it at least this fast (frame fractions per second) walked out of the picture: whoever appears there next is
+# someone else coming in, not the same person found again.
+BORDER_MARGIN = 0.01
+EXIT_MIN_SPEED = STILL_DISTANCE
 
 
 @dataclass
@@ -64,6 +70,19 @@ class _TrackHistory:
         if self.still_point is None or math.dist(point, self.still_point) > STILL_DISTANCE:
             self.still_point = point
             self.still_from = t
+
+    def left_the_frame(self) -> bool:
+        """Whether the object was last seen against the frame's border, moving out through it."""
+        if not self.samples:
+            return False
+        last_t, _, (x1, y1, x2, y2) = self.samples[-1]
+        velocity = self.velocity(last_t, 1.0)
+        if velocity is None:
+            return False
+        vx, vy = velocity
+        return ((x2 >= 1 - BORDER_MARGIN and vx >= EXIT_MIN_SPEED) or (x1 <= BORDER_MARGIN and vx <= -EXIT_MIN_SPEED)
+                or (y2 >= 1 - BORDER_MARGIN and vy >= EXIT_MIN_SPEED)
+                or (y1 <= BORDER_MARGIN and vy <= -EXIT_MIN_SPEED))
 
     def velocity(self, now: float, window_s: float) -> Point | None:
         """Mean velocity (frame fractions per second) over the last `window_s`, if that long is known."""
@@ -101,6 +120,10 @@ class CameraRules:
         self._join_fragments = join_fragments
         self._tracks: dict[int, _TrackHistory] = {}
         self._last_seen: dict[int, float] = {}
+        # Lost track -> the tracks that took over its memory, and what each took: per rule, the "already reported"
+        # mark and the time it started meeting the rule's condition.
+        self._continued_by: dict[int, set[int]] = {}
+        self._inherited: dict[int, dict[uuid.UUID, tuple[bool, float | None]]] = {}
         self._state: dict[uuid.UUID, _RuleState] = {r.id: _RuleState() for r in self.rules}
 
     def evaluate(self, analysis: FrameAnalysis, local_now: datetime) -> list[RuleHit]:
@@ -114,6 +137,8 @@ class CameraRules:
         for track_id in gone:
             del self._last_seen[track_id]
             self._tracks.pop(track_id, None)
+            self._continued_by.pop(track_id, None)
+            self._inherited.pop(track_id, None)
         hits: list[RuleHit] = []
         for rule in self.rules:
             state = self._state[rule.id]
@@ -130,32 +155,70 @@ class CameraRules:
         return hits
 
     def _inherit(self, objects: Sequence[TrackedObject], t: float) -> None:
-        """New tracks standing where a lost track of the same label was last seen continue its memory."""
+        """New tracks standing where a lost track of the same label was last seen continue its memory. A track
+        seen in the same frame as the lost track it continued is someone else (two boxes at once are two objects):
+        it gives that memory back and is matched again as if it had just appeared."""
         seen = {o.track_id for o in objects}
+        mistaken = set()
+        for lost_id in [tid for tid in self._continued_by if tid in seen]:
+            successors = self._continued_by[lost_id]
+            for successor in successors & seen:
+                self._give_back(successor)
+                mistaken.add(successor)
+            successors -= seen
+            if not successors:
+                del self._continued_by[lost_id]
         lost = {tid: h for tid, h in self._tracks.items()
-                if tid not in seen and h.samples and t - self._last_seen.get(tid, -math.inf) <= SUCCESSOR_MAX_GAP_S}
+                if tid not in seen and h.samples
+                and t - self._last_seen.get(tid, -math.inf) <= SUCCESSOR_MAX_GAP_S and not h.left_the_frame()}
         for obj in objects:
-            if obj.track_id in self._tracks or not lost:
+            if (obj.track_id in self._tracks and obj.track_id not in mistaken) or not lost:
                 continue
             point = anchor(obj.box)
             best, best_distance = None, math.inf
             for tid, history in lost.items():
-                last_t, last_point, _ = history.samples[-1]
+                last_t, last_point, last_box = history.samples[-1]
                 if history.label != obj.label:
                     continue
-                distance = math.dist(point, last_point)
-                if distance <= SUCCESSOR_DISTANCE + SUCCESSOR_SPEED * (t - last_t) and distance < best_distance:
+                distance = self._in_heights(point, last_point, last_box)
+                if distance <= SUCCESSOR_REACH_HEIGHTS + SUCCESSOR_HEIGHTS_PER_S * (t - last_t) \
+                        and distance < best_distance:
                     best, best_distance = tid, distance
             if best is None:
                 continue
             del lost[best]
-            for state in self._state.values():
-                if best in state.fired_tracks:
-                    state.fired_tracks.add(obj.track_id)
-                if best in state.armed_tracks:
-                    state.armed_tracks[obj.track_id] = state.armed_tracks[best]
-                if best in state.last_side:
-                    state.last_side[obj.track_id] = state.last_side[best]
+            self._take_over(obj.track_id, best)
+
+    def _take_over(self, successor: int, lost_id: int) -> None:
+        """`successor` continues the memory of `lost_id`."""
+        self._continued_by.setdefault(lost_id, set()).add(successor)
+        taken = self._inherited[successor] = {}
+        for rule_id, state in self._state.items():
+            fired = lost_id in state.fired_tracks
+            armed = state.armed_tracks.get(lost_id)
+            taken[rule_id] = (fired, armed)
+            if fired:
+                state.fired_tracks.add(successor)
+            if armed is not None:
+                state.armed_tracks[successor] = armed
+            if lost_id in state.last_side:
+                state.last_side[successor] = state.last_side[lost_id]
+
+    def _give_back(self, successor: int) -> None:
+        """Undo what `successor` took from a track it did not continue after all. Its side of a line needs no
+        undoing: every frame since has replaced it with its own."""
+        for rule_id, (fired, armed) in self._inherited.pop(successor, {}).items():
+            state = self._state[rule_id]
+            if fired:
+                state.fired_tracks.discard(successor)
+            if armed is not None and state.armed_tracks.get(successor) == armed:
+                del state.armed_tracks[successor]
+
+    def _in_heights(self, point: Point, origin: Point, box: Box) -> float:
+        """The distance from `origin` to `point` in heights of `box`, on screen (frame fractions are not square)."""
+        width, height = self.frame_size
+        box_height = max(box[3] - box[1], 1e-6)
+        return math.hypot((point[0] - origin[0]) * width / height, point[1] - origin[1]) / box_height
 
     # Each rule returns at most one hit per frame, grouping the tracks it concerns.
 

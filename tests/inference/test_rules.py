@@ -395,8 +395,50 @@ def test_a_fragment_continues_the_side_of_the_line_so_a_crossing_in_the_gap_coun
     line = zone([(0.5, 0.2), (0.5, 0.8)], kind="line")
     engine = CameraRules([line], [rule(RuleType.LINE_CROSSING, line)])
     before = walk(1, (0.8, 0.5), (0.52, 0.5), 2)
-    after = walk(4, (0.46, 0.5), (0.2, 0.5), 2, t0=2.4)  # lost while on the line, found past it
+    after = walk(4, (0.48, 0.5), (0.2, 0.5), 2, t0=2.4)  # lost while on the line, found past it
     assert [ids for _, ids in run(engine, frames_of(before, after))] == [{4}]
+
+
+RIGHT_HALF = [(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]
+
+
+def test_someone_coming_in_where_a_person_walked_out_of_the_frame_is_a_new_intrusion() -> None:
+    z = zone(RIGHT_HALF)
+    engine = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    leaving = walk(1, (0.7, 0.5), (0.975, 0.5), 2)  # the last box touches the right border, moving out
+    coming_in = walk(2, (0.97, 0.55), (0.8, 0.55), 1, t0=2.6)  # found there 0.6 s later: someone else
+    assert [ids for _, ids in run(engine, frames_of(leaving, coming_in))] == [{1}, {2}]
+    # Standing against the border is not leaving: a fragment found there continues the track.
+    standing = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    still = walk(1, (0.975, 0.5), (0.975, 0.5), 2)
+    again = walk(2, (0.97, 0.5), (0.97, 0.5), 1, t0=2.6)
+    assert [ids for _, ids in run(standing, frames_of(still, again))] == [{1}]
+
+
+def test_a_fragment_is_sought_within_the_lost_persons_own_height_per_second() -> None:
+    z = zone(RIGHT_HALF)
+    # Far away (a box 0.09 high), lost for 1.6 s: someone 0.3 of the frame off is another person.
+    far = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    small = [(t / 5, person(1, 0.85, 0.3, w=0.03, h=0.09)) for t in range(6)]
+    other = [(2.6 + t / 5, person(2, 0.85, 0.6, w=0.03, h=0.09)) for t in range(3)]
+    assert [ids for _, ids in run(far, frames_of(small, other))] == [{1}, {2}]
+    # Close to the camera (a box 0.5 high), a fragment 0.12 of the frame off after 0.4 s is the same person.
+    near = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    big = [(t / 5, person(1, 0.6 + 0.04 * t, 0.9, w=0.2, h=0.5)) for t in range(6)]
+    fragment = [(1.4 + t / 5, person(2, 0.92 - 0.04 * t, 0.9, w=0.2, h=0.5)) for t in range(3)]
+    assert [ids for _, ids in run(near, frames_of(big, fragment))] == [{1}]
+
+
+def test_a_track_that_took_over_a_lost_one_which_shows_up_again_is_someone_else() -> None:
+    z = zone(RIGHT_HALF)
+    engine = CameraRules([z], [rule(RuleType.INTRUSION, z)])
+    # Person 1 walks east towards the zone; person 2, already inside, walks west. Where they meet both are missed
+    # and a new track 3 starts nearer to 2, so it takes 2's memory ("already reported")...
+    east = walk(1, (0.3, 0.6), (0.47, 0.6), 2)
+    west = walk(2, (0.8, 0.62), (0.53, 0.62), 2) + walk(2, (0.47, 0.62), (0.35, 0.62), 1, t0=2.6)
+    third = walk(3, (0.52, 0.6), (0.53, 0.6), 0.4, t0=2.2) + walk(3, (0.53, 0.6), (0.6, 0.6), 1, t0=2.8)
+    # ...until 2 shows up again outside: 3 was person 1 entering the zone, an intrusion of its own.
+    assert [(round(t, 1), ids) for t, ids in run(engine, frames_of(east, west, third))] == [(0.0, {2}), (2.6, {3})]
 
 
 def test_a_rule_ignores_detections_below_its_score_or_too_small_to_tell() -> None:
