@@ -30,7 +30,7 @@ from inference.model import CameraConfig, FrameAnalysis
 from inference.motion import MotionGate, frame_stats, small_grey
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
-from inference.rtsp import DecodedFrame, ReaderCounters, ReaderOptions, StreamState
+from inference.rtsp import DecodedFrame, FrameSlot, ReaderCounters, ReaderOptions, StreamState
 from inference.settings import InferenceSettings, ModelKind
 from inference.ssd import INPUT_SIZE
 from inference.static_objects import StaticObjectModel
@@ -68,6 +68,19 @@ def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timest
                         input_size=input_size, grey=grey)
 
 
+class SignallingSlot(FrameSlot):
+    """A camera's frame slot that says when the detector took its frame."""
+
+    def __init__(self, counters: ReaderCounters) -> None:
+        super().__init__(counters)
+        self.taken = threading.Event()
+
+    def take(self) -> DecodedFrame | None:
+        frame = super().take()
+        self.taken.set()
+        return frame
+
+
 class ReplayReader:
     """Stands where RtspCameraReader stands: a thread that refills the camera's slot from decoded frames.
 
@@ -77,11 +90,9 @@ class ReplayReader:
 
     def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
                  max_stretch: float = 1.5, input_size: int = INPUT_SIZE) -> None:
-        from inference.rtsp import FrameSlot
-
         self.camera_id = camera_id
         self.counters = ReaderCounters()
-        self.slot = FrameSlot(self.counters)
+        self.slot = SignallingSlot(self.counters)
         self.state = StreamState.ONLINE
         self.last_error = ""
         self._frames = frames
@@ -109,11 +120,14 @@ class ReplayReader:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        # Wakes when the detector takes the frame, as a camera's reader is woken by its socket: a polling loop here
+        # would charge the backend with thousands of GIL hand-offs a second that no real reader makes.
         while not self._stop.is_set():
             if self.slot.peek() is None:
                 self.advance()
             else:
-                time.sleep(0.0005)
+                self.slot.taken.wait(0.05)
+                self.slot.taken.clear()
 
 
 @dataclass
