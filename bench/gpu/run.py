@@ -308,42 +308,59 @@ def inference_tests(bundle: Path) -> Any:
 
 # Decode + inference together ------------------------------------------------------------------------------
 
+class NewestFrames:
+    """`streams` decoders of one file (NVDEC when libnvcuvid is there), each looping over it as fast as it goes and
+    keeping only its newest frame, as `convert` makes it, in its slot; a reader that fails stops and says why."""
+
+    def __init__(self, av: Any, path: Path, streams: int, convert: Any) -> None:
+        self.slots: list[Any] = [None] * streams
+        self.decoded = [0] * streams
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self._av, self._path, self._convert = av, path, convert
+        self.hardware = bool(RESULT["environment"].get("libnvcuvid.so.1"))
+        self._threads = [threading.Thread(target=self._read, args=(i,), daemon=True) for i in range(streams)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _read(self, index: int) -> None:
+        while not self.stop.is_set():
+            try:
+                options: dict[str, Any] = {}
+                if self.hardware:
+                    from av.codec.hwaccel import HWAccel
+
+                    options["hwaccel"] = HWAccel(device_type="cuda", allow_software_fallback=False)
+                with self._av.open(str(self._path), format="h264", **options) as container:
+                    for frame in container.decode(video=0):
+                        if self.stop.is_set():
+                            return
+                        converted = self._convert(frame)
+                        with self.lock:
+                            self.slots[index] = converted
+                            self.decoded[index] += 1
+            except Exception as exc:  # reported; this reader stops, the others go on
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                return
+
+
 def pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: float) -> None:
     """`streams` NVDEC decoders (384x288 sub streams, as fast as they go) each keep only their newest frame,
     scaled to 300x300 on the GPU; the main thread batches all ready frames into one fp16 inference."""
     import torch
 
     path = bundle / "vtest-sub.h264"
-    hw = bool(RESULT["environment"].get("libnvcuvid.so.1"))
-    slots: list[Any] = [None] * streams
-    decoded = [0] * streams
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors: list[str] = []
-
-    def reader(index: int) -> None:
-        while not stop.is_set():
-            try:
-                options: dict[str, Any] = {}
-                if hw:
-                    from av.codec.hwaccel import HWAccel
-
-                    options["hwaccel"] = HWAccel(device_type="cuda", allow_software_fallback=False)
-                with av.open(str(path), format="h264", **options) as container:
-                    for frame in container.decode(video=0):
-                        if stop.is_set():
-                            return
-                        rgb = frame.to_ndarray(format="rgb24")
-                        with lock:
-                            slots[index] = rgb
-                            decoded[index] += 1
-            except Exception as exc:  # reported; this reader stops, the others go on
-                errors.append(f"{type(exc).__name__}: {exc}")
-                return
-
-    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(streams)]
-    for thread in threads:
-        thread.start()
+    readers = NewestFrames(av, path, streams, lambda frame: frame.to_ndarray(format="rgb24"))
+    slots, decoded, lock, errors = readers.slots, readers.decoded, readers.lock, readers.errors
+    readers.start()
     # One fixed batch shape (padded): with cudnn.benchmark, every new shape would be re-tuned for seconds.
     padding = np.zeros((288, 384, 3), dtype=np.uint8)
     with torch.inference_mode():
@@ -372,12 +389,10 @@ def pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: floa
             processed += len(ready)
             batches += 1
     elapsed = time.perf_counter() - started
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    readers.finish()
     fps = processed / elapsed
     entry = {"streams": streams, "processed_fps": round(fps, 1), "mean_batch": round(processed / max(batches, 1), 1),
-             "decoded_fps": round(sum(decoded) / (elapsed + 1.0), 1), "nvdec": hw,
+             "decoded_fps": round(sum(decoded) / (elapsed + 1.0), 1), "nvdec": readers.hardware,
              "streams_at_5fps": int(fps // 5), "streams_at_25fps": int(fps // 25)}
     if errors:
         entry["errors"] = sorted(set(errors))[:3]
@@ -498,35 +513,11 @@ def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds:
 
     settings = load_settings(bundle)
     path = bundle / "vtest-1080p25.h264"
-    hw = bool(RESULT["environment"].get("libnvcuvid.so.1"))
     with av.open(str(path), format="h264") as container:
         first = next(iter(container.decode(video=0)))
     width, height = first.width, first.height
-    slots: list[Any] = [None] * streams
-    decoded = [0] * streams
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors: list[str] = []
-
-    def reader(index: int) -> None:
-        while not stop.is_set():
-            try:
-                options: dict[str, Any] = {}
-                if hw:
-                    from av.codec.hwaccel import HWAccel
-
-                    options["hwaccel"] = HWAccel(device_type="cuda", allow_software_fallback=False)
-                with av.open(str(path), format="h264", **options) as container:
-                    for frame in container.decode(video=0):
-                        if stop.is_set():
-                            return
-                        planes = nv12_planes(frame)
-                        with lock:
-                            slots[index] = planes
-                            decoded[index] += 1
-            except Exception as exc:  # reported; this reader stops, the others go on
-                errors.append(f"{type(exc).__name__}: {exc}")
-                return
+    readers = NewestFrames(av, path, streams, nv12_planes)
+    slots, decoded, lock, errors = readers.slots, readers.decoded, readers.lock, readers.errors
 
     # One fixed batch shape: slots without a new frame keep their last one, computed and not counted.
     device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
@@ -537,9 +528,7 @@ def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds:
         for _ in range(2):  # cudnn.benchmark tunes the shape on the first pass
             encodings, logits = (output.float() for output in model(letterbox(device_frames)))
             detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
-    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(streams)]
-    for thread in threads:
-        thread.start()
+    readers.start()
     time.sleep(1.0)
     stages = dict.fromkeys(("decode_wait", "upload_resize", "inference", "decode_nms"), 0.0)
     processed = batches = 0
@@ -582,11 +571,9 @@ def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds:
     elapsed = time.perf_counter() - started
     with lock:
         decoded_after = sum(decoded)
-    stop.set()
-    for thread in threads:
-        thread.join(5)
+    readers.finish()
     entry = pipeline_entry(streams, processed, batches, elapsed, decoded_after - decoded_before, stages)
-    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": hw})
+    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": readers.hardware})
     if errors:
         entry["errors"] = sorted(set(errors))[:3]
     RESULT.setdefault("pipeline_1080p", []).append(entry)
