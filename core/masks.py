@@ -116,6 +116,8 @@ def cover_filter(polygons: Iterable[Polygon]) -> str:
     re-evaluated if the stream's size changes) and repeated for every frame (`eof_action=repeat`). Its timestamp
     lies a million seconds in the past because `overlay` passes a frame through untouched while the other input has
     nothing at or before that frame's time; this way every frame, whatever its timestamp, is covered.
+    Written for ffmpeg 5.1 (Debian 12, the images' base); newer releases deprecate `scale2ref` for `scale` with a
+    reference input, which a move to them would take up.
     """
     spans = mask_spans(polygons)
     graph, frames = [], "in"
