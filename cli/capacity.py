@@ -36,6 +36,7 @@ class Costs:
     """What one camera costs each component; each value is a benchmark figure (bench/results) or its default."""
 
     recorder_core_per_camera: Cost
+    masked_recorder_core_per_camera: Cost
     detector_cpu_cameras_per_core: Cost
     detector_cpu_cameras_per_core_quiet: Cost
     detector_gpu_cameras_per_gpu: Cost
@@ -49,6 +50,8 @@ class Costs:
 DEFAULTS = Costs(
     recorder_core_per_camera=Cost(2 * TARGET_UTILISATION / 250, "default: dvr.json, 248-260 cameras per 2 cores "
                                   "at 75 % (README benchmarks, 1080p25 at 4 Mbit/s)"),
+    masked_recorder_core_per_camera=Cost(0.334, "default: masks.json, 0.334 CPU seconds per camera-second for a "
+                                         "masked 1080p25 camera re-encoded (docs/masks.md, libx264 ultrafast)"),
     detector_cpu_cameras_per_core=Cost(5.3 / 2, "default: detector.json, 5.3 cameras per 2 cores at 5 fps with "
                                        "every frame detected (README benchmarks)"),
     detector_cpu_cameras_per_core_quiet=Cost(56 / 2, "default: detector.json, ≈ 56 cameras per 2 cores on quiet "
@@ -81,10 +84,14 @@ def load_costs(results: Path = RESULTS_DIR) -> Costs:
     """The per-camera costs measured in `results` (bench/results/*.json), each missing one taken from DEFAULTS."""
     costs = DEFAULTS
     dvr, detector, gpu = _read(results, "dvr"), _read(results, "detector"), _read(results, "gpu")
+    masks = _read(results, "masks")
     alerts, api, push = _read(results, "alerts"), _read(results, "api"), _read(results, "push")
     found: dict[str, Cost] = {}
     if (v := _number(dvr, "cpu_core_fraction_per_camera")) is not None:
         found["recorder_core_per_camera"] = Cost(v, f"{results / 'dvr.json'}: cpu_core_fraction_per_camera")
+    if (v := _number(masks, "masked_cpu_s_per_camera_second")) is not None:
+        found["masked_recorder_core_per_camera"] = Cost(
+            v, f"{results / 'masks.json'}: masked_cpu_s_per_camera_second")
     if (v := _number(detector, "cameras_per_2_cores")) is not None:
         found["detector_cpu_cameras_per_core"] = Cost(v / 2, f"{results / 'detector.json'}: cameras_per_2_cores / 2")
     if (v := _number(detector, "cameras_per_2_cores_quiet_scenes")) is not None:
@@ -113,6 +120,8 @@ class Demand:
     bitrate_mbps: float
     retention_days: int
     sub_stream_mbps: float = 0.5
+    # Cameras with privacy masks (CSI L251-3): their main stream is decoded and re-encoded, not copied.
+    masked_cameras: int = 0
     node_cores: int = 16
     # Rule hits per camera and hour on a busy day, and the peak over the mean.
     events_per_camera_hour: float = 6.0
@@ -133,6 +142,8 @@ class Demand:
         if not 1 <= self.retention_days <= LEGAL_MAX_RETENTION_DAYS:
             problems.append(f"--retention-days must be between 1 and {LEGAL_MAX_RETENTION_DAYS} "
                             "(CSI L252-5: recordings are kept 30 days at most)")
+        if not 0 <= self.masked_cameras <= self.cameras:
+            problems.append("--masked-cameras must be between 0 and --cameras")
         if self.node_cores < 2:
             problems.append("--node-cores must be at least 2")
         if self.events_per_camera_hour < 0 or self.peak_factor < 1:
@@ -203,6 +214,10 @@ def plan(demand: Demand, costs: Costs) -> Plan:
     ]
     # Measured at 4 Mbit/s; the recorder's work (copy, hash, upload) grows with the bytes.
     recorder_cores = d.cameras * c.recorder_core_per_camera.value * (d.bitrate_mbps / 4.0)
+    # A masked camera's re-encode (measured on 1080p25) comes on top of its copy's share: hashing and uploading
+    # stay, and the decode and encode cost far more.
+    masked_cores = d.masked_cameras * c.masked_recorder_core_per_camera.value
+    recorder_cores += masked_cores
     ingest_gbps = d.cameras * d.bitrate_mbps / 1000
     # A recorder node also takes its cameras' streams in and sends them to the store: 10 Gbit/s NICs kept at 40 %
     # each way.
@@ -220,7 +235,8 @@ def plan(demand: Demand, costs: Costs) -> Plan:
     index_gb = index_rows * SEGMENT_ROW_BYTES / 1e9
     nodes = [
         Nodes("recorders (python -m dvr)", recorder_nodes,
-              f"{recorder_cores:.1f} cores of recording, {ingest_gbps:.1f} Gbit/s in and out; one node spare"),
+              f"{recorder_cores:.1f} cores of recording ({masked_cores:.1f} of them re-encoding {d.masked_cameras} "
+              f"masked cameras), {ingest_gbps:.1f} Gbit/s in and out; one node spare"),
         Nodes("detectors on CPU, busy scenes", _nodes_for(cpu_busy, d.node_cores),
               f"{cpu_busy:.0f} cores at 5 fps with every frame detected"),
         Nodes("detectors on CPU, quiet scenes", _nodes_for(cpu_quiet, d.node_cores),
@@ -274,7 +290,8 @@ def _erasure(text: str) -> tuple[int, int]:
 async def cmd_capacity(_settings: Settings, args: argparse.Namespace) -> int:
     try:
         demand = Demand(cameras=args.cameras, bitrate_mbps=args.bitrate_mbps, retention_days=args.retention_days,
-                        sub_stream_mbps=args.sub_stream_mbps, node_cores=args.node_cores,
+                        sub_stream_mbps=args.sub_stream_mbps, masked_cameras=args.masked_cameras,
+                        node_cores=args.node_cores,
                         events_per_camera_hour=args.events_per_camera_hour, peak_factor=args.peak_factor,
                         operators=args.operators, ec_data_chunks=args.erasure_coding[0],
                         ec_parity_chunks=args.erasure_coding[1])
@@ -291,6 +308,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     command.add_argument("--bitrate-mbps", type=float, required=True, help="main stream bitrate")
     command.add_argument("--retention-days", type=int, required=True, help=f"at most {LEGAL_MAX_RETENTION_DAYS}")
     command.add_argument("--sub-stream-mbps", type=float, default=0.5)
+    command.add_argument("--masked-cameras", type=int, default=0,
+                         help="cameras with privacy masks, re-encoded by the recorders (1080p25 on CPU)")
     command.add_argument("--node-cores", type=int, default=16)
     command.add_argument("--events-per-camera-hour", type=float, default=6.0)
     command.add_argument("--peak-factor", type=float, default=10.0)

@@ -93,7 +93,25 @@ def test_the_command_prints_nodes_storage_rates_and_sources(tmp_path: Path,
     assert "default: dvr.json" in out
 
 
+def test_masked_cameras_add_their_re_encode_to_the_recorders(tmp_path: Path) -> None:
+    plain = plan(Demand(cameras=2000, bitrate_mbps=4, retention_days=30), DEFAULTS)
+    masked = plan(Demand(cameras=2000, bitrate_mbps=4, retention_days=30, masked_cameras=300), DEFAULTS)
+    recorders = {n.component: n for n in masked.nodes}["recorders (python -m dvr)"]
+    # 300 re-encodes at 0.334 cores each (100.2) on top of 2000 copies at 0.006 (12): 112.2 cores on 16-core nodes
+    # at 75 %, 10 nodes and a spare, where the copies alone needed 2 + 1 (for their bandwidth).
+    assert recorders.count == 10 + 1
+    assert "112.2 cores of recording (100.2 of them re-encoding 300 masked cameras)" in recorders.detail
+    assert {n.component: n.count for n in plain.nodes}["recorders (python -m dvr)"] == 3
+    # The measured figure, when bench/results has one.
+    (tmp_path / "masks.json").write_text(json.dumps({"masked_cpu_s_per_camera_second": 0.5}))
+    costs = load_costs(tmp_path)
+    assert costs.masked_recorder_core_per_camera.value == 0.5
+    assert "masks.json" in costs.masked_recorder_core_per_camera.source
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
+    (["--cameras", "10", "--bitrate-mbps", "4", "--retention-days", "30", "--masked-cameras", "11"],
+     "--masked-cameras must be between 0 and --cameras"),
     (["--cameras", "0", "--bitrate-mbps", "4", "--retention-days", "30"], "--cameras must be at least 1"),
     (["--cameras", "10", "--bitrate-mbps", "-1", "--retention-days", "30"], "--bitrate-mbps"),
     (["--cameras", "10", "--bitrate-mbps", "4", "--retention-days", "31"], "CSI L252-5"),
