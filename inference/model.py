@@ -196,8 +196,8 @@ class FrameAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: float  # seconds, monotonic per camera
     objects: tuple[TrackedObject, ...]
     stats: FrameStats | None = None
-    # Only the portable backend computes them, and only for cameras with an abandoned-object rule; DeepStream has
-    # no pixel access yet and hands none.
+    # Computed only for cameras with an abandoned-object rule: by the portable backend on every frame taken, by
+    # DeepStream's pixel probe at detect_fps.
     static_regions: tuple[StaticRegion, ...] = ()
 
 

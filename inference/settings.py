@@ -108,6 +108,12 @@ class InferenceSettings(BaseSettings):
             self.tracked_labels = TRACKED_LABELS[self.model_kind]
         return self
 
+    @model_validator(mode="after")
+    def _static_area_range(self) -> Self:
+        if self.static_min_area >= self.static_max_area:
+            raise ValueError("static_min_area must be below static_max_area: no left object could be reported")
+        return self
+
     @property
     def onnx_path(self) -> Path:
         return self.model_path or self.models_dir / MODEL_FILES[self.model_kind][0]

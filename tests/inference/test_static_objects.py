@@ -220,3 +220,10 @@ def test_the_portable_backend_reports_a_left_block_from_frames_the_gate_skips() 
     # Removing the rule drops the model (and its cost).
     backend.apply([CameraConfig(camera_id=CAMERA, tenant_id=TENANT, name="watched", stream_url="rtsp://x/sub")])
     assert backend.cameras[CAMERA].static is None
+
+
+def test_an_inverted_object_size_range_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="static_min_area must be below static_max_area"):
+        InferenceSettings(static_min_area=0.05, static_max_area=0.01)
