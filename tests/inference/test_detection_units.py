@@ -85,6 +85,15 @@ def test_preprocess_maps_pixels_to_minus_one_one_in_nchw() -> None:
     assert float(batch[1, 2].max()) == pytest.approx(-1.0)
 
 
+def test_preprocess_equals_the_plain_formula_on_random_pixels() -> None:
+    frames = [np.random.default_rng(seed).integers(0, 256, (300, 300, 3), dtype=np.uint8) for seed in range(3)]
+    expected = np.stack(frames).astype(np.float32).transpose(0, 3, 1, 2) * np.float32(1.0 / 127.5) - np.float32(1.0)
+    batch = preprocess(frames)
+    assert batch.dtype == np.float32
+    assert batch.flags.c_contiguous
+    assert np.array_equal(batch, expected)
+
+
 # Tracker --------------------------------------------------------------------------------------------------
 
 def test_tracker_keeps_identities_of_crossing_walkers_and_confirms_after_two_hits() -> None:
