@@ -31,7 +31,7 @@ class OnnxDetector:
 
     def __init__(self, model_path: Path, labels_path: Path, *, score_threshold: float, iou_threshold: float,
                  tracked_labels: tuple[str, ...] | None = None, use_gpu: bool = True, intra_op_threads: int = 0,
-                 kind: ModelKind = "ssd"):
+                 thread_spinning: bool = True, kind: ModelKind = "ssd"):
         if not model_path.is_file():
             prepare = ("python scripts/convert_nanodet.py" if kind == "nanodet" else "python -m inference.mediapipe")
             raise ModelAssetError(f"no model at {model_path}: run `{prepare}` (or set VIGIE_INFERENCE_MODEL_PATH)")
@@ -42,6 +42,7 @@ class OnnxDetector:
         options = ort.SessionOptions()
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if thread_spinning else "0")
         available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
         if use_gpu and "CUDAExecutionProvider" in available:
@@ -93,7 +94,8 @@ class OnnxDetector:
             prepare_detector_model(settings.models_dir)
         return cls(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
                    iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels,
-                   use_gpu=settings.use_gpu, intra_op_threads=settings.intra_op_threads, kind=settings.model_kind)
+                   use_gpu=settings.use_gpu, intra_op_threads=settings.intra_op_threads,
+                   thread_spinning=settings.thread_spinning, kind=settings.model_kind)
 
     def preprocess(self, frames: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         """Square RGB frames of the model's size → its NCHW input batch."""

@@ -66,6 +66,9 @@ class InferenceSettings(BaseSettings):
     detect_fps: float = Field(5.0, gt=0, le=30)
     max_batch: int = Field(8, ge=1, le=256)
     intra_op_threads: int = Field(0, ge=0)  # 0: onnxruntime decides
+    # onnxruntime's threads spin between parallel sections (its default): the detector stage runs fastest so, but
+    # the spinning costs CPU the camera readers' decoding could use (docs/detection.md, "Measured").
+    thread_spinning: bool = True
     use_gpu: bool = True  # CUDA when onnxruntime-gpu and a GPU are present, else CPU
     # Motion gating: grey-level change per pixel, and the share of changed pixels that counts as motion.
     motion_pixel_threshold: int = 25

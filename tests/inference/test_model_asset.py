@@ -22,6 +22,7 @@ from inference.mediapipe import (
     extract,
 )
 from inference.onnx_detector import OnnxDetector, read_labels
+from inference.settings import InferenceSettings
 from inference.ssd import preprocess
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -75,3 +76,19 @@ def test_the_converted_model_finds_the_pedestrians_of_vtest(detector_model: Dete
     single = [detector.run_raw(preprocess([f]))[1][0] for f in frames]
     batched = detector.run_raw(preprocess(frames))[1]
     assert np.allclose(np.stack(single), batched, atol=1e-4)
+
+
+@pytest.mark.integration
+def test_onnxruntime_threads_spin_as_by_default_unless_configured_to_sleep(
+        detector_model: DetectorModelFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    def spinning(detector: OnnxDetector) -> str:
+        options = detector._session.get_session_options()
+        return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+
+    def configured() -> OnnxDetector:
+        return OnnxDetector.from_settings(InferenceSettings(model_path=detector_model.onnx,
+                                                            labels_path=detector_model.labels, use_gpu=False))
+
+    assert spinning(configured()) == "1"
+    monkeypatch.setenv("VIGIE_INFERENCE_THREAD_SPINNING", "false")
+    assert spinning(configured()) == "0"
