@@ -78,6 +78,12 @@ class InferenceSettings(BaseSettings):
     static_min_area: float = Field(0.001, gt=0, lt=1)
     static_max_area: float = Field(0.05, gt=0, le=1)
     static_forget_s: float = Field(600.0, gt=0)
+    # People on the ground (inference.lying_people), on cameras with that rule: the detector's minimum score for a
+    # Person in a turned crop around a static region (and for an upright one in the unturned crop to veto it), the
+    # crop's side in the region's longer side, and how often each place is looked at again.
+    lying_score_threshold: float = Field(0.4, gt=0, lt=1)
+    lying_crop_scale: float = Field(2.5, ge=1, le=10)
+    lying_recheck_s: float = Field(1.0, gt=0)
     # Without motion or moving tracks, still refresh stationary tracks this often (abandoned object, person down).
     keepalive_s: float = 5.0
     open_timeout_s: float = 10.0
