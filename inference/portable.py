@@ -156,8 +156,7 @@ def lying_people(config: CameraConfig, settings: InferenceSettings,
     its places, when it already has one), else None."""
     if not any(r.enabled and r.rule_type is RuleType.PERSON_ON_GROUND for r in config.rules):
         return None
-    options = LyingOptions(score_threshold=settings.lying_score_threshold,
-                           upright_score_threshold=settings.lying_score_threshold,
+    options = LyingOptions(score_threshold=settings.lying_threshold, upright_score_threshold=settings.lying_threshold,
                            crop_scale=settings.lying_crop_scale, recheck_s=settings.lying_recheck_s)
     if current is not None:
         current.options = options

@@ -276,3 +276,7 @@ def test_lying_settings_are_validated() -> None:
     for wrong in ({"lying_score_threshold": 0.0}, {"lying_crop_scale": 0.5}, {"lying_recheck_s": 0.0}):
         with pytest.raises(ValidationError):
             InferenceSettings(**wrong)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="lying_score_threshold must be at least score_threshold"):
+        InferenceSettings(score_threshold=0.4, lying_score_threshold=0.3)
+    assert InferenceSettings(score_threshold=0.5).lying_threshold == 0.5
+    assert InferenceSettings(score_threshold=0.4, lying_score_threshold=0.45).lying_threshold == 0.45
