@@ -213,6 +213,7 @@ class RecordingSink(CountingSink):
         super().__init__()
         self.now = 0.0
         self.alerts: list[tuple[float, uuid.UUID, int]] = []
+        self.crop_images = 0  # detector inputs the replay spent on crops (people on the ground)
 
     def submit(self, event: Event, camera_id: uuid.UUID, picture: object = None) -> None:
         rule_id = getattr(event, "rule_id", None)
@@ -241,6 +242,7 @@ async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: Ca
         reader.advance()
         await backend.step()
     backend.close()
+    sink.crop_images = backend.crop_images
     return sink
 
 
@@ -407,7 +409,8 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
         if only:
             print(json.dumps({variant.name: results[variant.name]["rules"]}))
             for clip, meaning, sink in per_clip:
-                print(clip["clip"], [(round(t, 1), meaning[r][0], n) for t, r, n in sink.alerts if r in meaning])
+                print(clip["clip"], [(round(t, 1), meaning[r][0], n) for t, r, n in sink.alerts if r in meaning],
+                      f"crop images {sink.crop_images} ({sink.crop_images / clip['duration_s']:.2f}/s)")
             continue
         if variant in (VARIANTS[0], VARIANTS[-1]):  # quiet footage is long: the baseline and the chosen set only
             results[variant.name]["quiet"] = await quiet(detector, footage["vtest"], settings, variant.rule_params)

@@ -107,6 +107,7 @@ class _RuleState:
     condition_seen: float = -math.inf  # when the condition last held
     baseline: deque[float] = field(default_factory=lambda: deque(maxlen=600))
     places: list[tuple[Box, float]] = field(default_factory=list)  # reported left objects: box, when last seen
+    lying_ids: set[int] = field(default_factory=set)  # lying people handed by the backend in the last frame
 
 
 class CameraRules:
@@ -252,7 +253,9 @@ class CameraRules:
             case RuleType.ABANDONED_OBJECT:
                 return self._abandoned(rule, state, analysis, t)
             case RuleType.PERSON_ON_GROUND:
-                return self._person_on_ground(rule, state, objects, t)
+                lying = [o for o in analysis.lying_people if o.label in params.classes and o.score >= params.min_score
+                         and o.box[3] - o.box[1] >= params.min_box_height]
+                return self._person_on_ground(rule, state, objects, lying, t)
             case RuleType.CAMERA_TAMPER:
                 return self._tamper(rule, state, analysis, t)
             case RuleType.FIRE_START | RuleType.WEAPON:
@@ -407,8 +410,14 @@ class CameraRules:
         )
 
     def _person_on_ground(self, rule: Rule, state: _RuleState, objects: list[TrackedObject],
-                          t: float) -> RuleHit | None:
+                          lying_people: list[TrackedObject], t: float) -> RuleHit | None:
         width, height = self.frame_size
+        # The backend's lying people are not tracks: one that is no longer handed over is no longer lying there.
+        handed = {o.track_id for o in lying_people}
+        for track_id in state.lying_ids - handed:
+            state.armed_tracks.pop(track_id, None)
+        state.lying_ids = handed
+        objects = objects + lying_people
         lying = {}
         for obj in objects:
             if obj.label != "Person":

@@ -196,9 +196,12 @@ class FrameAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: float  # seconds, monotonic per camera
     objects: tuple[TrackedObject, ...]
     stats: FrameStats | None = None
-    # Computed only for cameras with an abandoned-object rule: by the portable backend on every frame taken, by
-    # DeepStream's pixel probe at detect_fps.
+    # Computed only for cameras with an abandoned-object rule: by the portable backend on every frame taken (also for
+    # cameras with a person-on-the-ground rule), by DeepStream's pixel probe at detect_fps.
     static_regions: tuple[StaticRegion, ...] = ()
+    # People lying on the ground, found by the detector on turned crops of static regions (inference.lying_people):
+    # portable backend only, cameras with a person-on-the-ground rule only; read by that rule alone.
+    lying_people: tuple[TrackedObject, ...] = ()
 
 
 class RuleHit(msgspec.Struct, frozen=True, kw_only=True):

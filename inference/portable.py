@@ -24,6 +24,7 @@ import numpy.typing as npt
 from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
+from inference.lying_people import LOOK_TURNS, LyingOptions, LyingPeople, Place, look_inputs, read_look
 from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleType, StaticRegion, TrackedObject
 from inference.motion import small_grey
@@ -67,9 +68,12 @@ class CameraRuntime:
     announced: set[int] = field(default_factory=set)
     counters: CameraCounters = field(default_factory=CameraCounters)
     picture: PictureHealthMonitor = field(default_factory=PictureHealthMonitor)
-    # Only for cameras with an enabled abandoned-object rule: fed every frame taken, gated out or not.
+    # Only for cameras with an enabled abandoned-object or person-on-the-ground rule: fed every frame taken, gated
+    # out or not.
     static: StaticObjectModel | None = None
     static_regions: tuple[StaticRegion, ...] = ()
+    # Only for cameras with an enabled person-on-the-ground rule: the static regions shaped like a lying person.
+    lying: LyingPeople | None = None
 
     @property
     def camera_id(self) -> uuid.UUID:
@@ -87,6 +91,14 @@ class CameraRuntime:
 @dataclass
 class _Ready:
     frame: DecodedFrame
+
+
+@dataclass
+class _Looks:
+    """Places of one camera to look at in the next batch, with the frame their crops are cut from."""
+
+    frame: DecodedFrame
+    places: list[Place]
 
 
 def reader_options(settings: InferenceSettings) -> ReaderOptions:
@@ -126,16 +138,30 @@ def report_picture_health(health: HealthSink | None, tenant_id: uuid.UUID, camer
 
 def static_model(config: CameraConfig, settings: InferenceSettings,
                  current: StaticObjectModel | None = None) -> StaticObjectModel | None:
-    """The camera's static-object model when one of its enabled rules looks for abandoned objects (kept, with what
-    it learnt, when it already has one), else None: other cameras do not pay for it."""
+    """The camera's static-object model when one of its enabled rules looks for abandoned objects or people on the
+    ground (kept, with what it learnt, when it already has one), else None: other cameras do not pay for it."""
     waits = [r.params.stationary_s for r in config.rules if r.enabled and r.rule_type is RuleType.ABANDONED_OBJECT]
-    if not waits:
+    if not waits and lying_people(config, settings) is None:
         return None
     model = current or StaticObjectModel(pixel_threshold=settings.static_pixel_threshold,
                                          min_area=settings.static_min_area, max_area=settings.static_max_area)
     # Taken into the background only well after the longest wait, so it is reported first.
-    model.forget_s = max(settings.static_forget_s, 2 * max(waits))
+    model.forget_s = max(settings.static_forget_s, 2 * max(waits, default=0.0))
     return model
+
+
+def lying_people(config: CameraConfig, settings: InferenceSettings,
+                 current: LyingPeople | None = None) -> LyingPeople | None:
+    """The camera's watch for people lying on the ground when one of its enabled rules looks for them (kept, with
+    its places, when it already has one), else None."""
+    if not any(r.enabled and r.rule_type is RuleType.PERSON_ON_GROUND for r in config.rules):
+        return None
+    options = LyingOptions(score_threshold=settings.lying_threshold, upright_score_threshold=settings.lying_threshold,
+                           crop_scale=settings.lying_crop_scale, recheck_s=settings.lying_recheck_s)
+    if current is not None:
+        current.options = options
+        return current
+    return LyingPeople(options)
 
 
 class PortableBackend:
@@ -154,10 +180,12 @@ class PortableBackend:
         self.cameras: dict[uuid.UUID, CameraRuntime] = {}
         self.health: HealthSink | None = None
         self._ready: dict[uuid.UUID, _Ready] = {}
+        self._looks: dict[uuid.UUID, _Looks] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.detector_seconds = 0.0
+        self.crop_images = 0  # detector inputs spent on crops of places where someone may lie on the ground
 
     # Camera set ---------------------------------------------------------------------------------------
 
@@ -180,6 +208,7 @@ class PortableBackend:
                 current.picture.expected_fps = config.expected_fps
                 current.config = config
                 current.static = static_model(config, self._settings, current.static)
+                current.lying = lying_people(config, self._settings, current.lying)
                 current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
                                             join_fragments=self._settings.join_fragments)
 
@@ -192,7 +221,8 @@ class PortableBackend:
             config=config, reader=reader, tracker=make_tracker(self._settings),
             confirmation=DisplacementConfirmation(self._settings.track_min_displacement),
             rules=CameraRules(config.zones, config.rules, join_fragments=self._settings.join_fragments),
-            picture=picture_monitor(self._settings, config), static=static_model(config, self._settings))
+            picture=picture_monitor(self._settings, config), static=static_model(config, self._settings),
+            lying=lying_people(config, self._settings))
         reader.start()
         log.info("inference.camera_started", camera_id=str(config.camera_id), tenant_id=str(config.tenant_id),
                  rules=len(config.rules))
@@ -200,6 +230,7 @@ class PortableBackend:
     def _stop_camera(self, camera_id: uuid.UUID) -> None:
         runtime = self.cameras.pop(camera_id)
         self._ready.pop(camera_id, None)
+        self._looks.pop(camera_id, None)
         self.scheduler.forget_camera(camera_id)
         runtime.reader.stop(timeout_s=0.1)  # the thread ends at its next read; no need to wait for it here
         log.info("inference.camera_stopped", camera_id=str(camera_id))
@@ -257,7 +288,7 @@ class PortableBackend:
         """Take the cameras' newest frames and run one detector batch if any frame needs it; False when idle."""
         self._loop = asyncio.get_running_loop()
         self._collect()
-        if not self._ready:
+        if not self._ready and not self._looks:
             return False
         await self._detect_batch()
         return True
@@ -280,6 +311,13 @@ class PortableBackend:
                 runtime.static_regions = runtime.static.observe(grey, frame.timestamp)
             else:
                 runtime.static_regions = ()
+            if runtime.lying is not None:
+                # Looked at in the next batch, whether this frame is gated out or not: someone lying still makes
+                # no motion.
+                places = runtime.lying.due(runtime.static_regions, frame.frame_size, runtime.last_objects,
+                                           frame.timestamp)
+                if places:
+                    self._looks[camera_id] = _Looks(frame, places)
             counters = runtime.reader.counters
             self._picture_changed(runtime, runtime.picture.on_frame(
                 frame.timestamp, frame.stats, counters.decoded, counters.corrupt_frames + counters.corrupt_packets))
@@ -300,13 +338,30 @@ class PortableBackend:
         candidates = [self.cameras[c] for c in self._ready if c in self.cameras]
         chosen = self.scheduler.select(candidates, self._settings.max_batch)
         frames = [self._ready.pop(runtime.camera_id).frame for runtime in chosen]
+        # The crops ride in the same batch as the frames: they cost extra images only where someone may lie.
+        looks = [(self.cameras[c], pending) for c, pending in self._looks.items() if c in self.cameras]
+        self._looks = {}
+        size, stretch = self._settings.input_size, self._settings.max_stretch
+
+        def inputs() -> list[npt.NDArray[np.uint8]]:
+            images = [f.detector_input for f in frames]
+            for _, pending in looks:
+                rgb = np.asarray(pending.frame.picture.to_ndarray(format="rgb24"), dtype=np.uint8)
+                for place in pending.places:
+                    images += look_inputs(rgb, place.crop, size, stretch)
+            return images
+
         started = time.perf_counter()
         # Resizing for the model happens in the worker thread too, off the event loop.
-        results = await asyncio.to_thread(lambda: self._detector.detect([f.detector_input for f in frames]))
+        results = await asyncio.to_thread(lambda: self._detector.detect(inputs()))
         elapsed = time.perf_counter() - started
+        self._read_looks(looks, results[len(frames):])
+        results = results[:len(frames)]
         self.batches += 1
         self.detector_seconds += elapsed
-        self.meter.record_batch([r.tenant_id for r in chosen], elapsed)
+        # Each look at a place is charged to its camera's tenant like a frame (it is three of the batch's images).
+        self.meter.record_batch([r.tenant_id for r in chosen]
+                                + [runtime.tenant_id for runtime, pending in looks for _ in pending.places], elapsed)
         BATCH_SECONDS.observe(elapsed)
         DETECTED_FRAMES.inc(len(chosen))
         labels = self._detector.labels
@@ -335,11 +390,27 @@ class PortableBackend:
                 runtime.announced &= runtime.tracker.track_ids
             self._analyse(runtime, frame, objects)
 
+    def _read_looks(self, looks: list[tuple[CameraRuntime, _Looks]], results: list[list[RawDetection]]) -> None:
+        """Hand each place what the detector found in its crops (Person boxes only)."""
+        labels = self._detector.labels
+        size, stretch = self._settings.input_size, self._settings.max_stretch
+        self.crop_images += len(results)
+        at = 0
+        for runtime, pending in looks:
+            for place in pending.places:
+                people = [[(d.box, d.score) for d in detections if labels[d.class_id] == "Person"]
+                          for detections in results[at:at + len(LOOK_TURNS)]]
+                at += len(LOOK_TURNS)
+                if runtime.lying is not None:
+                    look = read_look(place.region, place.crop, pending.frame.frame_size, people, size, stretch)
+                    runtime.lying.found(place, look, pending.frame.frame_size)
+
     def _analyse(self, runtime: CameraRuntime, frame: DecodedFrame, objects: tuple[TrackedObject, ...]) -> None:
         runtime.rules.frame_size = frame.frame_size
+        lying = runtime.lying.lying(frame.timestamp) if runtime.lying is not None else ()
         analysis = FrameAnalysis(camera_id=runtime.camera_id, tenant_id=runtime.tenant_id,
                                  timestamp=frame.timestamp, objects=objects, stats=frame.stats,
-                                 static_regions=runtime.static_regions)
+                                 static_regions=runtime.static_regions, lying_people=lying)
         local_now: datetime = frame.captured_at.astimezone(self._tz)
         for hit in runtime.rules.evaluate(analysis, local_now):
             self._emit(runtime, RuleTriggered(

@@ -81,6 +81,13 @@ class InferenceSettings(BaseSettings):
     static_min_area: float = Field(0.001, gt=0, lt=1)
     static_max_area: float = Field(0.05, gt=0, le=1)
     static_forget_s: float = Field(600.0, gt=0)
+    # People on the ground (inference.lying_people), on cameras with that rule: the detector's minimum score for a
+    # Person in a turned crop around a static region (and for an upright one in the unturned crop to veto it; unset:
+    # score_threshold, and never below it), the crop's side in the region's longer side, and how often each place is
+    # looked at.
+    lying_score_threshold: float | None = Field(None, gt=0, lt=1)
+    lying_crop_scale: float = Field(2.5, ge=1, le=10)
+    lying_recheck_s: float = Field(1.0, gt=0)
     # Without motion or moving tracks, still refresh stationary tracks this often (abandoned object, person down).
     keepalive_s: float = 5.0
     open_timeout_s: float = 10.0
@@ -116,6 +123,19 @@ class InferenceSettings(BaseSettings):
         if self.static_min_area >= self.static_max_area:
             raise ValueError("static_min_area must be below static_max_area: no left object could be reported")
         return self
+
+    @model_validator(mode="after")
+    def _lying_threshold_reachable(self) -> Self:
+        if self.lying_score_threshold is not None and self.lying_score_threshold < self.score_threshold:
+            # The crops go through the same detector call as the frames, which drops boxes below score_threshold.
+            raise ValueError("lying_score_threshold must be at least score_threshold: the detector drops boxes "
+                             "below score_threshold before the crops are read")
+        return self
+
+    @property
+    def lying_threshold(self) -> float:
+        """The minimum score of a Person in the crops around places where someone may lie."""
+        return self.score_threshold if self.lying_score_threshold is None else self.lying_score_threshold
 
     @property
     def onnx_path(self) -> Path:
