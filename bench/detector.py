@@ -1,7 +1,7 @@
 """Detector benchmark → bench/results/detector.json: whole portable backend vs a raw onnxruntime loop on the same
 frames in the same run, motion gating on quiet footage with event intervals, and cameras per 2 cores at 5 fps.
 
-Run: `python -m bench.detector` (make bench-detector). About a minute on 2 cores. `--model nanodet` measures
+Run: `python -m bench.detector` (make bench-detector). About two minutes on 2 cores. `--model nanodet` measures
 NanoDet-g instead of the default SSD (prepared by scripts/convert_nanodet.py) into bench/results/detector-nanodet.json.
 """
 
@@ -347,10 +347,10 @@ async def main(kind: ModelKind = "ssd") -> None:
     sleeping = load_detector(kind, thread_spinning=False)
     cpu_rates: dict[str, list[float]] = {"spinning": [], "sleeping": []}
     sleeping_fps: list[float] = []
-    for _ in range(5):
-        base_fps, base_cpu = raw_loop_fps(detector, frames, 4.0)
-        fps_run, cpu_run, events = await backend_fps(detector, frames, 4.0)
-        fps_sleeping, cpu_sleeping, _ = await backend_fps(sleeping, frames, 4.0)
+    for _ in range(9):  # shorter pairs, more of them: each pair spans less of a neighbour's changing load
+        base_fps, base_cpu = raw_loop_fps(detector, frames, 3.0)
+        fps_run, cpu_run, events = await backend_fps(detector, frames, 3.0)
+        fps_sleeping, cpu_sleeping, _ = await backend_fps(sleeping, frames, 3.0)
         baseline.append(base_fps)
         whole.append(fps_run)
         ratios.append(fps_run / base_fps)
@@ -394,8 +394,8 @@ async def main(kind: ModelKind = "ssd") -> None:
                                     "after": [round(v, 2) for v in os.getloadavg()]},
         "method": ("fps: frames/s through PortableBackend.step (slot hand-off, fair scheduler, batched inference, "
                    "decode+NMS, tracker, rules, event emit) with 4 saturated replay cameras on vtest at "
-                   "384x288; baseline: InferenceSession.run on a pre-allocated batch of 4; ratio: median of 5 "
-                   "back-to-back pairs of 4 s runs. Gating: 330 frames at 5 fps of vtest's median background with "
+                   "384x288; baseline: InferenceSession.run on a pre-allocated batch of 4; ratio: median of 9 "
+                   "back-to-back pairs of 3 s runs. Gating: 330 frames at 5 fps of vtest's median background with "
                    "noise and drift, three spliced intervals of real vtest frames. cameras_per_2_cores: 5 fps per "
                    "camera, "
                    "every frame detected, plus measured H.264 decode cost."),
