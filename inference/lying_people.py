@@ -44,6 +44,11 @@ class LyingOptions:
     person_cover: float = 0.3  # a region this much under a tracked person's box is that person standing
     min_overlap: float = 0.3  # share of the region a found person's box must cover
     recheck_s: float = 1.0  # one look per place at most this often
+    # A place that showed nobody in this many looks in a row is something else (a bag, a parked scooter): it is
+    # looked at half as often after each further empty look, down to once every max_recheck_s, so that a still
+    # object does not cost three detector images a second until it joins the background.
+    patience: int = 3
+    max_recheck_s: float = 16.0
     forget_s: float = 3.0  # a place whose region has been gone this long is forgotten
 
 
@@ -196,6 +201,14 @@ class Place:
     crop: PixelBox = (0, 0, 0, 0)  # where the next look cuts the frame
     looked_at: float = -math.inf
     person: TrackedObject | None = None
+    empty_looks: int = 0  # looks in a row that found nobody lying there
+
+    def recheck_after(self, options: LyingOptions) -> float:
+        """Seconds until the next look: recheck_s, then doubling once the place has used up its patience."""
+        beyond = self.empty_looks - options.patience
+        if beyond < 0:
+            return options.recheck_s
+        return min(options.max_recheck_s, options.recheck_s * 2.0 ** (beyond + 1))
 
 
 @dataclass
@@ -215,7 +228,7 @@ class LyingPeople:
             if not candidate(region, frame_size, upright, self.options):
                 continue
             place = self._place(region.box, t)
-            if t - place.looked_at >= self.options.recheck_s:
+            if t - place.looked_at >= place.recheck_after(self.options):
                 place.looked_at = t
                 place.crop = crop_box(region.box, frame_size, self.options.crop_scale, self.options.min_crop_px)
                 looks.append(place)
@@ -233,6 +246,7 @@ class LyingPeople:
     def found(self, place: Place, look: Look, frame_size: tuple[int, int]) -> None:
         """Record what a look at `place` showed."""
         best = decide(look, frame_size, self.options)
+        place.empty_looks = place.empty_looks + 1 if best is None else 0
         place.person = None if best is None else TrackedObject(
             track_id=place.track_id, label=LYING_LABEL, score=round(best[1], 3), box=best[0])
 

@@ -317,7 +317,11 @@ class PortableBackend:
                 places = runtime.lying.due(runtime.static_regions, frame.frame_size, runtime.last_objects,
                                            frame.timestamp)
                 if places:
-                    self._looks[camera_id] = _Looks(frame, places)
+                    # Places still waiting from an earlier frame (the batch was full) are cut from this newer one.
+                    waiting_looks = self._looks.get(camera_id)
+                    fresh = {p.track_id for p in places}
+                    earlier = [p for p in waiting_looks.places if p.track_id not in fresh] if waiting_looks else []
+                    self._looks[camera_id] = _Looks(frame, earlier + places)
             counters = runtime.reader.counters
             self._picture_changed(runtime, runtime.picture.on_frame(
                 frame.timestamp, frame.stats, counters.decoded, counters.corrupt_frames + counters.corrupt_packets))
@@ -339,8 +343,7 @@ class PortableBackend:
         chosen = self.scheduler.select(candidates, self._settings.max_batch)
         frames = [self._ready.pop(runtime.camera_id).frame for runtime in chosen]
         # The crops ride in the same batch as the frames: they cost extra images only where someone may lie.
-        looks = [(self.cameras[c], pending) for c, pending in self._looks.items() if c in self.cameras]
-        self._looks = {}
+        looks = self._take_looks(self._settings.max_batch - len(frames))
         size, stretch = self._settings.input_size, self._settings.max_stretch
 
         def inputs() -> list[npt.NDArray[np.uint8]]:
@@ -389,6 +392,23 @@ class PortableBackend:
                 # Forget announcements of tracks the tracker dropped, so the set stays as small as the scene.
                 runtime.announced &= runtime.tracker.track_ids
             self._analyse(runtime, frame, objects)
+
+    def _take_looks(self, room: int) -> list[tuple[CameraRuntime, _Looks]]:
+        """The cameras' waiting looks that fit in `room` images of the batch (one camera's at least, so that looks
+        are never starved by a full batch); the others wait for the next batch, oldest first."""
+        taken: list[tuple[CameraRuntime, _Looks]] = []
+        images = 0
+        for camera_id, pending in list(self._looks.items()):
+            runtime = self.cameras.get(camera_id)
+            if runtime is None:
+                del self._looks[camera_id]
+                continue
+            cost = len(pending.places) * len(LOOK_TURNS)
+            if taken and images + cost > room:
+                break
+            taken.append((runtime, self._looks.pop(camera_id)))
+            images += cost
+        return taken
 
     def _read_looks(self, looks: list[tuple[CameraRuntime, _Looks]], results: list[list[RawDetection]]) -> None:
         """Hand each place what the detector found in its crops (Person boxes only)."""

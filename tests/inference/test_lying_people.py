@@ -16,6 +16,7 @@ from inference.lying_people import (
     Look,
     LyingOptions,
     LyingPeople,
+    Place,
     candidate,
     crop_box,
     decide,
@@ -25,7 +26,7 @@ from inference.lying_people import (
     turn_box,
 )
 from inference.model import CameraConfig, FrameAnalysis, Rule, RuleParams, RuleType, StaticRegion, TrackedObject
-from inference.portable import PortableBackend
+from inference.portable import PortableBackend, _Looks
 from inference.settings import InferenceSettings
 from inference.ssd import RawDetection
 from tests.inference.test_static_objects import NOON, Alerts, Reader, plates
@@ -154,6 +155,24 @@ def test_each_place_keeps_its_track_id_is_looked_at_once_a_second_and_is_forgott
     assert [p.track_id for p in watch.due([region(WIDE)], FRAME, [], 5.0)] == [LYING_TRACK_BASE + 1]
 
 
+
+def test_a_place_that_keeps_showing_nobody_is_looked_at_less_and_less_often() -> None:
+    watch = LyingPeople(LyingOptions(recheck_s=1.0, patience=3, max_recheck_s=8.0, forget_s=3.0))
+    nobody = Look(region=WIDE, lying=(), upright=())
+    looked = []
+    for tenth in range(400):  # 40 s of frames at 10 a second, the place always there
+        t = tenth / 10
+        for place in watch.due([region(WIDE)], FRAME, [], t):
+            looked.append(t)
+            watch.found(place, nobody, FRAME)
+    # Three looks a second apart, then 2, 4 and 8 s apart, capped at 8.
+    assert looked == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0]
+    place = watch.places[0]
+    watch.found(place, Look(region=WIDE, lying=((WIDE, 0.6),), upright=()), FRAME)  # someone lies there now
+    assert place.empty_looks == 0
+    assert [p.track_id for p in watch.due([region(WIDE)], FRAME, [], 41.0)] == [place.track_id]
+    assert watch.due([region(WIDE)], FRAME, [], 41.5) == []  # back to once a second
+
 # The rule ----------------------------------------------------------------------------------------------------
 
 
@@ -280,3 +299,23 @@ def test_lying_settings_are_validated() -> None:
         InferenceSettings(score_threshold=0.4, lying_score_threshold=0.3)
     assert InferenceSettings(score_threshold=0.5).lying_threshold == 0.5
     assert InferenceSettings(score_threshold=0.4, lying_score_threshold=0.45).lying_threshold == 0.45
+
+
+def test_looks_wait_for_room_in_the_batch_oldest_camera_first_and_one_camera_s_always_goes() -> None:
+    backend = PortableBackend(UprightDarkShapes(), Alerts(), InferenceSettings(max_batch=8),
+                              reader_factory=Reader)  # type: ignore[arg-type]
+    cameras = [uuid.uuid4() for _ in range(3)]
+    backend.apply([CameraConfig(camera_id=c, tenant_id=TENANT, name="c", stream_url="rtsp://x/sub",
+                                rules=(ground_rule(),)) for c in cameras])
+    frame = object()
+    for count, camera_id in enumerate(cameras, start=1):  # 1, 2 and 3 places: 3, 6 and 9 images
+        places = [Place(track_id=LYING_TRACK_BASE + 10 * count + i, region=WIDE, seen_at=0.0) for i in range(count)]
+        backend._looks[camera_id] = _Looks(frame, places)  # type: ignore[arg-type]
+    first = backend._take_looks(room=8)  # 3 fit, 3 + 6 do not
+    assert [runtime.camera_id for runtime, _ in first] == cameras[:1]
+    second = backend._take_looks(room=0)  # a full batch still takes one camera's looks
+    assert [runtime.camera_id for runtime, _ in second] == cameras[1:2]
+    assert list(backend._looks) == cameras[2:]
+    backend._stop_camera(cameras[2])
+    assert backend._take_looks(room=100) == []
+    backend.close()
