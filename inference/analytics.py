@@ -25,6 +25,7 @@ from inference.model import (
     RuleType,
     TrackedObject,
     Zone,
+    covered,
 )
 from inference.rules import anchor, cross, in_schedule, point_in_polygon, segments_intersect
 
@@ -394,7 +395,7 @@ class CameraRules:
             if _seen_place(state, region.box, t) or region.still_s < params.stationary_s:
                 continue
             # A static region mostly under a tracked person is that person standing, not something they left.
-            if any(_covered(region.box, p.box) >= PERSON_COVER for p in persons) or not unattended(region.box):
+            if any(covered(region.box, p.box) >= PERSON_COVER for p in persons) or not unattended(region.box):
                 continue
             regions.append(region)
             state.places.append((region.box, t))
@@ -479,18 +480,10 @@ def tamper_reasons(stats: FrameStats, sharpness_baseline: float | None) -> list[
     return reasons
 
 
-def _covered(box: Box, by: Box) -> float:
-    """The share of `box` inside `by`."""
-    width = min(box[2], by[2]) - max(box[0], by[0])
-    height = min(box[3], by[3]) - max(box[1], by[1])
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
-
-
 def _seen_place(state: _RuleState, box: Box, t: float) -> bool:
     """Whether `box` is a place already reported (mostly overlapping it, either way); refreshes that memory."""
     for index, (place, _) in enumerate(state.places):
-        if max(_covered(box, place), _covered(place, box)) >= 0.5:
+        if max(covered(box, place), covered(place, box)) >= 0.5:
             state.places[index] = (place, t)
             return True
     return False

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from inference.model import StaticRegion, TrackedObject
+from inference.model import StaticRegion, TrackedObject, covered
 from inference.ssd import letterbox_size, unletterbox
 
 Box = tuple[float, float, float, float]
@@ -125,14 +125,6 @@ def model_input(rgb: npt.NDArray[np.uint8], crop: PixelBox, turn: int, input_siz
     padded = np.zeros((input_size, input_size, 3), dtype=np.uint8)
     padded[:content_h, :content_w] = scaled
     return padded
-
-
-def covered(box: Box, by: Box) -> float:
-    """The share of `box` inside `by`."""
-    width = min(box[2], by[2]) - max(box[0], by[0])
-    height = min(box[3], by[3]) - max(box[1], by[1])
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
 
 
 def candidate(region: StaticRegion, frame_size: tuple[int, int], upright: Sequence[TrackedObject],

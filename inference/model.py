@@ -244,3 +244,11 @@ class UsageDay(msgspec.Struct, frozen=True, kw_only=True):
     day: date
     detector_seconds: float
     frames: int
+
+
+def covered(box: Box, by: Box) -> float:
+    """The share of `box` (normalised x1, y1, x2, y2) inside `by`."""
+    width = min(box[2], by[2]) - max(box[0], by[0])
+    height = min(box[3], by[3]) - max(box[1], by[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return width * height / area if width > 0 and height > 0 and area > 0 else 0.0
