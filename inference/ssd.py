@@ -149,16 +149,17 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
 
 def non_max_suppression(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> list[int]:
     """Indices kept by greedy NMS, highest score first."""
-    order = list(np.argsort(-scores))
+    # One IoU matrix for all the candidates, then the greedy pass over its rows: the same boxes are kept as when
+    # each kept box's overlaps are computed in turn, without a numpy call per kept box.
+    order = np.argsort(-scores)
+    overlaps = iou_matrix(boxes, boxes)
+    suppressed = np.zeros(len(order), dtype=bool)
     kept: list[int] = []
-    while order:
-        best = int(order.pop(0))
-        kept.append(best)
-        if not order:
-            break
-        rest = np.asarray(order)
-        overlaps = iou_matrix(boxes[best:best + 1], boxes[rest])[0]
-        order = [int(i) for i, o in zip(rest, overlaps, strict=True) if o <= iou_threshold]
+    for best in order:
+        if suppressed[best]:
+            continue
+        kept.append(int(best))
+        suppressed |= overlaps[best] > iou_threshold
     return kept
 
 

@@ -61,6 +61,27 @@ def test_nms_keeps_the_best_of_overlapping_boxes_and_distinct_ones() -> None:
     assert iou_matrix(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
 
 
+def test_nms_keeps_what_greedy_suppression_box_by_box_keeps_on_random_boxes() -> None:
+    def box_by_box(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+        order = [int(i) for i in np.argsort(-scores)]
+        kept = []
+        while order:
+            best = order.pop(0)
+            kept.append(best)
+            order = [i for i in order if iou_matrix(boxes[best:best + 1], boxes[i:i + 1])[0, 0] <= threshold]
+        return kept
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        count = int(rng.integers(1, 40))
+        corners = rng.random((count, 2), dtype=np.float32) * 0.8
+        sizes = rng.random((count, 2), dtype=np.float32) * 0.3
+        boxes = np.concatenate([corners, corners + sizes], axis=1)
+        scores = rng.random(count, dtype=np.float32)
+        for threshold in (0.3, 0.45, 0.7):
+            assert non_max_suppression(boxes, scores, threshold) == box_by_box(boxes, scores, threshold)
+
+
 def test_postprocess_picks_the_best_foreground_class_above_threshold() -> None:
     anchors = ssd_anchors()
     logits = np.full((NUM_ANCHORS, 24), -10.0, dtype=np.float32)
