@@ -50,6 +50,7 @@ class LyingOptions:
     patience: int = 3
     max_recheck_s: float = 16.0
     forget_s: float = 3.0  # a place whose region has been gone this long is forgotten
+    grace_looks: int = 1  # empty looks a lying person found at a place is kept through
 
 
 def region_pixels(box: Box, frame_size: tuple[int, int]) -> PixelBox:
@@ -148,21 +149,29 @@ class Look:
     upright: tuple[tuple[Box, float], ...]  # from the unturned crop
 
 
+def on_region(region: Box, found: tuple[Box, float], threshold: float, options: LyingOptions) -> bool:
+    """Whether a found Person (box, score) scores `threshold` and covers enough of the region."""
+    return found[1] >= threshold and covered(region, found[0]) >= options.min_overlap
+
+
+def upright_there(look: Look, options: LyingOptions) -> bool:
+    """Whether the unturned crop shows someone upright on the region (standing or sitting there)."""
+    return any(on_region(look.region, found, options.upright_score_threshold, options) for found in look.upright)
+
+
 def decide(look: Look, frame_size: tuple[int, int], options: LyingOptions) -> tuple[Box, float] | None:
     """The lying person a look shows, if any: the best-scoring Person of the turned crops that covers enough of the
     region and is wider than tall on screen, unless an upright Person of the unturned crop covers the region as much
     (someone standing or sitting there: a turned crop can find a person lying across a standing body)."""
     width, height = frame_size
 
-    def on_region(found: tuple[Box, float], threshold: float) -> bool:
-        return found[1] >= threshold and covered(look.region, found[0]) >= options.min_overlap
-
     def wide(box: Box) -> bool:
         return (box[2] - box[0]) * width >= options.min_aspect * (box[3] - box[1]) * height > 0
 
-    if any(on_region(found, options.upright_score_threshold) for found in look.upright):
+    if upright_there(look, options):
         return None
-    lying = [found for found in look.lying if on_region(found, options.score_threshold) and wide(found[0])]
+    lying = [found for found in look.lying
+             if on_region(look.region, found, options.score_threshold, options) and wide(found[0])]
     if not lying:
         return None
     return max(lying, key=lambda found: found[1])
@@ -238,9 +247,16 @@ class LyingPeople:
     def found(self, place: Place, look: Look, frame_size: tuple[int, int]) -> None:
         """Record what a look at `place` showed."""
         best = decide(look, frame_size, self.options)
-        place.empty_looks = place.empty_looks + 1 if best is None else 0
-        place.person = None if best is None else TrackedObject(
-            track_id=place.track_id, label=LYING_LABEL, score=round(best[1], 3), box=best[0])
+        if best is not None:
+            place.empty_looks = 0
+            place.person = TrackedObject(track_id=place.track_id, label=LYING_LABEL, score=round(best[1], 3),
+                                         box=best[0])
+            return
+        place.empty_looks += 1
+        # Someone found lying stays found through grace_looks empty looks (a score dipping under the threshold
+        # once must not restart the rule's hold), but not past someone seen upright there: they got up.
+        if place.empty_looks > self.options.grace_looks or upright_there(look, self.options):
+            place.person = None
 
     def lying(self, t: float) -> tuple[TrackedObject, ...]:
         """The lying people found at the places still seen (the last look's answer holds until the next)."""

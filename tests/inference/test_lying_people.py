@@ -173,6 +173,20 @@ def test_a_place_that_keeps_showing_nobody_is_looked_at_less_and_less_often() ->
     assert [p.track_id for p in watch.due([region(WIDE)], FRAME, [], 41.0)] == [place.track_id]
     assert watch.due([region(WIDE)], FRAME, [], 41.5) == []  # back to once a second
 
+
+def test_a_lying_person_stays_found_through_one_empty_look_but_not_two_nor_once_seen_upright() -> None:
+    watch = LyingPeople(LyingOptions(recheck_s=1.0, grace_looks=1))
+    lying = Look(region=WIDE, lying=((WIDE, 0.6),), upright=())
+    nobody = Look(region=WIDE, lying=(), upright=())
+    upright = Look(region=WIDE, lying=(), upright=((WIDE, 0.7),))
+    shown = []
+    for t, look in enumerate((lying, nobody, lying, nobody, nobody, lying, upright)):
+        for place in watch.due([region(WIDE)], FRAME, [], float(t)):
+            watch.found(place, look, FRAME)
+        shown.append(len(watch.lying(float(t))))
+    assert shown == [1, 1, 1, 1, 0, 1, 0]
+
+
 # The rule ----------------------------------------------------------------------------------------------------
 
 
