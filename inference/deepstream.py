@@ -22,7 +22,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +49,17 @@ from inference.deepstream_config import (
 from inference.deepstream_pixels import RgbaImage, SurfacePictureHealth, paint_masks, rgba_luma
 from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
+from inference.lying_people import Look, LyingPeople, Place, look_inputs, read_looks
 from inference.metrics import DETECTED_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, StaticRegion, TrackedObject
-from inference.portable import HealthSink, picture_monitor, report_picture_health, static_model
+from inference.portable import (
+    Detector,
+    HealthSink,
+    lying_people,
+    picture_monitor,
+    report_picture_health,
+    static_model,
+)
 from inference.publisher import EventSink
 from inference.scheduler import UsageMeter
 from inference.settings import InferenceSettings
@@ -199,15 +209,24 @@ class _Source:
     rules: CameraRules
     confirmation: DisplacementConfirmation
     picture: SurfacePictureHealth
-    # Cameras with an abandoned-object rule: the static-object model, fed by the same samples as picture health.
+    # Cameras with an abandoned-object or person-on-the-ground rule: the static-object model, fed by the same
+    # samples as picture health.
     static: StaticObjectModel | None = None
     static_regions: tuple[StaticRegion, ...] = ()
+    # Cameras with a person-on-the-ground rule: static regions shaped like someone lying, looked at on turned crops
+    # by the same model as the portable backend's (inference.lying_people), in a worker thread; its looks come back
+    # through `looks_done` and are read at the next sample.
+    lying: LyingPeople | None = None
+    lying_people: tuple[TrackedObject, ...] = ()
+    last_objects: tuple[TrackedObject, ...] = ()  # tracked in the last frame: someone standing is not looked at
+    looks_done: deque[tuple[Place, Look, tuple[int, int]]] = field(default_factory=deque)
+    looking: bool = False
 
 
 def frame_analysis(source: _Source, timestamp: float, objects: tuple[TrackedObject, ...]) -> FrameAnalysis:
     """What the rules judge of one frame: its tracked objects, and the static objects the pixel probe found in it."""
     return FrameAnalysis(camera_id=source.config.camera_id, tenant_id=source.config.tenant_id, timestamp=timestamp,
-                         objects=objects, static_regions=source.static_regions)
+                         objects=objects, static_regions=source.static_regions, lying_people=source.lying_people)
 
 
 @dataclass
@@ -229,6 +248,12 @@ class DeepStreamBackend:
     _anchors: npt.NDArray[np.float32] = field(default_factory=ssd_anchors)
     _next_stream: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # nvinfer takes whole frames only: the crops of places where someone may lie go through the same ONNX model in
+    # onnxruntime (CUDA when onnxruntime-gpu sees the GPU), loaded on first use, one look at a time off the streaming
+    # thread.
+    crop_detector: Detector | None = None
+    crop_executor: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigie-lying-crops"))
 
     def apply(self, configs: Sequence[CameraConfig]) -> None:
         wanted = {c.camera_id: c for c in configs}
@@ -244,7 +269,7 @@ class DeepStreamBackend:
                                      DisplacementConfirmation(self.settings.track_min_displacement),
                                      SurfacePictureHealth(picture_monitor(self.settings, config),
                                                           self.settings.detect_fps),
-                                     static_model(config, self.settings))
+                                     static_model(config, self.settings), lying=lying_people(config, self.settings))
                     self._next_stream += 1
                     self.sources[camera_id] = source
                     self._rest("camera_add", source)
@@ -255,6 +280,9 @@ class DeepStreamBackend:
                     current.static = static_model(config, self.settings, current.static)
                     if current.static is None:
                         current.static_regions = ()
+                    current.lying = lying_people(config, self.settings, current.lying)
+                    if current.lying is None:
+                        current.lying_people = ()
                     current.rules = CameraRules(config.zones, config.rules, frame_size=current.rules.frame_size,
                                                 join_fragments=self.settings.join_fragments)
             (self.work_dir / "analytics.txt").write_text(
@@ -361,9 +389,10 @@ class DeepStreamBackend:
 
     def prepare_frame(self, source: _Source, t: float, surface: Callable[[], RgbaImage]) -> bool:
         """One frame of `source` at monotonic `t`: its masks painted into the pixels `surface()` maps, then its
-        picture health and, for a camera with an abandoned-object rule, its static objects judged on the masked
-        picture at `detect_fps` (as the portable backend does); True when it was mapped (a frame of an unmasked
-        camera that is not due for a sample is left unmapped)."""
+        picture health and, for a camera with an abandoned-object or person-on-the-ground rule, its static objects
+        judged on the masked picture at `detect_fps` (as the portable backend does), and the places where someone
+        may lie looked at; True when it was mapped (a frame of an unmasked camera that is not due for a sample is
+        left unmapped)."""
         masks = source.config.privacy_masks
         due = source.picture.frame_arrived(t)
         if not masks and not due:
@@ -375,10 +404,44 @@ class DeepStreamBackend:
             if source.static is not None:
                 # Read by the analytics probe of the same frame, downstream in this streaming thread.
                 source.static_regions = source.static.observe(grey, t)
+            if source.lying is not None:
+                self._look_for_lying_people(source, source.lying, pixels, t)
             change = source.picture.sample(t, grey)
             if change is not None:
                 self._picture_changed_threadsafe(source, change)
         return True
+
+    def _look_for_lying_people(self, source: _Source, lying: LyingPeople, pixels: RgbaImage, t: float) -> None:
+        """The portable backend's watch for people on the ground, on a sample of the masked RGBA frame: the looks
+        finished since the last sample are read, the places due now are cropped from a copy of the frame (the
+        surface is reused once the probe returns) and handed to the crop detector's thread unless a look is still
+        running there (they are looked at one recheck later)."""
+        while source.looks_done:
+            place, look, size = source.looks_done.popleft()
+            lying.found(place, look, size)
+        size = (pixels.shape[1], pixels.shape[0])
+        places = lying.due(source.static_regions, size, source.last_objects, t)
+        if places and not source.looking:
+            source.looking = True
+            self.crop_executor.submit(self._run_looks, source, np.ascontiguousarray(pixels[..., :3]), places, size)
+        source.lying_people = lying.lying(t)
+
+    def _run_looks(self, source: _Source, rgb: npt.NDArray[np.uint8], places: list[Place],
+                   size: tuple[int, int]) -> None:
+        try:
+            if self.crop_detector is None:
+                from inference.onnx_detector import OnnxDetector
+
+                self.crop_detector = OnnxDetector.from_settings(self.settings)
+            stretch, input_size = self.settings.max_stretch, self.settings.input_size
+            inputs = [image for place in places for image in look_inputs(rgb, place.crop, input_size, stretch)]
+            found = read_looks(places, self.crop_detector.detect(inputs), self.crop_detector.labels, size,
+                               input_size, stretch)
+            source.looks_done.extend((place, look, size) for place, look in zip(places, found, strict=True))
+        except Exception:  # a failed look must not stop later ones; the place is looked at again at its recheck
+            log.exception("inference.lying_look_failed", camera_id=str(source.config.camera_id))
+        finally:
+            source.looking = False
 
     def _picture_changed_threadsafe(self, source: _Source, change: tuple[str, str | None]) -> None:
         tenant_id, camera_id = source.config.tenant_id, source.config.camera_id
@@ -447,6 +510,7 @@ class DeepStreamBackend:
                 metas.append(pyds.NvDsObjectMeta.cast(item.data))
                 item = item.next
             objects = frame_objects(metas, frame.source_frame_width, frame.source_frame_height, self.labels)
+            source.last_objects = objects
             analysis = frame_analysis(source, frame.buf_pts / 1e9, objects)
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._evaluate, source, analysis,
@@ -458,7 +522,7 @@ class DeepStreamBackend:
         confirmed = tuple(source.confirmation.filter(analysis.objects, analysis.timestamp))
         analysis = FrameAnalysis(camera_id=analysis.camera_id, tenant_id=analysis.tenant_id,
                                  timestamp=analysis.timestamp, objects=confirmed, stats=analysis.stats,
-                                 static_regions=analysis.static_regions)
+                                 static_regions=analysis.static_regions, lying_people=analysis.lying_people)
         now = datetime.now(UTC)
         for hit in source.rules.evaluate(analysis, now.astimezone(ZoneInfo(self.settings.timezone))):
             self.sink.submit(RuleTriggered(
@@ -499,3 +563,4 @@ class DeepStreamBackend:
             pipeline.set_state(gst.State.NULL)
             main_loop.quit()
             thread.join(5)
+            self.crop_executor.shutdown(wait=False, cancel_futures=True)

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.model import StaticRegion, TrackedObject, covered
-from inference.ssd import letterbox_size, unletterbox
+from inference.ssd import RawDetection, letterbox_size, unletterbox
 
 Box = tuple[float, float, float, float]
 PixelBox = tuple[int, int, int, int]
@@ -189,6 +189,19 @@ def read_look(region: Box, crop: PixelBox, frame_size: tuple[int, int],
     mapped = [tuple((detector_box_to_frame(box, turn, crop, frame_size, input_size, max_stretch), score)
                     for box, score in found) for turn, found in zip(LOOK_TURNS, people, strict=True)]
     return Look(region=region, upright=mapped[0], lying=tuple(itertools.chain.from_iterable(mapped[1:])))
+
+
+def read_looks(places: Sequence[Place], results: Sequence[Sequence[RawDetection]], labels: Sequence[str],
+               frame_size: tuple[int, int], input_size: int, max_stretch: float) -> list[Look]:
+    """What the detector found in the inputs `look_inputs` made for each place, in the same order → one Look per
+    place (Person boxes only)."""
+    turns = len(LOOK_TURNS)
+    looks = []
+    for index, place in enumerate(places):
+        people = [[(d.box, d.score) for d in detections if labels[d.class_id] == LYING_LABEL]
+                  for detections in results[index * turns:(index + 1) * turns]]
+        looks.append(read_look(place.region, place.crop, frame_size, people, input_size, max_stretch))
+    return looks
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
-from inference.lying_people import LOOK_TURNS, LyingOptions, LyingPeople, Place, look_inputs, read_look
+from inference.lying_people import LOOK_TURNS, LyingOptions, LyingPeople, Place, look_inputs, read_looks
 from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleType, StaticRegion, TrackedObject
 from inference.motion import small_grey
@@ -412,17 +412,16 @@ class PortableBackend:
 
     def _read_looks(self, looks: list[tuple[CameraRuntime, _Looks]], results: list[list[RawDetection]]) -> None:
         """Hand each place what the detector found in its crops (Person boxes only)."""
-        labels = self._detector.labels
         size, stretch = self._settings.input_size, self._settings.max_stretch
         self.crop_images += len(results)
         at = 0
         for runtime, pending in looks:
-            for place in pending.places:
-                people = [[(d.box, d.score) for d in detections if labels[d.class_id] == "Person"]
-                          for detections in results[at:at + len(LOOK_TURNS)]]
-                at += len(LOOK_TURNS)
-                if runtime.lying is not None:
-                    look = read_look(place.region, place.crop, pending.frame.frame_size, people, size, stretch)
+            count = len(pending.places) * len(LOOK_TURNS)
+            found = read_looks(pending.places, results[at:at + count], self._detector.labels,
+                               pending.frame.frame_size, size, stretch)
+            at += count
+            if runtime.lying is not None:
+                for place, look in zip(pending.places, found, strict=True):
                     runtime.lying.found(place, look, pending.frame.frame_size)
 
     def _analyse(self, runtime: CameraRuntime, frame: DecodedFrame, objects: tuple[TrackedObject, ...]) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,14 @@ from inference.portable import picture_monitor
 from inference.rtsp import ReaderOptions, RtspCameraReader
 from inference.settings import InferenceSettings
 from inference.worker import WatchesPictures
+from tests.inference.test_lying_people import (
+    LYING,
+    STANDING,
+    UprightDarkShapes,
+    backend_alerts,
+    ground_rule,
+    with_patch,
+)
 
 TENANT = uuid.uuid4()
 POLYGONS = (((0.05, 0.10), (0.35, 0.05), (0.40, 0.55), (0.10, 0.60)), ((0.60, 0.15), (0.90, 0.20), (0.75, 0.45)))
@@ -279,3 +289,53 @@ def test_a_left_object_is_found_in_the_gpu_frames_as_in_the_portable_backend(
     unwatched = ds.sources[watched_id]
     assert unwatched.static is None
     assert unwatched.static_regions == ()
+
+
+class InThisThread(Executor):
+    """Runs each submitted call at once: the crop detector's looks, deterministically."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def ds_ground_alerts(frames: list[tuple[float, npt.NDArray[np.uint8]]], tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], DeepStreamBackend, uuid.UUID]:
+    ds, _ = backend(tmp_path, monkeypatch)
+    alerts = Alerts()
+    ds.sink = alerts
+    ds.crop_detector = UprightDarkShapes()
+    ds.crop_executor = InThisThread()
+    watched = camera(rules=(ground_rule(),))
+    ds.apply([watched])
+    source = ds.sources[watched.camera_id]
+    times = []
+    for t, image in frames:
+        picture = np.repeat(np.repeat(image, 3, axis=0), 3, axis=1)  # the portable harness's 384x288 picture
+        surface = rgba(np.repeat(picture[..., None], 3, axis=2))
+        assert ds.prepare_frame(source, t, functools.partial(np.asarray, surface))
+        count = len(alerts.rule_types)
+        ds._evaluate(source, frame_analysis(source, t, ()), (384, 288))
+        times += [t] * (len(alerts.rule_types) - count)
+    return times, ds, watched.camera_id
+
+
+def test_someone_lying_is_found_in_the_gpu_frames_as_in_the_portable_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = with_patch(LYING, appears=2.0)
+    portable_times, _, _ = backend_alerts(frames)
+    times, ds, camera_id = ds_ground_alerts(frames, tmp_path, monkeypatch)
+    assert len(portable_times) == 1
+    assert len(times) == 1
+    # The GPU path reads a look at the next sample (its looks run beside the streaming thread): one sample later.
+    assert portable_times[0] <= times[0] <= portable_times[0] + 0.2 + 1e-9
+    source = ds.sources[camera_id]
+    assert source.static is not None
+    assert source.lying is not None
+    # Someone standing still is not looked at; without the rule nothing is watched.
+    standing, _, _ = ds_ground_alerts(with_patch(STANDING, appears=2.0), tmp_path, monkeypatch)
+    assert standing == []
+    ds.apply([camera(camera_id=camera_id)])
+    assert ds.sources[camera_id].lying is None
+    assert ds.sources[camera_id].lying_people == ()
