@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-from camsim.simulator import free_port
 from cli.seed import DEMO_PASSWORD
 from core.settings import PROJECT_ROOT
 
@@ -23,12 +23,17 @@ AXE = PROJECT_ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
 OFFICERS = ("pm@marines.demo", "gendarme@marines.demo", "policier@cergy.demo")
 
 
+# Below Linux's ephemeral range (32768 and up): a port picked there may be taken by any outgoing connection (to
+# Postgres, NATS, the object store) before the service meant for it binds it, and one camera that cannot listen
+# leaves the platform without its simulated cameras.
+QUIET_PORTS = (10000, 32000)
+
+
 def _free_range(count: int) -> int:
-    """The first of `count` consecutive free ports (the simulated cameras take one each)."""
-    for _ in range(50):
-        base = free_port()
-        if base + count >= 65535:
-            continue
+    """The first of `count` consecutive free ports (the simulated cameras take one each), below the ephemeral
+    range."""
+    for _ in range(200):
+        base = random.randrange(QUIET_PORTS[0], QUIET_PORTS[1] - count)
         try:
             for port in range(base, base + count):
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -37,6 +42,11 @@ def _free_range(count: int) -> int:
             continue
         return base
     raise RuntimeError("no range of free ports for the simulated cameras")
+
+
+def free_port() -> int:
+    """A free port below the ephemeral range, for one of the platform's services."""
+    return _free_range(1)
 
 
 class DemoPlatform:
