@@ -17,7 +17,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from prometheus_client import Counter
 
 from core.errors import Unavailable, VigieError
@@ -44,6 +44,13 @@ PUBLISH_RETRIES = Counter("vigie_bus_publish_retries_total", "Publishes retried 
 # old leader had stored is answered as a duplicate, never stored twice.
 _TRANSIENT = (NatsTimeoutError, TimeoutError, NoServersError, ConnectionError, ConnectionReconnectingError,
               NoStreamResponseError, ServiceUnavailableError)
+# JetStream's answer to a publish whose Nats-Msg-Id an earlier attempt is still storing (a retry that overtook it
+# through a leader change, seen in the cluster test): sent again a little later, it is acknowledged as a duplicate.
+DUPLICATE_IN_PROCESS = 10158
+
+
+def _publish_transient(exc: Exception) -> bool:
+    return isinstance(exc, _TRANSIENT) or (isinstance(exc, APIError) and exc.err_code == DUPLICATE_IN_PROCESS)
 
 
 class StreamNotProvisioned(VigieError):
@@ -258,7 +265,9 @@ class Bus:
         while True:
             try:
                 return await self.js.publish(subject, payload, timeout=timeout_s, headers=headers)
-            except _TRANSIENT as exc:
+            except (*_TRANSIENT, APIError) as exc:
+                if not _publish_transient(exc):
+                    raise
                 left = deadline - loop.time()
                 if left <= 0:
                     raise Unavailable(f"publish to {subject} failed: {exc!r}") from exc
