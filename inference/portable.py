@@ -141,7 +141,7 @@ def static_model(config: CameraConfig, settings: InferenceSettings,
     """The camera's static-object model when one of its enabled rules looks for abandoned objects or people on the
     ground (kept, with what it learnt, when it already has one), else None: other cameras do not pay for it."""
     waits = [r.params.stationary_s for r in config.rules if r.enabled and r.rule_type is RuleType.ABANDONED_OBJECT]
-    if not waits and lying_people(config, settings) is None:
+    if not waits and not watches_people_on_ground(config):
         return None
     model = current or StaticObjectModel(pixel_threshold=settings.static_pixel_threshold,
                                          min_area=settings.static_min_area, max_area=settings.static_max_area)
@@ -150,11 +150,15 @@ def static_model(config: CameraConfig, settings: InferenceSettings,
     return model
 
 
+def watches_people_on_ground(config: CameraConfig) -> bool:
+    return any(r.enabled and r.rule_type is RuleType.PERSON_ON_GROUND for r in config.rules)
+
+
 def lying_people(config: CameraConfig, settings: InferenceSettings,
                  current: LyingPeople | None = None) -> LyingPeople | None:
     """The camera's watch for people lying on the ground when one of its enabled rules looks for them (kept, with
     its places, when it already has one), else None."""
-    if not any(r.enabled and r.rule_type is RuleType.PERSON_ON_GROUND for r in config.rules):
+    if not watches_people_on_ground(config):
         return None
     options = LyingOptions(score_threshold=settings.lying_threshold, upright_score_threshold=settings.lying_threshold,
                            crop_scale=settings.lying_crop_scale, recheck_s=settings.lying_recheck_s)
