@@ -14,10 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import av
 import numpy as np
 import numpy.typing as npt
 
+from inference.conversions import array_to_array
 from inference.model import StaticRegion, TrackedObject, covered
 from inference.ssd import RawDetection, letterbox_size, unletterbox
 
@@ -119,8 +119,7 @@ def model_input(rgb: npt.NDArray[np.uint8], crop: PixelBox, turn: int, input_siz
     turned = np.ascontiguousarray(np.rot90(rgb[top:bottom, left:right], turn))
     height, width = turned.shape[:2]
     content_w, content_h = letterbox_size(width, height, max_stretch, input_size)
-    scaled = av.VideoFrame.from_ndarray(turned, format="rgb24").to_ndarray(
-        width=content_w, height=content_h, format="rgb24")
+    scaled = array_to_array(turned, content_w, content_h)
     if (content_w, content_h) == (input_size, input_size):
         return np.asarray(scaled, dtype=np.uint8)
     padded = np.zeros((input_size, input_size, 3), dtype=np.uint8)

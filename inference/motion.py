@@ -15,6 +15,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from inference.conversions import frame_to_array
 from inference.model import FrameStats
 
 GreyImage = npt.NDArray[np.uint8]
@@ -34,7 +35,7 @@ def small_grey(frame: av.VideoFrame, max_width: int = GREY_MAX_WIDTH) -> GreyIma
         return np.ascontiguousarray(luma[::step, ::step])
     width = max(1, frame.width // step)
     height = max(1, frame.height // step)
-    return np.asarray(frame.to_ndarray(width=width, height=height, format="gray"), dtype=np.uint8)
+    return frame_to_array(frame, width, height, "gray")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from core.logging import get_logger
 from inference.analytics import CameraRules
+from inference.conversions import frame_to_array
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
 from inference.lying_people import LOOK_TURNS, LyingOptions, LyingPeople, Place, look_inputs, read_looks
 from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
@@ -353,7 +354,7 @@ class PortableBackend:
         def inputs() -> list[npt.NDArray[np.uint8]]:
             images = [f.detector_input for f in frames]
             for _, pending in looks:
-                rgb = np.asarray(pending.frame.picture.to_ndarray(format="rgb24"), dtype=np.uint8)
+                rgb = frame_to_array(pending.frame.picture)
                 for place in pending.places:
                     images += look_inputs(rgb, place.crop, size, stretch)
             return images

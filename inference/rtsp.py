@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from core.logging import get_logger, redact_credentials
 from core.masks import apply_mask, mask_raster
+from inference.conversions import frame_to_array
 from inference.model import FrameStats
 from inference.motion import MotionGate, MotionResult, frame_stats, small_grey
 from inference.ssd import INPUT_SIZE, letterbox_size
@@ -62,7 +63,7 @@ class DecodedFrame:
         (most frames are gated out)."""
         if self._detector_input is None:
             width, height = self.detector_content
-            rgb = np.asarray(self.picture.to_ndarray(width=width, height=height, format="rgb24"), dtype=np.uint8)
+            rgb = frame_to_array(self.picture, width, height)
             if (width, height) != (self.input_size, self.input_size):
                 padded = np.zeros((self.input_size, self.input_size, 3), dtype=np.uint8)
                 padded[:height, :width] = rgb
@@ -302,7 +303,7 @@ class RtspCameraReader:
         size = (frame.width, frame.height)
         if self._hidden is None or self._hidden[0] is not masks or self._hidden[1] != size:
             self._hidden = (masks, size, mask_raster(masks, frame.width, frame.height))
-        picture = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+        picture = frame_to_array(frame)
         apply_mask(picture, self._hidden[2])
         return av.VideoFrame.from_ndarray(picture, format="rgb24")
 
