@@ -56,6 +56,15 @@ def vtest_frames(count: int) -> list[av.VideoFrame]:
     return frames
 
 
+def decoded_copy(frame: av.VideoFrame) -> av.VideoFrame:
+    """A new frame with the same pixels, as a decoder hands out a new frame each time: replaying one VideoFrame
+    object would let PyAV reuse the conversion context it keeps on each frame, which no decoded frame has."""
+    copy = av.VideoFrame(frame.width, frame.height, frame.format.name)
+    for target, source in zip(copy.planes, frame.planes, strict=True):
+        target.update(bytes(source))
+    return copy
+
+
 def prepare(camera_id: uuid.UUID, frame: av.VideoFrame, gate: MotionGate, timestamp: float, *,
             max_stretch: float = 1.5, input_size: int = INPUT_SIZE) -> DecodedFrame:
     """What RtspCameraReader does for each sampled frame (grey, motion, stats; the detector input is lazy)."""
@@ -84,11 +93,14 @@ class ReplayReader:
     """Stands where RtspCameraReader stands: a thread that refills the camera's slot from decoded frames.
 
     `lockstep` mode puts exactly one frame per `advance()` (deterministic gating measurement); free-running mode
-    refills the slot as soon as the detector took the previous frame (a saturated camera).
+    refills the slot as soon as the detector took the previous frame (a saturated camera). `fresh` hands out a new
+    copy of each frame, as a decoder does (what costs are measured on); without it the frames are replayed as they
+    are, so accuracy figures keep their pixels: swscale's rounding depends on how a frame's planes are laid out in
+    memory, and a copy of a 384x164 frame scales to pixels up to 7 levels apart from its original's.
     """
 
     def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
-                 max_stretch: float = 1.5, input_size: int = INPUT_SIZE) -> None:
+                 max_stretch: float = 1.5, input_size: int = INPUT_SIZE, fresh: bool = True) -> None:
         self.camera_id = camera_id
         self.counters = ReaderCounters()
         self.slot = SignallingSlot(self.counters)
@@ -96,6 +108,7 @@ class ReplayReader:
         self.last_error = ""
         self._frames = frames
         self._lockstep = lockstep
+        self._fresh = fresh
         self._max_stretch = max_stretch
         self._input_size = input_size
         self._gate = MotionGate()
@@ -105,6 +118,8 @@ class ReplayReader:
 
     def advance(self) -> None:
         frame = self._frames[self._index % len(self._frames)]
+        if self._fresh:
+            frame = decoded_copy(frame)
         self.slot.put(prepare(self.camera_id, frame, self._gate, self._index / DETECT_FPS,
                               max_stretch=self._max_stretch, input_size=self._input_size))
         self._index += 1
@@ -260,7 +275,7 @@ def stage_costs(detector: OnnxDetector, frames: list[av.VideoFrame]) -> dict[str
     lap("motion_check")
 
     def lazy_frames() -> list[DecodedFrame]:
-        return [prepare(uuid.uuid4(), f, MotionGate(), 0.0, input_size=detector.input_size)
+        return [prepare(uuid.uuid4(), decoded_copy(f), MotionGate(), 0.0, input_size=detector.input_size)
                 for f in frames]
 
     # Timed stages drop their outputs as the backend does (freed memory is reused; holding 200 of them would time

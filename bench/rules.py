@@ -230,7 +230,7 @@ async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: Ca
     def factory(camera: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
                 on_frame: object) -> ReplayReader:
         readers[camera] = ReplayReader(camera, frames, lockstep=True, max_stretch=options.max_stretch,
-                                       input_size=options.input_size)
+                                       input_size=options.input_size, fresh=False)
         return readers[camera]
 
     sink = RecordingSink()
