@@ -18,8 +18,9 @@ from cli.database import department_database
 from cli.main import ensure_signing_key
 from cli.seed import DEMO_PASSWORD, seed_demo
 from core.crypto import SecretBox
-from core.embedded import NatsServerProcess, free_port, wait_for_port
+from core.embedded import NatsServerProcess, wait_for_port
 from core.migrate import drop_database, prepare_database
+from core.ports import free_port
 from core.settings import DatabaseSettings, NatsSettings, Settings
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))

@@ -51,11 +51,12 @@ from websockets.typing import Origin
 
 from bench.common import write_result
 from camsim.footage import FOOTAGES
-from camsim.simulator import CameraSimulator, CameraSpec, free_port
+from camsim.simulator import CameraSimulator, CameraSpec
 from cli.database import department_database
 from core.db import Database, open_database
 from core.embedded import wait_for_port
 from core.migrate import drop_database, prepare_database
+from core.ports import free_port
 from core.settings import DatabaseSettings, Settings
 from core.tenancy import Principal, Role, Scope
 from live.fmp4 import child_boxes, find_boxes

@@ -38,11 +38,12 @@ from cli.seed import DEMO_PASSWORD, seed_demo
 from core.bus import Bus, ConsumerSpec
 from core.crypto import FCM_TOKENS, SecretBox
 from core.db import open_database
-from core.embedded import NatsServerProcess, free_port, wait_for_port
+from core.embedded import NatsServerProcess, wait_for_port
 from core.events import EventCodec
 from core.ids import new_id
 from core.migrate import drop_database, prepare_database
 from core.outbox import OutboxRelay
+from core.ports import free_port
 from core.settings import AuthSettings, DatabaseSettings, NatsSettings, Settings
 from inference.events import RuleTriggered
 from mobile_push.dispatcher import PushDispatcher

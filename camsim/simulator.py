@@ -6,7 +6,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from types import TracebackType
 from urllib.parse import quote
 
 from camsim.footage import FOOTAGES, black_clip, encoded_clip
+from core.ports import free_port
 
 SERVER_SCRIPT = Path(__file__).with_name("server.py")
 # GStreamer's Python bindings come from Debian (python3-gi), so the servers run under the system interpreter.
@@ -37,12 +37,6 @@ class CameraSpec:
     # Further footages whose sub streams follow the first one's in turn: the picture changes resolution mid-stream.
     then: tuple[str, ...] = ()
     clip_seconds: float | None = None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def check_system_python(python: str = DEFAULT_SYSTEM_PYTHON) -> None:

@@ -18,15 +18,10 @@ import asyncpg
 from core.errors import Unavailable
 from core.logging import get_logger
 from core.nats_auth import ADMIN_USER, PROCESS_USERS, authorization, development_password
+from core.ports import free_port
 from core.settings import Settings
 
 log = get_logger(__name__)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:

@@ -17,7 +17,8 @@ from joserfc.jwk import KeySet, RSAKey
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Redirect
 
-from core.embedded import free_port, wait_for_port
+from core.embedded import wait_for_port
+from core.ports import free_port
 
 
 @dataclass

@@ -17,8 +17,8 @@ from api.app import serve_metrics
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import RequestContextMiddleware
 from cli.seed import SeedResult
-from core.embedded import free_port
 from core.errors import Unavailable
+from core.ports import free_port
 from core.settings import Settings
 from tests.api.conftest import Actor
 from tests.api.test_live_stream import ServedApi

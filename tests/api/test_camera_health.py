@@ -21,9 +21,9 @@ from litestar.testing import AsyncTestClient
 
 from cli.seed import SeedResult
 from core.db import Database
-from core.embedded import free_port
 from core.errors import Conflict, NotFound
 from core.ids import new_id
+from core.ports import free_port
 from core.tenancy import Principal, Role, Scope
 from dvr.events import CameraHealthChanged
 from dvr.workers import health_event

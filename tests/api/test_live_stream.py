@@ -25,7 +25,8 @@ from api.__main__ import SHUTDOWN_GRACE_S
 from api.routes.alerts import HEARTBEAT_S
 from cli.seed import SeedResult
 from core.bus import Bus
-from core.embedded import NatsServerProcess, free_port
+from core.embedded import NatsServerProcess
+from core.ports import free_port
 from core.settings import PROJECT_ROOT, Settings
 from tests.api.conftest import sign_in
 from tests.processes import ModuleProcess

@@ -18,8 +18,9 @@ from cli.evidence import provision_evidence_keys
 from cli.main import ensure_signing_key
 from cli.seed import DEMO_PASSWORD, SeedResult, seed_demo
 from core.crypto import SecretBox
-from core.embedded import free_port, wait_for_port
+from core.embedded import wait_for_port
 from core.migrate import prepare_database
+from core.ports import free_port
 from core.settings import Settings
 
 pytestmark = pytest.mark.integration

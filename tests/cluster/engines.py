@@ -14,7 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from core.embedded import NatsServerProcess, free_port, wait_for_port
+from core.embedded import NatsServerProcess, wait_for_port
+from core.ports import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -49,11 +49,12 @@ from cli.main import ensure_signing_key
 from cli.seed import SeedResult, seed_demo
 from core.bus import Bus
 from core.crypto import FCM_TOKENS, SecretBox
-from core.embedded import free_port, wait_for_port
+from core.embedded import wait_for_port
 from core.events import EventCodec
 from core.ids import new_id
 from core.migrate import prepare_database
 from core.objectstore_s3 import S3ObjectStore
+from core.ports import free_port
 from core.settings import PROJECT_ROOT, DatabaseSettings, NatsSettings, Settings
 from dvr.model import Tier
 from inference.events import RuleTriggered

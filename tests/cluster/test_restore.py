@@ -51,7 +51,7 @@ class Drill:
         self.config = folder / "pgbackrest" / "pgbackrest.conf"
 
     def start(self) -> None:
-        from core.embedded import free_port
+        from core.ports import free_port
 
         self.node.port = free_port()
         for sub in ("pg", "pgbackrest", "pgbackrest/repo", "pgbackrest/log", "pgbackrest/lock"):

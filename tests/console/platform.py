@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,38 +13,13 @@ import uuid
 from pathlib import Path
 
 from cli.seed import DEMO_PASSWORD
+from core.ports import free_port, free_port_range
 from core.settings import PROJECT_ROOT
 
 VIGIE = str(Path(sys.executable).with_name("vigie"))
 CHROMIUM = "/usr/bin/chromium"
 AXE = PROJECT_ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
 OFFICERS = ("pm@marines.demo", "gendarme@marines.demo", "policier@cergy.demo")
-
-
-# Below Linux's ephemeral range (32768 and up): a port picked there may be taken by any outgoing connection (to
-# Postgres, NATS, the object store) before the service meant for it binds it, and one camera that cannot listen
-# leaves the platform without its simulated cameras.
-QUIET_PORTS = (10000, 32000)
-
-
-def _free_range(count: int) -> int:
-    """The first of `count` consecutive free ports (the simulated cameras take one each), below the ephemeral
-    range."""
-    for _ in range(200):
-        base = random.randrange(QUIET_PORTS[0], QUIET_PORTS[1] - count)
-        try:
-            for port in range(base, base + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no range of free ports for the simulated cameras")
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range, for one of the platform's services."""
-    return _free_range(1)
 
 
 class DemoPlatform:
@@ -70,7 +43,7 @@ class DemoPlatform:
             "VIGIE_VAR_DIR": str(work / "var"),
             "VIGIE_OBJECTSTORE_ROOT": str(work / "objects"),
             "VIGIE_DVR_SPOOL_DIR": str(work / "spool"),
-            "VIGIE_DEMO_CAMERAS_BASE_PORT": str(_free_range(8)),
+            "VIGIE_DEMO_CAMERAS_BASE_PORT": str(free_port_range(8)),
             "VIGIE_PUSH_LOCAL_ENDPOINT_PORT": str(self.fcm_port),
             # Written on first start with the local endpoint's address: one per platform, never a stale port.
             "VIGIE_PUSH_SERVICE_ACCOUNT_FILE": str(work / "push" / "service-account.json"),

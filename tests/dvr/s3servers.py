@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.embedded import free_port, wait_for_port
+from core.embedded import wait_for_port
+from core.ports import free_port
 
 
 def make_tls_pair(folder: Path) -> tuple[Path, Path]:

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from camsim.simulator import CameraSimulator
 from core.db import Database
-from core.embedded import free_port
 from core.objectstore_s3 import S3ObjectStore
+from core.ports import free_port
 from core.settings import Settings
 from dvr.metrics import RecorderCollector
 from dvr.model import GapCause

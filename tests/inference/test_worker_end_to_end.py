@@ -18,12 +18,13 @@ import nats
 import pytest
 from prometheus_client import REGISTRY
 
-from camsim.simulator import CameraSimulator, CameraSpec, free_port
+from camsim.simulator import CameraSimulator, CameraSpec
 from core.bus import Bus
 from core.crypto import SecretBox
 from core.db import Database
 from core.events import Event, EventCodec
 from core.objectstore import FilesystemObjectStore
+from core.ports import free_port
 from core.settings import Settings
 from inference import service
 from inference.events import DETECTION_EVENTS, CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered

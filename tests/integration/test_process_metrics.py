@@ -12,8 +12,9 @@ import httpx2
 import pytest
 
 from cli.bus import provision_url
-from core.embedded import NatsServerProcess, free_port
+from core.embedded import NatsServerProcess
 from core.migrate import drop_database, prepare_database
+from core.ports import free_port
 from core.settings import Settings
 from tests.processes import ModuleProcess
 

@@ -22,10 +22,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from camsim.simulator import SimulatedCamera, free_port
+from camsim.simulator import SimulatedCamera
 from core.crypto import CAMERA_CREDENTIALS, SecretBox
 from core.db import Database
 from core.embedded import wait_for_port
+from core.ports import free_port
 from core.settings import Settings
 from core.tenancy import Principal, Role, Scope
 from live.model import Stream, TicketGrant

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from cli.seed import DEMO_PASSWORD, SeedResult
 from core.crypto import SecretBox
 from core.db import Database
-from core.embedded import free_port
+from core.ports import free_port
 from core.settings import Settings
 from mobile_push.dispatcher import PushDispatcher
 from mobile_push.fcm import FcmSender
