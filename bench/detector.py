@@ -157,8 +157,8 @@ class ReplayReader:
     `lockstep` mode puts exactly one frame per `advance()` (deterministic gating measurement); free-running mode
     refills the slot as soon as the detector took the previous frame (a saturated camera). `fresh` hands out a new
     copy of each frame, as a decoder does (what costs are measured on); without it the frames are replayed as they
-    are, so accuracy figures keep their pixels: swscale's rounding depends on how a frame's planes are laid out in
-    memory, and a copy of a 384x164 frame scales to pixels up to 7 levels apart from its original's.
+    are, so accuracy figures keep their pixels: a copy of a 384x164 frame, with the same plane bytes, alignment and
+    colour tags, scales to pixels up to 7 levels apart from its original's (a property PyAV does not show).
     """
 
     def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
