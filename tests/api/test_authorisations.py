@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -182,7 +183,9 @@ async def test_admins_see_authorisations_ending_60_30_7_days_ahead_and_cameras_w
     """Renewal warnings (issue 15 item 2): the department and the tenant's admins see each camera whose
     authorisation ends within 60, 30 or 7 days, and each camera with none (which neither records nor detects)."""
     tenant = seeded.tenants["cergy"]
-    today = date.today()
+    # Days are counted in Paris, as the service counts them: the machine's UTC date is a day behind from 23:00 UTC
+    # in winter (a CI run at 23:30 UTC read 4 days left for an authorisation ending in 5).
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
     # Ends in: 5 days (7-day warning), 25 (30), 50 (60), 200 (none), 5 but renewed from the day after (none).
     ends = {"h-5": [5], "h-25": [25], "h-50": [50], "h-200": [200], "h-renewed": [5, 1800], "h-none": []}
     cameras: dict[str, uuid.UUID] = {}
