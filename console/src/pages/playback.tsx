@@ -61,9 +61,13 @@ export function PlaybackPage() {
     return () => hls.current?.destroy();
   }, []);
 
-  useEffect(() => {
-    if (video.current) video.current.playbackRate = speed;
-  }, [speed, playback]);
+  /** Sets the speed on the element at once; the default rate too, since reloading the media (hls.js recovering
+   * from an error, a new interval) resets the rate to it. */
+  function changeSpeed(value: number): void {
+    setSpeed(value);
+    const element = video.current;
+    if (element) element.defaultPlaybackRate = element.playbackRate = value;
+  }
 
   async function load(event: Event): Promise<void> {
     event.preventDefault();
@@ -100,7 +104,7 @@ export function PlaybackPage() {
       if (data.fatal) setPlayerError(t("playback.playerError", { details: data.details }));
     });
     player.on(Player.Events.MANIFEST_PARSED, () => {
-      element.playbackRate = speed;
+      element.playbackRate = element.defaultPlaybackRate;
       void element.play().catch(() => undefined);
     });
     element.ontimeupdate = () => setPlaying(player.playingDate ?? null);
@@ -169,7 +173,7 @@ export function PlaybackPage() {
         <video ref={video} controls muted playsInline aria-label={t("playback.video")} data-testid="playback-video" />
         <Field id="playback-speed" label={t("playback.speed")}>
           <select id="playback-speed" value={String(speed)}
-                  onChange={(e) => setSpeed(Number((e.currentTarget as HTMLSelectElement).value))}>
+                  onChange={(e) => changeSpeed(Number((e.currentTarget as HTMLSelectElement).value))}>
             {SPEEDS.map((value) => <option key={value} value={String(value)}>×{value}</option>)}
           </select>
         </Field>
