@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +37,11 @@ from bench.detector import (
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
+from inference.lying_people import PoseScorer
 from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
+from inference.pose import pose_from_settings
 from inference.rtsp import ReaderOptions
 from inference.settings import InferenceSettings, ModelKind
 from inference.ssd import iou_matrix, letterbox_size, unletterbox
@@ -223,8 +225,10 @@ class RecordingSink(CountingSink):
 
 
 async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: CameraConfig,
-                 settings: InferenceSettings) -> RecordingSink:
-    """Every frame through the portable backend in lockstep, as a camera at DETECT_FPS would deliver them."""
+                 settings: InferenceSettings, *, pose: PoseScorer | None = None,
+                 watch: Callable[[PortableBackend], None] | None = None) -> RecordingSink:
+    """Every frame through the portable backend in lockstep, as a camera at DETECT_FPS would deliver them (`pose`:
+    the second stage for people on the ground); `watch` sees the backend once its camera is set up."""
     readers: dict[uuid.UUID, ReplayReader] = {}
 
     def factory(camera: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
@@ -234,8 +238,11 @@ async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: Ca
         return readers[camera]
 
     sink = RecordingSink()
-    backend = PortableBackend(detector, sink, settings, reader_factory=factory)  # type: ignore[arg-type]
+    backend = PortableBackend(detector, sink, settings, reader_factory=factory,  # type: ignore[arg-type]
+                              pose=pose)
     backend.apply([config])
+    if watch is not None:
+        watch(backend)
     reader = readers[config.camera_id]
     for index in range(len(frames)):
         sink.now = index / DETECT_FPS
@@ -368,7 +375,7 @@ async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: In
                           params=RuleParams(**{**params, **extra})))
     config = CameraConfig(camera_id=camera, tenant_id=tenant, name="quiet", stream_url="rtsp://replay/sub",
                           zones=(zone, line), rules=tuple(rules))
-    sink = await replay(detector, footage, config, settings)
+    sink = await replay(detector, footage, config, settings, pose=pose_from_settings(settings))
     hours = length / DETECT_FPS / 3600
     kind_of = {r.id: r.rule_type.value for r in rules}
     counts = {kind.value: 0 for kind in kinds}
@@ -400,7 +407,8 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
         per_clip = []
         for clip in clips:
             config, meaning = build_config(clip, variant.rule_params, kind)
-            per_clip.append((clip, meaning, await replay(detector, footage[clip["clip"]], config, settings)))
+            per_clip.append((clip, meaning, await replay(detector, footage[clip["clip"]], config, settings,
+                                                         pose=pose_from_settings(settings))))
         results[variant.name] = {
             "settings": variant.settings, "rule_params": variant.rule_params,
             "rules": score_rules(per_clip),

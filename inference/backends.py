@@ -7,6 +7,7 @@ from inference.errors import BackendUnavailable
 from inference.mediapipe import prepare_detector_model
 from inference.onnx_detector import OnnxDetector, read_labels
 from inference.portable import PortableBackend
+from inference.pose import pose_from_settings
 from inference.publisher import EventSink
 from inference.rules import check_model_classes
 from inference.settings import InferenceSettings
@@ -25,5 +26,5 @@ def make_backend(settings: InferenceSettings, sink: EventSink) -> Backend:
             prepare_detector_model(settings.models_dir)
         labels = read_labels(settings.labels_file)
         check_model_classes(labels)
-        return DeepStreamBackend(settings=settings, sink=sink, labels=labels)
-    return PortableBackend(OnnxDetector.from_settings(settings), sink, settings)
+        return DeepStreamBackend(settings=settings, sink=sink, labels=labels, pose=pose_from_settings(settings))
+    return PortableBackend(OnnxDetector.from_settings(settings), sink, settings, pose=pose_from_settings(settings))

@@ -49,7 +49,7 @@ from inference.deepstream_config import (
 from inference.deepstream_pixels import RgbaImage, SurfacePictureHealth, paint_masks, rgba_luma
 from inference.errors import BackendUnavailable
 from inference.events import RuleTriggered
-from inference.lying_people import Look, LyingPeople, Place, look_inputs, read_looks
+from inference.lying_people import Look, LyingPeople, Place, PoseScorer, confirm_with_pose, look_inputs, read_looks
 from inference.metrics import DETECTED_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, StaticRegion, TrackedObject
 from inference.portable import (
@@ -252,6 +252,7 @@ class DeepStreamBackend:
     # onnxruntime (CUDA when onnxruntime-gpu sees the GPU), loaded on first use, one look at a time off the streaming
     # thread.
     crop_detector: Detector | None = None
+    pose: PoseScorer | None = None  # the second stage on what the crops found lying (inference.pose), same thread
     crop_executor: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigie-lying-crops"))
 
@@ -437,6 +438,8 @@ class DeepStreamBackend:
             inputs = [image for place in places for image in look_inputs(rgb, place.crop, input_size, stretch)]
             found = read_looks(places, self.crop_detector.detect(inputs), self.crop_detector.labels, size,
                                input_size, stretch)
+            if source.lying is not None:
+                found = confirm_with_pose(found, rgb, size, self.pose, source.lying.options)
             source.looks_done.extend((place, look, size) for place, look in zip(places, found, strict=True))
         except Exception:  # a failed look must not stop later ones; the place is looked at again at its recheck
             log.exception("inference.lying_look_failed", camera_id=str(source.config.camera_id))

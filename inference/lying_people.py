@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,11 @@ class LyingOptions:
     max_recheck_s: float = 16.0
     forget_s: float = 3.0  # a place whose region has been gone this long is forgotten
     grace_looks: int = 1  # empty looks a lying person found at a place is kept through
+    # The second stage (inference.pose), where a pose model is loaded: what the detector found lying is kept only
+    # when the pose model's score on a tight crop (pose_crop_scale times the region's longer side) reaches this.
+    pose_threshold: float = 0.28
+    pose_crop_scale: float = 1.6
+    min_pose_crop_px: int = 24
 
 
 def region_pixels(box: Box, frame_size: tuple[int, int]) -> PixelBox:
@@ -146,6 +152,7 @@ class Look:
     region: Box
     lying: tuple[tuple[Box, float], ...]  # from the turned crops
     upright: tuple[tuple[Box, float], ...]  # from the unturned crop
+    pose_score: float | None = None  # the pose model's, where it looked (a person lying found by the detector)
 
 
 def on_region(region: Box, found: tuple[Box, float], threshold: float, options: LyingOptions) -> bool:
@@ -169,11 +176,32 @@ def decide(look: Look, frame_size: tuple[int, int], options: LyingOptions) -> tu
 
     if upright_there(look, options):
         return None
+    if look.pose_score is not None and look.pose_score < options.pose_threshold:
+        return None
     lying = [found for found in look.lying
              if on_region(look.region, found, options.score_threshold, options) and wide(found[0])]
     if not lying:
         return None
     return max(lying, key=lambda found: found[1])
+
+
+class PoseScorer(Protocol):
+    def lying_score(self, rgb: npt.NDArray[np.uint8], crop: PixelBox) -> float: ...
+
+
+def confirm_with_pose(looks: Sequence[Look], rgb: npt.NDArray[np.uint8], frame_size: tuple[int, int],
+                      pose: PoseScorer | None, options: LyingOptions) -> list[Look]:
+    """Each look with the pose model's score where the detector found someone lying (the others as they are, and
+    all of them without a pose model): the model runs a few times a second at most, only on such looks."""
+    if pose is None:
+        return list(looks)
+    confirmed = []
+    for look in looks:
+        if decide(look, frame_size, options) is not None:
+            crop = crop_box(look.region, frame_size, options.pose_crop_scale, options.min_pose_crop_px)
+            look = replace(look, pose_score=round(pose.lying_score(rgb, crop), 3))
+        confirmed.append(look)
+    return confirmed
 
 
 def look_inputs(rgb: npt.NDArray[np.uint8], crop: PixelBox, input_size: int, max_stretch: float

@@ -25,7 +25,17 @@ from core.logging import get_logger
 from inference.analytics import CameraRules
 from inference.conversions import frame_to_array
 from inference.events import CameraRestored, CameraWentOffline, ObjectDetected, RuleTriggered
-from inference.lying_people import LOOK_TURNS, LyingOptions, LyingPeople, Place, look_inputs, read_looks
+from inference.lying_people import (
+    LOOK_TURNS,
+    Look,
+    LyingOptions,
+    LyingPeople,
+    Place,
+    PoseScorer,
+    confirm_with_pose,
+    look_inputs,
+    read_looks,
+)
 from inference.metrics import BATCH_SECONDS, DETECTED_FRAMES, DROPPED_FRAMES, GATED_OUT_FRAMES
 from inference.model import LEGAL_EVENT_TYPE, CameraConfig, FrameAnalysis, RuleType, StaticRegion, TrackedObject
 from inference.motion import small_grey
@@ -162,7 +172,8 @@ def lying_people(config: CameraConfig, settings: InferenceSettings,
     if not watches_people_on_ground(config):
         return None
     options = LyingOptions(score_threshold=settings.lying_threshold, upright_score_threshold=settings.lying_threshold,
-                           crop_scale=settings.lying_crop_scale, recheck_s=settings.lying_recheck_s)
+                           crop_scale=settings.lying_crop_scale, recheck_s=settings.lying_recheck_s,
+                           pose_threshold=settings.lying_pose_threshold)
     if current is not None:
         current.options = options
         return current
@@ -174,8 +185,10 @@ class PortableBackend:
 
     def __init__(self, detector: Detector, sink: EventSink, settings: InferenceSettings, *,
                  scheduler: FairScheduler | None = None, meter: UsageMeter | None = None,
-                 reader_factory: Callable[..., RtspCameraReader] = RtspCameraReader) -> None:
+                 reader_factory: Callable[..., RtspCameraReader] = RtspCameraReader,
+                 pose: PoseScorer | None = None) -> None:
         self._detector = detector
+        self._pose = pose  # the second stage for people on the ground (inference.pose); None: the detector alone
         self._sink = sink
         self._settings = settings
         self._tz = ZoneInfo(settings.timezone)
@@ -351,20 +364,21 @@ class PortableBackend:
         looks = self._take_looks(self._settings.max_batch - len(frames))
         size, stretch = self._settings.input_size, self._settings.max_stretch
 
-        def inputs() -> list[npt.NDArray[np.uint8]]:
+        def run() -> tuple[list[list[RawDetection]], list[list[Look]]]:
             images = [f.detector_input for f in frames]
+            pictures = []
             for _, pending in looks:
-                rgb = frame_to_array(pending.frame.picture)
+                pictures.append(frame_to_array(pending.frame.picture))
                 for place in pending.places:
-                    images += look_inputs(rgb, place.crop, size, stretch)
-            return images
+                    images += look_inputs(pictures[-1], place.crop, size, stretch)
+            found = self._detector.detect(images)
+            return found[:len(frames)], self._read_looks(looks, pictures, found[len(frames):])
 
         started = time.perf_counter()
-        # Resizing for the model happens in the worker thread too, off the event loop.
-        results = await asyncio.to_thread(lambda: self._detector.detect(inputs()))
+        # Resizing for the model, and the pose model's looks, happen in the worker thread too, off the event loop.
+        results, seen = await asyncio.to_thread(run)
         elapsed = time.perf_counter() - started
-        self._read_looks(looks, results[len(frames):])
-        results = results[:len(frames)]
+        self._record_looks(looks, seen)
         self.batches += 1
         self.detector_seconds += elapsed
         # Each look at a place is charged to its camera's tenant like a frame (it is three of the batch's images).
@@ -415,16 +429,26 @@ class PortableBackend:
             images += cost
         return taken
 
-    def _read_looks(self, looks: list[tuple[CameraRuntime, _Looks]], results: list[list[RawDetection]]) -> None:
-        """Hand each place what the detector found in its crops (Person boxes only)."""
+    def _read_looks(self, looks: list[tuple[CameraRuntime, _Looks]], pictures: list[npt.NDArray[np.uint8]],
+                    results: list[list[RawDetection]]) -> list[list[Look]]:
+        """What the detector found in each camera's crops (Person boxes only), confirmed by the pose model where it
+        found someone lying (in the detector's thread: the pose model runs there too)."""
         size, stretch = self._settings.input_size, self._settings.max_stretch
-        self.crop_images += len(results)
-        at = 0
-        for runtime, pending in looks:
+        seen, at = [], 0
+        for (runtime, pending), rgb in zip(looks, pictures, strict=True):
             count = len(pending.places) * len(LOOK_TURNS)
             found = read_looks(pending.places, results[at:at + count], self._detector.labels,
                                pending.frame.frame_size, size, stretch)
             at += count
+            lying = runtime.lying
+            seen.append(found if lying is None else
+                        confirm_with_pose(found, rgb, pending.frame.frame_size, self._pose, lying.options))
+        return seen
+
+    def _record_looks(self, looks: list[tuple[CameraRuntime, _Looks]], seen: list[list[Look]]) -> None:
+        """Hand each place what its look showed."""
+        for (runtime, pending), found in zip(looks, seen, strict=True):
+            self.crop_images += len(pending.places) * len(LOOK_TURNS)
             if runtime.lying is not None:
                 for place, look in zip(pending.places, found, strict=True):
                     runtime.lying.found(place, look, pending.frame.frame_size)

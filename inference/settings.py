@@ -88,6 +88,10 @@ class InferenceSettings(BaseSettings):
     lying_score_threshold: float | None = Field(None, gt=0, lt=1)
     lying_crop_scale: float = Field(2.5, ge=1, le=10)
     lying_recheck_s: float = Field(1.0, gt=0)
+    # The second stage on what the turned crops found lying (inference.pose): MoveNet's mean keypoint score a
+    # lying person must reach; 0 turns it off (the detector's turned crops alone decide).
+    lying_pose_threshold: float = Field(0.28, ge=0, lt=1)
+    pose_model_path: Path = PROJECT_ROOT / "inference" / "assets" / "movenet_lightning.onnx"
     # Without motion or moving tracks, still refresh stationary tracks this often (abandoned object, person down).
     keepalive_s: float = 5.0
     open_timeout_s: float = 10.0

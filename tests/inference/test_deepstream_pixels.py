@@ -29,6 +29,7 @@ from inference.worker import WatchesPictures
 from tests.inference.test_lying_people import (
     LYING,
     STANDING,
+    FixedPose,
     UprightDarkShapes,
     backend_alerts,
     ground_rule,
@@ -301,11 +302,13 @@ class InThisThread(Executor):
 
 
 def ds_ground_alerts(frames: list[tuple[float, npt.NDArray[np.uint8]]], tmp_path: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], DeepStreamBackend, uuid.UUID]:
+                     monkeypatch: pytest.MonkeyPatch, pose: FixedPose | None = None
+                     ) -> tuple[list[float], DeepStreamBackend, uuid.UUID]:
     ds, _ = backend(tmp_path, monkeypatch)
     alerts = Alerts()
     ds.sink = alerts
     ds.crop_detector = UprightDarkShapes()
+    ds.pose = pose
     ds.crop_executor = InThisThread()
     watched = camera(rules=(ground_rule(),))
     ds.apply([watched])
@@ -339,3 +342,17 @@ def test_someone_lying_is_found_in_the_gpu_frames_as_in_the_portable_backend(
     ds.apply([camera(camera_id=camera_id)])
     assert ds.sources[camera_id].lying is None
     assert ds.sources[camera_id].lying_people == ()
+
+
+def test_the_pose_model_vetoes_a_lying_person_on_the_gpu_frames_as_in_the_portable_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = with_patch(LYING, appears=2.0)
+    agrees, disagrees = FixedPose(0.9), FixedPose(0.1)
+    times, _, _ = ds_ground_alerts(frames, tmp_path, monkeypatch, pose=agrees)
+    assert len(times) == 1
+    assert agrees.crops
+    times, _, _ = ds_ground_alerts(frames, tmp_path, monkeypatch, pose=disagrees)
+    assert times == []
+    assert disagrees.crops
+    portable_times, _, _ = backend_alerts(frames, pose=FixedPose(0.1))
+    assert portable_times == []

@@ -18,6 +18,7 @@ from inference.lying_people import (
     LyingPeople,
     Place,
     candidate,
+    confirm_with_pose,
     crop_box,
     decide,
     detector_box_to_frame,
@@ -128,6 +129,37 @@ def test_a_wide_person_on_the_region_in_a_turned_crop_is_a_person_lying() -> Non
     # The best of several.
     better = ((0.5, 0.5, 0.6, 0.55), 0.7)
     assert decide(Look(region=WIDE, lying=(lying, better), upright=()), FRAME, options) == better
+
+
+class FixedPose:
+    """A pose model that gives every crop the same score and keeps the crops it was asked about."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+        self.crops: list[tuple[int, int, int, int]] = []
+
+    def lying_score(self, rgb: npt.NDArray[np.uint8], crop: tuple[int, int, int, int]) -> float:
+        assert rgb.shape[2:] == (3,)
+        self.crops.append(crop)
+        return self.score
+
+
+def test_the_pose_model_confirms_only_what_the_detector_found_lying_and_can_veto_it() -> None:
+    options = LyingOptions()
+    lying = ((0.49, 0.49, 0.61, 0.56), 0.55)
+    found = Look(region=WIDE, lying=(lying,), upright=())
+    nobody = Look(region=WIDE, lying=(), upright=())
+    rgb = np.zeros((FRAME[1], FRAME[0], 3), dtype=np.uint8)
+    sure, unsure = FixedPose(0.4), FixedPose(0.2)
+    kept = confirm_with_pose([found, nobody], rgb, FRAME, sure, options)
+    assert [k.pose_score for k in kept] == [0.4, None]  # the empty look costs no pose run
+    assert sure.crops == [crop_box(WIDE, FRAME, options.pose_crop_scale, options.min_pose_crop_px)]
+    assert decide(kept[0], FRAME, options) == lying
+    vetoed = confirm_with_pose([found], rgb, FRAME, unsure, options)
+    assert vetoed[0].pose_score == 0.2
+    assert decide(vetoed[0], FRAME, options) is None
+    # Without a pose model the detector alone decides.
+    assert confirm_with_pose([found], rgb, FRAME, None, options) == [found]
 
 
 def test_a_look_reads_the_unturned_crop_as_upright_and_the_turned_ones_as_lying() -> None:
@@ -245,8 +277,8 @@ def with_patch(shape: tuple[slice, slice], appears: float, seconds: float = 14.0
     return frames
 
 
-def backend_alerts(frames: list[tuple[float, npt.NDArray[np.uint8]]], with_rule: bool = True
-                   ) -> tuple[list[float], PortableBackend, UprightDarkShapes]:
+def backend_alerts(frames: list[tuple[float, npt.NDArray[np.uint8]]], with_rule: bool = True,
+                   pose: FixedPose | None = None) -> tuple[list[float], PortableBackend, UprightDarkShapes]:
     readers: dict[uuid.UUID, Reader] = {}
 
     def factory(camera_id: uuid.UUID, *args: object) -> Reader:
@@ -256,7 +288,7 @@ def backend_alerts(frames: list[tuple[float, npt.NDArray[np.uint8]]], with_rule:
     sink = Alerts()
     detector = UprightDarkShapes()
     backend = PortableBackend(detector, sink, InferenceSettings(keepalive_s=3600.0),
-                              reader_factory=factory)  # type: ignore[arg-type]
+                              reader_factory=factory, pose=pose)  # type: ignore[arg-type]
     rules = (ground_rule(),) if with_rule else ()
     backend.apply([CameraConfig(camera_id=CAMERA, tenant_id=TENANT, name="c", stream_url="rtsp://x/sub",
                                 rules=rules)])
@@ -292,6 +324,24 @@ def test_the_portable_backend_finds_someone_lying_in_turned_crops_and_holds_them
     assert detector.images == backend.crop_images + runtime.counters.detected
 
 
+def test_the_portable_backend_asks_the_pose_model_and_alerts_only_when_it_agrees() -> None:
+    agrees, disagrees = FixedPose(0.9), FixedPose(0.1)
+    times, backend, _ = backend_alerts(with_patch(LYING, appears=2.0), pose=agrees)
+    assert len(times) == 1
+    assert 6.0 <= times[0] <= 8.0
+    # Asked once per look the detector called lying, on a square around the patch (columns 180-222, rows 150-165).
+    assert 0 < len(agrees.crops) <= backend.crop_images // len(LOOK_TURNS)
+    for left, top, right, bottom in agrees.crops:
+        assert 0 <= left <= 180
+        assert 0 <= top <= 150
+        assert 222 <= right <= 384
+        assert 165 <= bottom <= 288
+    times, backend, _ = backend_alerts(with_patch(LYING, appears=2.0), pose=disagrees)
+    assert times == []
+    assert disagrees.crops  # it was asked, and said no
+    assert backend.crop_images > 0
+
+
 def test_someone_standing_still_is_not_looked_at_and_cameras_without_the_rule_pay_nothing() -> None:
     times, backend, _ = backend_alerts(with_patch(STANDING, appears=2.0))
     assert times == []
@@ -306,7 +356,8 @@ def test_someone_standing_still_is_not_looked_at_and_cameras_without_the_rule_pa
 def test_lying_settings_are_validated() -> None:
     from pydantic import ValidationError
 
-    for wrong in ({"lying_score_threshold": 0.0}, {"lying_crop_scale": 0.5}, {"lying_recheck_s": 0.0}):
+    for wrong in ({"lying_score_threshold": 0.0}, {"lying_crop_scale": 0.5}, {"lying_recheck_s": 0.0},
+                  {"lying_pose_threshold": -0.1}, {"lying_pose_threshold": 1.0}):
         with pytest.raises(ValidationError):
             InferenceSettings(**wrong)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="lying_score_threshold must be at least score_threshold"):
