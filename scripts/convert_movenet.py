@@ -95,20 +95,7 @@ def convert(out_dir: Path, tarball: Path | None) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not shared.in_converter_venv():
-        shared.reexec_in_venv(__file__)
-    tarball = None
-    if "--tarball" in argv:
-        at = argv.index("--tarball")
-        tarball = Path(argv[at + 1])
-        argv = argv[:at] + argv[at + 2:]
-    out_dir = Path(argv[0]) if argv else shared.ROOT / "inference" / "assets"
-    onnx_path = convert(out_dir, tarball)
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    sys.stdout.write(f"{onnx_path}\nsha256 {digest}\n")
-    if digest != ONNX_SHA256:
-        sys.stderr.write(f"note: the recorded ONNX SHA-256 is {ONNX_SHA256}\n")
-    return 0
+    return shared.run_converter(argv, __file__, convert, shared.ROOT / "inference" / "assets", ONNX_SHA256)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -273,21 +274,27 @@ def reexec_in_venv(script: str = __file__) -> None:
     os.execve(python, [str(python), script, *sys.argv[1:]], env)  # noqa: S606
 
 
-def main(argv: list[str]) -> int:
+def run_converter(argv: list[str], script: str, convert: Callable[[Path, Path | None], Path], default_out: Path,
+                  recorded_sha256: str) -> int:
+    """A converter's command line, in the converter venv: `[OUT_DIR] [--tarball TGZ]`; prints the ONNX's digest
+    and notes when it is not the recorded one."""
     if not in_converter_venv():
-        reexec_in_venv()
+        reexec_in_venv(script)
     tarball = None
     if "--tarball" in argv:
         at = argv.index("--tarball")
         tarball = Path(argv[at + 1])
         argv = argv[:at] + argv[at + 2:]
-    out_dir = Path(argv[0]) if argv else ROOT / "var" / "models"
-    onnx_path = convert(out_dir, tarball)
+    onnx_path = convert(Path(argv[0]) if argv else default_out, tarball)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     sys.stdout.write(f"{onnx_path}\nsha256 {digest}\n")
-    if digest != ONNX_SHA256:
-        sys.stderr.write(f"note: the recorded ONNX SHA-256 is {ONNX_SHA256}\n")
+    if digest != recorded_sha256:
+        sys.stderr.write(f"note: the recorded ONNX SHA-256 is {recorded_sha256}\n")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_converter(argv, __file__, convert, ROOT / "var" / "models", ONNX_SHA256)
 
 
 if __name__ == "__main__":
