@@ -72,6 +72,13 @@ class NatsCluster:
             node.stop()
 
 
+class CommandFailed(subprocess.CalledProcessError):
+    """A failed command that says what it printed (pytest shows the message, not the captured streams)."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr or ''}{self.stdout or ''}".rstrip()
+
+
 @dataclass
 class PostgresNode:
     """One PostgreSQL 15 server (Debian's binaries) in a folder owned by the postgres user."""
@@ -80,8 +87,11 @@ class PostgresNode:
     port: int
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True,
-                              text=True, timeout=timeout)
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise CommandFailed(done.returncode, done.args, done.stdout, done.stderr)
+        return done
 
     @property
     def log_path(self) -> Path:

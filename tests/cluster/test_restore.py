@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -84,7 +85,11 @@ class Drill:
         self.node.data_dir.chmod(0o700)
 
     def restore_to(self, target: datetime) -> None:
-        self.backrest("restore", "--type=time", f"--target={target.isoformat(sep=' ')}", "--target-action=promote")
+        # The backup set named rather than chosen by pgBackRest (the newest whose end, in whole seconds, is strictly
+        # before the target): one CI run failed in that choice (exit 75, "backup set invalid"; its message was lost).
+        newest = json.loads(self.backrest("info", "--output=json"))[0]["backup"][-1]["label"]
+        self.backrest("restore", f"--set={newest}", "--type=time", f"--target={target.isoformat(sep=' ')}",
+                      "--target-action=promote")
         self.node.start()
 
 
