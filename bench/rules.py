@@ -37,8 +37,9 @@ from bench.detector import (
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
+from inference.events import Box
 from inference.lying_people import PoseScorer
-from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone
+from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone, covered
 from inference.onnx_detector import OnnxDetector
 from inference.portable import PortableBackend
 from inference.pose import pose_from_settings
@@ -306,21 +307,56 @@ def average_precision(scored: list[tuple[float, bool]], positives: int) -> float
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
+def score_detections(found: list[tuple[float, Box]], truth: list[Box], ignore: list[Box]) -> list[tuple[float, bool]]:
+    """Each detection of one frame (score, normalised box; best first) as a true or false positive at IoU 0.5,
+    each annotated box taken once; a detection that matches no box and lies at least half inside an ignore region
+    (someone too small, hidden or cut off to demand) is neither and is left out."""
+    scored: list[tuple[float, bool]] = []
+    truth_array = np.asarray(truth, dtype=np.float32).reshape(-1, 4)
+    taken: set[int] = set()
+    for score, box in found:
+        overlaps = iou_matrix(np.asarray([box], dtype=np.float32), truth_array)[0] if len(truth) else np.zeros(0)
+        best = int(np.argmax(overlaps)) if overlaps.size else -1  # PASCAL: the best box, even when taken
+        if best >= 0 and overlaps[best] >= 0.5 and best not in taken:
+            taken.add(best)
+            scored.append((score, True))
+        elif not any(covered(box, region) >= 0.5 for region in ignore):
+            scored.append((score, False))
+    return scored
+
+
+def ap_summary(scored: list[tuple[float, bool]], positives: int, threshold: float) -> dict[str, Any]:
+    """AP@0.5, and precision and recall at the live score threshold."""
+    hits = sum(1 for score, ok in scored if ok and score >= threshold)
+    kept = sum(1 for score, _ in scored if score >= threshold)
+    return {"person_ap50": round(average_precision(scored, positives), 3), "person_boxes": positives,
+            f"precision_at_{threshold}": round(hits / max(kept, 1), 3),
+            f"recall_at_{threshold}": round(hits / max(positives, 1), 3)}
+
+
+def normalised(boxes: list[list[int]], width: int, height: int) -> list[Box]:
+    """Pixel boxes → fractions of the picture."""
+    return [(x1 / width, y1 / height, x2 / width, y2 / height) for x1, y1, x2, y2 in boxes]
+
+
 def detector_ap(settings: InferenceSettings, clips: list[dict[str, Any]], *, max_stretch: float) -> dict[str, Any]:
-    """Person AP@0.5 of the detector alone on the annotated frames, at sub-stream size."""
+    """Person AP@0.5 of the detector alone on the annotated frames, at sub-stream size: all clips, and per clip."""
     detector = OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=0.05, iou_threshold=0.45,
                             tracked_labels=("Person",), kind=settings.model_kind)
     size = detector.input_size
     person = detector.labels.index("Person")
-    scored: list[tuple[float, bool]] = []
+    threshold = InferenceSettings().score_threshold
+    every: list[tuple[float, bool]] = []
     positives = 0
-    at_default: list[int] = [0, 0]  # true and false positives at the default score threshold
-    default_threshold = InferenceSettings().score_threshold
+    per_clip: dict[str, Any] = {}
     for clip in clips:
         wanted = {round(float(t) * clip["fps"]): boxes for t, boxes in clip["person_boxes"].items()}
+        ignored = {round(float(t) * clip["fps"]): boxes for t, boxes in clip.get("person_ignore", {}).items()}
         if not wanted:
             continue
         width, height = clip["size"]
+        scored: list[tuple[float, bool]] = []
+        boxes = 0
         with av.open(str(footage_path(clip))) as container:
             for index, frame in enumerate(container.decode(video=0)):
                 if index not in wanted:
@@ -331,24 +367,15 @@ def detector_ap(settings: InferenceSettings, clips: list[dict[str, Any]], *, max
                 rgb = small.to_ndarray(width=content[0], height=content[1], format="rgb24")
                 padded = np.zeros((size, size, 3), dtype=np.uint8)
                 padded[:content[1], :content[0]] = rgb
-                found = [d for d in detector.detect([padded])[0] if d.class_id == person]
-                truth = np.asarray([[x1 / width, y1 / height, x2 / width, y2 / height]
-                                    for x1, y1, x2, y2 in wanted[index]], dtype=np.float32)
-                positives += len(truth)
-                taken: set[int] = set()
-                for det in found:  # detections come best first
-                    box = np.asarray([unletterbox(det.box, content, size)], dtype=np.float32)
-                    overlaps = iou_matrix(box, truth)[0] if len(truth) else np.zeros(0)
-                    best = int(np.argmax(overlaps)) if overlaps.size else -1
-                    ok = best >= 0 and overlaps[best] >= 0.5 and best not in taken
-                    if ok:
-                        taken.add(best)
-                    scored.append((det.score, ok))
-                    if det.score >= default_threshold:
-                        at_default[0 if ok else 1] += 1
-    return {"person_ap50": round(average_precision(scored, positives), 3), "person_boxes": positives,
-            f"precision_at_{default_threshold}": round(at_default[0] / max(sum(at_default), 1), 3),
-            f"recall_at_{default_threshold}": round(at_default[0] / max(positives, 1), 3)}
+                found = [(d.score, unletterbox(d.box, content, size))
+                         for d in detector.detect([padded])[0] if d.class_id == person]
+                scored += score_detections(found, normalised(wanted[index], width, height),
+                                           normalised(ignored.get(index, []), width, height))
+                boxes += len(wanted[index])
+        per_clip[clip["clip"]] = ap_summary(scored, boxes, threshold)
+        every += scored
+        positives += boxes
+    return {**ap_summary(every, positives, threshold), "per_clip": per_clip}
 
 
 async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: InferenceSettings,
