@@ -25,6 +25,9 @@ from inference.motion import FIXED_SHIFT, GreyImage
 BLOCK = 4  # pixels of the small grey image per block side
 BLOCK_MIN_PIXELS = 4  # static pixels (of 16) for a block to count
 NOT_SEEN = math.inf
+GAIN_TOLERANCE = 0.03  # a change of light smaller than this is left to the slow background's learning
+DARK_LEVEL = 24  # grey levels under which a background pixel says nothing about the light's gain
+LIT_SHARE = 0.25  # of the picture lit enough to measure a gain
 
 
 class StaticObjectModel:
@@ -58,6 +61,13 @@ class StaticObjectModel:
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since = np.full(frame.shape, NOT_SEEN)
             return ()
+        gain = light_gain(frame, self._slow)
+        if abs(gain - 1.0) > GAIN_TOLERANCE:
+            # The scene's light changed (a cloud over the sun, lamps switched, the camera's exposure): it multiplies
+            # every grey level, so bright surfaces change by more than the threshold while dark ones do not, and they
+            # would stay foreground as object-sized regions. The backgrounds take the new light at once instead.
+            self._slow = _scaled(self._slow, gain)
+            self._fast = _scaled(self._fast, gain)
         to_slow = frame - self._slow
         to_fast = frame - self._fast
         foreground = np.abs(to_slow) > self._threshold
@@ -115,6 +125,21 @@ class StaticObjectModel:
             regions.append(StaticRegion(box=(x1 / width, y1 / height, x2 / width, y2 / height),
                                         still_s=round(still_s, 3)))
         return tuple(regions)
+
+
+def light_gain(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]) -> float:
+    """How much brighter the picture is than the background, as the median ratio of their grey levels on every
+    other pixel that is not dark in the background (a ratio means nothing near black); 1 when too few are lit. The
+    median ignores what moved or arrived, up to half the picture."""
+    picture, reference = frame[::2, ::2], background[::2, ::2]
+    lit = reference > (DARK_LEVEL << FIXED_SHIFT)
+    if np.count_nonzero(lit) < LIT_SHARE * lit.size:
+        return 1.0
+    return float(np.median(picture[lit].astype(np.float32) / reference[lit]))
+
+
+def _scaled(background: npt.NDArray[np.int16], gain: float) -> npt.NDArray[np.int16]:
+    return np.asarray(np.clip(np.rint(background * np.float32(gain)), 0, 255 << FIXED_SHIFT), dtype=np.int16)
 
 
 def _ghost(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], box: tuple[int, int, int, int]) -> bool:

@@ -16,11 +16,11 @@ import pytest
 from core.events import Event
 from inference.analytics import CameraRules
 from inference.model import CameraConfig, FrameAnalysis, Rule, RuleParams, RuleType, StaticRegion, TrackedObject
-from inference.motion import MotionGate, frame_stats, small_grey
+from inference.motion import FIXED_SHIFT, MotionGate, frame_stats, small_grey
 from inference.portable import PortableBackend
 from inference.rtsp import DecodedFrame, FrameSlot, ReaderCounters, StreamState
 from inference.settings import InferenceSettings
-from inference.static_objects import StaticObjectModel
+from inference.static_objects import StaticObjectModel, light_gain
 
 TENANT = uuid.uuid4()
 CAMERA = uuid.uuid4()
@@ -133,6 +133,45 @@ def test_slow_global_light_drift_is_not_an_object() -> None:
 def test_a_light_switched_on_is_not_an_object() -> None:
     frames = ((t, grey(image + (60.0 if t >= 10 else 0.0))) for t, image in plates(60.0))
     assert replay(frames) == []
+
+
+def lit_windows(seconds: float, gain_at: float, gain: float) -> Iterator[tuple[float, npt.NDArray[np.float64]]]:
+    """A dark place with bright object-sized surfaces (windows, a white van: 1 % of the picture each), whose light is
+    multiplied by `gain` from `gain_at`: the bright surfaces change by 50 levels, the rest by 17."""
+    for t, image in plates(seconds):
+        image -= 50.0  # 70 with noise
+        for top in (10, 40, 70):
+            for left in (10, 50, 90):
+                image[top:top + 10, left:left + 12] += 130.0  # 200
+        yield t, image * (gain if t >= gain_at else 1.0)
+
+
+def test_a_change_of_light_is_not_an_object_on_bright_surfaces() -> None:
+    # Against an unscaled background the nine bright surfaces stay foreground, each of a bag's size (checked: the
+    # rule fired stationary_s after the change without the gain), while less than half the picture changes, so the
+    # scene-change reset does not apply.
+    assert replay((t, grey(image)) for t, image in lit_windows(60.0, 10.0, 1.25)) == []
+    assert replay((t, grey(image)) for t, image in lit_windows(60.0, 10.0, 0.75)) == []
+
+
+def test_a_bag_left_after_the_light_changed_is_still_reported() -> None:
+    def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        for t, image in lit_windows(60.0, 10.0, 1.25):
+            if t >= 15.0:
+                image[BLOCK] = 10.0 + image[BLOCK] - 70.0 * 1.25
+            yield t, grey(image)
+
+    hits = replay(frames())
+    assert len(hits) == 1
+    assert 35.0 <= hits[0][0] <= 36.0
+
+
+def test_the_light_gain_is_the_median_ratio_of_lit_pixels() -> None:
+    background = (np.full((96, 128), 100, dtype=np.int16) << FIXED_SHIFT)
+    picture = background * 6 // 5
+    picture[:40] = 255 << FIXED_SHIFT  # something bright over less than half the picture
+    assert light_gain(picture.astype(np.int16), background) == pytest.approx(1.2)
+    assert light_gain(picture.astype(np.int16), np.zeros_like(background)) == 1.0  # nothing lit: no gain measured
 
 
 def test_an_object_still_there_long_after_is_taken_into_the_background() -> None:
