@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,7 +162,7 @@ class ReplayReader:
     colour tags, scales to pixels up to 7 levels apart from its original's (a property PyAV does not show).
     """
 
-    def __init__(self, camera_id: uuid.UUID, frames: list[av.VideoFrame], *, lockstep: bool,
+    def __init__(self, camera_id: uuid.UUID, frames: Sequence[av.VideoFrame], *, lockstep: bool,
                  max_stretch: float = 1.5, input_size: int = INPUT_SIZE, fresh: bool = True,
                  clock: InBackendClock | None = None) -> None:
         self.camera_id = camera_id

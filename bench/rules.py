@@ -4,8 +4,9 @@
 # production (sub-stream size, 5 fps, motion gating) with the clip's zones and rules; each alert is matched to an
 # annotated event of its rule (one alert per person, from 1 s before to 1.5 s after). Per rule: precision, recall
 # and false alerts per camera-hour over the clips that annotate the rule; the detector's person AP@0.5 on the
-# annotated frames; false alerts per camera-hour of every rule on quiet footage. Each lever is measured alone, in
-# the same run, against the same baseline (the pipeline before the levers). A few minutes on 2 cores.
+# annotated frames; false alerts per camera-hour of every rule on quiet footage (bench/quiet.py: still, light
+# changes, infrared night, a shaking mast). Each lever is measured alone, in the same run, against the same baseline
+# (the pipeline before the levers). A few minutes on 2 cores.
 
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from bench.detector import (
     commit,
     load_detector,
     model_argument,
-    quiet_footage,
     results_name,
 )
+from bench.quiet import DESCRIPTIONS, QUIET_KINDS, QuietFootage, plate_of
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
@@ -225,7 +226,7 @@ class RecordingSink(CountingSink):
         super().submit(event, camera_id, picture)
 
 
-async def replay(detector: OnnxDetector, frames: list[av.VideoFrame], config: CameraConfig,
+async def replay(detector: OnnxDetector, frames: Sequence[av.VideoFrame], config: CameraConfig,
                  settings: InferenceSettings, *, pose: PoseScorer | None = None,
                  watch: Callable[[PortableBackend], None] | None = None) -> RecordingSink:
     """Every frame through the portable backend in lockstep, as a camera at DETECT_FPS would deliver them (`pose`:
@@ -378,12 +379,8 @@ def detector_ap(settings: InferenceSettings, clips: list[dict[str, Any]], *, max
     return {**ap_summary(every, positives, threshold), "per_clip": per_clip}
 
 
-async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: InferenceSettings,
-                params: dict[str, Any]) -> dict[str, Any]:
-    """False alerts per camera-hour of every rule on QUIET_MINUTES of an empty scene (vtest's median background
-    with sensor noise and a slow light drift), gating as in production."""
-    length = int(QUIET_MINUTES * 60 * DETECT_FPS)
-    footage = quiet_footage(vtest, length, [])
+def quiet_config(settings: InferenceSettings, params: dict[str, Any]) -> CameraConfig:
+    """One camera watching its whole picture with every rule that quiet footage can raise falsely."""
     tenant, camera = uuid.uuid4(), uuid.uuid4()
     zone = Zone(id=uuid.uuid4(), tenant_id=tenant, camera_id=camera, name="all", kind="zone",
                 points=((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))
@@ -400,20 +397,40 @@ async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: In
             extra["classes"] = LEFT_OBJECT_CLASSES[settings.model_kind]
         rules.append(Rule(id=uuid.uuid4(), tenant_id=tenant, camera_id=camera, rule_type=kind, zone_id=zone_id,
                           params=RuleParams(**{**params, **extra})))
-    config = CameraConfig(camera_id=camera, tenant_id=tenant, name="quiet", stream_url="rtsp://replay/sub",
-                          zones=(zone, line), rules=tuple(rules))
-    sink = await replay(detector, footage, config, settings, pose=pose_from_settings(settings))
-    hours = length / DETECT_FPS / 3600
-    kind_of = {r.id: r.rule_type.value for r in rules}
-    counts = {kind.value: 0 for kind in kinds}
-    for _, rule_id, n in sink.alerts:
-        counts[kind_of[rule_id]] += n
+    return CameraConfig(camera_id=camera, tenant_id=tenant, name="quiet", stream_url="rtsp://replay/sub",
+                        zones=(zone, line), rules=tuple(rules))
+
+
+async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: InferenceSettings,
+                params: dict[str, Any], minutes: float = QUIET_MINUTES) -> dict[str, Any]:
+    """False alerts per camera-hour of every rule on `minutes` of each kind of quiet footage (vtest's place without
+    its passers-by: still, light changes, infrared night with headlights and insects, a shaking mast), gating as in
+    production; each kind on a new camera."""
+    plate = plate_of(vtest)
+    length = int(minutes * 60 * DETECT_FPS)
+    by_footage: dict[str, Any] = {}
+    totals: dict[str, int] = {}
+    for seed, footage_kind in enumerate(QUIET_KINDS, start=1):
+        config = quiet_config(settings, params)
+        footage = QuietFootage(plate, footage_kind, length, DETECT_FPS, seed)
+        sink = await replay(detector, footage, config, settings, pose=pose_from_settings(settings))
+        kind_of = {r.id: r.rule_type.value for r in config.rules}
+        counts = {r.rule_type.value: 0 for r in config.rules}
+        for _, rule_id, n in sink.alerts:
+            counts[kind_of[rule_id]] += n
+        by_footage[footage_kind] = {"what": DESCRIPTIONS[footage_kind],
+                                    "footage_hours": round(length / DETECT_FPS / 3600, 3), "false_alerts": counts,
+                                    "alerts": [[round(t, 1), kind_of[r]] for t, r, _ in sink.alerts]}
+        for rule, n in counts.items():
+            totals[rule] = totals.get(rule, 0) + n
+    hours = len(QUIET_KINDS) * length / DETECT_FPS / 3600
     return {"footage_hours": round(hours, 3),
-            "false_alerts_per_camera_hour": {k: round(v / hours, 2) for k, v in counts.items()},
-            "false_alerts": counts}
+            "false_alerts_per_camera_hour": {k: round(v / hours, 2) for k, v in totals.items()},
+            "false_alerts": totals, "by_footage": by_footage}
 
 
-async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: bool = False) -> None:
+async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: bool = False,
+               quiet_minutes: float = QUIET_MINUTES) -> None:
     """Every clip and variant into bench/results/rules.json (rules-<model>.json for another model); with `only`
     (clip names), those clips with the baseline and the default settings, printed and not written; with
     `default_only`, the default settings alone (and quiet footage), into rules-default.json (rules-<model>-default.json
@@ -448,7 +465,8 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
                       f"crop images {sink.crop_images} ({sink.crop_images / clip['duration_s']:.2f}/s)")
             continue
         if variant in (VARIANTS[0], VARIANTS[-1]):  # quiet footage is long: the baseline and the chosen set only
-            results[variant.name]["quiet"] = await quiet(detector, footage["vtest"], settings, variant.rule_params)
+            results[variant.name]["quiet"] = await quiet(detector, footage["vtest"], settings, variant.rule_params,
+                                                         quiet_minutes)
         print(json.dumps({variant.name: results[variant.name]["rules"]}))
     if only:
         return
@@ -487,5 +505,10 @@ if __name__ == "__main__":
     model_argument(arguments)
     arguments.add_argument("--default-only", action="store_true",
                            help="the default settings alone, not every lever (a model comparison)")
+    arguments.add_argument("--quiet-minutes", type=float, default=QUIET_MINUTES,
+                           help=f"minutes of each kind of quiet footage ({', '.join(QUIET_KINDS)}; default "
+                                f"{QUIET_MINUTES:g})")
     parsed = arguments.parse_args()
-    asyncio.run(main(parsed.clips, parsed.model, parsed.default_only))
+    if parsed.quiet_minutes <= 0:
+        arguments.error("--quiet-minutes must be positive")
+    asyncio.run(main(parsed.clips, parsed.model, parsed.default_only, parsed.quiet_minutes))

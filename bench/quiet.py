@@ -1,0 +1,143 @@
+"""Quiet footage for false alerts per camera-hour: an empty place as cameras show it when nothing happens."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, overload
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+QuietKind = Literal["still", "light", "night", "shake"]
+QUIET_KINDS: tuple[QuietKind, ...] = ("still", "light", "night", "shake")
+DESCRIPTIONS: dict[QuietKind, str] = {
+    "still": "sensor noise (sigma 3) and a slow light drift of 4 levels",
+    "light": "brightness steps to 0.7-1.3 of the plate every 45 s (a cloud, lights switched) and a cloud's shadow "
+             "(down to 0.65) crossing the picture every 120 s, sensor noise",
+    "night": "infrared night picture (grey, a third of the day's light, sensor noise sigma 8), a car's headlight beam "
+             "sweeping the ground every 40 s, insects (bright blobs of 3-8 px on a 384-px picture, wobbling at "
+             "60-150 px/s) near the lens every 8 s on average",
+    "shake": "the mast shaking by up to 4 px for 6 s every 30 s, sensor noise",
+}
+NOISE_FIELDS = 16
+
+
+@dataclass(frozen=True)
+class Insect:
+    start: float
+    end: float
+    x: float
+    y: float
+    vx: float
+    vy: float
+    radius: float
+    phase: float
+
+
+def _blob(height: int, width: int, cx: float, cy: float, sx: float, sy: float) -> npt.NDArray[np.float32]:
+    """A soft elliptical spot (1 at its centre) as a field of the picture's size."""
+    ys = ((np.arange(height, dtype=np.float32) - cy) / sy) ** 2
+    xs = ((np.arange(width, dtype=np.float32) - cx) / sx) ** 2
+    return np.exp(-0.5 * (ys[:, None] + xs[None, :])).astype(np.float32)
+
+
+class QuietFootage(Sequence[av.VideoFrame]):
+    """`length` frames at `fps` of `plate` (an empty place, RGB) disturbed as `kind` says, made on demand from a seed
+    (the same index gives the same frame) so that hours of footage need no memory; frames are yuv420p, as decoded."""
+
+    def __init__(self, plate: npt.NDArray[np.float32], kind: QuietKind, length: int, fps: float, seed: int) -> None:
+        self.plate = plate.astype(np.float32)
+        self.kind = kind
+        self.length = length
+        self.fps = fps
+        self.seed = seed
+        height, width = plate.shape[:2]
+        rng = np.random.default_rng(seed)
+        self._noise = rng.normal(0.0, 1.0, (NOISE_FIELDS, height, width, 3)).astype(np.float32)
+        duration = length / fps
+        self._gains = [(t, float(rng.uniform(0.7, 1.3))) for t in np.arange(20.0, duration, 45.0)]
+        self._insects: list[Insect] = []
+        scale = width / 384  # sizes and speeds below are pixels of a 384-px-wide sub stream
+        t = float(rng.exponential(8.0))
+        while t < duration:
+            speed, angle = scale * rng.uniform(60.0, 150.0), rng.uniform(0.0, 2 * math.pi)
+            self._insects.append(Insect(start=t, end=t + float(rng.uniform(2.0, 6.0)), x=float(rng.uniform(0, width)),
+                                        y=float(rng.uniform(0, height)), vx=speed * math.cos(angle),
+                                        vy=speed * math.sin(angle), radius=scale * float(rng.uniform(3.0, 8.0)),
+                                        phase=float(rng.uniform(0.0, 2 * math.pi))))
+            t += float(rng.exponential(8.0))
+        self._luma = plate @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+        self._padded = np.pad(self.plate, ((4, 4), (4, 4), (0, 0)), mode="edge")
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, index: int) -> av.VideoFrame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[av.VideoFrame]: ...
+
+    def __getitem__(self, index: int | slice) -> av.VideoFrame | Sequence[av.VideoFrame]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.length))]
+        if not -self.length <= index < self.length:
+            raise IndexError(index)
+        index %= self.length
+        rgb = self.pixels(index)
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+    def pixels(self, index: int) -> npt.NDArray[np.uint8]:
+        """Frame `index` as RGB."""
+        t = index / self.fps
+        noise = self._noise[(index * 7 + self.seed) % NOISE_FIELDS]
+        height, width = self.plate.shape[:2]
+        if self.kind == "still":
+            image = self.plate + 4.0 * math.sin(math.pi * index / self.length) + 3.0 * noise
+        elif self.kind == "light":
+            shadow = np.ones((height, width), dtype=np.float32)
+            since = (t - 60.0) % 120.0
+            if t >= 60.0 and since < 40.0:  # a cloud's shadow crossing left to right in 40 s
+                shadow -= 0.35 * _blob(height, width, width * (-0.4 + 0.045 * since), height * 0.6, width * 0.3,
+                                       height * 0.28)
+            image = self.plate * (self.gain(t) * shadow)[:, :, None] + 3.0 * noise
+        elif self.kind == "night":
+            grey = 6.0 + 0.35 * self._luma
+            since = (t - 15.0) % 40.0
+            if t >= 15.0 and since < 3.0:  # headlights sweeping the ground in 3 s
+                grey = grey + 180.0 * _blob(height, width, width * (-0.25 + 0.5 * since), height * 0.75, width * 0.23,
+                                            height * 0.09)
+            for insect in self._insects:
+                if insect.start <= t < insect.end:
+                    age = t - insect.start
+                    wobble = 20.0 * width / 384
+                    x = insect.x + insect.vx * age + wobble * math.sin(4 * math.pi * age + insect.phase)
+                    y = insect.y + insect.vy * age + wobble * math.cos(4 * math.pi * age + insect.phase)
+                    grey = grey + 150.0 * _blob(height, width, x, y, insect.radius, insect.radius)
+            image = np.repeat((grey + 8.0 * noise[:, :, 0])[:, :, None], 3, axis=2)
+        else:
+            dx = dy = 0
+            since = (t - 10.0) % 30.0
+            if t >= 10.0 and since < 6.0:  # wind on the mast: about a hertz, up to 4 px
+                dx = round(4.0 * math.sin(2 * math.pi * 1.3 * since))
+                dy = round(3.0 * math.sin(2 * math.pi * 0.9 * since + 1.0))
+            image = self._padded[4 + dy:4 + dy + height, 4 + dx:4 + dx + width] + 3.0 * noise
+        return np.asarray(np.clip(image, 0, 255), dtype=np.uint8)
+
+    def gain(self, t: float) -> float:
+        """The scene's brightness at `t`: steps reached over 0.4 s."""
+        gain = 1.0
+        for start, value in self._gains:
+            if t < start:
+                break
+            gain = gain + (value - gain) * min(1.0, (t - start) / 0.4)
+        return gain
+
+
+def plate_of(frames: Sequence[av.VideoFrame]) -> npt.NDArray[np.float32]:
+    """The place without its passers-by: the median of every fourth frame, RGB."""
+    rgb = np.stack([frames[i].to_ndarray(format="rgb24") for i in range(0, len(frames), 4)])
+    return np.median(rgb.astype(np.float32), axis=0).astype(np.float32)

@@ -1,0 +1,78 @@
+"""bench.quiet: quiet footage made on demand, the same frame for the same index, each kind disturbed as it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bench.quiet import QUIET_KINDS, QuietFootage, QuietKind
+
+FPS = 5.0
+
+
+def plate() -> npt.NDArray[np.float32]:
+    """A place with dark ground and bright walls, 96x128."""
+    image = np.full((96, 128, 3), 60.0, dtype=np.float32)
+    image[:30] = 180.0
+    return image
+
+
+@pytest.mark.parametrize("kind", QUIET_KINDS)
+def test_the_same_index_gives_the_same_frame_as_yuv420p(kind: QuietKind) -> None:
+    footage = QuietFootage(plate(), kind, 600, FPS, seed=3)
+    again = QuietFootage(plate(), kind, 600, FPS, seed=3)
+    assert len(footage) == 600
+    assert np.array_equal(footage.pixels(137), again.pixels(137))
+    frame = footage[137]
+    assert frame.format.name == "yuv420p"
+    assert (frame.width, frame.height) == (128, 96)
+    with pytest.raises(IndexError):
+        footage[600]
+
+
+def test_still_footage_is_the_plate_with_noise() -> None:
+    frame = QuietFootage(plate(), "still", 600, FPS, seed=1).pixels(10).astype(np.float32)
+    difference = frame - plate()
+    assert abs(float(difference.mean())) < 1.0
+    assert 2.0 < float(difference.std()) < 4.0
+
+
+def test_light_footage_steps_its_brightness_and_crosses_a_shadow() -> None:
+    footage = QuietFootage(plate(), "light", 3000, FPS, seed=2)
+    gains = [footage.gain(t) for t in np.arange(0.0, 600.0, 0.2)]
+    assert gains[0] == 1.0
+    assert min(gains) >= 0.7
+    assert max(gains) <= 1.3
+    assert len({round(g, 3) for g in gains}) > 5  # it does change
+    before = footage.pixels(int(59 * FPS)).astype(np.float32)
+    shadowed = footage.pixels(int(70 * FPS)).astype(np.float32)
+    ratio = shadowed[:, :, 0] / before[:, :, 0] / (footage.gain(70.0) / footage.gain(59.0))
+    assert float(ratio[60:, :20].mean()) < 0.85  # the shadow's centre, low on the left at 70 s
+    assert float(ratio[60:, 100:].mean()) > 0.95
+
+
+def test_night_footage_is_grey_with_headlights_and_insects() -> None:
+    footage = QuietFootage(plate(), "night", 3000, FPS, seed=4)
+    dark = footage.pixels(int(10 * FPS)).astype(np.float32)
+    assert np.array_equal(dark[:, :, 0], dark[:, :, 1])
+    assert float(dark.mean()) < 60.0
+    lit = footage.pixels(int(16 * FPS)).astype(np.float32)  # the beam crosses from 15 s
+    assert float(lit[60:, :].mean()) > float(dark[60:, :].mean()) + 20.0
+    insect = next(i for i in footage._insects if i.start > 20.0)
+    index = int(np.ceil(insect.start * FPS))
+    assert footage.pixels(index).max() >= 150
+
+
+def test_shake_footage_moves_the_picture_only_while_shaking() -> None:
+    image = plate()
+    image[:, 64:] += 40.0  # a vertical edge to see the shift on
+    footage = QuietFootage(image, "shake", 600, FPS, seed=5)
+
+    def edge(index: int) -> int:
+        row = footage.pixels(index)[50, :, 0].astype(np.float32)
+        return int(np.argmax(np.diff(row)))
+
+    assert edge(int(5 * FPS)) == 63
+    assert {edge(i) for i in range(int(10 * FPS), int(16 * FPS))} - {63}
+    assert edge(int(20 * FPS)) == 63
