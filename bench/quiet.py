@@ -1,4 +1,4 @@
-"""Quiet footage for false alerts per camera-hour: an empty place as cameras show it when nothing happens."""
+"""Footage made for the rules bench: an empty place as cameras show it when nothing happens, and a clip at night."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ DESCRIPTIONS: dict[QuietKind, str] = {
     "shake": "the mast shaking by up to 4 px for 6 s every 30 s, sensor noise",
 }
 NOISE_FIELDS = 16
+NIGHT_BLACK = 6.0  # grey levels of the infrared picture's black
+NIGHT_LIGHT = 0.35  # of the day's grey levels
+NIGHT_NOISE = 8.0  # sigma of the sensor noise at night's gain, grey levels
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class QuietFootage(Sequence[av.VideoFrame]):
                                        height * 0.28)
             image = self.plate * (self.gain(t) * shadow)[:, :, None] + 3.0 * noise
         elif self.kind == "night":
-            grey = 6.0 + 0.35 * self._luma
+            grey = night_grey(self._luma, 0.0)
             since = (t - 15.0) % 40.0
             if t >= 15.0 and since < 3.0:  # headlights sweeping the ground in 3 s
                 grey = grey + 180.0 * _blob(height, width, width * (-0.25 + 0.5 * since), height * 0.75, width * 0.23,
@@ -117,7 +120,7 @@ class QuietFootage(Sequence[av.VideoFrame]):
                     x = insect.x + insect.vx * age + wobble * math.sin(4 * math.pi * age + insect.phase)
                     y = insect.y + insect.vy * age + wobble * math.cos(4 * math.pi * age + insect.phase)
                     grey = grey + 150.0 * _blob(height, width, x, y, insect.radius, insect.radius)
-            image = np.repeat((grey + 8.0 * noise[:, :, 0])[:, :, None], 3, axis=2)
+            image = np.repeat((grey + NIGHT_NOISE * noise[:, :, 0])[:, :, None], 3, axis=2)
         else:
             dx = dy = 0
             since = (t - 10.0) % 30.0
@@ -141,3 +144,37 @@ def plate_of(frames: Sequence[av.VideoFrame]) -> npt.NDArray[np.float32]:
     """The place without its passers-by: the median of every fourth frame, RGB."""
     rgb = np.stack([frames[i].to_ndarray(format="rgb24") for i in range(0, len(frames), 4)])
     return np.median(rgb.astype(np.float32), axis=0).astype(np.float32)
+
+
+def night_grey(luma: npt.NDArray[np.float32], noise: npt.NDArray[np.float32] | float) -> npt.NDArray[np.float32]:
+    """The infrared night picture of a place whose daylight grey levels are `luma`: darker, with sensor noise."""
+    return np.asarray(NIGHT_BLACK + NIGHT_LIGHT * luma + NIGHT_NOISE * noise, dtype=np.float32)
+
+
+class NightClip(Sequence[av.VideoFrame]):
+    """A clip as an infrared camera would show it at night (grey, a third of the light, sensor noise), each frame
+    made when asked from a seed; `stretch` multiplies the picture as a camera's automatic gain would (noise too)."""
+
+    def __init__(self, frames: Sequence[av.VideoFrame], seed: int, stretch: float = 1.0) -> None:
+        self.frames = frames
+        self.seed = seed
+        self.stretch = stretch
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @overload
+    def __getitem__(self, index: int) -> av.VideoFrame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[av.VideoFrame]: ...
+
+    def __getitem__(self, index: int | slice) -> av.VideoFrame | Sequence[av.VideoFrame]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        rgb = self.frames[index].to_ndarray(format="rgb24").astype(np.float32)
+        luma = rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+        noise = np.random.default_rng((self.seed, index % len(self))).normal(0.0, 1.0, luma.shape)
+        grey = np.clip(night_grey(luma, noise.astype(np.float32)) * self.stretch, 0, 255).astype(np.uint8)
+        return av.VideoFrame.from_ndarray(np.repeat(grey[:, :, None], 3, axis=2), format="rgb24").reformat(
+            format="yuv420p")

@@ -34,7 +34,7 @@ from bench.detector import (
     model_argument,
     results_name,
 )
-from bench.quiet import DESCRIPTIONS, QUIET_KINDS, QuietFootage, plate_of
+from bench.quiet import DESCRIPTIONS, QUIET_KINDS, NightClip, QuietFootage, plate_of
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
@@ -54,6 +54,7 @@ DETECT_FPS = 5.0
 SUB_WIDTH = 384  # wider clips are scaled to this width (a camera's sub stream); narrower ones are kept
 TOLERANCE_S = (1.0, 1.5)  # an alert may precede an annotated time by 1 s, or follow it by 1.5 s
 QUIET_MINUTES = 10.0
+NIGHT_STRETCHES = {"dark": 1.0, "stretched": 2.5}  # the night picture as it is, and with the camera's gain
 # What the abandoned-object rule watches, in each model's vocabulary: the annotations name the SSD's classes (the
 # Open Images subset has no bag), NanoDet's COCO classes include backpack, handbag and suitcase.
 LEFT_OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
@@ -429,6 +430,22 @@ async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: In
             "false_alerts": totals, "by_footage": by_footage}
 
 
+async def night(detector: OnnxDetector, clips: list[dict[str, Any]], footage: dict[str, list[av.VideoFrame]],
+                settings: InferenceSettings, params: dict[str, Any]) -> dict[str, Any]:
+    """The rules on the real clips shown as an infrared camera at night would show them (bench.quiet.NightClip): as
+    dark as that, and stretched back by the camera's automatic gain (noise and all)."""
+    results: dict[str, Any] = {}
+    for name, stretch in NIGHT_STRETCHES.items():
+        per_clip = []
+        for seed, clip in enumerate(clips, start=1):
+            config, meaning = build_config(clip, params, settings.model_kind)
+            frames = NightClip(footage[clip["clip"]], seed, stretch)
+            per_clip.append((clip, meaning, await replay(detector, frames, config, settings,
+                                                         pose=pose_from_settings(settings))))
+        results[name] = {"stretch": stretch, "rules": score_rules(per_clip)}
+    return results
+
+
 async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: bool = False,
                quiet_minutes: float = QUIET_MINUTES) -> None:
     """Every clip and variant into bench/results/rules.json (rules-<model>.json for another model); with `only`
@@ -464,6 +481,9 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
                 print(clip["clip"], [(round(t, 1), meaning[r][0], n) for t, r, n in sink.alerts if r in meaning],
                       f"crop images {sink.crop_images} ({sink.crop_images / clip['duration_s']:.2f}/s)")
             continue
+        if variant is VARIANTS[-1]:
+            real = [clip for clip in clips if "scene" not in clip]
+            results[variant.name]["night"] = await night(detector, real, footage, settings, variant.rule_params)
         if variant in (VARIANTS[0], VARIANTS[-1]):  # quiet footage is long: the baseline and the chosen set only
             results[variant.name]["quiet"] = await quiet(detector, footage["vtest"], settings, variant.rule_params,
                                                          quiet_minutes)
@@ -475,6 +495,8 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
         **{kind: {k: row[k] for k in ("precision", "recall", "false_alerts_per_camera_hour")}
            for kind, row in chosen["rules"].items()},
         "quiet_false_alerts_per_camera_hour": chosen["quiet"]["false_alerts_per_camera_hour"],
+        "night": {name: {rule: {k: row[k] for k in ("precision", "recall")} for rule, row in scores["rules"].items()}
+                  for name, scores in chosen["night"].items()},
         "detector": chosen["detector"],
         "variants": results,
         "clips": {c["clip"]: {"duration_s": c["duration_s"], "rules": sorted(c["events"])} for c in clips},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bench.quiet import QUIET_KINDS, QuietFootage, QuietKind
+from bench.quiet import QUIET_KINDS, NightClip, QuietFootage, QuietKind
 
 FPS = 5.0
 
@@ -76,3 +77,17 @@ def test_shake_footage_moves_the_picture_only_while_shaking() -> None:
     assert edge(int(5 * FPS)) == 63
     assert {edge(i) for i in range(int(10 * FPS), int(16 * FPS))} - {63}
     assert edge(int(20 * FPS)) == 63
+
+
+def test_a_night_clip_is_grey_dark_and_stretched_by_its_gain() -> None:
+    day = [av.VideoFrame.from_ndarray(np.full((96, 128, 3), 150, dtype=np.uint8), format="rgb24")] * 3
+    dark = NightClip(day, seed=1)
+    stretched = NightClip(day, seed=1, stretch=2.5)
+    assert len(dark) == 3
+    frame = dark[1].to_ndarray(format="rgb24").astype(np.float32)
+    assert float(np.abs(frame[:, :, 0] - frame[:, :, 1]).max()) <= 2.0  # grey, up to the colour conversion
+    assert float(frame.mean()) == pytest.approx(6.0 + 0.35 * 150.0, abs=2.0)
+    assert 6.0 < float(frame[:, :, 0].std()) < 10.0
+    bright = stretched[1].to_ndarray(format="rgb24").astype(np.float32)
+    assert float(bright.mean()) == pytest.approx(2.5 * float(frame.mean()), rel=0.05)
+    assert np.array_equal(dark[1].to_ndarray(format="rgb24"), dark[1].to_ndarray(format="rgb24"))
