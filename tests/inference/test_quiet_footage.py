@@ -91,3 +91,13 @@ def test_a_night_clip_is_grey_dark_and_stretched_by_its_gain() -> None:
     bright = stretched[1].to_ndarray(format="rgb24").astype(np.float32)
     assert float(bright.mean()) == pytest.approx(2.5 * float(frame.mean()), rel=0.05)
     assert np.array_equal(dark[1].to_ndarray(format="rgb24"), dark[1].to_ndarray(format="rgb24"))
+
+
+def test_rain_footage_draws_new_streaks_in_every_frame() -> None:
+    footage = QuietFootage(plate(), "rain", 600, FPS, seed=6)
+    first, second = footage.pixels(10).astype(np.float32), footage.pixels(11).astype(np.float32)
+    overcast = 0.8 * plate()
+    streaked = (first - overcast)[:, :, 0] > 20.0  # the streaks stand 35 levels above the noise
+    assert 0.01 < float(streaked.mean()) < 0.2
+    assert float(((second - overcast)[:, :, 0] > 20.0)[streaked].mean()) < 0.5  # elsewhere in the next frame
+    assert np.array_equal(first, footage.pixels(10).astype(np.float32))
