@@ -119,6 +119,7 @@ def score_range(values: list[float]) -> list[float] | None:
 
 async def main() -> None:
     load_before = os.getloadavg()
+    measured_commit = commit()  # the code that runs, even if HEAD moves during a long run
     settings = InferenceSettings(models_dir=ROOT / "var" / "models")
     detector = OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
                             iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels)
@@ -157,7 +158,7 @@ async def main() -> None:
         "method": __doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
         "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
                                     "after": [round(v, 2) for v in os.getloadavg()]},
-        "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": measured_commit, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "lying.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -453,6 +453,7 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
     `default_only`, the default settings alone (and quiet footage), into rules-default.json (rules-<model>-default.json
     for another model)."""
     load_before = os.getloadavg()
+    measured_commit = commit()  # the code that runs, even if HEAD moves during a long run
     load_detector(kind)  # prepares the SSD when missing; fails early when NanoDet was not converted
     clips = [json.loads(p.read_text()) for p in sorted(DATA.glob("*.json"))]
     if only:
@@ -512,7 +513,7 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
         "model": kind,
         "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
                                     "after": [round(v, 2) for v in os.getloadavg()]},
-        "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": measured_commit, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = results_name("rules", kind)
