@@ -25,9 +25,12 @@ from inference.motion import FIXED_SHIFT, GreyImage
 BLOCK = 4  # pixels of the small grey image per block side
 BLOCK_MIN_PIXELS = 4  # static pixels (of 16) for a block to count
 NOT_SEEN = math.inf
-GAIN_TOLERANCE = 0.03  # a change of light smaller than this is left to the slow background's learning
-DARK_LEVEL = 24  # grey levels under which a background pixel says nothing about the light's gain
-LIT_SHARE = 0.25  # of the picture lit enough to measure a gain
+# A change of light within these (a gain, grey levels) is left to the slow background's learning.
+GAIN_TOLERANCE = 0.03
+OFFSET_TOLERANCE = 4
+MIN_SPREAD = 8  # grey levels (standard deviation of the background) under which a gain is not told from an offset
+FIT_RESIDUAL = 25  # grey levels off the fitted line beyond which a pixel is something else than the light
+UNEXPLAINED_SHARE = 0.1  # of the picture still different once the light is matched: not a change of light alone
 
 
 class StaticObjectModel:
@@ -61,18 +64,22 @@ class StaticObjectModel:
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since = np.full(frame.shape, NOT_SEEN)
             return ()
-        gain = light_gain(frame, self._slow)
-        if abs(gain - 1.0) > GAIN_TOLERANCE:
-            # The scene's light changed (a cloud over the sun, lamps switched, the camera's exposure): it multiplies
-            # every grey level, so bright surfaces change by more than the threshold while dark ones do not, and they
-            # would stay foreground as object-sized regions. The backgrounds take the new light at once instead.
-            self._slow = _scaled(self._slow, gain)
-            self._fast = _scaled(self._fast, gain)
+        tone = light_change(frame, self._slow)
+        if tone is not None:
+            # The scene's light changed (a cloud over the sun, lamps, the camera's exposure or its infrared mode): it
+            # maps every grey level through a curve, so bright surfaces change by more than the threshold while dark
+            # ones do not, and they would stay foreground as object-sized regions. The backgrounds take the new light
+            # at once instead.
+            self._slow = _retoned(self._slow, *tone)
+            self._fast = _retoned(self._fast, *tone)
         to_slow = frame - self._slow
         to_fast = frame - self._fast
         foreground = np.abs(to_slow) > self._threshold
-        if np.count_nonzero(foreground) >= self._scene_change * foreground.size:
-            # Lights switched, IR mode, the camera moved: start over rather than report half the picture.
+        changed = np.count_nonzero(foreground)
+        if changed >= self._scene_change * foreground.size or (
+                tone is not None and changed >= UNEXPLAINED_SHARE * foreground.size):
+            # Lights switched, the camera moved, or a change of light that no curve explains (a light on one side
+            # only, infrared turning green leaves bright): start over rather than report half the picture.
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since.fill(NOT_SEEN)
             return ()
@@ -127,19 +134,34 @@ class StaticObjectModel:
         return tuple(regions)
 
 
-def light_gain(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]) -> float:
-    """How much brighter the picture is than the background, as the median ratio of their grey levels on every
-    other pixel that is not dark in the background (a ratio means nothing near black); 1 when too few are lit. The
-    median ignores what moved or arrived, up to half the picture."""
-    picture, reference = frame[::2, ::2], background[::2, ::2]
-    lit = reference > (DARK_LEVEL << FIXED_SHIFT)
-    if np.count_nonzero(lit) < LIT_SHARE * lit.size:
-        return 1.0
-    return float(np.median(picture[lit].astype(np.float32) / reference[lit]))
+def light_change(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]) -> tuple[float, float] | None:
+    """The gain and offset that take the background's grey levels to the picture's: a straight line fitted on every
+    other pixel, refitted twice on the pixels it explains (what moved or arrived lies off it); None when the light
+    has not changed beyond GAIN_TOLERANCE and OFFSET_TOLERANCE, when the background is too flat to tell a gain from
+    an offset, or when the line explains less than half the picture."""
+    picture = frame[::2, ::2].ravel().astype(np.float32)
+    reference = background[::2, ::2].ravel().astype(np.float32)
+    explained = np.ones(picture.size, dtype=np.bool_)
+    gain, offset = 1.0, 0.0
+    for _ in range(3):
+        if np.count_nonzero(explained) < picture.size // 2:
+            return None
+        kept, kept_reference = picture[explained], reference[explained]
+        spread = float(kept_reference.var())
+        if spread < (MIN_SPREAD << FIXED_SHIFT) ** 2:
+            return None
+        mean, mean_reference = float(kept.mean()), float(kept_reference.mean())
+        gain = float(((kept - mean) * (kept_reference - mean_reference)).mean()) / spread
+        offset = mean - gain * mean_reference
+        explained = np.abs(picture - (gain * reference + offset)) <= FIT_RESIDUAL << FIXED_SHIFT
+    if abs(gain - 1.0) <= GAIN_TOLERANCE and abs(offset) <= OFFSET_TOLERANCE << FIXED_SHIFT:
+        return None
+    return gain, offset
 
 
-def _scaled(background: npt.NDArray[np.int16], gain: float) -> npt.NDArray[np.int16]:
-    return np.asarray(np.clip(np.rint(background * np.float32(gain)), 0, 255 << FIXED_SHIFT), dtype=np.int16)
+def _retoned(background: npt.NDArray[np.int16], gain: float, offset: float) -> npt.NDArray[np.int16]:
+    retoned = np.rint(background * np.float32(gain) + np.float32(offset))
+    return np.asarray(np.clip(retoned, 0, 255 << FIXED_SHIFT), dtype=np.int16)
 
 
 def _ghost(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], box: tuple[int, int, int, int]) -> bool:

@@ -20,7 +20,7 @@ from inference.motion import FIXED_SHIFT, MotionGate, frame_stats, small_grey
 from inference.portable import PortableBackend
 from inference.rtsp import DecodedFrame, FrameSlot, ReaderCounters, StreamState
 from inference.settings import InferenceSettings
-from inference.static_objects import StaticObjectModel, light_gain
+from inference.static_objects import StaticObjectModel, light_change
 
 TENANT = uuid.uuid4()
 CAMERA = uuid.uuid4()
@@ -135,14 +135,15 @@ def test_a_light_switched_on_is_not_an_object() -> None:
     assert replay(frames) == []
 
 
-def lit_windows(seconds: float, gain_at: float, gain: float) -> Iterator[tuple[float, npt.NDArray[np.float64]]]:
+def lit_windows(seconds: float, gain_at: float, gain: float, *, bright: float = 200.0
+                ) -> Iterator[tuple[float, npt.NDArray[np.float64]]]:
     """A dark place with bright object-sized surfaces (windows, a white van: 1 % of the picture each), whose light is
-    multiplied by `gain` from `gain_at`: the bright surfaces change by 50 levels, the rest by 17."""
+    multiplied by `gain` from `gain_at`: at a gain of 1.25 the bright surfaces change by 50 levels, the rest by 17."""
     for t, image in plates(seconds):
         image -= 50.0  # 70 with noise
         for top in (10, 40, 70):
             for left in (10, 50, 90):
-                image[top:top + 10, left:left + 12] += 130.0  # 200
+                image[top:top + 10, left:left + 12] += bright - 70.0
         yield t, image * (gain if t >= gain_at else 1.0)
 
 
@@ -166,12 +167,38 @@ def test_a_bag_left_after_the_light_changed_is_still_reported() -> None:
     assert 35.0 <= hits[0][0] <= 36.0
 
 
-def test_the_light_gain_is_the_median_ratio_of_lit_pixels() -> None:
-    background = (np.full((96, 128), 100, dtype=np.int16) << FIXED_SHIFT)
-    picture = background * 6 // 5
-    picture[:40] = 255 << FIXED_SHIFT  # something bright over less than half the picture
-    assert light_gain(picture.astype(np.int16), background) == pytest.approx(1.2)
-    assert light_gain(picture.astype(np.int16), np.zeros_like(background)) == 1.0  # nothing lit: no gain measured
+def test_an_infrared_switch_at_dusk_and_back_at_dawn_is_not_an_object() -> None:
+    # At night the picture is a third as bright plus the infrared black level, noisier. (On this plate a gain alone
+    # passes too; the case where it did not, vtest's place, is in tests/inference/test_quiet_footage.py.)
+    def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        rng = np.random.default_rng(11)
+        for t, image in lit_windows(90.0, 999.0, 1.0, bright=240.0):
+            night = 10.0 <= t < 40.0
+            yield t, grey(6.0 + 0.35 * image + rng.normal(0.0, 8.0, SIZE) if night else image)
+
+    assert replay(frames()) == []
+
+
+def test_light_on_one_side_only_starts_the_model_over() -> None:
+    def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        for t, image in lit_windows(60.0, 999.0, 1.0):
+            if t >= 10.0:
+                image[:, 64:] += 60.0  # no curve of the grey levels explains half the picture alone
+            yield t, grey(image)
+
+    assert replay(frames()) == []
+
+
+def test_the_light_change_is_the_line_fitted_on_what_it_explains() -> None:
+    background = (np.arange(96 * 128, dtype=np.int16).reshape(96, 128) % 200 + 20) << FIXED_SHIFT
+    picture = np.asarray(background * 1.2 + (10 << FIXED_SHIFT), dtype=np.int16)
+    picture[:15, :20] = 0  # something dark arrived: off the line, left out of the fit
+    gain, offset = light_change(picture, background) or (0.0, 0.0)
+    assert gain == pytest.approx(1.2, abs=0.01)
+    assert offset == pytest.approx(10 << FIXED_SHIFT, abs=16)
+    assert light_change(background + (2 << FIXED_SHIFT), background) is None  # within the tolerance
+    flat = np.full((96, 128), 100 << FIXED_SHIFT, dtype=np.int16)
+    assert light_change(flat * 2, flat) is None  # no spread: a gain cannot be told from an offset
 
 
 def test_an_object_still_there_long_after_is_taken_into_the_background() -> None:
