@@ -11,8 +11,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-QuietKind = Literal["still", "light", "night", "shake", "rain"]
-QUIET_KINDS: tuple[QuietKind, ...] = ("still", "light", "night", "shake", "rain")
+QuietKind = Literal["still", "light", "night", "shake", "rain", "dusk"]
+QUIET_KINDS: tuple[QuietKind, ...] = ("still", "light", "night", "shake", "rain", "dusk")
 DESCRIPTIONS: dict[QuietKind, str] = {
     "still": "sensor noise (sigma 3) and a slow light drift of 4 levels",
     "light": "brightness steps to 0.7-1.3 of the plate every 45 s (a cloud, lights switched) and a cloud's shadow "
@@ -23,11 +23,14 @@ DESCRIPTIONS: dict[QuietKind, str] = {
     "shake": "the mast shaking by up to 4 px for 6 s every 30 s, sensor noise",
     "rain": "an overcast day (0.8 of the light) in the rain: 200 streaks of 10-24 px on a 384-px picture, new in "
             "every frame, sensor noise",
+    "dusk": "the camera switching between its day picture and its infrared night picture (as in night, without "
+            "headlights or insects) every 150 s, as it does at dusk and dawn",
 }
 NOISE_FIELDS = 16
 NIGHT_BLACK = 6.0  # grey levels of the infrared picture's black
 NIGHT_LIGHT = 0.35  # of the day's grey levels
 NIGHT_NOISE = 8.0  # sigma of the sensor noise at night's gain, grey levels
+DUSK_PERIOD_S = 150.0  # between the infrared filter's switches in the dusk footage
 RAIN_STREAKS = 200  # per 384x288 frame
 RAIN_SLANT = 0.2  # radians from the vertical
 RAIN_BRIGHTNESS = 35.0  # grey levels a streak adds
@@ -103,7 +106,9 @@ class QuietFootage(Sequence[av.VideoFrame]):
         t = index / self.fps
         noise = self._noise[(index * 7 + self.seed) % NOISE_FIELDS]
         height, width = self.plate.shape[:2]
-        if self.kind == "still":
+        if self.kind == "dusk" and (t // DUSK_PERIOD_S) % 2:
+            image = np.repeat((night_grey(self._luma, 0.0) + NIGHT_NOISE * noise[:, :, 0])[:, :, None], 3, axis=2)
+        elif self.kind in ("still", "dusk"):
             image = self.plate + 4.0 * math.sin(math.pi * index / self.length) + 3.0 * noise
         elif self.kind == "light":
             shadow = np.ones((height, width), dtype=np.float32)

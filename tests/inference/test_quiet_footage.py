@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bench.quiet import QUIET_KINDS, NightClip, QuietFootage, QuietKind
+from bench.quiet import QUIET_KINDS, NightClip, QuietFootage, QuietKind, plate_of
+from bench.rules import DATA, clip_frames, footage_path
+from inference.motion import small_grey
+from inference.static_objects import StaticObjectModel
 
 FPS = 5.0
 
@@ -101,3 +106,27 @@ def test_rain_footage_draws_new_streaks_in_every_frame() -> None:
     assert 0.01 < float(streaked.mean()) < 0.2
     assert float(((second - overcast)[:, :, 0] > 20.0)[streaked].mean()) < 0.5  # elsewhere in the next frame
     assert np.array_equal(first, footage.pixels(10).astype(np.float32))
+
+
+def test_the_left_object_model_sees_nothing_stay_across_infrared_switches() -> None:
+    # vtest's place by day, then as an infrared camera shows it at night, then by day again: the white van and the
+    # building's bright walls once stayed foreground after dawn (a gain alone does not map the infrared picture back)
+    # and were reported as a left object a minute later.
+    vtest = json.loads((DATA / "vtest.json").read_text())
+    place = plate_of(clip_frames(footage_path(vtest))[0])
+    footage = QuietFootage(place, "dusk", 2000, FPS, seed=1)  # infrared from 150 to 300 s
+    model = StaticObjectModel()
+    longest = 0.0
+    for index, frame in enumerate(footage):
+        regions = model.observe(small_grey(frame), index / FPS)
+        longest = max([longest, *(region.still_s for region in regions)])
+    assert longest < 30.0
+
+
+def test_dusk_footage_switches_between_day_and_infrared_night() -> None:
+    footage = QuietFootage(plate(), "dusk", 3000, FPS, seed=7)
+    day, night, day_again = (footage.pixels(int(t * FPS)).astype(np.float32) for t in (100.0, 200.0, 350.0))
+    assert float(np.abs(day - plate()).mean()) < 5.0
+    assert np.array_equal(night[:, :, 0], night[:, :, 1])
+    assert float(night.mean()) < 0.5 * float(day.mean())
+    assert float(np.abs(day_again - plate()).mean()) < 5.0
