@@ -25,11 +25,12 @@ from inference.motion import FIXED_SHIFT, GreyImage
 BLOCK = 4  # pixels of the small grey image per block side
 BLOCK_MIN_PIXELS = 4  # static pixels (of 16) for a block to count
 NOT_SEEN = math.inf
-# A change of light within these (a gain, grey levels) is left to the slow background's learning.
+# A change of light within these (of the picture's spread; grey levels of its mean) is left to the slow
+# background's learning.
 GAIN_TOLERANCE = 0.03
 OFFSET_TOLERANCE = 4
-MIN_SPREAD = 8  # grey levels (standard deviation of the background) under which a gain is not told from an offset
-FIT_RESIDUAL = 25  # grey levels off the fitted line beyond which a pixel is something else than the light
+CURVE_POINTS = 33  # quantiles matched between the background and the picture
+CLIPPED_WHITE, CLIPPED_BLACK = 250, 4  # grey levels at which a background pixel holds a bound, not a level
 UNEXPLAINED_SHARE = 0.1  # of the picture still different once the light is matched: not a change of light alone
 
 
@@ -64,20 +65,19 @@ class StaticObjectModel:
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since = np.full(frame.shape, NOT_SEEN)
             return ()
-        tone = light_change(frame, self._slow)
-        if tone is not None:
+        curve = light_change(frame, self._slow)
+        if curve is not None:
             # The scene's light changed (a cloud over the sun, lamps, the camera's exposure or its infrared mode): it
-            # maps every grey level through a curve, so bright surfaces change by more than the threshold while dark
-            # ones do not, and they would stay foreground as object-sized regions. The backgrounds take the new light
-            # at once instead.
-            self._slow = _retoned(self._slow, *tone)
-            self._fast = _retoned(self._fast, *tone)
+            # maps the grey levels through a curve, so bright surfaces change by more than the threshold while dark
+            # ones do not, and they would stay foreground as object-sized regions. The backgrounds take it at once.
+            self._slow = _retoned(self._slow, curve, frame)
+            self._fast = _retoned(self._fast, curve, frame)
         to_slow = frame - self._slow
         to_fast = frame - self._fast
         foreground = np.abs(to_slow) > self._threshold
         changed = np.count_nonzero(foreground)
         if changed >= self._scene_change * foreground.size or (
-                tone is not None and changed >= UNEXPLAINED_SHARE * foreground.size):
+                curve is not None and changed >= UNEXPLAINED_SHARE * foreground.size):
             # Lights switched, the camera moved, or a change of light that no curve explains (a light on one side
             # only, infrared turning green leaves bright): start over rather than report half the picture.
             self._fast, self._slow = frame.copy(), frame.copy()
@@ -134,40 +134,33 @@ class StaticObjectModel:
         return tuple(regions)
 
 
-def light_change(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]) -> tuple[float, float] | None:
-    """The gain and offset that take the background's grey levels to the picture's: a straight line fitted on every
-    other pixel, refitted twice on the pixels it explains (what moved or arrived lies off it); None when the light
-    has not changed beyond GAIN_TOLERANCE and OFFSET_TOLERANCE, when the background is too flat to tell a gain from
-    an offset, or when the line explains less than half the picture."""
+def light_change(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """How the light maps the background's grey levels to the picture's, as a curve through matching quantiles of
+    the two on every other pixel (any global change that keeps the order of the grey levels: a cloud, the exposure,
+    the infrared picture's own black level; what arrived or moved, a small share, barely bends it); None when the
+    picture's mean and spread say the light has not changed beyond GAIN_TOLERANCE and OFFSET_TOLERANCE."""
     picture = frame[::2, ::2].ravel().astype(np.float32)
     reference = background[::2, ::2].ravel().astype(np.float32)
-    # Most frames: the same light, which the picture's mean and spread already say (a few reductions, against three
-    # fits); the fit below decides whatever this lets through.
     spread, reference_spread = float(picture.std()), float(reference.std())
     if abs(float(picture.mean() - reference.mean())) <= OFFSET_TOLERANCE << FIXED_SHIFT and \
             abs(spread - reference_spread) <= GAIN_TOLERANCE * reference_spread:
-        return None
-    explained = np.ones(picture.size, dtype=np.bool_)
-    gain, offset = 1.0, 0.0
-    for _ in range(3):
-        if np.count_nonzero(explained) < picture.size // 2:
-            return None
-        kept, kept_reference = picture[explained], reference[explained]
-        spread = float(kept_reference.var())
-        if spread < (MIN_SPREAD << FIXED_SHIFT) ** 2:
-            return None
-        mean, mean_reference = float(kept.mean()), float(kept_reference.mean())
-        gain = float(((kept - mean) * (kept_reference - mean_reference)).mean()) / spread
-        offset = mean - gain * mean_reference
-        explained = np.abs(picture - (gain * reference + offset)) <= FIT_RESIDUAL << FIXED_SHIFT
-    if abs(gain - 1.0) <= GAIN_TOLERANCE and abs(offset) <= OFFSET_TOLERANCE << FIXED_SHIFT:
-        return None
-    return gain, offset
+        return None  # most frames
+    levels = np.linspace(0.0, 100.0, CURVE_POINTS)
+    before = np.percentile(reference, levels).astype(np.float32)
+    after = np.percentile(picture, levels).astype(np.float32)
+    rising = np.concatenate(([True], np.diff(before) > 0))  # np.interp needs rising abscissae
+    return before[rising], after[rising]
 
 
-def _retoned(background: npt.NDArray[np.int16], gain: float, offset: float) -> npt.NDArray[np.int16]:
-    retoned = np.rint(background * np.float32(gain) + np.float32(offset))
-    return np.asarray(np.clip(retoned, 0, 255 << FIXED_SHIFT), dtype=np.int16)
+def _retoned(background: npt.NDArray[np.int16], curve: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+             frame: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """The background under the new light. Where it was clipped (white or black) it held no level to map, only a
+    bound: the picture is taken there instead (a white van at 255 under a brighter sky is not 280 when it darkens)."""
+    retoned = np.asarray(np.rint(np.interp(background, *curve)), dtype=np.int16)
+    clipped = (background >= CLIPPED_WHITE << FIXED_SHIFT) | (background <= CLIPPED_BLACK << FIXED_SHIFT)
+    retoned[clipped] = frame[clipped]
+    return retoned
 
 
 def _ghost(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], box: tuple[int, int, int, int]) -> bool:

@@ -189,16 +189,29 @@ def test_light_on_one_side_only_starts_the_model_over() -> None:
     assert replay(frames()) == []
 
 
-def test_the_light_change_is_the_line_fitted_on_what_it_explains() -> None:
-    background = (np.arange(96 * 128, dtype=np.int16).reshape(96, 128) % 200 + 20) << FIXED_SHIFT
-    picture = np.asarray(background * 1.2 + (10 << FIXED_SHIFT), dtype=np.int16)
-    picture[:15, :20] = 0  # something dark arrived: off the line, left out of the fit
-    gain, offset = light_change(picture, background) or (0.0, 0.0)
-    assert gain == pytest.approx(1.2, abs=0.01)
-    assert offset == pytest.approx(10 << FIXED_SHIFT, abs=16)
-    assert light_change(background + (2 << FIXED_SHIFT), background) is None  # within the tolerance
-    flat = np.full((96, 128), 100 << FIXED_SHIFT, dtype=np.int16)
-    assert light_change(flat * 2, flat) is None  # no spread: a gain cannot be told from an offset
+def test_the_light_change_is_the_curve_through_matching_quantiles() -> None:
+    background = (np.arange(96 * 128, dtype=np.int16).reshape(96, 128) % 200 + 30) << FIXED_SHIFT
+    levels = np.asarray([40, 100, 160, 220], dtype=np.float32) * 16
+    brighter = np.asarray(background * 1.2, dtype=np.int16)
+    brighter[:10, :12] = 0  # something dark arrived over 1 % of the picture: it barely bends the curve
+    curve = light_change(brighter, background)
+    assert curve is not None
+    assert np.interp(levels, *curve) == pytest.approx(levels * 1.2, abs=3 * 16)
+    infrared = np.asarray(background * 0.35 + (6 << FIXED_SHIFT), dtype=np.int16)  # its own black level
+    curve = light_change(infrared, background)
+    assert curve is not None
+    assert np.interp(levels, *curve) == pytest.approx(levels * 0.35 + 6 * 16, abs=16)
+    assert light_change(np.asarray(background * 1.02, dtype=np.int16), background) is None  # within the tolerance
+
+
+def test_a_white_surface_clipped_before_the_light_dropped_is_not_an_object() -> None:
+    # The bright surfaces are clipped at 255 once the light rises by 1.3, and the background holds 255 there, not
+    # their level: scaled back down with the rest, they would be 60 levels too bright.
+    def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        for t, image in lit_windows(90.0, 999.0, 1.0, bright=240.0):
+            yield t, grey(image * (1.3 if 10.0 <= t < 30.0 else 0.8 if t >= 30.0 else 1.0))
+
+    assert replay(frames()) == []
 
 
 def test_an_object_still_there_long_after_is_taken_into_the_background() -> None:
