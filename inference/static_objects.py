@@ -146,9 +146,8 @@ def light_change(frame: npt.NDArray[np.int16], background: npt.NDArray[np.int16]
     if abs(float(picture.mean() - reference.mean())) <= OFFSET_TOLERANCE << FIXED_SHIFT and \
             abs(spread - reference_spread) <= GAIN_TOLERANCE * reference_spread:
         return None  # most frames
-    levels = np.linspace(0.0, 100.0, CURVE_POINTS)
-    before = np.percentile(reference, levels).astype(np.float32)
-    after = np.percentile(picture, levels).astype(np.float32)
+    ranks = np.linspace(0, picture.size - 1, CURVE_POINTS).astype(np.intp)
+    before, after = np.sort(reference)[ranks], np.sort(picture)[ranks]
     rising = np.concatenate(([True], np.diff(before) > 0))  # np.interp needs rising abscissae
     return before[rising], after[rising]
 
@@ -157,7 +156,8 @@ def _retoned(background: npt.NDArray[np.int16], curve: tuple[npt.NDArray[np.floa
              frame: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     """The background under the new light. Where it was clipped (white or black) it held no level to map, only a
     bound: the picture is taken there instead (a white van at 255 under a brighter sky is not 280 when it darkens)."""
-    retoned = np.asarray(np.rint(np.interp(background, *curve)), dtype=np.int16)
+    table = np.rint(np.interp(np.arange(256 << FIXED_SHIFT), *curve)).astype(np.int16)  # every fixed-point level
+    retoned = table[background]
     clipped = (background >= CLIPPED_WHITE << FIXED_SHIFT) | (background <= CLIPPED_BLACK << FIXED_SHIFT)
     retoned[clipped] = frame[clipped]
     return retoned
