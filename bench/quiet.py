@@ -55,7 +55,27 @@ def _blob(height: int, width: int, cx: float, cy: float, sx: float, sy: float) -
     return np.exp(-0.5 * (ys[:, None] + xs[None, :])).astype(np.float32)
 
 
-class QuietFootage(Sequence[av.VideoFrame]):
+class MadeFrames(Sequence[av.VideoFrame]):
+    """Frames made when asked (`made`), so that hours of footage hold no memory; indexable like a list."""
+
+    def made(self, index: int) -> av.VideoFrame:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> av.VideoFrame: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[av.VideoFrame]: ...
+
+    def __getitem__(self, index: int | slice) -> av.VideoFrame | Sequence[av.VideoFrame]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.made(index % len(self))
+
+
+class QuietFootage(MadeFrames):
     """`length` frames at `fps` of `plate` (an empty place, RGB) disturbed as `kind` says, made on demand from a seed
     (the same index gives the same frame) so that hours of footage need no memory; frames are yuv420p, as decoded."""
 
@@ -86,18 +106,7 @@ class QuietFootage(Sequence[av.VideoFrame]):
     def __len__(self) -> int:
         return self.length
 
-    @overload
-    def __getitem__(self, index: int) -> av.VideoFrame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[av.VideoFrame]: ...
-
-    def __getitem__(self, index: int | slice) -> av.VideoFrame | Sequence[av.VideoFrame]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.length))]
-        if not -self.length <= index < self.length:
-            raise IndexError(index)
-        index %= self.length
+    def made(self, index: int) -> av.VideoFrame:
         rgb = self.pixels(index)
         return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
 
@@ -179,7 +188,7 @@ def night_grey(luma: npt.NDArray[np.float32], noise: npt.NDArray[np.float32] | f
     return np.asarray(NIGHT_BLACK + NIGHT_LIGHT * luma + NIGHT_NOISE * noise, dtype=np.float32)
 
 
-class NightClip(Sequence[av.VideoFrame]):
+class NightClip(MadeFrames):
     """A clip as an infrared camera would show it at night (grey, a third of the light, sensor noise), each frame
     made when asked from a seed; `stretch` multiplies the picture as a camera's automatic gain would (noise too)."""
 
@@ -191,18 +200,10 @@ class NightClip(Sequence[av.VideoFrame]):
     def __len__(self) -> int:
         return len(self.frames)
 
-    @overload
-    def __getitem__(self, index: int) -> av.VideoFrame: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[av.VideoFrame]: ...
-
-    def __getitem__(self, index: int | slice) -> av.VideoFrame | Sequence[av.VideoFrame]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def made(self, index: int) -> av.VideoFrame:
         rgb = self.frames[index].to_ndarray(format="rgb24").astype(np.float32)
         luma = rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-        noise = np.random.default_rng((self.seed, index % len(self))).normal(0.0, 1.0, luma.shape)
+        noise = np.random.default_rng((self.seed, index)).normal(0.0, 1.0, luma.shape)
         grey = np.clip(night_grey(luma, noise.astype(np.float32)) * self.stretch, 0, 255).astype(np.uint8)
         return av.VideoFrame.from_ndarray(np.repeat(grey[:, :, None], 3, axis=2), format="rgb24").reformat(
             format="yuv420p")
