@@ -25,6 +25,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from bench.quiet import plate_of
 from camsim.footage import encoded_clip
 from core.events import Event
 from inference.analytics import CameraRules
@@ -273,8 +274,7 @@ async def backend_fps(detector: OnnxDetector, frames: list[av.VideoFrame], secon
 def quiet_footage(frames: list[av.VideoFrame], length: int, events: list[tuple[int, int]]) -> list[av.VideoFrame]:
     """A still scene (vtest's median background: the same place without its pedestrians) with sensor noise and a
     slow light drift, into which real vtest frames are spliced for each event interval [start, end)."""
-    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames[::4]])
-    background = np.median(rgb.astype(np.float32), axis=0)
+    background = plate_of(frames)
     rng = np.random.default_rng(7)
     out: list[av.VideoFrame] = []
     source = iter(frames[40:])

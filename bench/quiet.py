@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal, TypeVar, overload
 
 import av
 import numpy as np
@@ -26,7 +26,9 @@ DESCRIPTIONS: dict[QuietKind, str] = {
     "dusk": "the camera switching between its day picture and its infrared night picture (as in night, without "
             "headlights or insects) every 150 s, as it does at dusk and dawn",
 }
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 NOISE_FIELDS = 16
+LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601 weights of R, G, B in grey
 NIGHT_BLACK = 6.0  # grey levels of the infrared picture's black
 NIGHT_LIGHT = 0.35  # of the day's grey levels
 NIGHT_NOISE = 8.0  # sigma of the sensor noise at night's gain, grey levels
@@ -46,6 +48,11 @@ class Insect:
     vy: float
     radius: float
     phase: float
+
+
+def _as_rgb(grey: npt.NDArray[ScalarT]) -> npt.NDArray[ScalarT]:
+    """A grey picture as RGB, each channel the same (an infrared camera's colour stream)."""
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def _blob(height: int, width: int, cx: float, cy: float, sx: float, sy: float) -> npt.NDArray[np.float32]:
@@ -100,7 +107,7 @@ class QuietFootage(MadeFrames):
                                         vy=speed * math.sin(angle), radius=scale * float(rng.uniform(3.0, 8.0)),
                                         phase=float(rng.uniform(0.0, 2 * math.pi))))
             t += float(rng.exponential(8.0))
-        self._luma = plate @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+        self._luma = plate @ LUMA
         self._padded = np.pad(self.plate, ((4, 4), (4, 4), (0, 0)), mode="edge")
 
     def __len__(self) -> int:
@@ -116,7 +123,7 @@ class QuietFootage(MadeFrames):
         noise = self._noise[(index * 7 + self.seed) % NOISE_FIELDS]
         height, width = self.plate.shape[:2]
         if self.kind == "dusk" and (t // DUSK_PERIOD_S) % 2:
-            image = np.repeat((night_grey(self._luma, 0.0) + NIGHT_NOISE * noise[:, :, 0])[:, :, None], 3, axis=2)
+            image = _as_rgb(night_grey(self._luma, noise[:, :, 0]))
         elif self.kind in ("still", "dusk"):
             image = self.plate + 4.0 * math.sin(math.pi * index / self.length) + 3.0 * noise
         elif self.kind == "light":
@@ -139,7 +146,7 @@ class QuietFootage(MadeFrames):
                     x = insect.x + insect.vx * age + wobble * math.sin(4 * math.pi * age + insect.phase)
                     y = insect.y + insect.vy * age + wobble * math.cos(4 * math.pi * age + insect.phase)
                     grey = grey + 150.0 * _blob(height, width, x, y, insect.radius, insect.radius)
-            image = np.repeat((grey + NIGHT_NOISE * noise[:, :, 0])[:, :, None], 3, axis=2)
+            image = _as_rgb(grey + NIGHT_NOISE * noise[:, :, 0])
         elif self.kind == "rain":
             image = 0.8 * self.plate + 3.0 * noise + self._streaks(index)[:, :, None]
         else:
@@ -202,8 +209,7 @@ class NightClip(MadeFrames):
 
     def made(self, index: int) -> av.VideoFrame:
         rgb = self.frames[index].to_ndarray(format="rgb24").astype(np.float32)
-        luma = rgb @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+        luma = rgb @ LUMA
         noise = np.random.default_rng((self.seed, index)).normal(0.0, 1.0, luma.shape)
         grey = np.clip(night_grey(luma, noise.astype(np.float32)) * self.stretch, 0, 255).astype(np.uint8)
-        return av.VideoFrame.from_ndarray(np.repeat(grey[:, :, None], 3, axis=2), format="rgb24").reformat(
-            format="yuv420p")
+        return av.VideoFrame.from_ndarray(_as_rgb(grey), format="rgb24").reformat(format="yuv420p")
