@@ -405,8 +405,8 @@ def quiet_config(settings: InferenceSettings, params: dict[str, Any]) -> CameraC
 async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: InferenceSettings,
                 params: dict[str, Any], minutes: float = QUIET_MINUTES) -> dict[str, Any]:
     """False alerts per camera-hour of every rule on `minutes` of each kind of quiet footage (vtest's place without
-    its passers-by: still, light changes, infrared night with headlights and insects, a shaking mast), gating as in
-    production; each kind on a new camera."""
+    its passers-by, in each of bench.quiet's QUIET_KINDS: still, light changes, infrared night, a shaking mast, rain,
+    day/infrared switches), gating as in production; each kind on a new camera."""
     plate = plate_of(vtest)
     length = int(minutes * 60 * DETECT_FPS)
     by_footage: dict[str, Any] = {}
