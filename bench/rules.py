@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import multiprocessing
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +38,7 @@ from bench.detector import (
     model_argument,
     results_name,
 )
-from bench.quiet import DESCRIPTIONS, QUIET_KINDS, NightClip, QuietFootage, plate_of
+from bench.quiet import DESCRIPTIONS, QUIET_KINDS, NightClip, QuietFootage, QuietKind, plate_of
 from bench.scenes import scene_path
 from camsim.footage import source_path
 from core.events import Event
@@ -402,29 +406,43 @@ def quiet_config(settings: InferenceSettings, params: dict[str, Any]) -> CameraC
                         zones=(zone, line), rules=tuple(rules))
 
 
-async def quiet(detector: OnnxDetector, vtest: list[av.VideoFrame], settings: InferenceSettings,
-                params: dict[str, Any], minutes: float = QUIET_MINUTES) -> dict[str, Any]:
+def quiet_kind(footage_kind: QuietKind, seed: int, plate: np.ndarray, minutes: float, settings: InferenceSettings,
+               params: dict[str, Any]) -> dict[str, Any]:
+    """One kind of quiet footage on a new camera with every rule quiet footage can raise falsely, gating as in
+    production; its own detector, so that kinds can run in separate processes."""
+    config = quiet_config(settings, params)
+    length = int(minutes * 60 * DETECT_FPS)
+    footage = QuietFootage(plate, footage_kind, length, DETECT_FPS, seed)
+    sink = asyncio.run(replay(detector_for(settings), footage, config, settings, pose=pose_from_settings(settings)))
+    kind_of = {r.id: r.rule_type.value for r in config.rules}
+    counts = {r.rule_type.value: 0 for r in config.rules}
+    for _, rule_id, n in sink.alerts:
+        counts[kind_of[rule_id]] += n
+    return {"what": DESCRIPTIONS[footage_kind], "footage_hours": round(length / DETECT_FPS / 3600, 3),
+            "false_alerts": counts, "alerts": [[round(t, 1), kind_of[r]] for t, r, _ in sink.alerts]}
+
+
+def quiet(vtest: list[av.VideoFrame], settings: InferenceSettings, params: dict[str, Any],
+          minutes: float = QUIET_MINUTES, jobs: int = 1) -> dict[str, Any]:
     """False alerts per camera-hour of every rule on `minutes` of each kind of quiet footage (vtest's place without
     its passers-by, in each of bench.quiet's QUIET_KINDS: still, light changes, infrared night, a shaking mast, rain,
-    day/infrared switches), gating as in production; each kind on a new camera."""
+    day/infrared switches), each kind on a new camera; `jobs` kinds at once, each in its own process (the footage
+    is mostly gated out, so one kind keeps about one core busy). The same seeds whatever `jobs` is."""
     plate = plate_of(vtest)
-    length = int(minutes * 60 * DETECT_FPS)
-    by_footage: dict[str, Any] = {}
+    kinds = list(enumerate(QUIET_KINDS, start=1))
+    if jobs == 1:
+        runs = [quiet_kind(kind, seed, plate, minutes, settings, params) for seed, kind in kinds]
+    else:
+        # Spawned, not forked: onnxruntime's threads in this process would not survive a fork.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(pool.map(quiet_kind, [k for _, k in kinds], [s for s, _ in kinds], itertools.repeat(plate),
+                                 itertools.repeat(minutes), itertools.repeat(settings), itertools.repeat(params)))
+    by_footage = {kind: run for (_, kind), run in zip(kinds, runs, strict=True)}
     totals: dict[str, int] = {}
-    for seed, footage_kind in enumerate(QUIET_KINDS, start=1):
-        config = quiet_config(settings, params)
-        footage = QuietFootage(plate, footage_kind, length, DETECT_FPS, seed)
-        sink = await replay(detector, footage, config, settings, pose=pose_from_settings(settings))
-        kind_of = {r.id: r.rule_type.value for r in config.rules}
-        counts = {r.rule_type.value: 0 for r in config.rules}
-        for _, rule_id, n in sink.alerts:
-            counts[kind_of[rule_id]] += n
-        by_footage[footage_kind] = {"what": DESCRIPTIONS[footage_kind],
-                                    "footage_hours": round(length / DETECT_FPS / 3600, 3), "false_alerts": counts,
-                                    "alerts": [[round(t, 1), kind_of[r]] for t, r, _ in sink.alerts]}
-        for rule, n in counts.items():
+    for run in runs:
+        for rule, n in run["false_alerts"].items():
             totals[rule] = totals.get(rule, 0) + n
-    hours = len(QUIET_KINDS) * length / DETECT_FPS / 3600
+    hours = sum(run["footage_hours"] for run in runs)
     return {"footage_hours": round(hours, 3),
             "false_alerts_per_camera_hour": {k: round(v / hours, 2) for k, v in totals.items()},
             "false_alerts": totals, "by_footage": by_footage}
@@ -446,8 +464,35 @@ async def night(detector: OnnxDetector, clips: list[dict[str, Any]], footage: di
     return results
 
 
+def detector_for(settings: InferenceSettings) -> OnnxDetector:
+    return OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
+                        iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels,
+                        kind=settings.model_kind)
+
+
+def quiet_only(kind: ModelKind, minutes: float, jobs: int) -> None:
+    """Quiet footage alone, with the chosen settings, into bench/results/quiet.json (quiet-<model>.json): the long
+    runs that bound the false-alert rate."""
+    load_before = os.getloadavg()
+    measured_commit = commit()
+    load_detector(kind)
+    variant = VARIANTS[-1]
+    settings = InferenceSettings(**variant.settings, model_kind=kind, models_dir=ROOT / "var" / "models")
+    vtest = json.loads((DATA / "vtest.json").read_text())
+    started = time.perf_counter()
+    result = quiet(clip_frames(footage_path(vtest))[0], settings, variant.rule_params, minutes, jobs)
+    result |= {"settings": variant.name, "model": kind, "jobs": jobs,
+               "wall_minutes": round((time.perf_counter() - started) / 60, 1),
+               "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
+                                           "after": [round(v, 2) for v in os.getloadavg()]},
+               "commit": measured_commit, "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / results_name("quiet", kind)).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "by_footage"}, indent=2))
+
+
 async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: bool = False,
-               quiet_minutes: float = QUIET_MINUTES) -> None:
+               quiet_minutes: float = QUIET_MINUTES, jobs: int = 1) -> None:
     """Every clip and variant into bench/results/rules.json (rules-<model>.json for another model); with `only`
     (clip names), those clips with the baseline and the default settings, printed and not written; with
     `default_only`, the default settings alone (and quiet footage), into rules-default.json (rules-<model>-default.json
@@ -463,9 +508,7 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
     variants = [VARIANTS[-1]] if default_only else VARIANTS if not only else [VARIANTS[0], VARIANTS[-1]]
     for variant in variants:
         settings = InferenceSettings(**variant.settings, model_kind=kind, models_dir=ROOT / "var" / "models")
-        detector = OnnxDetector(settings.onnx_path, settings.labels_file, score_threshold=settings.score_threshold,
-                                iou_threshold=settings.nms_iou_threshold, tracked_labels=settings.tracked_labels,
-                                kind=kind)
+        detector = detector_for(settings)
         per_clip = []
         for clip in clips:
             config, meaning = build_config(clip, variant.rule_params, kind)
@@ -486,8 +529,8 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
             real = [clip for clip in clips if "scene" not in clip]
             results[variant.name]["night"] = await night(detector, real, footage, settings, variant.rule_params)
         if variant in (VARIANTS[0], VARIANTS[-1]):  # quiet footage is long: the baseline and the chosen set only
-            results[variant.name]["quiet"] = await quiet(detector, footage["vtest"], settings, variant.rule_params,
-                                                         quiet_minutes)
+            results[variant.name]["quiet"] = quiet(footage["vtest"], settings, variant.rule_params, quiet_minutes,
+                                                   jobs)
         print(json.dumps({variant.name: results[variant.name]["rules"]}))
     if only:
         return
@@ -531,7 +574,18 @@ if __name__ == "__main__":
     arguments.add_argument("--quiet-minutes", type=float, default=QUIET_MINUTES,
                            help=f"minutes of each kind of quiet footage ({', '.join(QUIET_KINDS)}; default "
                                 f"{QUIET_MINUTES:g})")
+    arguments.add_argument("--quiet-only", action="store_true",
+                           help="quiet footage alone, with the chosen settings, into bench/results/quiet.json")
+    arguments.add_argument("--jobs", type=int, default=1,
+                           help="kinds of quiet footage replayed at once, each in its own process (default 1)")
     parsed = arguments.parse_args()
     if parsed.quiet_minutes <= 0:
         arguments.error("--quiet-minutes must be positive")
-    asyncio.run(main(parsed.clips, parsed.model, parsed.default_only, parsed.quiet_minutes))
+    if not 1 <= parsed.jobs <= len(QUIET_KINDS):
+        arguments.error(f"--jobs must be between 1 and {len(QUIET_KINDS)}")
+    if parsed.quiet_only and (parsed.clips or parsed.default_only):
+        arguments.error("--quiet-only replays no clip: it takes neither clip names nor --default-only")
+    if parsed.quiet_only:
+        quiet_only(parsed.model, parsed.quiet_minutes, parsed.jobs)
+    else:
+        asyncio.run(main(parsed.clips, parsed.model, parsed.default_only, parsed.quiet_minutes, parsed.jobs))
