@@ -32,6 +32,12 @@ OFFSET_TOLERANCE = 4
 CURVE_POINTS = 33  # quantiles matched between the background and the picture
 CLIPPED_WHITE, CLIPPED_BLACK = 250, 4  # grey levels at which a background pixel holds a bound, not a level
 UNEXPLAINED_SHARE = 0.1  # of the picture still different once the light is matched: not a change of light alone
+# A region that appeared with a change of light is that light (not an object) when, over its box, the picture is a
+# straight line of the background: explaining this share of its variance, with a slope a light gives, over a
+# background with this spread (grey levels) to read a line off.
+RELIT_FIT = 0.9
+RELIT_SLOPES = (0.5, 2.0)
+RELIT_MIN_SPREAD = 8
 
 
 class StaticObjectModel:
@@ -54,16 +60,19 @@ class StaticObjectModel:
         self._fast: npt.NDArray[np.int16] | None = None
         self._slow: npt.NDArray[np.int16] | None = None
         self._since: npt.NDArray[np.float64] | None = None  # when each pixel began to differ from the slow one
+        self._with_light: npt.NDArray[np.bool_] | None = None  # pixels that began to differ as the light changed
 
     def reset(self) -> None:
-        self._fast = self._slow = self._since = None
+        self._fast = self._slow = self._since = self._with_light = None
 
     def observe(self, grey: GreyImage, t: float) -> tuple[StaticRegion, ...]:
         """The static regions after this frame (normalised boxes, with how long they have been there)."""
         frame = grey.astype(np.int16) << FIXED_SHIFT
-        if self._fast is None or self._slow is None or self._since is None or self._fast.shape != frame.shape:
+        if (self._fast is None or self._slow is None or self._since is None or self._with_light is None
+                or self._fast.shape != frame.shape):
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since = np.full(frame.shape, NOT_SEEN)
+            self._with_light = np.zeros(frame.shape, dtype=np.bool_)
             return ()
         curve = light_change(frame, self._slow)
         if curve is not None:
@@ -83,9 +92,11 @@ class StaticObjectModel:
             self._fast, self._slow = frame.copy(), frame.copy()
             self._since.fill(NOT_SEEN)
             return ()
-        since = self._since
+        since, with_light = self._since, self._with_light
         since[~foreground] = NOT_SEEN
-        since[foreground & (since == NOT_SEEN)] = t
+        arrived = foreground & (since == NOT_SEEN)
+        since[arrived] = t
+        with_light[arrived] = curve is not None
         old = foreground & (t - since >= self.forget_s)
         if old.any():
             self._slow[old] = frame[old]
@@ -96,10 +107,11 @@ class StaticObjectModel:
         self._fast += (to_fast + (1 << (self._fast_shift - 1))) >> self._fast_shift
         learn = np.where(foreground, 0, (to_slow + (1 << (self._slow_shift - 1))) >> self._slow_shift)
         self._slow += learn.astype(np.int16)
-        return self._regions(frame, self._slow, static, since, t)
+        return self._regions(frame, self._slow, static, since, with_light, t)
 
     def _regions(self, frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], static: npt.NDArray[np.bool_],
-                 since: npt.NDArray[np.float64], t: float) -> tuple[StaticRegion, ...]:
+                 since: npt.NDArray[np.float64], with_light: npt.NDArray[np.bool_], t: float
+                 ) -> tuple[StaticRegion, ...]:
         height, width = static.shape
         rows, cols = height // BLOCK, width // BLOCK
         if not rows or not cols:
@@ -121,9 +133,13 @@ class StaticObjectModel:
             y1, y2 = int(ys.min()) * BLOCK, (int(ys.max()) + 1) * BLOCK
             x1, x2 = int(xs.min()) * BLOCK, (int(xs.max()) + 1) * BLOCK
             pixels = cropped[y1:y2, x1:x2] & np.repeat(np.repeat(cells, BLOCK, axis=0), BLOCK, axis=1)[y1:y2, x1:x2]
-            if _ghost(frame, slow, (y1, y2, x1, x2)):
+            came_with_light = np.count_nonzero(with_light[y1:y2, x1:x2][pixels]) * 2 > np.count_nonzero(pixels)
+            if _ghost(frame, slow, (y1, y2, x1, x2)) or (
+                    came_with_light and _relit(frame, slow, pixels, (y1, y2, x1, x2), self._threshold)):
                 # Something that was in the background went away (someone standing in the first frame walked
-                # off): the slow background is wrong there, not the picture. Take the picture in.
+                # off), or the region is the background under a light the picture's curve did not map (a
+                # saturated colour, its channels clipped in the brighter light, is greyer than its level says):
+                # the slow background is wrong there, not the picture. Take the picture in.
                 slow[y1:y2, x1:x2][pixels] = frame[y1:y2, x1:x2][pixels]
                 since[y1:y2, x1:x2][pixels] = NOT_SEEN
                 continue
@@ -161,6 +177,24 @@ def _retoned(background: npt.NDArray[np.int16], curve: tuple[npt.NDArray[np.floa
     clipped = (background >= CLIPPED_WHITE << FIXED_SHIFT) | (background <= CLIPPED_BLACK << FIXED_SHIFT)
     retoned[clipped] = frame[clipped]
     return retoned
+
+
+def _relit(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], pixels: npt.NDArray[np.bool_],
+           box: tuple[int, int, int, int], threshold: int) -> bool:
+    """Whether a region's picture is its background under another light: over its box, the picture is a straight
+    line of the background (RELIT_FIT, a slope within RELIT_SLOPES, a background spread enough to read a line off),
+    and the region's own pixels lie on it within the pixel threshold. An object brings its own levels instead."""
+    y1, y2, x1, x2 = box
+    background = slow[y1:y2, x1:x2].astype(np.float32)
+    picture = frame[y1:y2, x1:x2].astype(np.float32)
+    spread = float(background.std())
+    if spread < RELIT_MIN_SPREAD << FIXED_SHIFT:
+        return False
+    slope = float(((background - background.mean()) * (picture - picture.mean())).mean()) / spread ** 2
+    residual = picture - picture.mean() - slope * (background - background.mean())
+    explained = 1.0 - float(residual.var()) / max(float(picture.var()), 1.0)
+    return (RELIT_SLOPES[0] <= slope <= RELIT_SLOPES[1] and explained >= RELIT_FIT
+            and float(np.median(np.abs(residual[pixels]))) <= threshold)
 
 
 def _ghost(frame: npt.NDArray[np.int16], slow: npt.NDArray[np.int16], box: tuple[int, int, int, int]) -> bool:
