@@ -1,4 +1,4 @@
-"""bench.rules' detector scoring: PASCAL matching at IoU 0.5, ignore regions, and the annotated boxes' consistency."""
+"""bench.rules: PASCAL matching at IoU 0.5, ignore regions, annotated boxes in their pictures, quiet footage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.rules import DATA, ap_summary, normalised, score_detections
+from bench.quiet import QUIET_KINDS
+from bench.rules import DATA, ROOT, ap_summary, clip_frames, footage_path, normalised, quiet, score_detections
+from inference.settings import InferenceSettings
 
 
 def test_a_box_is_matched_once_and_a_duplicate_is_false() -> None:
@@ -52,3 +54,15 @@ def test_annotated_boxes_lie_in_the_picture_on_sampled_frames(path: Path) -> Non
         for x1, y1, x2, y2 in boxes:
             assert 0 <= x1 < x2 <= width, (x1, x2)
             assert 0 <= y1 < y2 <= height, (y1, y2)
+
+
+def test_quiet_footage_gives_the_same_figures_in_spawned_processes(detector_model: object) -> None:
+    # Four seconds of each kind: every kind replayed with its own seed whether in this process or two others.
+    vtest = clip_frames(footage_path(json.loads((DATA / "vtest.json").read_text())))[0]
+    settings = InferenceSettings(models_dir=ROOT / "var" / "models")
+    here = quiet(vtest, settings, {}, minutes=4 / 60)
+    spawned = quiet(vtest, settings, {}, minutes=4 / 60, jobs=2)
+    assert spawned == here
+    assert list(here["by_footage"]) == list(QUIET_KINDS)
+    assert here["footage_hours"] == pytest.approx(len(QUIET_KINDS) * 4 / 3600, abs=1e-3)
+    assert set(here["false_alerts"]) >= {"intrusion", "line_crossing", "abandoned_object", "person_on_ground"}
