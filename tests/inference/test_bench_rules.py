@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.detector import ROOT
 from bench.quiet import QUIET_KINDS
-from bench.rules import DATA, ROOT, ap_summary, clip_frames, footage_path, normalised, quiet, score_detections
+from bench.rules import DATA, ap_summary, clip_frames, footage_path, normalised, quiet, score_detections
 from inference.settings import InferenceSettings
 
 
