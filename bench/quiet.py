@@ -11,8 +11,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-QuietKind = Literal["still", "light", "night", "shake", "rain", "dusk"]
-QUIET_KINDS: tuple[QuietKind, ...] = ("still", "light", "night", "shake", "rain", "dusk")
+QuietKind = Literal["still", "light", "night", "shake", "rain", "dusk", "foliage"]
+QUIET_KINDS: tuple[QuietKind, ...] = ("still", "light", "night", "shake", "rain", "dusk", "foliage")
 DESCRIPTIONS: dict[QuietKind, str] = {
     "still": "sensor noise (sigma 3) and a slow light drift of 4 levels",
     "light": "brightness steps to 0.7-1.3 of the plate every 45 s (a cloud, lights switched) and a cloud's shadow "
@@ -25,6 +25,8 @@ DESCRIPTIONS: dict[QuietKind, str] = {
             "every frame, sensor noise",
     "dusk": "the camera switching between its day picture and its infrared night picture (as in night, without "
             "headlights or insects) every 150 s, as it does at dusk and dawn",
+    "foliage": "a tree's crown and a bush (12 % of the picture) swaying in the wind: about 1 px always, gusts of up "
+               "to 6 px for 6 s every 20 s, the crown's top moving most, sensor noise",
 }
 ScalarT = TypeVar("ScalarT", bound=np.generic)
 NOISE_FIELDS = 16
@@ -36,6 +38,10 @@ DUSK_PERIOD_S = 150.0  # between the infrared filter's switches in the dusk foot
 RAIN_STREAKS = 200  # per 384x288 frame
 RAIN_SLANT = 0.2  # radians from the vertical
 RAIN_BRIGHTNESS = 35.0  # grey levels a streak adds
+# Foliage: (centre x, centre y, half width, half height) of each plant in picture fractions, and its leaves' colour.
+PLANTS = ((0.16, 0.3, 0.13, 0.24), (0.86, 0.78, 0.09, 0.1))
+LEAVES = np.asarray([48.0, 82.0, 40.0], dtype=np.float32)
+GUST_EVERY_S, GUST_S = 20.0, 6.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,47 @@ class Insect:
     vy: float
     radius: float
     phase: float
+
+
+@dataclass(frozen=True)
+class Plant:
+    """Leaves over an elliptical, ragged patch of the picture: their colours and cover, drawn bent by the wind."""
+
+    top: int
+    left: int
+    colours: npt.NDArray[np.float32]  # RGB of the patch's box
+    cover: npt.NDArray[np.bool_]  # where the leaves are, in the box
+
+    @classmethod
+    def grown(cls, height: int, width: int, box: tuple[float, float, float, float],
+              rng: np.random.Generator) -> Plant:
+        cx, cy, sx, sy = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+        top, left = max(0, int(cy - sy)), max(0, int(cx - sx))
+        bottom, right = min(height, int(cy + sy) + 1), min(width, int(cx + sx) + 1)
+        ys, xs = np.mgrid[top:bottom, left:right].astype(np.float32)
+        clusters = _smoothed(rng.normal(0.0, 1.0, (bottom - top, right - left)).astype(np.float32))
+        inside = ((ys - cy) / sy) ** 2 + ((xs - cx) / sx) ** 2
+        cover = inside + 0.35 * clusters < 1.0  # a ragged outline, gaps where the clusters are thin
+        shade = 1.0 + 0.45 * clusters  # clusters of leaves in light and in shadow
+        return cls(top, left, (LEAVES * shade[:, :, None]).astype(np.float32), cover)
+
+    def draw(self, image: npt.NDArray[np.float32], push: float, t: float) -> None:
+        """Over `image`, each row shifted sideways by the wind: `push` at the top, nothing at the bottom."""
+        rows = self.cover.shape[0]
+        for row in range(rows):
+            bend = 1.0 - row / rows
+            shift = round(push * bend * bend + 0.4 * math.sin(9.0 * t + row * 0.7))  # leaves flutter too
+            cover, colours = np.roll(self.cover[row], shift), np.roll(self.colours[row], shift, axis=0)
+            target = image[self.top + row, self.left:self.left + cover.size]
+            target[cover] = colours[cover]
+
+
+def _smoothed(field: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A random field blurred over 5x5 pixels and brought back to a spread of 1: clusters a few pixels wide."""
+    padded = np.pad(field, 2, mode="reflect")
+    total = sum(padded[dy:dy + field.shape[0], dx:dx + field.shape[1]] for dy in range(5) for dx in range(5))
+    blurred = np.asarray(total, dtype=np.float32)
+    return blurred / max(float(blurred.std()), 1e-6)
 
 
 def _as_rgb(grey: npt.NDArray[ScalarT]) -> npt.NDArray[ScalarT]:
@@ -109,6 +156,10 @@ class QuietFootage(MadeFrames):
             t += float(rng.exponential(8.0))
         self._luma = plate @ LUMA
         self._padded = np.pad(self.plate, ((4, 4), (4, 4), (0, 0)), mode="edge")
+        self._plants = [Plant.grown(height, width, box, np.random.default_rng((seed, number)))
+                        for number, box in enumerate(PLANTS)] if kind == "foliage" else []
+        gusts = np.random.default_rng((seed, len(PLANTS)))
+        self._gusts = [float(gusts.uniform(2.0, 6.0)) for _ in range(int(duration // GUST_EVERY_S) + 1)]
 
     def __len__(self) -> int:
         return self.length
@@ -149,6 +200,11 @@ class QuietFootage(MadeFrames):
             image = _as_rgb(grey + NIGHT_NOISE * noise[:, :, 0])
         elif self.kind == "rain":
             image = 0.8 * self.plate + 3.0 * noise + self._streaks(index)[:, :, None]
+        elif self.kind == "foliage":
+            image = self.plate.copy()
+            for plant in self._plants:
+                plant.draw(image, self.sway(t) * width / 384, t)
+            image += 3.0 * noise
         else:
             dx = dy = 0
             since = (t - 10.0) % 30.0
@@ -173,6 +229,13 @@ class QuietFootage(MadeFrames):
         streaks = np.zeros((height, width), dtype=np.float32)
         streaks[ys[inside], xs[inside]] = RAIN_BRIGHTNESS
         return streaks
+
+    def sway(self, t: float) -> float:
+        """How far the wind pushes the plants' tops at `t` (pixels of a 384-px picture): about 1 px, and a gust's
+        amplitude for GUST_S seconds at the start of every GUST_EVERY_S, rising and falling smoothly."""
+        gust = t % GUST_EVERY_S
+        strength = self._gusts[int(t // GUST_EVERY_S)] * math.sin(math.pi * gust / GUST_S) if gust < GUST_S else 0.0
+        return (1.0 + strength) * math.sin(2 * math.pi * 0.8 * t)
 
     def gain(self, t: float) -> float:
         """The scene's brightness at `t`: steps reached over 0.4 s."""

@@ -423,13 +423,14 @@ def quiet_kind(footage_kind: QuietKind, seed: int, plate: np.ndarray, minutes: f
 
 
 def quiet(vtest: list[av.VideoFrame], settings: InferenceSettings, params: dict[str, Any],
-          minutes: float = QUIET_MINUTES, jobs: int = 1) -> dict[str, Any]:
+          minutes: float = QUIET_MINUTES, jobs: int = 1, only: Sequence[QuietKind] = ()) -> dict[str, Any]:
     """False alerts per camera-hour of every rule on `minutes` of each kind of quiet footage (vtest's place without
     its passers-by, in each of bench.quiet's QUIET_KINDS: still, light changes, infrared night, a shaking mast, rain,
     day/infrared switches), each kind on a new camera; `jobs` kinds at once, each in its own process (the footage
-    is mostly gated out, so one kind keeps about one core busy). The same seeds whatever `jobs` is."""
+    is mostly gated out, so one kind keeps about one core busy); `only` those kinds. Each kind has its own seed,
+    whatever `jobs` and `only` are."""
     plate = plate_of(vtest)
-    kinds = list(enumerate(QUIET_KINDS, start=1))
+    kinds = [(seed, kind) for seed, kind in enumerate(QUIET_KINDS, start=1) if not only or kind in only]
     if jobs == 1:
         runs = [quiet_kind(kind, seed, plate, minutes, settings, params) for seed, kind in kinds]
     else:
@@ -470,9 +471,9 @@ def detector_for(settings: InferenceSettings) -> OnnxDetector:
                         kind=settings.model_kind)
 
 
-def quiet_only(kind: ModelKind, minutes: float, jobs: int) -> None:
-    """Quiet footage alone, with the chosen settings, into bench/results/quiet.json (quiet-<model>.json): the long
-    runs that bound the false-alert rate."""
+def quiet_only(kind: ModelKind, minutes: float, jobs: int, kinds: Sequence[QuietKind] = ()) -> None:
+    """Quiet footage alone, with the chosen settings, into bench/results/quiet.json (quiet-<model>.json; some
+    `kinds` only: quiet-<kinds>.json): the long runs that bound the false-alert rate."""
     load_before = os.getloadavg()
     measured_commit = commit()
     load_detector(kind)
@@ -480,14 +481,16 @@ def quiet_only(kind: ModelKind, minutes: float, jobs: int) -> None:
     settings = InferenceSettings(**variant.settings, model_kind=kind, models_dir=ROOT / "var" / "models")
     vtest = json.loads((DATA / "vtest.json").read_text())
     started = time.perf_counter()
-    result = quiet(clip_frames(footage_path(vtest))[0], settings, variant.rule_params, minutes, jobs)
+    result = quiet(clip_frames(footage_path(vtest))[0], settings, variant.rule_params, minutes, jobs, kinds)
     result |= {"settings": variant.name, "model": kind, "jobs": jobs,
                "wall_minutes": round((time.perf_counter() - started) / 60, 1),
                "load_average_1_5_15_min": {"before": [round(v, 2) for v in load_before],
                                            "after": [round(v, 2) for v in os.getloadavg()]},
                "commit": measured_commit, "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / results_name("quiet", kind)).write_text(json.dumps(result, indent=2) + "\n")
+    # A run of some kinds only does not overwrite the run of all of them.
+    stem = "-".join(["quiet", *kinds]) if kinds and set(kinds) != set(QUIET_KINDS) else "quiet"
+    (RESULTS / results_name(stem, kind)).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "by_footage"}, indent=2))
 
 
@@ -576,6 +579,8 @@ if __name__ == "__main__":
                                 f"{QUIET_MINUTES:g})")
     arguments.add_argument("--quiet-only", action="store_true",
                            help="quiet footage alone, with the chosen settings, into bench/results/quiet.json")
+    arguments.add_argument("--quiet-kinds", nargs="+", choices=QUIET_KINDS, default=[],
+                           help="with --quiet-only, these kinds of quiet footage only (each keeps its seed)")
     arguments.add_argument("--jobs", type=int, default=1,
                            help="kinds of quiet footage replayed at once, each in its own process (default 1)")
     parsed = arguments.parse_args()
@@ -585,7 +590,9 @@ if __name__ == "__main__":
         arguments.error(f"--jobs must be between 1 and {len(QUIET_KINDS)}")
     if parsed.quiet_only and (parsed.clips or parsed.default_only):
         arguments.error("--quiet-only replays no clip: it takes neither clip names nor --default-only")
+    if parsed.quiet_kinds and not parsed.quiet_only:
+        arguments.error("--quiet-kinds goes with --quiet-only")
     if parsed.quiet_only:
-        quiet_only(parsed.model, parsed.quiet_minutes, parsed.jobs)
+        quiet_only(parsed.model, parsed.quiet_minutes, parsed.jobs, parsed.quiet_kinds)
     else:
         asyncio.run(main(parsed.clips, parsed.model, parsed.default_only, parsed.quiet_minutes, parsed.jobs))

@@ -9,17 +9,18 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bench.quiet import QUIET_KINDS, NightClip, QuietFootage, QuietKind, plate_of
+from bench.quiet import PLANTS, QUIET_KINDS, NightClip, QuietFootage, QuietKind, plate_of
 from bench.rules import DATA, clip_frames, footage_path
 from inference.motion import small_grey
 from inference.static_objects import StaticObjectModel
 
 FPS = 5.0
+SIZE_OF_PLATE = (96, 128)
 
 
 def plate() -> npt.NDArray[np.float32]:
     """A place with dark ground and bright walls, 96x128."""
-    image = np.full((96, 128, 3), 60.0, dtype=np.float32)
+    image = np.full((*SIZE_OF_PLATE, 3), 60.0, dtype=np.float32)
     image[:30] = 180.0
     return image
 
@@ -82,6 +83,26 @@ def test_shake_footage_moves_the_picture_only_while_shaking() -> None:
     assert edge(int(5 * FPS)) == 63
     assert {edge(i) for i in range(int(10 * FPS), int(16 * FPS))} - {63}
     assert edge(int(20 * FPS)) == 63
+
+
+def test_foliage_footage_sways_its_plants_more_in_gusts_and_leaves_the_rest_still() -> None:
+    footage = QuietFootage(plate(), "foliage", 3000, FPS, seed=8)
+    height, width = SIZE_OF_PLATE
+    plants = np.zeros((height, width), dtype=np.bool_)
+    for cx, cy, sx, sy in PLANTS:
+        plants[max(0, int((cy - sy) * height)):int((cy + sy) * height) + 2,
+               max(0, int((cx - sx) * width)):int((cx + sx) * width) + 2] = True
+
+    def moved(first: float, second: float) -> npt.NDArray[np.float32]:
+        a, b = (footage.pixels(int(t * FPS)).astype(np.float32) for t in (first, second))
+        return np.abs(a - b).max(axis=2)
+
+    calm = moved(10.3, 10.9)  # between gusts: the tops move by about a pixel each way
+    gust = moved(3.1, 3.7)  # in a gust
+    assert calm[~plants].max() < 25  # noise only outside the plants
+    assert gust[~plants].max() < 25
+    assert np.count_nonzero(gust[plants] > 25) > 2 * np.count_nonzero(calm[plants] > 25) > 0
+    assert abs(footage.sway(3.4)) > 2 * abs(footage.sway(10.6))
 
 
 def test_a_night_clip_is_grey_dark_and_stretched_by_its_gain() -> None:
