@@ -5,8 +5,8 @@
 # annotated event of its rule (one alert per person, from 1 s before to 1.5 s after). Per rule: precision, recall
 # and false alerts per camera-hour over the clips that annotate the rule; the detector's person AP@0.5 on the
 # annotated frames; false alerts per camera-hour of every rule on quiet footage (bench/quiet.py: still, light
-# changes, infrared night, a shaking mast). Each lever is measured alone, in the same run, against the same baseline
-# (the pipeline before the levers). A few minutes on 2 cores.
+# changes, infrared night, a shaking mast, rain, day/infrared switches, foliage in the wind). Each lever is measured
+# alone, in the same run, against the same baseline (the pipeline before the levers). A few minutes on 2 cores.
 
 
 from __future__ import annotations
@@ -426,9 +426,9 @@ def quiet(vtest: list[av.VideoFrame], settings: InferenceSettings, params: dict[
           minutes: float = QUIET_MINUTES, jobs: int = 1, only: Sequence[QuietKind] = ()) -> dict[str, Any]:
     """False alerts per camera-hour of every rule on `minutes` of each kind of quiet footage (vtest's place without
     its passers-by, in each of bench.quiet's QUIET_KINDS: still, light changes, infrared night, a shaking mast, rain,
-    day/infrared switches), each kind on a new camera; `jobs` kinds at once, each in its own process (the footage
-    is mostly gated out, so one kind keeps about one core busy); `only` those kinds. Each kind has its own seed,
-    whatever `jobs` and `only` are."""
+    day/infrared switches, foliage in the wind), each kind on a new camera; `jobs` kinds at once, each in its own
+    process (the footage is mostly gated out, so one kind keeps about one core busy); `only` those kinds. Each kind
+    has its own seed, whatever `jobs` and `only` are."""
     plate = plate_of(vtest)
     kinds = [(seed, kind) for seed, kind in enumerate(QUIET_KINDS, start=1) if not only or kind in only]
     if jobs == 1:
