@@ -532,8 +532,9 @@ async def main(only: Sequence[str] = (), kind: ModelKind = "ssd", default_only: 
             real = [clip for clip in clips if "scene" not in clip]
             results[variant.name]["night"] = await night(detector, real, footage, settings, variant.rule_params)
         if variant in (VARIANTS[0], VARIANTS[-1]):  # quiet footage is long: the baseline and the chosen set only
-            results[variant.name]["quiet"] = quiet(footage["vtest"], settings, variant.rule_params, quiet_minutes,
-                                                   jobs)
+            # In a thread: each kind runs its own event loop (asyncio.run), which this running loop would refuse.
+            results[variant.name]["quiet"] = await asyncio.to_thread(quiet, footage["vtest"], settings,
+                                                                     variant.rule_params, quiet_minutes, jobs)
         print(json.dumps({variant.name: results[variant.name]["rules"]}))
     if only:
         return
