@@ -46,7 +46,7 @@ from inference.events import Box
 from inference.lying_people import PoseScorer
 from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone, covered
 from inference.onnx_detector import OnnxDetector
-from inference.portable import PortableBackend
+from inference.portable import Detector, PortableBackend
 from inference.pose import pose_from_settings
 from inference.rtsp import ReaderOptions
 from inference.settings import InferenceSettings, ModelKind
@@ -231,7 +231,7 @@ class RecordingSink(CountingSink):
         super().submit(event, camera_id, picture)
 
 
-async def replay(detector: OnnxDetector, frames: Sequence[av.VideoFrame], config: CameraConfig,
+async def replay(detector: Detector, frames: Sequence[av.VideoFrame], config: CameraConfig,
                  settings: InferenceSettings, *, pose: PoseScorer | None = None,
                  watch: Callable[[PortableBackend], None] | None = None) -> RecordingSink:
     """Every frame through the portable backend in lockstep, as a camera at DETECT_FPS would deliver them (`pose`:

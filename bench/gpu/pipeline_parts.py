@@ -117,6 +117,83 @@ def detect(encodings: Any, logits: Any, anchors: Any, backend: ArrayBackend, *, 
     return Detections(boxes=boxes, scores=scores, class_ids=class_ids, kept=kept)
 
 
+# The rules bench's detector inputs, and the model's outputs kept sparse ---------------------------------------------
+
+def replay_pictures(av: Any, path: Path, detect_fps: float, sub_width: int) -> list[Any]:
+    """A clip as bench.rules replays it (its clip_frames): sampled at `detect_fps`, scaled to a sub stream's size
+    (`sub_width` wide when wider, even height), yuv420p. `av` is PyAV, passed in: this module imports numpy only."""
+    pictures: list[Any] = []
+    with av.open(str(path)) as container:
+        fps = float(container.streams.video[0].average_rate or CAMERA_FPS)
+        step = max(1, round(fps / detect_fps))
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % step:
+                continue
+            width, height = frame.width, frame.height
+            if width > sub_width:
+                width, height = sub_width, round(sub_width * height / width / 2) * 2
+            pictures.append(frame.reformat(width=width, height=height, format="yuv420p"))
+    return pictures
+
+
+def replay_input(av: Any, picture: Any, max_stretch: float, input_size: int) -> np.ndarray:
+    """The model's square RGB input for one picture, as the portable backend makes it (inference.rtsp's
+    DecodedFrame.detector_input: one swscale bilinear pass to the letterbox content, black padding right/bottom)."""
+    width, height = content_size(picture.width, picture.height, max_stretch, input_size)
+    converted = av.video.reformatter.VideoReformatter().reformat(picture, width=width, height=height,
+                                                                 format="rgb24", threads=1)
+    square = np.zeros((input_size, input_size, 3), dtype=np.uint8)
+    square[:height, :width] = converted.to_ndarray()
+    return square
+
+
+@dataclass(frozen=True)
+class SparseOutputs:
+    """A batch's raw SSD outputs at the anchors that can become detections: those whose best foreground logit
+    reaches `min_score`; the others are dropped (postprocess drops them at any threshold ≥ min_score)."""
+
+    offsets: np.ndarray  # [N + 1]: frame i's anchors are rows offsets[i]:offsets[i + 1]
+    anchor_ids: np.ndarray  # [M] int32
+    encodings: np.ndarray  # [M, 4] float32
+    logits: np.ndarray  # [M, C] float32
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}__{name}": getattr(self, name) for name in ("offsets", "anchor_ids", "encodings", "logits")}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str) -> SparseOutputs:
+        return cls(*(np.asarray(arrays[f"{prefix}__{name}"]) for name in ("offsets", "anchor_ids", "encodings",
+                                                                            "logits")))
+
+    @property
+    def frames(self) -> int:
+        return len(self.offsets) - 1
+
+    def dense(self, frame: int, anchor_count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame `frame`'s outputs as the model gave them at the kept anchors; elsewhere logits so low that no
+        threshold keeps them."""
+        rows = slice(int(self.offsets[frame]), int(self.offsets[frame + 1]))
+        encodings = np.zeros((anchor_count, 4), dtype=np.float32)
+        logits = np.full((anchor_count, self.logits.shape[1]), DROPPED_LOGIT, dtype=np.float32)
+        encodings[self.anchor_ids[rows]] = self.encodings[rows]
+        logits[self.anchor_ids[rows]] = self.logits[rows]
+        return encodings, logits
+
+
+DROPPED_LOGIT = -60.0  # a score of 1e-26
+
+
+def sparse_outputs(encodings: np.ndarray, logits: np.ndarray, min_score: float) -> SparseOutputs:
+    """[N, A, 4] encodings and [N, A, C] logits (class 0 the background) → SparseOutputs."""
+    best = logits[..., 1:].max(-1)
+    kept = best >= math.log(min_score / (1.0 - min_score))
+    frames, anchors = np.nonzero(kept)
+    offsets = np.concatenate([[0], np.cumsum(kept.sum(-1))]).astype(np.int64)
+    return SparseOutputs(offsets=offsets, anchor_ids=anchors.astype(np.int32),
+                         encodings=encodings[frames, anchors].astype(np.float32),
+                         logits=logits[frames, anchors].astype(np.float32))
+
+
 # Masked re-encode -----------------------------------------------------------------------------------------------
 
 def masked_encode_command(ffmpeg: str, source: Path, cover_filter: str, encoder_options: Sequence[str], frames: int,

@@ -2,8 +2,10 @@
 
 Contents: the SSD as a plain op list (JSON) + fp16 weights (npz) that run.py executes with PyTorch, reference
 outputs of onnxruntime on real frames (to check the GPU numbers are right), the detector's settings and anchors
-(pipeline.json, anchors.npy), bench/masks.py's cover filter and the NVENC options (masks.json), H.264 sample streams
-(Annex B), and the PyAV wheel (abi3, with NVDEC) in case the machine lacks it. Run here: `python -m bench.gpu.prepare`.
+(pipeline.json, anchors.npy), bench/masks.py's cover filter and the NVENC options (masks.json), the annotated clips
+vtest.avi and bikes.mp4 with how the rules bench replays them (clips.json; run.py encodes its H.264 sample streams
+from them), and the PyAV wheel (abi3, with NVDEC and libx264) in case the machine lacks it. The bundle and this
+checkout travel together, within 64 MiB. Run here: `python -m bench.gpu.prepare`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import shutil
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -21,7 +22,8 @@ import onnx
 from onnx import numpy_helper
 
 from bench.masks import MASKS
-from camsim.footage import VTEST_PATH, encoded_clip, source_path
+from bench.rules import DETECT_FPS, SUB_WIDTH
+from camsim.footage import VTEST_PATH, source_path
 from core.masks import cover_filter
 from inference.mediapipe import prepare_detector_model
 from inference.onnx_detector import OnnxDetector
@@ -31,6 +33,8 @@ from inference.ssd import BOX_SCALES, INPUT_SIZE, letterbox_size, preprocess, ss
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "var" / "gpu-bundle"
 AV_WHEEL = "av==18.1.0"
+AGREEMENT_CLIPS = ("vtest", "bikes")  # the clips with annotated intrusions and line crossings
+KEPT_MIN_SCORE = 0.2  # run.py keeps the outputs of anchors scoring this or more: below every threshold in use
 # The GPU path of issue 15: NVENC at its fastest preset, keyframes where the camera sent them (IDR, so segments
 # still start on them), no B-frames, the recorder's default 4 Mbit/s.
 NVENC_OPTIONS = ["-c:v", "h264_nvenc", "-preset", "p1", "-forced-idr", "1", "-force_key_frames", "source",
@@ -85,23 +89,15 @@ def export_settings() -> None:
     (BUNDLE / "masks.json").write_text(json.dumps(masks, indent=2) + "\n")
 
 
-def encode_1080p(seconds: float = 10.0) -> None:
-    """vtest upscaled to 1920x1080 at 25 fps, 1 s GOP: the stream size DeepStream's published figures use."""
-    codec = av.CodecContext.create("libx264", "w")
-    assert isinstance(codec, av.VideoCodecContext)
-    codec.width, codec.height, codec.pix_fmt = 1920, 1080, "yuv420p"
-    codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
-    codec.options = {"preset": "veryfast", "x264-params": "keyint=25:min-keyint=25:scenecut=0:bframes=0"}
-    with av.open(str(VTEST_PATH)) as container, (BUNDLE / "vtest-1080p25.h264").open("wb") as out:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index >= seconds * 25:
-                break
-            scaled = frame.reformat(width=1920, height=1080, format="yuv420p")
-            scaled.pts = index
-            for packet in codec.encode(scaled):
-                out.write(bytes(packet))
-        for packet in codec.encode(None):
-            out.write(bytes(packet))
+def export_clips() -> None:
+    """The annotated clips bench.gpu.agreement compares GPU and CPU on, and how bench.rules samples them."""
+    clips = {}
+    for name in AGREEMENT_CLIPS:
+        path = source_path(name)
+        shutil.copy(path, BUNDLE / path.name)
+        clips[name] = path.name
+    spec = {"clips": clips, "detect_fps": DETECT_FPS, "sub_width": SUB_WIDTH, "min_score": KEPT_MIN_SCORE}
+    (BUNDLE / "clips.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
 def main() -> int:
@@ -110,17 +106,19 @@ def main() -> int:
     export_graph(files.onnx)
     reference_outputs(files.onnx, files.labels)
     export_settings()
-    cache = ROOT / "var" / "camsim"
-    for name, stream in (("vtest", "sub"), ("bikes", "main"), ("bikes", "sub")):
-        shutil.copy(encoded_clip(cache, name, stream).data, BUNDLE / f"{name}-{stream}.h264")
-    source_path("bikes")
-    encode_1080p()
+    for stale in BUNDLE.glob("*.h264"):  # streams of older bundles: run.py encodes them now
+        stale.unlink()
+    export_clips()
     if not list(BUNDLE.glob("av-*.whl")):
         subprocess.run([sys.executable, "-m", "pip", "download", AV_WHEEL, "--no-deps", "--only-binary=:all:",
                         "--platform", "manylinux_2_28_x86_64", "--python-version", "3.12", "-d", str(BUNDLE), "-q"],
                        check=True)
     total = sum(p.stat().st_size for p in BUNDLE.iterdir())
-    sys.stdout.write(f"{BUNDLE}: {total / 2**20:.1f} MiB\n")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    checkout = sum((ROOT / name).stat().st_size for name in tracked.decode().split("\0")
+                   if name and (ROOT / name).is_file())
+    sys.stdout.write(f"{BUNDLE}: {total / 2**20:.1f} MiB; with the checkout's tracked files "
+                     f"{(total + checkout) / 2**20:.1f} MiB (at most 64 travel)\n")
     return 0 if total < 64 * 2**20 else 1
 
 

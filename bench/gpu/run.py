@@ -2,11 +2,15 @@
 
 Self-contained: needs only Python >= 3.11, numpy and PyTorch with CUDA on the machine, pipeline_parts.py beside this
 file, and the bundle made by `python -m bench.gpu.prepare` (var/gpu-bundle: model as op list + fp16 weights,
-reference outputs, detector settings and anchors, the masks' cover filter, H.264 streams, the PyAV wheel); ffmpeg
-for the masked re-encode. Each part falls back and says so (`notes`) when something is missing (no NVDEC, no CUDA,
-no PyAV, no ffmpeg or no NVENC). Usage: python bench/gpu/run.py [--bundle var/gpu-bundle] [--out DIR] [--quick]
+reference outputs, detector settings and anchors, the masks' cover filter, the annotated clips vtest.avi and
+bikes.mp4, the PyAV wheel); ffmpeg for the masked re-encode. The H.264 sample streams are encoded here from the
+clips first (--media, libx264). Each part falls back and says so (`notes`) when something is missing (no NVDEC, no
+CUDA, no PyAV, no ffmpeg or no NVENC). Usage: python bench/gpu/run.py [--bundle var/gpu-bundle] [--out DIR] [--quick]
 
-Writes DIR/gpu.json ($OUT or bench/results by default) with these parts:
+Writes DIR/gpu.json ($OUT or bench/results by default), after each part, with these parts:
+- `agreement`: the rules bench's detector inputs of vtest and bikes through the model on the GPU (fp16 and fp32 on
+  the portable backend's own inputs, fp16 on the GPU's letterbox of the NV12 picture); the outputs go to
+  DIR/gpu-outputs.npz, which `python -m bench.gpu.agreement` replays through the rules on the CPU machine.
 - `decode`: NVDEC and CPU decode rates of the sample streams; `inference`: the SSD alone on CUDA, fp32 and fp16,
   against onnxruntime's outputs; `pipeline`: the 384x288 sub streams, decoded, scaled to 300x300 on the GPU and
   inferred (one entry per stream count; kept unchanged as the comparison for the 1080p pipeline).
@@ -45,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +65,9 @@ from pipeline_parts import (
     masked_encode_command,
     nvenc_entry,
     pipeline_entry,
+    replay_input,
+    replay_pictures,
+    sparse_outputs,
     yuv_to_rgb,
 )
 
@@ -130,6 +138,44 @@ def import_av(bundle: Path) -> Any:
     return av
 
 
+# Sample streams ---------------------------------------------------------------------------------------------------
+
+# name: (clip in the bundle, width, height, frames at most). Each source frame becomes one frame at 25 fps.
+STREAMS = {
+    "vtest-1080p25.h264": ("vtest.avi", 1920, 1080, 250),
+    "vtest-sub.h264": ("vtest.avi", 384, 288, 800),
+    "bikes-main.h264": ("bikes.mp4", 640, 272, 250),
+}
+
+
+def make_streams(av: Any, bundle: Path, folder: Path) -> Path:
+    """The H.264 sample streams (Annex B), encoded here from the bundle's clips with libx264 (veryfast, a key frame
+    a second, no B-frames, as cameras send), so that the bundle carries each clip once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (clip, width, height, limit) in STREAMS.items():
+        target = folder / name
+        if target.is_file():
+            continue
+        codec = av.CodecContext.create("libx264", "w")
+        codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+        codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
+        codec.options = {"preset": "veryfast", "x264-params": "keyint=25:min-keyint=25:scenecut=0:bframes=0"}
+        partial = target.with_suffix(".partial")
+        with av.open(str(bundle / clip)) as container, partial.open("wb") as out:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index >= limit:
+                    break
+                scaled = frame.reformat(width=width, height=height, format="yuv420p")
+                scaled.pts = index
+                for packet in codec.encode(scaled):
+                    out.write(bytes(packet))
+            for packet in codec.encode(None):
+                out.write(bytes(packet))
+        partial.rename(target)
+    say("streams: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in sorted(folder.iterdir())))
+    return folder
+
+
 # Decode -------------------------------------------------------------------------------------------------------
 
 def decode_loop(av: Any, path: Path, seconds: float, hw: bool, counter: list[int], errors: list[str]) -> None:
@@ -165,9 +211,9 @@ def decode_rate(av: Any, path: Path, sessions: int, seconds: float, hw: bool) ->
     return sum(c[0] for c in counters) / elapsed, errors
 
 
-def decode_tests(av: Any, bundle: Path) -> None:
-    streams = [("1080p", bundle / "vtest-1080p25.h264"), ("640x272", bundle / "bikes-main.h264"),
-               ("384x288", bundle / "vtest-sub.h264")]
+def decode_tests(av: Any, media: Path) -> None:
+    streams = [("1080p", media / "vtest-1080p25.h264"), ("640x272", media / "bikes-main.h264"),
+               ("384x288", media / "vtest-sub.h264")]
     results: dict[str, Any] = {}
     for label, path in streams:
         entry: dict[str, Any] = {}
@@ -261,7 +307,9 @@ class TorchSsd:
         return [values[name] for name in self.outputs]
 
 
-def inference_tests(bundle: Path) -> Any:
+def inference_tests(bundle: Path) -> dict[str, Any] | None:
+    """The op list on CUDA in fp32 and fp16 against onnxruntime's outputs, and its rate per batch size; the two
+    models (fp16 weights both: the fp32 one computes in fp32 on them)."""
     if not RESULT["environment"].get("cuda"):
         note("PyTorch with CUDA unavailable: GPU inference skipped")
         return None
@@ -303,7 +351,7 @@ def inference_tests(bundle: Path) -> Any:
     results["streams_at_25fps"] = int(best // 25)
     RESULT["inference"] = results
     say(f"inference: {json.dumps(results, indent=2)}")
-    return models["fp16"]
+    return models
 
 
 # Decode + inference together ------------------------------------------------------------------------------
@@ -352,12 +400,12 @@ class NewestFrames:
                 return
 
 
-def pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: float) -> None:
+def pipeline_test(av: Any, media: Path, model: Any, streams: int, seconds: float) -> None:
     """`streams` NVDEC decoders (384x288 sub streams, as fast as they go) each keep only their newest frame,
     scaled to 300x300 on the GPU; the main thread batches all ready frames into one fp16 inference."""
     import torch
 
-    path = bundle / "vtest-sub.h264"
+    path = media / "vtest-sub.h264"
     readers = NewestFrames(av, path, streams, lambda frame: frame.to_ndarray(format="rgb24"))
     slots, decoded, lock, errors = readers.slots, readers.decoded, readers.lock, readers.errors
     readers.start()
@@ -463,7 +511,7 @@ def nv12_planes(frame: Any) -> Any:
     return picture.to_ndarray()
 
 
-def postprocess_check(av: Any, bundle: Path, model: Any) -> None:
+def postprocess_check(av: Any, bundle: Path, media: Path, model: Any) -> None:
     """The GPU's decode + NMS against the same code on numpy, and its letterboxed input against PyAV's."""
     import torch
 
@@ -485,7 +533,7 @@ def postprocess_check(av: Any, bundle: Path, model: Any) -> None:
         "detections_fp16": [int(n) for n in kept_gpu.sum(-1)],
         "detections_onnxruntime": [int(n) for n in onnx.kept.sum(-1)],
     }
-    with av.open(str(bundle / "vtest-1080p25.h264"), format="h264") as container:
+    with av.open(str(media / "vtest-1080p25.h264"), format="h264") as container:
         frame = next(iter(container.decode(video=0)))
     letterbox = GpuLetterbox(1, frame.width, frame.height, settings)
     with torch.inference_mode():
@@ -505,14 +553,14 @@ def postprocess_check(av: Any, bundle: Path, model: Any) -> None:
     say(f"postprocess check: {json.dumps(results)}")
 
 
-def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds: float) -> None:
+def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: int, seconds: float) -> None:
     """`streams` decoders of the 1080p25 stream (as fast as they go) each keep their newest frame; the main thread
     takes all new frames, letterboxes them on the GPU, infers them as one fp16 batch, decodes boxes and runs NMS
     on the GPU; each stage is timed with the GPU synchronised after it."""
     import torch
 
     settings = load_settings(bundle)
-    path = bundle / "vtest-1080p25.h264"
+    path = media / "vtest-1080p25.h264"
     with av.open(str(path), format="h264") as container:
         first = next(iter(container.decode(video=0)))
     width, height = first.width, first.height
@@ -580,6 +628,59 @@ def full_pipeline_test(av: Any, bundle: Path, model: Any, streams: int, seconds:
     say(f"pipeline 1080p: {json.dumps(entry)}")
 
 
+# The same detections on GPU and CPU --------------------------------------------------------------------------------
+
+AGREEMENT_BATCH = 64
+
+
+def agreement(av: Any, bundle: Path, models: dict[str, Any], out: Path) -> None:
+    """The annotated clips' detector inputs, made here as the rules bench makes them, through the model on the GPU
+    three ways: fp16 and fp32 on the same inputs as the portable backend's, and fp16 on the GPU's own letterbox of
+    the NV12 picture (the path a GPU node takes). Each frame's outputs at the anchors that can become detections,
+    and each input's SHA-1, go to OUT/gpu-outputs.npz; `python -m bench.gpu.agreement` replays them through the
+    rules next to the portable backend's own and compares alerts."""
+    import hashlib
+
+    import torch
+
+    spec = json.loads((bundle / "clips.json").read_text())
+    settings = load_settings(bundle)
+    size, stretch = settings["input_size"], settings["max_stretch"]
+    arrays: dict[str, np.ndarray] = {"min_score": np.asarray(spec["min_score"])}
+    summary: dict[str, Any] = {"min_score": spec["min_score"], "clips": {}}
+    for name, file in spec["clips"].items():
+        pictures = replay_pictures(av, bundle / file, spec["detect_fps"], spec["sub_width"])
+        inputs = np.stack([replay_input(av, picture, stretch, size) for picture in pictures])
+        arrays[f"{name}__sha1"] = np.asarray([hashlib.sha1(i.tobytes()).hexdigest() for i in inputs])
+        width, height = pictures[0].width, pictures[0].height
+        letterbox = GpuLetterbox(AGREEMENT_BATCH, width, height, settings)
+        outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"fp16": [], "fp32": [], "fp16_gpu_letterbox": []}
+        with torch.inference_mode():
+            for start in range(0, len(pictures), AGREEMENT_BATCH):
+                chunk = torch.from_numpy(inputs[start:start + AGREEMENT_BATCH]).to("cuda")
+                # The portable backend's normalisation (inference.ssd.preprocess), in fp32 before any cast.
+                normalised = chunk.permute(0, 3, 1, 2).float() * np.float32(1.0 / 127.5) - 1.0
+                for label, dtype in (("fp16", torch.float16), ("fp32", torch.float32)):
+                    encodings, logits = models[label](normalised.to(dtype))
+                    outputs[label].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
+                planes = np.stack([nv12_planes(p) for p in pictures[start:start + AGREEMENT_BATCH]])
+                encodings, logits = models["fp16"](letterbox(torch.from_numpy(planes).to("cuda")))
+                outputs["fp16_gpu_letterbox"].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
+        counts = {}
+        for label, parts in outputs.items():
+            sparse = sparse_outputs(np.concatenate([e for e, _ in parts]), np.concatenate([lg for _, lg in parts]),
+                                    spec["min_score"])
+            arrays.update(sparse.arrays(f"{name}__{label}"))
+            counts[label] = int(sparse.anchor_ids.size)
+        summary["clips"][name] = {"frames": len(pictures), "size": [width, height],
+                                  "gpu_letterbox_content": list(letterbox.content), "anchors_kept": counts}
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "gpu-outputs.npz", **arrays)
+    summary["file"] = "gpu-outputs.npz"
+    RESULT["agreement"] = summary
+    say(f"agreement: {json.dumps(summary)}")
+
+
 # Masked re-encode on NVENC ------------------------------------------------------------------------------------
 
 def run_side_by_side(commands: list[list[str]], timeout_s: float) -> tuple[list[float], list[float], list[str]]:
@@ -618,7 +719,7 @@ def run_side_by_side(commands: list[list[str]], timeout_s: float) -> tuple[list[
     return walls, cpu, errors
 
 
-def nvenc_tests(bundle: Path, quick: bool) -> None:
+def nvenc_tests(bundle: Path, media: Path, quick: bool) -> None:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         note("no ffmpeg on this machine: masked NVENC re-encode skipped")
@@ -631,7 +732,7 @@ def nvenc_tests(bundle: Path, quick: bool) -> None:
     hwaccels = subprocess.run([ffmpeg, "-hide_banner", "-hwaccels"], capture_output=True, text=True, timeout=60,
                               check=False).stdout.split()
     masks = json.loads((bundle / "masks.json").read_text())
-    source = bundle / "vtest-1080p25.h264"
+    source = media / "vtest-1080p25.h264"
     frames = 125 if quick else MASKED_FRAMES
 
     def commands(count: int, cuda_decode: bool) -> list[list[str]]:
@@ -666,59 +767,63 @@ def nvenc_tests(bundle: Path, quick: bool) -> None:
     RESULT["masked_nvenc"] = results
 
 
+def save(out: Path) -> None:
+    """gpu.json as it stands: written after each part, so a run stopped at its time limit keeps what it measured."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu.json").write_text(json.dumps(RESULT, indent=2) + "\n")
+
+
+def part(name: str, out: Path, action: Any, *args: Any) -> Any:
+    """Runs one part; a failure is noted and the next part goes on (each is worth measuring alone)."""
+    say(f"== {name}")
+    try:
+        return action(*args)
+    except Exception as exc:
+        note(f"{name} failed: {exc!r}")
+        return None
+    finally:
+        save(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, default=ROOT / "var" / "gpu-bundle")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench" / "results")))
+    parser.add_argument("--media", type=Path, default=Path(tempfile.gettempdir()) / "vigie-gpu-streams",
+                        help="where the sample streams are encoded (kept between runs)")
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
     parser.add_argument("--skip-decode", action="store_true", help="skip the decode-only measurements")
     args = parser.parse_args()
     started = time.monotonic()
-    say("== environment")
-    environment()
-    av = import_av(args.bundle)
-    if av is not None and not args.skip_decode:
+    out, bundle, media = args.out, args.bundle, args.media
+    part("environment", out, environment)
+    av = import_av(bundle)
+    if av is not None:
         RESULT["environment"]["av"] = av.__version__
-        say("== decode")
-        try:
-            decode_tests(av, args.bundle)
-        except Exception as exc:  # keep going: the other parts are still worth measuring
-            note(f"decode tests failed: {exc!r}")
-    say("== inference")
-    model = None
-    try:
-        model = inference_tests(args.bundle)
-    except Exception as exc:
-        note(f"inference tests failed: {exc!r}")
-    if model is not None and av is not None:
-        say("== decode + inference")
-        for streams in (32, 128) if not args.quick else (8,):
-            try:
-                pipeline_test(av, args.bundle, model, streams, 10.0 if not args.quick else 3.0)
-            except Exception as exc:
-                note(f"pipeline with {streams} streams failed: {exc!r}")
-        say("== full pipeline at 1080p")
-        try:
-            postprocess_check(av, args.bundle, model)
-        except Exception as exc:
-            note(f"postprocess check failed: {exc!r}")
-        for streams in (32, 128) if not args.quick else (8,):
-            try:
-                full_pipeline_test(av, args.bundle, model, streams, 10.0 if not args.quick else 3.0)
-            except Exception as exc:
-                note(f"1080p pipeline with {streams} streams failed: {exc!r}")
-    say("== masked re-encode on NVENC")
-    try:
-        nvenc_tests(args.bundle, args.quick)
-    except Exception as exc:
-        note(f"masked NVENC re-encode failed: {exc!r}")
+        if part("sample streams", out, make_streams, av, bundle, media) is None:
+            av = None  # every later part reads the streams
+    models = part("inference", out, inference_tests, bundle)
+    if models is not None and av is not None:
+        # First what only a GPU can tell (its detections against the CPU's), then the rates.
+        part("postprocess check", out, postprocess_check, av, bundle, media, models["fp16"])
+        part("agreement with the portable backend", out, agreement, av, bundle, models, out)
+    if av is not None and not args.skip_decode:
+        part("decode", out, decode_tests, av, media)
+    if models is not None and av is not None:
+        seconds = 3.0 if args.quick else 10.0
+        for streams in (8,) if args.quick else (32, 128):
+            part(f"decode + inference, {streams} sub streams", out, pipeline_test, av, media, models["fp16"],
+                 streams, seconds)
+        for streams in (8,) if args.quick else (32, 128):
+            part(f"full pipeline at 1080p, {streams} streams", out, full_pipeline_test, av, bundle, media,
+                 models["fp16"], streams, seconds)
+    part("masked re-encode on NVENC", out, nvenc_tests, bundle, media, args.quick)
     RESULT["wall_s"] = round(time.monotonic() - started, 1)
     RESULT["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(RESULT, indent=2) + "\n")
+    save(out)
     say("== summary")
-    summary = ("decode", "inference", "pipeline", "postprocess_check", "pipeline_1080p", "masked_nvenc", "notes",
-               "wall_s")
+    summary = ("decode", "inference", "pipeline", "postprocess_check", "agreement", "pipeline_1080p", "masked_nvenc",
+               "notes", "wall_s")
     say(json.dumps({k: RESULT.get(k) for k in summary}, indent=2))
     return 0
 
