@@ -681,6 +681,102 @@ def agreement(av: Any, bundle: Path, models: dict[str, Any], out: Path) -> None:
     say(f"agreement: {json.dumps(summary)}")
 
 
+def gpu_stage_test(av: Any, bundle: Path, media: Path, model: Any, streams: int, seconds: float,
+                   on_gpu: bool) -> None:
+    """The 1080p pipeline's GPU side alone, decode set aside: `streams` new frames a batch, taken from 50 decoded
+    frames kept in host memory (copied to the GPU plane by plane, as from a CPU decoder) or, with `on_gpu`, kept on
+    the GPU already (as NVDEC leaves them to a GPU pipeline), then letterbox, fp16 inference, decode and NMS."""
+    import torch
+
+    settings = load_settings(bundle)
+    with av.open(str(media / "vtest-1080p25.h264"), format="h264") as container:
+        decoded = [nv12_planes(frame) for _, frame in zip(range(50), container.decode(video=0), strict=False)]
+    height, width = decoded[0].shape[0] * 2 // 3, decoded[0].shape[1]
+    pool_host = torch.from_numpy(np.stack(decoded)).pin_memory()
+    pool_gpu = pool_host.to("cuda")
+    device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
+    letterbox = GpuLetterbox(streams, width, height, settings)
+    anchors = torch.from_numpy(np.load(bundle / "anchors.npy")).to("cuda")
+    backend = torch_backend()
+    stages = dict.fromkeys(("upload_resize", "inference", "decode_nms"), 0.0)
+    processed = batches = 0
+    with torch.inference_mode():
+        for _ in range(2):
+            encodings, logits = (output.float() for output in model(letterbox(device_frames)))
+            detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            mark = time.perf_counter()
+            picks = [(batches * streams + i) % len(decoded) for i in range(streams)]
+            source = pool_gpu if on_gpu else pool_host
+            for slot, pick in enumerate(picks):
+                device_frames[slot].copy_(source[pick], non_blocking=True)
+            batch = letterbox(device_frames)
+            torch.cuda.synchronize()
+            now = time.perf_counter()
+            stages["upload_resize"] += now - mark
+            mark = now
+            encodings, logits = model(batch)
+            torch.cuda.synchronize()
+            now = time.perf_counter()
+            stages["inference"] += now - mark
+            mark = now
+            found = detect_on(encodings.float(), logits.float(), anchors, backend, settings)
+            found.kept.sum(-1).cpu()
+            stages["decode_nms"] += time.perf_counter() - mark
+            processed += streams
+            batches += 1
+        elapsed = time.perf_counter() - started
+    entry = pipeline_entry(streams, processed, batches, elapsed, 0, stages)
+    entry.pop("decoded_fps")
+    entry["frames_from"] = "gpu memory" if on_gpu else "host memory (pinned)"
+    entry["content"] = list(letterbox.content)
+    RESULT.setdefault("gpu_stages_1080p", []).append(entry)
+    say(f"GPU stages at 1080p: {json.dumps(entry)}")
+
+
+def nvdec_probe(av: Any, media: Path) -> None:
+    """Why NVDEC does or does not decode here: PyAV's CUDA hardware acceleration three ways, and the h264_cuvid
+    decoder, on the first 100 frames of each stream; per try the frames, their format and rate, or the error."""
+    from av.codec.hwaccel import HWAccel
+
+    tries: dict[str, Any] = {}
+    for name in ("vtest-1080p25.h264", "vtest-sub.h264"):
+        path = media / name
+        for label, options in (("hwaccel", {"allow_software_fallback": False}),
+                               ("hwaccel_hw_owned", {"allow_software_fallback": False, "is_hw_owned": True}),
+                               ("hwaccel_fallback", {"allow_software_fallback": True})):
+            key = f"{name}:{label}"
+            try:
+                started = time.perf_counter()
+                count, form = 0, None
+                with av.open(str(path), format="h264", hwaccel=HWAccel(device_type="cuda", **options)) as container:
+                    for frame in container.decode(video=0):
+                        count, form = count + 1, frame.format.name
+                        if count >= 100:
+                            break
+                tries[key] = {"frames": count, "format": form, "fps": round(count / (time.perf_counter() - started), 1)}
+            except Exception as exc:
+                tries[key] = {"error": f"{type(exc).__name__}: {exc}"}
+        key = f"{name}:h264_cuvid"
+        try:
+            decoder = av.CodecContext.create("h264_cuvid", "r")
+            started = time.perf_counter()
+            count, form = 0, None
+            with av.open(str(path), format="h264") as container:
+                for packet in container.demux(video=0):
+                    for frame in decoder.decode(packet):
+                        count, form = count + 1, frame.format.name
+                    if count >= 100:
+                        break
+            tries[key] = {"frames": count, "format": form, "fps": round(count / (time.perf_counter() - started), 1)}
+        except Exception as exc:
+            tries[key] = {"error": f"{type(exc).__name__}: {exc}"}
+    RESULT["nvdec_probe"] = tries
+    say(f"NVDEC probe: {json.dumps(tries, indent=2)}")
+
+
 # Masked re-encode on NVENC ------------------------------------------------------------------------------------
 
 def run_side_by_side(commands: list[list[str]], timeout_s: float) -> tuple[list[float], list[float], list[str]]:
@@ -785,6 +881,9 @@ def part(name: str, out: Path, action: Any, *args: Any) -> Any:
         save(out)
 
 
+PARTS = ("agreement", "decode", "nvdec-probe", "sub-pipeline", "pipeline-1080p", "gpu-stages-1080p", "nvenc")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, default=ROOT / "var" / "gpu-bundle")
@@ -792,8 +891,10 @@ def main() -> int:
     parser.add_argument("--media", type=Path, default=Path(tempfile.gettempdir()) / "vigie-gpu-streams",
                         help="where the sample streams are encoded (kept between runs)")
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
-    parser.add_argument("--skip-decode", action="store_true", help="skip the decode-only measurements")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="these parts only (the environment, streams and models always)")
     args = parser.parse_args()
+    wanted = set(args.only)
     started = time.monotonic()
     out, bundle, media = args.out, args.bundle, args.media
     part("environment", out, environment)
@@ -803,27 +904,38 @@ def main() -> int:
         if part("sample streams", out, make_streams, av, bundle, media) is None:
             av = None  # every later part reads the streams
     models = part("inference", out, inference_tests, bundle)
-    if models is not None and av is not None:
+    gpu_and_av = models is not None and av is not None
+    seconds = 3.0 if args.quick else 10.0
+    counts = (8,) if args.quick else (32, 128)
+    if gpu_and_av and "agreement" in wanted:
         # First what only a GPU can tell (its detections against the CPU's), then the rates.
         part("postprocess check", out, postprocess_check, av, bundle, media, models["fp16"])
         part("agreement with the portable backend", out, agreement, av, bundle, models, out)
-    if av is not None and not args.skip_decode:
+    if av is not None and "decode" in wanted:
         part("decode", out, decode_tests, av, media)
-    if models is not None and av is not None:
-        seconds = 3.0 if args.quick else 10.0
-        for streams in (8,) if args.quick else (32, 128):
+    if av is not None and "nvdec-probe" in wanted:
+        part("NVDEC probe", out, nvdec_probe, av, media)
+    if gpu_and_av and "gpu-stages-1080p" in wanted:
+        for streams in counts:
+            for on_gpu in (False, True):
+                part(f"GPU stages at 1080p, {streams} frames a batch", out, gpu_stage_test, av, bundle, media,
+                     models["fp16"], streams, seconds, on_gpu)
+    if gpu_and_av and "sub-pipeline" in wanted:
+        for streams in counts:
             part(f"decode + inference, {streams} sub streams", out, pipeline_test, av, media, models["fp16"],
                  streams, seconds)
-        for streams in (8,) if args.quick else (32, 128):
+    if gpu_and_av and "pipeline-1080p" in wanted:
+        for streams in counts:
             part(f"full pipeline at 1080p, {streams} streams", out, full_pipeline_test, av, bundle, media,
                  models["fp16"], streams, seconds)
-    part("masked re-encode on NVENC", out, nvenc_tests, bundle, media, args.quick)
+    if "nvenc" in wanted:
+        part("masked re-encode on NVENC", out, nvenc_tests, bundle, media, args.quick)
     RESULT["wall_s"] = round(time.monotonic() - started, 1)
     RESULT["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     save(out)
     say("== summary")
-    summary = ("decode", "inference", "pipeline", "postprocess_check", "agreement", "pipeline_1080p", "masked_nvenc",
-               "notes", "wall_s")
+    summary = ("decode", "nvdec_probe", "inference", "pipeline", "postprocess_check", "agreement", "gpu_stages_1080p",
+               "pipeline_1080p", "masked_nvenc", "notes", "wall_s")
     say(json.dumps({k: RESULT.get(k) for k in summary}, indent=2))
     return 0
 
