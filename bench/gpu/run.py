@@ -57,6 +57,7 @@ import numpy as np
 
 # pipeline_parts.py travels beside this file; found whether run as a script or as a module.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frame_pool import SharedNewestFrames, nv12
 from pipeline_parts import (
     NUMPY,
     ArrayBackend,
@@ -505,12 +506,6 @@ class GpuLetterbox:
         return self.model_input[:count]
 
 
-def nv12_planes(frame: Any) -> Any:
-    """A decoded frame as one NV12 array [H*3/2, W]: what NVDEC hands over; a software frame is converted."""
-    picture = frame if frame.format.name == "nv12" else frame.reformat(format="nv12")
-    return picture.to_ndarray()
-
-
 def postprocess_check(av: Any, bundle: Path, media: Path, model: Any) -> None:
     """The GPU's decode + NMS against the same code on numpy, and its letterboxed input against PyAV's."""
     import torch
@@ -537,7 +532,7 @@ def postprocess_check(av: Any, bundle: Path, media: Path, model: Any) -> None:
         frame = next(iter(container.decode(video=0)))
     letterbox = GpuLetterbox(1, frame.width, frame.height, settings)
     with torch.inference_mode():
-        ours = letterbox(torch.from_numpy(nv12_planes(frame))[None].to("cuda"))
+        ours = letterbox(torch.from_numpy(nv12(frame))[None].to("cuda"))
     ours_rgb = ((ours[0].float() + 1.0) * 127.5).permute(1, 2, 0).cpu().numpy()
     content_width, content_height = letterbox.content
     portable = np.zeros_like(ours_rgb)
@@ -554,9 +549,9 @@ def postprocess_check(av: Any, bundle: Path, media: Path, model: Any) -> None:
 
 
 def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: int, seconds: float) -> None:
-    """`streams` decoders of the 1080p25 stream (as fast as they go) each keep their newest frame; the main thread
-    takes all new frames, letterboxes them on the GPU, infers them as one fp16 batch, decodes boxes and runs NMS
-    on the GPU; each stage is timed with the GPU synchronised after it."""
+    """`streams` decoders of the 1080p25 stream, in processes of their own (frame_pool), each keeping its newest
+    frame in shared memory; the main thread copies all new frames to the GPU, letterboxes them, infers them as one
+    fp16 batch, decodes boxes and runs NMS on the GPU; each stage is timed with the GPU synchronised after it."""
     import torch
 
     settings = load_settings(bundle)
@@ -564,8 +559,18 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
     with av.open(str(path), format="h264") as container:
         first = next(iter(container.decode(video=0)))
     width, height = first.width, first.height
-    readers = NewestFrames(av, path, streams, nv12_planes)
-    slots, decoded, lock, errors = readers.slots, readers.decoded, readers.lock, readers.errors
+    hardware = bool(RESULT["environment"].get("libnvcuvid.so.1"))
+    # Two cores left to this process: the batches, and CUDA's own threads.
+    readers = SharedNewestFrames(path, streams, max(1, (os.cpu_count() or 4) - 2), width, height, hardware=hardware)
+    pinned = False
+    try:
+        # The shared block made page-locked, so each copy to the GPU runs at full speed (when CUDA allows it).
+        result = torch.cuda.cudart().cudaHostRegister(readers.frames.ctypes.data, readers.frames.nbytes, 0)
+        pinned = int(result) == 0
+        if not pinned:
+            note(f"shared frames not page-locked: cudaHostRegister returned {result}")
+    except (AttributeError, RuntimeError, TypeError) as exc:
+        note(f"shared frames not page-locked: {exc!r}")
 
     # One fixed batch shape: slots without a new frame keep their last one, computed and not counted.
     device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
@@ -577,30 +582,30 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
             encodings, logits = (output.float() for output in model(letterbox(device_frames)))
             detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
     readers.start()
-    time.sleep(1.0)
+    ready_in_time = readers.wait_for_frames(60.0)
     stages = dict.fromkeys(("decode_wait", "upload_resize", "inference", "decode_nms"), 0.0)
     processed = batches = 0
-    with lock:
-        decoded_before = sum(decoded)
+    decoded_before = readers.decoded()
     started = time.perf_counter()
+
+    def upload(slot: int, planes: np.ndarray) -> None:
+        device_frames[slot].copy_(torch.from_numpy(planes))
+
     with torch.inference_mode():
-        while time.perf_counter() - started < seconds:
+        while ready_in_time and time.perf_counter() - started < seconds:
             mark = time.perf_counter()
             while True:
-                with lock:
-                    ready = [(i, s) for i, s in enumerate(slots) if s is not None]
-                    for i, _ in ready:
-                        slots[i] = None
+                ready = readers.take_new(upload)
                 if ready or time.perf_counter() - started >= seconds:
                     break
                 time.sleep(0.0005)
             now = time.perf_counter()
-            stages["decode_wait"] += now - mark
             if not ready:
+                stages["decode_wait"] += now - mark
                 break
+            # Waiting and copying happen together in take_new: the copies are counted with the resize.
+            stages["upload_resize"] += now - mark
             mark = now
-            for index, planes in ready:
-                device_frames[index].copy_(torch.from_numpy(planes))
             batch = letterbox(device_frames)
             torch.cuda.synchronize()
             now = time.perf_counter()
@@ -617,68 +622,18 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
             processed += len(ready)
             batches += 1
     elapsed = time.perf_counter() - started
-    with lock:
-        decoded_after = sum(decoded)
-    readers.finish()
-    entry = pipeline_entry(streams, processed, batches, elapsed, decoded_after - decoded_before, stages)
-    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": readers.hardware})
+    decoded = readers.decoded() - decoded_before
+    if pinned:
+        torch.cuda.cudart().cudaHostUnregister(readers.frames.ctypes.data)
+    errors = readers.finish()
+    entry = pipeline_entry(streams, processed, batches, elapsed, decoded, stages)
+    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": hardware,
+                  "decoder_processes": max(1, (os.cpu_count() or 4) - 2), "page_locked": pinned,
+                  "torn_copies": readers.torn, "all_streams_started": ready_in_time})
     if errors:
         entry["errors"] = sorted(set(errors))[:3]
     RESULT.setdefault("pipeline_1080p", []).append(entry)
     say(f"pipeline 1080p: {json.dumps(entry)}")
-
-
-# The same detections on GPU and CPU --------------------------------------------------------------------------------
-
-AGREEMENT_BATCH = 64
-
-
-def agreement(av: Any, bundle: Path, models: dict[str, Any], out: Path) -> None:
-    """The annotated clips' detector inputs, made here as the rules bench makes them, through the model on the GPU
-    three ways: fp16 and fp32 on the same inputs as the portable backend's, and fp16 on the GPU's own letterbox of
-    the NV12 picture (the path a GPU node takes). Each frame's outputs at the anchors that can become detections,
-    and each input's SHA-1, go to OUT/gpu-outputs.npz; `python -m bench.gpu.agreement` replays them through the
-    rules next to the portable backend's own and compares alerts."""
-    import hashlib
-
-    import torch
-
-    spec = json.loads((bundle / "clips.json").read_text())
-    settings = load_settings(bundle)
-    size, stretch = settings["input_size"], settings["max_stretch"]
-    arrays: dict[str, np.ndarray] = {"min_score": np.asarray(spec["min_score"])}
-    summary: dict[str, Any] = {"min_score": spec["min_score"], "clips": {}}
-    for name, file in spec["clips"].items():
-        pictures = replay_pictures(av, bundle / file, spec["detect_fps"], spec["sub_width"])
-        inputs = np.stack([replay_input(av, picture, stretch, size) for picture in pictures])
-        arrays[f"{name}__sha1"] = np.asarray([hashlib.sha1(i.tobytes()).hexdigest() for i in inputs])
-        width, height = pictures[0].width, pictures[0].height
-        letterbox = GpuLetterbox(AGREEMENT_BATCH, width, height, settings)
-        outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"fp16": [], "fp32": [], "fp16_gpu_letterbox": []}
-        with torch.inference_mode():
-            for start in range(0, len(pictures), AGREEMENT_BATCH):
-                chunk = torch.from_numpy(inputs[start:start + AGREEMENT_BATCH]).to("cuda")
-                # The portable backend's normalisation (inference.ssd.preprocess), in fp32 before any cast.
-                normalised = chunk.permute(0, 3, 1, 2).float() * np.float32(1.0 / 127.5) - 1.0
-                for label, dtype in (("fp16", torch.float16), ("fp32", torch.float32)):
-                    encodings, logits = models[label](normalised.to(dtype))
-                    outputs[label].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
-                planes = np.stack([nv12_planes(p) for p in pictures[start:start + AGREEMENT_BATCH]])
-                encodings, logits = models["fp16"](letterbox(torch.from_numpy(planes).to("cuda")))
-                outputs["fp16_gpu_letterbox"].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
-        counts = {}
-        for label, parts in outputs.items():
-            sparse = sparse_outputs(np.concatenate([e for e, _ in parts]), np.concatenate([lg for _, lg in parts]),
-                                    spec["min_score"])
-            arrays.update(sparse.arrays(f"{name}__{label}"))
-            counts[label] = int(sparse.anchor_ids.size)
-        summary["clips"][name] = {"frames": len(pictures), "size": [width, height],
-                                  "gpu_letterbox_content": list(letterbox.content), "anchors_kept": counts}
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "gpu-outputs.npz", **arrays)
-    summary["file"] = "gpu-outputs.npz"
-    RESULT["agreement"] = summary
-    say(f"agreement: {json.dumps(summary)}")
 
 
 def gpu_stage_test(av: Any, bundle: Path, media: Path, model: Any, streams: int, seconds: float,
@@ -690,7 +645,7 @@ def gpu_stage_test(av: Any, bundle: Path, media: Path, model: Any, streams: int,
 
     settings = load_settings(bundle)
     with av.open(str(media / "vtest-1080p25.h264"), format="h264") as container:
-        decoded = [nv12_planes(frame) for _, frame in zip(range(50), container.decode(video=0), strict=False)]
+        decoded = [nv12(frame) for _, frame in zip(range(50), container.decode(video=0), strict=False)]
     height, width = decoded[0].shape[0] * 2 // 3, decoded[0].shape[1]
     pool_host = torch.from_numpy(np.stack(decoded)).pin_memory()
     pool_gpu = pool_host.to("cuda")
@@ -775,6 +730,59 @@ def nvdec_probe(av: Any, media: Path) -> None:
             tries[key] = {"error": f"{type(exc).__name__}: {exc}"}
     RESULT["nvdec_probe"] = tries
     say(f"NVDEC probe: {json.dumps(tries, indent=2)}")
+
+
+# The same detections on GPU and CPU --------------------------------------------------------------------------------
+
+AGREEMENT_BATCH = 64
+
+
+def agreement(av: Any, bundle: Path, models: dict[str, Any], out: Path) -> None:
+    """The annotated clips' detector inputs, made here as the rules bench makes them, through the model on the GPU
+    three ways: fp16 and fp32 on the same inputs as the portable backend's, and fp16 on the GPU's own letterbox of
+    the NV12 picture (the path a GPU node takes). Each frame's outputs at the anchors that can become detections,
+    and each input's SHA-1, go to OUT/gpu-outputs.npz; `python -m bench.gpu.agreement` replays them through the
+    rules next to the portable backend's own and compares alerts."""
+    import hashlib
+
+    import torch
+
+    spec = json.loads((bundle / "clips.json").read_text())
+    settings = load_settings(bundle)
+    size, stretch = settings["input_size"], settings["max_stretch"]
+    arrays: dict[str, np.ndarray] = {"min_score": np.asarray(spec["min_score"])}
+    summary: dict[str, Any] = {"min_score": spec["min_score"], "clips": {}}
+    for name, file in spec["clips"].items():
+        pictures = replay_pictures(av, bundle / file, spec["detect_fps"], spec["sub_width"])
+        inputs = np.stack([replay_input(av, picture, stretch, size) for picture in pictures])
+        arrays[f"{name}__sha1"] = np.asarray([hashlib.sha1(i.tobytes()).hexdigest() for i in inputs])
+        width, height = pictures[0].width, pictures[0].height
+        letterbox = GpuLetterbox(AGREEMENT_BATCH, width, height, settings)
+        outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"fp16": [], "fp32": [], "fp16_gpu_letterbox": []}
+        with torch.inference_mode():
+            for start in range(0, len(pictures), AGREEMENT_BATCH):
+                chunk = torch.from_numpy(inputs[start:start + AGREEMENT_BATCH]).to("cuda")
+                # The portable backend's normalisation (inference.ssd.preprocess), in fp32 before any cast.
+                normalised = chunk.permute(0, 3, 1, 2).float() * np.float32(1.0 / 127.5) - 1.0
+                for label, dtype in (("fp16", torch.float16), ("fp32", torch.float32)):
+                    encodings, logits = models[label](normalised.to(dtype))
+                    outputs[label].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
+                planes = np.stack([nv12(p) for p in pictures[start:start + AGREEMENT_BATCH]])
+                encodings, logits = models["fp16"](letterbox(torch.from_numpy(planes).to("cuda")))
+                outputs["fp16_gpu_letterbox"].append((encodings.float().cpu().numpy(), logits.float().cpu().numpy()))
+        counts = {}
+        for label, parts in outputs.items():
+            sparse = sparse_outputs(np.concatenate([e for e, _ in parts]), np.concatenate([lg for _, lg in parts]),
+                                    spec["min_score"])
+            arrays.update(sparse.arrays(f"{name}__{label}"))
+            counts[label] = int(sparse.anchor_ids.size)
+        summary["clips"][name] = {"frames": len(pictures), "size": [width, height],
+                                  "gpu_letterbox_content": list(letterbox.content), "anchors_kept": counts}
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "gpu-outputs.npz", **arrays)
+    summary["file"] = "gpu-outputs.npz"
+    RESULT["agreement"] = summary
+    say(f"agreement: {json.dumps(summary)}")
 
 
 # Masked re-encode on NVENC ------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from bench.gpu.frame_pool import SharedNewestFrames, nv12
 from bench.gpu.pipeline_parts import (
     NUMPY,
     content_size,
@@ -128,3 +131,56 @@ def test_result_names() -> None:
     assert masked["cpu_s_per_camera_s"] == 0.1
     assert masked["aggregate_fps"] == 125.0
     assert masked["masked_cameras_sustained"] == 5
+
+
+def small_stream(path: Path, frames: int = 20, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    """An H.264 file whose frame i is uniformly grey at level 20 + 8 i; its frames as NV12 arrays."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.framerate, codec.time_base = 25, Fraction(1, 25)
+    codec.options = {"preset": "ultrafast", "x264-params": "keyint=5:bframes=0"}
+    with path.open("wb") as out:
+        for index in range(frames):
+            rgb = np.full((height, width, 3), 20 + 8 * index, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            for packet in codec.encode(frame):
+                out.write(bytes(packet))
+        for packet in codec.encode(None):
+            out.write(bytes(packet))
+    with av.open(str(path), format="h264") as container:
+        return [nv12(frame) for frame in container.decode(video=0)]
+
+
+def test_shared_newest_frames_hand_over_whole_decoded_frames(tmp_path: Path) -> None:
+    expected = small_stream(tmp_path / "grey.h264")
+    pool = SharedNewestFrames(tmp_path / "grey.h264", streams=5, processes=2, width=64, height=48, hardware=False)
+    pool.start()
+    try:
+        assert pool.wait_for_frames(60), pool.errors()
+        copies: dict[int, list[np.ndarray]] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (len(copies) < 5 or min(len(c) for c in copies.values()) < 3):
+            pool.take_new(lambda slot, frame: copies.setdefault(slot, []).append(frame.copy()))
+            time.sleep(0.001)
+        decoded = pool.decoded()
+    finally:
+        errors = pool.finish()
+    assert errors == []
+    assert sorted(copies) == [0, 1, 2, 3, 4]
+    assert decoded >= sum(len(c) for c in copies.values())
+    for slot, frames in copies.items():
+        assert len(frames) >= 3, slot
+        for frame in frames:
+            # Whole frames only: each copy is one of the file's frames, never a mix of two.
+            assert any(np.array_equal(frame, whole) for whole in expected), slot
+
+
+def test_shared_newest_frames_report_a_stream_that_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / "broken.h264").write_bytes(b"not a video" * 100)
+    pool = SharedNewestFrames(tmp_path / "broken.h264", streams=2, processes=2, width=64, height=48, hardware=False)
+    pool.start()
+    assert not pool.wait_for_frames(30)
+    errors = pool.finish()
+    assert len(errors) == 2
+    assert all(errors)
