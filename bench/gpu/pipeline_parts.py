@@ -157,7 +157,7 @@ class SparseOutputs:
     encodings: np.ndarray  # [M, 4] float32
     logits: np.ndarray  # [M, C] float32
 
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+    def arrays(self, prefix: str) -> dict[str, Any]:
         return {f"{prefix}__{name}": getattr(self, name) for name in ("offsets", "anchor_ids", "encodings", "logits")}
 
     @classmethod

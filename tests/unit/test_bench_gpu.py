@@ -137,7 +137,7 @@ def small_stream(path: Path, frames: int = 20, width: int = 64, height: int = 48
     """An H.264 file whose frame i is uniformly grey at level 20 + 8 i; its frames as NV12 arrays."""
     codec = av.CodecContext.create("libx264", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
-    codec.framerate, codec.time_base = 25, Fraction(1, 25)
+    codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
     codec.options = {"preset": "ultrafast", "x264-params": "keyint=5:bframes=0"}
     with path.open("wb") as out:
         for index in range(frames):
