@@ -19,8 +19,9 @@ Writes DIR/gpu.json ($OUT or bench/results by default), after each part, with th
   reference frames; `letterbox_mean_abs_diff` / `letterbox_max_abs_diff`: the GPU's model input for a 1080p frame
   against the portable backend's (PyAV scaling to the content size, black padding), in 0-255 units.
 - `pipeline_1080p`, one entry per stream count (32 and 128): N NVDEC decoders of the 1080p25 stream, as fast as they
-  go, each keeping only its newest frame. PyAV hands decoded frames over in host memory (NV12), so each batch is
-  copied to the GPU plane by plane, luma and chroma resized there to the content size of the portable backend's
+  go, in processes of their own (frame_pool.py: cpu_count - 2 processes, the streams dealt round-robin), each
+  keeping only its newest frame in shared memory (page-locked when CUDA allows: `page_locked`). PyAV hands decoded
+  frames over in host memory (NV12), so each batch is copied to the GPU plane by plane, luma and chroma resized there to the content size of the portable backend's
   letterbox (`content`: at most a 1.5 stretch, the rest padded black right and bottom), converted to RGB (BT.601),
   normalised, then one fp16 inference for the whole (padded, fixed-size) batch, SSD box decode and per-class NMS
   on the GPU, and the detections per frame brought back. Figures: `processed_fps` (frames through the whole
@@ -28,7 +29,11 @@ Writes DIR/gpu.json ($OUT or bench/results by default), after each part, with th
   `decoded_fps` (all decoders together), and per stage, the GPU synchronised between stages, `<stage>_ms_per_batch`
   and `<stage>_ms_per_frame` for `decode_wait` (waiting for a new frame from any decoder), `upload_resize` (copy
   to the GPU, resize, colour conversion, normalisation), `inference`, `decode_nms` (box decode, NMS, detections
-  counted on the host); `resize` (the interpolation used), `nvdec`.
+  counted on the host); `resize` (the interpolation used), `nvdec`, `torn_copies` (copies dropped because a
+  decoder rewrote the slot meanwhile). Waiting for frames and copying them happen together: `decode_wait` counts
+  only a final wait that found nothing, the copies are in `upload_resize`.
+- `gpu_stages_1080p`: the same GPU stages on 50 decoded frames kept in host memory (pinned) or on the GPU, decode
+  set aside, 32 and 128 frames a batch; `nvdec_probe`: PyAV's CUDA decoding tried three ways and h264_cuvid.
 - `masked_nvenc`: when ffmpeg lists h264_nvenc, K ffmpeg processes side by side (K = 8, 16, 32, stopping after the
   first K at which one falls below real time), each decoding the looped 1080p25 stream (`-hwaccel cuda` when
   ffmpeg has it), painting bench/masks.py's masks with core.masks.cover_filter and encoding with NVENC (the options
