@@ -19,19 +19,19 @@ Writes DIR/gpu.json ($OUT or bench/results by default), after each part, with th
   reference frames; `letterbox_mean_abs_diff` / `letterbox_max_abs_diff`: the GPU's model input for a 1080p frame
   against the portable backend's (PyAV scaling to the content size, black padding), in 0-255 units.
 - `pipeline_1080p`, one entry per stream count (32 and 128): N NVDEC decoders of the 1080p25 stream, as fast as they
-  go, in processes of their own (frame_pool.py: cpu_count - 2 processes, the streams dealt round-robin), each
-  keeping only its newest frame in shared memory (page-locked when CUDA allows: `page_locked`). PyAV hands decoded
-  frames over in host memory (NV12), so each batch is copied to the GPU plane by plane, luma and chroma resized there to the content size of the portable backend's
-  letterbox (`content`: at most a 1.5 stretch, the rest padded black right and bottom), converted to RGB (BT.601),
-  normalised, then one fp16 inference for the whole (padded, fixed-size) batch, SSD box decode and per-class NMS
-  on the GPU, and the detections per frame brought back. Figures: `processed_fps` (frames through the whole
-  pipeline per second), `streams_at_5fps` / `streams_at_25fps` (processed_fps / 5 and / 25), `mean_batch`,
-  `decoded_fps` (all decoders together), and per stage, the GPU synchronised between stages, `<stage>_ms_per_batch`
-  and `<stage>_ms_per_frame` for `decode_wait` (waiting for a new frame from any decoder), `upload_resize` (copy
-  to the GPU, resize, colour conversion, normalisation), `inference`, `decode_nms` (box decode, NMS, detections
-  counted on the host); `resize` (the interpolation used), `nvdec`, `torn_copies` (copies dropped because a
-  decoder rewrote the slot meanwhile). Waiting for frames and copying them happen together: `decode_wait` counts
-  only a final wait that found nothing, the copies are in `upload_resize`.
+  go, in processes of their own (frame_pool.py: cpu_count - 2 processes, the streams dealt round-robin), each keeping
+  only its newest frame in shared memory (page-locked when CUDA allows: `page_locked`). PyAV hands decoded frames over
+  in host memory (NV12), so each batch is copied to the GPU plane by plane, luma and chroma resized there to the
+  content size of the portable backend's letterbox (`content`: at most a 1.5 stretch, the rest padded black right and
+  bottom), converted to RGB (BT.601), normalised, then one fp16 inference for the whole (padded, fixed-size) batch,
+  SSD box decode and per-class NMS on the GPU, and the detections per frame brought back. Figures: `processed_fps`
+  (frames through the whole pipeline per second), `streams_at_5fps` / `streams_at_25fps` (processed_fps / 5 and / 25),
+  `mean_batch`, `decoded_fps` (all decoders together), and per stage, the GPU synchronised between stages,
+  `<stage>_ms_per_batch` and `<stage>_ms_per_frame` for `decode_wait` (waiting for a new frame from any decoder),
+  `upload_resize` (copy to the GPU, resize, colour conversion, normalisation), `inference`, `decode_nms` (box decode,
+  NMS, detections counted on the host); `resize` (the interpolation used), `nvdec`, `torn_copies` (copies dropped
+  because a decoder rewrote the slot meanwhile). Waiting for frames and copying them happen together: `decode_wait`
+  counts only a final wait that found nothing, the copies are in `upload_resize`.
 - `gpu_stages_1080p`: the same GPU stages on 50 decoded frames kept in host memory (pinned) or on the GPU, decode
   set aside, 32 and 128 frames a batch; `nvdec_probe`: PyAV's CUDA decoding tried three ways and h264_cuvid.
 - `masked_nvenc`: when ffmpeg lists h264_nvenc, K ffmpeg processes side by side (K = 8, 16, 32, stopping after the
@@ -553,20 +553,58 @@ def postprocess_check(av: Any, bundle: Path, media: Path, model: Any) -> None:
     say(f"postprocess check: {json.dumps(results)}")
 
 
+class GpuStages:
+    """A batch of NV12 frames in `frames` (on the GPU) through the letterbox, one fp16 inference, box decoding and
+    NMS, each stage timed with the GPU synchronised after it; one fixed batch shape (cudnn.benchmark tunes it once)."""
+
+    def __init__(self, bundle: Path, model: Any, streams: int, width: int, height: int) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.settings = load_settings(bundle)
+        self.frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
+        self.letterbox = GpuLetterbox(streams, width, height, self.settings)
+        self.anchors = torch.from_numpy(np.load(bundle / "anchors.npy")).to("cuda")
+        self.backend = torch_backend()
+        self.stages = dict.fromkeys(("upload_resize", "inference", "decode_nms"), 0.0)
+        with torch.inference_mode():
+            for _ in range(2):
+                encodings, logits = (output.float() for output in model(self.letterbox(self.frames)))
+                detect_on(encodings, logits, self.anchors, self.backend, self.settings).kept.sum(-1).cpu()
+        torch.cuda.synchronize()
+
+    def run(self, upload_started: float) -> None:
+        """The batch through the GPU; its upload began at `upload_started` (counted with the resize)."""
+        torch = self.torch
+        batch = self.letterbox(self.frames)
+        torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.stages["upload_resize"] += now - upload_started
+        mark = now
+        encodings, logits = self.model(batch)
+        torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.stages["inference"] += now - mark
+        mark = now
+        found = detect_on(encodings.float(), logits.float(), self.anchors, self.backend, self.settings)
+        found.kept.sum(-1).cpu()  # detections per frame: what the host acts on
+        self.stages["decode_nms"] += time.perf_counter() - mark
+
+
 def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: int, seconds: float) -> None:
     """`streams` decoders of the 1080p25 stream, in processes of their own (frame_pool), each keeping its newest
-    frame in shared memory; the main thread copies all new frames to the GPU, letterboxes them, infers them as one
-    fp16 batch, decodes boxes and runs NMS on the GPU; each stage is timed with the GPU synchronised after it."""
+    frame in shared memory; the main thread copies all new frames to the GPU and runs them through GpuStages."""
     import torch
 
-    settings = load_settings(bundle)
     path = media / "vtest-1080p25.h264"
     with av.open(str(path), format="h264") as container:
         first = next(iter(container.decode(video=0)))
     width, height = first.width, first.height
     hardware = bool(RESULT["environment"].get("libnvcuvid.so.1"))
     # Two cores left to this process: the batches, and CUDA's own threads.
-    readers = SharedNewestFrames(path, streams, max(1, (os.cpu_count() or 4) - 2), width, height, hardware=hardware)
+    processes = max(1, (os.cpu_count() or 4) - 2)
+    readers = SharedNewestFrames(path, streams, processes, width, height, hardware=hardware)
     pinned = False
     try:
         # The shared block made page-locked, so each copy to the GPU runs at full speed (when CUDA allows it).
@@ -576,54 +614,30 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
             note(f"shared frames not page-locked: cudaHostRegister returned {result}")
     except (AttributeError, RuntimeError, TypeError) as exc:
         note(f"shared frames not page-locked: {exc!r}")
-
-    # One fixed batch shape: slots without a new frame keep their last one, computed and not counted.
-    device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
-    letterbox = GpuLetterbox(streams, width, height, settings)
-    anchors = torch.from_numpy(np.load(bundle / "anchors.npy")).to("cuda")
-    backend = torch_backend()
-    with torch.inference_mode():
-        for _ in range(2):  # cudnn.benchmark tunes the shape on the first pass
-            encodings, logits = (output.float() for output in model(letterbox(device_frames)))
-            detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
+    # Slots without a new frame keep their last one in the batch, computed and not counted.
+    gpu = GpuStages(bundle, model, streams, width, height)
     readers.start()
     ready_in_time = readers.wait_for_frames(60.0)
-    stages = dict.fromkeys(("decode_wait", "upload_resize", "inference", "decode_nms"), 0.0)
+    waited = 0.0
     processed = batches = 0
     decoded_before = readers.decoded()
     started = time.perf_counter()
 
     def upload(slot: int, planes: np.ndarray) -> None:
-        device_frames[slot].copy_(torch.from_numpy(planes))
+        gpu.frames[slot].copy_(torch.from_numpy(planes))
 
     with torch.inference_mode():
         while ready_in_time and time.perf_counter() - started < seconds:
             mark = time.perf_counter()
             while True:
-                ready = readers.take_new(upload)
+                ready = readers.take_new(upload)  # waits and copies together: counted with the resize
                 if ready or time.perf_counter() - started >= seconds:
                     break
                 time.sleep(0.0005)
-            now = time.perf_counter()
             if not ready:
-                stages["decode_wait"] += now - mark
+                waited += time.perf_counter() - mark
                 break
-            # Waiting and copying happen together in take_new: the copies are counted with the resize.
-            stages["upload_resize"] += now - mark
-            mark = now
-            batch = letterbox(device_frames)
-            torch.cuda.synchronize()
-            now = time.perf_counter()
-            stages["upload_resize"] += now - mark
-            mark = now
-            encodings, logits = model(batch)
-            torch.cuda.synchronize()
-            now = time.perf_counter()
-            stages["inference"] += now - mark
-            mark = now
-            found = detect_on(encodings.float(), logits.float(), anchors, backend, settings)
-            found.kept.sum(-1).cpu()  # detections per frame: what the host acts on
-            stages["decode_nms"] += time.perf_counter() - mark
+            gpu.run(mark)
             processed += len(ready)
             batches += 1
     elapsed = time.perf_counter() - started
@@ -631,10 +645,10 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
     if pinned:
         torch.cuda.cudart().cudaHostUnregister(readers.frames.ctypes.data)
     errors = readers.finish()
-    entry = pipeline_entry(streams, processed, batches, elapsed, decoded, stages)
-    entry.update({"content": list(letterbox.content), "resize": letterbox.mode, "nvdec": hardware,
-                  "decoder_processes": max(1, (os.cpu_count() or 4) - 2), "page_locked": pinned,
-                  "torn_copies": readers.torn, "all_streams_started": ready_in_time})
+    entry = pipeline_entry(streams, processed, batches, elapsed, decoded, {"decode_wait": waited, **gpu.stages})
+    entry.update({"content": list(gpu.letterbox.content), "resize": gpu.letterbox.mode, "nvdec": hardware,
+                  "decoder_processes": processes, "page_locked": pinned, "torn_copies": readers.torn,
+                  "all_streams_started": ready_in_time})
     if errors:
         entry["errors"] = sorted(set(errors))[:3]
     RESULT.setdefault("pipeline_1080p", []).append(entry)
@@ -645,55 +659,46 @@ def gpu_stage_test(av: Any, bundle: Path, media: Path, model: Any, streams: int,
                    on_gpu: bool) -> None:
     """The 1080p pipeline's GPU side alone, decode set aside: `streams` new frames a batch, taken from 50 decoded
     frames kept in host memory (copied to the GPU plane by plane, as from a CPU decoder) or, with `on_gpu`, kept on
-    the GPU already (as NVDEC leaves them to a GPU pipeline), then letterbox, fp16 inference, decode and NMS."""
+    the GPU already (as NVDEC leaves them to a GPU pipeline), then GpuStages."""
     import torch
 
-    settings = load_settings(bundle)
     with av.open(str(media / "vtest-1080p25.h264"), format="h264") as container:
         decoded = [nv12(frame) for _, frame in zip(range(50), container.decode(video=0), strict=False)]
     height, width = decoded[0].shape[0] * 2 // 3, decoded[0].shape[1]
     pool_host = torch.from_numpy(np.stack(decoded)).pin_memory()
-    pool_gpu = pool_host.to("cuda")
-    device_frames = torch.zeros((streams, height * 3 // 2, width), dtype=torch.uint8, device="cuda")
-    letterbox = GpuLetterbox(streams, width, height, settings)
-    anchors = torch.from_numpy(np.load(bundle / "anchors.npy")).to("cuda")
-    backend = torch_backend()
-    stages = dict.fromkeys(("upload_resize", "inference", "decode_nms"), 0.0)
+    source = pool_host.to("cuda") if on_gpu else pool_host
+    gpu = GpuStages(bundle, model, streams, width, height)
     processed = batches = 0
     with torch.inference_mode():
-        for _ in range(2):
-            encodings, logits = (output.float() for output in model(letterbox(device_frames)))
-            detect_on(encodings, logits, anchors, backend, settings).kept.sum(-1).cpu()
-        torch.cuda.synchronize()
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             mark = time.perf_counter()
-            picks = [(batches * streams + i) % len(decoded) for i in range(streams)]
-            source = pool_gpu if on_gpu else pool_host
-            for slot, pick in enumerate(picks):
-                device_frames[slot].copy_(source[pick], non_blocking=True)
-            batch = letterbox(device_frames)
-            torch.cuda.synchronize()
-            now = time.perf_counter()
-            stages["upload_resize"] += now - mark
-            mark = now
-            encodings, logits = model(batch)
-            torch.cuda.synchronize()
-            now = time.perf_counter()
-            stages["inference"] += now - mark
-            mark = now
-            found = detect_on(encodings.float(), logits.float(), anchors, backend, settings)
-            found.kept.sum(-1).cpu()
-            stages["decode_nms"] += time.perf_counter() - mark
+            for slot in range(streams):
+                gpu.frames[slot].copy_(source[(batches * streams + slot) % len(decoded)], non_blocking=True)
+            gpu.run(mark)
             processed += streams
             batches += 1
         elapsed = time.perf_counter() - started
-    entry = pipeline_entry(streams, processed, batches, elapsed, 0, stages)
+    entry = pipeline_entry(streams, processed, batches, elapsed, 0, gpu.stages)
     entry.pop("decoded_fps")
     entry["frames_from"] = "gpu memory" if on_gpu else "host memory (pinned)"
-    entry["content"] = list(letterbox.content)
+    entry["content"] = list(gpu.letterbox.content)
     RESULT.setdefault("gpu_stages_1080p", []).append(entry)
     say(f"GPU stages at 1080p: {json.dumps(entry)}")
+
+
+def first_frames(frames: Any, limit: int = 100) -> dict[str, Any]:
+    """Up to `limit` frames drawn from the iterator `frames`: their count, format and rate, or the error."""
+    try:
+        started = time.perf_counter()
+        count, form = 0, None
+        for frame in frames:
+            count, form = count + 1, frame.format.name
+            if count >= limit:
+                break
+        return {"frames": count, "format": form, "fps": round(count / (time.perf_counter() - started), 1)}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def nvdec_probe(av: Any, media: Path) -> None:
@@ -701,38 +706,23 @@ def nvdec_probe(av: Any, media: Path) -> None:
     decoder, on the first 100 frames of each stream; per try the frames, their format and rate, or the error."""
     from av.codec.hwaccel import HWAccel
 
+    def accelerated(path: Path, options: dict[str, bool]) -> Any:
+        with av.open(str(path), format="h264", hwaccel=HWAccel(device_type="cuda", **options)) as container:
+            yield from container.decode(video=0)
+
+    def cuvid(path: Path) -> Any:
+        decoder = av.CodecContext.create("h264_cuvid", "r")
+        with av.open(str(path), format="h264") as container:
+            for packet in container.demux(video=0):
+                yield from decoder.decode(packet)
+
     tries: dict[str, Any] = {}
     for name in ("vtest-1080p25.h264", "vtest-sub.h264"):
-        path = media / name
         for label, options in (("hwaccel", {"allow_software_fallback": False}),
                                ("hwaccel_hw_owned", {"allow_software_fallback": False, "is_hw_owned": True}),
                                ("hwaccel_fallback", {"allow_software_fallback": True})):
-            key = f"{name}:{label}"
-            try:
-                started = time.perf_counter()
-                count, form = 0, None
-                with av.open(str(path), format="h264", hwaccel=HWAccel(device_type="cuda", **options)) as container:
-                    for frame in container.decode(video=0):
-                        count, form = count + 1, frame.format.name
-                        if count >= 100:
-                            break
-                tries[key] = {"frames": count, "format": form, "fps": round(count / (time.perf_counter() - started), 1)}
-            except Exception as exc:
-                tries[key] = {"error": f"{type(exc).__name__}: {exc}"}
-        key = f"{name}:h264_cuvid"
-        try:
-            decoder = av.CodecContext.create("h264_cuvid", "r")
-            started = time.perf_counter()
-            count, form = 0, None
-            with av.open(str(path), format="h264") as container:
-                for packet in container.demux(video=0):
-                    for frame in decoder.decode(packet):
-                        count, form = count + 1, frame.format.name
-                    if count >= 100:
-                        break
-            tries[key] = {"frames": count, "format": form, "fps": round(count / (time.perf_counter() - started), 1)}
-        except Exception as exc:
-            tries[key] = {"error": f"{type(exc).__name__}: {exc}"}
+            tries[f"{name}:{label}"] = first_frames(accelerated(media / name, options))
+        tries[f"{name}:h264_cuvid"] = first_frames(cuvid(media / name))
     RESULT["nvdec_probe"] = tries
     say(f"NVDEC probe: {json.dumps(tries, indent=2)}")
 
