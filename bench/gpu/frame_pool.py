@@ -86,6 +86,11 @@ class SharedNewestFrames:
                 self._stop, self._errors, hardware))
             for index in range(count)]
 
+    @property
+    def block_name(self) -> str:
+        """The shared block's name (gone once finished)."""
+        return self._memory.name
+
     def start(self) -> None:
         for process in self._processes:
             process.start()
@@ -130,6 +135,8 @@ class SharedNewestFrames:
         """Stops the decoders and frees the block; the errors they reported."""
         self._stop.set()
         for process in self._processes:
+            if process.pid is None:  # never started
+                continue
             process.join(10)
             if process.is_alive():
                 process.kill()

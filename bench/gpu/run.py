@@ -607,44 +607,46 @@ def full_pipeline_test(av: Any, bundle: Path, media: Path, model: Any, streams: 
     readers = SharedNewestFrames(path, streams, processes, width, height, hardware=hardware)
     pinned = False
     try:
-        # The shared block made page-locked, so each copy to the GPU runs at full speed (when CUDA allows it).
-        result = torch.cuda.cudart().cudaHostRegister(readers.frames.ctypes.data, readers.frames.nbytes, 0)
-        pinned = int(result) == 0
-        if not pinned:
-            note(f"shared frames not page-locked: cudaHostRegister returned {result}")
-    except (AttributeError, RuntimeError, TypeError) as exc:
-        note(f"shared frames not page-locked: {exc!r}")
-    # Slots without a new frame keep their last one in the batch, computed and not counted.
-    gpu = GpuStages(bundle, model, streams, width, height)
-    readers.start()
-    ready_in_time = readers.wait_for_frames(60.0)
-    waited = 0.0
-    processed = batches = 0
-    decoded_before = readers.decoded()
-    started = time.perf_counter()
+        try:
+            # The shared block made page-locked, so each copy to the GPU runs at full speed (when CUDA allows it).
+            result = torch.cuda.cudart().cudaHostRegister(readers.frames.ctypes.data, readers.frames.nbytes, 0)
+            pinned = int(result) == 0
+            if not pinned:
+                note(f"shared frames not page-locked: cudaHostRegister returned {result}")
+        except (AttributeError, RuntimeError, TypeError) as exc:
+            note(f"shared frames not page-locked: {exc!r}")
+        # Slots without a new frame keep their last one in the batch, computed and not counted.
+        gpu = GpuStages(bundle, model, streams, width, height)
+        readers.start()
+        ready_in_time = readers.wait_for_frames(60.0)
+        waited = 0.0
+        processed = batches = 0
+        decoded_before = readers.decoded()
+        started = time.perf_counter()
 
-    def upload(slot: int, planes: np.ndarray) -> None:
-        gpu.frames[slot].copy_(torch.from_numpy(planes))
+        def upload(slot: int, planes: np.ndarray) -> None:
+            gpu.frames[slot].copy_(torch.from_numpy(planes))
 
-    with torch.inference_mode():
-        while ready_in_time and time.perf_counter() - started < seconds:
-            mark = time.perf_counter()
-            while True:
-                ready = readers.take_new(upload)  # waits and copies together: counted with the resize
-                if ready or time.perf_counter() - started >= seconds:
+        with torch.inference_mode():
+            while ready_in_time and time.perf_counter() - started < seconds:
+                mark = time.perf_counter()
+                while True:
+                    ready = readers.take_new(upload)  # waits and copies together: counted with the resize
+                    if ready or time.perf_counter() - started >= seconds:
+                        break
+                    time.sleep(0.0005)
+                if not ready:
+                    waited += time.perf_counter() - mark
                     break
-                time.sleep(0.0005)
-            if not ready:
-                waited += time.perf_counter() - mark
-                break
-            gpu.run(mark)
-            processed += len(ready)
-            batches += 1
-    elapsed = time.perf_counter() - started
-    decoded = readers.decoded() - decoded_before
-    if pinned:
-        torch.cuda.cudart().cudaHostUnregister(readers.frames.ctypes.data)
-    errors = readers.finish()
+                gpu.run(mark)
+                processed += len(ready)
+                batches += 1
+        elapsed = time.perf_counter() - started
+        decoded = readers.decoded() - decoded_before
+    finally:
+        if pinned:
+            torch.cuda.cudart().cudaHostUnregister(readers.frames.ctypes.data)
+        errors = readers.finish()
     entry = pipeline_entry(streams, processed, batches, elapsed, decoded, {"decode_wait": waited, **gpu.stages})
     entry.update({"content": list(gpu.letterbox.content), "resize": gpu.letterbox.mode, "nvdec": hardware,
                   "decoder_processes": processes, "page_locked": pinned, "torn_copies": readers.torn,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import av
@@ -184,3 +185,11 @@ def test_shared_newest_frames_report_a_stream_that_cannot_be_read(tmp_path: Path
     errors = pool.finish()
     assert len(errors) == 2
     assert all(errors)
+
+
+def test_shared_newest_frames_free_their_block_even_unstarted(tmp_path: Path) -> None:
+    pool = SharedNewestFrames(tmp_path / "none.h264", streams=2, processes=1, width=64, height=48, hardware=False)
+    name = pool.block_name
+    assert pool.finish() == []
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=name)
