@@ -149,8 +149,9 @@ def replay_input(av: Any, picture: Any, max_stretch: float, input_size: int) -> 
 
 @dataclass(frozen=True)
 class SparseOutputs:
-    """A batch's raw SSD outputs at the anchors that can become detections: those whose best foreground logit
-    reaches `min_score`; the others are dropped (postprocess drops them at any threshold ≥ min_score)."""
+    """A batch's raw SSD outputs at the anchors that can become detections: those whose best foreground score
+    reaches the floor sparse_outputs was given; the others are dropped, as postprocess drops them at any threshold
+    at or above that floor."""
 
     offsets: np.ndarray  # [N + 1]: frame i's anchors are rows offsets[i]:offsets[i + 1]
     anchor_ids: np.ndarray  # [M] int32
