@@ -91,7 +91,7 @@ def test_recorded_outputs_replay_to_the_cpu_alerts_and_a_blinded_copy_does_not(
     path = tmp_path / "gpu-outputs.npz"
     write_cpu_outputs(path, settings, 0.2, "copy", clips=("bikes",))
     arrays = dict(np.load(path))
-    # A second variant that sees nothing from the 25th frame on (2.5 s of the clip's 10).
+    # A second variant that sees nothing from the 25th frame on (5 s of the clip's 10, at 5 frames a second).
     blind = SparseOutputs.from_arrays(arrays, "bikes__copy")
     cut = int(blind.offsets[25])
     offsets = np.minimum(blind.offsets, cut)
