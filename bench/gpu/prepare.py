@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from bench.gpu.agreement import CLIPS, KEPT_MIN_SCORE
 from bench.masks import MASKS
 from bench.rules import DETECT_FPS, SUB_WIDTH
 from camsim.footage import VTEST_PATH, source_path
@@ -33,8 +34,6 @@ from inference.ssd import BOX_SCALES, INPUT_SIZE, letterbox_size, preprocess, ss
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "var" / "gpu-bundle"
 AV_WHEEL = "av==18.1.0"
-AGREEMENT_CLIPS = ("vtest", "bikes")  # the clips with annotated intrusions and line crossings
-KEPT_MIN_SCORE = 0.2  # run.py keeps the outputs of anchors scoring this or more: below every threshold in use
 # The GPU path of issue 15: NVENC at its fastest preset, keyframes where the camera sent them (IDR, so segments
 # still start on them), no B-frames, the recorder's default 4 Mbit/s.
 NVENC_OPTIONS = ["-c:v", "h264_nvenc", "-preset", "p1", "-forced-idr", "1", "-force_key_frames", "source",
@@ -92,7 +91,7 @@ def export_settings() -> None:
 def export_clips() -> None:
     """The annotated clips bench.gpu.agreement compares GPU and CPU on, and how bench.rules samples them."""
     clips = {}
-    for name in AGREEMENT_CLIPS:
+    for name in CLIPS:
         path = source_path(name)
         shutil.copy(path, BUNDLE / path.name)
         clips[name] = path.name
