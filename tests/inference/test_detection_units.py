@@ -186,6 +186,38 @@ def test_frame_stats_tell_black_textured_and_blurred_pictures_apart() -> None:
     assert textured.flat_share == 0.0
 
 
+def _plain_frame_stats(grey: np.ndarray, previous: np.ndarray) -> dict[str, object]:
+    """The statistics by their definitions, in floats: what frame_stats must compute, however it does it."""
+    image = grey.astype(np.float64)
+    h, w = image.shape
+    blocks = image[: h - h % 8, : w - w % 8].reshape(h // 8, 8, w // 8, 8)
+    laplacian = (4 * image[1:-1, 1:-1] - image[:-2, 1:-1] - image[2:, 1:-1] - image[1:-1, :-2] - image[1:-1, 2:])
+    return {"mean_luma": image.mean(), "contrast": image.std(), "sharpness": np.abs(laplacian).mean(),
+            "frame_delta": np.abs(image - previous).mean(), "flat_share": (blocks.std(axis=(1, 3)) < 2.0).mean(),
+            "histogram": np.bincount(grey.ravel() // 16, minlength=16) / grey.size}
+
+
+def test_frame_stats_equal_their_plain_definitions() -> None:
+    rng = np.random.default_rng(5)
+    # Blocks spreading by exactly 2 levels (half at 100, half at 104) sit on the flat threshold and are not flat;
+    # 1.5 levels (half at 100, half at 103) are.
+    edge = np.tile(np.array([[100, 104], [104, 100]], dtype=np.uint8), (48, 64))
+    edge[:, 64:] = np.tile(np.array([[100, 103], [103, 100]], dtype=np.uint8), (48, 32))
+    pictures = [rng.integers(0, 256, size=(96, 128), dtype=np.uint8),
+                rng.integers(100, 106, size=(97, 131), dtype=np.uint8),  # sizes that are not multiples of 8
+                np.tile(np.linspace(0, 255, 160).astype(np.uint8), (90, 1)), edge]
+    for picture in pictures:
+        previous = np.roll(picture, 3, axis=1)
+        stats = frame_stats(picture, 0.25, previous)
+        plain = _plain_frame_stats(picture, previous)
+        for name in ("mean_luma", "contrast", "sharpness", "frame_delta"):
+            assert getattr(stats, name) == pytest.approx(plain[name], abs=1e-6), name
+        assert stats.flat_share == plain["flat_share"]
+        assert stats.histogram == pytest.approx(tuple(plain["histogram"]), abs=1e-12)
+        assert stats.scene_change == 0.25
+    assert frame_stats(edge, 0.0).flat_share == 0.5
+    assert frame_stats(np.zeros((5, 7), dtype=np.uint8), 0.0).flat_share == 0.0  # no whole block
+
 # Fair scheduler -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
