@@ -22,6 +22,7 @@ from inference.ssd import (
     iou_matrix,
     letterbox_size,
     non_max_suppression,
+    per_class_detections,
     postprocess,
     preprocess,
     ssd_anchors,
@@ -80,6 +81,34 @@ def test_nms_keeps_what_greedy_suppression_box_by_box_keeps_on_random_boxes() ->
         scores = rng.random(count, dtype=np.float32)
         for threshold in (0.3, 0.45, 0.7):
             assert non_max_suppression(boxes, scores, threshold) == box_by_box(boxes, scores, threshold)
+
+
+def test_one_pass_over_all_classes_keeps_what_nms_class_by_class_keeps() -> None:
+    def class_by_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, threshold: float,
+                       limit: int) -> list[tuple[int, float, tuple[float, ...]]]:
+        kept = []
+        for class_id in np.unique(class_ids):
+            same = np.nonzero(class_ids == class_id)[0]
+            for index in non_max_suppression(boxes[same], scores[same], threshold):
+                i = same[index]
+                if boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]:
+                    kept.append((int(class_id), float(scores[i]), tuple(float(v) for v in boxes[i])))
+        kept.sort(key=lambda d: -d[1])
+        return kept[:limit]
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        count = int(rng.integers(1, 40))
+        corners = rng.random((count, 2), dtype=np.float32) * 0.8
+        sizes = rng.random((count, 2), dtype=np.float32) * 0.3
+        sizes[rng.random(count) < 0.1, 0] = 0.0  # some empty boxes, which are never reported
+        boxes = np.concatenate([corners, corners + sizes], axis=1)
+        scores = rng.random(count, dtype=np.float32)
+        class_ids = rng.integers(1, 4, size=count)
+        for threshold, limit in ((0.3, 100), (0.45, 100), (0.45, 3)):
+            found = per_class_detections(boxes, scores, class_ids, threshold, limit)
+            assert [(d.class_id, d.score, d.box) for d in found] == class_by_class(
+                boxes, scores, class_ids, threshold, limit)
 
 
 def test_postprocess_picks_the_best_foreground_class_above_threshold() -> None:
