@@ -45,6 +45,8 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SUB_SIZE = (384, 288)
 DETECT_FPS = 5.0
 BATCH = 4
+ROUNDS = 48  # of interleaved windows, one per side each
+WINDOW_S = 0.5
 
 
 def vtest_frames(count: int) -> list[av.VideoFrame]:
@@ -223,52 +225,118 @@ def camera(tenant: uuid.UUID) -> CameraConfig:
     return CameraConfig(camera_id=uuid.uuid4(), tenant_id=tenant, name="bench", stream_url="rtsp://replay/sub")
 
 
-def raw_loop_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float) -> tuple[float, float]:
-    """The baseline: InferenceSession.run on a pre-allocated batch, nothing else. Returns (wall fps, CPU fps)."""
-    size = detector.input_size
-    batch = detector.preprocess([np.asarray(f.to_ndarray(width=size, height=size, format="rgb24"), dtype=np.uint8)
-                                 for f in frames[:BATCH]])
-    detector.run_raw(batch)
-    done, started, cpu = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - started < seconds:
-        detector.run_raw(batch)
-        done += BATCH
-    return done / (time.perf_counter() - started), done / (time.process_time() - cpu)
+@dataclass
+class Window:
+    """What one side did in one measuring window: frames, wall seconds and process CPU seconds."""
+
+    frames: int
+    wall_s: float
+    cpu_s: float
+
+
+class RawLoop:
+    """The baseline: InferenceSession.run on a pre-allocated batch of vtest frames, nothing else."""
+
+    def __init__(self, detector: OnnxDetector, frames: list[av.VideoFrame]) -> None:
+        size = detector.input_size
+        self._detector = detector
+        self._batch = detector.preprocess([np.asarray(f.to_ndarray(width=size, height=size, format="rgb24"),
+                                                      dtype=np.uint8) for f in frames[:BATCH]])
+        detector.run_raw(self._batch)
+
+    def run_for(self, seconds: float) -> Window:
+        done, started, cpu = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - started < seconds:
+            self._detector.run_raw(self._batch)
+            done += BATCH
+        return Window(done, time.perf_counter() - started, time.process_time() - cpu)
+
+
+class SaturatedBackend:
+    """The whole portable backend, saturated: BATCH cameras always have a frame ready, every frame is detected.
+    It stays up between windows (its readers idle once their slots are full), so windows can alternate with the
+    raw loop's. With a clock, the parts of each step are timed into it."""
+
+    def __init__(self, detector: OnnxDetector, frames: list[av.VideoFrame],
+                 clock: InBackendClock | None = None) -> None:
+        settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0, model_kind=detector.kind)
+        readers: dict[uuid.UUID, ReplayReader] = {}
+
+        def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
+                    on_frame: object) -> ReplayReader:
+            readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False,
+                                              input_size=options.input_size, clock=clock)
+            return readers[camera_id]
+
+        self.sink = CountingSink()
+        self._clock = clock
+        seen_by_backend = detector if clock is None else TimedDetector(detector, clock)
+        self._backend = PortableBackend(
+            seen_by_backend, self.sink, settings, reader_factory=factory)  # type: ignore[arg-type]
+        tenant = uuid.uuid4()
+        self._backend.apply([camera(tenant) for _ in range(BATCH)])
+
+    async def warm_up(self) -> None:
+        for _ in range(3):
+            await self._backend.step()
+        if self._clock is not None:
+            self._clock.reset()  # the warm-up is not counted
+
+    async def run_for(self, seconds: float) -> Window:
+        backend, clock = self._backend, self._clock
+        detected_before = sum(r.counters.detected for r in backend.cameras.values())
+        started, cpu = time.perf_counter(), time.process_time()
+        while time.perf_counter() - started < seconds:
+            step_started = time.perf_counter()
+            await backend.step()
+            if clock is not None:
+                clock.steps += time.perf_counter() - step_started
+        elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+        return Window(sum(r.counters.detected for r in backend.cameras.values()) - detected_before, elapsed,
+                      cpu_used)
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 async def backend_fps(detector: OnnxDetector, frames: list[av.VideoFrame], seconds: float,
-                      clock: InBackendClock | None = None) -> tuple[float, float, dict[str, int]]:
-    """The whole portable backend, saturated: BATCH cameras always have a frame ready, every frame is detected.
-    With a clock, the parts of each step are timed into it (a separate run: the timing is not in the ratio)."""
-    settings = InferenceSettings(max_batch=BATCH, keepalive_s=0.0, model_kind=detector.kind)
-    tenant = uuid.uuid4()
-    readers: dict[uuid.UUID, ReplayReader] = {}
+                      clock: InBackendClock | None = None) -> float:
+    """Frames per second of one saturated backend run of `seconds` (timed into `clock` when one is given)."""
+    backend = SaturatedBackend(detector, frames, clock)
+    try:
+        await backend.warm_up()
+        window = await backend.run_for(seconds)
+    finally:
+        backend.close()
+    return window.frames / window.wall_s
 
-    def factory(camera_id: uuid.UUID, url: str, options: ReaderOptions, on_change: object,
-                on_frame: object) -> ReplayReader:
-        readers[camera_id] = ReplayReader(camera_id, frames[len(readers) * 7:] + frames, lockstep=False,
-                                          input_size=options.input_size, clock=clock)
-        return readers[camera_id]
 
-    sink = CountingSink()
-    seen_by_backend = detector if clock is None else TimedDetector(detector, clock)
-    backend = PortableBackend(seen_by_backend, sink, settings, reader_factory=factory)  # type: ignore[arg-type]
-    backend.apply([camera(tenant) for _ in range(BATCH)])
-    for _ in range(3):  # warm-up
-        await backend.step()
-    if clock is not None:
-        clock.reset()  # the warm-up is not counted
-    detected_before = sum(r.counters.detected for r in backend.cameras.values())
-    started, cpu = time.perf_counter(), time.process_time()
-    while time.perf_counter() - started < seconds:
-        step_started = time.perf_counter()
-        await backend.step()
-        if clock is not None:
-            clock.steps += time.perf_counter() - step_started
-    elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
-    detected = sum(r.counters.detected for r in backend.cameras.values()) - detected_before
-    backend.close()
-    return detected / elapsed, detected / cpu_used, dict(sink.events)
+def rate(windows: Sequence[Window]) -> tuple[float, float]:
+    """Frames per wall second and per CPU second over all the windows."""
+    frames = sum(w.frames for w in windows)
+    return frames / sum(w.wall_s for w in windows), frames / sum(w.cpu_s for w in windows)
+
+
+async def interleaved(detector: OnnxDetector, sleeping: OnnxDetector, frames: list[av.VideoFrame],
+                      rounds: int, window_s: float) -> tuple[dict[str, list[Window]], dict[str, int]]:
+    """Short windows of the raw loop, the backend and the backend with onnxruntime's threads sleeping, in turn
+    (the order reversed every other round): a neighbour's load on this shared machine, which changes over seconds,
+    falls on all three alike, where long runs back to back each met a different load."""
+    raw = RawLoop(detector, frames)
+    backends = {"backend": SaturatedBackend(detector, frames), "sleeping": SaturatedBackend(sleeping, frames)}
+    windows: dict[str, list[Window]] = {"raw": [], "backend": [], "sleeping": []}
+    try:
+        for backend in backends.values():
+            await backend.warm_up()
+        for round_index in range(rounds):
+            order = ["raw", "backend", "sleeping"]
+            for side in order if round_index % 2 == 0 else order[::-1]:
+                runner = backends.get(side)
+                windows[side].append(raw.run_for(window_s) if runner is None else await runner.run_for(window_s))
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return windows, dict(backends["backend"].sink.events)
 
 
 def quiet_footage(frames: list[av.VideoFrame], length: int, events: list[tuple[int, int]]) -> list[av.VideoFrame]:
@@ -423,34 +491,20 @@ async def main(kind: ModelKind = "ssd") -> None:
     load_before = os.getloadavg()
     detector = load_detector(kind)
     frames = vtest_frames(200)
-    # Pairs run back to back, so a neighbour's load on this shared machine hits both sides of a pair alike; the
-    # ratio is the median of the pairs' ratios. CPU-time rates (frames per CPU-second) are immune to that load.
-    baseline: list[float] = []
-    whole: list[float] = []
-    ratios: list[float] = []
-    cpu_ratios: list[float] = []
-    events: dict[str, int] = {}
     # The trade-off of VIGIE_INFERENCE_THREAD_SPINNING: the same backend with onnxruntime's threads sleeping.
     sleeping = load_detector(kind, thread_spinning=False)
-    cpu_rates: dict[str, list[float]] = {"spinning": [], "sleeping": []}
-    sleeping_fps: list[float] = []
-    for _ in range(9):  # shorter pairs, more of them: each pair spans less of a neighbour's changing load
-        base_fps, base_cpu = raw_loop_fps(detector, frames, 3.0)
-        fps_run, cpu_run, events = await backend_fps(detector, frames, 3.0)
-        fps_sleeping, cpu_sleeping, _ = await backend_fps(sleeping, frames, 3.0)
-        baseline.append(base_fps)
-        whole.append(fps_run)
-        ratios.append(fps_run / base_fps)
-        cpu_ratios.append(cpu_run / base_cpu)
-        sleeping_fps.append(fps_sleeping)
-        cpu_rates["spinning"].append(cpu_run)
-        cpu_rates["sleeping"].append(cpu_sleeping)
-    baseline_fps, fps = float(np.median(baseline)), float(np.median(whole))
+    windows, events = await interleaved(detector, sleeping, frames, ROUNDS, WINDOW_S)
+    baseline_fps, baseline_cpu = rate(windows["raw"])
+    fps, cpu_rate = rate(windows["backend"])
+    sleeping_fps, sleeping_cpu = rate(windows["sleeping"])
+    # Each round's backend window against its own raw window: how much a single short comparison scatters.
+    round_ratios = [(b.frames / b.wall_s) / (r.frames / r.wall_s)
+                    for r, b in zip(windows["raw"], windows["backend"], strict=True)]
     # Where the backend's time goes while it runs, from three separate timed runs (each part's median).
     in_backend: list[dict[str, float]] = []
     for _ in range(3):
         clock = InBackendClock()
-        timed_fps, _, _ = await backend_fps(detector, frames, 3.0, clock)
+        timed_fps = await backend_fps(detector, frames, 3.0, clock)
         in_backend.append(clock.per_frame_ms(round(timed_fps * 3.0)) | {"all": round(1000 / timed_fps, 3)})
     gate = await gating(detector, frames)
     stages = stage_costs(detector, frames)
@@ -463,8 +517,8 @@ async def main(kind: ModelKind = "ssd") -> None:
     prepare_s = gate["motion_prepare_ms_per_frame"] / 1000
     quiet_per_frame_s = (1 - gate["motion_skip_rate"]) / fps + (decode_s + prepare_s) / cores
     result = {
-        "fps": round(fps, 2), "baseline_fps": round(baseline_fps, 2), "ratio": round(float(np.median(ratios)), 3),
-        "ratio_cpu_time": round(float(np.median(cpu_ratios)), 3),
+        "fps": round(fps, 2), "baseline_fps": round(baseline_fps, 2), "ratio": round(fps / baseline_fps, 3),
+        "ratio_cpu_time": round(cpu_rate / baseline_cpu, 3),
         "motion_skip_rate": round(gate["motion_skip_rate"], 4), "event_recall": round(gate["event_recall"], 4),
         "cameras_per_2_cores": round(cameras, 1),
         "cameras_per_2_cores_quiet_scenes": round(1.0 / (DETECT_FPS * quiet_per_frame_s) * (2 / cores), 1),
@@ -476,13 +530,14 @@ async def main(kind: ModelKind = "ssd") -> None:
         "wall_ms_per_frame_in_backend": {name: round(float(np.median([run[name] for run in in_backend])), 3)
                                          for name in in_backend[0]},
         "raw_loop_wall_ms_per_frame": round(1000 / baseline_fps, 3),
-        "runs": {"baseline_fps": [round(v, 2) for v in baseline], "fps": [round(v, 2) for v in whole],
-                 "ratios": [round(v, 3) for v in ratios], "cpu_time_ratios": [round(v, 3) for v in cpu_ratios]},
+        "rounds": {"count": ROUNDS, "window_s": WINDOW_S,
+                   "ratio_quartiles": [round(float(q), 3) for q in np.percentile(round_ratios, [25, 50, 75])],
+                   "ratio_range": [round(min(round_ratios), 3), round(max(round_ratios), 3)],
+                   "baseline_fps_range": [round(min(w.frames / w.wall_s for w in windows["raw"]), 1),
+                                          round(max(w.frames / w.wall_s for w in windows["raw"]), 1)]},
         "onnxruntime_threads_sleeping": {
-            "fps": round(float(np.median(sleeping_fps)), 2),
-            "ratio": round(float(np.median([f / b for f, b in zip(sleeping_fps, baseline, strict=True)])), 3),
-            "frames_per_cpu_second": round(float(np.median(cpu_rates["sleeping"])), 2),
-            "frames_per_cpu_second_spinning": round(float(np.median(cpu_rates["spinning"])), 2)},
+            "fps": round(sleeping_fps, 2), "ratio": round(sleeping_fps / baseline_fps, 3),
+            "frames_per_cpu_second": round(sleeping_cpu, 2), "frames_per_cpu_second_spinning": round(cpu_rate, 2)},
         "events_emitted_in_throughput_runs": events, "batch": BATCH, "cpu_count": cores,
         "providers": detector.providers, "model": kind, "input_size": detector.input_size,
         # The machine is shared: its load before the run (others' work) and after (with this bench's own).
@@ -491,7 +546,10 @@ async def main(kind: ModelKind = "ssd") -> None:
         "method": ("fps: frames/s through PortableBackend.step (slot hand-off, fair scheduler, batched inference, "
                    "decode+NMS, tracker, rules, event emit) with 4 saturated replay cameras on vtest at "
                    "384x288, each frame a new copy as a decoder hands them out; baseline: InferenceSession.run on "
-                   "a pre-allocated batch of 4; ratio: median of 9 back-to-back pairs of 3 s runs. "
+                   "a pre-allocated batch of 4; ratio: frames/s over all the backend's windows against frames/s over "
+                   "all the raw loop's, windows of 0.5 s taking turns (raw, backend, backend with onnxruntime's "
+                   "threads sleeping; the order reversed every other round), 48 rounds; rounds: how single "
+                   "rounds scatter. "
                    "cpu_ms_per_frame_by_stage: each stage alone on the same frames; wall_ms_per_frame_in_backend: "
                    "the same parts timed inside three further 3 s backend runs (medians), rest_of_step being the "
                    "event loop's work and the thread hand-offs. Gating: 330 frames at 5 fps of vtest's median "
