@@ -44,7 +44,7 @@ def frame_to_array(frame: av.VideoFrame, width: int | None = None, height: int |
     width = width or frame.width
     height = height or frame.height
     geometry = (frame.width, frame.height, frame.format.name, width, height, format)
-    # One swscale thread: the conversion runs in a camera reader or the detector's thread, beside others.
+    # One swscale thread: the conversion runs in a camera reader or the detector's batch, beside others.
     converted = _reformatter(geometry).reformat(frame, width=width, height=height, format=format, threads=1)
     return np.asarray(converted.to_ndarray(), dtype=np.uint8)
 
