@@ -101,7 +101,7 @@ class InBackendClock:
         inside = self.resize + self.normalise + self.inference + self.decode_and_nms
         parts = {"resize_to_model_input": self.resize, "normalise": self.normalise, "inference": self.inference,
                  "decode_and_nms": self.decode_and_nms,
-                 # The event loop's work (collect, scheduler, tracker, rules, events) and the thread hand-offs.
+                 # The event loop's work (collect, scheduler, tracker, rules, events), and waits for the GIL.
                  "rest_of_step": self.steps - inside}
         return {name: round(1000 * seconds / max(frames, 1), 3) for name, seconds in parts.items()}
 
@@ -552,7 +552,7 @@ async def main(kind: ModelKind = "ssd") -> None:
                    "rounds scatter. "
                    "cpu_ms_per_frame_by_stage: each stage alone on the same frames; wall_ms_per_frame_in_backend: "
                    "the same parts timed inside three further 3 s backend runs (medians), rest_of_step being the "
-                   "event loop's work and the thread hand-offs. Gating: 330 frames at 5 fps of vtest's median "
+                   "event loop's work and its waits for the GIL. Gating: 330 frames at 5 fps of vtest's median "
                    "background with noise and drift, three spliced intervals of real vtest frames. "
                    "cameras_per_2_cores: 5 fps per camera, every frame detected, plus measured H.264 decode cost."),
         "commit": commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
