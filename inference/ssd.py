@@ -148,37 +148,32 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
-def non_max_suppression(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> list[int]:
-    """Indices kept by greedy NMS, highest score first."""
+def non_max_suppression(boxes: FloatArray, scores: FloatArray, iou_threshold: float,
+                        classes: npt.NDArray[np.int64] | None = None) -> list[int]:
+    """Indices kept by greedy NMS, highest score first; with `classes`, a box suppresses boxes of its own class
+    only (score ties then go to the lower class id)."""
     # One IoU matrix for all the candidates, then the greedy pass over its rows: the same boxes are kept as when
-    # each kept box's overlaps are computed in turn, without a numpy call per kept box.
-    order = np.argsort(-scores)
-    overlaps = iou_matrix(boxes, boxes)
+    # each kept box's overlaps are computed in turn, without a numpy call per kept box. A box's fate depends only on
+    # the better boxes of its own class, so with `classes` one pass keeps what a pass per class would.
+    order = np.argsort(-scores) if classes is None else np.lexsort((classes, -scores))
+    suppressing = iou_matrix(boxes, boxes) > iou_threshold
+    if classes is not None:
+        suppressing &= classes[:, None] == classes[None, :]
     suppressed = np.zeros(len(order), dtype=bool)
     kept: list[int] = []
     for best in order:
         if suppressed[best]:
             continue
         kept.append(int(best))
-        suppressed |= overlaps[best] > iou_threshold
+        suppressed |= suppressing[best]
     return kept
 
 
 def per_class_detections(boxes: FloatArray, scores: FloatArray, class_ids: npt.NDArray[np.int64],
                          iou_threshold: float, max_detections: int) -> list[RawDetection]:
     """Candidates kept by non-maximum suppression within each class, non-empty boxes only, best first."""
-    # One greedy pass in score order over every class at once, boxes of another class never suppressing: a box's
-    # fate depends only on the better boxes of its own class, so the same boxes are kept as class by class, for
-    # one IoU matrix instead of a few numpy calls per class. Ties: better score, then lower class id first.
-    order = np.lexsort((class_ids, -scores))
-    overlaps = iou_matrix(boxes, boxes)
-    suppressing = (overlaps > iou_threshold) & (class_ids[:, None] == class_ids[None, :])
-    suppressed = np.zeros(len(order), dtype=bool)
     detections: list[RawDetection] = []
-    for best in order:
-        if suppressed[best]:
-            continue
-        suppressed |= suppressing[best]
+    for best in non_max_suppression(boxes, scores, iou_threshold, class_ids):
         x1, y1, x2, y2 = boxes[best].tolist()
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             continue
