@@ -62,14 +62,15 @@ def grid_points(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES
 
 
 def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
-    """Frames already letterboxed to 416x416 RGB (HWC, uint8) → one normalised BGR NCHW float batch."""
-    batch = np.stack(rgb_frames)
-    planes = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), dtype=np.float32)
-    # One pass per output plane, straight from the uint8 pixels ((x - mean) / std as x * scale - offset): ten times
-    # cheaper than flipping, converting and transposing the whole batch.
-    for plane, channel in enumerate((2, 1, 0)):
-        np.multiply(batch[..., channel], SCALE_BGR[plane], out=planes[:, plane])
-        planes[:, plane] -= OFFSET_BGR[plane]
+    """Frames already letterboxed to 416x416 RGB (HWC, uint8, any strides) → one normalised BGR NCHW float batch."""
+    planes = np.empty((len(rgb_frames), 3, *rgb_frames[0].shape[:2]), dtype=np.float32)
+    # One pass per output plane, straight from each frame's uint8 pixels ((x - mean) / std as x * scale - offset):
+    # ten times cheaper than flipping, converting and transposing the whole batch; not stacked first, as frames may
+    # be views of wider (RGBA) pixels.
+    for index, pixels in enumerate(rgb_frames):
+        for plane, channel in enumerate((2, 1, 0)):
+            np.multiply(pixels[..., channel], SCALE_BGR[plane], out=planes[index, plane])
+            planes[index, plane] -= OFFSET_BGR[plane]
     return planes
 
 

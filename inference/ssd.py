@@ -73,14 +73,15 @@ def ssd_anchors(options: AnchorOptions = AnchorOptions()) -> FloatArray:
 
 
 def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
-    """Frames already resized to 300x300 RGB (HWC, uint8) → one NCHW float batch in [-1, 1]."""
-    pixels = np.stack(rgb_frames)
-    planes = np.empty((pixels.shape[0], 3, pixels.shape[1], pixels.shape[2]), dtype=np.float32)
-    # One pass per output plane straight from the uint8 pixels: converting, scaling and transposing the whole float
-    # batch took five passes over 4 MB and was the backend's costliest stage after inference (bench.detector).
-    for channel in range(3):
-        np.multiply(pixels[..., channel], np.float32(1.0 / 127.5), out=planes[:, channel])
-        planes[:, channel] -= np.float32(1.0)
+    """Frames already resized to 300x300 RGB (HWC, uint8, any strides) → one NCHW float batch in [-1, 1]."""
+    planes = np.empty((len(rgb_frames), 3, *rgb_frames[0].shape[:2]), dtype=np.float32)
+    # One pass per output plane straight from each frame's uint8 pixels: converting, scaling and transposing the
+    # whole float batch took five passes over 4 MB and was the backend's costliest stage after inference
+    # (bench.detector); frames are not stacked first, as they may be views of wider (RGBA) pixels.
+    for index, pixels in enumerate(rgb_frames):
+        for channel in range(3):
+            np.multiply(pixels[..., channel], np.float32(1.0 / 127.5), out=planes[index, channel])
+            planes[index, channel] -= np.float32(1.0)
     return planes
 
 

@@ -138,13 +138,14 @@ def replay_pictures(av: Any, path: Path, detect_fps: float, sub_width: int) -> l
 
 def replay_input(av: Any, picture: Any, max_stretch: float, input_size: int) -> np.ndarray:
     """The model's square RGB input for one picture, as the portable backend makes it (inference.rtsp's
-    DecodedFrame.detector_input: one swscale bilinear pass to the letterbox content, black padding right/bottom)."""
+    DecodedFrame.detector_input: one swscale bilinear pass to BGRA at the letterbox content, black padding
+    right/bottom, seen as RGB)."""
     width, height = content_size(picture.width, picture.height, max_stretch, input_size)
     converted = av.video.reformatter.VideoReformatter().reformat(picture, width=width, height=height,
-                                                                 format="rgb24", threads=1)
-    square = np.zeros((input_size, input_size, 3), dtype=np.uint8)
+                                                                 format="bgra", threads=1)
+    square = np.zeros((input_size, input_size, 4), dtype=np.uint8)
     square[:height, :width] = converted.to_ndarray()
-    return square
+    return square[..., 2::-1]
 
 
 @dataclass(frozen=True)

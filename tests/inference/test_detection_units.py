@@ -335,6 +335,34 @@ def test_a_letterboxed_detector_input_holds_the_picture_unstretched_above_black_
     assert stretched.detector_input[250:].mean() > 100  # the picture fills the square
 
 
+
+@pytest.mark.parametrize(("size", "max_stretch"), [((384, 288), 1.5), ((384, 288), 1.0), ((640, 360), 1.0)])
+def test_the_detector_input_is_the_rgb_picture_scaled_in_red_green_blue_order(size: tuple[int, int],
+                                                                              max_stretch: float) -> None:
+    """Made through swscale's BGRA path and read as RGB: each colour lands in its own channel, and the pixels are
+    those of a plain RGB scaling but for resampling rounding."""
+    width, height = size
+    rng = np.random.default_rng(5)
+    blocks = rng.integers(0, 256, size=(height // 16, width // 16, 3), dtype=np.uint8)
+    blocks[0, 0] = (255, 0, 0)  # a red corner, top left, where it stays
+    rgb = np.kron(blocks, np.ones((16, 16, 1), dtype=np.uint8))
+    picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    decoded = DecodedFrame(camera_id=uuid.uuid4(), timestamp=0.0, captured_at=None,  # type: ignore[arg-type]
+                           frame_size=size, motion=None, stats=None,  # type: ignore[arg-type]
+                           picture=picture, max_stretch=max_stretch)
+    content_width, content_height = decoded.detector_content
+    image = decoded.detector_input
+    assert image.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    corner = image[2:6, 2:6].reshape(-1, 3).mean(axis=0)
+    assert corner[0] > 200 and corner[1] < 60 and corner[2] < 60  # red is red, not blue
+    plain = picture.to_ndarray(width=content_width, height=content_height, format="rgb24")
+    difference = np.abs(image[:content_height, :content_width].astype(int) - plain.astype(int))
+    assert difference.mean() < 1.5 and difference.max() <= 8
+    assert image[content_height:].max(initial=0) == 0 and image[:, content_width:].max(initial=0) == 0
+    # The normalisation reads it as it reads a plain RGB array.
+    assert np.array_equal(preprocess([image]), preprocess([np.ascontiguousarray(image)]))
+
+
 # Track confirmation -----------------------------------------------------------------------------------------
 
 def test_a_person_track_reaches_the_rules_only_once_it_has_moved_and_then_stays() -> None:
