@@ -101,11 +101,6 @@ def mask_raster(polygons: Iterable[Polygon], width: int, height: int) -> npt.NDA
     return hidden
 
 
-def apply_mask(picture: npt.NDArray[np.uint8], hidden: npt.NDArray[np.bool_]) -> None:
-    """Black out the hidden pixels of an RGB (or grey) picture in place."""
-    picture[hidden] = 0
-
-
 def cover_filter(polygons: Iterable[Polygon]) -> str:
     """An ffmpeg filtergraph for `-vf` painting the masks black at whatever size the frames have; empty without
     masks. Its last filter has a free output, so a caller may append `,<filter>`.

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.logging import get_logger, redact_credentials
-from core.masks import apply_mask, mask_raster
+from core.masks import mask_boxes
 from inference.conversions import frame_to_array
 from inference.model import FrameStats
 from inference.motion import MotionGate, MotionResult, frame_stats, small_grey
@@ -72,6 +72,38 @@ class DecodedFrame:
                 bgra = padded
             self._detector_input = bgra[..., 2::-1]
         return self._detector_input
+
+
+PixelBox = tuple[int, int, int, int]
+_YUV420 = frozenset({"yuv420p", "yuvj420p"})
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG: black is luma 0, not 16
+
+
+def masked_copy(frame: av.VideoFrame, boxes: tuple[PixelBox, ...]) -> av.VideoFrame:
+    """A copy of the frame with the pixel boxes (x0, y0, x1, y1, end excluded) black; the decoder's frame is left
+    as it is (the decoder may still refer to it).
+
+    4:2:0 YUV, what H.264 decoders hand out, is painted on its planes: the cover lies on the 16-pixel grid, so its
+    chroma lands on whole chroma samples, and the frame stays in the format the motion check, the detector's scaling
+    and the snapshot read fastest (0.64 ms a frame through RGB and back at 384x288, and the scaling from RGB cost
+    0.52 against 0.13 ms). Any other format goes through RGB."""
+    if frame.format.name not in _YUV420:
+        picture = frame_to_array(frame)
+        for x0, y0, x1, y1 in boxes:
+            picture[y0:y1, x0:x1] = 0
+        return av.VideoFrame.from_ndarray(picture, format="rgb24")
+    copy = av.VideoFrame(frame.width, frame.height, frame.format.name)
+    copy.colorspace, copy.color_range = frame.colorspace, frame.color_range
+    full_range = frame.format.name == "yuvj420p" or frame.color_range == _FULL_RANGE
+    for index, (source, target) in enumerate(zip(frame.planes, copy.planes, strict=True)):
+        rows, columns = source.height, source.width
+        pixels = np.frombuffer(memoryview(target), dtype=np.uint8).reshape(-1, target.line_size)[:rows, :columns]
+        pixels[...] = np.frombuffer(memoryview(source), dtype=np.uint8).reshape(-1, source.line_size)[:rows, :columns]
+        shift = 0 if index == 0 else 1  # chroma planes are half the size each way
+        black = (0 if full_range else 16) if index == 0 else 128
+        for x0, y0, x1, y1 in boxes:
+            pixels[y0 >> shift:-(-y1 >> shift), x0 >> shift:-(-x1 >> shift)] = black
+    return copy
 
 
 @dataclass
@@ -186,7 +218,7 @@ class RtspCameraReader:
         self._frame_size: tuple[int, int] | None = None
         # Privacy masks (CSI L251-3), replaced whole by the backend when they change: each frame is masked first.
         self.masks: tuple[tuple[tuple[float, float], ...], ...] = ()
-        self._hidden: tuple[object, tuple[int, int], npt.NDArray[np.bool_]] | None = None
+        self._hidden: tuple[object, tuple[int, int], tuple[PixelBox, ...]] | None = None
         self._previous_grey: npt.NDArray[np.uint8] | None = None
 
     def start(self) -> None:
@@ -304,10 +336,8 @@ class RtspCameraReader:
             return frame
         size = (frame.width, frame.height)
         if self._hidden is None or self._hidden[0] is not masks or self._hidden[1] != size:
-            self._hidden = (masks, size, mask_raster(masks, frame.width, frame.height))
-        picture = frame_to_array(frame)
-        apply_mask(picture, self._hidden[2])
-        return av.VideoFrame.from_ndarray(picture, format="rgb24")
+            self._hidden = (masks, size, mask_boxes(masks, frame.width, frame.height))
+        return masked_copy(frame, self._hidden[2])
 
     def _prepare(self, frame: av.VideoFrame, now: float) -> None:
         frame = self._masked(frame)

@@ -7,13 +7,15 @@ import io
 import time
 import uuid
 
+import av
 import numpy as np
+import pytest
 from PIL import Image
 
 from camsim.simulator import CameraSimulator
-from core.masks import mask_raster
+from core.masks import mask_boxes, mask_raster
 from inference.publisher import encode_jpeg
-from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange
+from inference.rtsp import DecodedFrame, ReaderOptions, RtspCameraReader, StreamChange, masked_copy
 from inference.ssd import INPUT_SIZE
 from tests.camsim_fixture import FOOTAGE_CACHE
 from tests.mask_check import LEAK_TOLERANCE, MIN_PSNR_DB, CameraPicture, judge
@@ -78,3 +80,35 @@ def test_the_detector_sees_and_snapshots_show_only_what_the_masks_leave(camera_s
         assert judge(whole, POLYGONS, picture).leak_pixels > 0
     finally:
         reader.stop()
+
+
+@pytest.mark.parametrize(("pixel_format", "luma_black"), [("yuv420p", 16), ("yuvj420p", 0)])
+def test_a_masked_copy_is_black_on_the_cover_and_the_decoders_frame_untouched(pixel_format: str,
+                                                                              luma_black: int) -> None:
+    rng = np.random.default_rng(11)
+    rgb = np.kron(rng.integers(40, 256, (18, 24, 3), dtype=np.uint8), np.ones((16, 16, 1), dtype=np.uint8))
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pixel_format)
+    before = [bytes(plane) for plane in frame.planes]
+    boxes = mask_boxes(POLYGONS, frame.width, frame.height)
+    hidden = mask_raster(POLYGONS, frame.width, frame.height)
+
+    masked = masked_copy(frame, boxes)
+    assert [bytes(plane) for plane in frame.planes] == before  # the decoder may still refer to its frame
+    assert masked.format.name == pixel_format and (masked.width, masked.height) == (frame.width, frame.height)
+    luma = np.frombuffer(memoryview(masked.planes[0]), dtype=np.uint8).reshape(-1, masked.planes[0].line_size)
+    original = np.frombuffer(memoryview(frame.planes[0]), dtype=np.uint8).reshape(-1, frame.planes[0].line_size)
+    assert (luma[:frame.height, :frame.width][hidden] == luma_black).all()
+    assert np.array_equal(luma[:frame.height, :frame.width][~hidden], original[:frame.height, :frame.width][~hidden])
+    # Seen in RGB, as snapshots and the detector see it: black on the cover, the picture elsewhere.
+    seen = masked.to_ndarray(format="rgb24").astype(int)
+    assert seen[hidden].max() <= 2
+    assert np.abs(seen[~hidden] - frame.to_ndarray(format="rgb24").astype(int)[~hidden]).max() <= 2
+
+
+def test_a_frame_that_is_not_yuv_420_is_masked_through_rgb() -> None:
+    rgb = np.full((288, 384, 3), 200, dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
+    masked = masked_copy(frame, mask_boxes(POLYGONS, 384, 288))
+    seen = masked.to_ndarray(format="rgb24")
+    hidden = mask_raster(POLYGONS, 384, 288)
+    assert (seen[hidden] == 0).all() and (seen[~hidden] >= 195).all()
