@@ -354,11 +354,15 @@ def test_the_detector_input_is_the_rgb_picture_scaled_in_red_green_blue_order(si
     image = decoded.detector_input
     assert image.shape == (INPUT_SIZE, INPUT_SIZE, 3)
     corner = image[2:6, 2:6].reshape(-1, 3).mean(axis=0)
-    assert corner[0] > 200 and corner[1] < 60 and corner[2] < 60  # red is red, not blue
+    assert corner[0] > 200
+    assert corner[1] < 60
+    assert corner[2] < 60
     plain = picture.to_ndarray(width=content_width, height=content_height, format="rgb24")
     difference = np.abs(image[:content_height, :content_width].astype(int) - plain.astype(int))
-    assert difference.mean() < 1.5 and difference.max() <= 8
-    assert image[content_height:].max(initial=0) == 0 and image[:, content_width:].max(initial=0) == 0
+    assert difference.mean() < 1.5
+    assert difference.max() <= 8
+    assert image[content_height:].max(initial=0) == 0
+    assert image[:, content_width:].max(initial=0) == 0
     # The normalisation reads it as it reads a plain RGB array.
     assert np.array_equal(preprocess([image]), preprocess([np.ascontiguousarray(image)]))
 

@@ -94,7 +94,8 @@ def test_a_masked_copy_is_black_on_the_cover_and_the_decoders_frame_untouched(pi
 
     masked = masked_copy(frame, boxes)
     assert [bytes(plane) for plane in frame.planes] == before  # the decoder may still refer to its frame
-    assert masked.format.name == pixel_format and (masked.width, masked.height) == (frame.width, frame.height)
+    assert masked.format.name == pixel_format
+    assert (masked.width, masked.height) == (frame.width, frame.height)
     luma = np.frombuffer(memoryview(masked.planes[0]), dtype=np.uint8).reshape(-1, masked.planes[0].line_size)
     original = np.frombuffer(memoryview(frame.planes[0]), dtype=np.uint8).reshape(-1, frame.planes[0].line_size)
     assert (luma[:frame.height, :frame.width][hidden] == luma_black).all()
@@ -111,4 +112,5 @@ def test_a_frame_that_is_not_yuv_420_is_masked_through_rgb() -> None:
     masked = masked_copy(frame, mask_boxes(POLYGONS, 384, 288))
     seen = masked.to_ndarray(format="rgb24")
     hidden = mask_raster(POLYGONS, 384, 288)
-    assert (seen[hidden] == 0).all() and (seen[~hidden] >= 195).all()
+    assert (seen[hidden] == 0).all()
+    assert (seen[~hidden] >= 195).all()
