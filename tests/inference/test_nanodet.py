@@ -132,6 +132,10 @@ def test_preprocess_turns_rgb_into_normalised_bgr_planes() -> None:
     assert batch.flags.c_contiguous
     assert batch[1, :, 7, 9] == pytest.approx([(50 - 103.53) / 57.375, (100 - 116.28) / 57.12,
                                                (200 - 123.675) / 58.395])
+    # The backend hands frames as RGB views of BGRA pixels (inference.rtsp): read through the view alike.
+    bgra = np.zeros((INPUT_SIZE, INPUT_SIZE, 4), dtype=np.uint8)
+    bgra[..., :3] = frame[..., ::-1]
+    assert np.array_equal(preprocess([bgra[..., 2::-1], frame]), batch)
 
 
 def test_the_settings_size_and_track_what_each_model_has() -> None:
