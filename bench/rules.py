@@ -36,6 +36,7 @@ from bench.detector import (
     commit,
     load_detector,
     model_argument,
+    prepare,
     results_name,
 )
 from bench.quiet import DESCRIPTIONS, QUIET_KINDS, NightClip, QuietFootage, QuietKind, plate_of
@@ -45,12 +46,13 @@ from core.events import Event
 from inference.events import Box
 from inference.lying_people import PoseScorer
 from inference.model import CameraConfig, Rule, RuleParams, RuleType, Zone, covered
+from inference.motion import MotionGate
 from inference.onnx_detector import OnnxDetector
 from inference.portable import Detector, PortableBackend
 from inference.pose import pose_from_settings
 from inference.rtsp import ReaderOptions
 from inference.settings import InferenceSettings, ModelKind
-from inference.ssd import iou_matrix, letterbox_size, unletterbox
+from inference.ssd import iou_matrix, unletterbox
 
 RESULTS = ROOT / "bench" / "results"
 DATA = ROOT / "bench" / "data"
@@ -368,13 +370,12 @@ def detector_ap(settings: InferenceSettings, clips: list[dict[str, Any]], *, max
                 if index not in wanted:
                     continue
                 sub_w, sub_h = sub_size(frame.width, frame.height)
-                small = frame.reformat(width=sub_w, height=sub_h)
-                content = letterbox_size(sub_w, sub_h, max_stretch, size)
-                rgb = small.to_ndarray(width=content[0], height=content[1], format="rgb24")
-                padded = np.zeros((size, size, 3), dtype=np.uint8)
-                padded[:content[1], :content[0]] = rgb
+                # The detector's input made by the backend's own code, as a camera's sampled frame.
+                sampled = prepare(uuid.uuid4(), frame.reformat(width=sub_w, height=sub_h), MotionGate(), 0.0,
+                                  max_stretch=max_stretch, input_size=size)
+                content = sampled.detector_content
                 found = [(d.score, unletterbox(d.box, content, size))
-                         for d in detector.detect([padded])[0] if d.class_id == person]
+                         for d in detector.detect([sampled.detector_input])[0] if d.class_id == person]
                 scored += score_detections(found, normalised(wanted[index], width, height),
                                            normalised(ignored.get(index, []), width, height))
                 boxes += len(wanted[index])
