@@ -46,7 +46,7 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SUB_SIZE = (384, 288)
 DETECT_FPS = 5.0
 BATCH = 4
-# Two masks of the size a school's neighbouring windows take (the privacy_masks stage).
+# Two privacy masks for the privacy_masks stage: a quadrilateral and a triangle, whose cover hides 28 % of the picture.
 PRIVACY_MASKS = (((0.05, 0.10), (0.35, 0.05), (0.40, 0.55), (0.10, 0.60)), ((0.60, 0.15), (0.90, 0.20), (0.75, 0.45)))
 ROUNDS = 48  # of interleaved windows, one per side each
 WINDOW_S = 0.5
