@@ -52,9 +52,9 @@ DEFAULTS = Costs(
                                   "at 75 % (README benchmarks, 1080p25 at 4 Mbit/s)"),
     masked_recorder_core_per_camera=Cost(0.334, "default: masks.json, 0.334 CPU seconds per camera-second for a "
                                          "masked 1080p25 camera re-encoded (docs/masks.md, libx264 ultrafast)"),
-    detector_cpu_cameras_per_core=Cost(5.3 / 2, "default: detector.json, 5.3 cameras per 2 cores at 5 fps with "
+    detector_cpu_cameras_per_core=Cost(20.8 / 2, "default: detector.json, 20.8 cameras per 2 cores at 5 fps with "
                                        "every frame detected (README benchmarks)"),
-    detector_cpu_cameras_per_core_quiet=Cost(56 / 2, "default: detector.json, ≈ 56 cameras per 2 cores on quiet "
+    detector_cpu_cameras_per_core_quiet=Cost(204 / 2, "default: detector.json, ≈ 204 cameras per 2 cores on quiet "
                                              "scenes, motion gating (README benchmarks)"),
     detector_gpu_cameras_per_gpu=Cost(816 / 5, "default: gpu.json, decode + inference 816 fps on one H200 "
                                       "= 163 streams at 5 fps (README, GPU)"),

@@ -40,8 +40,8 @@ def test_2000_cameras_at_4_mbits_for_30_days_store_about_2_6_petabytes() -> None
 def test_nodes_follow_the_per_camera_costs_with_headroom_and_a_spare() -> None:
     result = plan(Demand(cameras=2000, bitrate_mbps=4, retention_days=30, node_cores=16), DEFAULTS)
     nodes = {n.component: n.count for n in result.nodes}
-    # 2000 cameras at 2.65 per core at 5 fps: 755 cores; 16-core nodes at 75 %: 63 nodes, plus one spare.
-    assert nodes["detectors on CPU, busy scenes"] == 63 + 1
+    # 2000 cameras at 10.4 per core at 5 fps: 192 cores; 16-core nodes at 75 %: 17 nodes, plus one spare.
+    assert nodes["detectors on CPU, busy scenes"] == 17 + 1
     # 163 cameras per GPU: 13 GPUs, plus one spare.
     assert nodes["detectors on GPU (one GPU each)"] == 13 + 1
     assert nodes["NATS JetStream"] == 3
@@ -52,7 +52,7 @@ def test_nodes_follow_the_per_camera_costs_with_headroom_and_a_spare() -> None:
     # Twice the cameras: twice the detector cores.
     double = {n.component: n.count for n in plan(Demand(cameras=4000, bitrate_mbps=4, retention_days=30),
                                                   DEFAULTS).nodes}
-    assert double["detectors on CPU, busy scenes"] == 126 + 1
+    assert double["detectors on CPU, busy scenes"] == 33 + 1
 
 
 def test_event_rates_come_from_the_per_camera_hit_rate_and_the_peak_factor() -> None:
