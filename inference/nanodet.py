@@ -13,7 +13,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from inference.ssd import RawDetection, per_class_detections
+from inference.ssd import RawDetection, normalised_planes, per_class_detections
 
 INPUT_SIZE = 416
 STRIDES = (8, 16, 32)
@@ -62,16 +62,9 @@ def grid_points(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES
 
 
 def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
-    """Frames already letterboxed to 416x416 RGB (HWC, uint8, any strides) → one normalised BGR NCHW float batch."""
-    planes = np.empty((len(rgb_frames), 3, *rgb_frames[0].shape[:2]), dtype=np.float32)
-    # One pass per output plane, straight from each frame's uint8 pixels ((x - mean) / std as x * scale - offset):
-    # ten times cheaper than flipping, converting and transposing the whole batch; not stacked first, as frames may
-    # be views of wider (RGBA) pixels.
-    for index, pixels in enumerate(rgb_frames):
-        for plane, channel in enumerate((2, 1, 0)):
-            np.multiply(pixels[..., channel], SCALE_BGR[plane], out=planes[index, plane])
-            planes[index, plane] -= OFFSET_BGR[plane]
-    return planes
+    """Frames already letterboxed to 416x416 RGB (HWC, uint8, any strides) → one normalised BGR NCHW float batch
+    ((x - mean) / std as x * scale - offset)."""
+    return normalised_planes(rgb_frames, (2, 1, 0), tuple(SCALE_BGR.tolist()), tuple(OFFSET_BGR.tolist()))
 
 
 def side_distances(distributions: FloatArray, strides: FloatArray) -> FloatArray:

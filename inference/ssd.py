@@ -72,17 +72,24 @@ def ssd_anchors(options: AnchorOptions = AnchorOptions()) -> FloatArray:
     return np.asarray(rows, dtype=np.float32)
 
 
-def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
-    """Frames already resized to 300x300 RGB (HWC, uint8, any strides) → one NCHW float batch in [-1, 1]."""
+def normalised_planes(rgb_frames: list[npt.NDArray[np.uint8]], channels: tuple[int, int, int],
+                      scales: tuple[float, float, float], offsets: tuple[float, float, float]) -> FloatArray:
+    """Square RGB frames (HWC, uint8, any strides) → one NCHW float batch whose plane p is
+    frame[..., channels[p]] * scales[p] - offsets[p]."""
     planes = np.empty((len(rgb_frames), 3, *rgb_frames[0].shape[:2]), dtype=np.float32)
     # One pass per output plane straight from each frame's uint8 pixels: converting, scaling and transposing the
     # whole float batch took five passes over 4 MB and was the backend's costliest stage after inference
-    # (bench.detector); frames are not stacked first, as they may be views of wider (RGBA) pixels.
+    # (bench.detector); frames are not stacked first, as they may be views of wider (BGRA) pixels.
     for index, pixels in enumerate(rgb_frames):
-        for channel in range(3):
-            np.multiply(pixels[..., channel], np.float32(1.0 / 127.5), out=planes[index, channel])
-            planes[index, channel] -= np.float32(1.0)
+        for plane, (channel, scale, offset) in enumerate(zip(channels, scales, offsets, strict=True)):
+            np.multiply(pixels[..., channel], np.float32(scale), out=planes[index, plane])
+            planes[index, plane] -= np.float32(offset)
     return planes
+
+
+def preprocess(rgb_frames: list[npt.NDArray[np.uint8]]) -> FloatArray:
+    """Frames already resized to 300x300 RGB (HWC, uint8, any strides) → one NCHW float batch in [-1, 1]."""
+    return normalised_planes(rgb_frames, (0, 1, 2), (1.0 / 127.5,) * 3, (1.0,) * 3)
 
 
 def letterbox_size(width: int, height: int, max_stretch: float = 1.0, input_size: int = INPUT_SIZE
