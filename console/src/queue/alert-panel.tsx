@@ -72,7 +72,6 @@ export function AlertPanel(props: {
   useEffect(() => {
     setDetail(null);
     setResponders(null);
-    setForces([]);
     errors.clear();
     void loadDetail().catch(errors.capture);
   }, [alert.id, props.version]);
@@ -85,10 +84,16 @@ export function AlertPanel(props: {
   const escalated = current.call_force_prompt_at !== null || dispatches.some((d) => d.call_force_prompt_at !== null);
 
   // The forces (and their phone numbers) for the dispatch form, and for the prompt to call them when escalated.
+  // They belong to the alert, not to a version of it: the events that reload the panel (its own state change, a
+  // responder's status) must not empty an open dispatch form or the escalation prompt.
+  useEffect(() => setForces([]), [alert.id]);
   useEffect(() => {
     if (form !== "dispatch" && !escalated) return;
+    let wanted = true;
     void api.GET("/alerts/{alert_id}/competent-forces", { params: { path: { alert_id: alert.id } } })
-      .then(unwrap).then(setForces).catch(errors.capture);
+      .then(unwrap).then((found) => { if (wanted) setForces(found); }).catch(errors.capture);
+    // An answer for an alert no longer shown is dropped, not shown on the next one.
+    return () => { wanted = false; };
   }, [form, alert.id, escalated]);
 
   async function act(run: () => Promise<unknown>): Promise<void> {
