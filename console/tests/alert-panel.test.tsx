@@ -81,4 +81,30 @@ describe("the alert panel's competent forces", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(screen.getByText(new RegExp(prompt))).toBeTruthy();
   });
+
+  it("shows the alert chosen last, even when the previous one's detail answers after it", async () => {
+    const first = alertIn("verified");
+    const second = { ...alertIn("new"), id: "7c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", detail: "crossed line Quai 2" };
+    let answerFirst: () => void = () => undefined;
+    const firstAnswered = new Promise<void>((resolve) => { answerFirst = resolve; });
+    vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL) => {
+      const path = new URL(input instanceof Request ? input.url : String(input), "http://127.0.0.1").pathname;
+      const wanted = path.includes(first.id) ? first : second;
+      if (path.endsWith("/responders")) return json({ dispatches: [], statuses: [] });
+      if (wanted === first) await firstAnswered;
+      return json({ alert: wanted, dispatches: [], sop: [] });
+    }));
+    const { AlertPanel } = await import("../src/queue/alert-panel");
+    const view = (shown: Alert) => (
+      <AlertPanel alert={shown} now={Date.parse("2026-12-05T02:36:00Z")} form={null} setForm={() => undefined}
+                  onChanged={() => undefined} version={0} />
+    );
+    const { rerender } = render(view(first));
+    rerender(view(second));
+    await waitFor(() => expect(screen.getByText("crossed line Quai 2")).toBeTruthy());
+    answerFirst();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(screen.getByText("crossed line Quai 2")).toBeTruthy();
+    expect(screen.queryByText("entered zone Cour fermée")).toBeNull();
+  });
 });

@@ -1,6 +1,6 @@
 // One alert, worked: claim or release, verify on images, dismiss with a reason, dispatch to the forces the routing
 // proposes; the procedure checklist, the responders' statuses (live) and the prompt to call the force by phone.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { AlertMedia } from "../components/alert-media";
@@ -59,20 +59,30 @@ export function AlertPanel(props: {
   const [busy, setBusy] = useState(false);
   const errors = useFormErrors(["motive", "media", "reason", "note", "force_ids", "urgency"]);
 
+  const shown = useRef(alert.id);
+  shown.current = alert.id;
+
   async function loadDetail(): Promise<void> {
+    const alertId = alert.id;
     const [loaded, dispatched] = await Promise.all([
-      api.GET("/alerts/{alert_id}", { params: { path: { alert_id: alert.id } } }).then(unwrap),
-      api.GET("/alerts/{alert_id}/responders", { params: { path: { alert_id: alert.id } } }).then(unwrap),
+      api.GET("/alerts/{alert_id}", { params: { path: { alert_id: alertId } } }).then(unwrap),
+      api.GET("/alerts/{alert_id}/responders", { params: { path: { alert_id: alertId } } }).then(unwrap),
     ]);
+    // The operator moved to another alert meanwhile: this one's detail must not land on its panel.
+    if (shown.current !== alertId) return;
     setDetail(loaded);
     setResponders(dispatched);
     props.onChanged(loaded.alert);
   }
 
+  // Another alert: nothing of the previous one stays on screen. A new version of this one: the panel keeps what it
+  // shows until the reload replaces it, rather than flickering back to the queue's summary.
   useEffect(() => {
     setDetail(null);
     setResponders(null);
     errors.clear();
+  }, [alert.id]);
+  useEffect(() => {
     void loadDetail().catch(errors.capture);
   }, [alert.id, props.version]);
 
