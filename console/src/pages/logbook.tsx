@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { describedBy, Field } from "../components/field";
+import { useStillShown } from "../components/use-current";
 import { useFormErrors } from "../components/use-problem";
 import { formatDateTime } from "../format";
 import { t } from "../i18n/fr";
@@ -20,9 +21,15 @@ export function LogbookPage() {
   const entryErrors = useFormErrors(["text"]);
   const handoverErrors = useFormErrors(["notes", "hours"]);
 
+  const period = `${hours}\u0000${searched}`;
+  const stillShown = useStillShown(period);
+
   async function load(after: string | null): Promise<void> {
+    const asked = period;
     const query = { hours, limit: 100, ...(after ? { cursor: after } : {}), ...(searched ? { search: searched } : {}) };
     const page = unwrap(await api.GET("/logbook", { params: { query } }));
+    // Words typed or a period chosen meanwhile: the answer to the earlier search must not replace the later one's.
+    if (!stillShown(asked)) return;
     setEntries((previous) => (after ? [...previous, ...page.items] : page.items));
     setCursor(page.next_cursor);
   }

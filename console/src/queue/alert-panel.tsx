@@ -1,10 +1,11 @@
 // One alert, worked: claim or release, verify on images, dismiss with a reason, dispatch to the forces the routing
 // proposes; the procedure checklist, the responders' statuses (live) and the prompt to call the force by phone.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { AlertMedia } from "../components/alert-media";
 import { describedBy, Field } from "../components/field";
+import { useStillShown } from "../components/use-current";
 import { useFormErrors } from "../components/use-problem";
 import { formatDuration, formatTime } from "../format";
 import { t, tDynamic } from "../i18n/fr";
@@ -59,8 +60,7 @@ export function AlertPanel(props: {
   const [busy, setBusy] = useState(false);
   const errors = useFormErrors(["motive", "media", "reason", "note", "force_ids", "urgency"]);
 
-  const shown = useRef(alert.id);
-  shown.current = alert.id;
+  const stillShown = useStillShown(alert.id);
 
   async function loadDetail(): Promise<void> {
     const alertId = alert.id;
@@ -69,7 +69,7 @@ export function AlertPanel(props: {
       api.GET("/alerts/{alert_id}/responders", { params: { path: { alert_id: alertId } } }).then(unwrap),
     ]);
     // The operator moved to another alert meanwhile: this one's detail must not land on its panel.
-    if (shown.current !== alertId) return;
+    if (!stillShown(alertId)) return;
     setDetail(loaded);
     setResponders(dispatched);
     props.onChanged(loaded.alert);

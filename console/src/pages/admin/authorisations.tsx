@@ -5,6 +5,7 @@ import { api, unwrap } from "../../api/client";
 import { currentSession } from "../../auth/session";
 import { ApiProblem, toProblem } from "../../api/problem";
 import { describedBy, Field } from "../../components/field";
+import { useStillShown } from "../../components/use-current";
 import { useFormErrors } from "../../components/use-problem";
 import { formatDateTime } from "../../format";
 import { t, tDynamic } from "../../i18n/fr";
@@ -27,13 +28,17 @@ export function Authorisations(props: { cameraId: string; onChange: () => void }
   const [list, setList] = useState<Authorisation[] | null>(null);
   const errors = useFormErrors([]);
 
+  const stillShown = useStillShown(props.cameraId);
   const reload = async (): Promise<void> => {
+    const cameraId = props.cameraId;
     try {
-      setList(unwrap(await api.GET("/cameras/{camera_id}/authorisations", {
-        params: { path: { camera_id: props.cameraId } },
-      })));
+      const found = unwrap(await api.GET("/cameras/{camera_id}/authorisations", {
+        params: { path: { camera_id: cameraId } },
+      }));
+      // Another camera opened meanwhile: its authorisations, not this one's, belong under its name.
+      if (stillShown(cameraId)) setList(found);
     } catch (error) {
-      errors.capture(error);
+      if (stillShown(cameraId)) errors.capture(error);
     }
   };
   useEffect(() => {

@@ -5,6 +5,7 @@ import { api, unwrap } from "../../api/client";
 import type { components } from "../../api/schema";
 import { currentSession } from "../../auth/session";
 import { describedBy, Field } from "../../components/field";
+import { useStillShown } from "../../components/use-current";
 import { useFormErrors } from "../../components/use-problem";
 import { formatDateTime } from "../../format";
 import { t, tDynamic } from "../../i18n/fr";
@@ -40,7 +41,10 @@ export function MayorAccessesPage() {
   const [loaded, setLoaded] = useState(false);
   const errors = useFormErrors(["camera_id", "since", "until"]);
 
+  const stillShown = useStillShown(filters);
+
   async function load(after: string | null): Promise<void> {
+    const asked = filters;
     const since = startOfDay(filters.since);
     const until = startOfDay(filters.until);
     const query = {
@@ -49,6 +53,8 @@ export function MayorAccessesPage() {
     };
     const page = unwrap(await api.GET("/tenants/{tenant_id}/image-accesses",
                                       { params: { path: { tenant_id: tenantId }, query } }));
+    // Filters applied again meanwhile: the list shows the later ones' answer only.
+    if (!stillShown(asked)) return;
     setAccesses((previous) => (after ? [...previous, ...page.items] : page.items));
     setCursor(page.next_cursor);
     setLoaded(true);

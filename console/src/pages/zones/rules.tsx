@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../../api/client";
 import type { components } from "../../api/schema";
 import { describedBy, Field } from "../../components/field";
+import { useStillShown } from "../../components/use-current";
 import { useFormErrors } from "../../components/use-problem";
 import { t, tDynamic } from "../../i18n/fr";
 import type { Zone } from "./zones";
@@ -39,10 +40,17 @@ export function RulesPanel(props: { cameraId: string; zones: readonly Zone[] }) 
   const errors = useFormErrors(["rule_type", "zone_id", "params", "params.classes"]);
   const loading = useFormErrors([]);
 
+  const stillShown = useStillShown(props.cameraId);
   async function reload(): Promise<void> {
-    const path = { camera_id: props.cameraId };
-    setRules(unwrap(await api.GET("/cameras/{camera_id}/rules", { params: { path } })));
-    setOptions(unwrap(await api.GET("/cameras/{camera_id}/rule-options", { params: { path } })));
+    const cameraId = props.cameraId;
+    const path = { camera_id: cameraId };
+    const [rules, options] = await Promise.all([
+      api.GET("/cameras/{camera_id}/rules", { params: { path } }).then(unwrap),
+      api.GET("/cameras/{camera_id}/rule-options", { params: { path } }).then(unwrap),
+    ]);
+    if (!stillShown(cameraId)) return;
+    setRules(rules);
+    setOptions(options);
   }
 
   useEffect(() => {

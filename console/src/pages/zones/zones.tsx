@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, unwrap } from "../../api/client";
 import type { components } from "../../api/schema";
 import { describedBy, Field } from "../../components/field";
+import { useStillShown } from "../../components/use-current";
 import { useFormErrors } from "../../components/use-problem";
 import { t, tDynamic } from "../../i18n/fr";
 import { hashParameter } from "../../router";
@@ -46,8 +47,11 @@ export function ZonesPage() {
     }).catch(loading.capture);
   }, []);
 
+  const stillShown = useStillShown(cameraId);
   async function reloadZones(id: string): Promise<void> {
-    setZones(unwrap(await api.GET("/cameras/{camera_id}/zones", { params: { path: { camera_id: id } } })));
+    const found = unwrap(await api.GET("/cameras/{camera_id}/zones", { params: { path: { camera_id: id } } }));
+    // Another camera chosen meanwhile: its zones must not be drawn over this one's picture.
+    if (stillShown(id)) setZones(found);
   }
 
   useEffect(() => {
