@@ -105,7 +105,7 @@ class LiveQueue:
     token: str
     principal: Principal
     heartbeat_s: float
-    after_sequence: int | None = None
+    after_sequence: int
     _queue: asyncio.Queue[_Event] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_MAX))
     _overflowed: bool = False
 
@@ -146,7 +146,9 @@ class LiveQueue:
         following = await self.bus.follow("alerts.>", ALERTS_STREAM.name, self._on_message,
                                           after_sequence=self.after_sequence)
         try:
-            yield ServerSentEventMessage(event="ready", data="{}")
+            # `ready` names where the stream starts as its id: a client that drops before any event arrives
+            # resumes from there, so nothing raised while it was away is lost.
+            yield ServerSentEventMessage(event="ready", data="{}", id=str(self.after_sequence))
             checked_at = time.monotonic()
             while True:
                 try:
@@ -182,7 +184,7 @@ SLOTS = StreamSlots()
 
 
 def live_stream(services: Services, principal: Principal, token: str,
-                after_sequence: int | None) -> AsyncIterator[ServerSentEventMessage]:
+                after_sequence: int) -> AsyncIterator[ServerSentEventMessage]:
     """A stream for this principal, holding one of its session's slots until it ends (RateLimited when none is
     left)."""
     assert services.bus is not None

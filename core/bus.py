@@ -289,15 +289,15 @@ class Bus:
         headers = {"Nats-Msg-Id": msg_id} if reason is None else {"Nats-Msg-Id": msg_id, "Vigie-Reason": reason[:1000]}
         return await self._publish_retrying(subject, payload, headers, timeout_s)
 
-    async def stream_exists(self, name: str) -> bool:
-        """Whether the stream is declared; Unavailable when the server does not answer."""
+    async def last_sequence(self, stream: str) -> int | None:
+        """The sequence of the stream's last message (0 while it has none), None when there is no such stream."""
         try:
-            await self.js.stream_info(name)
+            info = await self.js.stream_info(stream)
         except NotFoundError:
-            return False
+            return None
         except (NatsTimeoutError, NoServersError, ConnectionError) as exc:
             raise Unavailable(f"the event bus does not answer: {exc}") from exc
-        return True
+        return int(info.state.last_seq)
 
     async def follow(
         self,

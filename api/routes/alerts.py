@@ -71,10 +71,11 @@ class AlertController(Controller):
     # a fuzzer can use (schemathesis would wait on it forever). Events: ready, raised, state_changed,
     # dispatch_ordered, dispatch_withdrawn, escalation_raised, clip_attached, clip_unavailable; data is the event's
     # JSON.
-    # Each event's `id:` is its ALERTS stream sequence: a client reconnecting with `Last-Event-ID` gets every event
-    # it missed, in order. The caller is authorised again at every heartbeat; the stream ends with an `end` event
-    # (data: the reason) at token expiry, logout, revocation or lost habilitation. A session holds at most
-    # VIGIE_API__LIVE_STREAMS_PER_SESSION streams (429 beyond).
+    # Each event's `id:` is its ALERTS stream sequence, and `ready`'s the sequence the stream starts after (the
+    # stream's end at the first connection): a client reconnecting with `Last-Event-ID` gets every event it missed,
+    # in order, even when none had reached it yet. The caller is authorised again at every heartbeat; the stream
+    # ends with an `end` event (data: the reason) at token expiry, logout, revocation or lost habilitation. A session
+    # holds at most VIGIE_API__LIVE_STREAMS_PER_SESSION streams (429 beyond).
     @get("/stream", include_in_schema=False, summary="Live alarm queue (Server-Sent Events)")
     async def stream(self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep,
                      last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
@@ -86,13 +87,16 @@ class AlertController(Controller):
         # Checked before answering: once the 200 is sent, a failure to subscribe can only cut the connection, and
         # a browser's EventSource reconnects into the same failure every few seconds.
         try:
-            exists = await services.bus.stream_exists(ALERTS_STREAM.name)
+            last = await services.bus.last_sequence(ALERTS_STREAM.name)
         except Unavailable as exc:
             raise Unavailable("the event bus does not answer: the live queue is unavailable") from exc
-        if not exists:
+        if last is None:
             raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
                               "unavailable")
-        return ServerSentEvent(live_stream(services, principal, str(request.auth), after_sequence))
+        # A first connection starts at the stream's present end, taken before subscribing: nothing published in
+        # between is skipped (the subscription starts at the next sequence, not at "new messages").
+        start_after = last if after_sequence is None else after_sequence
+        return ServerSentEvent(live_stream(services, principal, str(request.auth), start_after))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")
     async def sla_breaches(self, principal: PrincipalDep, services: ServicesDep) -> list[SlaBreach]:

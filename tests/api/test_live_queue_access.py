@@ -193,6 +193,34 @@ async def test_a_reconnect_with_last_event_id_receives_what_it_missed_in_order_a
         assert malformed.json()["field"] == "Last-Event-ID"
 
 
+async def test_a_client_that_drops_before_any_event_resumes_from_ready_and_misses_nothing(
+    fast_api: ServedApi, seeded: SeedResult, alerts_bus: Bus,
+) -> None:
+    # A quiet night: the console connected, no alert came, the network dropped; an alert raised meanwhile must
+    # reach it when it reconnects, though it never saw an event id.
+    headers, _ = await _session(fast_api, seeded, "operateur2@valdoise.demo")
+    timeout = httpx2.Timeout(10, read=30)
+    async with httpx2.AsyncClient(base_url=fast_api.url, timeout=10) as client:
+        async with client.stream("GET", "/alerts/stream", headers=headers, timeout=timeout) as response:
+            ready = await _next_event(_events(response), 5)
+        assert ready.event == "ready"
+        assert ready.id is not None
+        assert ready.id.isdigit(), ready
+
+        while_away = _raised(seeded.tenants["cergy"], seeded.cameras["c5"])
+        sequence = await alerts_bus.publish(subject_for(while_away), while_away)
+        assert sequence > int(ready.id)
+
+        resume = {**headers, "last-event-id": ready.id}
+        async with client.stream("GET", "/alerts/stream", headers=resume, timeout=timeout) as response:
+            events = _events(response)
+            again = await _next_event(events, 5)
+            assert (again.event, again.id) == ("ready", ready.id)
+            missed = await _next_event(events, 5)
+            assert (missed.event, json.loads(missed.data)["alert_id"]) == ("raised", str(while_away.alert_id))
+            assert missed.id == str(sequence)
+
+
 async def test_logout_ends_an_open_stream(fast_api: ServedApi, seeded: SeedResult) -> None:
     headers, _ = await _session(fast_api, seeded, "superviseur@valdoise.demo")
     async with (

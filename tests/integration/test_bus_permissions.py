@@ -157,7 +157,8 @@ async def test_every_process_does_its_whole_job_under_its_own_permissions(own_na
         for user, streams in (("inference", [DETECTIONS_STREAM]), ("dvr", [DVR_STREAM, ALERTS_STREAM]),
                               ("mobile_push", [ALERTS_STREAM, PUSH_STREAM])):
             await buses[user].require_streams(streams)
-        assert await buses["api"].stream_exists(ALERTS_STREAM.name)
+        # The API reads where the live queue starts (its first `ready`).
+        assert await buses["api"].last_sequence(ALERTS_STREAM.name) == 0
 
         # The detector publishes a detection and dead-letters what it cannot encode; the engine consumes it.
         offline = CameraWentOffline(tenant_id=TENANT, camera_id=CAMERA, reason="unplugged")
