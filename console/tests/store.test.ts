@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { alertFromRaised, applyEvent, claimTimeLeft, ordered, type Alert, type QueueEvent } from "../src/queue/store";
+import {
+  alertFromRaised, applyEvent, claimTimeLeft, mergeSnapshot, ordered, withAlert, type Alert, type QueueEvent,
+} from "../src/queue/store";
 
 function raised(id: string, priority: number, at: string): QueueEvent {
   return { tenant_id: "t", occurred_at: at, alert_id: id, camera_id: "c", rule_type: "intrusion", severity: 3, priority };
@@ -59,5 +61,31 @@ describe("the alarm queue", () => {
     expect(claimTimeLeft(alert, Date.parse("2026-12-01T10:01:30Z"))).toBe(30_000);
     expect(claimTimeLeft(alert, Date.parse("2026-12-01T10:02:10Z"))).toBe(-10_000);
     expect(claimTimeLeft({ ...alert, state: "claimed" }, Date.parse("2026-12-01T10:02:10Z"))).toBeNull();
+  });
+
+  it("keeps what the stream said while a list was on its way, and takes the list for the rest", () => {
+    const listed = (id: string, state: string) => ({ ...alertFromRaised(raised(id, 40, "2026-12-01T09:00:00Z")), state });
+    // Held: "a" (claimed by the stream meanwhile), "b" (listed earlier, closed while the stream was away), "c" (raised
+    // on the stream meanwhile); the list, read before those events, still has "a" new and does not know "c".
+    let held = queueOf(raised("a", 40, "2026-12-01T09:00:00Z"), raised("b", 40, "2026-12-01T09:00:01Z"),
+                       raised("c", 40, "2026-12-01T09:00:02Z"));
+    held = applyEvent(held, "state_changed", { ...raised("a", 0, "x"), to_state: "claimed", actor_id: "op-1" });
+    const list = { items: [listed("a", "new"), listed("d", "verified")], complete: true };
+    const merged = mergeSnapshot(held, list, new Set(["a", "c"]));
+    expect([...merged.keys()].sort()).toEqual(["a", "c", "d"]);
+    expect(merged.get("a")?.state).toBe("claimed");
+    expect(merged.get("d")?.state).toBe("verified");
+    // A list cut at its limit says nothing of the alerts it left out: "b" stays.
+    expect([...mergeSnapshot(held, { ...list, complete: false }, new Set(["a", "c"])).keys()].sort())
+      .toEqual(["a", "b", "c", "d"]);
+    // Nothing said by the stream meanwhile: the list's version wins.
+    expect(mergeSnapshot(held, list, new Set()).get("a")?.state).toBe("new");
+  });
+
+  it("keeps an alert read again while it is open, and drops it once closed", () => {
+    const alert = alertFromRaised(raised("a", 40, "2026-12-01T09:00:00Z"));
+    const held = withAlert(new Map(), { ...alert, state: "verified" });
+    expect(held.get("a")?.state).toBe("verified");
+    expect(withAlert(held, { ...alert, state: "closed" }).size).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { useFormErrors } from "../components/use-problem";
 import { formatTime } from "../format";
 import { t, tDynamic } from "../i18n/fr";
 import { AlertPanel, SlaCountdown, type PanelForm } from "../queue/alert-panel";
-import { applyEvent, OPEN_STATES, ordered, type Alert, type QueueEvent } from "../queue/store";
+import { applyEvent, mergeSnapshot, OPEN_STATES, ordered, withAlert, type Alert, type QueueEvent } from "../queue/store";
 import { followQueue } from "../queue/stream";
 
 function priorityClass(alert: Alert): string {
@@ -37,18 +37,41 @@ export function QueuePage() {
 
   useEffect(() => {
     const controller = new AbortController();
-    void api.GET("/alerts", { params: { query: { states: [...OPEN_STATES], limit: 200 } } })
-      .then(unwrap)
-      .then((page) => setAlerts((previous) => {
-        const merged = new Map(previous);
-        for (const alert of page.items) merged.set(alert.id, alert);
-        return merged;
-      }))
-      .catch(errors.capture);
+    // The open alerts are listed at once (shown even while the stream is down) and again each time the stream is
+    // ready: listed after the server follows, nothing raised at connection or during a drop is missed. What the
+    // stream says while a list is on its way is newer than the list (mergeSnapshot).
+    let requested = 0;
+    let touched = new Set<string>();
+    let toReread = new Set<string>();
+    const readAgain = (alertId: string): void => {
+      void api.GET("/alerts/{alert_id}", { params: { path: { alert_id: alertId } } })
+        .then(unwrap)
+        .then((detail) => setAlerts((previous) => withAlert(previous, detail.alert)))
+        .catch(() => undefined);
+    };
+    const listOpenAlerts = (): void => {
+      const request = ++requested;
+      const spokenOf = (touched = new Set());
+      const unknown = (toReread = new Set());
+      void api.GET("/alerts", { params: { query: { states: [...OPEN_STATES], limit: 200 } } })
+        .then(unwrap)
+        .then((page) => {
+          if (request !== requested || controller.signal.aborted) return; // a later list is on its way
+          setAlerts((previous) => mergeSnapshot(previous, { items: page.items, complete: page.next_cursor === null },
+                                                spokenOf));
+          // Alerts the stream changed while the list was read, and that the queue did not hold: read each again.
+          for (const alertId of unknown) readAgain(alertId);
+        })
+        .catch(errors.capture);
+    };
+    listOpenAlerts();
     followQueue({
       onStatus: setStatus,
+      onReady: listOpenAlerts,
       onEvent(kind, data) {
         const event = data as QueueEvent;
+        touched.add(event.alert_id);
+        if (kind !== "raised") toReread.add(event.alert_id);
         setAlerts((previous) => applyEvent(previous, kind, event));
         if (kind === "raised") {
           // The event is shown at once; the full record (SLA due time, detail) follows.

@@ -78,6 +78,41 @@ export function alertFromRaised(event: QueueEvent): Alert {
   };
 }
 
+/** The open alerts as the API listed them, requested once the live stream was following. */
+export interface Snapshot {
+  items: readonly Alert[];
+  /** False when the list stopped at its limit: an alert held but not listed may still be open. */
+  complete: boolean;
+}
+
+/**
+ * The queue once a snapshot arrives. `touched` names the alerts the live stream spoke of since the snapshot was
+ * requested: for those the stream is newer, so the queue keeps its own version (one it did not hold is for the caller
+ * to read again). Every other alert takes the snapshot's version; one held but absent from a complete snapshot was
+ * closed while the stream was away, and goes.
+ */
+export function mergeSnapshot(
+  held: ReadonlyMap<string, Alert>, snapshot: Snapshot, touched: ReadonlySet<string>,
+): Map<string, Alert> {
+  const alerts = new Map<string, Alert>();
+  const listed = new Set(snapshot.items.map((alert) => alert.id));
+  for (const [id, alert] of held) {
+    if (touched.has(id) || (!snapshot.complete && !listed.has(id))) alerts.set(id, alert);
+  }
+  for (const alert of snapshot.items) {
+    if (!touched.has(alert.id)) alerts.set(alert.id, alert);
+  }
+  return alerts;
+}
+
+/** The queue once an alert was read again: kept while open, gone once closed or dismissed. */
+export function withAlert(held: ReadonlyMap<string, Alert>, alert: Alert): Map<string, Alert> {
+  const alerts = new Map(held);
+  if ((OPEN_STATES as readonly string[]).includes(alert.state)) alerts.set(alert.id, alert);
+  else alerts.delete(alert.id);
+  return alerts;
+}
+
 /** The queue after one live event (a new map when anything changed; the same one otherwise). */
 export function applyEvent(alerts: ReadonlyMap<string, Alert>, kind: string, event: QueueEvent): Map<string, Alert> {
   const next = new Map(alerts);

@@ -6,6 +6,8 @@ import { currentSession, refreshSession } from "../auth/session";
 export interface StreamHandlers {
   onEvent(kind: string, data: unknown, id: string): void;
   onStatus(status: "live" | "reconnecting"): void;
+  /** The server follows the queue from here on (its `ready`, at every connection). */
+  onReady?(): void;
 }
 
 class Retry extends Error {}
@@ -40,7 +42,11 @@ export function followQueue(handlers: StreamHandlers, signal: AbortSignal, lastE
           onmessage(message) {
             if (message.id) lastId = message.id;
             if (message.event === "end") throw new Retry();
-            if (!message.event || message.event === "ready") return;
+            if (message.event === "ready") {
+              handlers.onReady?.();
+              return;
+            }
+            if (!message.event) return;
             handlers.onEvent(message.event, JSON.parse(message.data), message.id);
           },
           onclose() {
