@@ -59,7 +59,8 @@ export function QueuePage() {
           if (request !== requested || controller.signal.aborted) return; // a later list is on its way
           setAlerts((previous) => mergeSnapshot(previous, { items: page.items, complete: page.next_cursor === null },
                                                 spokenOf));
-          // Alerts the stream changed while the list was read, and that the queue did not hold: read each again.
+          // Alerts the stream changed while the list was read: each read again (the newest record, and the only one
+          // for an alert the queue did not hold, whose change the queue could not apply).
           for (const alertId of unknown) readAgain(alertId);
         })
         .catch(errors.capture);
@@ -154,14 +155,7 @@ export function QueuePage() {
         <div>
           {current ? (
             <AlertPanel alert={current} now={now} form={form} setForm={setForm} version={version}
-                        onChanged={(alert) => setAlerts((previous) => {
-                          if (!(OPEN_STATES as readonly string[]).includes(alert.state)) {
-                            const next = new Map(previous);
-                            next.delete(alert.id);
-                            return next;
-                          }
-                          return new Map(previous).set(alert.id, alert);
-                        })} />
+                        onChanged={(alert) => setAlerts((previous) => withAlert(previous, alert))} />
           ) : (
             <p>{t("queue.select")}</p>
           )}
