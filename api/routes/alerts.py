@@ -94,8 +94,10 @@ class AlertController(Controller):
             raise Unavailable("the alerts stream does not exist yet (the alert engine never ran): the live queue is "
                               "unavailable")
         # A first connection starts at the stream's present end, taken before subscribing: nothing published in
-        # between is skipped (the subscription starts at the next sequence, not at "new messages").
-        start_after = last if after_sequence is None else after_sequence
+        # between is skipped (the subscription starts at the next sequence, not at "new messages"). An id past that
+        # end was seen on a stream since restored or recreated: waiting for its sequence would hide every alert
+        # until then, so it starts at the end too.
+        start_after = last if after_sequence is None or after_sequence > last else after_sequence
         return ServerSentEvent(live_stream(services, principal, str(request.auth), start_after))
 
     @get("/sla-breaches", summary="Alerts unclaimed past their SLA, dispatches no force acknowledged")

@@ -221,6 +221,29 @@ async def test_a_client_that_drops_before_any_event_resumes_from_ready_and_misse
             assert missed.id == str(sequence)
 
 
+async def test_an_id_past_the_stream_end_starts_at_the_end_instead_of_waiting_for_it(
+    fast_api: ServedApi, seeded: SeedResult, alerts_bus: Bus,
+) -> None:
+    # A console that saw sequence 10^12 of an ALERTS stream since restored from a backup (the sequences start
+    # lower): it must get the next alert, not wait for the stream to reach its id.
+    headers, _ = await _session(fast_api, seeded, "operateur2@valdoise.demo")
+    resume = {**headers, "last-event-id": str(10**12)}
+    async with (
+        httpx2.AsyncClient(base_url=fast_api.url, timeout=10) as client,
+        client.stream("GET", "/alerts/stream", headers=resume, timeout=httpx2.Timeout(10, read=30)) as response,
+    ):
+        events = _events(response)
+        ready = await _next_event(events, 5)
+        assert ready.event == "ready"
+        assert ready.id is not None
+        assert int(ready.id) < 10**12
+        raised = _raised(seeded.tenants["marines"], seeded.cameras["c6"])
+        sequence = await alerts_bus.publish(subject_for(raised), raised)
+        arrived = await _next_event(events, 5)
+        assert (arrived.event, arrived.id) == ("raised", str(sequence))
+        assert json.loads(arrived.data)["alert_id"] == str(raised.alert_id)
+
+
 async def test_logout_ends_an_open_stream(fast_api: ServedApi, seeded: SeedResult) -> None:
     headers, _ = await _session(fast_api, seeded, "superviseur@valdoise.demo")
     async with (
