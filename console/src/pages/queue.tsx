@@ -43,10 +43,17 @@ export function QueuePage() {
     let requested = 0;
     let touched = new Set<string>();
     let toReread = new Set<string>();
+    // Events seen per alert: a record read while another event of its alert arrived may predate that event.
+    const eventsSeen = new Map<string, number>();
     const readAgain = (alertId: string): void => {
+      const seen = eventsSeen.get(alertId) ?? 0;
       void api.GET("/alerts/{alert_id}", { params: { path: { alert_id: alertId } } })
         .then(unwrap)
-        .then((detail) => setAlerts((previous) => withAlert(previous, detail.alert)))
+        .then((detail) => {
+          if (controller.signal.aborted) return;
+          if ((eventsSeen.get(alertId) ?? 0) !== seen) readAgain(alertId);
+          else setAlerts((previous) => withAlert(previous, detail.alert));
+        })
         .catch(() => undefined);
     };
     const listOpenAlerts = (): void => {
@@ -72,18 +79,11 @@ export function QueuePage() {
       onEvent(kind, data) {
         const event = data as QueueEvent;
         touched.add(event.alert_id);
+        eventsSeen.set(event.alert_id, (eventsSeen.get(event.alert_id) ?? 0) + 1);
         if (kind !== "raised") toReread.add(event.alert_id);
         setAlerts((previous) => applyEvent(previous, kind, event));
-        if (kind === "raised") {
-          // The event is shown at once; the full record (SLA due time, detail) follows.
-          void api.GET("/alerts/{alert_id}", { params: { path: { alert_id: event.alert_id } } })
-            .then(unwrap)
-            .then((detail) => setAlerts((previous) => {
-              if (!previous.has(detail.alert.id)) return previous;
-              return new Map(previous).set(detail.alert.id, detail.alert);
-            }))
-            .catch(() => undefined);
-        }
+        // A raised alert is shown at once from its event; the full record (SLA due time, detail) follows.
+        if (kind === "raised") readAgain(event.alert_id);
         if (event.alert_id === selectedRef.current && kind !== "raised") setVersion((v) => v + 1);
       },
     }, controller.signal);
