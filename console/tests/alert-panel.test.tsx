@@ -1,6 +1,7 @@
 import { cleanup, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Alert } from "../src/queue/store";
+import { jsonResponse, requestOf } from "./http";
 
 const ALERT_ID = "0b6f0f3e-6a53-4f43-9d3c-6f8f3b2a9c11";
 const FORCE = { force_id: "5d1c2f7a-1b7e-4f7e-8d0a-2c8e4b1f6a01", kind: "police_nationale",
@@ -18,10 +19,6 @@ function alertIn(state: string, prompt: string | null = null): Alert {
   } as unknown as Alert;
 }
 
-function json(body: unknown): Response {
-  return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
-}
-
 describe("the alert panel's competent forces", () => {
   let forceRequests: number;
   let detailRequests: number;
@@ -32,14 +29,14 @@ describe("the alert panel's competent forces", () => {
     forceRequests = 0;
     detailRequests = 0;
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL) => {
-      const path = new URL(input instanceof Request ? input.url : String(input), "http://127.0.0.1").pathname;
+      const path = new URL(requestOf(input).url).pathname;
       if (path.endsWith("/competent-forces")) {
         forceRequests += 1;
-        return json([FORCE]);
+        return jsonResponse(200, [FORCE]);
       }
-      if (path.endsWith("/responders")) return json({ dispatches: [], statuses: [] });
+      if (path.endsWith("/responders")) return jsonResponse(200, { dispatches: [], statuses: [] });
       detailRequests += 1;
-      return json({ alert, dispatches: [], sop: [] });
+      return jsonResponse(200, { alert, dispatches: [], sop: [] });
     }));
   });
   afterEach(() => {
@@ -88,11 +85,11 @@ describe("the alert panel's competent forces", () => {
     let answerFirst: () => void = () => undefined;
     const firstAnswered = new Promise<void>((resolve) => { answerFirst = resolve; });
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL) => {
-      const path = new URL(input instanceof Request ? input.url : String(input), "http://127.0.0.1").pathname;
+      const path = new URL(requestOf(input).url).pathname;
       const wanted = path.includes(first.id) ? first : second;
-      if (path.endsWith("/responders")) return json({ dispatches: [], statuses: [] });
+      if (path.endsWith("/responders")) return jsonResponse(200, { dispatches: [], statuses: [] });
       if (wanted === first) await firstAnswered;
-      return json({ alert: wanted, dispatches: [], sop: [] });
+      return jsonResponse(200, { alert: wanted, dispatches: [], sop: [] });
     }));
     const { AlertPanel } = await import("../src/queue/alert-panel");
     const view = (shown: Alert) => (

@@ -1,14 +1,10 @@
 import { cleanup, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { alertFromRaised, type Alert } from "../src/queue/store";
+import { jsonResponse, requestOf, SESSION } from "./http";
 
-const session = { access_token: "access-1", expires_in: 300, session_id: "s", role: "operator", tenant_id: "t" };
 const RAISED = { tenant_id: "t", occurred_at: "2026-12-05T03:00:00Z", alert_id: "a", camera_id: "c",
                  rule_type: "intrusion", severity: 3, priority: 32, insee_code: "95127" };
-
-function json(body: unknown): Response {
-  return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
-}
 
 describe("the alarm queue page", () => {
   beforeEach(() => vi.resetModules());
@@ -29,26 +25,25 @@ describe("the alarm queue page", () => {
       start(controller) { send = (text) => controller.enqueue(encoder.encode(text)); },
     });
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const request = input instanceof Request ? input : new Request(new URL(String(input), "http://127.0.0.1"), init);
-      const path = new URL(request.url).pathname;
+      const path = new URL(requestOf(input, init).url).pathname;
       if (path === "/alerts/stream") {
         send("event: ready\nid: 7\ndata: {}\n\n");
         return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
       }
       if (path === "/alerts") {
         lists += 1;
-        return json({ items: [], next_cursor: null });
+        return jsonResponse(200, { items: [], next_cursor: null });
       }
       if (path === "/alerts/a") {
         reads += 1;
         if (reads === 1) {
           // The first read was answered by the server before the claim: it still says "new".
           await firstReadAnswered;
-          return json({ alert: record("new"), dispatches: [], sop: [] });
+          return jsonResponse(200, { alert: record("new"), dispatches: [], sop: [] });
         }
-        return json({ alert: record("claimed"), dispatches: [], sop: [] });
+        return jsonResponse(200, { alert: record("claimed"), dispatches: [], sop: [] });
       }
-      return json(session);
+      return jsonResponse(200, SESSION);
     }));
     const auth = await import("../src/auth/session");
     await auth.signIn("op@x.test", "pw");

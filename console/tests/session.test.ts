@@ -1,12 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { jsonResponse, requestOf, SESSION } from "./http";
 
 type Call = { url: string; init: RequestInit | undefined; headers: Headers };
-
-function jsonResponse(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
-}
-
-const session = { access_token: "access-1", expires_in: 300, session_id: "s", role: "operator", tenant_id: "t" };
 
 describe("the session and the client", () => {
   let calls: Call[];
@@ -18,7 +13,7 @@ describe("the session and the client", () => {
 
   function stubFetch(answer: (call: Call) => Response): void {
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const request = input instanceof Request ? input : new Request(new URL(String(input), "http://127.0.0.1"), init);
+      const request = requestOf(input, init);
       const call = { url: new URL(request.url).pathname, init, headers: request.headers };
       calls.push(call);
       return answer(call);
@@ -28,7 +23,7 @@ describe("the session and the client", () => {
   it("signs in with the second factor and keeps the token in memory only", async () => {
     stubFetch((call) => call.url === "/auth/console/login"
       ? jsonResponse(200, { status: "second_factor_required", challenge: "challenge-123" })
-      : jsonResponse(200, session));
+      : jsonResponse(200, SESSION));
     const auth = await import("../src/auth/session");
     const step = await auth.signIn("op@x.test", "pw");
     expect(step).toEqual({ kind: "second-factor", challenge: "challenge-123" });
@@ -51,10 +46,10 @@ describe("the session and the client", () => {
   it("refreshes once on a 401 and retries with the new token", async () => {
     let refreshes = 0;
     stubFetch((call) => {
-      if (call.url === "/auth/console/login") return jsonResponse(200, session);
+      if (call.url === "/auth/console/login") return jsonResponse(200, SESSION);
       if (call.url === "/auth/console/refresh") {
         refreshes += 1;
-        return jsonResponse(200, { ...session, access_token: "access-2" });
+        return jsonResponse(200, { ...SESSION, access_token: "access-2" });
       }
       return call.headers.get("Authorization") === "Bearer access-2"
         ? jsonResponse(200, { items: [], next_cursor: null })
@@ -72,7 +67,7 @@ describe("the session and the client", () => {
   it("signs out when the refresh cookie is refused", async () => {
     stubFetch((call) => call.url === "/auth/console/refresh"
       ? jsonResponse(401, { status: 401, detail: "no console session" })
-      : jsonResponse(200, session));
+      : jsonResponse(200, SESSION));
     const auth = await import("../src/auth/session");
     await auth.signIn("op@x.test", "pw");
     expect(await auth.refreshSession()).toBeNull();

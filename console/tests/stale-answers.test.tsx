@@ -1,9 +1,6 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-function json(body: unknown): Response {
-  return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
-}
+import { jsonResponse, requestOf } from "./http";
 
 function entry(text: string) {
   return { id: text, text, action: "note", kind: "free", alert_id: null, author_id: "u", tenant_id: "t",
@@ -21,14 +18,14 @@ describe("an answer for what is no longer shown", () => {
     let answerEightHours: () => void = () => undefined;
     const eightHoursAnswered = new Promise<void>((resolve) => { answerEightHours = resolve; });
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL) => {
-      const url = new URL(input instanceof Request ? input.url : String(input), "http://127.0.0.1");
-      if (url.pathname === "/logbook/handovers") return json([]);
+      const url = new URL(requestOf(input).url);
+      if (url.pathname === "/logbook/handovers") return jsonResponse(200, []);
       const hours = url.searchParams.get("hours");
       if (hours === "8") {
         await eightHoursAnswered;
-        return json({ items: [entry("ligne des 8 dernières heures")], next_cursor: null });
+        return jsonResponse(200, { items: [entry("ligne des 8 dernières heures")], next_cursor: null });
       }
-      return json({ items: [entry(`ligne des ${hours} dernières heures`)], next_cursor: null });
+      return jsonResponse(200, { items: [entry(`ligne des ${hours} dernières heures`)], next_cursor: null });
     }));
     const { LogbookPage } = await import("../src/pages/logbook");
     render(<LogbookPage />);

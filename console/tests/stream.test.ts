@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { jsonResponse, requestOf, SESSION } from "./http";
 
-const session = { access_token: "access-1", expires_in: 300, session_id: "s", role: "operator", tenant_id: "t" };
 
 function events(text: string): Response {
   return new Response(text, { status: 200, headers: { "Content-Type": "text/event-stream" } });
@@ -13,9 +13,9 @@ describe("the live queue's stream", () => {
   it("says when the server is ready, and resumes from ready's id after a drop that brought no event", async () => {
     const resumedFrom: (string | null)[] = [];
     vi.stubGlobal("fetch", vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const request = input instanceof Request ? input : new Request(new URL(String(input), "http://127.0.0.1"), init);
+      const request = requestOf(input, init);
       if (new URL(request.url).pathname !== "/alerts/stream") {
-        return new Response(JSON.stringify(session), { headers: { "Content-Type": "application/json" } });
+        return jsonResponse(200, SESSION);
       }
       resumedFrom.push(new Headers(init?.headers).get("Last-Event-ID"));
       // The first connection is ready, then drops before any event; the second brings what was raised meanwhile.
