@@ -80,6 +80,7 @@ export function AlertPanel(props: {
   useEffect(() => {
     setDetail(null);
     setResponders(null);
+    setForces([]);
     errors.clear();
   }, [alert.id]);
   useEffect(() => {
@@ -95,15 +96,12 @@ export function AlertPanel(props: {
 
   // The forces (and their phone numbers) for the dispatch form, and for the prompt to call them when escalated.
   // They belong to the alert, not to a version of it: the events that reload the panel (its own state change, a
-  // responder's status) must not empty an open dispatch form or the escalation prompt.
-  useEffect(() => setForces([]), [alert.id]);
+  // responder's status) must not empty an open dispatch form or the escalation prompt; they go with the alert only.
   useEffect(() => {
     if (form !== "dispatch" && !escalated) return;
-    let wanted = true;
-    void api.GET("/alerts/{alert_id}/competent-forces", { params: { path: { alert_id: alert.id } } })
-      .then(unwrap).then((found) => { if (wanted) setForces(found); }).catch(errors.capture);
-    // An answer for an alert no longer shown is dropped, not shown on the next one.
-    return () => { wanted = false; };
+    const alertId = alert.id;
+    void api.GET("/alerts/{alert_id}/competent-forces", { params: { path: { alert_id: alertId } } })
+      .then(unwrap).then((found) => { if (stillShown(alertId)) setForces(found); }).catch(errors.capture);
   }, [form, alert.id, escalated]);
 
   async function act(run: () => Promise<unknown>): Promise<void> {
