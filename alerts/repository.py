@@ -26,6 +26,7 @@ from alerts.model import (
     TimerRow,
 )
 from alerts.rules import ForceRef, RoutingRule
+from core.ids import new_id
 from core.outbox import Outbox
 
 # Every alert event is written here in the transaction of its change; core.outbox's relay publishes it.
@@ -265,7 +266,8 @@ class AlertRepository:
         row = await conn.fetchrow(
             f"INSERT INTO logbook_entries (id, tenant_id, alert_id, author_id, kind, action, text) "
             f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_LOGBOOK}",
-            uuid.uuid4(), tenant_id, alert_id, author_id, kind, action, text[:4000],
+            # Time-ordered ids: the main courante lists and pages by id, newest first.
+            new_id(), tenant_id, alert_id, author_id, kind, action, text[:4000],
         )
         assert row is not None
         return LogbookEntry(**dict(row))

@@ -167,6 +167,28 @@ async def test_logbook_search_matches_words_literally_over_the_period(
     assert too_long.json()["field"] == "search"
 
 
+async def test_the_logbook_lists_the_newest_line_first_and_pages_on_in_time_order(
+    client: AsyncTestClient[Litestar], actors: dict[str, Actor]
+) -> None:
+    operator = next(a for a in actors.values() if a.role == "operator")
+    unique = uuid.uuid4().hex[:8]
+    written = [f"Ronde {unique} n° {n}" for n in range(6)]
+    for text in written:
+        created = await client.post("/logbook", json={"text": text}, headers=operator.headers)
+        assert created.status_code == 201, created.text
+
+    read: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"search": unique, "hours": 1, "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = await client.get("/logbook", params=params, headers=operator.headers)
+        assert page.status_code == 200, page.text
+        read += [e["text"] for e in page.json()["items"]]
+        if not (cursor := page.json()["next_cursor"]):
+            break
+    assert read == written[::-1]
+
+
 def test_media_origin_follows_the_object_store() -> None:
     assert media_origin(ObjectStoreSettings(presign_base_url="https://csu.example/media")) == "https://csu.example"
     s3 = ObjectStoreSettings(backend="s3", endpoint="minio.internal:9000", public_endpoint="media.csu.example")
